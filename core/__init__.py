@@ -1,0 +1,65 @@
+"""trackline: a fast, crash-safe experiment tracker.
+
+>>> import trackline
+>>> run = trackline.init(project="mnist", config={"lr": 1e-3})
+>>> run.log({"train/loss": 0.3})
+>>> run.finish()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._api import current_run as current_run
+from ._api import define_metric as define_metric
+from ._api import finish as finish
+from ._api import init as init
+from ._api import log as log
+from ._api import save as save
+from ._config import Config as Config
+from ._reader import LocalRun as LocalRun
+from ._reader import RunNotFoundError as RunNotFoundError
+from ._reader import list_runs as list_runs
+from ._reader import open_run as open_run
+from ._run import Run as Run
+from ._run import RunFinishedError as RunFinishedError
+from ._run import Summary as Summary
+from ._warn import TracklineWarning as TracklineWarning
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "LocalRun",
+    "Run",
+    "RunFinishedError",
+    "RunNotFoundError",
+    "Summary",
+    "TracklineWarning",
+    "__version__",
+    "current_run",
+    "define_metric",
+    "finish",
+    "init",
+    "list_runs",
+    "log",
+    "open_run",
+    "save",
+    "unwatch",
+    "watch",
+]
+
+_LAZY = {
+    "watch": ("trackline.integrations.torch", "watch"),
+    "unwatch": ("trackline.integrations.torch", "unwatch"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: framework-backed helpers are imported on first use only.
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attr)
+    raise AttributeError(f"module 'trackline' has no attribute {name!r}")

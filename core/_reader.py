@@ -1,0 +1,226 @@
+"""Reading a run back from its directory: ``trackline.open_run``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ._settings import base_dir
+from ._summary import Summarizer
+from .records import (
+    ConfigUpdate,
+    DefineMetric,
+    Environment,
+    FileSaved,
+    Finish,
+    GitInfo,
+    Histogram,
+    Metrics,
+    RunStart,
+    RunUpdate,
+    SummaryUpdate,
+    SystemSample,
+)
+from .runlog import read_records
+
+
+class RunNotFoundError(FileNotFoundError):
+    """No run directory at that path or with that id."""
+
+
+class LocalRun:
+    """A run read from its directory. Everything is read once, when opened."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        main = self.path / "main.tlog"
+        if not main.exists():
+            raise RunNotFoundError(f"no run log at {main}")
+        self.id = self.path.name
+        self.name = ""
+        self.project = ""
+        self.group: str | None = None
+        self.job_type: str | None = None
+        self.tags: list[str] = []
+        self.notes: str | None = None
+        self.config: dict[str, Any] = {}
+        self.host = ""
+        self.user = ""
+        self.argv: list[str] = []
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.state = "running"
+        self.exit_code: int | None = None
+        self.traceback: str | None = None
+        self.git: GitInfo | None = None
+        self.environment: Environment | None = None
+        self.files: dict[str, FileSaved] = {}
+        self.define_metrics: list[DefineMetric] = []
+        self.summary_overrides: dict[str, Any] = {}
+        self.starts = 0
+        self._rows: list[Metrics] = []
+        self._histograms: list[Histogram] = []
+        self._system: list[SystemSample] = []
+        self._summarizer = Summarizer()
+        self._read_main(main)
+        self._read_system(self.path / "system.tlog")
+
+    def _read_main(self, path: Path) -> None:
+        for record in read_records(path):
+            if type(record) is Metrics:
+                self._rows.append(record)
+                self._summarizer.add(record.values)
+            elif type(record) is RunStart:
+                self.starts += 1
+                self.id = record.run_id
+                self.name = record.name
+                self.project = record.project
+                self.group = record.group
+                self.job_type = record.job_type
+                self.tags = list(record.tags)
+                self.notes = record.notes
+                self.config.update(record.config)
+                self.host, self.user, self.argv = record.host, record.user, list(record.argv)
+                if self.start_time is None:
+                    self.start_time = record.start_time
+                self.state, self.end_time, self.exit_code, self.traceback = "running", None, None, None
+            elif type(record) is ConfigUpdate:
+                self.config.update(record.values)
+            elif type(record) is RunUpdate:
+                if record.name is not None:
+                    self.name = record.name
+                if record.tags is not None:
+                    self.tags = list(record.tags)
+                if record.notes is not None:
+                    self.notes = record.notes or None
+            elif type(record) is SummaryUpdate:
+                self.summary_overrides.update(record.values)
+                self._summarizer.overrides.update(record.values)
+            elif type(record) is DefineMetric:
+                self.define_metrics.append(record)
+                self._summarizer.define(record.name, record.summary, record.step_metric)
+            elif type(record) is Histogram:
+                self._histograms.append(record)
+            elif type(record) is FileSaved:
+                self.files[record.path] = record
+            elif type(record) is Finish:
+                self._finish(record)
+
+    def _read_system(self, path: Path) -> None:
+        agent_finish: Finish | None = None
+        for record in read_records(path):
+            if type(record) is SystemSample:
+                self._system.append(record)
+            elif type(record) is GitInfo:
+                self.git = record
+            elif type(record) is Environment:
+                self.environment = record
+            elif type(record) is FileSaved:
+                self.files[record.path] = record
+            elif type(record) is Finish:
+                agent_finish = record
+        # The agent's verdict counts only where the training process wrote none.
+        if self.state == "running" and agent_finish is not None:
+            self._finish(agent_finish)
+
+    def _finish(self, record: Finish) -> None:
+        self.state = record.state
+        self.end_time = record.time
+        self.exit_code = record.exit_code
+        self.traceback = record.traceback
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Last value per metric (or as ``define_metric`` said), with user overrides."""
+        return self._summarizer.values()
+
+    @property
+    def last_step(self) -> int:
+        """The highest step logged; -1 when nothing was."""
+        return max((row.step for row in self._rows), default=-1)
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None:
+            return None
+        end = self.end_time
+        if end is None:
+            end = max([self.start_time] + [r.time for r in self._rows[-1:]] + [s.time for s in self._system[-1:]])
+        return end - self.start_time
+
+    def history(self, keys: list[str] | None = None, pandas: bool = False) -> Any:
+        """Rows ordered by step; rows of the same step are merged (later values win).
+
+        Each row has ``_step``, ``_time`` and the logged keys. With ``keys``,
+        only those keys, and only rows that have at least one of them.
+        """
+        merged: dict[int, dict[str, Any]] = {}
+        wanted = set(keys) if keys is not None else None
+        for record in self._rows:
+            values = record.values
+            if wanted is not None:
+                values = {k: v for k, v in values.items() if k in wanted}
+                if not values:
+                    continue
+            row = merged.get(record.step)
+            if row is None:
+                row = merged[record.step] = {"_step": record.step, "_time": record.time}
+            else:
+                row["_time"] = record.time
+            row.update(values)
+        rows = [merged[step] for step in sorted(merged)]
+        if pandas:
+            import pandas as pd
+
+            return pd.DataFrame(rows)
+        return rows
+
+    def histograms(self, key: str | None = None) -> list[Histogram]:
+        """Histogram records, in the order logged (optionally of one key)."""
+        return [h for h in self._histograms if key is None or h.key == key]
+
+    def system(self, pandas: bool = False) -> Any:
+        """System samples as rows: ``_time`` and the sampled values."""
+        rows = [{"_time": s.time, **s.values} for s in self._system]
+        if pandas:
+            import pandas as pd
+
+            return pd.DataFrame(rows)
+        return rows
+
+    def __repr__(self) -> str:
+        return f"<LocalRun {self.id} {self.name!r} {self.state}>"
+
+
+def find_run_dir(path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None) -> Path:
+    """A run directory from a path, or from an id under ``<dir>/runs``."""
+    path = Path(path_or_id)
+    if (path / "main.tlog").exists():
+        return path
+    candidate = base_dir(dir) / "runs" / os.fspath(path_or_id)
+    if (candidate / "main.tlog").exists():
+        return candidate
+    raise RunNotFoundError(f"no run {os.fspath(path_or_id)!r} (looked in {path} and {candidate})")
+
+
+def open_run(path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None) -> LocalRun:
+    """Read a local run by its directory or its id (under ``TRACKLINE_DIR``/runs)."""
+    return LocalRun(find_run_dir(path_or_id, dir))
+
+
+def list_runs(dir: str | os.PathLike[str] | None = None) -> list[LocalRun]:
+    """Every readable run under ``<dir>/runs``, newest first."""
+    root = Path(dir) if dir is not None else base_dir()
+    runs_dir = root / "runs" if (root / "runs").is_dir() else root
+    runs: list[LocalRun] = []
+    if not runs_dir.is_dir():
+        return runs
+    for child in runs_dir.iterdir():
+        if (child / "main.tlog").exists():
+            try:
+                runs.append(LocalRun(child))
+            except Exception:  # noqa: BLE001 - one unreadable run must not hide the rest
+                continue
+    runs.sort(key=lambda r: r.start_time or 0.0, reverse=True)
+    return runs

@@ -1,0 +1,513 @@
+"""The ``Run``: what a training script talks to.
+
+``log`` is the hot path: it copies the row, turns known scalar types into
+numbers, stamps step and time, and appends to the writer's deque. Nothing
+else happens on the training thread.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import os
+import shutil
+import time
+import traceback as tb
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import _agent_launch, _hooks
+from ._config import Config, encodable
+from ._config import as_mapping as _as_mapping
+from ._settings import Settings
+from ._summary import Summarizer
+from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
+from ._warn import warn_once
+from ._writer import HIGH_WATER, NeedsResolve, Writer
+from .records import (
+    ConfigUpdate,
+    DefineMetric,
+    FileSaved,
+    Finish,
+    Histogram,
+    Metrics,
+    Record,
+    RunStart,
+    RunUpdate,
+    SummaryUpdate,
+)
+from .runlog import LogFile
+
+SAVE_POLICIES = ("now", "live", "end")
+
+
+class RunFinishedError(RuntimeError):
+    """Raised when a finished run is used to log."""
+
+
+class Summary(MutableMapping[str, Any]):
+    """``run.summary``: the last value of each metric unless a rule or the user says otherwise."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def _values(self) -> dict[str, Any]:
+        values = self._run._summarizer.values()
+        for key, value in values.items():
+            if type(value) is Deferred:
+                values[key] = value.resolve()
+        return values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("summary keys cannot be deleted; set a new value instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def update(self, values: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        """Set summary values explicitly; they win over computed ones."""
+        merged = dict(values, **kwargs)
+        plain = encodable(merged)
+        self._run._summarizer.overrides.update(plain)
+        self._run._emit(SummaryUpdate(plain))
+
+    def __repr__(self) -> str:
+        return f"Summary({self._values()!r})"
+
+
+class Run:
+    """One tracked run. Create it with :func:`trackline.init`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run_id: str,
+        name: str,
+        *,
+        group: str | None = None,
+        job_type: str | None = None,
+        tags: tuple[str, ...] = (),
+        notes: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        resumed_from: Any = None,
+    ) -> None:
+        self.id = run_id
+        self.project = settings.project
+        self.group = group
+        self.job_type = job_type
+        self.mode = settings.mode
+        self._settings = settings
+        self._name = name
+        self._tags = tuple(tags)
+        self._notes = notes
+        self._summarizer = Summarizer()
+        self.summary = Summary(self)
+        self._step = 0
+        self._pending: dict[str, Any] | None = None
+        self._pending_step = 0
+        self._pending_deferred = False
+        self._good_keys: set[str] = set()
+        self._save_later: list[tuple[Path, Path, str]] = []
+        self._finished = False
+        self._state = "running"
+        self._writer: Writer | None = None
+        self._agent: _agent_launch.AgentHandle | None = None
+        self._inert: str | None = "disabled" if settings.mode == "disabled" else None
+        self.dir = settings.runs_dir / run_id
+        self.config = Config(self._emit_config)
+        previous_config: dict[str, Any] = {}
+        if resumed_from is not None:
+            previous_config = dict(resumed_from.config)
+            self._step = resumed_from.last_step + 1
+            for rule in resumed_from.define_metrics:
+                self._summarizer.define(rule.name, rule.summary, rule.step_metric)
+            for row in resumed_from.history():
+                self._summarizer.add({k: v for k, v in row.items() if not k.startswith("_")})
+            self._summarizer.overrides.update(resumed_from.summary_overrides)
+        self.config._load(previous_config)
+        if config is not None:
+            self.config._load(encodable(_as_mapping(config)))
+        if self._inert is None:
+            self._start(resumed_from is not None)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def _start(self, resumed: bool) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "files").mkdir(exist_ok=True)
+        self._writer = Writer(LogFile(self.dir / "main.tlog"), self._settings.flush_interval)
+        self._buffer_append = self._writer.buffer.append
+        self._buffer = self._writer.buffer
+        start = RunStart(
+            run_id=self.id,
+            project=self.project,
+            name=self._name,
+            start_time=time.time(),
+            group=self.group,
+            job_type=self.job_type,
+            tags=list(self._tags),
+            notes=self._notes,
+            config=self.config.as_dict(),
+            host=_hooks.hostname(),
+            user=_hooks.username(),
+            pid=os.getpid(),
+            argv=list(_hooks.argv()),
+            resumed=resumed,
+        )
+        self._buffer_append(start)
+        _hooks.register(self)
+        self._agent = _agent_launch.start(self.dir, self._settings)
+
+    def finish(self, exit_code: int | None = None, *, state: str | None = None, traceback: str | None = None) -> None:
+        """End the run: flush, record the final state, fsync. Idempotent; bounded in time.
+
+        Args:
+            exit_code: a process exit code; non-zero marks the run ``failed``.
+            state: force a final state (``finished``, ``failed``, ``killed``).
+        """
+        if self._finished:
+            return
+        self._finished = True
+        if state is None:
+            state = "finished" if not exit_code else "failed"
+        self._state = state
+        _hooks.unregister(self)
+        if self._inert is not None and self._inert != "disabled":
+            return  # forked child: the parent owns the files
+        if self._writer is None:
+            self._inert = "finished"
+            return
+        self._commit_pending()
+        self._copy_files_at_end()
+        final = Finish(time=time.time(), state=state, exit_code=exit_code, traceback=traceback)
+        done = self._writer.close(final, self._settings.finish_timeout)
+        self._inert = "finished"
+        if not done:
+            warn_once("finish-timeout", f"trackline: the run log of {self.id} was not synced within "
+                      f"{self._settings.finish_timeout:.0f}s; the agent will finish the run")
+        if self._agent is not None:
+            self._agent.finished()
+
+    @property
+    def state(self) -> str:
+        """``running`` until the run finishes; then its final state."""
+        return self._state
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish(state="killed", traceback="".join(tb.format_exception(exc_type, exc, trace)))
+        else:
+            self.finish(exit_code=1, state="failed",
+                        traceback="".join(tb.format_exception(exc_type, exc, trace)))
+
+    # -- the hot path --------------------------------------------------------------
+
+    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = True) -> None:
+        """Record a row of metrics.
+
+        Args:
+            data: metric name to value. Nested mappings become ``"a/b"`` keys.
+            step: the step of this row; default one past the highest step so far.
+                A step lower than an earlier one is kept, not dropped.
+            commit: ``False`` merges into a pending row, written with the next commit.
+        """
+        if self._inert is not None:
+            self._log_inert(data)
+            return
+        if type(data) is not dict and not isinstance(data, Mapping):
+            raise TypeError(f"log() takes a mapping of metric names to values, not {type(data).__name__}")
+        values: dict[str, Any] = {}
+        good = self._good_keys
+        deferred = False
+        for key, value in data.items():
+            t = type(value)
+            if (t is float or t is int or t is str) and key in good:
+                values[key] = value
+            elif self._slow_value(key, value, values):
+                deferred = True
+        pending = self._pending
+        if step is None:
+            step = self._pending_step if pending is not None else self._step
+        else:
+            if type(step) is not int:
+                step = _as_step(step)
+            if step < 0:
+                raise ValueError(f"step must be >= 0, not {step}")
+            if pending is not None and step != self._pending_step:
+                self._commit_pending()
+                pending = None
+        if commit is False:
+            if pending is None:
+                self._pending = values
+                self._pending_step = step
+            else:
+                pending.update(values)
+            self._pending_deferred = deferred or self._pending_deferred
+            return
+        if pending is not None:
+            pending.update(values)
+            values = pending
+            deferred = deferred or self._pending_deferred
+            self._pending = None
+            self._pending_deferred = False
+        record = Metrics(step, time.time(), values)
+        self._buffer_append(NeedsResolve(record) if deferred else record)
+        self._summarizer.add(values)
+        if step >= self._step:
+            self._step = step + 1
+        if len(self._buffer) > HIGH_WATER:
+            self._writer.wait_for_room()  # type: ignore[union-attr]
+
+    def _slow_value(self, key: Any, value: Any, values: dict[str, Any]) -> bool:
+        """Validate a new key and coerce a non-trivial value; True if it was deferred."""
+        if isinstance(value, Mapping) and type(key) is str:
+            deferred = False
+            for sub_key, sub_value in flatten(value, key + "/").items():
+                deferred |= self._slow_value(sub_key, sub_value, values)
+            return deferred
+        if key not in self._good_keys:
+            problem = key_problem(key)
+            if problem is not None:
+                warn_once(f"key:{key!r}", f"trackline: {problem} ({key!r:.80}); dropped", stacklevel=4)
+                return False
+        try:
+            scalar = to_scalar(value)
+        except Unsupported as exc:
+            warn_once(f"value:{key}", f"trackline: cannot log {key!r} of type {exc}; dropped", stacklevel=4)
+            return False
+        self._good_keys.add(key)
+        values[key] = scalar
+        return type(scalar) is Deferred
+
+    def _log_inert(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"log() takes a mapping of metric names to values, not {type(data).__name__}")
+        if self._inert == "finished":
+            raise RunFinishedError(f"run {self.id} is finished; start a new one with trackline.init()")
+        if self._inert == "forked":
+            warn_once(f"forked:{self.id}", f"trackline: run {self.id} belongs to the parent process; "
+                      "logging from this forked child does nothing")
+
+    def _commit_pending(self) -> None:
+        if self._pending is None:
+            return
+        values, step = self._pending, self._pending_step
+        deferred = self._pending_deferred
+        self._pending = None
+        self._pending_deferred = False
+        record = Metrics(step, time.time(), values)
+        self._buffer_append(NeedsResolve(record) if deferred else record)
+        self._summarizer.add(values)
+        if step >= self._step:
+            self._step = step + 1
+
+    @property
+    def step(self) -> int:
+        """The step the next ``log`` without an explicit step will use."""
+        return self._pending_step if self._pending is not None else self._step
+
+    # -- everything else goes through _emit -----------------------------------------
+
+    def _emit(self, record: Record) -> None:
+        if self._inert is None:
+            self._buffer_append(record)
+        elif self._inert == "finished":
+            raise RunFinishedError(f"run {self.id} is finished")
+
+    def _emit_config(self, values: dict[str, Any]) -> None:
+        self._emit(ConfigUpdate(values))
+
+    def _log_histogram(self, key: str, edges: list[float], counts: list[float], step: int | None = None) -> None:
+        """Record a histogram (used by ``trackline.watch``)."""
+        if self._inert is not None:
+            return
+        self._emit(Histogram(self.step if step is None else step, time.time(), key, edges, counts))
+
+    def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
+        """Say how ``name`` (or a glob such as ``"val/*"``) is summarised and plotted.
+
+        Args:
+            summary: ``last`` (default), ``first``, ``min``, ``max``, ``mean`` or ``none``.
+            step_metric: another metric to use as this one's x-axis, such as ``"epoch"``.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError("define_metric() needs a non-empty metric name")
+        self._summarizer.define(name, summary, step_metric)
+        self._emit(DefineMetric(name, summary, step_metric))
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = str(value)
+        self._emit(RunUpdate(name=self._name))
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Any) -> None:
+        self._tags = _tags(value)
+        self._emit(RunUpdate(tags=list(self._tags)))
+
+    @property
+    def notes(self) -> str | None:
+        return self._notes
+
+    @notes.setter
+    def notes(self, value: str | None) -> None:
+        self._notes = None if value is None else str(value)
+        self._emit(RunUpdate(notes=self._notes or ""))
+
+    # -- files -----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], policy: str = "now", base_path: str | os.PathLike[str] | None = None) -> list[str]:
+        """Put files into the run directory (``files/``); returns their names there.
+
+        Args:
+            path: a file or a glob such as ``"checkpoints/*.pt"``.
+            policy: ``now`` copies at once; ``live`` also again whenever the file
+                changes; ``end`` copies when the run finishes.
+            base_path: names are kept relative to this directory (default: the
+                directory part of ``path`` before any glob character).
+        """
+        if policy not in SAVE_POLICIES:
+            raise ValueError(f"policy must be one of {SAVE_POLICIES}, not {policy!r}")
+        pattern = os.fspath(path)
+        matches = sorted(globlib.glob(pattern, recursive=True)) if globlib.has_magic(pattern) else [pattern]
+        if base_path is None:
+            base = Path(_glob_base(pattern))
+        else:
+            base = Path(base_path)
+        names: list[str] = []
+        for match in matches:
+            source = Path(match)
+            if not source.is_file():
+                if not globlib.has_magic(pattern):
+                    warn_once(f"save:{pattern}", f"trackline: {pattern!r} is not a file; nothing saved")
+                continue
+            try:
+                name = source.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                name = source.name
+            names.append(name)
+            if self._inert is not None:
+                continue
+            target = self.dir / "files" / name
+            if policy == "end":
+                self._save_later.append((source, target, policy))
+                continue
+            self._copy_file(source, target, policy)
+            if policy == "live":
+                self._save_later.append((source, target, policy))
+        return names
+
+    def _copy_file(self, source: Path, target: Path, policy: str) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            digest = _sha256(target)
+        except OSError as exc:
+            warn_once(f"save:{source}", f"trackline: could not save {source}: {exc}")
+            return
+        name = target.relative_to(self.dir / "files").as_posix()
+        self._emit(FileSaved(name, policy, target.stat().st_size, digest, time.time(), os.fspath(source.resolve())))
+
+    def _copy_files_at_end(self) -> None:
+        for source, target, policy in self._save_later:
+            if policy == "live" and target.exists() and _same_file(source, target):
+                continue
+            if source.is_file():
+                self._copy_file(source, target, policy)
+
+    # -- integrations --------------------------------------------------------------
+
+    def watch(self, model: Any, log: str = "gradients", log_freq: int = 100, **kwargs: Any) -> Any:
+        """Log gradient and/or parameter histograms of a torch model (see ``trackline.watch``)."""
+        from trackline.integrations.torch import watch
+
+        return watch(model, log=log, log_freq=log_freq, run=self, **kwargs)
+
+    def unwatch(self, model: Any = None) -> None:
+        from trackline.integrations.torch import unwatch
+
+        unwatch(model)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self._name!r} project={self.project!r} {self._state}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("a trackline Run cannot be pickled; pass its id and use resume='allow' instead")
+
+
+def _as_step(step: Any) -> int:
+    if isinstance(step, bool):
+        raise TypeError("step must be an int, not bool")
+    try:
+        as_int = int(step)
+    except (TypeError, ValueError):
+        raise TypeError(f"step must be an int, not {type(step).__name__}") from None
+    if as_int != step:
+        raise TypeError(f"step must be a whole number, not {step!r}")
+    return as_int
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    tags: list[str] = []
+    for tag in value:
+        if not isinstance(tag, str) or not tag:
+            raise TypeError(f"tags must be non-empty strings, not {tag!r}")
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags)
+
+
+def _glob_base(pattern: str) -> str:
+    parts = Path(pattern).parts
+    base: list[str] = []
+    for part in parts[:-1]:
+        if globlib.has_magic(part):
+            break
+        base.append(part)
+    return os.path.join(*base) if base else "."
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _same_file(source: Path, target: Path) -> bool:
+    try:
+        a, b = source.stat(), target.stat()
+    except OSError:
+        return False
+    return a.st_size == b.st_size and a.st_mtime <= b.st_mtime

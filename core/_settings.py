@@ -1,0 +1,88 @@
+"""Settings from arguments and environment variables, read when a run starts.
+
+Nothing is captured at import time, so tests and users can change the
+environment between runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ("online", "offline", "disabled")
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    raw = env(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def base_dir(dir: str | os.PathLike[str] | None = None) -> Path:
+    """The directory that holds ``runs/``: argument, ``TRACKLINE_DIR``, else ``./trackline``."""
+    return Path(dir if dir is not None else env("TRACKLINE_DIR", "trackline") or "trackline")
+
+
+def server_url() -> str | None:
+    return env("TRACKLINE_SERVER")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know about where and how to record."""
+
+    project: str
+    mode: str
+    dir: Path
+    server: str | None
+    system_interval: float
+    flush_interval: float
+    finish_timeout: float
+    git_diff_limit: int
+    strict: bool
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.dir / "runs"
+
+
+def resolve(
+    project: str | None = None,
+    mode: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Combine arguments with ``TRACKLINE_*`` environment variables."""
+    server = server_url()
+    chosen = mode or env("TRACKLINE_MODE") or ("online" if server else "offline")
+    if chosen not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {chosen!r}")
+    if chosen == "online" and not server:
+        raise ValueError("mode='online' needs a server: set TRACKLINE_SERVER or run `trackline login`")
+    return Settings(
+        project=project or env("TRACKLINE_PROJECT", "default") or "default",
+        mode=chosen,
+        dir=base_dir(dir),
+        server=server,
+        system_interval=env_float("TRACKLINE_SYSTEM_INTERVAL", 10.0),
+        flush_interval=env_float("TRACKLINE_FLUSH_INTERVAL", 0.1),
+        finish_timeout=env_float("TRACKLINE_FINISH_TIMEOUT", 10.0),
+        git_diff_limit=int(env_float("TRACKLINE_GIT_DIFF_LIMIT", 10 * 1024 * 1024)),
+        strict=env_flag("TRACKLINE_STRICT"),
+    )

@@ -1,0 +1,40 @@
+"""Warnings for infrastructure problems: once per kind, never raised into training."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+
+class TracklineWarning(UserWarning):
+    """Something went wrong in tracking; training goes on."""
+
+
+_seen: set[str] = set()
+_lock = threading.Lock()
+
+
+def warn_once(kind: str, message: str, stacklevel: int = 3) -> None:
+    """Warn about ``kind`` the first time only (per process)."""
+    with _lock:
+        if kind in _seen:
+            return
+        _seen.add(kind)
+    warn(message, stacklevel=stacklevel + 1)
+
+
+def warn(message: str, stacklevel: int = 3) -> None:
+    """Warn now. From a background thread a warning turned into an error is swallowed."""
+    if threading.current_thread() is threading.main_thread():
+        warnings.warn(message, TracklineWarning, stacklevel=stacklevel)
+        return
+    try:
+        warnings.warn(message, TracklineWarning, stacklevel=stacklevel)
+    except Exception:  # noqa: BLE001 - a background thread must not die of a warning filter
+        pass
+
+
+def reset() -> None:
+    """Forget which warnings were given (for tests)."""
+    with _lock:
+        _seen.clear()

@@ -1,0 +1,182 @@
+"""The record types: the only contract between the SDK, the agent and the server.
+
+Every record is a small frozen ``msgspec.Struct``, encoded as msgpack with a
+type tag. Records are encoded as arrays (``array_like``) to keep the run log
+compact, so a field may only ever be *appended* to a record type, with a
+default; never reorder or remove one. ``FORMAT_VERSION`` in the run-log
+header changes when that rule has to be broken.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+#: Version of the run-log format; written in every file header.
+FORMAT_VERSION = 1
+
+#: A value in a metrics row: numbers and text series. NaN and +-inf are kept.
+Scalar = Union[float, int, str]
+
+
+class _Record(msgspec.Struct, frozen=True, array_like=True, tag=True, omit_defaults=False):
+    """Base of every record type; the tag is the class name."""
+
+
+class RunStart(_Record, tag="start"):
+    """The run begins (or resumes: ``resumed`` is true)."""
+
+    run_id: str
+    project: str
+    name: str
+    start_time: float
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = []
+    notes: str | None = None
+    config: dict[str, Any] = {}
+    host: str = ""
+    user: str = ""
+    pid: int = 0
+    argv: list[str] = []
+    resumed: bool = False
+
+
+class ConfigUpdate(_Record, tag="config"):
+    """Keys merged into the run's config (nested values allowed)."""
+
+    values: dict[str, Any]
+
+
+class RunUpdate(_Record, tag="update"):
+    """Name, tags or notes changed during the run; ``None`` means unchanged."""
+
+    name: str | None = None
+    tags: list[str] | None = None
+    notes: str | None = None
+
+
+class Metrics(_Record, tag="metrics"):
+    """One row of logged values at a step."""
+
+    step: int
+    time: float
+    values: dict[str, Scalar]
+
+
+class Histogram(_Record, tag="hist"):
+    """A histogram of a tensor (for example a layer's gradients) at a step.
+
+    ``edges`` has one more element than ``counts``.
+    """
+
+    step: int
+    time: float
+    key: str
+    edges: list[float]
+    counts: list[float]
+
+
+class SummaryUpdate(_Record, tag="summary"):
+    """Summary values set explicitly by the user; they override computed ones."""
+
+    values: dict[str, Any]
+
+
+class DefineMetric(_Record, tag="define"):
+    """How a metric (or a glob of metrics) is summarised and plotted."""
+
+    name: str
+    summary: str = "last"
+    step_metric: str | None = None
+
+
+class FileSaved(_Record, tag="file"):
+    """A file copied into the run directory's ``files/`` folder."""
+
+    path: str
+    policy: str
+    size: int
+    sha256: str
+    time: float
+    source: str | None = None
+
+
+class SystemSample(_Record, tag="system"):
+    """System statistics sampled by the agent at a moment."""
+
+    time: float
+    values: dict[str, float]
+
+
+class GitInfo(_Record, tag="git"):
+    """The state of the git work tree the run started in (credentials stripped)."""
+
+    commit: str | None = None
+    branch: str | None = None
+    remote: str | None = None
+    dirty: bool = False
+    diff_file: str | None = None
+    diff_bytes: int = 0
+    diff_truncated: bool = False
+    untracked: list[str] = []
+    root: str | None = None
+
+
+class Environment(_Record, tag="env"):
+    """The machine and interpreter the run started on."""
+
+    python: str
+    platform: str
+    hostname: str
+    user: str
+    argv: list[str]
+    executable: str
+    cwd: str
+    packages: dict[str, str] = {}
+    cpu_count: int = 0
+    memory_total: int = 0
+    gpus: list[str] = []
+    gpu_driver: str | None = None
+
+
+class Finish(_Record, tag="finish"):
+    """The run ended. ``state`` is one of ``finished``, ``failed``, ``killed``, ``crashed``."""
+
+    time: float
+    state: str
+    exit_code: int | None = None
+    traceback: str | None = None
+
+
+Record = Union[
+    RunStart,
+    ConfigUpdate,
+    RunUpdate,
+    Metrics,
+    Histogram,
+    SummaryUpdate,
+    DefineMetric,
+    FileSaved,
+    SystemSample,
+    GitInfo,
+    Environment,
+    Finish,
+]
+
+#: Final run states; ``running`` is the state before any of these.
+FINAL_STATES = ("finished", "failed", "killed", "crashed")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
+
+
+def encode(record: Record) -> bytes:
+    """Encode one record as msgpack."""
+    return _encoder.encode(record)
+
+
+def decode(payload: bytes) -> Record:
+    """Decode one record; raises ``msgspec.DecodeError`` on bad input."""
+    return _decoder.decode(payload)
