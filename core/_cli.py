@@ -1,0 +1,29 @@
+"""The ``trackline`` command line. Subcommands live in their own modules."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="trackline")
+def main() -> None:
+    """trackline: a fast, crash-safe experiment tracker."""
+
+
+def _register() -> None:
+    from . import _cli_local
+
+    for command in _cli_local.COMMANDS:
+        main.add_command(command)
+    try:
+        from . import _cli_remote
+    except ImportError:
+        return
+    for command in _cli_remote.COMMANDS:
+        main.add_command(command)
+
+
+_register()

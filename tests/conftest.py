@@ -1,0 +1,27 @@
+"""Shared fixtures: every test gets its own trackline directory and a clean slate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import trackline
+from trackline import _api, _warn
+
+
+@pytest.fixture(autouse=True)
+def trackline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """TRACKLINE_DIR under tmp_path, no server, fast system sampling."""
+    for name in ("TRACKLINE_SERVER", "TRACKLINE_API_KEY", "TRACKLINE_MODE", "TRACKLINE_PROJECT", "TRACKLINE_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TRACKLINE_DIR", str(tmp_path / "tl"))
+    monkeypatch.setenv("TRACKLINE_SYSTEM_INTERVAL", "0.5")
+    _warn.reset()
+    yield tmp_path / "tl"
+    trackline.finish()
+    _api._current = None
