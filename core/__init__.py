@@ -6,9 +6,7 @@
 >>> run.finish()
 """
 
-from __future__ import annotations
-
-from typing import Any
+import typing as _typing
 
 from ._api import current_run as current_run
 from ._api import define_metric as define_metric
@@ -55,7 +53,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     # PEP 562: framework-backed helpers are imported on first use only.
     if name in _LAZY:
         import importlib

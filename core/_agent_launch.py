@@ -1,42 +1,51 @@
 """Starting the agent process of a run, from the training process.
 
 The agent is a fresh interpreter (``python -m trackline._agent``) in its own
-session, never a fork of the training process. Its stdin is a pipe that only
-the training process holds: end of file tells the agent, at once, that the
-run finished or the process died.
+session, started with ``posix_spawn`` (never a fork of the training process).
+Its stdin is a pipe whose write end only the training process holds: end of
+file tells the agent, at once, that the run finished or the process died.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from ._settings import Settings, env_flag
 from ._warn import warn_once
 
+#: Agents started by this process and not yet reaped (they outlive their runs).
+_spawned: set[int] = set()
+
 
 class AgentHandle:
     """The training process's side of a running agent."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def __init__(self, pid: int, pipe: int) -> None:
+        self.pid = pid
+        self._pipe: int | None = pipe
 
     def finished(self) -> None:
         """Tell the agent the run is over (closes its stdin); never waits for it."""
-        stdin = self.process.stdin
-        if stdin is not None and not stdin.closed:
+        if self._pipe is not None:
             try:
-                stdin.close()
+                os.close(self._pipe)
             except OSError:
                 pass
-        # Reap it later without blocking: Popen's own bookkeeping does, on the next poll.
-        self.process.poll()
+            self._pipe = None
+        reap()
+
+
+def reap() -> None:
+    """Collect agents that have exited, without waiting for the others."""
+    for pid in list(_spawned):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.discard(pid)
 
 
 def command(run_dir: Path, settings: Settings) -> list[str]:
@@ -62,21 +71,31 @@ def start(run_dir: Path, settings: Settings) -> AgentHandle | None:
     """Start the agent for ``run_dir``; ``None`` (with a warning) if it cannot start."""
     if not env_flag("TRACKLINE_AGENT", True):
         return None
+    reap()
+    argv = command(run_dir, settings)
+    read_end = write_end = log = -1
     try:
-        log = open(run_dir / "agent.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            process = subprocess.Popen(
-                command(run_dir, settings),
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                cwd=os.getcwd(),
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            log.close()
+        read_end, write_end = os.pipe()  # both ends close on exec (PEP 446)
+        log = os.open(run_dir / "agent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, read_end, 0),
+                (os.POSIX_SPAWN_DUP2, log, 1),
+                (os.POSIX_SPAWN_DUP2, log, 2),
+            ],
+            setsid=True,
+        )
     except OSError as exc:
+        if write_end >= 0:
+            os.close(write_end)
         warn_once("agent", f"trackline: could not start the agent ({exc}); no system stats for this run")
         return None
-    return AgentHandle(process)
+    finally:
+        for fd in (read_end, log):
+            if fd >= 0:
+                os.close(fd)
+    _spawned.add(pid)
+    return AgentHandle(pid, write_end)

@@ -24,7 +24,7 @@ from ._config import as_mapping as _as_mapping
 from ._settings import Settings
 from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
-from ._warn import warn_once
+from ._warn import flush_pending, warn_once
 from ._writer import HIGH_WATER, NeedsResolve, Writer
 from .records import (
     ConfigUpdate,
@@ -198,6 +198,7 @@ class Run:
                       f"{self._settings.finish_timeout:.0f}s; the agent will finish the run")
         if self._agent is not None:
             self._agent.finished()
+        flush_pending()
 
     @property
     def state(self) -> str:

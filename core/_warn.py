@@ -11,6 +11,7 @@ class TracklineWarning(UserWarning):
 
 
 _seen: set[str] = set()
+_pending: list[str] = []
 _lock = threading.Lock()
 
 
@@ -31,10 +32,22 @@ def warn(message: str, stacklevel: int = 3) -> None:
     try:
         warnings.warn(message, TracklineWarning, stacklevel=stacklevel)
     except Exception:  # noqa: BLE001 - a background thread must not die of a warning filter
-        pass
+        # Warnings are errors here (tests, strict mode): say it again on the training thread.
+        with _lock:
+            _pending.append(message)
+
+
+def flush_pending() -> None:
+    """Re-issue, on the calling thread, warnings that a background thread could not give."""
+    with _lock:
+        messages = list(_pending)
+        _pending.clear()
+    for message in messages:
+        warnings.warn(message, TracklineWarning, stacklevel=3)
 
 
 def reset() -> None:
     """Forget which warnings were given (for tests)."""
     with _lock:
         _seen.clear()
+        _pending.clear()

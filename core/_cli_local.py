@@ -1,0 +1,158 @@
+"""CLI commands that read local run directories: ``trackline runs`` and ``trackline show``."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._reader import LocalRun, RunNotFoundError, list_runs, open_run
+
+_STATE_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red", "killed": "yellow"}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _latest(run: LocalRun, limit: int = 3) -> str:
+    summary = run.summary
+    items = [f"{k}={_value(v)}" for k, v in list(summary.items())[:limit]]
+    more = len(summary) - limit
+    return ", ".join(items) + (f" (+{more})" if more > 0 else "")
+
+
+@click.command("runs")
+@click.argument("directory", required=False)
+def runs_command(directory: str | None) -> None:
+    """List local runs in DIRECTORY (default: TRACKLINE_DIR or ./trackline)."""
+    found = list_runs(directory)
+    console = Console()
+    if not found:
+        console.print("no runs found")
+        return
+    table = Table(box=None)
+    for column in ("id", "name", "project", "state", "started", "duration", "steps", "latest metrics"):
+        table.add_column(column)
+    for run in found:
+        style = _STATE_STYLE.get(run.state, "")
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time)) if run.start_time else "-"
+        table.add_row(
+            run.id,
+            run.name,
+            run.project,
+            f"[{style}]{run.state}[/]" if style else run.state,
+            started,
+            _duration(run.duration),
+            str(run.last_step + 1),
+            _latest(run),
+        )
+    console.print(table)
+
+
+@click.command("show")
+@click.argument("run")
+@click.option("--dir", "directory", default=None, help="Where runs/ is (default TRACKLINE_DIR or ./trackline).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def show_command(run: str, directory: str | None, as_json: bool) -> None:
+    """Show a run's config, summary, git, environment and system stats."""
+    try:
+        local = open_run(run, dir=directory)
+    except RunNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    digest = _system_digest(local.system())
+    if as_json:
+        click.echo(json.dumps(_as_dict(local, digest), indent=2, default=str))
+        return
+    console = Console()
+    console.print(f"[bold]{local.name}[/] ({local.id}) project={local.project} "
+                  f"state=[{_STATE_STYLE.get(local.state, '')}]{local.state}[/] "
+                  f"duration={_duration(local.duration)} host={local.host}")
+    if local.tags:
+        console.print("tags: " + ", ".join(local.tags))
+    if local.notes:
+        console.print(f"notes: {local.notes}")
+    if local.traceback:
+        console.print("[red]traceback:[/]\n" + local.traceback)
+    _print_mapping(console, "config", local.config)
+    _print_mapping(console, "summary", local.summary)
+    if local.git is not None:
+        git = local.git
+        console.print(f"[bold]git[/]: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
+                      + (f", diff in {git.diff_file}" if git.diff_file else ""))
+    env = local.environment
+    if env is not None:
+        console.print(f"[bold]environment[/]: Python {env.python} on {env.platform}, {env.cpu_count} CPUs, "
+                      f"{env.memory_total / 2**30:.1f} GiB" + (f", GPUs: {', '.join(env.gpus)}" if env.gpus else ""))
+        console.print(f"  command: {' '.join(env.argv)}")
+    if digest:
+        table = Table(title="system", box=None)
+        for column in ("metric", "mean", "max", "last"):
+            table.add_column(column)
+        for key, (mean, peak, last) in digest.items():
+            table.add_row(key, _value(mean), _value(peak), _value(last))
+        console.print(table)
+    if local.files:
+        console.print("[bold]files[/]: " + ", ".join(sorted(local.files)))
+
+
+def _print_mapping(console: Console, title: str, values: dict[str, Any]) -> None:
+    if not values:
+        return
+    table = Table(title=title, box=None, show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in values.items():
+        table.add_row(key, _value(value) if not isinstance(value, (dict, list)) else json.dumps(value))
+    console.print(table)
+
+
+def _system_digest(samples: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    series: dict[str, list[float]] = {}
+    for sample in samples:
+        for key, value in sample.items():
+            if key != "_time":
+                series.setdefault(key, []).append(float(value))
+    return {key: (statistics.fmean(vals), max(vals), vals[-1]) for key, vals in sorted(series.items())}
+
+
+def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "project": run.project,
+        "state": run.state,
+        "duration": run.duration,
+        "tags": run.tags,
+        "notes": run.notes,
+        "config": run.config,
+        "summary": run.summary,
+        "git": None if run.git is None else {f: getattr(run.git, f) for f in run.git.__struct_fields__},
+        "environment": None if run.environment is None else {
+            f: getattr(run.environment, f) for f in run.environment.__struct_fields__ if f != "packages"
+        },
+        "system": {k: {"mean": m, "max": p, "last": last} for k, (m, p, last) in digest.items()},
+        "files": sorted(run.files),
+    }
+
+
+COMMANDS = [runs_command, show_command]

@@ -1,0 +1,57 @@
+"""The public surface: exported names, lazy framework imports, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import trackline
+from trackline._cli import main
+
+FRAMEWORKS = ["torch", "tensorflow", "keras", "transformers", "lightning", "pytorch_lightning", "jax", "pandas"]
+
+
+def test_exported_names_match_all() -> None:
+    public = {name for name in dir(trackline) if not name.startswith("_")} | {"__version__"}
+    exported = set(trackline.__all__)
+    modules = {"records", "runlog"}
+    assert exported - {"watch", "unwatch"} <= public
+    assert public - exported - modules == set()
+
+
+def test_import_trackline_imports_no_framework() -> None:
+    code = (
+        "import sys, json, trackline\n"
+        "run = trackline.init(project='p', mode='disabled')\n"
+        f"print(json.dumps([m for m in {FRAMEWORKS!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout) == []
+
+
+def test_watch_is_lazy() -> None:
+    code = "import sys, trackline; assert 'torch' not in sys.modules; trackline.watch; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_cli_runs_and_show(trackline_env: Path) -> None:
+    run = trackline.init(project="cli", name="shown", config={"lr": 0.5}, tags=["t1"])
+    run.log({"loss": 0.25})
+    run.finish()
+    runner = CliRunner()
+    listing = runner.invoke(main, ["runs", str(trackline_env)])
+    assert listing.exit_code == 0, listing.output
+    assert run.id in listing.output and "finished" in listing.output and "loss=0.25" in listing.output
+    shown = runner.invoke(main, ["show", run.id])
+    assert shown.exit_code == 0, shown.output
+    assert "shown" in shown.output and "lr" in shown.output and "t1" in shown.output
+    as_json = json.loads(runner.invoke(main, ["show", run.id, "--json"]).output)
+    assert as_json["config"] == {"lr": 0.5} and as_json["summary"] == {"loss": 0.25}
+    missing = runner.invoke(main, ["show", "nope"])
+    assert missing.exit_code != 0 and "no run" in missing.output

@@ -1,0 +1,84 @@
+"""The run log format: framing, torn tails, corruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import trackline
+from trackline import runlog
+from trackline.records import Metrics, RunStart
+
+
+def write_log(path: Path, count: int) -> bytes:
+    log = runlog.LogFile(path)
+    log.append(RunStart(run_id="r", project="p", name="n", start_time=1.0))
+    for i in range(count):
+        log.append(Metrics(i, float(i), {"x": float(i), "s": f"row {i}"}))
+    log.close()
+    return path.read_bytes()
+
+
+def test_round_trip_with_offsets(tmp_path: Path) -> None:
+    data = write_log(tmp_path / "main.tlog", 5)
+    frames = runlog.read_log(tmp_path / "main.tlog")
+    assert frames[0].start == runlog.HEADER_SIZE and frames[-1].end == len(data)
+    assert all(a.end == b.start for a, b in zip(frames, frames[1:]))
+    assert [f.record.values["x"] for f in frames[1:]] == [0.0, 1.0, 2.0, 3.0, 4.0]  # type: ignore[union-attr]
+
+
+def test_truncation_at_every_offset_of_the_last_frames_never_yields_a_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 20)
+    frames = runlog.read_log(path)
+    expected = [f.record for f in frames]
+    for cut in range(frames[-3].start, len(data) + 1):
+        path.write_bytes(data[:cut])
+        got = runlog.read_records(path)
+        whole = sum(1 for f in frames if f.end <= cut)
+        assert got == expected[:whole], cut
+
+
+def test_a_flipped_byte_stops_the_reader_before_the_bad_frame(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    data = bytearray(write_log(path, 10))
+    frames = runlog.read_log(path)
+    victim = frames[5]
+    for offset in range(victim.start, victim.end):
+        corrupted = bytearray(data)
+        corrupted[offset] ^= 0xFF
+        path.write_bytes(bytes(corrupted))
+        got = runlog.read_records(path)
+        assert got == [f.record for f in frames[:5]], offset
+
+
+def test_garbage_and_huge_lengths_are_not_records(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 2)
+    path.write_bytes(data + b"\xff\xff\xff\x7f" + b"\x00" * 100)
+    assert len(runlog.read_records(path)) == 3
+
+
+def test_not_a_run_log(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    path.write_bytes(b"PK\x03\x04 a zip file")
+    with pytest.raises(runlog.RunLogError, match="magic"):
+        runlog.read_records(path)
+    path.write_bytes(b"TLOG\x63\x00\x00\x00")
+    with pytest.raises(runlog.RunLogError, match="newer"):
+        runlog.read_records(path)
+    assert runlog.read_records(tmp_path / "absent.tlog") == []
+
+
+def test_reading_a_run_with_a_torn_tail(trackline_env: Path) -> None:
+    run = trackline.init(project="p")
+    for i in range(100):
+        run.log({"i": i})
+    run.finish()
+    log = run.dir / "main.tlog"
+    data = log.read_bytes()
+    log.write_bytes(data[: len(data) - 3])  # the finish record is torn
+    local = trackline.open_run(run.dir)
+    assert [r["i"] for r in local.history()] == list(range(100))
+    assert local.state == "running"  # no finish record survived; the agent decides
