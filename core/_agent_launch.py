@@ -8,6 +8,7 @@ file tells the agent, at once, that the run finished or the process died.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -29,10 +30,8 @@ class AgentHandle:
     def finished(self) -> None:
         """Tell the agent the run is over (closes its stdin); never waits for it."""
         if self._pipe is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._pipe)
-            except OSError:
-                pass
             self._pipe = None
         reap()
 
@@ -91,7 +90,9 @@ def start(run_dir: Path, settings: Settings) -> AgentHandle | None:
     except OSError as exc:
         if write_end >= 0:
             os.close(write_end)
-        warn_once("agent", f"trackline: could not start the agent ({exc}); no system stats for this run")
+        warn_once(
+            "agent", f"trackline: could not start the agent ({exc}); no system stats for this run"
+        )
         return None
     finally:
         for fd in (read_end, log):

@@ -68,9 +68,13 @@ def init(
         run_dir = settings.runs_dir / run_id
         exists = (run_dir / "main.tlog").exists()
         if exists and resume in (None, "never"):
-            raise ValueError(f"run {run_id!r} already exists in {settings.runs_dir}; pass resume='allow' to continue it")
+            raise ValueError(
+                f"run {run_id!r} already exists in {settings.runs_dir}; pass resume='allow' to continue it"
+            )
         if not exists and resume == "must":
-            raise ValueError(f"run {run_id!r} does not exist in {settings.runs_dir}, and resume='must'")
+            raise ValueError(
+                f"run {run_id!r} does not exist in {settings.runs_dir}, and resume='must'"
+            )
         if exists:
             previous = LocalRun(run_dir)
     if previous is not None:
@@ -113,7 +117,9 @@ def define_metric(name: str, summary: str = "last", step_metric: str | None = No
     _require().define_metric(name, summary=summary, step_metric=step_metric)
 
 
-def save(path: str | os.PathLike[str], policy: str = "now", base_path: str | None = None) -> list[str]:
+def save(
+    path: str | os.PathLike[str], policy: str = "now", base_path: str | None = None
+) -> list[str]:
     """``save`` on the current run."""
     return _require().save(path, policy=policy, base_path=base_path)
 

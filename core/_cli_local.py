@@ -14,7 +14,13 @@ from rich.table import Table
 
 from ._reader import LocalRun, RunNotFoundError, list_runs, open_run
 
-_STATE_STYLE = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red", "killed": "yellow"}
+_STATE_STYLE = {
+    "running": "cyan",
+    "finished": "green",
+    "failed": "red",
+    "crashed": "red",
+    "killed": "yellow",
+}
 
 
 def _duration(seconds: float | None) -> str:
@@ -51,11 +57,24 @@ def runs_command(directory: str | None) -> None:
         console.print("no runs found")
         return
     table = Table(box=None)
-    for column in ("id", "name", "project", "state", "started", "duration", "steps", "latest metrics"):
+    for column in (
+        "id",
+        "name",
+        "project",
+        "state",
+        "started",
+        "duration",
+        "steps",
+        "latest metrics",
+    ):
         table.add_column(column)
     for run in found:
         style = _STATE_STYLE.get(run.state, "")
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time)) if run.start_time else "-"
+        started = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time))
+            if run.start_time
+            else "-"
+        )
         table.add_row(
             run.id,
             run.name,
@@ -71,7 +90,12 @@ def runs_command(directory: str | None) -> None:
 
 @click.command("show")
 @click.argument("run")
-@click.option("--dir", "directory", default=None, help="Where runs/ is (default TRACKLINE_DIR or ./trackline).")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    help="Where runs/ is (default TRACKLINE_DIR or ./trackline).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def show_command(run: str, directory: str | None, as_json: bool) -> None:
     """Show a run's config, summary, git, environment and system stats."""
@@ -84,9 +108,11 @@ def show_command(run: str, directory: str | None, as_json: bool) -> None:
         click.echo(json.dumps(_as_dict(local, digest), indent=2, default=str))
         return
     console = Console()
-    console.print(f"[bold]{local.name}[/] ({local.id}) project={local.project} "
-                  f"state=[{_STATE_STYLE.get(local.state, '')}]{local.state}[/] "
-                  f"duration={_duration(local.duration)} host={local.host}")
+    console.print(
+        f"[bold]{local.name}[/] ({local.id}) project={local.project} "
+        f"state=[{_STATE_STYLE.get(local.state, '')}]{local.state}[/] "
+        f"duration={_duration(local.duration)} host={local.host}"
+    )
     if local.tags:
         console.print("tags: " + ", ".join(local.tags))
     if local.notes:
@@ -97,12 +123,17 @@ def show_command(run: str, directory: str | None, as_json: bool) -> None:
     _print_mapping(console, "summary", local.summary)
     if local.git is not None:
         git = local.git
-        console.print(f"[bold]git[/]: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
-                      + (f", diff in {git.diff_file}" if git.diff_file else ""))
+        console.print(
+            f"[bold]git[/]: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
+            + (f", diff in {git.diff_file}" if git.diff_file else "")
+        )
     env = local.environment
     if env is not None:
-        console.print(f"[bold]environment[/]: Python {env.python} on {env.platform}, {env.cpu_count} CPUs, "
-                      f"{env.memory_total / 2**30:.1f} GiB" + (f", GPUs: {', '.join(env.gpus)}" if env.gpus else ""))
+        console.print(
+            f"[bold]environment[/]: Python {env.python} on {env.platform}, {env.cpu_count} CPUs, "
+            f"{env.memory_total / 2**30:.1f} GiB"
+            + (f", GPUs: {', '.join(env.gpus)}" if env.gpus else "")
+        )
         console.print(f"  command: {' '.join(env.argv)}")
     if digest:
         table = Table(title="system", box=None)
@@ -122,7 +153,9 @@ def _print_mapping(console: Console, title: str, values: dict[str, Any]) -> None
     table.add_column("key")
     table.add_column("value")
     for key, value in values.items():
-        table.add_row(key, _value(value) if not isinstance(value, (dict, list)) else json.dumps(value))
+        table.add_row(
+            key, _value(value) if not isinstance(value, (dict, list)) else json.dumps(value)
+        )
     console.print(table)
 
 
@@ -132,7 +165,9 @@ def _system_digest(samples: list[dict[str, Any]]) -> dict[str, tuple[float, floa
         for key, value in sample.items():
             if key != "_time":
                 series.setdefault(key, []).append(float(value))
-    return {key: (statistics.fmean(vals), max(vals), vals[-1]) for key, vals in sorted(series.items())}
+    return {
+        key: (statistics.fmean(vals), max(vals), vals[-1]) for key, vals in sorted(series.items())
+    }
 
 
 def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> dict[str, Any]:
@@ -146,9 +181,15 @@ def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> di
         "notes": run.notes,
         "config": run.config,
         "summary": run.summary,
-        "git": None if run.git is None else {f: getattr(run.git, f) for f in run.git.__struct_fields__},
-        "environment": None if run.environment is None else {
-            f: getattr(run.environment, f) for f in run.environment.__struct_fields__ if f != "packages"
+        "git": None
+        if run.git is None
+        else {f: getattr(run.git, f) for f in run.git.__struct_fields__},
+        "environment": None
+        if run.environment is None
+        else {
+            f: getattr(run.environment, f)
+            for f in run.environment.__struct_fields__
+            if f != "packages"
         },
         "system": {k: {"mean": m, "max": p, "last": last} for k, (m, p, last) in digest.items()},
         "files": sorted(run.files),

@@ -69,7 +69,9 @@ def encodable(values: Mapping[str, Any]) -> dict[str, Any]:
         try:
             out[name] = to_plain(value)
         except TypeError:
-            warn(f"config value {name!r} of type {type(value).__name__} cannot be encoded; storing its repr")
+            warn(
+                f"config value {name!r} of type {type(value).__name__} cannot be encoded; storing its repr"
+            )
             out[name] = repr(value)
     return out
 

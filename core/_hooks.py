@@ -7,6 +7,7 @@ because of an exit handler.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import getpass
 import os
 import signal
@@ -44,10 +45,8 @@ def active_runs() -> list[Run]:
 
 def _finish_all(**kwargs: Any) -> None:
     for run in list(_active):
-        try:
+        with contextlib.suppress(Exception):  # exiting must go on
             run.finish(**kwargs)
-        except Exception:  # noqa: BLE001 - exiting must go on
-            pass
 
 
 def _install() -> None:
@@ -69,7 +68,9 @@ def _install() -> None:
             pass
 
 
-def _excepthook(exc_type: type[BaseException], exc: BaseException, trace: TracebackType | None) -> None:
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, trace: TracebackType | None
+) -> None:
     text = "".join(traceback.format_exception(exc_type, exc, trace))
     if issubclass(exc_type, KeyboardInterrupt):
         _finish_all(state="killed", traceback=text)
@@ -103,7 +104,7 @@ def hostname() -> str:
 def username() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except Exception:
         return str(os.getuid())
 
 

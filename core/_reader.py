@@ -84,7 +84,12 @@ class LocalRun:
                 self.host, self.user, self.argv = record.host, record.user, list(record.argv)
                 if self.start_time is None:
                     self.start_time = record.start_time
-                self.state, self.end_time, self.exit_code, self.traceback = "running", None, None, None
+                self.state, self.end_time, self.exit_code, self.traceback = (
+                    "running",
+                    None,
+                    None,
+                    None,
+                )
             elif type(record) is ConfigUpdate:
                 self.config.update(record.values)
             elif type(record) is RunUpdate:
@@ -146,7 +151,11 @@ class LocalRun:
             return None
         end = self.end_time
         if end is None:
-            end = max([self.start_time] + [r.time for r in self._rows[-1:]] + [s.time for s in self._system[-1:]])
+            end = max(
+                [self.start_time]
+                + [r.time for r in self._rows[-1:]]
+                + [s.time for s in self._system[-1:]]
+            )
         return end - self.start_time
 
     def history(self, keys: list[str] | None = None, pandas: bool = False) -> Any:
@@ -193,7 +202,9 @@ class LocalRun:
         return f"<LocalRun {self.id} {self.name!r} {self.state}>"
 
 
-def find_run_dir(path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None) -> Path:
+def find_run_dir(
+    path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None
+) -> Path:
     """A run directory from a path, or from an id under ``<dir>/runs``."""
     path = Path(path_or_id)
     if (path / "main.tlog").exists():
@@ -204,7 +215,9 @@ def find_run_dir(path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str]
     raise RunNotFoundError(f"no run {os.fspath(path_or_id)!r} (looked in {path} and {candidate})")
 
 
-def open_run(path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None) -> LocalRun:
+def open_run(
+    path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None
+) -> LocalRun:
     """Read a local run by its directory or its id (under ``TRACKLINE_DIR``/runs)."""
     return LocalRun(find_run_dir(path_or_id, dir))
 
@@ -220,7 +233,7 @@ def list_runs(dir: str | os.PathLike[str] | None = None) -> list[LocalRun]:
         if (child / "main.tlog").exists():
             try:
                 runs.append(LocalRun(child))
-            except Exception:  # noqa: BLE001 - one unreadable run must not hide the rest
+            except Exception:
                 continue
     runs.sort(key=lambda r: r.start_time or 0.0, reverse=True)
     return runs

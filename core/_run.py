@@ -169,7 +169,13 @@ class Run:
         _hooks.register(self)
         self._agent = _agent_launch.start(self.dir, self._settings)
 
-    def finish(self, exit_code: int | None = None, *, state: str | None = None, traceback: str | None = None) -> None:
+    def finish(
+        self,
+        exit_code: int | None = None,
+        *,
+        state: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
         """End the run: flush, record the final state, fsync. Idempotent; bounded in time.
 
         Args:
@@ -194,8 +200,11 @@ class Run:
         done = self._writer.close(final, self._settings.finish_timeout)
         self._inert = "finished"
         if not done:
-            warn_once("finish-timeout", f"trackline: the run log of {self.id} was not synced within "
-                      f"{self._settings.finish_timeout:.0f}s; the agent will finish the run")
+            warn_once(
+                "finish-timeout",
+                f"trackline: the run log of {self.id} was not synced within "
+                f"{self._settings.finish_timeout:.0f}s; the agent will finish the run",
+            )
         if self._agent is not None:
             self._agent.finished()
         flush_pending()
@@ -209,19 +218,29 @@ class Run:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, trace: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        trace: TracebackType | None,
     ) -> None:
         if exc_type is None:
             self.finish()
         elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish(state="killed", traceback="".join(tb.format_exception(exc_type, exc, trace)))
+            self.finish(
+                state="killed", traceback="".join(tb.format_exception(exc_type, exc, trace))
+            )
         else:
-            self.finish(exit_code=1, state="failed",
-                        traceback="".join(tb.format_exception(exc_type, exc, trace)))
+            self.finish(
+                exit_code=1,
+                state="failed",
+                traceback="".join(tb.format_exception(exc_type, exc, trace)),
+            )
 
     # -- the hot path --------------------------------------------------------------
 
-    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = True) -> None:
+    def log(
+        self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = True
+    ) -> None:
         """Record a row of metrics.
 
         Args:
@@ -234,7 +253,9 @@ class Run:
             self._log_inert(data)
             return
         if type(data) is not dict and not isinstance(data, Mapping):
-            raise TypeError(f"log() takes a mapping of metric names to values, not {type(data).__name__}")
+            raise TypeError(
+                f"log() takes a mapping of metric names to values, not {type(data).__name__}"
+            )
         values: dict[str, Any] = {}
         good = self._good_keys
         deferred = False
@@ -287,12 +308,18 @@ class Run:
         if key not in self._good_keys:
             problem = key_problem(key)
             if problem is not None:
-                warn_once(f"key:{key!r}", f"trackline: {problem} ({key!r:.80}); dropped", stacklevel=4)
+                warn_once(
+                    f"key:{key!r}", f"trackline: {problem} ({key!r:.80}); dropped", stacklevel=4
+                )
                 return False
         try:
             scalar = to_scalar(value)
         except Unsupported as exc:
-            warn_once(f"value:{key}", f"trackline: cannot log {key!r} of type {exc}; dropped", stacklevel=4)
+            warn_once(
+                f"value:{key}",
+                f"trackline: cannot log {key!r} of type {exc}; dropped",
+                stacklevel=4,
+            )
             return False
         self._good_keys.add(key)
         values[key] = scalar
@@ -300,12 +327,19 @@ class Run:
 
     def _log_inert(self, data: Any) -> None:
         if not isinstance(data, Mapping):
-            raise TypeError(f"log() takes a mapping of metric names to values, not {type(data).__name__}")
+            raise TypeError(
+                f"log() takes a mapping of metric names to values, not {type(data).__name__}"
+            )
         if self._inert == "finished":
-            raise RunFinishedError(f"run {self.id} is finished; start a new one with trackline.init()")
+            raise RunFinishedError(
+                f"run {self.id} is finished; start a new one with trackline.init()"
+            )
         if self._inert == "forked":
-            warn_once(f"forked:{self.id}", f"trackline: run {self.id} belongs to the parent process; "
-                      "logging from this forked child does nothing")
+            warn_once(
+                f"forked:{self.id}",
+                f"trackline: run {self.id} belongs to the parent process; "
+                "logging from this forked child does nothing",
+            )
 
     def _commit_pending(self) -> None:
         if self._pending is None:
@@ -336,13 +370,17 @@ class Run:
     def _emit_config(self, values: dict[str, Any]) -> None:
         self._emit(ConfigUpdate(values))
 
-    def _log_histogram(self, key: str, edges: list[float], counts: list[float], step: int | None = None) -> None:
+    def _log_histogram(
+        self, key: str, edges: list[float], counts: list[float], step: int | None = None
+    ) -> None:
         """Record a histogram (used by ``trackline.watch``)."""
         if self._inert is not None:
             return
         self._emit(Histogram(self.step if step is None else step, time.time(), key, edges, counts))
 
-    def define_metric(self, name: str, summary: str = "last", step_metric: str | None = None) -> None:
+    def define_metric(
+        self, name: str, summary: str = "last", step_metric: str | None = None
+    ) -> None:
         """Say how ``name`` (or a glob such as ``"val/*"``) is summarised and plotted.
 
         Args:
@@ -383,7 +421,12 @@ class Run:
 
     # -- files -----------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str], policy: str = "now", base_path: str | os.PathLike[str] | None = None) -> list[str]:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        policy: str = "now",
+        base_path: str | os.PathLike[str] | None = None,
+    ) -> list[str]:
         """Put files into the run directory (``files/``); returns their names there.
 
         Args:
@@ -396,17 +439,20 @@ class Run:
         if policy not in SAVE_POLICIES:
             raise ValueError(f"policy must be one of {SAVE_POLICIES}, not {policy!r}")
         pattern = os.fspath(path)
-        matches = sorted(globlib.glob(pattern, recursive=True)) if globlib.has_magic(pattern) else [pattern]
-        if base_path is None:
-            base = Path(_glob_base(pattern))
-        else:
-            base = Path(base_path)
+        matches = (
+            sorted(globlib.glob(pattern, recursive=True))
+            if globlib.has_magic(pattern)
+            else [pattern]
+        )
+        base = Path(_glob_base(pattern) if base_path is None else base_path)
         names: list[str] = []
         for match in matches:
             source = Path(match)
             if not source.is_file():
                 if not globlib.has_magic(pattern):
-                    warn_once(f"save:{pattern}", f"trackline: {pattern!r} is not a file; nothing saved")
+                    warn_once(
+                        f"save:{pattern}", f"trackline: {pattern!r} is not a file; nothing saved"
+                    )
                 continue
             try:
                 name = source.resolve().relative_to(base.resolve()).as_posix()
@@ -433,7 +479,16 @@ class Run:
             warn_once(f"save:{source}", f"trackline: could not save {source}: {exc}")
             return
         name = target.relative_to(self.dir / "files").as_posix()
-        self._emit(FileSaved(name, policy, target.stat().st_size, digest, time.time(), os.fspath(source.resolve())))
+        self._emit(
+            FileSaved(
+                name,
+                policy,
+                target.stat().st_size,
+                digest,
+                time.time(),
+                os.fspath(source.resolve()),
+            )
+        )
 
     def _copy_files_at_end(self) -> None:
         for source, target, policy in self._save_later:
@@ -459,7 +514,9 @@ class Run:
         return f"<Run {self.id} {self._name!r} project={self.project!r} {self._state}>"
 
     def __getstate__(self) -> dict[str, Any]:
-        raise TypeError("a trackline Run cannot be pickled; pass its id and use resume='allow' instead")
+        raise TypeError(
+            "a trackline Run cannot be pickled; pass its id and use resume='allow' instead"
+        )
 
 
 def _as_step(step: Any) -> int:

@@ -74,7 +74,9 @@ def resolve(
     if chosen not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {chosen!r}")
     if chosen == "online" and not server:
-        raise ValueError("mode='online' needs a server: set TRACKLINE_SERVER or run `trackline login`")
+        raise ValueError(
+            "mode='online' needs a server: set TRACKLINE_SERVER or run `trackline login`"
+        )
     return Settings(
         project=project or env("TRACKLINE_PROJECT", "default") or "default",
         mode=chosen,

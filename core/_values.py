@@ -27,7 +27,11 @@ class Deferred:
 
     def resolve(self) -> float | int:
         value = self.tensor.item()
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else float(value)
+        return (
+            value
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else float(value)
+        )
 
 
 class Unsupported(Exception):

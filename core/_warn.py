@@ -31,7 +31,7 @@ def warn(message: str, stacklevel: int = 3) -> None:
         return
     try:
         warnings.warn(message, TracklineWarning, stacklevel=stacklevel)
-    except Exception:  # noqa: BLE001 - a background thread must not die of a warning filter
+    except Exception:
         # Warnings are errors here (tests, strict mode): say it again on the training thread.
         with _lock:
             _pending.append(message)

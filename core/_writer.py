@@ -38,7 +38,7 @@ class NeedsResolve:
             if type(value) is Deferred:
                 try:
                     values[key] = value.resolve()
-                except Exception as exc:  # noqa: BLE001 - a bad tensor must not stop the writer
+                except Exception as exc:
                     warn_once(f"resolve:{key}", f"could not read the value of {key!r}: {exc}")
                     del values[key]
         return self.record
@@ -48,7 +48,7 @@ class Writer:
     """Owns the run log file of one run; one consumer thread."""
 
     def __init__(self, logfile: runlog.LogFile, flush_interval: float = 0.1) -> None:
-        self.buffer: collections.deque[Record | NeedsResolve] = collections.deque()
+        self.buffer: collections.deque[Record | NeedsResolve | _Marker] = collections.deque()
         self._file = logfile
         self._interval = flush_interval
         self._wake = threading.Event()
@@ -117,7 +117,7 @@ class Writer:
                 continue
             try:
                 frames.append(encode(item))  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - one bad record must not stop the log
+            except Exception as exc:
                 warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
             if len(frames) >= _BATCH:
                 self._write(frames)

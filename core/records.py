@@ -9,7 +9,7 @@ header changes when that rule has to be broken.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -17,14 +17,14 @@ import msgspec
 FORMAT_VERSION = 1
 
 #: A value in a metrics row: numbers and text series. NaN and +-inf are kept.
-Scalar = Union[float, int, str]
+Scalar = float | int | str
 
 
 class _Record(msgspec.Struct, frozen=True, array_like=True, tag=True, omit_defaults=False):
     """Base of every record type; the tag is the class name."""
 
 
-class RunStart(_Record, tag="start"):
+class RunStart(_Record, tag="start", frozen=True):
     """The run begins (or resumes: ``resumed`` is true)."""
 
     run_id: str
@@ -43,13 +43,13 @@ class RunStart(_Record, tag="start"):
     resumed: bool = False
 
 
-class ConfigUpdate(_Record, tag="config"):
+class ConfigUpdate(_Record, tag="config", frozen=True):
     """Keys merged into the run's config (nested values allowed)."""
 
     values: dict[str, Any]
 
 
-class RunUpdate(_Record, tag="update"):
+class RunUpdate(_Record, tag="update", frozen=True):
     """Name, tags or notes changed during the run; ``None`` means unchanged."""
 
     name: str | None = None
@@ -57,7 +57,7 @@ class RunUpdate(_Record, tag="update"):
     notes: str | None = None
 
 
-class Metrics(_Record, tag="metrics"):
+class Metrics(_Record, tag="metrics", frozen=True):
     """One row of logged values at a step."""
 
     step: int
@@ -65,7 +65,7 @@ class Metrics(_Record, tag="metrics"):
     values: dict[str, Scalar]
 
 
-class Histogram(_Record, tag="hist"):
+class Histogram(_Record, tag="hist", frozen=True):
     """A histogram of a tensor (for example a layer's gradients) at a step.
 
     ``edges`` has one more element than ``counts``.
@@ -78,13 +78,13 @@ class Histogram(_Record, tag="hist"):
     counts: list[float]
 
 
-class SummaryUpdate(_Record, tag="summary"):
+class SummaryUpdate(_Record, tag="summary", frozen=True):
     """Summary values set explicitly by the user; they override computed ones."""
 
     values: dict[str, Any]
 
 
-class DefineMetric(_Record, tag="define"):
+class DefineMetric(_Record, tag="define", frozen=True):
     """How a metric (or a glob of metrics) is summarised and plotted."""
 
     name: str
@@ -92,7 +92,7 @@ class DefineMetric(_Record, tag="define"):
     step_metric: str | None = None
 
 
-class FileSaved(_Record, tag="file"):
+class FileSaved(_Record, tag="file", frozen=True):
     """A file copied into the run directory's ``files/`` folder."""
 
     path: str
@@ -103,14 +103,14 @@ class FileSaved(_Record, tag="file"):
     source: str | None = None
 
 
-class SystemSample(_Record, tag="system"):
+class SystemSample(_Record, tag="system", frozen=True):
     """System statistics sampled by the agent at a moment."""
 
     time: float
     values: dict[str, float]
 
 
-class GitInfo(_Record, tag="git"):
+class GitInfo(_Record, tag="git", frozen=True):
     """The state of the git work tree the run started in (credentials stripped)."""
 
     commit: str | None = None
@@ -124,7 +124,7 @@ class GitInfo(_Record, tag="git"):
     root: str | None = None
 
 
-class Environment(_Record, tag="env"):
+class Environment(_Record, tag="env", frozen=True):
     """The machine and interpreter the run started on."""
 
     python: str
@@ -141,7 +141,7 @@ class Environment(_Record, tag="env"):
     gpu_driver: str | None = None
 
 
-class Finish(_Record, tag="finish"):
+class Finish(_Record, tag="finish", frozen=True):
     """The run ended. ``state`` is one of ``finished``, ``failed``, ``killed``, ``crashed``."""
 
     time: float
@@ -150,20 +150,20 @@ class Finish(_Record, tag="finish"):
     traceback: str | None = None
 
 
-Record = Union[
-    RunStart,
-    ConfigUpdate,
-    RunUpdate,
-    Metrics,
-    Histogram,
-    SummaryUpdate,
-    DefineMetric,
-    FileSaved,
-    SystemSample,
-    GitInfo,
-    Environment,
-    Finish,
-]
+Record = (
+    RunStart
+    | ConfigUpdate
+    | RunUpdate
+    | Metrics
+    | Histogram
+    | SummaryUpdate
+    | DefineMetric
+    | FileSaved
+    | SystemSample
+    | GitInfo
+    | Environment
+    | Finish
+)
 
 #: Final run states; ``running`` is the state before any of these.
 FINAL_STATES = ("finished", "failed", "killed", "crashed")
@@ -177,6 +177,6 @@ def encode(record: Record) -> bytes:
     return _encoder.encode(record)
 
 
-def decode(payload: bytes) -> Record:
+def decode(payload: bytes | memoryview) -> Record:
     """Decode one record; raises ``msgspec.DecodeError`` on bad input."""
     return _decoder.decode(payload)

@@ -56,7 +56,9 @@ def check_header(data: bytes) -> None:
     if magic != MAGIC:
         raise RunLogError("not a trackline run log (bad magic)")
     if version > FORMAT_VERSION:
-        raise RunLogError(f"run log format {version} is newer than this trackline ({FORMAT_VERSION})")
+        raise RunLogError(
+            f"run log format {version} is newer than this trackline ({FORMAT_VERSION})"
+        )
 
 
 class Frame(NamedTuple):

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 import trackline
 from trackline import _api, _warn
 
@@ -14,7 +13,13 @@ from trackline import _api, _warn
 @pytest.fixture(autouse=True)
 def trackline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """TRACKLINE_DIR under tmp_path, no server, fast system sampling."""
-    for name in ("TRACKLINE_SERVER", "TRACKLINE_API_KEY", "TRACKLINE_MODE", "TRACKLINE_PROJECT", "TRACKLINE_RUN_ID"):
+    for name in (
+        "TRACKLINE_SERVER",
+        "TRACKLINE_API_KEY",
+        "TRACKLINE_MODE",
+        "TRACKLINE_PROJECT",
+        "TRACKLINE_RUN_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import trackline
 from trackline import TracklineWarning, runlog
 
@@ -20,8 +19,15 @@ from trackline import TracklineWarning, runlog
 def run_script(tmp_path: Path, body: str, **popen: object) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "script.py"
     script.write_text("import trackline, os, sys, time\n" + textwrap.dedent(body))
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env=os.environ.copy(), cwd=tmp_path, **popen)  # type: ignore[call-overload]
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        cwd=tmp_path,
+        **popen,
+    )  # type: ignore[call-overload]
 
 
 def only_run(trackline_env: Path) -> trackline.LocalRun:
@@ -31,45 +37,62 @@ def only_run(trackline_env: Path) -> trackline.LocalRun:
 
 
 def test_interpreter_exit_finishes_the_run(tmp_path: Path, trackline_env: Path) -> None:
-    result = run_script(tmp_path, """
+    result = run_script(
+        tmp_path,
+        """
         run = trackline.init(project="p")
         run.log({"a": 1.0})
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     local = only_run(trackline_env)
     assert local.state == "finished" and local.history()[0]["a"] == 1.0
 
 
-def test_unhandled_exception_marks_failed_with_traceback(tmp_path: Path, trackline_env: Path) -> None:
-    result = run_script(tmp_path, """
+def test_unhandled_exception_marks_failed_with_traceback(
+    tmp_path: Path, trackline_env: Path
+) -> None:
+    result = run_script(
+        tmp_path,
+        """
         run = trackline.init(project="p")
         run.log({"a": 1.0})
         raise RuntimeError("boom at step 1")
-    """)
-    assert result.returncode == 1 and "boom at step 1" in result.stderr  # the previous hook still prints
+    """,
+    )
+    assert (
+        result.returncode == 1 and "boom at step 1" in result.stderr
+    )  # the previous hook still prints
     local = only_run(trackline_env)
     assert local.state == "failed" and local.exit_code == 1
     assert "RuntimeError: boom at step 1" in (local.traceback or "")
 
 
 def test_keyboard_interrupt_marks_killed(tmp_path: Path, trackline_env: Path) -> None:
-    result = run_script(tmp_path, """
+    result = run_script(
+        tmp_path,
+        """
         run = trackline.init(project="p")
         raise KeyboardInterrupt
-    """)
+    """,
+    )
     assert result.returncode != 0
     assert only_run(trackline_env).state == "killed"
 
 
-def test_sigterm_marks_killed_and_the_process_still_dies_of_it(tmp_path: Path, trackline_env: Path) -> None:
+def test_sigterm_marks_killed_and_the_process_still_dies_of_it(
+    tmp_path: Path, trackline_env: Path
+) -> None:
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import time, trackline
         run = trackline.init(project="p")
         run.log({"a": 1.0})
         print("ready", flush=True)
         time.sleep(60)
-    """))
+    """)
+    )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
@@ -80,7 +103,9 @@ def test_sigterm_marks_killed_and_the_process_still_dies_of_it(tmp_path: Path, t
 
 
 def test_sigterm_chains_to_an_existing_handler(tmp_path: Path, trackline_env: Path) -> None:
-    result = run_script(tmp_path, """
+    result = run_script(
+        tmp_path,
+        """
         import signal
         def handler(signum, frame):
             print("user handler ran", flush=True)
@@ -89,13 +114,16 @@ def test_sigterm_chains_to_an_existing_handler(tmp_path: Path, trackline_env: Pa
         run = trackline.init(project="p")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)
-    """)
+    """,
+    )
     assert result.returncode == 3 and "user handler ran" in result.stdout
     assert only_run(trackline_env).state == "killed"
 
 
 def test_forked_child_does_nothing_and_says_so_once(tmp_path: Path, trackline_env: Path) -> None:
-    result = run_script(tmp_path, """
+    result = run_script(
+        tmp_path,
+        """
         import warnings
         run = trackline.init(project="p")
         run.log({"parent": 1.0})
@@ -110,7 +138,8 @@ def test_forked_child_does_nothing_and_says_so_once(tmp_path: Path, trackline_en
             os._exit(0)
         os.waitpid(pid, 0)
         run.log({"parent": 2.0})
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert "child warnings: 1" in result.stdout and "forked child" in result.stdout
     local = only_run(trackline_env)
@@ -138,7 +167,9 @@ def test_finish_returns_in_bounded_time_when_the_disk_hangs(
     release.set()
 
 
-def test_disk_errors_warn_and_are_retried(trackline_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_errors_warn_and_are_retried(
+    trackline_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = trackline.init(project="p")
     real_write = runlog.LogFile.write
     failures = {"left": 3}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import trackline
 from trackline import TracklineWarning
 
@@ -57,7 +56,9 @@ def test_pending_row_is_committed_when_the_step_changes_and_at_finish() -> None:
     run.log({"a": 1.0}, step=3, commit=False)
     run.log({"b": 2.0}, step=4, commit=False)
     history = read(run).history()
-    assert [(r["_step"], {k: v for k, v in r.items() if not k.startswith("_")}) for r in history] == [
+    assert [
+        (r["_step"], {k: v for k, v in r.items() if not k.startswith("_")}) for r in history
+    ] == [
         (3, {"a": 1.0}),
         (4, {"b": 2.0}),
     ]
@@ -91,7 +92,9 @@ def test_values_nan_inf_strings_bools_numpy() -> None:
     assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
     assert row["text"] == "hello"
     assert row["flag"] == 1 and row["big"] == 2**62
-    assert row["np_f32"] == 0.25 and row["np_i64"] == 7 and row["np_0d"] == 1.5 and row["np_bool"] == 0
+    assert (
+        row["np_f32"] == 0.25 and row["np_i64"] == 7 and row["np_0d"] == 1.5 and row["np_bool"] == 0
+    )
     assert row["ordered/x"] == 1.0
 
 
@@ -144,7 +147,9 @@ def test_non_mapping_raises_type_error(data: object) -> None:
     assert read(run).history()[0]["after"] == 1.0
 
 
-@pytest.mark.parametrize(("step", "error"), [(1.5, TypeError), ("3", TypeError), (True, TypeError), (-1, ValueError)])
+@pytest.mark.parametrize(
+    ("step", "error"), [(1.5, TypeError), ("3", TypeError), (True, TypeError), (-1, ValueError)]
+)
 def test_bad_steps_raise(step: object, error: type[Exception]) -> None:
     run = trackline.init(project="p")
     with pytest.raises(error):

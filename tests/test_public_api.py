@@ -7,12 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 import trackline
+from click.testing import CliRunner
 from trackline._cli import main
 
-FRAMEWORKS = ["torch", "tensorflow", "keras", "transformers", "lightning", "pytorch_lightning", "jax", "pandas"]
+FRAMEWORKS = [
+    "torch",
+    "tensorflow",
+    "keras",
+    "transformers",
+    "lightning",
+    "pytorch_lightning",
+    "jax",
+    "pandas",
+]
 
 
 def test_exported_names_match_all() -> None:
@@ -29,7 +37,9 @@ def test_import_trackline_imports_no_framework() -> None:
         "run = trackline.init(project='p', mode='disabled')\n"
         f"print(json.dumps([m for m in {FRAMEWORKS!r} if m in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(out.stdout) == []
 
 
@@ -47,7 +57,9 @@ def test_cli_runs_and_show(trackline_env: Path) -> None:
     runner = CliRunner()
     listing = runner.invoke(main, ["runs", str(trackline_env)])
     assert listing.exit_code == 0, listing.output
-    assert run.id in listing.output and "finished" in listing.output and "loss=0.25" in listing.output
+    assert (
+        run.id in listing.output and "finished" in listing.output and "loss=0.25" in listing.output
+    )
     shown = runner.invoke(main, ["show", run.id])
     assert shown.exit_code == 0, shown.output
     assert "shown" in shown.output and "lr" in shown.output and "t1" in shown.output

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import trackline
 from trackline import TracklineWarning
 
 
-def test_init_defaults_from_environment(trackline_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_defaults_from_environment(
+    trackline_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRACKLINE_PROJECT", "from-env")
     run = trackline.init()
     assert run.project == "from-env" and run.mode == "offline"
@@ -29,15 +30,26 @@ def test_init_defaults_from_environment(trackline_env: Path, monkeypatch: pytest
 
 def test_init_arguments_are_recorded(tmp_path: Path) -> None:
     run = trackline.init(
-        project="p", name="my-run", tags=["a", "b", "a"], notes="first try", group="g", job_type="train",
-        dir=tmp_path / "elsewhere", id="custom-id_1",
+        project="p",
+        name="my-run",
+        tags=["a", "b", "a"],
+        notes="first try",
+        group="g",
+        job_type="train",
+        dir=tmp_path / "elsewhere",
+        id="custom-id_1",
     )
     assert run.dir == tmp_path / "elsewhere" / "runs" / "custom-id_1"
     assert run.tags == ("a", "b")
     run.finish()
     local = trackline.open_run(run.dir)
     assert (local.id, local.name, local.tags, local.notes, local.group, local.job_type) == (
-        "custom-id_1", "my-run", ["a", "b"], "first try", "g", "train",
+        "custom-id_1",
+        "my-run",
+        ["a", "b"],
+        "first try",
+        "g",
+        "train",
     )
     assert local.user and local.host and local.argv
 
@@ -54,7 +66,9 @@ def test_init_arguments_are_recorded(tmp_path: Path) -> None:
         ({"tags": [1]}, TypeError, "tags"),
     ],
 )
-def test_init_rejects_bad_arguments(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+def test_init_rejects_bad_arguments(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
     with pytest.raises(error, match=match):
         trackline.init(project="p", **kwargs)  # type: ignore[arg-type]
 
@@ -133,9 +147,15 @@ def test_config_accepts_many_shapes_and_records_every_change() -> None:
         _ = run.config.missing
     run.finish()
     assert trackline.open_run(run.dir).config == {
-        "lr": 0.1, "layers": [64, 32], "batch_size": 32, "path": "/data",
-        "optimizer": {"name": "adam", "betas": [0.9, 0.99]}, "epochs": 3, "seed": 7,
-        "array": [0, 1, 2], "dropout": 0.5,
+        "lr": 0.1,
+        "layers": [64, 32],
+        "batch_size": 32,
+        "path": "/data",
+        "optimizer": {"name": "adam", "betas": [0.9, 0.99]},
+        "epochs": 3,
+        "seed": 7,
+        "array": [0, 1, 2],
+        "dropout": 0.5,
     }
 
 
@@ -165,19 +185,41 @@ def test_summary_rules_globs_and_overrides() -> None:
     run.define_metric("hidden", summary="none")
     run.define_metric("avg", summary="mean")
     for i, loss in enumerate([3.0, 1.0, 2.0]):
-        run.log({"loss": loss, "val/acc": [0.5, 0.9, 0.7][i], "first": i, "hidden": i, "avg": i, "last": i,
-                 "epoch": i, "nan": float("nan") if i == 2 else i})
+        run.log(
+            {
+                "loss": loss,
+                "val/acc": [0.5, 0.9, 0.7][i],
+                "first": i,
+                "hidden": i,
+                "avg": i,
+                "last": i,
+                "epoch": i,
+                "nan": float("nan") if i == 2 else i,
+            }
+        )
     run.summary["best_epoch"] = 1
     run.summary.update({"note": "ok"})
-    expected = {"loss": 1.0, "val/acc": 0.9, "first": 0, "avg": 1.0, "last": 2, "epoch": 2, "best_epoch": 1,
-                "note": "ok"}
+    expected = {
+        "loss": 1.0,
+        "val/acc": 0.9,
+        "first": 0,
+        "avg": 1.0,
+        "last": 2,
+        "epoch": 2,
+        "best_epoch": 1,
+        "note": "ok",
+    }
     live = dict(run.summary)
     assert np.isnan(live.pop("nan")) and live == expected
     run.finish()
     local = trackline.open_run(run.dir)
     read = dict(local.summary)
     assert np.isnan(read.pop("nan")) and read == expected
-    assert [(d.name, d.summary, d.step_metric) for d in local.define_metrics][1] == ("val/*", "max", "epoch")
+    assert [(d.name, d.summary, d.step_metric) for d in local.define_metrics][1] == (
+        "val/*",
+        "max",
+        "epoch",
+    )
 
 
 def test_define_metric_rejects_unknown_summary() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
-
 import trackline
 from trackline import runlog
 from trackline.records import Metrics, RunStart
@@ -24,11 +24,13 @@ def test_round_trip_with_offsets(tmp_path: Path) -> None:
     data = write_log(tmp_path / "main.tlog", 5)
     frames = runlog.read_log(tmp_path / "main.tlog")
     assert frames[0].start == runlog.HEADER_SIZE and frames[-1].end == len(data)
-    assert all(a.end == b.start for a, b in zip(frames, frames[1:]))
+    assert all(a.end == b.start for a, b in itertools.pairwise(frames))
     assert [f.record.values["x"] for f in frames[1:]] == [0.0, 1.0, 2.0, 3.0, 4.0]  # type: ignore[union-attr]
 
 
-def test_truncation_at_every_offset_of_the_last_frames_never_yields_a_bad_row(tmp_path: Path) -> None:
+def test_truncation_at_every_offset_of_the_last_frames_never_yields_a_bad_row(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "main.tlog"
     data = write_log(path, 20)
     frames = runlog.read_log(path)
