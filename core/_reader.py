@@ -16,6 +16,7 @@ from .records import (
     Finish,
     GitInfo,
     Histogram,
+    MediaRecord,
     Metrics,
     RunStart,
     RunUpdate,
@@ -61,6 +62,7 @@ class LocalRun:
         self.starts = 0
         self._rows: list[Metrics] = []
         self._histograms: list[Histogram] = []
+        self._media: list[MediaRecord] = []
         self._system: list[SystemSample] = []
         self._summarizer = Summarizer()
         self._read_main(main)
@@ -107,6 +109,8 @@ class LocalRun:
                 self._summarizer.define(record.name, record.summary, record.step_metric)
             elif type(record) is Histogram:
                 self._histograms.append(record)
+            elif type(record) is MediaRecord:
+                self._media.append(record)
             elif type(record) is FileSaved:
                 self.files[record.path] = record
             elif type(record) is Finish:
@@ -188,6 +192,10 @@ class LocalRun:
     def histograms(self, key: str | None = None) -> list[Histogram]:
         """Histogram records, in the order logged (optionally of one key)."""
         return [h for h in self._histograms if key is None or h.key == key]
+
+    def media(self, key: str | None = None) -> list[MediaRecord]:
+        """Media records (images, audio, tables...), in the order logged (optionally of one key)."""
+        return [m for m in self._media if key is None or m.key == key]
 
     def system(self, pandas: bool = False) -> Any:
         """System samples as rows: ``_time`` and the sampled values."""

@@ -20,12 +20,13 @@ from typing import Any
 
 from . import _agent_launch, _hooks
 from ._config import Config, encodable
+from ._media_base import as_media
 from ._config import as_mapping as _as_mapping
 from ._settings import Settings
 from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
 from ._warn import flush_pending, warn_once
-from ._writer import HIGH_WATER, NeedsResolve, Writer
+from ._writer import HIGH_WATER, MediaJob, NeedsResolve, Writer
 from .records import (
     ConfigUpdate,
     DefineMetric,
@@ -118,6 +119,7 @@ class Run:
         self._pending_step = 0
         self._pending_deferred = False
         self._good_keys: set[str] = set()
+        self._media: list[tuple[str, list[Any]]] = []
         self._save_later: list[tuple[Path, Path, str]] = []
         self._finished = False
         self._state = "running"
@@ -276,6 +278,8 @@ class Run:
             if pending is not None and step != self._pending_step:
                 self._commit_pending()
                 pending = None
+        if self._media:
+            self._flush_media(step)
         if commit is False:
             if pending is None:
                 self._pending = values
@@ -290,11 +294,7 @@ class Run:
             deferred = deferred or self._pending_deferred
             self._pending = None
             self._pending_deferred = False
-        record = Metrics(step, time.time(), values)
-        self._buffer_append(NeedsResolve(record) if deferred else record)
-        self._summarizer.add(values)
-        if step >= self._step:
-            self._step = step + 1
+        self._write_row(step, values, deferred)
         if len(self._buffer) > HIGH_WATER:
             self._writer.wait_for_room()  # type: ignore[union-attr]
 
@@ -305,6 +305,13 @@ class Run:
             for sub_key, sub_value in flatten(value, key + "/").items():
                 deferred |= self._slow_value(sub_key, sub_value, values)
             return deferred
+        media = as_media(value)
+        if media is not None:
+            if key_problem(key) is None:
+                self._media.append((key, media))
+            else:
+                warn_once(f"key:{key!r}", f"trackline: {key_problem(key)} ({key!r:.80}); dropped", stacklevel=4)
+            return False
         if key not in self._good_keys:
             problem = key_problem(key)
             if problem is not None:
@@ -348,11 +355,21 @@ class Run:
         deferred = self._pending_deferred
         self._pending = None
         self._pending_deferred = False
-        record = Metrics(step, time.time(), values)
-        self._buffer_append(NeedsResolve(record) if deferred else record)
-        self._summarizer.add(values)
+        self._write_row(step, values, deferred)
+
+    def _write_row(self, step: int, values: dict[str, Any], deferred: bool) -> None:
+        if values:  # a row of media only (or of dropped values) still takes its step
+            record = Metrics(step, time.time(), values)
+            self._buffer_append(NeedsResolve(record) if deferred else record)
+            self._summarizer.add(values)
         if step >= self._step:
             self._step = step + 1
+
+    def _flush_media(self, step: int) -> None:
+        now = time.time()
+        for key, items in self._media:
+            self._buffer_append(MediaJob(self.dir, step, now, key, items))
+        self._media = []
 
     @property
     def step(self) -> int:

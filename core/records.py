@@ -103,6 +103,20 @@ class FileSaved(_Record, tag="file", frozen=True):
     source: str | None = None
 
 
+class MediaRecord(_Record, tag="media", frozen=True):
+    """Media logged under ``key`` at a step: one or more files in the run's ``media/``.
+
+    ``items`` describe each file: at least ``path`` (relative to the run directory)
+    and ``sha256``, plus what the kind needs (``width``, ``caption``, ...).
+    """
+
+    step: int
+    time: float
+    key: str
+    kind: str
+    items: list[dict[str, Any]]
+
+
 class SystemSample(_Record, tag="system", frozen=True):
     """System statistics sampled by the agent at a moment."""
 
@@ -156,6 +170,7 @@ Record = (
     | RunUpdate
     | Metrics
     | Histogram
+    | MediaRecord
     | SummaryUpdate
     | DefineMetric
     | FileSaved
