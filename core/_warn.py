@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 
 
 class TracklineWarning(UserWarning):
     """Something went wrong in tracking; training goes on."""
+
+
+class TracklineStrictError(RuntimeError):
+    """A tracking problem, raised instead of warned because ``TRACKLINE_STRICT`` is set."""
+
+
+def _strict() -> bool:
+    return os.environ.get("TRACKLINE_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 _seen: set[str] = set()
@@ -25,8 +34,13 @@ def warn_once(kind: str, message: str, stacklevel: int = 3) -> None:
 
 
 def warn(message: str, stacklevel: int = 3) -> None:
-    """Warn now. From a background thread a warning turned into an error is swallowed."""
+    """Warn now. From a background thread a warning turned into an error is swallowed.
+
+    With ``TRACKLINE_STRICT=1`` a warning on the calling thread raises instead (for tests).
+    """
     if threading.current_thread() is threading.main_thread():
+        if _strict():
+            raise TracklineStrictError(message)
         warnings.warn(message, TracklineWarning, stacklevel=stacklevel)
         return
     try:

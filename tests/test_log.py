@@ -204,3 +204,12 @@ def test_many_rows_round_trip_exactly() -> None:
     history = read(run).history()
     assert len(history) == 50_000
     assert all(r["_step"] == i and r["i"] == i and r["x"] == i * 0.5 for i, r in enumerate(history))
+
+
+def test_strict_mode_turns_warnings_into_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trackline._warn import TracklineStrictError
+
+    monkeypatch.setenv("TRACKLINE_STRICT", "1")
+    run = trackline.init(project="p")
+    with pytest.raises(TracklineStrictError, match="cannot log"):
+        run.log({"obj": object()})
