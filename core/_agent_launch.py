@@ -79,7 +79,7 @@ def start(run_dir: Path, settings: Settings) -> AgentHandle | None:
         pid = os.posix_spawn(
             argv[0],
             argv,
-            dict(os.environ),
+            {**os.environ, "PYTHONSAFEPATH": "1"},  # the user's cwd must not shadow modules
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, read_end, 0),
                 (os.POSIX_SPAWN_DUP2, log, 1),

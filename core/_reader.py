@@ -60,6 +60,7 @@ class LocalRun:
         self.define_metrics: list[DefineMetric] = []
         self.summary_overrides: dict[str, Any] = {}
         self.starts = 0
+        self._last_start = 0.0
         self._rows: list[Metrics] = []
         self._histograms: list[Histogram] = []
         self._media: list[MediaRecord] = []
@@ -86,6 +87,7 @@ class LocalRun:
                 self.host, self.user, self.argv = record.host, record.user, list(record.argv)
                 if self.start_time is None:
                     self.start_time = record.start_time
+                self._last_start = record.start_time
                 self.state, self.end_time, self.exit_code, self.traceback = (
                     "running",
                     None,
@@ -126,11 +128,19 @@ class LocalRun:
             elif type(record) is Environment:
                 self.environment = record
             elif type(record) is FileSaved:
-                self.files[record.path] = record
+                # The agent's copy of a live file counts unless the run copied it again later.
+                known = self.files.get(record.path)
+                if known is None or record.time >= known.time:
+                    self.files[record.path] = record
             elif type(record) is Finish:
                 agent_finish = record
         # The agent's verdict counts only where the training process wrote none.
-        if self.state == "running" and agent_finish is not None:
+        # A verdict from before a resume is about the earlier process.
+        if (
+            self.state == "running"
+            and agent_finish is not None
+            and agent_finish.time >= self._last_start
+        ):
             self._finish(agent_finish)
 
     def _finish(self, record: Finish) -> None:

@@ -321,3 +321,34 @@ def test_list_runs_newest_first(trackline_env: Path) -> None:
         run.finish()
     assert [r.id for r in trackline.list_runs()] == ids[::-1]
     assert os.path.isdir(trackline_env / "runs")
+
+
+def test_an_old_crash_verdict_does_not_apply_to_the_resumed_run(
+    trackline_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as _time
+
+    monkeypatch.setenv("TRACKLINE_AGENT", "0")  # this test writes the agent's verdict itself
+
+    from trackline import records, runlog
+
+    run = trackline.init(project="p", id="crashy")
+    run.log({"a": 1.0})
+    run._writer.flush()  # type: ignore[union-attr]
+    system = runlog.LogFile(run.dir / "system.tlog.verdict")
+    system.append(records.Finish(time=_time.time(), state="crashed"))
+    system.close()
+    run.finish()
+    (run.dir / "main.tlog").write_bytes(
+        (run.dir / "main.tlog").read_bytes()[:-40]
+    )  # lose the finish
+    data = runlog.read_log(run.dir / "main.tlog")
+    (run.dir / "main.tlog").write_bytes((run.dir / "main.tlog").read_bytes()[: data[-1].end])
+    (run.dir / "system.tlog.verdict").rename(run.dir / "system.tlog")
+    assert trackline.open_run(run.dir).state == "crashed"
+    _time.sleep(0.01)
+    again = trackline.init(project="p", id="crashy", resume="allow")
+    again._writer.flush()  # type: ignore[union-attr]
+    assert trackline.open_run(run.dir).state == "running"
+    again.finish()
+    assert trackline.open_run(run.dir).state == "finished"
