@@ -20,8 +20,8 @@ from typing import Any
 
 from . import _agent_launch, _hooks
 from ._config import Config, encodable
-from ._media_base import as_media
 from ._config import as_mapping as _as_mapping
+from ._media_base import as_media
 from ._settings import Settings
 from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
@@ -310,7 +310,11 @@ class Run:
             if key_problem(key) is None:
                 self._media.append((key, media))
             else:
-                warn_once(f"key:{key!r}", f"trackline: {key_problem(key)} ({key!r:.80}); dropped", stacklevel=4)
+                warn_once(
+                    f"key:{key!r}",
+                    f"trackline: {key_problem(key)} ({key!r:.80}); dropped",
+                    stacklevel=4,
+                )
             return False
         if key not in self._good_keys:
             problem = key_problem(key)

@@ -64,7 +64,7 @@ class MediaJob:
             try:
                 described.append(item.write(self.run_dir / "media"))
                 kind = item.kind
-            except Exception as exc:  # noqa: BLE001 - one bad image must not stop the log
+            except Exception as exc:
                 warn_once(f"media:{self.key}", f"trackline: could not write {self.key!r}: {exc}")
         if not described:
             return None
@@ -75,7 +75,9 @@ class Writer:
     """Owns the run log file of one run; one consumer thread."""
 
     def __init__(self, logfile: runlog.LogFile, flush_interval: float = 0.1) -> None:
-        self.buffer: collections.deque[Record | NeedsResolve | MediaJob | _Marker] = collections.deque()
+        self.buffer: collections.deque[Record | NeedsResolve | MediaJob | _Marker] = (
+            collections.deque()
+        )
         self._file = logfile
         self._interval = flush_interval
         self._wake = threading.Event()
