@@ -37,6 +37,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against W&B, MLflow and TensorBoard, measured in the same run."""
     session.install(TORCH, *CONSTRAINTS, "-e", ".[all,bench]")
     session.run("python", "bench/bench_core.py", *session.posargs)
+    session.run("python", "bench/bench_media.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

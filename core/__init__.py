@@ -23,17 +23,27 @@ from ._run import Run as Run
 from ._run import RunFinishedError as RunFinishedError
 from ._run import Summary as Summary
 from ._warn import TracklineWarning as TracklineWarning
+from .media import Audio as Audio
+from .media import Histogram as Histogram
+from .media import Image as Image
+from .media import Table as Table
+from .media import Video as Video
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Audio",
     "Config",
+    "Histogram",
+    "Image",
     "LocalRun",
     "Run",
     "RunFinishedError",
     "RunNotFoundError",
     "Summary",
+    "Table",
     "TracklineWarning",
+    "Video",
     "__version__",
     "current_run",
     "define_metric",

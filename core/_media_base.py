@@ -20,8 +20,9 @@ class Media:
     def write(self, media_dir: Path) -> dict[str, Any]:
         """Encode into ``media_dir`` (named by content hash); return this item's description.
 
-        Runs on the writer thread. The description holds at least ``path`` (relative to
-        the run directory) and ``sha256``.
+        Runs on the media thread. The description holds ``path`` (relative to the run
+        directory) and ``sha256``, except for kind ``"histogram"``, which is stored
+        inline as ``{"counts", "edges"}`` with no file.
         """
         raise NotImplementedError
 
@@ -30,11 +31,22 @@ def as_media(value: Any) -> list[Media] | None:
     """``value`` as a list of media objects, or ``None`` if it is not media."""
     if isinstance(value, Media):
         return [value]
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Media) for v in value):
-        return list(value)
-    module = type(value).__module__
-    if module.startswith("matplotlib.figure") or module.startswith("PIL."):
-        from .media import Image  # type: ignore[attr-defined]
+    if isinstance(value, (list, tuple)) and value:
+        if all(isinstance(v, Media) for v in value):
+            return list(value)
+        if all(_is_image_object(v) for v in value):
+            from .media import Image
+
+            return [Image(v) for v in value]
+        return None
+    if _is_image_object(value):
+        from .media import Image
 
         return [Image(value)]
     return None
+
+
+def _is_image_object(value: Any) -> bool:
+    """A matplotlib figure or a PIL image, recognised without importing either."""
+    module = type(value).__module__
+    return module.startswith("matplotlib.figure") or module.startswith("PIL.")

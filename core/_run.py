@@ -22,11 +22,12 @@ from . import _agent_launch, _hooks
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._media_base import as_media
+from ._media_worker import MediaJob, MediaWorker
 from ._settings import Settings
 from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
 from ._warn import flush_pending, warn_once
-from ._writer import HIGH_WATER, MediaJob, NeedsResolve, Writer
+from ._writer import HIGH_WATER, NeedsResolve, Writer
 from .records import (
     ConfigUpdate,
     DefineMetric,
@@ -151,6 +152,7 @@ class Run:
         self._writer = Writer(LogFile(self.dir / "main.tlog"), self._settings.flush_interval)
         self._buffer_append = self._writer.buffer.append
         self._buffer = self._writer.buffer
+        self._media_worker = MediaWorker(self._buffer_append)
         start = RunStart(
             run_id=self.id,
             project=self.project,
@@ -199,7 +201,9 @@ class Run:
         self._commit_pending()
         self._copy_files_at_end()
         final = Finish(time=time.time(), state=state, exit_code=exit_code, traceback=traceback)
-        done = self._writer.close(final, self._settings.finish_timeout)
+        deadline = time.monotonic() + self._settings.finish_timeout
+        media_done = self._media_worker.close(self._settings.finish_timeout)
+        done = self._writer.close(final, max(0.5, deadline - time.monotonic())) and media_done
         self._inert = "finished"
         if not done:
             warn_once(
@@ -305,7 +309,13 @@ class Run:
             for sub_key, sub_value in flatten(value, key + "/").items():
                 deferred |= self._slow_value(sub_key, sub_value, values)
             return deferred
-        media = as_media(value)
+        try:
+            media = as_media(value)
+        except (TypeError, ValueError, OSError) as exc:  # a figure that cannot render
+            warn_once(
+                f"media:{key}", f"trackline: cannot log {key!r}: {exc}; dropped", stacklevel=4
+            )
+            return False
         if media is not None:
             if key_problem(key) is None:
                 self._media.append((key, media))
@@ -372,7 +382,7 @@ class Run:
     def _flush_media(self, step: int) -> None:
         now = time.time()
         for key, items in self._media:
-            self._buffer_append(MediaJob(self.dir, step, now, key, items))
+            self._media_worker.submit(MediaJob(self.dir, step, now, key, items))
         self._media = []
 
     @property

@@ -12,13 +12,12 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from . import runlog
 from ._values import Deferred
 from ._warn import warn, warn_once
-from .records import MediaRecord, Metrics, Record
+from .records import Metrics, Record
 
 #: Above this many buffered records ``log`` waits for the writer (backpressure, not loss).
 HIGH_WATER = 500_000
@@ -45,39 +44,11 @@ class NeedsResolve:
         return self.record
 
 
-class MediaJob:
-    """Media logged at a step: encoded into files on the writer thread."""
-
-    __slots__ = ("items", "key", "run_dir", "step", "time")
-
-    def __init__(self, run_dir: Path, step: int, time: float, key: str, items: list[Any]) -> None:
-        self.run_dir = run_dir
-        self.step = step
-        self.time = time
-        self.key = key
-        self.items = items
-
-    def resolve(self) -> Record | None:
-        described: list[dict[str, Any]] = []
-        kind = ""
-        for item in self.items:
-            try:
-                described.append(item.write(self.run_dir / "media"))
-                kind = item.kind
-            except Exception as exc:
-                warn_once(f"media:{self.key}", f"trackline: could not write {self.key!r}: {exc}")
-        if not described:
-            return None
-        return MediaRecord(self.step, self.time, self.key, kind, described)
-
-
 class Writer:
     """Owns the run log file of one run; one consumer thread."""
 
     def __init__(self, logfile: runlog.LogFile, flush_interval: float = 0.1) -> None:
-        self.buffer: collections.deque[Record | NeedsResolve | MediaJob | _Marker] = (
-            collections.deque()
-        )
+        self.buffer: collections.deque[Record | NeedsResolve | _Marker] = collections.deque()
         self._file = logfile
         self._interval = flush_interval
         self._wake = threading.Event()
@@ -141,11 +112,6 @@ class Writer:
                 break
             if type(item) is NeedsResolve:
                 item = item.resolve()
-            elif type(item) is MediaJob:
-                resolved = item.resolve()
-                if resolved is None:
-                    continue
-                item = resolved
             elif type(item) is _Marker:
                 markers.append(item)
                 continue

@@ -106,8 +106,9 @@ class FileSaved(_Record, tag="file", frozen=True):
 class MediaRecord(_Record, tag="media", frozen=True):
     """Media logged under ``key`` at a step: one or more files in the run's ``media/``.
 
-    ``items`` describe each file: at least ``path`` (relative to the run directory)
-    and ``sha256``, plus what the kind needs (``width``, ``caption``, ...).
+    ``items`` describe each file: ``path`` (relative to the run directory) and
+    ``sha256``, plus what the kind needs (``width``, ``caption``, ...). Kind
+    ``"histogram"`` has no file: its items are ``{"counts", "edges"}`` inline.
     """
 
     step: int
