@@ -1,0 +1,271 @@
+"""Keras 3: ``TracklineCallback``, a ``keras.callbacks.Callback`` (TensorFlow, torch or JAX backend).
+
+>>> model.fit(x, y, validation_split=0.2, epochs=10,
+...           callbacks=[TracklineCallback(log_model="best", monitor="val_loss")])
+
+What it records:
+
+* each epoch, one row: ``epoch`` (epochs completed, 1 after the first) and the
+  epoch's ``logs`` as ``epoch/<name>`` (``epoch/loss``, ``epoch/val_loss``, ...),
+  plus ``epoch/learning_rate``; ``epoch/*`` is plotted against ``epoch``;
+* with ``log_freq="batch"`` or an int N, every N training batches a row of
+  ``batch/<name>`` and ``batch/learning_rate`` at the run step = training
+  batches done (epoch rows then share the step of their last batch);
+* at ``fit`` start, into the config: ``model`` (name, parameter counts, the
+  summary text), ``optimizer`` (its ``get_config()``) and ``fit`` (epochs, steps);
+* ``evaluate()`` outside ``fit``: ``eval/<name>``; ``predict()``: ``predict/batches``
+  and ``predict/seconds``;
+* with ``log_model``, checkpoints written with ``model.save()`` as
+  ``checkpoints/epoch-NNNN.keras`` in the run's files; the summary keys
+  ``checkpoint/best`` and ``checkpoint/latest`` name the file each alias points to.
+
+Keras 3 dispatches per-batch hooks cheaply only when no callback overrides them,
+so the batch hook is attached to the instance only when batch logging is asked for:
+in epoch mode this callback costs nothing per batch.
+
+Run ownership: the callback logs to ``run`` if given, else to the current run;
+with neither, it starts one (``**init_kwargs`` go to ``trackline.init``) and
+finishes it when the ``fit`` / ``evaluate`` / ``predict`` call that started it ends.
+A later call reopens that same run (``resume="allow"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import trackline
+
+__all__ = ["TracklineCallback"]
+
+
+class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Log a Keras model's training to trackline.
+
+    Args:
+        log_freq: ``"epoch"`` (default), ``"batch"`` (every batch) or N (every N batches).
+        log_model: ``False``, ``"best"`` (save when ``monitor`` improves) or ``"all"``
+            (save every epoch).
+        monitor: the epoch log that decides "best" (``"val_loss"``).
+        mode: ``"min"`` or ``"max"``: whether a lower or a higher ``monitor`` is better.
+        save_weights_only: checkpoints with ``save_weights()`` (``.weights.h5``).
+        run: log to this run instead of the current (or a new) one.
+        **init_kwargs: passed to ``trackline.init`` when the callback starts a run.
+    """
+
+    def __init__(
+        self,
+        log_freq: str | int = "epoch",
+        log_model: bool | str = False,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        save_weights_only: bool = False,
+        run: trackline.Run | None = None,
+        **init_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if log_freq == "batch":
+            log_freq = 1
+        if log_freq != "epoch" and (
+            isinstance(log_freq, bool) or not isinstance(log_freq, int) or log_freq < 1
+        ):
+            raise ValueError(
+                f'log_freq must be "epoch", "batch" or a positive int, not {log_freq!r}'
+            )
+        if log_model not in (False, "best", "all"):
+            raise ValueError(f'log_model must be False, "best" or "all", not {log_model!r}')
+        if mode not in ("min", "max"):
+            raise ValueError(f'mode must be "min" or "max", not {mode!r}')
+        self.log_freq = log_freq
+        self._every = 0 if log_freq == "epoch" else int(log_freq)  # batches between rows
+        self.log_model = log_model
+        self.monitor = monitor
+        self.mode = mode
+        self.save_weights_only = save_weights_only
+        self.best: float | None = None
+        self._warned = False
+        self._init_kwargs = init_kwargs
+        self._run = run
+        self._given = run is not None
+        self._owned = False
+        self._opened_by: str | None = None  # the begin hook that started our run
+        self._in_fit = False
+        self._batches = 0  # training batches done in this fit
+        self._epoch_start = 0  # ... before this epoch
+        self._base = 0  # the run's step when this fit began
+        self._predict_start = 0.0
+        if log_freq != "epoch":
+            # An instance attribute, so that Keras sees an overridden batch hook only now.
+            self.on_train_batch_end = self._on_train_batch_end
+
+    @property
+    def run(self) -> trackline.Run | None:
+        """The run this callback logs to (``None`` before its first event)."""
+        return self._run
+
+    # -- run ownership --------------------------------------------------------------
+
+    def _acquire(self, hook: str) -> trackline.Run:
+        run = self._run
+        if run is not None and (self._given or run.state == "running"):
+            return run
+        current = trackline.current_run()
+        if current is not None:
+            self._run, self._owned = current, False
+            return current
+        if run is not None and self._owned:  # ours, finished by an earlier call: reopen it
+            run = trackline.init(
+                id=run.id,
+                resume="allow",
+                project=run.project,
+                mode=run.mode,
+                dir=run.dir.parent.parent,
+            )
+        else:
+            run = trackline.init(**self._init_kwargs)
+        self._run, self._owned, self._opened_by = run, True, hook
+        return run
+
+    def _release(self, hook: str) -> None:
+        if self._owned and self._opened_by == hook and self._run is not None:
+            self._run.finish()
+            self._opened_by = None
+
+    # -- fit ------------------------------------------------------------------------
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        run = self._acquire("fit")
+        self._in_fit = True
+        self._batches = self._epoch_start = 0
+        self._base = run.step
+        run.define_metric("epoch/*", step_metric="epoch")
+        run.config.update(self._describe())
+
+    def _on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # `batch` is the last batch index of the call (several with steps_per_execution > 1)
+        done = self._epoch_start + batch + 1
+        due = done // self._every > self._batches // self._every
+        self._batches = done
+        if not due or self._run is None:
+            return
+        row = {f"batch/{key}": value for key, value in (logs or {}).items()}
+        if "batch/learning_rate" not in row and (lr := self._learning_rate()) is not None:
+            row["batch/learning_rate"] = lr
+        self._run.log(row, step=self._base + self._batches)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        run = self._run
+        if run is None:
+            return
+        logs = logs or {}
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        row.update((f"epoch/{key}", value) for key, value in logs.items())
+        if "epoch/learning_rate" not in row and (lr := self._learning_rate()) is not None:
+            row["epoch/learning_rate"] = lr
+        run.log(row, step=None if self.log_freq == "epoch" else self._base + self._batches)
+        self._epoch_start = self._batches
+        if self.log_model:
+            self._checkpoint(epoch + 1, logs)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._in_fit = False
+        self._release("fit")
+
+    # -- evaluate and predict -------------------------------------------------------
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._in_fit:  # inside fit, validation results arrive in the epoch logs
+            self._acquire("evaluate")
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._in_fit or self._run is None:
+            return
+        self._run.log({f"eval/{key}": value for key, value in (logs or {}).items()})
+        self._release("evaluate")
+
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._acquire("predict")
+        self._predict_start = time.perf_counter()
+
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._run is None:
+            return
+        row = {"predict/seconds": time.perf_counter() - self._predict_start}
+        if (self.params or {}).get("steps") is not None:
+            row["predict/batches"] = self.params["steps"]
+        self._run.log(row)
+        self._release("predict")
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        try:
+            return float(keras.ops.convert_to_numpy(optimizer.learning_rate))  # type: ignore[union-attr]
+        except Exception:  # no optimizer, or an exotic one: no learning rate column
+            return None
+
+    def _describe(self) -> dict[str, Any]:
+        model = self.model
+        trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+        total = sum(math.prod(w.shape) for w in model.weights)
+        lines: list[str] = []
+        with contextlib.suppress(ValueError):  # an unbuilt model has no summary
+            model.summary(print_fn=lambda text, **_: lines.append(text))
+        described: dict[str, Any] = {
+            "model": {
+                "name": model.name,
+                "class": type(model).__name__,
+                "params_total": total,
+                "params_trainable": trainable,
+                "params_non_trainable": total - trainable,
+                "summary": "\n".join(lines),
+            },
+            "fit": {
+                k: v for k, v in (self.params or {}).items() if k in ("epochs", "steps", "verbose")
+            },
+        }
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None:
+            described["optimizer"] = {"class": type(optimizer).__name__, **optimizer.get_config()}
+        return described
+
+    def _checkpoint(self, epoch: int, logs: dict[str, Any]) -> None:
+        current = logs.get(self.monitor)
+        if current is None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"trackline: monitor {self.monitor!r} is not in the epoch logs {sorted(logs)}; "
+                "no checkpoint is marked best",
+                trackline.TracklineWarning,
+                stacklevel=3,
+            )
+        improved = current is not None and (
+            self.best is None
+            or (current < self.best if self.mode == "min" else current > self.best)
+        )
+        if improved:
+            self.best = float(current)  # type: ignore[arg-type]
+        if self.log_model == "all" or improved:
+            self._save_model(epoch, ["latest", "best"] if improved else ["latest"])
+
+    def _save_model(self, epoch: int, aliases: list[str]) -> None:
+        # When artifacts exist: one model artifact, a version per save, these aliases.
+        assert self._run is not None
+        suffix = ".weights.h5" if self.save_weights_only else ".keras"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, "checkpoints", f"epoch-{epoch:04d}{suffix}")
+            path.parent.mkdir()
+            if self.save_weights_only:
+                self.model.save_weights(path)
+            else:
+                self.model.save(path)
+            names = self._run.save(path, base_path=tmp)
+        if names:
+            self._run.summary.update({f"checkpoint/{alias}": names[0] for alias in aliases})

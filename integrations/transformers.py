@@ -1,0 +1,255 @@
+"""Hugging Face transformers: ``TracklineCallback``, a ``TrainerCallback``.
+
+>>> from trackline.integrations.transformers import TracklineCallback
+>>> trainer = Trainer(model=model, args=TrainingArguments(..., report_to="none"),
+...                   train_dataset=train, eval_dataset=valid, callbacks=[TracklineCallback()])
+
+or, opted in once per process, ``report_to="trackline"``:
+
+>>> trackline.integrations.transformers.register()
+>>> args = TrainingArguments(..., report_to="trackline")
+
+What it records, on the world-process-zero only:
+
+* at ``on_train_begin``, into the config: ``training_args`` (``TrainingArguments.to_dict()``),
+  ``model_config`` (the model's ``config.to_dict()``) and ``num_parameters``;
+* every ``on_log`` at ``state.global_step``: ``eval_*`` keys as ``eval/*``, ``test_*``
+  as ``test/*``, the rest as ``train/*`` (``train/loss``, ``train/learning_rate``,
+  ``train/epoch``); the end-of-training aggregates (``train_runtime``,
+  ``train_loss``, ``total_flos``, ...) go to the summary only, under their own names;
+* ``on_predict``: the prediction metrics as ``test/*`` rows;
+* evaluation metrics arrive through ``on_log`` (``Trainer.evaluate`` logs them
+  before it calls ``on_evaluate``, so ``on_evaluate`` adds nothing);
+* with ``log_model="checkpoint"`` (or ``TRACKLINE_LOG_MODEL=checkpoint``), each saved
+  ``checkpoint-N/`` folder at ``on_save``; with ``"end"``, the final model
+  (``save_pretrained``) as ``model/`` at the end of training. The summary keys
+  ``checkpoint/latest`` and ``checkpoint/best`` (``state.best_model_checkpoint``)
+  name the saved folders;
+* with ``watch="gradients"|"parameters"|"all"`` (or ``TRACKLINE_WATCH``), histograms
+  every ``state.logging_steps`` optimizer steps, at the step of the matching row;
+* at ``on_train_end``: ``train/global_step``, ``train/epoch`` and the best metric into
+  the summary.
+
+The run: ``run`` if given, else the current run, else one started with
+``trackline.init(name=args.run_name, **init_kwargs)`` (so ``TRACKLINE_PROJECT`` and
+the other ``TRACKLINE_*`` variables apply). A run the callback started is finished
+at the end of training; a later ``evaluate()`` or ``predict()`` reopens it (and it
+stays open until ``trackline.finish()`` or exit). In a hyperparameter search each
+trial is a run of its own, named after the trial and grouped by ``args.run_name``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trackline
+from transformers import TrainerCallback
+
+__all__ = ["TracklineCallback", "register"]
+
+# Logged once at the end of training: summary values, not series.
+_SUMMARY_ONLY = {
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "train_loss",
+    "total_flos",
+}
+_LOG_MODEL = {"": None, "false": None, "0": None, "true": "checkpoint", "1": "checkpoint",
+              "checkpoint": "checkpoint", "end": "end"}  # fmt: skip
+_WATCH = ("gradients", "parameters", "all")
+
+
+class TracklineCallback(TrainerCallback):  # type: ignore[misc]
+    """Log a ``transformers.Trainer`` run to trackline (see the module docstring).
+
+    Args:
+        run: log to this run instead of the current (or a new) one.
+        log_model: ``"checkpoint"``, ``"end"`` or ``False``; default ``TRACKLINE_LOG_MODEL``.
+        watch: ``"gradients"``, ``"parameters"``, ``"all"`` or ``None``; default ``TRACKLINE_WATCH``.
+        watch_log_freq: optimizer steps between histograms (default ``state.logging_steps``).
+        **init_kwargs: passed to ``trackline.init`` when the callback starts a run.
+    """
+
+    def __init__(
+        self,
+        run: trackline.Run | None = None,
+        log_model: str | bool | None = None,
+        watch: str | None = None,
+        watch_log_freq: int | None = None,
+        **init_kwargs: Any,
+    ) -> None:
+        if log_model is None:
+            log_model = os.environ.get("TRACKLINE_LOG_MODEL", "")
+        mode = _LOG_MODEL.get(str(log_model).strip().lower(), "?")
+        if mode == "?":
+            raise ValueError(f'log_model must be "checkpoint", "end" or False, not {log_model!r}')
+        if watch is None:
+            watch = os.environ.get("TRACKLINE_WATCH", "").strip().lower() or None
+        if watch in ("false", "0"):
+            watch = None
+        if watch is not None and watch not in _WATCH:
+            raise ValueError(f"watch must be one of {_WATCH} or None, not {watch!r}")
+        self.log_model = mode
+        self.watch = watch
+        self.watch_log_freq = watch_log_freq
+        self._init_kwargs = init_kwargs
+        self._run = run
+        self._given = run is not None
+        self._owned = False
+        self._watched: Any = None
+
+    @property
+    def run(self) -> trackline.Run | None:
+        """The run this callback logs to (``None`` before its first event)."""
+        return self._run
+
+    def _acquire(self, args: Any, state: Any) -> trackline.Run:
+        run = self._run
+        if run is not None and (self._given or run.state == "running"):
+            return run
+        current = trackline.current_run()
+        if current is not None:
+            self._run, self._owned = current, False
+            return current
+        if run is not None and self._owned:  # ours, finished at the end of training: reopen it
+            run = trackline.init(
+                id=run.id,
+                resume="allow",
+                project=run.project,
+                mode=run.mode,
+                dir=run.dir.parent.parent,
+            )
+        else:
+            kwargs = dict(self._init_kwargs)
+            if state.trial_name is not None:  # hyperparameter search: a run per trial
+                kwargs.setdefault("name", state.trial_name)
+                kwargs.setdefault("group", args.run_name or None)
+            elif args.run_name and args.run_name != args.output_dir:
+                kwargs.setdefault("name", args.run_name)
+            run = trackline.init(**kwargs)
+        self._run, self._owned = run, True
+        return run
+
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        if state.is_hyper_param_search and self._owned:
+            self._run = None  # a new trial: a new run, not the previous trial's reopened
+        run = self._acquire(args, state)
+        config: dict[str, Any] = {"training_args": args.to_dict()}
+        model_config = getattr(model, "config", None)
+        if model_config is not None:
+            config["model_config"] = (
+                model_config if isinstance(model_config, dict) else model_config.to_dict()
+            )
+        if model is not None:
+            count = getattr(model, "num_parameters", None)
+            config["num_parameters"] = (
+                count() if callable(count) else sum(p.numel() for p in model.parameters())
+            )
+        run.config.update(config)
+        if self.watch is not None and model is not None:
+            from trackline.integrations.torch import watch
+
+            steps = self.watch_log_freq or max(int(state.logging_steps or 1), 1)
+            # watch counts backward passes; the histograms land on the step the next on_log uses.
+            self._watched = watch(
+                model,
+                log=self.watch,
+                log_freq=steps * args.gradient_accumulation_steps,
+                run=run,
+                step=lambda: state.global_step + 1,
+            )
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        run = self._acquire(args, state)
+        summary = {k: v for k, v in logs.items() if k in _SUMMARY_ONLY}
+        row = _rename({k: v for k, v in logs.items() if k not in _SUMMARY_ONLY})
+        if row:
+            run.log(row, step=state.global_step)
+        if summary:
+            run.summary.update(summary)
+
+    def on_predict(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not metrics:
+            return
+        self._acquire(args, state).log(_rename(metrics), step=state.global_step)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.log_model != "checkpoint" or not state.is_world_process_zero:
+            return
+        run = self._acquire(args, state)
+        folder = Path(args.output_dir, f"checkpoint-{state.global_step}")
+        # When artifacts exist: a version of one model artifact, with these aliases.
+        if run.save(f"{folder}/**/*", base_path=args.output_dir):
+            aliases = ["latest"]
+            best = state.best_model_checkpoint
+            if best and os.path.abspath(best) == os.path.abspath(folder):
+                aliases.append("best")
+            run.summary.update({f"checkpoint/{alias}": folder.name for alias in aliases})
+
+    def on_train_end(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        run = self._acquire(args, state)
+        if self._watched is not None:
+            self._watched.remove()
+            self._watched = None
+        summary: dict[str, Any] = {
+            "train/global_step": state.global_step,
+            "train/epoch": state.epoch,
+        }
+        if state.best_metric is not None:
+            summary["best_metric"] = state.best_metric
+        if state.best_model_checkpoint:
+            summary["best_model_checkpoint"] = Path(state.best_model_checkpoint).name
+        run.summary.update(summary)
+        if self.log_model == "end" and hasattr(model, "save_pretrained"):
+            with tempfile.TemporaryDirectory() as tmp:
+                model.save_pretrained(Path(tmp, "model"))
+                if run.save(f"{tmp}/model/**/*", base_path=tmp):
+                    run.summary.update({"checkpoint/final": "model"})
+        if self._owned:
+            run.finish()
+
+
+def _rename(logs: dict[str, Any]) -> dict[str, Any]:
+    """``eval_loss`` -> ``eval/loss``, ``test_loss`` -> ``test/loss``, ``loss`` -> ``train/loss``."""
+    out: dict[str, Any] = {}
+    for key, value in logs.items():
+        prefix, _, rest = key.partition("_")
+        if prefix in ("train", "eval", "test") and rest:
+            out[f"{prefix}/{rest}"] = value
+        else:
+            out[f"train/{key}"] = value
+    return out
+
+
+def register() -> None:
+    """Make ``TrainingArguments(report_to="trackline")`` use :class:`TracklineCallback`.
+
+    transformers keeps its ``report_to`` names in a hard-coded dict; this adds
+    ``"trackline"`` to it, in this process. Nothing is registered on import.
+    """
+    from transformers.integrations import integration_utils
+
+    integration_utils.INTEGRATION_TO_CALLBACK["trackline"] = TracklineCallback

@@ -1,0 +1,265 @@
+"""``TracklineLogger``: real Lightning fits (both packages, and DDP on two CPU processes), read back."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lightning_utilities")
+
+import trackline  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slow,
+    # Lightning 2.6's pytree shim on torch 2.13: a framework notice, not trackline's.
+    pytest.mark.filterwarnings(
+        "ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning"
+    ),
+]
+
+PACKAGES = []
+for _package in ("lightning.pytorch", "pytorch_lightning"):
+    try:
+        __import__(_package)
+        PACKAGES.append(_package)
+    except ImportError:
+        pass
+if not PACKAGES:
+    pytest.skip("neither lightning nor pytorch-lightning is installed", allow_module_level=True)
+
+from trackline.integrations import lightning as tl_lightning  # noqa: E402
+
+
+def lightning(package: str) -> Any:
+    return __import__(package, fromlist=["Trainer"])
+
+
+def logger_class(package: str) -> Any:
+    return (
+        tl_lightning.TracklineLogger
+        if package == "lightning.pytorch"
+        else tl_lightning.PLTracklineLogger
+    )
+
+
+def make_module(package: str, fail_at: int | None = None, **hparams: Any) -> Any:
+    L = lightning(package)
+
+    class Regressor(L.LightningModule):  # type: ignore[misc,name-defined]
+        def __init__(
+            self,
+            hidden: int = 8,
+            lr: float = 0.1,
+            optimizer: Any = torch.optim.SGD,
+            extra: Any = None,
+        ) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+            )
+
+        def training_step(self, batch: Any, index: int) -> Any:
+            if fail_at is not None and self.global_step == fail_at:
+                raise RuntimeError("boom")
+            x, y = batch
+            loss = torch.nn.functional.mse_loss(self.net(x), y)
+            self.log("train/loss", loss)
+            return loss
+
+        def validation_step(self, batch: Any, index: int) -> None:
+            x, y = batch
+            self.log("val/loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+        def test_step(self, batch: Any, index: int) -> None:
+            x, y = batch
+            self.log("test/loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+        def configure_optimizers(self) -> Any:
+            return self.hparams.optimizer(self.parameters(), lr=self.hparams.lr)
+
+    torch.manual_seed(0)
+    return Regressor(**hparams)
+
+
+def loader(n: int = 16) -> Any:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    return torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=4
+    )
+
+
+def trainer(package: str, logger: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    L = lightning(package)
+    checkpoint = L.callbacks.ModelCheckpoint(monitor="val/loss", save_top_k=1)
+    options: dict[str, Any] = dict(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        callbacks=[checkpoint],
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    options.update(kwargs)
+    return L.Trainer(**options)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_fit_logs_hparams_metrics_checkpoints_next_to_csv_logger(
+    package: str, tmp_path: Path
+) -> None:
+    L = lightning(package)
+    logger = logger_class(package)(project="pl", name="fit", log_model="all", tags=["t"])
+    csv = L.loggers.CSVLogger(tmp_path / "csv")
+    module = make_module(package, extra={"nested": {"depth": 2}})
+    logger.watch(module, log="all", log_freq=2)
+    fit = trainer(package, [logger, csv], tmp_path)
+    fit.fit(module, loader(), loader(8))
+
+    run = trackline.open_run(logger.experiment.dir)
+    assert (run.project, run.name, run.tags, run.state) == ("pl", "fit", ["t"], "finished")
+    assert run.id == logger.version and logger.name == "pl"
+    assert run.config == {
+        "hidden": 8,
+        "lr": 0.1,
+        "optimizer": "torch.optim.sgd.SGD",
+        "extra": {"nested": {"depth": 2}},
+    }
+    history = run.history()
+    # 4 batches per epoch; Lightning logs each step at the number of optimizer steps before it
+    assert [row["_step"] for row in history] == list(range(8))
+    assert all("train/loss" in row for row in history)
+    assert [row["_step"] for row in history if "val/loss" in row] == [3, 7]
+    assert [row["epoch"] for row in history] == [0] * 4 + [1] * 4
+    # log_model="all": each checkpoint as it is written; save_top_k=1 keeps the best one
+    assert set(run.files) == {"checkpoints/epoch=0-step=4.ckpt", "checkpoints/epoch=1-step=8.ckpt"}
+    best = Path(fit.checkpoint_callback.best_model_path).name
+    assert run.summary["checkpoint/latest"] == "checkpoints/epoch=1-step=8.ckpt"
+    assert run.summary["checkpoint/best"] == f"checkpoints/{best}"
+    # logger.watch: every second backward pass, at the step of that batch's row
+    assert sorted({h.step for h in run.histograms()}) == [1, 3, 5, 7]
+    assert {h.key for h in run.histograms()} >= {"gradients/net.0.weight", "parameters/net.2.bias"}
+    trackline.unwatch()
+    # the CSV logger next to it got the same metrics
+    assert (Path(csv.log_dir) / "metrics.csv").read_text().count("\n") >= 8
+
+
+@pytest.mark.parametrize("package", PACKAGES[:1])
+def test_log_model_true_logs_at_end_and_test_reopens_the_run(package: str, tmp_path: Path) -> None:
+    logger = logger_class(package)(project="pl", log_model=True)
+    fit = trainer(package, logger, tmp_path, max_epochs=3)
+    module = make_module(package)
+    fit.fit(module, loader(), loader(8))
+    run = trackline.open_run(logger.experiment.dir)
+    best = Path(fit.checkpoint_callback.best_model_path).name
+    assert set(run.files) == {f"checkpoints/{best}"}  # only what exists at the end
+    assert (
+        run.summary["checkpoint/best"] == run.summary["checkpoint/latest"] == f"checkpoints/{best}"
+    )
+    assert run.state == "finished"
+
+    fit.test(module, loader(8))
+    run = trackline.open_run(logger.experiment.dir)
+    assert (run.starts, run.state) == (2, "finished")
+    assert [row["_step"] for row in run.history(keys=["test/loss"])] == [12]
+
+
+@pytest.mark.parametrize("package", PACKAGES[:1])
+def test_failed_fit_marks_the_run_failed(package: str, tmp_path: Path) -> None:
+    logger = logger_class(package)(project="pl")
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer(package, logger, tmp_path).fit(make_module(package, fail_at=2), loader(), loader(8))
+    run = trackline.open_run(logger.experiment.dir)
+    assert run.state == "failed"
+    assert [row["_step"] for row in run.history()] == [0, 1]
+
+
+@pytest.mark.parametrize("package", PACKAGES[:1])
+def test_log_hyperparams_namespace_prefix_and_a_user_run(package: str) -> None:
+    mine = trackline.init(project="mine")
+    logger = logger_class(package)(prefix="fold1")
+    logger.log_hyperparams(argparse.Namespace(lr=0.5, layers=[1, 2], activation=torch.nn.ReLU))
+    logger.log_metrics({"loss": 1.0}, step=3)
+    logger.finalize("success")
+    assert mine.state == "running"  # not the logger's to finish
+    assert logger.version == mine.id
+    mine.finish()
+    run = trackline.open_run(mine.dir)
+    assert run.config == {
+        "lr": 0.5,
+        "layers": [1, 2],
+        "activation": "torch.nn.modules.activation.ReLU",
+    }
+    assert run.history() == [{"_step": 3, "_time": run.history()[0]["_time"], "fold1-loss": 1.0}]
+
+
+@pytest.mark.parametrize("package", PACKAGES[:1])
+def test_pickling_drops_the_run_and_keeps_the_id(package: str) -> None:
+    logger = logger_class(package)(project="pl")
+    assert logger._run is None
+    version = logger.version
+    logger.log_metrics({"a": 1.0}, step=0)
+    copy = pickle.loads(pickle.dumps(logger))
+    assert copy._run is None and copy.version == version
+    assert logger._run.state == "finished"  # handed over: the unpickling process reopens it
+    copy.log_metrics({"a": 2.0}, step=1)
+    copy.finalize("success")
+    run = trackline.open_run(copy.experiment.dir)
+    assert (run.id, run.starts, run.state) == (version, 2, "finished")
+    assert [row["a"] for row in run.history()] == [1.0, 2.0]
+
+
+def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
+    package = PACKAGES[0]
+    logger = logger_class(package)(project="ddp", log_model=True)
+    fit = trainer(
+        package,
+        logger,
+        tmp_path,
+        strategy="ddp_spawn",
+        devices=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+    )
+    fit.fit(_DDPModule(), loader(16), loader(16))
+    runs = trackline.list_runs()
+    assert [(r.id, r.state) for r in runs] == [(logger.version, "finished")]
+    run = runs[0]
+    assert [row["_step"] for row in run.history()] == [0, 1, 2, 3]
+    assert [row["rank"] for row in run.history()] == [0.0] * 4  # logged from rank zero only
+    assert run.config == {"hidden": 4}
+    assert run.files.keys() == {"checkpoints/epoch=1-step=4.ckpt"}
+
+
+# Module-level, so that ddp_spawn can pickle it into the worker processes.
+_L = lightning(PACKAGES[0])
+
+
+class _DDPModule(_L.LightningModule):  # type: ignore[misc,name-defined]
+    def __init__(self, hidden: int = 4) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch: Any, index: int) -> Any:
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train/loss", loss)
+        self.log("rank", float(self.global_rank))
+        return loss
+
+    def validation_step(self, batch: Any, index: int) -> None:
+        x, y = batch
+        self.log("val/loss", torch.nn.functional.mse_loss(self.net(x), y), sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)

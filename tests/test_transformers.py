@@ -1,0 +1,195 @@
+"""``TracklineCallback`` for transformers: a tiny BERT trained by a real ``Trainer``, read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # Trainer needs it
+
+import trackline  # noqa: E402
+from trackline.integrations import transformers as tl_hf  # noqa: E402
+from trackline.integrations.transformers import TracklineCallback  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("TRACKLINE_LOG_MODEL", "TRACKLINE_WATCH"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class Tokens(torch.utils.data.Dataset):  # type: ignore[misc]
+    """Random token ids; the label is whether the first token is above 50."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(0, 100, (n, 8), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids = self.ids[i]
+        return {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "labels": int(ids[0] > 50),
+        }
+
+
+def tiny_bert() -> Any:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def make_trainer(tmp_path: Path, callbacks: list[Any] | None = None, **overrides: Any) -> Any:
+    options: dict[str, Any] = dict(
+        output_dir=str(tmp_path / "out"),
+        max_steps=6,
+        per_device_train_batch_size=4,
+        logging_steps=2,
+        eval_strategy="steps",
+        eval_steps=3,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        learning_rate=1e-3,
+    )
+    options.update(overrides)
+    return transformers.Trainer(
+        model=tiny_bert(),
+        args=transformers.TrainingArguments(**options),
+        train_dataset=Tokens(32, 0),
+        eval_dataset=Tokens(8, 1),
+        callbacks=callbacks,
+    )
+
+
+def test_train_evaluate_predict_checkpoints_and_watch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKLINE_PROJECT", "hf-env")  # trackline.init reads it
+    monkeypatch.setenv("TRACKLINE_LOG_MODEL", "checkpoint")
+    monkeypatch.setenv("TRACKLINE_WATCH", "gradients")
+    callback = TracklineCallback(tags=["bert"])
+    trainer = make_trainer(
+        tmp_path,
+        [callback],
+        save_strategy="steps",
+        save_steps=3,
+        metric_for_best_model="loss",
+        run_name="tiny",
+    )
+    trainer.train()
+    run = trackline.open_run(callback.run.dir)
+    assert (run.project, run.name, run.tags, run.state) == ("hf-env", "tiny", ["bert"], "finished")
+
+    assert run.config["training_args"]["learning_rate"] == 1e-3
+    assert run.config["training_args"]["logging_steps"] == 2
+    assert run.config["model_config"]["hidden_size"] == 32
+    assert run.config["model_config"]["num_hidden_layers"] == 2
+    assert run.config["num_parameters"] == trainer.model.num_parameters() == 37922
+
+    history = run.history()
+    assert [r["_step"] for r in history if "train/loss" in r] == [2, 4, 6]
+    assert [r["_step"] for r in history if "eval/loss" in r] == [3, 6]
+    assert {"train/learning_rate", "train/grad_norm", "train/epoch"} <= set(history[0])
+    assert {"eval/runtime", "eval/samples_per_second"} <= set(history[1])
+    assert not any(key.startswith("train/train_") for row in history for key in row)
+
+    summary = run.summary
+    assert summary["train/global_step"] == 6
+    assert {"train_runtime", "train_loss", "total_flos"} <= set(summary)
+    assert summary["best_metric"] == pytest.approx(
+        min(r["eval/loss"] for r in history if "eval/loss" in r)
+    )
+
+    # TRACKLINE_LOG_MODEL=checkpoint: every checkpoint folder, aliases in the summary
+    assert {
+        "checkpoint-3/model.safetensors",
+        "checkpoint-6/model.safetensors",
+        "checkpoint-6/config.json",
+    } <= set(run.files)
+    assert summary["checkpoint/latest"] == "checkpoint-6"
+    assert summary["checkpoint/best"] == summary["best_model_checkpoint"]
+
+    # TRACKLINE_WATCH=gradients: histograms every logging_steps optimizer steps, on those rows' steps
+    hists = run.histograms()
+    assert sorted({h.step for h in hists}) == [2, 4, 6]
+    assert "gradients/bert.embeddings.word_embeddings.weight" in {h.key for h in hists}
+    assert all(not p._backward_hooks for p in trainer.model.parameters())  # unhooked at the end
+
+    # evaluate() and predict() after training reopen the same run
+    trainer.evaluate()
+    trainer.predict(Tokens(8, 2))
+    trackline.finish()
+    run = trackline.open_run(callback.run.dir)
+    assert run.starts == 2 and run.state == "finished"
+    last = run.history()[-1]
+    assert last["_step"] == 6 and {"eval/loss", "test/loss", "test/runtime"} <= set(last)
+
+
+def test_log_model_end_saves_the_final_model(tmp_path: Path) -> None:
+    run = trackline.init(project="hf")
+    make_trainer(tmp_path, [TracklineCallback(log_model="end")], eval_strategy="no").train()
+    assert run.state == "running"  # the user's run: not finished by the callback
+    run.finish()
+    read = trackline.open_run(run.dir)
+    assert {"model/config.json", "model/model.safetensors"} <= set(read.files)
+    assert read.summary["checkpoint/final"] == "model"
+    assert [r["_step"] for r in read.history()] == [2, 4, 6]
+
+
+def test_only_the_world_process_zero_logs(tmp_path: Path) -> None:
+    callback = TracklineCallback()
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    state = transformers.TrainerState(is_world_process_zero=False)
+    control = transformers.TrainerControl()
+    callback.on_train_begin(args, state, control, model=tiny_bert())
+    callback.on_log(args, state, control, logs={"loss": 1.0})
+    callback.on_train_end(args, state, control)
+    assert callback.run is None and trackline.current_run() is None
+    assert trackline.list_runs() == []
+
+
+def test_register_adds_report_to_trackline_and_import_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers.integrations import integration_utils
+
+    registry = integration_utils.INTEGRATION_TO_CALLBACK
+    assert "trackline" not in registry  # importing the module registered nothing
+    with pytest.raises(ValueError, match="trackline is not supported"):
+        make_trainer(tmp_path, report_to="trackline")
+    monkeypatch.setitem(registry, "trackline", None)  # so that it is removed after the test
+    tl_hf.register()
+    assert registry["trackline"] is TracklineCallback
+    trainer = make_trainer(tmp_path, report_to="trackline", eval_strategy="no")
+    callbacks = [c for c in trainer.callback_handler.callbacks if isinstance(c, TracklineCallback)]
+    assert len(callbacks) == 1
+    trainer.train()
+    run = trackline.open_run(callbacks[0].run.dir)
+    assert [r["_step"] for r in run.history()] == [2, 4, 6]
+
+
+def test_invalid_options() -> None:
+    with pytest.raises(ValueError, match="log_model"):
+        TracklineCallback(log_model="always")
+    with pytest.raises(ValueError, match="watch"):
+        TracklineCallback(watch="weights")
