@@ -8,6 +8,10 @@
 
 import typing as _typing
 
+if _typing.TYPE_CHECKING:
+    from ._client import Api as Api
+    from ._client import ApiError as ApiError
+
 from ._api import current_run as current_run
 from ._api import define_metric as define_metric
 from ._api import finish as finish
@@ -32,6 +36,8 @@ from .media import Video as Video
 __version__ = "0.1.0"
 
 __all__ = [
+    "Api",
+    "ApiError",
     "Audio",
     "Config",
     "Histogram",
@@ -58,6 +64,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Api": ("trackline._client", "Api"),
+    "ApiError": ("trackline._client", "ApiError"),
     "watch": ("trackline.integrations.torch", "watch"),
     "unwatch": ("trackline.integrations.torch", "unwatch"),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _ADJECTIVES = (
     "amber",
@@ -103,4 +104,4 @@ def new_run_name() -> str:
 
 
 def valid_run_id(run_id: str) -> bool:
-    return 0 < len(run_id) <= 64 and all(c.isalnum() or c in "-_" for c in run_id)
+    return 0 < len(run_id) <= 64 and all(c in _ALPHABET or c in _UPPER or c in "-_" for c in run_id)

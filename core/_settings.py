@@ -41,7 +41,10 @@ def base_dir(dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def server_url() -> str | None:
-    return env("TRACKLINE_SERVER")
+    """``TRACKLINE_SERVER``, else the server of ``trackline login``."""
+    from . import _credentials  # imported here: _credentials imports this module
+
+    return _credentials.default_server()
 
 
 @dataclass(frozen=True)

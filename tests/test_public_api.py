@@ -31,7 +31,7 @@ def test_exported_names_match_all() -> None:
         if not name.startswith("_") and not isinstance(getattr(trackline, name), types.ModuleType)
     } | {"__version__"}
     exported = set(trackline.__all__)
-    assert exported - {"watch", "unwatch"} <= public
+    assert exported - {"watch", "unwatch", "Api", "ApiError"} <= public
     assert public - exported == set()
 
 

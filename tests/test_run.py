@@ -61,6 +61,7 @@ def test_init_arguments_are_recorded(tmp_path: Path) -> None:
         ({"mode": "online"}, ValueError, "server"),
         ({"id": "has space"}, ValueError, "run id"),
         ({"id": "x" * 65}, ValueError, "run id"),
+        ({"id": "caf\u00e9"}, ValueError, "run id"),
         ({"resume": "sometimes"}, ValueError, "resume"),
         ({"config": 3}, TypeError, "config"),
         ({"tags": [1]}, TypeError, "tags"),

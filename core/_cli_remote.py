@@ -1,0 +1,285 @@
+"""CLI commands that talk to a server: ``server``, ``login``, ``sync``, ``status``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import _credentials
+from ._settings import base_dir
+from ._transport import STREAMS, Shipper, read_progress
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the SQLite database and files go (default ~/.trackline/server).",
+)
+@click.option(
+    "--database-url",
+    default=None,
+    help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in --data-dir).",
+)
+@click.option(
+    "--files", default=None, help="A directory or s3://bucket/prefix (default: --data-dir/files)."
+)
+@click.option("--s3-endpoint-url", default=None, help="For S3-compatible stores other than AWS.")
+@click.option(
+    "--heartbeat-timeout",
+    default=120.0,
+    show_default=True,
+    type=float,
+    help="Seconds without a heartbeat after which a running run is reported crashed.",
+)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option("--log-level", default="warning", show_default=True)
+def server_command(
+    host: str,
+    port: int,
+    data_dir: str | None,
+    database_url: str | None,
+    files: str | None,
+    s3_endpoint_url: str | None,
+    heartbeat_timeout: float,
+    workers: int,
+    log_level: str,
+) -> None:
+    """Run the trackline server (API, ingest and dashboard).
+
+    On first start it creates the admin user and prints its API key
+    (TRACKLINE_ADMIN_KEY sets it instead).
+    """
+    try:
+        import uvicorn
+        from trackline.server.app import announce_first_start
+        from trackline.server.config import ServerConfig
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs its extras: pip install 'trackline[server]' ({exc})"
+        ) from None
+    config = ServerConfig.build(
+        data_dir,
+        database_url,
+        files,
+        s3_endpoint_url=s3_endpoint_url,
+        heartbeat_timeout=heartbeat_timeout,
+        admin_key=os.environ.get("TRACKLINE_ADMIN_KEY") or None,
+    )
+    os.environ.update(config.to_env())
+    announce_first_start(config, f"http://{host}:{port}")
+    click.echo(
+        f"trackline server on http://{host}:{port} (database {_redact(config.database_url)})"
+    )
+    uvicorn.run(
+        "trackline.server.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
+    return url
+
+
+@click.command("login")
+@click.option("--server", default=None, help="The server's URL (default TRACKLINE_SERVER).")
+@click.option("--key", default=None, help="An API key (asked for when not given).")
+def login_command(server: str | None, key: str | None) -> None:
+    """Store a server's URL and API key in ~/.trackline/credentials (mode 0600)."""
+    server = server or _credentials.default_server()
+    if not server:
+        server = click.prompt("Server URL", default="http://127.0.0.1:8080")
+    server = _credentials.normalize(server)
+    if not key:
+        key = click.prompt("API key", hide_input=True)
+    try:
+        response = httpx.get(
+            server + "/api/v1/viewer", headers={"authorization": f"Bearer {key}"}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc}") from None
+    if response.status_code == 401:
+        raise click.ClickException(f"{server} does not accept this API key")
+    if response.status_code != 200:
+        raise click.ClickException(f"{server} answered HTTP {response.status_code}")
+    path = _credentials.save(server, key)
+    name = response.json().get("name", "?")
+    click.echo(f"logged in to {server} as {name}; credentials in {path}")
+
+
+def run_dirs(paths: Iterable[str]) -> list[Path]:
+    """Run directories from arguments: run directories, or directories holding runs."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / "main.tlog").exists():
+            found.append(path)
+            continue
+        holder = path / "runs" if (path / "runs").is_dir() else path
+        if holder.is_dir():
+            found.extend(sorted(p for p in holder.iterdir() if (p / "main.tlog").exists()))
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+@click.command("sync")
+@click.argument("dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--server", default=None, help="Default: TRACKLINE_SERVER or `trackline login`'s.")
+@click.option("--key", default=None, help="Default: TRACKLINE_API_KEY or `trackline login`'s.")
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    help="Give up on a run after this many seconds without progress.",
+)
+def sync_command(
+    dirs: tuple[str, ...], server: str | None, key: str | None, timeout: float
+) -> None:
+    """Upload offline or interrupted runs, resuming where the server is.
+
+    DIRS are run directories or directories holding runs (default TRACKLINE_DIR
+    or ./trackline). Running it again uploads nothing twice.
+    """
+    server = _credentials.normalize(server) if server else _credentials.default_server()
+    if not server:
+        raise click.ClickException(
+            "no server: pass --server, set TRACKLINE_SERVER or run `trackline login`"
+        )
+    found = run_dirs(dirs or [str(base_dir())])
+    console = Console(stderr=True)
+    if not found:
+        console.print("no runs found")
+        return
+    problems: list[str] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        for run_dir in found:
+            task = progress.add_task(run_dir.name, total=None)
+            problem = _sync_one(run_dir, server, key, timeout, progress, task)
+            if problem:
+                problems.append(f"{run_dir}: {problem}")
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem}[/]")
+        raise click.ClickException(f"{len(problems)} of {len(found)} runs not fully uploaded")
+    console.print(f"{len(found)} run(s) up to date on {server}")
+
+
+def _sync_one(
+    run_dir: Path,
+    server: str,
+    key: str | None,
+    timeout: float,
+    progress: Progress,
+    task: object,
+) -> str | None:
+    with Shipper(run_dir, server, key, live=False, backoff_max=5.0, budget=1.0) as shipper:
+        last_progress = time.monotonic()
+        best = -1
+        while True:
+            done = shipper.pump(final=True)
+            shipped, total = shipper.progress()
+            progress.update(task, completed=shipped, total=max(total, 1))  # type: ignore[arg-type]
+            if done:
+                break
+            if shipped > best:
+                best, last_progress = shipped, time.monotonic()
+            elif time.monotonic() - last_progress > timeout:
+                return f"no progress for {timeout:.0f}s ({shipper.error})"
+            time.sleep(0.05 if shipper.error is None else 0.5)
+        if shipper.failed:
+            return "; ".join(f"{s}: {m}" for s, m in shipper.failed.items())
+        if shipper.files_failed:
+            return "files not uploaded: " + "; ".join(
+                f"{p} ({m})" for p, m in shipper.files_failed.items()
+            )
+    return None
+
+
+@click.command("status")
+@click.argument("directory", required=False)
+def status_command(directory: str | None) -> None:
+    """Upload progress of each local run (from its upload.json)."""
+    found = run_dirs([directory or str(base_dir())])
+    console = Console()
+    if not found:
+        console.print("no runs found")
+        return
+    table = Table(box=None)
+    for column in ("id", "uploaded", "main.tlog", "system.tlog", "files", "server", "problem"):
+        table.add_column(column)
+    for run_dir in found:
+        state = read_progress(run_dir) or {}
+        committed = state.get("committed") or {}
+        cells = []
+        done_bytes = total_bytes = 0
+        for stream in STREAMS:
+            try:
+                size = (run_dir / f"{stream}.tlog").stat().st_size
+            except OSError:
+                size = 0
+            sent = min(int(committed.get(stream, 0) or 0), size)
+            done_bytes += sent
+            total_bytes += size
+            cells.append(f"{_bytes(sent)}/{_bytes(size)}")
+        if not state:
+            share = "[yellow]never[/]"
+        elif done_bytes >= total_bytes and not state.get("files_pending"):
+            share = "[green]100%[/]"
+        else:
+            share = f"{100 * done_bytes / max(total_bytes, 1):.0f}%"
+        pending = state.get("files_pending") or 0
+        failed = state.get("files_failed") or {}
+        files = f"{pending} pending" if pending else "ok"
+        if failed:
+            files += f", {len(failed)} failed"
+        problem = state.get("error") or ""
+        table.add_row(
+            run_dir.name,
+            share,
+            *cells,
+            files if state else "-",
+            state.get("server") or "-",
+            problem,
+        )
+    console.print(table)
+
+
+def _bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{size}B"
+
+
+COMMANDS = [server_command, login_command, sync_command, status_command]

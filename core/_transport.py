@@ -1,0 +1,460 @@
+"""Shipping a run directory to a server: log shipping with httpx.
+
+The run log on disk is the only buffer. A :class:`Shipper` reads from the
+server's committed offset of each stream (``main.tlog``, ``system.tlog``),
+sends whole frames in compressed batches, and moves on with the offset the
+server answers; a lost answer is harmless (the server acknowledges what it
+has without applying it twice) and a 409 says where to go on from. Files and
+media named by the records are uploaded by content hash when the server says
+it lacks them.
+
+``pump`` never raises and never sleeps: on a connection error, a 5xx or a 429
+it schedules the next attempt (exponential backoff with jitter, capped) and
+returns ``False`` at once; the caller (the agent, ``trackline sync``) calls
+again. Progress goes to ``upload.json`` in the run directory for
+``trackline status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import _credentials
+from ._settings import env_float
+from .records import RunStart
+from .runlog import FRAME, HEADER_SIZE, MAX_FRAME, check_header, iter_frames
+
+STREAMS = ("main", "system")
+PROGRESS_FILE = "upload.json"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Statuses worth retrying: the server is busy, restarting or behind a proxy that is.
+_TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
+_CHUNK = 1 << 20
+#: How long a live run waits before it retries a request the server refused (401, 403, ...).
+RETRY_REFUSED = 60.0
+
+
+class PermanentError(Exception):
+    """The server refused a request in a way that retrying will not fix."""
+
+
+def _knob(name: str, default: float) -> float:
+    try:
+        return env_float(name, default)
+    except ValueError:
+        return default
+
+
+class Shipper:
+    """Ships one run directory; see the module docstring.
+
+    Args:
+        run_dir: the run's directory (``main.tlog``, ``system.tlog``, ``files/``).
+        server: the server's URL.
+        api_key: default ``TRACKLINE_API_KEY`` or the key stored by ``trackline login``.
+        live: the run is running (heartbeats are sent; ``trackline sync`` passes False).
+        batch_kb: the most log bytes per request (``TRACKLINE_UPLOAD_BATCH_KB``, 4096).
+        batch_ms: how long new bytes may wait to fill a batch (``TRACKLINE_UPLOAD_BATCH_MS``, 0).
+        heartbeat: seconds between heartbeats (``TRACKLINE_HEARTBEAT_INTERVAL``, 15).
+        budget: the most seconds one ``pump`` spends sending.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        server: str,
+        api_key: str | None = None,
+        *,
+        live: bool = True,
+        batch_kb: float | None = None,
+        batch_ms: float | None = None,
+        heartbeat: float | None = None,
+        backoff_max: float | None = None,
+        budget: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.server = _credentials.normalize(server)
+        self.api_key = api_key or _credentials.api_key(self.server)
+        self.live = live
+        self.batch_bytes = int(1024 * (batch_kb or _knob("TRACKLINE_UPLOAD_BATCH_KB", 4096)))
+        self.batch_seconds = (
+            batch_ms if batch_ms is not None else _knob("TRACKLINE_UPLOAD_BATCH_MS", 0)
+        ) / 1000
+        self.heartbeat_interval = (
+            heartbeat if heartbeat is not None else _knob("TRACKLINE_HEARTBEAT_INTERVAL", 15.0)
+        )
+        self.backoff_max = (
+            backoff_max if backoff_max is not None else _knob("TRACKLINE_UPLOAD_BACKOFF_MAX", 30.0)
+        )
+        self.budget = budget
+        headers = {"user-agent": "trackline-shipper"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        self._client = httpx.Client(
+            base_url=self.server + "/api/v1",
+            headers=headers,
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            transport=transport,
+        )
+        self.run_id: str | None = None
+        self.committed: dict[str, int] | None = None
+        self.sizes: dict[str, int] = dict.fromkeys(STREAMS, 0)
+        self.caught_up: dict[str, bool] = dict.fromkeys(STREAMS, False)
+        self.failed: dict[str, str] = {}
+        self.wanted: dict[str, str | None] = {}  # run-dir path -> sha256 (None: unknown)
+        self.files_failed: dict[str, str] = {}
+        self.error: str | None = None
+        self.failures = 0
+        self._retry_at = 0.0
+        self._waiting_since: dict[str, float] = {}
+        self._last_heartbeat = 0.0
+        self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
+        self._progress_written: str = ""
+        self._failed_at = 0.0
+        self._verified = False
+
+    # -- the loop's entry point ----------------------------------------------------------
+
+    def pump(self, final: bool = False) -> bool:
+        """Ship what is new; ``True`` when everything on disk is on the server."""
+        try:
+            if time.monotonic() < self._retry_at:
+                return False
+            done = self._pump(final)
+            self.failures = 0
+            self.error = None if not self.failed else self.error
+            return done
+        except (httpx.TransportError, _Transient) as exc:
+            self._schedule_retry(exc)
+            return False
+        except Exception as exc:  # never into the caller: note it and try again later
+            self._schedule_retry(exc)
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                self._write_progress()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._write_progress()
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+    def __enter__(self) -> Shipper:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def done(self) -> bool:
+        """Every stream caught up (or refused for good) and no file left to upload."""
+        streams = all(self.caught_up[s] or s in self.failed for s in STREAMS)
+        return streams and not self.wanted
+
+    def progress(self) -> tuple[int, int]:
+        """(bytes on the server, bytes on disk) over both streams."""
+        committed = self.committed or {}
+        total = sum(self.sizes.values())
+        shipped = sum(min(committed.get(s, 0), self.sizes[s]) for s in STREAMS)
+        return shipped, total
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _schedule_retry(self, exc: BaseException) -> None:
+        self.failures += 1
+        self.error = f"{type(exc).__name__}: {exc}"
+        delay = min(self.backoff_max, 0.25 * 2 ** min(self.failures, 20))
+        self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+
+    def _pump(self, final: bool) -> bool:
+        started = time.monotonic()
+        if self.failed and not final and started - self._failed_at > RETRY_REFUSED:
+            # A live run may get a valid key or project later: try again now and then.
+            self.failed.clear()
+            self.committed = None
+        try:
+            if self.run_id is None:
+                self.run_id = self._find_run_id()
+            if self.committed is None:
+                self._fetch_offsets()
+        except PermanentError as exc:
+            self.error = str(exc)
+            for stream in STREAMS:
+                self.failed.setdefault(stream, str(exc))
+            self._failed_at = started
+            return self.done
+        assert self.committed is not None
+        for stream in STREAMS:
+            if stream in self.failed:
+                continue
+            try:
+                self._ship_stream(stream, final, started)
+            except PermanentError as exc:
+                self.failed[stream] = str(exc)
+                self.error = f"{stream}: {exc}"
+                self._failed_at = started
+        self._upload_files(started)
+        if self.live and not final:
+            self._heartbeat()
+        if final and self.done and not self._verified:
+            # Before saying "all shipped", ask the server: it may have lost what it had.
+            self._verified = True
+            expected = dict(self.committed)
+            self._fetch_offsets()
+            if any(self.committed.get(s, 0) < expected[s] for s in STREAMS if s not in self.failed):
+                self._verified = False
+                return False
+        return self.done
+
+    def _find_run_id(self) -> str:
+        """The run id from the start record (the directory's name before there is one)."""
+        path = self.run_dir / "main.tlog"
+        with contextlib.suppress(OSError, ValueError):
+            with open(path, "rb") as file:
+                data = file.read(HEADER_SIZE + (1 << 16))
+            check_header(data)
+            for frame in iter_frames(memoryview(data)[HEADER_SIZE:], HEADER_SIZE):
+                if type(frame.record) is RunStart:
+                    run_id = frame.record.run_id
+                    if _RUN_ID.match(run_id):
+                        return run_id
+                break
+        name = self.run_dir.resolve().name
+        if not _RUN_ID.match(name):
+            raise PermanentError(f"cannot tell the run id of {self.run_dir}")
+        return name
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._client.request(method, url, **kwargs)
+        if response.status_code in _TRANSIENT or response.status_code >= 500:
+            raise _Transient(f"{method} {url}: HTTP {response.status_code} {_detail(response)}")
+        return response
+
+    def _fetch_offsets(self) -> None:
+        response = self._request("GET", f"/runs/{self.run_id}/streams")
+        if response.status_code == 404:
+            self.committed = dict.fromkeys(STREAMS, 0)
+            return
+        if response.status_code != 200:
+            raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
+        body = response.json()
+        self.committed = {s: int(body["offsets"].get(s, 0)) for s in STREAMS}
+        self._want(body.get("missing", []))
+
+    def _want(self, missing: list[dict[str, Any]]) -> None:
+        for item in missing:
+            path = item.get("path")
+            if isinstance(path, str) and path not in self.files_failed:
+                self.wanted[path] = item.get("sha256")
+
+    def _ship_stream(self, stream: str, final: bool, started: float) -> None:
+        assert self.committed is not None
+        path = self.run_dir / f"{stream}.tlog"
+        while True:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            self.sizes[stream] = size
+            offset = self.committed[stream]
+            if offset > size:  # the server says more than the file has: ask it again
+                self.committed = None
+                raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
+            data = _read_frames(path, offset, self.batch_bytes) if size > offset else b""
+            if not data:
+                self.caught_up[stream] = True
+                self._waiting_since.pop(stream, None)
+                return
+            self.caught_up[stream] = False
+            if not final and len(data) < self.batch_bytes and self.batch_seconds > 0:
+                first_seen = self._waiting_since.setdefault(stream, time.monotonic())
+                if time.monotonic() - first_seen < self.batch_seconds:
+                    return
+            self._waiting_since.pop(stream, None)
+            self._post(stream, offset, data, live=self.live and not final)
+            if time.monotonic() - started > self.budget:
+                return
+
+    def _post(self, stream: str, offset: int, data: bytes, live: bool) -> None:
+        assert self.committed is not None
+        headers = {"content-encoding": "deflate", "content-type": "application/octet-stream"}
+        if live:
+            headers["x-trackline-live"] = "1"
+        response = self._request(
+            "POST",
+            f"/runs/{self.run_id}/streams/{stream}",
+            params={"offset": offset},
+            content=zlib.compress(data, 1),
+            headers=headers,
+        )
+        if response.status_code == 200:
+            body = response.json()
+            self.committed[stream] = int(body["committed"])
+            self._want(body.get("missing", []))
+            if live:
+                self._last_heartbeat = time.monotonic()
+            return
+        if response.status_code == 409:
+            expected = response.json().get("expected")
+            if isinstance(expected, int) and expected != offset:
+                self.committed[stream] = expected  # go on from where the server is
+                return
+        raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat < self.heartbeat_interval:
+            return
+        response = self._request("POST", f"/runs/{self.run_id}/heartbeat")
+        if response.status_code == 200:
+            self._last_heartbeat = time.monotonic()
+
+    def _upload_files(self, started: float) -> None:
+        for path, sha in list(self.wanted.items()):
+            if time.monotonic() - started > self.budget:
+                return
+            try:
+                self._upload(path, sha)
+            except PermanentError as exc:
+                self.files_failed[path] = str(exc)
+            self.wanted.pop(path, None)
+
+    def _upload(self, name: str, sha: str | None) -> None:
+        root = self.run_dir.resolve()
+        target = (root / name).resolve()
+        if root not in target.parents:
+            raise PermanentError(f"{name!r} is outside the run directory")
+        try:
+            actual = self._sha256(target)
+        except OSError as exc:
+            raise PermanentError(f"cannot read {name}: {exc}") from None
+        if sha is not None and actual != sha:
+            # Changed since it was recorded (a "live" file): a later record names the new content.
+            raise PermanentError(f"{name} changed since it was recorded")
+        response = self._request(
+            "PUT",
+            f"/blobs/{actual}",
+            content=_file_chunks(target),
+            headers={"content-type": "application/octet-stream"},
+        )
+        if response.status_code != 200:
+            raise PermanentError(
+                f"upload of {name}: HTTP {response.status_code} {_detail(response)}"
+            )
+        if sha is None:
+            response = self._request(
+                "POST", f"/runs/{self.run_id}/files", json={"path": name, "sha256": actual}
+            )
+            if response.status_code != 200:
+                raise PermanentError(f"{name}: HTTP {response.status_code} {_detail(response)}")
+
+    def _sha256(self, path: Path) -> str:
+        stat = path.stat()
+        signature = (stat.st_mtime_ns, stat.st_size)
+        cached = self._hashes.get(str(path))
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        digest = hashlib.sha256()
+        for chunk in _file_chunks(path):
+            digest.update(chunk)
+        self._hashes[str(path)] = (signature, digest.hexdigest())
+        return digest.hexdigest()
+
+    def _write_progress(self) -> None:
+        shipped, total = self.progress()
+        state: dict[str, Any] = {
+            "server": self.server,
+            "run_id": self.run_id,
+            "committed": self.committed,
+            "sizes": self.sizes,
+            "files_pending": len(self.wanted),
+            "files_failed": self.files_failed,
+            "failed": self.failed,
+            "error": self.error,
+            "done": self.done,
+            "shipped": shipped,
+            "total": total,
+        }
+        text = json.dumps(state, sort_keys=True)
+        if text == self._progress_written:
+            return
+        state["updated"] = time.time()
+        target = self.run_dir / PROGRESS_FILE
+        temp = target.with_name(PROGRESS_FILE + ".tmp")
+        temp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        os.replace(temp, target)
+        self._progress_written = text
+
+
+class _Transient(Exception):
+    """A response that says: try again later."""
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])[:500]
+    return str(body)[:200]
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            yield chunk
+
+
+def _read_frames(path: Path, offset: int, limit: int) -> bytes:
+    """Bytes from ``offset`` up to at most ``limit`` (more for one big frame): whole frames only.
+
+    At offset 0 the file header comes first. Returns ``b""`` when no whole frame is there yet.
+    """
+    with open(path, "rb") as file:
+        file.seek(offset)
+        data = file.read(max(limit, HEADER_SIZE + FRAME.size))
+        head = 0
+        if offset == 0:
+            if len(data) < HEADER_SIZE:
+                return b""
+            check_header(data)
+            head = HEADER_SIZE
+        end = head
+        for frame in iter_frames(memoryview(data)[head:], offset + head):
+            end = frame.end - offset
+        if end == head and len(data) >= head + FRAME.size:
+            # The next frame is bigger than the batch: send it alone, if it is whole.
+            length, _ = FRAME.unpack_from(data, head)
+            if length <= MAX_FRAME:
+                file.seek(offset + head)
+                whole = file.read(FRAME.size + length)
+                if len(whole) == FRAME.size + length and any(
+                    True for _ in iter_frames(whole, offset + head)
+                ):
+                    return data[:head] + whole
+        if end == 0:
+            return b""
+        return data[:end]
+
+
+def read_progress(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What the last shipper of ``run_dir`` wrote to ``upload.json``, or ``None``."""
+    try:
+        data = json.loads((Path(run_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,113 @@
+"""The ASGI app: ``create_app(config)``; ``create_app_from_env()`` for uvicorn workers.
+
+Stateless apart from the database and the file store, so several server
+processes can share both. The OpenAPI spec is at ``/api/v1/openapi.json`` and
+its pages at ``/api/v1/docs``; the dashboard's static files are served at ``/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from trackline import __version__
+
+from . import auth, routes_ingest, routes_query
+from .config import ServerConfig
+from .db import Database
+from .deps import ApiError, Context
+from .files import open_store
+from .wire import Json, sanitize
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("trackline.server")
+
+
+def prepare(config: ServerConfig) -> tuple[Database, str | None]:
+    """Migrate the database and create the admin on first start (the key it made, if any)."""
+    db = Database(config.database_url)
+    db.migrate()
+    with db.write() as conn:
+        created = auth.bootstrap(conn, config.admin_key)
+    return db, created
+
+
+def announce_first_start(config: ServerConfig, url: str = "http://HOST:PORT") -> None:
+    """``prepare``, printing how to log in when the admin was just created."""
+    db, created = prepare(config)
+    db.dispose()
+    if created is not None:
+        _announce(created, config, url)
+
+
+def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
+    """The app for ``config``: migrates the database and creates the admin on first start."""
+    db, created = prepare(config)
+    store = open_store(config.files, config.s3_endpoint_url)
+    if created is not None and announce:
+        _announce(created, config)
+    app = FastAPI(
+        title="trackline",
+        version=__version__,
+        description=(
+            "The trackline server: ingest by log shipping and the query API. "
+            'Floats that JSON cannot hold are sent as "NaN", "Infinity" and "-Infinity".'
+        ),
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = Context(config, db, store)
+    app.include_router(routes_ingest.router)
+    app.include_router(routes_query.router)
+    _errors(app)
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` and worker processes: settings from the environment."""
+    return create_app(ServerConfig.from_env(), announce=False)
+
+
+def _announce(key: str, config: ServerConfig, url: str = "http://HOST:PORT") -> None:
+    if config.admin_key and key == config.admin_key:
+        print("trackline: created the admin user with the key in TRACKLINE_ADMIN_KEY", flush=True)
+        return
+    message = (
+        "\ntrackline: created the admin user and its API key (shown once):\n"
+        f"    {key}\n"
+        "Log in on each machine that logs runs with:\n"
+        f"    trackline login --server {url} --key {key}\n"
+        f"(data in {config.data_dir})\n"
+    )
+    print(message, flush=True)
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> Json:
+        return Json({"detail": exc.message, **exc.extra}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> Json:
+        errors: list[dict[str, Any]] = []
+        for error in exc.errors():
+            errors.append(
+                {
+                    "loc": [str(part) for part in error.get("loc", ())],
+                    "msg": str(error.get("msg", "")),
+                    "type": str(error.get("type", "")),
+                }
+            )
+        return Json({"detail": "invalid request", "errors": sanitize(errors)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Json:
+        headers = dict(exc.headers) if exc.headers else None
+        return Json({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

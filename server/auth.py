@@ -1,0 +1,128 @@
+"""Users, teams, API keys and who may read or write what.
+
+Keys are long random strings, stored as their sha256 (a slow password hash buys
+nothing for 240 random bits). Users and teams share one namespace of
+"entities"; a project belongs to one entity and is private unless made public.
+Every write needs a key; reading a private project needs a key of its owner,
+of a member of the owning team, or of an admin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .schema import api_keys, entities, members
+
+KEY_PREFIX = "tl_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ADMIN_NAME = "admin"
+
+
+@dataclass(frozen=True)
+class User:
+    """The caller, as its API key says."""
+
+    id: int
+    name: str
+    is_admin: bool
+    teams: frozenset[int]
+    team_admin: frozenset[int]
+
+    def can_write(self, entity_id: int) -> bool:
+        """May this user create and change runs of projects owned by ``entity_id``?"""
+        return self.is_admin or entity_id == self.id or entity_id in self.teams
+
+    def can_manage(self, entity_id: int) -> bool:
+        """May this user change a project's settings or a team's members?"""
+        return self.is_admin or entity_id == self.id or entity_id in self.team_admin
+
+
+def valid_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def user_for_key(conn: sa.Connection, key: str) -> User | None:
+    row = conn.execute(
+        sa.select(entities.c.id, entities.c.name, entities.c.is_admin)
+        .select_from(api_keys.join(entities, api_keys.c.user_id == entities.c.id))
+        .where(api_keys.c.key_hash == hash_key(key))
+    ).first()
+    if row is None:
+        return None
+    teams = conn.execute(
+        sa.select(members.c.team_id, members.c.role).where(members.c.user_id == row.id)
+    ).all()
+    return User(
+        id=row.id,
+        name=row.name,
+        is_admin=bool(row.is_admin),
+        teams=frozenset(t.team_id for t in teams),
+        team_admin=frozenset(t.team_id for t in teams if t.role == "admin"),
+    )
+
+
+def create_entity(conn: sa.Connection, name: str, kind: str, is_admin: bool = False) -> int:
+    result = conn.execute(
+        entities.insert()
+        .values(name=name, kind=kind, is_admin=is_admin, created_at=time.time())
+        .returning(entities.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def add_key(conn: sa.Connection, user_id: int, key: str | None = None) -> str:
+    """Store a new key (or the given one) for ``user_id``; returns it in clear, once."""
+    key = key or new_key()
+    conn.execute(
+        api_keys.insert().values(
+            user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=time.time()
+        )
+    )
+    return key
+
+
+def entity_by_name(conn: sa.Connection, name: str) -> Any:
+    return conn.execute(
+        sa.select(entities.c.id, entities.c.name, entities.c.kind).where(entities.c.name == name)
+    ).first()
+
+
+def bootstrap(conn: sa.Connection, admin_key: str | None) -> str | None:
+    """On first start: the admin user and its key; returns a key it created, else ``None``.
+
+    ``admin_key`` (``TRACKLINE_ADMIN_KEY``) becomes the admin's key, also on a later
+    start, so that automation can rely on it.
+    """
+    admin = conn.execute(
+        sa.select(entities.c.id).where(entities.c.is_admin.is_(True)).order_by(entities.c.id)
+    ).first()
+    if admin is None:
+        existing = entity_by_name(conn, ADMIN_NAME)
+        if existing is not None:
+            user_id = existing.id
+            conn.execute(entities.update().where(entities.c.id == user_id).values(is_admin=True))
+        else:
+            user_id = create_entity(conn, ADMIN_NAME, "user", is_admin=True)
+        return add_key(conn, user_id, admin_key)
+    if admin_key:
+        known = conn.execute(
+            sa.select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(admin_key))
+        ).first()
+        if known is None:
+            add_key(conn, admin.id, admin_key)
+    return None

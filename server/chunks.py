@@ -1,0 +1,333 @@
+"""Packing a series' points into chunks of arrays, and reading them back.
+
+A chunk holds ``n`` points of one (run, key) in log order: steps (int64, or
+nothing when they are consecutive), values and times (float64). Values keep
+their Python type: a chunk of floats is float64 (``f``), of integers int64
+(``i``), of both float64 plus a byte per point flagging the integers (``x``);
+anything with text is a msgpack list (``o``). NaN and infinities are kept.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+#: A new batch is merged into the previous chunk while that one is smaller than this,
+#: so a slowly logged metric still ends up in chunks, not in a row per point.
+MERGE_BELOW = 2048
+#: The most points in one chunk.
+CHUNK_MAX = 65_536
+#: Points per block of the precomputed summary that downsampling reads instead of the points.
+BLOCK = 64
+BLOCK_DTYPE = np.dtype(
+    [
+        ("first", "<i8"),
+        ("last", "<i8"),
+        ("min", "<f8"),
+        ("max", "<f8"),
+        ("sum", "<f8"),
+        ("finite", "<i4"),
+        ("n", "<i4"),
+    ]
+)
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass
+class Points:
+    """Points of one series: parallel arrays; ``values`` numeric or ``objects`` not."""
+
+    steps: Int64Array
+    times: Float64Array
+    values: Float64Array | None  # float64 view of numeric values
+    ints: BoolArray | None  # which values are integers (None: none are)
+    objects: list[Any] | None  # values of a text or mixed series
+    int_values: Int64Array | None = None  # exact int64 values of an all-int chunk
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def numeric(self) -> bool:
+        return self.objects is None
+
+    def python_values(self) -> list[Any]:
+        """The values as Python objects, with their original types."""
+        if self.objects is not None:
+            return self.objects
+        assert self.values is not None
+        if self.int_values is not None:
+            return self.int_values.tolist()  # type: ignore[no-any-return]
+        out: list[Any] = self.values.tolist()
+        if self.ints is not None and self.ints.any():
+            for i in np.flatnonzero(self.ints).tolist():
+                out[i] = int(out[i])
+        return out
+
+    def take(self, index: npt.NDArray[np.intp]) -> Points:
+        return Points(
+            self.steps[index],
+            self.times[index],
+            None if self.values is None else self.values[index],
+            None if self.ints is None else self.ints[index],
+            None if self.objects is None else [self.objects[i] for i in index.tolist()],
+            None if self.int_values is None else self.int_values[index],
+        )
+
+
+@dataclass
+class Encoded:
+    """One chunk ready for the ``chunks`` table."""
+
+    n: int
+    step_min: int
+    step_max: int
+    v_min: float | None
+    v_max: float | None
+    dtype: str
+    dense: bool
+    sorted: bool
+    blocks: bytes
+    steps: bytes
+    vals: bytes
+    flags: bytes
+    times: bytes
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "step_min": self.step_min,
+            "step_max": self.step_max,
+            "v_min": self.v_min,
+            "v_max": self.v_max,
+            "dtype": self.dtype,
+            "dense": self.dense,
+            "sorted": self.sorted,
+            "blocks": self.blocks,
+            "steps": self.steps,
+            "vals": self.vals,
+            "flags": self.flags,
+            "times": self.times,
+        }
+
+
+def f64(values: list[Any]) -> Float64Array:
+    """A float64 array from a list of numbers (``array`` converts faster than numpy)."""
+    return np.frombuffer(array.array("d", values), dtype=np.float64)
+
+
+def i64(values: list[int]) -> Int64Array:
+    """An int64 array from a list of ints; ``OverflowError`` beyond int64."""
+    return np.frombuffer(array.array("q", values), dtype=np.int64)
+
+
+def from_lists(steps: list[int], times: list[float], values: list[Any]) -> Points:
+    """Points from the lists ingest builds (values of any scalar type)."""
+    step_array = i64(steps)
+    time_array = f64(times)
+    types = set(map(type, values))
+    if types == {float}:
+        return Points(step_array, time_array, f64(values), None, None)
+    if types == {int}:
+        try:
+            exact = i64(values)
+        except OverflowError:  # beyond int64: kept exactly as objects
+            return Points(step_array, time_array, None, None, list(values))
+        return Points(
+            step_array,
+            time_array,
+            exact.astype(np.float64),
+            np.ones(len(values), np.bool_),
+            None,
+            exact,
+        )
+    if types == {int, float}:
+        ints = np.fromiter((type(v) is int for v in values), dtype=np.bool_, count=len(values))
+        if all(_INT64_MIN <= v <= _INT64_MAX for v in values if type(v) is int):
+            return Points(step_array, time_array, f64(values), ints, None)
+    return Points(step_array, time_array, None, None, list(values))
+
+
+def rows_points(steps: list[int], times: list[float]) -> Points:
+    """Points without values: one per metrics row (or system sample), for rows and their times."""
+    return Points(i64(steps), f64(times), None, None, None)
+
+
+def concat_empty() -> Points:
+    return Points(
+        np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64), None, None
+    )
+
+
+def concat(parts: list[Points]) -> Points:
+    """The points of several chunks, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    steps = np.concatenate([p.steps for p in parts]) if parts else np.empty(0, np.int64)
+    times = np.concatenate([p.times for p in parts]) if parts else np.empty(0, np.float64)
+    if all(p.values is None and p.objects is None for p in parts):
+        return Points(steps, times, None, None, None)
+    if all(p.numeric for p in parts):
+        values = (
+            np.concatenate([p.values for p in parts if p.values is not None])
+            if parts
+            else np.empty(0, np.float64)
+        )
+        any_ints = any(p.ints is not None for p in parts)
+        ints = (
+            np.concatenate(
+                [p.ints if p.ints is not None else np.zeros(len(p), np.bool_) for p in parts]
+            )
+            if any_ints
+            else None
+        )
+        int_values = None
+        if parts and all(p.int_values is not None for p in parts):
+            int_values = np.concatenate([p.int_values for p in parts if p.int_values is not None])
+        return Points(steps, times, values, ints, None, int_values)
+    objects: list[Any] = []
+    for p in parts:
+        objects.extend(p.python_values())
+    return Points(steps, times, None, None, objects)
+
+
+def encode(points: Points) -> Encoded:
+    """Pack points into one chunk."""
+    steps = points.steps
+    n = len(steps)
+    step_min = int(steps.min())
+    step_max = int(steps.max())
+    diffs = np.diff(steps)
+    is_sorted = bool(n < 2 or (diffs > 0).all())
+    dense = bool(is_sorted and step_max - step_min == n - 1)
+    v_min: float | None = None
+    v_max: float | None = None
+    flags = b""
+    values = np.empty(0, np.float64)
+    if points.objects is None and points.values is None:
+        dtype = "n"
+        vals = b""
+    elif points.objects is not None:
+        dtype = "o"
+        vals = msgspec.msgpack.encode(points.objects)
+    else:
+        assert points.values is not None
+        values = points.values
+        if points.int_values is not None:
+            dtype = "i"
+            vals = points.int_values.tobytes()
+        elif points.ints is not None and points.ints.any():
+            dtype = "x"
+            vals = values.tobytes()
+            flags = points.ints.astype(np.uint8).tobytes()
+        else:
+            dtype = "f"
+            vals = values.tobytes()
+        finite = values[~np.isnan(values)]
+        if len(finite):
+            v_min, v_max = float(finite.min()), float(finite.max())
+            # JSON-safe bounds in the table: infinities are clamped for the index only.
+            v_min = v_min if math.isfinite(v_min) else math.copysign(1e308, v_min)
+            v_max = v_max if math.isfinite(v_max) else math.copysign(1e308, v_max)
+    return Encoded(
+        n=n,
+        step_min=step_min,
+        step_max=step_max,
+        v_min=v_min,
+        v_max=v_max,
+        dtype=dtype,
+        dense=dense,
+        sorted=is_sorted,
+        blocks=block_summary(steps, values).tobytes()
+        if is_sorted and dtype in ("f", "i", "x")
+        else b"",
+        steps=b"" if dense else steps.tobytes(),
+        vals=vals,
+        flags=flags,
+        times=points.times.astype(np.float64).tobytes(),
+    )
+
+
+def block_summary(steps: Int64Array, values: Float64Array) -> npt.NDArray[Any]:
+    """Per block of ``BLOCK`` points: first and last step, min, max, sum and count of non-NaN
+    values, and the number of points. NaN is left out, infinities are kept."""
+    n = len(steps)
+    starts = np.arange(0, n, BLOCK)
+    blocks = np.empty(len(starts), dtype=BLOCK_DTYPE)
+    blocks["first"] = steps[starts]
+    blocks["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
+    blocks["min"] = np.fmin.reduceat(values, starts)
+    blocks["max"] = np.fmax.reduceat(values, starts)
+    nan = np.isnan(values)
+    blocks["sum"] = np.add.reduceat(np.where(nan, 0.0, values), starts)
+    blocks["finite"] = np.add.reduceat((~nan).astype(np.int32), starts)
+    blocks["n"] = np.diff(np.append(starts, n))
+    return blocks
+
+
+def decode(
+    n: int,
+    step_min: int,
+    dtype: str,
+    dense: bool,
+    steps: bytes,
+    vals: bytes,
+    flags: bytes,
+    times: bytes | None,
+) -> Points:
+    """Unpack one chunk; ``times`` may be ``None`` when the caller does not need them."""
+    step_array = (
+        np.arange(step_min, step_min + n, dtype=np.int64)
+        if dense
+        else np.frombuffer(steps, dtype=np.int64)
+    )
+    time_array = (
+        np.frombuffer(times, dtype=np.float64) if times is not None else np.zeros(n, np.float64)
+    )
+    if dtype == "n":
+        return Points(step_array, time_array, None, None, None)
+    if dtype == "o":
+        objects = msgspec.msgpack.decode(vals)
+        return Points(step_array, time_array, None, None, list(objects))
+    if dtype == "i":
+        exact = np.frombuffer(vals, dtype=np.int64)
+        return Points(
+            step_array, time_array, exact.astype(np.float64), np.ones(n, np.bool_), None, exact
+        )
+    values = np.frombuffer(vals, dtype=np.float64)
+    ints = np.frombuffer(flags, dtype=np.uint8).astype(np.bool_) if dtype == "x" else None
+    return Points(step_array, time_array, values, ints, None)
+
+
+def split(points: Points, size: int = CHUNK_MAX) -> list[Points]:
+    """Points cut into pieces of at most ``size``."""
+    if len(points) <= size:
+        return [points]
+    return [
+        points.take(np.arange(i, min(i + size, len(points)))) for i in range(0, len(points), size)
+    ]
+
+
+def latest_per_step(points: Points, ordered: bool) -> Points:
+    """One point per step, sorted by step: for a step logged twice, the later value wins.
+
+    ``ordered`` says the steps are already strictly increasing (the usual case).
+    """
+    if ordered or len(points) < 2:
+        return points
+    order = np.argsort(points.steps, kind="stable")
+    steps = points.steps[order]
+    keep = np.ones(len(steps), dtype=np.bool_)
+    keep[:-1] = steps[1:] != steps[:-1]
+    return points.take(order[keep])

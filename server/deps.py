@@ -1,0 +1,72 @@
+"""What every request needs: the app's context, the caller, and API errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from . import auth
+from .config import ServerConfig
+from .db import Database
+from .files import FileStore
+
+
+@dataclass
+class Context:
+    """The app's resources; everything that must be shared lives in the database or the store."""
+
+    config: ServerConfig
+    db: Database
+    store: FileStore
+
+
+class ApiError(Exception):
+    """An error answered as ``{"detail": message, ...extra}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer tl_...`")
+
+
+def optional_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.User | None:
+    """The caller, or ``None`` without a key; a wrong key is refused (401) even for reads."""
+    key = credentials.credentials if credentials is not None else None
+    if key is None:
+        key = request.headers.get("x-api-key")
+    if not key:
+        return None
+    ctx = context(request)
+    with ctx.db.read() as conn:
+        user = auth.user_for_key(conn, key)
+    if user is None:
+        raise ApiError(401, "invalid API key")
+    return user
+
+
+def require_user(
+    user: Annotated[auth.User | None, Depends(optional_user)],
+) -> auth.User:
+    if user is None:
+        raise ApiError(401, "an API key is needed: send `Authorization: Bearer <key>`")
+    return user
+
+
+Ctx = Annotated[Context, Depends(context)]
+MaybeUser = Annotated[auth.User | None, Depends(optional_user)]
+User = Annotated[auth.User, Depends(require_user)]

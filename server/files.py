@@ -1,0 +1,135 @@
+"""Content-addressed file storage: a local directory or an S3-compatible bucket.
+
+A blob is named by the sha256 of its content and stored once, however many
+runs refer to it. Names come from the hash only, never from a client's path,
+so nothing a client sends can point outside the store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def valid_sha256(value: str) -> bool:
+    return bool(_SHA256.match(value))
+
+
+class FileStore(Protocol):
+    """Where blobs live. ``put`` consumes a finished temporary file."""
+
+    def has(self, sha256: str) -> bool: ...
+
+    def put(self, sha256: str, source: Path) -> None: ...
+
+    def read(self, sha256: str) -> Iterator[bytes]: ...
+
+    def temp_dir(self) -> Path: ...
+
+    def describe(self) -> str: ...
+
+
+def _relative(sha256: str) -> str:
+    if not valid_sha256(sha256):
+        raise ValueError(f"not a sha256: {sha256!r}")
+    return f"blobs/{sha256[:2]}/{sha256}"
+
+
+class LocalStore:
+    """Blobs under ``root/blobs/ab/abcd...``; written by rename, so never seen half-done."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "blobs").mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def has(self, sha256: str) -> bool:
+        return (self.root / _relative(sha256)).is_file()
+
+    def put(self, sha256: str, source: Path) -> None:
+        target = self.root / _relative(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / _relative(sha256)
+
+    def read(self, sha256: str) -> Iterator[bytes]:
+        with open(self.root / _relative(sha256), "rb") as file:
+            while chunk := file.read(_CHUNK):
+                yield chunk
+
+    def temp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+class S3Store:
+    """Blobs under ``s3://bucket/prefix/blobs/ab/abcd...`` (boto3, any S3-compatible server)."""
+
+    def __init__(self, url: str, endpoint_url: str | None = None) -> None:
+        try:
+            import boto3
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise RuntimeError("s3:// file storage needs boto3: pip install boto3") from None
+        rest = url[len("s3://") :]
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {url!r}")
+        self.url = url
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url)
+        self._tmp = Path(tempfile.gettempdir()) / "trackline-uploads"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def _key(self, sha256: str) -> str:
+        relative = _relative(sha256)
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def has(self, sha256: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def put(self, sha256: str, source: Path) -> None:
+        try:
+            self.client.upload_file(str(source), self.bucket, self._key(sha256))
+        finally:
+            source.unlink(missing_ok=True)
+
+    def read(self, sha256: str) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))["Body"]
+        try:
+            while chunk := body.read(_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    def temp_dir(self) -> Path:
+        return self._tmp
+
+    def describe(self) -> str:
+        return self.url
+
+
+def open_store(spec: str, s3_endpoint_url: str | None = None) -> FileStore:
+    """A store from ``--files``: a directory, or ``s3://bucket/prefix``."""
+    if spec.startswith("s3://"):
+        return S3Store(spec, s3_endpoint_url)
+    return LocalStore(Path(spec).expanduser())

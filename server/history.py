@@ -1,0 +1,321 @@
+"""Metric history: rows as the reader returns them, downsampled series, exports.
+
+Rows (``history``) follow ``LocalRun.history``: ordered by step, one per step,
+later values winning per key; ``_time`` is the time of the step's last row.
+
+Series (``sample``) are what charts need: per (run, key), the points over an
+x-axis (step, wall time, time relative to the run's start, or another metric
+joined on step) cut into ``samples`` equal buckets of x; each bucket gives
+its first x, the mean of its values and their min and max, so a spike is never
+hidden. NaN values are left out of the mean, min and max. A series with no more
+points than ``samples`` comes back whole. ``x_range`` zooms.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+
+from . import chunks as ch
+from .series import SeriesInfo, list_series, read_blocks, read_points
+from .wire import float_list, sanitize
+
+X_AXES = ("step", "time", "relative")
+MAX_SAMPLES = 100_000
+
+
+@dataclass
+class Columns:
+    """History as columns: parallel steps and times, and per key a value or ``None`` per row."""
+
+    steps: list[int]
+    times: list[float]
+    values: dict[str, list[Any]]
+    kinds: dict[str, str]  # "number" | "text"
+
+    def rows(self) -> list[dict[str, Any]]:
+        keys = list(self.values)
+        out = []
+        for i, (step, when) in enumerate(zip(self.steps, self.times, strict=True)):
+            row: dict[str, Any] = {"_step": step, "_time": when}
+            for key in keys:
+                value = self.values[key][i]
+                if value is not None:
+                    row[key] = value
+            out.append(row)
+        return out
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "times": sanitize(self.times),
+            "values": {k: sanitize(v) for k, v in self.values.items()},
+            "kinds": self.kinds,
+        }
+
+
+def _kind(points: ch.Points) -> str:
+    if points.numeric:
+        return "number"
+    return "text" if all(isinstance(v, str) for v in points.objects or []) else "mixed"
+
+
+def history(
+    conn: sa.Connection,
+    run_pk: int,
+    keys: list[str] | None,
+    samples: int | None = None,
+    system: bool = False,
+) -> Columns:
+    """The rows of a run (metrics, or system samples) as columns."""
+    value_kind, row_kind = ("s", "S") if system else ("m", "r")
+    infos = list_series(conn, [run_pk], (value_kind,), keys)
+    points = read_points(conn, infos)
+    row_points: ch.Points | None = None
+    if system or keys is None:
+        rows_info = list_series(conn, [run_pk], (row_kind,))
+        if rows_info:
+            row_points = read_points(conn, rows_info)[rows_info[0].id]
+    if row_points is not None and len(row_points):
+        all_steps = row_points.steps
+        all_times = row_points.times
+    else:
+        per_key = [p for p in points.values() if len(p)]
+        if not per_key:
+            return Columns([], [], {i.key: [] for i in infos}, {})
+        all_steps = np.unique(np.concatenate([p.steps for p in per_key]))
+        all_times = np.full(len(all_steps), -np.inf)
+        for p in per_key:
+            where = np.searchsorted(all_steps, p.steps)
+            np.maximum.at(all_times, where, p.times)
+    index = np.arange(len(all_steps))
+    if samples is not None and len(all_steps) > samples:
+        index = np.unique(np.linspace(0, len(all_steps) - 1, samples).round().astype(np.intp))
+    steps = all_steps[index]
+    values: dict[str, list[Any]] = {}
+    kinds: dict[str, str] = {}
+    for info in infos:
+        p = points[info.id]
+        column: list[Any] = [None] * len(steps)
+        if len(p):
+            where = np.searchsorted(steps, p.steps)
+            where = np.minimum(where, len(steps) - 1) if len(steps) else where
+            hit = steps[where] == p.steps if len(steps) else np.zeros(0, np.bool_)
+            python = p.python_values()
+            for target, source in zip(
+                where[hit].tolist(), np.flatnonzero(hit).tolist(), strict=True
+            ):
+                column[target] = python[source]
+        values[info.key] = column
+        kinds[info.key] = _kind(p)
+    return Columns(steps.tolist(), all_times[index].tolist(), values, kinds)
+
+
+def history_rows_csv(columns: Columns) -> Iterator[str]:
+    """CSV text, header first; values as Python writes them (``nan``, ``inf``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    keys = list(columns.values)
+    writer.writerow(["_step", "_time", *keys])
+    for i, (step, when) in enumerate(zip(columns.steps, columns.times, strict=True)):
+        writer.writerow(
+            [step, repr(when)]
+            + [
+                ""
+                if (v := columns.values[k][i]) is None
+                else (repr(v) if isinstance(v, float) else v)
+                for k in keys
+            ]
+        )
+        if buffer.tell() > 65536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def history_parquet(columns: Columns) -> bytes:
+    """Parquet bytes (pyarrow): ``_step``, ``_time`` and a column per key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays: dict[str, Any] = {
+        "_step": pa.array(columns.steps, pa.int64()),
+        "_time": pa.array(columns.times, pa.float64()),
+    }
+    for key, values in columns.values.items():
+        kind = columns.kinds.get(key)
+        if kind == "number":
+            present = [v for v in values if v is not None]
+            if present and all(type(v) is int for v in present):
+                arrays[key] = pa.array(values, pa.int64())
+            else:
+                arrays[key] = pa.array(
+                    [None if v is None else float(v) for v in values], pa.float64()
+                )
+        else:
+            arrays[key] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    sink = io.BytesIO()
+    pq.write_table(pa.table(arrays), sink)
+    return sink.getvalue()
+
+
+# -- downsampled series ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRef:
+    pk: int
+    run_id: str
+    start_time: float | None
+
+
+def sample(
+    conn: sa.Connection,
+    runs: list[RunRef],
+    keys: list[str],
+    samples: int,
+    x_axis: str = "step",
+    x_range: tuple[float | None, float | None] = (None, None),
+) -> list[dict[str, Any]]:
+    """Downsampled series for every (run, key) that has points; see the module docstring."""
+    by_pk = {r.pk: r for r in runs}
+    infos = list_series(conn, list(by_pk), ("m",), keys)
+    metric_x = x_axis not in X_AXES
+    with_times = x_axis in ("time", "relative")
+    step_range = x_range if x_axis == "step" else (None, None)
+    # Long, ordered series over steps: the precomputed block summaries are enough.
+    summarized: dict[int, Any] = {}
+    if x_axis == "step" and x_range == (None, None):
+        long = [i for i in infos if i.ordered and i.count > samples * ch.BLOCK]
+        summarized = read_blocks(conn, long)
+    rest = [i for i in infos if i.id not in summarized]
+    points = read_points(conn, rest, with_times=with_times, step_range=step_range)
+    x_points: dict[int, ch.Points] = {}
+    if metric_x:
+        x_infos = list_series(conn, list(by_pk), ("m",), [x_axis])
+        read = read_points(conn, x_infos, with_times=False)
+        x_points = {info.run_pk: read[info.id] for info in x_infos}
+    out = []
+    for info in infos:
+        run = by_pk[info.run_pk]
+        if info.id in summarized:
+            out.append(_series_from_blocks(summarized[info.id], info, run, samples))
+            continue
+        p = points[info.id]
+        entry = _series(p, info, run, x_axis, x_points.get(info.run_pk), samples, x_range)
+        if entry is not None:
+            out.append(entry)
+    return out
+
+
+def _series_from_blocks(blocks: Any, info: SeriesInfo, run: RunRef, samples: int) -> dict[str, Any]:
+    """Buckets of whole blocks: exact min, max and mean of their points, no point read."""
+    per = -(-len(blocks) // samples)
+    starts = np.arange(0, len(blocks), per)
+    finite = np.add.reduceat(blocks["finite"], starts)
+    sums = np.add.reduceat(blocks["sum"], starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(finite > 0, sums / np.maximum(finite, 1), np.nan)
+    return {
+        "run": run.run_id,
+        "key": info.key,
+        "x_axis": "step",
+        "kind": "number",
+        "total": int(blocks["n"].sum()),
+        "sampled": True,
+        "x": blocks["first"][starts].tolist(),
+        "y": float_list(means),
+        "min": float_list(np.fmin.reduceat(blocks["min"], starts)),
+        "max": float_list(np.fmax.reduceat(blocks["max"], starts)),
+        "count": np.add.reduceat(blocks["n"], starts).tolist(),
+    }
+
+
+def _series(
+    p: ch.Points,
+    info: SeriesInfo,
+    run: RunRef,
+    x_axis: str,
+    x_source: ch.Points | None,
+    samples: int,
+    x_range: tuple[float | None, float | None],
+) -> dict[str, Any] | None:
+    base: dict[str, Any] = {"run": run.run_id, "key": info.key, "x_axis": x_axis}
+    if not p.numeric or p.values is None:
+        # Text: the raw points, thinned to ``samples``.
+        values = p.python_values()
+        index = np.arange(len(values))
+        if len(index) > samples:
+            index = np.unique(np.linspace(0, len(values) - 1, samples).round().astype(np.intp))
+        base.update(
+            kind="text",
+            total=len(values),
+            sampled=len(index) < len(values),
+            x=p.steps[index].tolist(),
+            y=sanitize([values[i] for i in index.tolist()]),
+        )
+        return base
+    y = p.values
+    if x_axis == "step":
+        x: npt.NDArray[Any] = p.steps
+    elif x_axis == "time":
+        x = p.times
+    elif x_axis == "relative":
+        origin = run.start_time
+        if origin is None:
+            origin = float(p.times.min()) if len(p.times) else 0.0
+        x = p.times - origin
+    else:
+        if x_source is None or x_source.values is None:
+            return None
+        _, mine, theirs = np.intersect1d(
+            p.steps, x_source.steps, assume_unique=True, return_indices=True
+        )
+        x = x_source.values[theirs]
+        y = y[mine]
+    if x_axis != "step" and len(x) > 1 and not (np.diff(x) >= 0).all():
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+    low, high = x_range
+    if low is not None or high is not None:
+        start = 0 if low is None else int(np.searchsorted(x, low, "left"))
+        stop = len(x) if high is None else int(np.searchsorted(x, high, "right"))
+        x, y = x[start:stop], y[start:stop]
+    total = len(x)
+    base.update(kind="number", total=total)
+    if total <= samples:
+        ys = float_list(y.astype(np.float64))
+        xs_all = float_list(x) if x.dtype.kind == "f" else x.tolist()
+        base.update(sampled=False, x=xs_all, y=ys, min=ys, max=ys, count=[1] * total)
+        return base
+    lo = float(x[0]) if low is None else float(low)
+    hi = float(x[-1]) if high is None else float(high)
+    width = (hi - lo) / samples or 1.0
+    bucket = np.minimum(((x - lo) / width).astype(np.int64), samples - 1)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    counts = np.diff(np.r_[starts, total])
+    nan = np.isnan(y)
+    mins = np.fmin.reduceat(y, starts)
+    maxs = np.fmax.reduceat(y, starts)
+    finite_counts = np.add.reduceat((~nan).astype(np.int64), starts)
+    sums = np.add.reduceat(np.where(nan, 0.0, y), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(finite_counts > 0, sums / np.maximum(finite_counts, 1), np.nan)
+    xs = x[starts]
+    base.update(
+        sampled=True,
+        x=float_list(xs) if xs.dtype.kind == "f" else xs.tolist(),
+        y=float_list(means),
+        min=float_list(mins),
+        max=float_list(maxs),
+        count=counts.tolist(),
+    )
+    return base

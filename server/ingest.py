@@ -1,0 +1,512 @@
+"""Ingest by log shipping: a byte range of a run log, applied exactly once.
+
+``POST /runs/{id}/streams/{stream}?offset=N`` carries bytes ``[N, N + len)`` of
+the run's ``main.tlog`` or ``system.tlog``. The frames are decoded and checked
+before anything is written; then one transaction locks the stream's committed
+offset, skips frames it already has (a retry), refuses a gap (409 with the
+offset expected), applies the rest and moves the offset. Exactly-once comes
+from the offsets, not from the client.
+"""
+
+from __future__ import annotations
+
+import bisect
+import posixpath
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from trackline.records import (
+    ConfigUpdate,
+    DefineMetric,
+    Environment,
+    FileSaved,
+    Finish,
+    GitInfo,
+    Histogram,
+    MediaRecord,
+    Metrics,
+    Record,
+    RunStart,
+    RunUpdate,
+    SummaryUpdate,
+    SystemSample,
+)
+from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, RunLogError, check_header
+
+from . import auth, chunks, files, runstate, series
+from .columnize import Columnizer
+from .schema import blobs, histograms, media, projects, run_files, runs, streams
+
+STREAMS = ("main", "system")
+_PROJECT_MAX = 128
+_TEXT_MAX = 1_000_000
+#: Steps are stored as int64; the bound leaves room for arithmetic.
+STEP_LIMIT = 2**62
+
+
+class IngestError(Exception):
+    """A request that cannot be applied: its HTTP status, a message and extra fields."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+@dataclass
+class Result:
+    committed: int
+    applied: int = 0
+    missing: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Body:
+    """A decoded byte range: its records, the file offset of each one's frame, its end."""
+
+    records: list[Any]
+    starts: list[int]
+    end: int
+
+
+_decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
+
+
+def decode(data: bytes, offset: int) -> Body:
+    """The records of a byte range starting at file offset ``offset``.
+
+    Raises ``IngestError`` (400) unless the range is a valid header and/or whole,
+    intact frames; nothing of a bad range is applied.
+    """
+    if offset < 0:
+        raise IngestError(400, "offset must be >= 0")
+    view = memoryview(data)
+    base = offset
+    if offset == 0:
+        if len(view) == 0:
+            return Body([], [], 0)
+        try:
+            check_header(bytes(view[:HEADER_SIZE]))
+        except RunLogError as exc:
+            raise IngestError(400, f"bad run log header: {exc}") from None
+        view = view[HEADER_SIZE:]
+        base = HEADER_SIZE
+    elif offset < HEADER_SIZE:
+        raise IngestError(400, f"offset {offset} is inside the run log header")
+    # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
+    records: list[Any] = []
+    starts: list[int] = []
+    unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
+    size = len(view)
+    pos = 0
+    try:
+        while pos + 8 <= size:
+            length, crc = unpack(view, pos)
+            end = pos + 8 + length
+            if end > size or length > MAX_FRAME:
+                break
+            payload = view[pos + 8 : end]
+            if crc32(payload) != crc:
+                break
+            records.append(decode_one(payload))
+            starts.append(base + pos)
+            pos = end
+    except msgspec.DecodeError:
+        pass
+    if pos != size:
+        raise IngestError(
+            400,
+            f"truncated or corrupt frame at offset {base + pos}: the body must hold whole, "
+            "intact frames",
+            bad_offset=base + pos,
+        )
+    return Body(records, starts, base + size)
+
+
+def clean(text: str | None, limit: int = _TEXT_MAX) -> str | None:
+    """Text as a database column can hold it: no NUL (PostgreSQL refuses it), bounded."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text[:limit]
+
+
+def safe_path(path: str) -> str | None:
+    """A client-given relative path, normalised; ``None`` if it is unsafe."""
+    if not path or "\x00" in path or "\\" in path or len(path) > 1024:
+        return None
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return None
+    normal = posixpath.normpath(path)
+    if normal in (".", "..") or normal.startswith("../") or normal.startswith("/"):
+        return None
+    return normal
+
+
+def split_project(project: str, user: auth.User) -> tuple[str, str]:
+    """``"entity/name"`` or ``"name"`` (the caller's own) as (entity, name)."""
+    project = project.strip()
+    entity, slash, name = project.partition("/")
+    if not slash:
+        entity, name = user.name, project
+    if not name or "/" in name or len(name) > _PROJECT_MAX or not name.isprintable():
+        raise IngestError(422, f"invalid project name {project!r}")
+    return entity, name
+
+
+def resolve_project(conn: sa.Connection, project: str, user: auth.User) -> int:
+    """The id of a project the caller may write to, created (private) if new."""
+    entity_name, name = split_project(project, user)
+    entity = auth.entity_by_name(conn, entity_name)
+    if entity is None:
+        raise IngestError(404, f"no user or team named {entity_name!r}")
+    if not user.can_write(entity.id):
+        raise IngestError(403, f"{user.name} may not write to projects of {entity_name}")
+    found = conn.execute(
+        sa.select(projects.c.id).where(projects.c.entity_id == entity.id, projects.c.name == name)
+    ).first()
+    if found is not None:
+        return int(found.id)
+    insert = _insert(conn, projects).values(
+        entity_id=entity.id, name=name, public=False, created_at=time.time()
+    )
+    conn.execute(insert.on_conflict_do_nothing())
+    return int(
+        conn.execute(
+            sa.select(projects.c.id).where(
+                projects.c.entity_id == entity.id, projects.c.name == name
+            )
+        ).scalar_one()
+    )
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def get_or_create_run(conn: sa.Connection, run_id: str, user: auth.User) -> Any:
+    """The run row, locked; created (without a project yet) if new. Checks write access."""
+    row = _locked_run(conn, run_id)
+    if row is None:
+        now = time.time()
+        conn.execute(
+            _insert(conn, runs)
+            .values(
+                run_id=run_id,
+                creator_id=user.id,
+                name="",
+                state="running",
+                host="",
+                user_name="",
+                pid=0,
+                starts=0,
+                last_step=-1,
+                created_at=now,
+                updated_at=now,
+                last_seen=0.0,
+                **runstate.empty_columns(),
+            )
+            .on_conflict_do_nothing()
+        )
+        row = _locked_run(conn, run_id)
+        assert row is not None
+    check_write(conn, row, user)
+    return row
+
+
+def _locked_run(conn: sa.Connection, run_id: str) -> Any:
+    return conn.execute(sa.select(runs).where(runs.c.run_id == run_id).with_for_update()).first()
+
+
+def check_write(conn: sa.Connection, row: Any, user: auth.User) -> None:
+    if row.project_id is None:
+        if row.creator_id != user.id and not user.is_admin:
+            raise IngestError(403, f"run {row.run_id} belongs to another user")
+        return
+    entity_id = conn.execute(
+        sa.select(projects.c.entity_id).where(projects.c.id == row.project_id)
+    ).scalar_one()
+    if not user.can_write(entity_id):
+        raise IngestError(403, f"{user.name} may not write to run {row.run_id}")
+
+
+def committed_offsets(conn: sa.Connection, run_pk: int) -> dict[str, int]:
+    offsets = dict.fromkeys(STREAMS, 0)
+    for name, committed in conn.execute(
+        sa.select(streams.c.name, streams.c.committed).where(streams.c.run_pk == run_pk)
+    ):
+        offsets[name] = int(committed)
+    return offsets
+
+
+def missing_files(conn: sa.Connection, run_pk: int) -> list[dict[str, Any]]:
+    """Files of the run whose content the server does not have yet."""
+    rows = conn.execute(
+        sa.select(run_files.c.path, run_files.c.sha256)
+        .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
+        .where(run_files.c.run_pk == run_pk, blobs.c.sha256.is_(None))
+        .order_by(run_files.c.path)
+    ).all()
+    return [{"path": r.path, "sha256": r.sha256} for r in rows]
+
+
+def ingest(
+    conn: sa.Connection,
+    run_id: str,
+    stream: str,
+    offset: int,
+    body: Body,
+    user: auth.User,
+    live: bool,
+) -> Result:
+    """Apply decoded frames in the caller's transaction; see the module docstring."""
+    row = get_or_create_run(conn, run_id, user)
+    committed_row = conn.execute(
+        sa.select(streams.c.committed)
+        .where(streams.c.run_pk == row.id, streams.c.name == stream)
+        .with_for_update()
+    ).first()
+    committed = 0 if committed_row is None else int(committed_row.committed)
+    if offset > committed:
+        raise IngestError(
+            409, f"gap: this stream is committed up to {committed}", expected=committed
+        )
+    if body.end <= committed:
+        return Result(committed)  # a retry of what is already applied
+    first = bisect.bisect_left(body.starts, committed)
+    if committed != offset and (first == len(body.starts) or body.starts[first] != committed):
+        raise IngestError(
+            409, f"offset {committed} is not a frame boundary of this body", expected=committed
+        )
+    fresh = body.records[first:]
+    applier = Applier(conn, row, stream, user)
+    applier.apply(fresh)
+    now = time.time()
+    seen = max(applier.latest_time, now if live else 0.0, row.last_seen)
+    conn.execute(
+        runs.update()
+        .where(runs.c.id == row.id)
+        .values(updated_at=now, last_seen=seen, **applier.columns())
+    )
+    if committed_row is None:
+        conn.execute(streams.insert().values(run_pk=row.id, name=stream, committed=body.end))
+    else:
+        conn.execute(
+            streams.update()
+            .where(streams.c.run_pk == row.id, streams.c.name == stream)
+            .values(committed=body.end)
+        )
+    missing = missing_files(conn, row.id) if applier.touched_files else []
+    return Result(body.end, len(fresh), missing)
+
+
+class Applier:
+    """Applies records of one stream of one run: the run's state plus columnar buffers."""
+
+    def __init__(self, conn: sa.Connection, row: Any, stream: str, user: auth.User) -> None:
+        self.conn = conn
+        self.row = row
+        self.stream = stream
+        self.user = user
+        self.state = runstate.RunState(row)
+        self.project_id: int | None = row.project_id
+        self.latest_time = 0.0
+        self.touched_files = False
+        self._metrics = Columnizer()
+        self._system = Columnizer()
+        self._histograms: list[dict[str, Any]] = []
+        self._media: list[dict[str, Any]] = []
+        self._files: dict[str, dict[str, Any]] = {}
+
+    def apply(self, records: Iterable[Any]) -> None:
+        main = self.stream == "main"
+        add_row = self._metrics.add
+        add_sample = self._system.add
+        summarize = self.state.summarizer.add
+        for record in records:
+            kind = type(record)
+            if kind is Metrics:
+                if main:
+                    values = record.values
+                    add_row(record.step, record.time, values)
+                    summarize(values)
+            elif kind is SystemSample:
+                add_sample(len(self._system), record.time, record.values)
+            else:
+                self._other(record, main)
+        steps, times = self._metrics.steps, self._metrics.times
+        if steps:
+            self.state.last_step = max(self.state.last_step, max(steps))
+        self.latest_time = max([self.latest_time, *times[-1:], *self._system.times[-1:]])
+        self._flush()
+
+    def _other(self, record: Any, main: bool) -> None:
+        state = self.state
+        kind = type(record)
+        if kind is RunStart and main:
+            state.start(record)
+            self.latest_time = max(self.latest_time, record.start_time)
+            if self.project_id is None:
+                self.project_id = resolve_project(self.conn, record.project, self.user)
+        elif kind is ConfigUpdate and main:
+            state.config.update(record.values)
+        elif kind is RunUpdate and main:
+            state.update(record)
+        elif kind is SummaryUpdate and main:
+            state.summarizer.overrides.update(record.values)
+        elif kind is DefineMetric and main:
+            try:
+                state.define(record.name, record.summary, record.step_metric)
+            except ValueError as exc:
+                raise IngestError(422, f"bad define_metric record: {exc}") from None
+        elif kind is Histogram and main:
+            self._histograms.append(
+                {
+                    "key": clean(record.key, 1024),
+                    "step": record.step,
+                    "time": record.time,
+                    "data": runstate.pack([record.edges, record.counts]),
+                }
+            )
+        elif kind is MediaRecord and main:
+            self._media_record(record)
+        elif kind is FileSaved:
+            path = safe_path(record.path)
+            if path is None:
+                raise IngestError(422, f"unsafe file name {record.path!r}")
+            self._file(
+                "files/" + path,
+                record.sha256,
+                record.size,
+                record.time,
+                {"policy": record.policy, "source": record.source, "kind": "file"},
+            )
+        elif kind is Finish:
+            state.finish(record, self.stream)
+        elif kind is GitInfo and not main:
+            state.git(record)
+            if record.diff_file:
+                path = safe_path(record.diff_file)
+                if path is None:
+                    raise IngestError(422, f"unsafe file name {record.diff_file!r}")
+                self._file(path, None, record.diff_bytes, time.time(), {"kind": "git"})
+        elif kind is Environment and not main:
+            state.environment(record)
+
+    def _media_record(self, record: MediaRecord) -> None:
+        items: list[dict[str, Any]] = []
+        for item in record.items:
+            if not isinstance(item, dict):
+                raise IngestError(422, "media items must be maps")
+            path = item.get("path")
+            if path is not None:
+                safe = safe_path(str(path))
+                if safe is None:
+                    raise IngestError(422, f"unsafe media file name {path!r}")
+                sha = item.get("sha256")
+                if not isinstance(sha, str) or not files.valid_sha256(sha):
+                    raise IngestError(422, f"media item {safe!r} needs a sha256")
+                item = {**item, "path": safe}
+                self._file(safe, sha, int(item.get("size") or 0), record.time, {"kind": "media"})
+            items.append(item)
+        self._media.append(
+            {
+                "key": clean(record.key, 1024),
+                "step": record.step,
+                "time": record.time,
+                "kind": clean(record.kind, 64),
+                "items": runstate.pack(items),
+            }
+        )
+
+    def _file(
+        self, path: str, sha: str | None, size: int, when: float, meta: dict[str, Any]
+    ) -> None:
+        if sha is not None and not files.valid_sha256(sha):
+            raise IngestError(422, f"invalid sha256 for {path!r}")
+        self.touched_files = True
+        known = self._files.get(path)
+        if known is None or self.stream == "main" or when >= known["time"]:
+            self._files[path] = {
+                "path": path,
+                "sha256": sha,
+                "size": max(0, size),
+                "time": when,
+                "origin": self.stream,
+                "meta": runstate.pack(meta),
+            }
+
+    def _flush(self) -> None:
+        run_pk = self.row.id
+        steps_seen = [h["step"] for h in self._histograms] + [m["step"] for m in self._media]
+        if self._metrics.steps:
+            steps_seen += [min(self._metrics.steps), max(self._metrics.steps)]
+        if steps_seen and (min(steps_seen) < -STEP_LIMIT or max(steps_seen) > STEP_LIMIT):
+            raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
+        store = series.SeriesWriter(self.conn, run_pk)
+        metrics = self._metrics
+        if len(metrics):
+            store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
+            for key, points in metrics.columns():
+                store.append("m", clean(key, 1024) or "", points)
+        system = self._system
+        if len(system):
+            base = store.count("S", "")
+            rows = chunks.rows_points([base + i for i in range(len(system))], system.times)
+            store.append("S", "", rows)
+            for key, points in system.columns():
+                points.steps = points.steps + base
+                store.append("s", clean(key, 1024) or "", points)
+        store.flush()
+        if self._histograms:
+            self.conn.execute(
+                histograms.insert(), [{"run_pk": run_pk, **h} for h in self._histograms]
+            )
+        if self._media:
+            self.conn.execute(media.insert(), [{"run_pk": run_pk, **m} for m in self._media])
+        for entry in self._files.values():
+            self._upsert_file(run_pk, entry)
+
+    def _upsert_file(self, run_pk: int, entry: dict[str, Any]) -> None:
+        known = self.conn.execute(
+            sa.select(run_files.c.time, run_files.c.origin).where(
+                run_files.c.run_pk == run_pk, run_files.c.path == entry["path"]
+            )
+        ).first()
+        if known is None:
+            self.conn.execute(run_files.insert().values(run_pk=run_pk, **entry))
+            return
+        # The reader's rule: the run's own record wins unless the agent's copy is newer.
+        newer = entry["time"] >= known.time
+        if entry["origin"] == "main" and known.origin == "main":
+            newer = True
+        if newer:
+            self.conn.execute(
+                run_files.update()
+                .where(run_files.c.run_pk == run_pk, run_files.c.path == entry["path"])
+                .values(**{k: v for k, v in entry.items() if k != "path"})
+            )
+
+    def columns(self) -> dict[str, Any]:
+        state = self.state
+        columns = state.columns()
+        columns["name"] = clean(columns["name"], 4096) or ""
+        for text in ("group_name", "job_type", "host", "user_name"):
+            columns[text] = clean(columns[text], 4096)
+        columns["host"] = columns["host"] or ""
+        columns["user_name"] = columns["user_name"] or ""
+        columns["notes"] = clean(columns["notes"])
+        columns["project_id"] = self.project_id
+        columns["pid"] = max(min(int(columns["pid"]), 2**62), -(2**62))
+        exit_code = columns["exit_code"]
+        if exit_code is not None:
+            columns["exit_code"] = max(min(int(exit_code), 2**62), -(2**62))
+        return columns

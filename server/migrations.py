@@ -1,0 +1,76 @@
+"""Schema versions and migrations, plainly: a list of functions, applied in order.
+
+A fresh database is created from ``schema.py`` and stamped with
+``SCHEMA_VERSION``. An existing database at version ``v`` gets every migration
+above ``v``, in one transaction (PostgreSQL DDL is transactional; on SQLite the
+``BEGIN IMMEDIATE`` write lock keeps other servers out). Several servers
+starting at once are serialised by that lock, or by an advisory lock on
+PostgreSQL, so only one of them migrates.
+
+To change the schema: edit ``schema.py``, raise ``SCHEMA_VERSION`` and append
+``(new_version, function)`` to ``MIGRATIONS`` that brings a database of the
+previous version to the new one (``ALTER TABLE ...`` through ``conn``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from . import schema
+
+#: Arbitrary key of the PostgreSQL advisory lock held while migrating.
+_PG_LOCK = 7_141_592
+
+Migration = Callable[[sa.Connection], None]
+
+#: (version reached, function); version 1 is the initial schema, created from schema.py.
+MIGRATIONS: list[tuple[int, Migration]] = []
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was created by a newer trackline server."""
+
+
+def current_version(conn: sa.Connection) -> int | None:
+    """The version a database is at; ``None`` when it has no trackline schema."""
+    if not sa.inspect(conn).has_table(schema.schema_version.name):
+        return None
+    row = conn.execute(
+        sa.select(schema.schema_version.c.version).where(schema.schema_version.c.id == 1)
+    ).first()
+    return None if row is None else int(row[0])
+
+
+def upgrade(conn: sa.Connection, target: int = schema.SCHEMA_VERSION) -> int:
+    """Bring the database to ``target`` inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+    version = current_version(conn)
+    if version is None:
+        schema.metadata.create_all(conn)
+        _stamp(conn, target, insert=True)
+        return target
+    if version > target:
+        raise SchemaTooNewError(
+            f"the database is at schema version {version}, newer than this server's {target}: "
+            "upgrade trackline"
+        )
+    for number, migration in MIGRATIONS:
+        if version < number <= target:
+            migration(conn)
+            version = number
+            _stamp(conn, version, insert=False)
+    return version
+
+
+def _stamp(conn: sa.Connection, version: int, insert: bool) -> None:
+    table = schema.schema_version
+    if insert:
+        conn.execute(table.insert().values(id=1, version=version, applied_at=time.time()))
+    else:
+        conn.execute(
+            table.update().where(table.c.id == 1).values(version=version, applied_at=time.time())
+        )

@@ -1,0 +1,242 @@
+"""Ingest endpoints: run log streams, heartbeats, file and media uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from . import ingest
+from .deps import ApiError, Ctx, User
+from .schema import blobs, run_files, runs
+from .wire import Json
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
+RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
+Stream = Annotated[str, PathParam(pattern="^(main|system)$", description="`main` or `system`.")]
+Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]
+
+_RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
+        except ValueError:
+            raise ApiError(400, "bad Content-Length") from None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (gzip, deflate or identity) within ``limit`` bytes."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(data) > limit:
+            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
+        return data
+    if encoding not in ("gzip", "deflate", "x-gzip"):
+        raise ApiError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or deflate")
+    inflater = zlib.decompressobj(47)  # zlib or gzip header, detected
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"body is not valid {encoding} data: {exc}") from None
+    if len(out) > limit:
+        raise ApiError(413, f"decompressed body larger than {limit} bytes", limit=limit)
+    if not inflater.eof or inflater.unused_data:
+        raise ApiError(400, f"{encoding} body is truncated or has trailing data")
+    return out
+
+
+def _http(exc: ingest.IngestError) -> ApiError:
+    return ApiError(exc.status, exc.message, **exc.extra)
+
+
+@router.get("/runs/{run_id}/streams", summary="Committed offsets of a run's streams")
+def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
+    """Where to resume: the committed offset of each stream, and files still wanted."""
+    with ctx.db.read() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        if row is None:
+            raise ApiError(404, f"no run {run_id}", offsets=dict.fromkeys(ingest.STREAMS, 0))
+        try:
+            ingest.check_write(conn, row, user)
+        except ingest.IngestError as exc:
+            raise _http(exc) from None
+        return Json(
+            {
+                "offsets": ingest.committed_offsets(conn, row.id),
+                "missing": ingest.missing_files(conn, row.id),
+            }
+        )
+
+
+@router.post(
+    "/runs/{run_id}/streams/{stream}",
+    summary="Append a byte range of a run log",
+    openapi_extra=_RAW_BODY,
+    responses={409: {"description": "Gap: the body starts past the committed offset."}},
+)
+async def post_stream(
+    run_id: RunId,
+    stream: Stream,
+    request: Request,
+    ctx: Ctx,
+    user: User,
+    offset: Annotated[
+        int, Query(ge=0, le=2**62, description="File offset of the body's first byte.")
+    ],
+) -> Json:
+    """Bytes ``[offset, offset + len)`` of the run's ``{stream}.tlog`` (gzip or deflate).
+
+    Applied exactly once: a body behind the committed offset is acknowledged without
+    applying it twice; a gap is refused (409) with the offset ``expected``.
+    """
+    config = ctx.config
+    raw = await read_body(request, config.max_body)
+    encoding = request.headers.get("content-encoding", "")
+    live = request.headers.get("x-trackline-live", "") == "1"
+
+    def apply() -> ingest.Result:
+        data = decompress(raw, encoding, config.max_decompressed)
+        try:
+            body = ingest.decode(data, offset)
+            with ctx.db.write() as conn:
+                return ingest.ingest(conn, run_id, stream, offset, body, user, live)
+        except ingest.IngestError as exc:
+            raise _http(exc) from None
+
+    result = await run_in_threadpool(apply)
+    return Json(
+        {"committed": result.committed, "applied": result.applied, "missing": result.missing}
+    )
+
+
+@router.post("/runs/{run_id}/heartbeat", summary="The run is alive", status_code=200)
+def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
+    with ctx.db.write() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        if row is None:
+            raise ApiError(404, f"no run {run_id}")
+        try:
+            ingest.check_write(conn, row, user)
+        except ingest.IngestError as exc:
+            raise _http(exc) from None
+        now = time.time()
+        conn.execute(runs.update().where(runs.c.id == row.id).values(last_seen=now))
+    return Json({"ok": True, "time": now})
+
+
+@router.head("/blobs/{sha256}", summary="Is this content stored?")
+def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
+    with ctx.db.read() as conn:
+        found = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
+    if found is None:
+        raise ApiError(404, "not stored")
+    return Response(status_code=200, headers={"x-size": str(found.size)})
+
+
+@router.put("/blobs/{sha256}", summary="Upload content by its sha256", openapi_extra=_RAW_BODY)
+async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:
+    """Stored once: a second upload of the same content is acknowledged and dropped."""
+    with ctx.db.read() as conn:
+        known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
+    if known is not None:
+        return Json({"sha256": sha256, "size": known.size, "stored": False})
+    limit = ctx.config.max_blob
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)
+    temp = ctx.store.temp_dir() / f"upload-{uuid.uuid4().hex}"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(temp, "wb") as file:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)
+                digest.update(chunk)
+                file.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ApiError(400, "content does not match its sha256", actual=digest.hexdigest())
+        await run_in_threadpool(_store_blob, ctx, sha256, temp, size)
+    finally:
+        temp.unlink(missing_ok=True)
+    return Json({"sha256": sha256, "size": size, "stored": True})
+
+
+def _store_blob(ctx: Any, sha256: str, temp: Path, size: int) -> None:
+    if not ctx.store.has(sha256):
+        ctx.store.put(sha256, temp)
+    with ctx.db.write() as conn:
+        insert = ingest._insert(conn, blobs).values(
+            sha256=sha256, size=size, created_at=time.time()
+        )
+        conn.execute(insert.on_conflict_do_nothing())
+
+
+class FileLink(BaseModel):
+    path: str = Field(max_length=1024, description="The file's path in the run directory.")
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+@router.post("/runs/{run_id}/files", summary="Name the content of a file the run declared")
+def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
+    """For files declared without a hash (``git.diff``): set it once the content is uploaded."""
+    path = ingest.safe_path(link.path)
+    if path is None:
+        raise ApiError(400, f"unsafe file name {link.path!r}")
+    with ctx.db.write() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        if row is None:
+            raise ApiError(404, f"no run {run_id}")
+        try:
+            ingest.check_write(conn, row, user)
+        except ingest.IngestError as exc:
+            raise _http(exc) from None
+        entry = conn.execute(
+            sa.select(run_files.c.sha256).where(
+                run_files.c.run_pk == row.id, run_files.c.path == path
+            )
+        ).first()
+        if entry is None:
+            raise ApiError(404, f"run {run_id} declared no file {path!r}")
+        if entry.sha256 is not None and entry.sha256 != link.sha256:
+            raise ApiError(409, f"{path!r} already has content {entry.sha256}")
+        stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == link.sha256)).first()
+        if stored is None:
+            raise ApiError(409, "upload the content first: PUT /api/v1/blobs/{sha256}")
+        conn.execute(
+            run_files.update()
+            .where(run_files.c.run_pk == row.id, run_files.c.path == path)
+            .values(sha256=link.sha256, size=stored.size)
+        )
+    return Json({"path": path, "sha256": link.sha256})

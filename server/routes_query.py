@@ -1,0 +1,502 @@
+"""The query API: projects, runs, history, series, files. JSON (see ``wire.py`` for NaN)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from . import auth, history, ingest, query
+from .deps import ApiError, Ctx, MaybeUser, User
+from .runstate import pack, unpack
+from .schema import (
+    blobs,
+    entities,
+    histograms,
+    media,
+    members,
+    projects,
+    run_files,
+    runs,
+    series,
+)
+from .wire import Json
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+
+RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run's id.")]
+Entity = Annotated[str, PathParam(max_length=64, description="The owning user or team.")]
+ProjectName = Annotated[str, PathParam(max_length=128, description="The project's name.")]
+MAX_LIMIT = 1000
+MAX_RUNS = 1000
+
+
+def _project(conn: sa.Connection, entity: str, name: str, user: auth.User | None) -> Any:
+    row = query.project_row(conn, entity, name)
+    if row is None:
+        raise ApiError(404, f"no project {entity}/{name}")
+    if not query.can_read(user, row):
+        if user is None:
+            raise ApiError(401, f"project {entity}/{name} is private: an API key is needed")
+        raise ApiError(403, f"{user.name} may not read project {entity}/{name}")
+    return row
+
+
+def load_run(
+    conn: sa.Connection, run_id: str, user: auth.User | None, write: bool = False
+) -> tuple[Any, str | None]:
+    """The run row and its project path, if the caller may read (or ``write``) it."""
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise ApiError(404, f"no run {run_id}")
+    if row.project_id is None:
+        if user is None or (user.id != row.creator_id and not user.is_admin):
+            raise ApiError(404, f"no run {run_id}")
+        return row, None
+    project = conn.execute(
+        sa.select(projects.c.name, projects.c.public, projects.c.entity_id).where(
+            projects.c.id == row.project_id
+        )
+    ).one()
+    entity = conn.execute(
+        sa.select(entities.c.name).where(entities.c.id == project.entity_id)
+    ).scalar_one()
+    path = f"{entity}/{project.name}"
+    allowed = user is not None and user.can_write(project.entity_id)
+    if not allowed and (write or not project.public):
+        if user is None:
+            raise ApiError(401, f"run {run_id} is in a private project: an API key is needed")
+        raise ApiError(403, f"{user.name} may not {'change' if write else 'read'} run {run_id}")
+    return row, path
+
+
+# -- users, teams, keys ----------------------------------------------------------------
+
+
+@router.get("/health", tags=["server"], summary="Liveness")
+def health() -> Json:
+    return Json({"ok": True, "api": "v1"})
+
+
+@router.get("/viewer", tags=["users"], summary="Who the API key belongs to")
+def viewer(ctx: Ctx, user: User) -> Json:
+    with ctx.db.read() as conn:
+        teams = conn.execute(
+            sa.select(entities.c.name).where(entities.c.id.in_(list(user.teams)))
+        ).scalars()
+        team_names = sorted(teams)
+    return Json({"name": user.name, "admin": user.is_admin, "teams": team_names})
+
+
+class NewUser(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    admin: bool = False
+
+
+@router.post("/users", tags=["users"], summary="Create a user and its first API key (admin)")
+def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
+    if not user.is_admin:
+        raise ApiError(403, "only an admin may create users")
+    with ctx.db.write() as conn:
+        if auth.entity_by_name(conn, body.name) is not None:
+            raise ApiError(409, f"the name {body.name!r} is taken")
+        user_id = auth.create_entity(conn, body.name, "user", is_admin=body.admin)
+        key = auth.add_key(conn, user_id)
+    return Json({"name": body.name, "api_key": key}, status_code=201)
+
+
+@router.post("/keys", tags=["users"], summary="A new API key for the caller")
+def create_key(ctx: Ctx, user: User) -> Json:
+    with ctx.db.write() as conn:
+        key = auth.add_key(conn, user.id)
+    return Json({"name": user.name, "api_key": key}, status_code=201)
+
+
+class NewTeam(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@router.post("/teams", tags=["users"], summary="Create a team; the caller manages it")
+def create_team(body: NewTeam, ctx: Ctx, user: User) -> Json:
+    with ctx.db.write() as conn:
+        if auth.entity_by_name(conn, body.name) is not None:
+            raise ApiError(409, f"the name {body.name!r} is taken")
+        team_id = auth.create_entity(conn, body.name, "team")
+        conn.execute(members.insert().values(team_id=team_id, user_id=user.id, role="admin"))
+    return Json({"name": body.name}, status_code=201)
+
+
+class NewMember(BaseModel):
+    user: str = Field(max_length=64)
+    role: Literal["member", "admin"] = "member"
+
+
+@router.post("/teams/{team}/members", tags=["users"], summary="Add a user to a team")
+def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
+    with ctx.db.write() as conn:
+        found = auth.entity_by_name(conn, team)
+        if found is None or found.kind != "team":
+            raise ApiError(404, f"no team {team}")
+        if not user.can_manage(found.id):
+            raise ApiError(403, f"{user.name} may not manage team {team}")
+        member = auth.entity_by_name(conn, body.user)
+        if member is None or member.kind != "user":
+            raise ApiError(404, f"no user {body.user}")
+        conn.execute(
+            members.delete().where(members.c.team_id == found.id, members.c.user_id == member.id)
+        )
+        conn.execute(members.insert().values(team_id=found.id, user_id=member.id, role=body.role))
+    return Json({"team": team, "user": body.user, "role": body.role})
+
+
+# -- projects --------------------------------------------------------------------------
+
+
+@router.get("/projects", summary="Projects the caller can read")
+def list_projects(ctx: Ctx, user: MaybeUser) -> Json:
+    with ctx.db.read() as conn:
+        return Json({"projects": query.visible_projects(conn, user)})
+
+
+@router.get("/projects/{entity}/{project}", summary="One project")
+def get_project(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser) -> Json:
+    with ctx.db.read() as conn:
+        row = _project(conn, entity, project, user)
+        count = conn.execute(
+            sa.select(sa.func.count()).where(runs.c.project_id == row.id)
+        ).scalar_one()
+        return Json(query.project_dict(row, count))
+
+
+class ProjectPatch(BaseModel):
+    public: bool
+
+
+@router.patch("/projects/{entity}/{project}", summary="Make a project public or private")
+def patch_project(
+    entity: Entity, project: ProjectName, body: ProjectPatch, ctx: Ctx, user: User
+) -> Json:
+    with ctx.db.write() as conn:
+        row = _project(conn, entity, project, user)
+        if not user.can_manage(row.entity_id):
+            raise ApiError(403, f"{user.name} may not change project {entity}/{project}")
+        conn.execute(projects.update().where(projects.c.id == row.id).values(public=body.public))
+    return Json({"entity": entity, "name": project, "public": body.public})
+
+
+class RunQuery(BaseModel):
+    filters: dict[str, Any] | None = Field(None, description="See the filter language in docs.")
+    sort: list[str] = Field(default_factory=list, description='e.g. ["-summary.acc"]')
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0)
+    group_by: str | None = Field(None, max_length=300)
+
+
+def _search(ctx: Any, entity: str, project: str, user: auth.User | None, body: RunQuery) -> Json:
+    with ctx.db.read() as conn:
+        row = _project(conn, entity, project, user)
+        rows = query.project_runs(conn, row.id)
+    try:
+        result = query.search_runs(
+            rows,
+            f"{entity}/{project}",
+            ctx.config.heartbeat_timeout,
+            body.filters,
+            body.sort,
+            body.limit,
+            body.offset,
+            body.group_by,
+        )
+    except query.QueryError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Json(result)
+
+
+@router.get("/projects/{entity}/{project}/runs", summary="Runs of a project")
+def list_runs(
+    entity: Entity,
+    project: ProjectName,
+    ctx: Ctx,
+    user: MaybeUser,
+    state: Annotated[list[str] | None, Query(description="Any of these states.")] = None,
+    tag: Annotated[list[str] | None, Query(description="Runs having all these tags.")] = None,
+    search: Annotated[
+        str | None, Query(max_length=500, description="Text in name or notes.")
+    ] = None,
+    where: Annotated[
+        list[str] | None, Query(description="Conditions such as `config.lr>=0.01`.")
+    ] = None,
+    sort: Annotated[str | None, Query(description="Comma-separated, e.g. `-summary.acc`.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    group_by: Annotated[str | None, Query(max_length=300)] = None,
+) -> Json:
+    try:
+        filters = query.parse_where(where or [])
+    except query.QueryError as exc:
+        raise ApiError(400, str(exc)) from None
+    if state:
+        filters["state"] = [s for part in state for s in part.split(",") if s]
+    if tag:
+        filters["tags"] = tag
+    if search:
+        filters["search"] = search
+    body = RunQuery(
+        filters=filters,
+        sort=[s for s in (sort or "").split(",") if s],
+        limit=limit,
+        offset=offset,
+        group_by=group_by,
+    )
+    return _search(ctx, entity, project, user, body)
+
+
+@router.post("/projects/{entity}/{project}/runs/query", summary="Runs of a project (JSON filters)")
+def query_runs(
+    entity: Entity, project: ProjectName, body: RunQuery, ctx: Ctx, user: MaybeUser
+) -> Json:
+    return _search(ctx, entity, project, user, body)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+@router.get("/runs/{run_id}", summary="A run in detail")
+def get_run(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
+    with ctx.db.read() as conn:
+        row, path = load_run(conn, run_id, user)
+    return Json(query.run_dict(row, path, time.time(), ctx.config.heartbeat_timeout, detail=True))
+
+
+class RunPatch(BaseModel):
+    name: str | None = Field(None, max_length=4096)
+    tags: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = None
+    notes: str | None = Field(None, max_length=1_000_000)
+
+
+@router.patch("/runs/{run_id}", summary="Change a run's name, tags or notes")
+def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
+    with ctx.db.write() as conn:
+        row, path = load_run(conn, run_id, user, write=True)
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if body.name is not None:
+            values["name"] = ingest.clean(body.name)
+        if body.notes is not None:
+            values["notes"] = ingest.clean(body.notes) or None
+        if body.tags is not None:
+            meta = unpack(row.meta, {})
+            meta["tags"] = list(dict.fromkeys(ingest.clean(t) for t in body.tags))
+            values["meta"] = pack(meta)
+        conn.execute(runs.update().where(runs.c.id == row.id).values(**values))
+        row = conn.execute(sa.select(runs).where(runs.c.id == row.id)).one()
+    return Json(query.run_dict(row, path, time.time(), ctx.config.heartbeat_timeout, detail=True))
+
+
+Format = Literal["json", "csv", "parquet"]
+
+
+def _export(columns: history.Columns, fmt: str, name: str) -> Response:
+    if fmt == "csv":
+        return StreamingResponse(
+            history.history_rows_csv(columns),
+            media_type="text/csv",
+            headers={"content-disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if fmt == "parquet":
+        try:
+            content = history.history_parquet(columns)
+        except ImportError:
+            raise ApiError(501, "Parquet export needs pyarrow on the server") from None
+        return Response(
+            content,
+            media_type="application/vnd.apache.parquet",
+            headers={"content-disposition": f'attachment; filename="{name}.parquet"'},
+        )
+    return Json(columns.json(), sanitized=True)
+
+
+@router.get("/runs/{run_id}/history", summary="A run's metric rows, full resolution or sampled")
+async def run_history(
+    run_id: RunId,
+    ctx: Ctx,
+    user: MaybeUser,
+    keys: Annotated[list[str] | None, Query(description="Only these keys.")] = None,
+    samples: Annotated[int | None, Query(ge=1, le=history.MAX_SAMPLES)] = None,
+    format: Format = "json",
+) -> Response:
+    """Columns: ``steps``, ``times`` and per key a value or ``null`` per row (``format=json``),
+    or the same rows as CSV or Parquet. ``samples`` picks that many rows evenly."""
+
+    def work() -> Response:
+        with ctx.db.read() as conn:
+            row, _ = load_run(conn, run_id, user)
+            columns = history.history(conn, row.id, keys, samples)
+        return _export(columns, format, f"{run_id}-history")
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/runs/{run_id}/system", summary="A run's system samples")
+async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = "json") -> Response:
+    def work() -> Response:
+        with ctx.db.read() as conn:
+            row, _ = load_run(conn, run_id, user)
+            columns = history.history(conn, row.id, None, system=True)
+        return _export(columns, format, f"{run_id}-system")
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/runs/{run_id}/histograms", summary="A run's histograms")
+def run_histograms(
+    run_id: RunId,
+    ctx: Ctx,
+    user: MaybeUser,
+    key: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Json:
+    with ctx.db.read() as conn:
+        row, _ = load_run(conn, run_id, user)
+        select = sa.select(histograms).where(histograms.c.run_pk == row.id)
+        if key is not None:
+            select = select.where(histograms.c.key == key)
+        out = []
+        for h in conn.execute(select.order_by(histograms.c.id)):
+            edges, counts = unpack(h.data)
+            out.append(
+                {"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts}
+            )
+    return Json({"histograms": out})
+
+
+@router.get("/runs/{run_id}/media", summary="A run's media (images, audio, tables...)")
+def run_media(
+    run_id: RunId,
+    ctx: Ctx,
+    user: MaybeUser,
+    key: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Json:
+    with ctx.db.read() as conn:
+        row, _ = load_run(conn, run_id, user)
+        select = sa.select(media).where(media.c.run_pk == row.id)
+        if key is not None:
+            select = select.where(media.c.key == key)
+        out = [
+            {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind, "items": unpack(m.items)}
+            for m in conn.execute(select.order_by(media.c.id))
+        ]
+    return Json({"media": out})
+
+
+@router.get("/runs/{run_id}/files", summary="A run's files")
+def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
+    with ctx.db.read() as conn:
+        row, _ = load_run(conn, run_id, user)
+        rows = conn.execute(
+            sa.select(run_files, blobs.c.sha256.label("stored"))
+            .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
+            .where(run_files.c.run_pk == row.id)
+            .order_by(run_files.c.path)
+        ).all()
+    return Json(
+        {
+            "files": [
+                {
+                    "path": f.path,
+                    "sha256": f.sha256,
+                    "size": f.size,
+                    "time": f.time,
+                    "uploaded": f.stored is not None,
+                    **unpack(f.meta, {}),
+                }
+                for f in rows
+            ]
+        }
+    )
+
+
+@router.get("/runs/{run_id}/files/{path:path}", summary="Download a run's file")
+def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
+    safe = ingest.safe_path(path)
+    if safe is None:
+        raise ApiError(400, f"unsafe file name {path!r}")
+    with ctx.db.read() as conn:
+        row, _ = load_run(conn, run_id, user)
+        entry = conn.execute(
+            sa.select(run_files.c.sha256, blobs.c.size)
+            .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
+            .where(run_files.c.run_pk == row.id, run_files.c.path == safe)
+        ).first()
+    if entry is None:
+        raise ApiError(404, f"run {run_id} has no file {safe!r}")
+    if entry.size is None:
+        raise ApiError(404, f"the content of {safe!r} is not uploaded yet")
+    name = safe.rsplit("/", 1)[-1].replace('"', "")
+    return StreamingResponse(
+        ctx.store.read(entry.sha256),
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(entry.size),
+            "content-disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
+# -- metrics across runs ---------------------------------------------------------------
+
+
+def _runs(conn: sa.Connection, run_ids: list[str], user: auth.User | None) -> list[Any]:
+    if len(run_ids) > MAX_RUNS:
+        raise ApiError(400, f"at most {MAX_RUNS} runs per request")
+    return [load_run(conn, run_id, user)[0] for run_id in dict.fromkeys(run_ids)]
+
+
+class KeysQuery(BaseModel):
+    runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
+
+
+@router.post("/metrics/keys", summary="The metric keys of a set of runs")
+def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
+    with ctx.db.read() as conn:
+        rows = _runs(conn, body.runs, user)
+        by_pk = {r.id: r.run_id for r in rows}
+        found = conn.execute(
+            sa.select(series.c.run_pk, series.c.key, series.c["count"])
+            .where(series.c.run_pk.in_(list(by_pk)), series.c.kind == "m")
+            .order_by(series.c.key)
+        ).all()
+    per_run: dict[str, list[str]] = {r.run_id: [] for r in rows}
+    counts: dict[str, int] = {}
+    for run_pk, key, count in found:
+        per_run[by_pk[run_pk]].append(key)
+        counts[key] = counts.get(key, 0) + int(count)
+    return Json({"keys": sorted(counts), "runs": per_run, "points": counts})
+
+
+class SeriesQuery(BaseModel):
+    runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
+    keys: list[Annotated[str, Field(max_length=1024)]] = Field(max_length=1000)
+    samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
+    x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
+    range: tuple[float | None, float | None] | None = Field(None, description="[low, high] of x")
+
+
+@router.post("/metrics/series", summary="Downsampled series of runs x keys")
+async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
+    """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""
+
+    def work() -> Json:
+        with ctx.db.read() as conn:
+            rows = _runs(conn, body.runs, user)
+            refs = [history.RunRef(r.id, r.run_id, r.start_time) for r in rows]
+            found = history.sample(
+                conn, refs, body.keys, body.samples, body.x, body.range or (None, None)
+            )
+        return Json({"series": found}, sanitized=True)
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,207 @@
+"""The database schema (SQLAlchemy Core tables), the same on SQLite and PostgreSQL.
+
+Changing a table here needs a migration in ``migrations.py`` (and ``SCHEMA_VERSION``
+raised): a fresh database is created from these definitions and stamped with the
+latest version, an existing one is brought up to date by the migrations.
+
+Metric history is columnar: a run has one ``series`` per (kind, key), and a series
+has ``chunks`` of packed arrays (steps, values, times), appended per ingest batch;
+there is never a row per point. Structured values (config, summary, git, ...) are
+msgpack blobs: exact for NaN, infinities and big integers, and filtered in Python.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+#: The version a database created from these tables is at.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+_float: sa.Double[float] = sa.Double()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("applied_at", _float, nullable=False),
+)
+
+#: Users and teams share one namespace: an entity owns projects.
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # "user" | "team"
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _float, nullable=False),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("entities.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("entities.id"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False, default="member"),  # "admin" | "member"
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    # sha256 of the key: keys are long random strings, so a plain hash is enough.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", _float, nullable=False),
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entity_id", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", _float, nullable=False),
+    sa.UniqueConstraint("entity_id", "name", name="uq_projects_entity_name"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+    # Null until the run's start record arrives (a system stream may come first).
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=True),
+    sa.Column("creator_id", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False, default=""),
+    sa.Column("group_name", sa.Text, nullable=True),
+    sa.Column("job_type", sa.Text, nullable=True),
+    sa.Column("notes", sa.Text, nullable=True),
+    # "running" or a final state as the records say; the heartbeat verdict is applied on read.
+    sa.Column("state", sa.String(16), nullable=False, default="running"),
+    sa.Column("host", sa.Text, nullable=False, default=""),
+    sa.Column("user_name", sa.Text, nullable=False, default=""),
+    sa.Column("pid", sa.BigInteger, nullable=False, default=0),
+    sa.Column("start_time", _float, nullable=True),
+    sa.Column("end_time", _float, nullable=True),
+    sa.Column("exit_code", sa.BigInteger, nullable=True),
+    sa.Column("starts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_step", sa.BigInteger, nullable=False, default=-1),
+    sa.Column("created_at", _float, nullable=False),
+    sa.Column("updated_at", _float, nullable=False),
+    # Server time of the latest heartbeat or live upload, or the latest record time.
+    sa.Column("last_seen", _float, nullable=False),
+    # msgpack: tags, config, summary, summarizer state, git, environment, finishes, ...
+    sa.Column("meta", sa.LargeBinary, nullable=False),
+    sa.Column("config", sa.LargeBinary, nullable=False),
+    sa.Column("summary", sa.LargeBinary, nullable=False),
+    sa.Column("state_blob", sa.LargeBinary, nullable=False),
+)
+sa.Index("ix_runs_project", runs.c.project_id)
+
+streams = sa.Table(
+    "streams",
+    metadata,
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("committed", sa.BigInteger, nullable=False, default=0),
+)
+
+#: kind: "m" metric, "r" metric rows (one point per Metrics record), "s" system
+#: statistic, "S" system sample rows. Steps of system series are sample indexes.
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("kind", sa.String(1), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("chunks", sa.Integer, nullable=False, default=0),
+    sa.Column("last_n", sa.Integer, nullable=False, default=0),
+    sa.Column("step_min", sa.BigInteger, nullable=True),
+    sa.Column("step_max", sa.BigInteger, nullable=True),
+    # True while every chunk holds strictly increasing steps above the previous chunk's.
+    sa.Column("ordered", sa.Boolean, nullable=False, default=True),
+    sa.UniqueConstraint("run_pk", "kind", "key", name="uq_series_run_kind_key"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("step_min", sa.BigInteger, nullable=False),
+    sa.Column("step_max", sa.BigInteger, nullable=False),
+    sa.Column("v_min", _float, nullable=True),
+    sa.Column("v_max", _float, nullable=True),
+    # "f" float64, "i" int64, "x" float64 + int flags, "o" msgpack list (text, mixed),
+    # "n" no values (the rows series)
+    sa.Column("dtype", sa.String(1), nullable=False),
+    # Steps are step_min, step_min + 1, ... and not stored.
+    sa.Column("dense", sa.Boolean, nullable=False),
+    sa.Column("sorted", sa.Boolean, nullable=False),
+    # Per block of 64 points: steps, min, max, sum, counts (chunks.BLOCK_DTYPE); what
+    # downsampling reads instead of the points. Empty for text and unsorted chunks.
+    sa.Column("blocks", sa.LargeBinary, nullable=False),
+    # Column order matters on SQLite: reading a column does not walk the pages of later ones.
+    sa.Column("steps", sa.LargeBinary, nullable=False),
+    sa.Column("vals", sa.LargeBinary, nullable=False),
+    sa.Column("flags", sa.LargeBinary, nullable=False),
+    sa.Column("times", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("series_id", "seq", name="uq_chunks_series_seq"),
+)
+
+histograms = sa.Table(
+    "histograms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("time", _float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),  # msgpack [edges, counts]
+)
+sa.Index("ix_histograms_run_key", histograms.c.run_pk, histograms.c.key)
+
+media = sa.Table(
+    "media",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("time", _float, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("items", sa.LargeBinary, nullable=False),  # msgpack list of dicts
+)
+sa.Index("ix_media_run_key", media.c.run_pk, media.c.key)
+
+#: Files of a run by their path in the run directory ("files/model.pt", "media/...",
+#: "git.diff"); the content is a blob named by its sha256 (null until known).
+run_files = sa.Table(
+    "run_files",
+    metadata,
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("time", _float, nullable=False),
+    sa.Column("origin", sa.String(8), nullable=False),  # "main" | "system"
+    sa.Column("meta", sa.LargeBinary, nullable=False),  # msgpack: policy, source, kind
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", _float, nullable=False),
+)

@@ -1,0 +1,283 @@
+"""Columnar series in the database: appending ingest batches, reading points back.
+
+A batch of points of one series becomes one chunk row, or is merged into the
+series' last chunk while that one is small (so slowly logged metrics do not
+make a row per point). Reading concatenates chunks in order and, where the
+series is not strictly increasing in step, keeps the latest point per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from . import chunks as ch
+from .schema import chunks, series
+
+_CHUNK_COLUMNS = (
+    chunks.c.series_id,
+    chunks.c.seq,
+    chunks.c.n,
+    chunks.c.step_min,
+    chunks.c.dtype,
+    chunks.c.dense,
+    chunks.c.steps,
+    chunks.c.vals,
+    chunks.c.flags,
+)
+
+
+class SeriesWriter:
+    """Buffers the chunk writes of one ingest batch of one run."""
+
+    def __init__(self, conn: sa.Connection, run_pk: int) -> None:
+        self.conn = conn
+        self.run_pk = run_pk
+        self._known: dict[tuple[str, str], dict[str, Any]] | None = None
+        self._inserts: list[dict[str, Any]] = []
+        self._updates: list[dict[str, Any]] = []
+        self._dirty: dict[int, dict[str, Any]] = {}
+
+    def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
+        if self._known is None:
+            rows = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
+            self._known = {(r.kind, r.key): dict(r._mapping) for r in rows}
+        return self._known
+
+    def count(self, kind: str, key: str) -> int:
+        found = self._series().get((kind, key))
+        return 0 if found is None else int(found["count"])
+
+    def append(self, kind: str, key: str, points: ch.Points) -> None:
+        if not len(points):
+            return
+        known = self._series()
+        info = known.get((kind, key))
+        if info is None:
+            new_id = self.conn.execute(
+                series.insert()
+                .values(
+                    run_pk=self.run_pk,
+                    kind=kind,
+                    key=key,
+                    count=0,
+                    chunks=0,
+                    last_n=0,
+                    step_min=None,
+                    step_max=None,
+                    ordered=True,
+                )
+                .returning(series.c.id)
+            ).scalar_one()
+            info = known[(kind, key)] = {
+                "id": new_id,
+                "count": 0,
+                "chunks": 0,
+                "last_n": 0,
+                "step_min": None,
+                "step_max": None,
+                "ordered": True,
+            }
+        steps = points.steps
+        first, low, high = int(steps[0]), int(steps.min()), int(steps.max())
+        increasing = bool(len(steps) < 2 or (np.diff(steps) > 0).all())
+        ordered = bool(
+            info["ordered"]
+            and increasing
+            and (info["step_max"] is None or first > info["step_max"])
+        )
+        last_n = int(info["last_n"])
+        if info["chunks"] and last_n < ch.MERGE_BELOW and last_n + len(points) <= ch.CHUNK_MAX:
+            self._merge_into_last(info, points)
+            info["last_n"] = last_n + len(points)
+        else:
+            pieces = ch.split(points)
+            for piece in pieces:
+                self._inserts.append(
+                    {"series_id": info["id"], "seq": info["chunks"], **ch.encode(piece).row()}
+                )
+                info["chunks"] += 1
+            info["last_n"] = len(pieces[-1])
+        info["count"] += len(points)
+        info["step_min"] = low if info["step_min"] is None else min(low, info["step_min"])
+        info["step_max"] = high if info["step_max"] is None else max(high, info["step_max"])
+        info["ordered"] = ordered
+        self._dirty[info["id"]] = info
+
+    def _merge_into_last(self, info: dict[str, Any], points: ch.Points) -> None:
+        seq = info["chunks"] - 1
+        pending = next(
+            (
+                row
+                for row in reversed(self._inserts)
+                if row["series_id"] == info["id"] and row["seq"] == seq
+            ),
+            None,
+        )
+        if pending is not None:  # merged again within this batch
+            previous = _decode_row(pending, with_times=True)
+            pending.update(ch.encode(ch.concat([previous, points])).row())
+            return
+        row = self.conn.execute(
+            sa.select(chunks).where(chunks.c.series_id == info["id"], chunks.c.seq == seq)
+        ).one()
+        previous = _decode_row(row._mapping, with_times=True)
+        encoded = ch.encode(ch.concat([previous, points])).row()
+        self._updates.append({"b_id": row.id, **encoded})
+
+    def flush(self) -> None:
+        if self._inserts:
+            self.conn.execute(chunks.insert(), self._inserts)
+        if self._updates:
+            columns = [c for c in self._updates[0] if c != "b_id"]
+            self.conn.execute(
+                chunks.update()
+                .where(chunks.c.id == sa.bindparam("b_id"))
+                .values({c: sa.bindparam(c) for c in columns}),
+                self._updates,
+            )
+        if self._dirty:
+            self.conn.execute(
+                series.update()
+                .where(series.c.id == sa.bindparam("b_id"))
+                .values(
+                    count=sa.bindparam("b_count"),
+                    chunks=sa.bindparam("b_chunks"),
+                    last_n=sa.bindparam("b_last_n"),
+                    step_min=sa.bindparam("b_step_min"),
+                    step_max=sa.bindparam("b_step_max"),
+                    ordered=sa.bindparam("b_ordered"),
+                ),
+                [
+                    {
+                        "b_id": i["id"],
+                        "b_count": i["count"],
+                        "b_chunks": i["chunks"],
+                        "b_last_n": i["last_n"],
+                        "b_step_min": i["step_min"],
+                        "b_step_max": i["step_max"],
+                        "b_ordered": i["ordered"],
+                    }
+                    for i in self._dirty.values()
+                ],
+            )
+        self._inserts, self._updates, self._dirty = [], [], {}
+
+
+def _decode_row(row: Any, with_times: bool) -> ch.Points:
+    return ch.decode(
+        row["n"],
+        row["step_min"],
+        row["dtype"],
+        row["dense"],
+        row["steps"],
+        row["vals"],
+        row["flags"],
+        row["times"] if with_times else None,
+    )
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    id: int
+    run_pk: int
+    kind: str
+    key: str
+    count: int
+    ordered: bool
+    step_min: int | None
+    step_max: int | None
+
+
+def list_series(
+    conn: sa.Connection, run_pks: list[int], kinds: tuple[str, ...], keys: list[str] | None = None
+) -> list[SeriesInfo]:
+    """Series of some runs, of the given kinds (and keys), ordered by run and key."""
+    if not run_pks:
+        return []
+    query = sa.select(
+        series.c.id,
+        series.c.run_pk,
+        series.c.kind,
+        series.c.key,
+        series.c["count"].label("points"),
+        series.c.ordered,
+        series.c.step_min,
+        series.c.step_max,
+    ).where(series.c.run_pk.in_(run_pks), series.c.kind.in_(kinds))
+    if keys is not None:
+        if not keys:
+            return []
+        query = query.where(series.c.key.in_(keys))
+    rows = conn.execute(query.order_by(series.c.run_pk, series.c.key)).all()
+    return [
+        SeriesInfo(
+            r.id, r.run_pk, r.kind, r.key, int(r.points), bool(r.ordered), r.step_min, r.step_max
+        )
+        for r in rows
+    ]
+
+
+def read_points(
+    conn: sa.Connection,
+    infos: list[SeriesInfo],
+    with_times: bool = True,
+    step_range: tuple[float | None, float | None] = (None, None),
+) -> dict[int, ch.Points]:
+    """The points of each series (latest per step, sorted by step), by series id."""
+    if not infos:
+        return {}
+    columns: list[Any] = list(_CHUNK_COLUMNS)
+    if with_times:
+        columns.append(chunks.c.times)
+    query = sa.select(*columns).where(chunks.c.series_id.in_([i.id for i in infos]))
+    low, high = step_range
+    if low is not None:
+        query = query.where(chunks.c.step_max >= int(np.floor(low)))
+    if high is not None:
+        query = query.where(chunks.c.step_min <= int(np.ceil(high)))
+    parts: dict[int, list[ch.Points]] = {}
+    for row in conn.execute(query.order_by(chunks.c.series_id, chunks.c.seq)):
+        mapping = row._mapping
+        parts.setdefault(row.series_id, []).append(
+            _decode_row(mapping, with_times)
+            if with_times
+            else _decode_row({**mapping, "times": None}, False)
+        )
+    out: dict[int, ch.Points] = {}
+    for info in infos:
+        pieces = parts.get(info.id)
+        if not pieces:
+            out[info.id] = ch.concat_empty()
+            continue
+        out[info.id] = ch.latest_per_step(ch.concat(pieces), info.ordered)
+    return out
+
+
+def read_blocks(conn: sa.Connection, infos: list[SeriesInfo]) -> dict[int, Any]:
+    """The block summaries of each series, in order (see ``chunks.block_summary``).
+
+    A series with a chunk that has none (text, unsorted) is left out.
+    """
+    if not infos:
+        return {}
+    parts: dict[int, list[Any]] = {}
+    incomplete: set[int] = set()
+    query = (
+        sa.select(chunks.c.series_id, chunks.c.blocks)
+        .where(chunks.c.series_id.in_([i.id for i in infos]))
+        .order_by(chunks.c.series_id, chunks.c.seq)
+    )
+    for series_id, blob in conn.execute(query):
+        if not blob:
+            incomplete.add(series_id)
+            continue
+        parts.setdefault(series_id, []).append(np.frombuffer(blob, dtype=ch.BLOCK_DTYPE))
+    return {
+        series_id: pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        for series_id, pieces in parts.items()
+        if series_id not in incomplete
+    }

@@ -1,0 +1,96 @@
+"""File storage on S3: the server against moto's standalone S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _server import ADMIN_KEY, ServerProcess, free_port, wait_for
+from trackline import runlog
+from trackline._client import Api
+from trackline._transport import Shipper
+from trackline.records import FileSaved, Finish, Metrics, RunStart
+from trackline.runlog import LogFile
+
+boto3 = pytest.importorskip("boto3", reason="S3 storage needs boto3 (trackline[s3])")
+pytest.importorskip("moto", reason="the S3 tests need moto[server]")
+
+pytestmark = pytest.mark.slow
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
+    """moto's S3 server on a free port, with a bucket; (endpoint URL, boto3 client)."""
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(url, timeout=2).status_code < 500, 60, 0.1, "moto")
+        client = boto3.client("s3", endpoint_url=url)
+        client.create_bucket(Bucket="tl-bucket")
+        yield url, client
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_files_go_to_s3_once(s3: tuple[str, Any], tmp_path: Path) -> None:
+    endpoint, client = s3
+    server = ServerProcess(
+        tmp_path / "server",
+        files="s3://tl-bucket/trackline",
+        extra_args=("--s3-endpoint-url", endpoint),
+        env=AWS_ENV,
+    ).start()
+    try:
+        content = b"model weights " * 5000
+        sha = hashlib.sha256(content).hexdigest()
+        run_dir = tmp_path / "s3run"
+        (run_dir / "files").mkdir(parents=True)
+        (run_dir / "files" / "a.bin").write_bytes(content)
+        (run_dir / "files" / "b.bin").write_bytes(content)
+        log = LogFile(run_dir / "main.tlog")
+        log.write(
+            runlog.frame_record(r)
+            for r in [
+                RunStart("s3run", "s3", "n", time.time()),
+                Metrics(0, time.time(), {"x": 1.0}),
+                FileSaved("a.bin", "now", len(content), sha, time.time()),
+                FileSaved("b.bin", "now", len(content), sha, time.time()),
+                Finish(time.time(), "finished"),
+            ]
+        )
+        log.close()
+        with Shipper(run_dir, server.url, ADMIN_KEY, live=False) as shipper:
+            wait_for(lambda: shipper.pump(final=True), 60, what="upload")
+            assert not shipper.files_failed
+        objects = client.list_objects_v2(Bucket="tl-bucket", Prefix="trackline/")["Contents"]
+        assert [o["Key"] for o in objects] == [f"trackline/blobs/{sha[:2]}/{sha}"]
+        with Api(server.url, ADMIN_KEY) as api:
+            run = api.run("s3run")
+            assert run.file("files/a.bin") == content
+            assert run.file("files/b.bin") == content
+            assert all(f["uploaded"] for f in run.files())
+    finally:
+        server.stop()

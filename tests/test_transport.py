@@ -1,0 +1,228 @@
+"""The Shipper: batches, offsets, retries, files, heartbeats; it never raises."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _server import ADMIN_KEY, ServerProcess, fixture_shared_server, free_port  # noqa: F401
+from trackline import _transport, runlog
+from trackline._client import Api
+from trackline._transport import Shipper, read_progress
+from trackline.records import FileSaved, Finish, MediaRecord, Metrics, Record, RunStart
+from trackline.runlog import LogFile
+
+
+class Counting(httpx.HTTPTransport):
+    """An HTTP transport that remembers each request's method, path and body size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, str, int]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        self.requests.append((request.method, request.url.path, len(body)))
+        return super().handle_request(request)
+
+
+def new_run(base: Path, run_id: str, records: list[Record]) -> Path:
+    run_dir = base / run_id
+    run_dir.mkdir(parents=True)
+    log = LogFile(run_dir / "main.tlog")
+    log.write(runlog.frame_record(r) for r in [RunStart(run_id, "ship", run_id, 1.0), *records])
+    log.close()
+    return run_dir
+
+
+def rows(n: int, start: int = 0) -> list[Record]:
+    return [Metrics(s, 1.0 + s, {"v": float(s), "w": s}) for s in range(start, start + n)]
+
+
+def pump_until_done(shipper: Shipper, final: bool = True, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not shipper.pump(final=final):
+        assert time.monotonic() < deadline, f"not shipped: {shipper.error}"
+        time.sleep(0.02)
+
+
+def server_rows(server: ServerProcess, run_id: str) -> list[dict[str, Any]]:
+    with Api(server.url, ADMIN_KEY) as api:
+        return api.run(run_id).history()  # type: ignore[no-any-return]
+
+
+def test_server_down_returns_quickly_and_never_raises(tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "down1", rows(10))
+    shipper = Shipper(run_dir, f"http://127.0.0.1:{free_port()}", ADMIN_KEY)
+    started = time.monotonic()
+    assert shipper.pump() is False
+    assert shipper.pump(final=True) is False  # in backoff: no network at all
+    assert time.monotonic() - started < 3
+    assert shipper.error and "Connect" in shipper.error
+    assert shipper.failures == 1
+    progress = read_progress(run_dir)
+    assert progress is not None and progress["done"] is False and progress["error"]
+    shipper.close()
+
+
+def test_garbage_never_raises(tmp_path: Path) -> None:
+    run_dir = tmp_path / "junk1"
+    run_dir.mkdir()
+    (run_dir / "main.tlog").write_bytes(b"not a run log at all")
+    with Shipper(run_dir, f"http://127.0.0.1:{free_port()}", ADMIN_KEY) as shipper:
+        assert shipper.pump() is False
+        assert shipper.pump(final=True) is False
+
+
+def test_batches_resume_and_exactly_once(shared_server: ServerProcess, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "batch1", rows(2000))
+    transport = Counting()
+    first = Shipper(
+        run_dir, shared_server.url, ADMIN_KEY, batch_kb=8, budget=0.0, transport=transport
+    )
+    assert first.pump(final=True) is False  # a budget of 0: one batch per pump
+    first.close()
+    posts = [
+        size for method, path, size in transport.requests if method == "POST" and "streams" in path
+    ]
+    assert len(posts) == 1
+    # A new shipper (a restarted agent) goes on from the server's offset.
+    transport = Counting()
+    second = Shipper(run_dir, shared_server.url, ADMIN_KEY, batch_kb=8, transport=transport)
+    pump_until_done(second)
+    second.close()
+    assert transport.requests[0][:2] == ("GET", "/api/v1/runs/batch1/streams")
+    posts = [
+        size for method, path, size in transport.requests if method == "POST" and "streams" in path
+    ]
+    assert len(posts) > 5
+    size = (run_dir / "main.tlog").stat().st_size
+    assert second.committed == {"main": size, "system": 0}
+    got = server_rows(shared_server, "batch1")
+    assert [(r["_step"], r["v"], r["w"]) for r in got] == [(s, float(s), s) for s in range(2000)]
+    with Api(shared_server.url, ADMIN_KEY) as api:
+        assert api._json("POST", "/metrics/keys", json={"runs": ["batch1"]})["points"] == {
+            "v": 2000,
+            "w": 2000,
+        }
+
+
+def test_torn_tail_waits_for_the_whole_frame(shared_server: ServerProcess, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "torn1", rows(5))
+    frame = runlog.frame_record(Metrics(5, 6.0, {"v": 5.0, "w": 5}))
+    with open(run_dir / "main.tlog", "ab") as file:
+        file.write(frame[:7])
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY) as shipper:
+        pump_until_done(shipper)
+        assert len(server_rows(shared_server, "torn1")) == 5
+        with open(run_dir / "main.tlog", "ab") as file:
+            file.write(frame[7:])
+        pump_until_done(shipper)
+    assert len(server_rows(shared_server, "torn1")) == 6
+
+
+def test_a_frame_bigger_than_a_batch_goes_alone(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    big = Metrics(0, 1.0, {f"k{i}": float(i) for i in range(3000)})
+    run_dir = new_run(tmp_path, "big1", [big, *rows(3, start=1)])
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, batch_kb=1) as shipper:
+        pump_until_done(shipper)
+    got = server_rows(shared_server, "big1")
+    assert len(got) == 4 and got[0]["k2999"] == 2999.0
+
+
+def test_gap_answer_moves_the_offset(shared_server: ServerProcess, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "gap1", rows(10))
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY) as shipper:
+        shipper.run_id = "gap1"
+        shipper.committed = {"main": 10_000, "system": 0}  # wrong: ahead of the server
+        pump_until_done(shipper)
+        assert shipper.committed["main"] == (run_dir / "main.tlog").stat().st_size
+    assert len(server_rows(shared_server, "gap1")) == 10
+
+
+def test_refused_key_gives_up_then_retries_when_live(
+    shared_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = new_run(tmp_path, "key1", rows(3))
+    with Shipper(run_dir, shared_server.url, "tl_wrong") as shipper:
+        assert shipper.pump(final=True) is True  # nothing more it can do: the agent may leave
+        assert "invalid API key" in (shipper.error or "")
+        assert set(shipper.failed) == {"main", "system"}
+        assert read_progress(run_dir)["failed"]  # type: ignore[index]
+        monkeypatch.setattr(_transport, "RETRY_REFUSED", 0.0)
+        shipper._client.headers["authorization"] = f"Bearer {ADMIN_KEY}"
+        deadline = time.monotonic() + 30
+        while not (shipper.pump() and not shipper.failed):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert len(server_rows(shared_server, "key1")) == 3
+
+
+def test_files_are_uploaded_by_hash(shared_server: ServerProcess, tmp_path: Path) -> None:
+    content = b"checkpoint" * 100
+    sha = hashlib.sha256(content).hexdigest()
+    stale = hashlib.sha256(b"old content").hexdigest()
+    image = b"\x89PNG fake image"
+    image_sha = hashlib.sha256(image).hexdigest()
+    media = MediaRecord(
+        1, 2.0, "samples", "image", [{"path": f"media/{image_sha}.png", "sha256": image_sha}]
+    )
+    records: list[Record] = [
+        FileSaved("ckpt.bin", "now", len(content), sha, 2.0),
+        FileSaved("changed.bin", "live", 11, stale, 2.0),
+        media,
+        Finish(3.0, "finished"),
+    ]
+    run_dir = new_run(tmp_path, "files1", records)
+    (run_dir / "media").mkdir()
+    (run_dir / "media" / f"{image_sha}.png").write_bytes(image)
+    (run_dir / "files").mkdir()
+    (run_dir / "files" / "ckpt.bin").write_bytes(content)
+    (run_dir / "files" / "changed.bin").write_bytes(b"new content!")
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY) as shipper:
+        pump_until_done(shipper)
+        assert list(shipper.files_failed) == ["files/changed.bin"]
+    with Api(shared_server.url, ADMIN_KEY) as api:
+        run = api.run("files1")
+        assert run.file("files/ckpt.bin") == content
+        uploaded = {f["path"]: f["uploaded"] for f in run.files()}
+        assert uploaded == {
+            "files/changed.bin": False,
+            "files/ckpt.bin": True,
+            f"media/{image_sha}.png": True,
+        }
+        assert run.state == "finished"
+        assert run.media("samples")[0]["items"][0]["sha256"] == image_sha
+        assert run.file(f"media/{image_sha}.png") == image
+
+
+def test_heartbeats_while_live(shared_server: ServerProcess, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "beat1", rows(2))
+    with (
+        Shipper(run_dir, shared_server.url, ADMIN_KEY, heartbeat=0.0) as shipper,
+        Api(shared_server.url, ADMIN_KEY) as api,
+    ):
+        pump_until_done(shipper, final=False)
+        first = api.run("beat1").heartbeat_at
+        assert first is not None and first > 1.0  # server time, not the records' times
+        time.sleep(0.05)
+        shipper.pump()
+        assert (api.run("beat1").heartbeat_at or 0) > first
+
+
+def test_progress_file(shared_server: ServerProcess, tmp_path: Path) -> None:
+    run_dir = new_run(tmp_path, "prog1", rows(50))
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False) as shipper:
+        pump_until_done(shipper)
+        shipped, total = shipper.progress()
+    assert shipped == total == (run_dir / "main.tlog").stat().st_size
+    state = json.loads((run_dir / "upload.json").read_text())
+    assert state["done"] is True and state["server"] == shared_server.url
+    assert state["committed"]["main"] == total and state["error"] is None
