@@ -47,7 +47,7 @@ def start_server(url: str, port: int, data_dir: Path, key: str) -> subprocess.Po
     command = [
         sys.executable,
         "-m",
-        "trackline._cli",
+        "trackline",
         "server",
         "--port",
         str(port),
@@ -72,7 +72,7 @@ def train(project: str, steps: int) -> trackline.Run:
     run = trackline.init(
         project=project, config=config, tags=["quickstart"], notes="The README's main job."
     )
-    inputs = torch.randn(4096, 784)
+    inputs = torch.randn(16384, 784)
     labels = (
         inputs[:, :10].argmax(dim=1)
     ).long()  # the class is the largest of the first 10 features
@@ -83,7 +83,7 @@ def train(project: str, steps: int) -> trackline.Run:
     run.define_metric("val/loss", summary="min")
     run.define_metric("val/*", step_metric="epoch")
     for step in range(steps):
-        batch = torch.randint(0, 3584, (config["batch_size"],))
+        batch = torch.randint(0, 14336, (config["batch_size"],))
         logits = model(inputs[batch])
         loss = torch.nn.functional.cross_entropy(logits, labels[batch])
         optimizer.zero_grad()
@@ -94,9 +94,9 @@ def train(project: str, steps: int) -> trackline.Run:
         run.log({"train/loss": loss, "train/accuracy": accuracy, "lr": scheduler.get_last_lr()[0]})
         if (step + 1) % 50 == 0:
             with torch.no_grad():
-                val_logits = model(inputs[3584:])
-                val_loss = torch.nn.functional.cross_entropy(val_logits, labels[3584:])
-                val_acc = (val_logits.argmax(1) == labels[3584:]).float().mean()
+                val_logits = model(inputs[14336:])
+                val_loss = torch.nn.functional.cross_entropy(val_logits, labels[14336:])
+                val_acc = (val_logits.argmax(1) == labels[14336:]).float().mean()
             run.log(
                 {"val/loss": val_loss, "val/accuracy": val_acc, "epoch": (step + 1) // 50},
                 step=step,

@@ -1,0 +1,5 @@
+"""``python -m trackline`` is the ``trackline`` command."""
+
+from ._cli import main
+
+main()
