@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--git-diff-limit", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--server", default=None)
     args = parser.parse_args(argv)
+    # The agent must never compete with training for the CPU.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     Agent(args.run_dir, args.pid, args.interval, args.git_diff_limit, args.server).run()
 
 

@@ -13,10 +13,10 @@ import os
 import shutil
 import time
 import traceback as tb
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _agent_launch, _hooks
 from ._config import Config, encodable
@@ -27,8 +27,9 @@ from ._settings import Settings
 from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
 from ._warn import flush_pending, warn_once
-from ._writer import HIGH_WATER, NeedsResolve, Writer
+from ._writer import HIGH_WATER, SOFT_LIMIT, NeedsResolve, Writer
 from .records import (
+    ArtifactUsed,
     ConfigUpdate,
     DefineMetric,
     FileSaved,
@@ -41,6 +42,11 @@ from .records import (
     SummaryUpdate,
 )
 from .runlog import LogFile
+
+if TYPE_CHECKING:
+    from ._client import Api
+    from ._client import ArtifactVersion as UsedArtifact
+    from .artifacts import Artifact
 
 SAVE_POLICIES = ("now", "live", "end")
 
@@ -126,6 +132,7 @@ class Run:
         self._state = "running"
         self._writer: Writer | None = None
         self._agent: _agent_launch.AgentHandle | None = None
+        self._api: Api | None = None  # made by use_artifact
         self._inert: str | None = "disabled" if settings.mode == "disabled" else None
         self.dir = settings.runs_dir / run_id
         self.config = Config(self._emit_config)
@@ -193,6 +200,8 @@ class Run:
             state = "finished" if not exit_code else "failed"
         self._state = state
         _hooks.unregister(self)
+        if self._api is not None:
+            self._api.close()
         if self._inert is not None and self._inert != "disabled":
             return  # forked child: the parent owns the files
         if self._writer is None:
@@ -299,8 +308,13 @@ class Run:
             self._pending = None
             self._pending_deferred = False
         self._write_row(step, values, deferred)
-        if len(self._buffer) > HIGH_WATER:
-            self._writer.wait_for_room()  # type: ignore[union-attr]
+        buffered = len(self._buffer)
+        if buffered >= SOFT_LIMIT and buffered % SOFT_LIMIT == 0:
+            # A burst: wake the writer now (memory and finish stay small); never per call.
+            if buffered > HIGH_WATER:
+                self._writer.wait_for_room()  # type: ignore[union-attr]
+            else:
+                self._writer.wake()  # type: ignore[union-attr]
 
     def _slow_value(self, key: Any, value: Any, values: dict[str, Any]) -> bool:
         """Validate a new key and coerce a non-trivial value; True if it was deferred."""
@@ -527,6 +541,68 @@ class Run:
                 continue
             if source.is_file():
                 self._copy_file(source, target, policy)
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def log_artifact(self, artifact: Artifact, aliases: Iterable[str] = ("latest",)) -> Artifact:
+        """Log ``artifact`` as a new version (or the same version, if its content is known).
+
+        The files are copied into the run directory now (so later writes to them do
+        not change what was logged) and hashed on a background thread; the server
+        numbers the version (``v0``, ``v1``, ...) and moves ``aliases`` to it.
+        """
+        from .artifacts import Artifact, ArtifactError, ArtifactJob, check_alias
+
+        if not isinstance(artifact, Artifact):
+            raise TypeError(
+                f"log_artifact() takes a trackline.Artifact, not {type(artifact).__name__}"
+            )
+        if isinstance(aliases, str):
+            aliases = [aliases]
+        names = list(dict.fromkeys(check_alias(alias) for alias in aliases))
+        if not len(artifact):
+            raise ArtifactError(f"artifact {artifact.name!r} is empty: add files or references")
+        if self._inert is not None:
+            if self._inert == "finished":
+                raise RunFinishedError(f"run {self.id} is finished")
+            return artifact
+        try:
+            job = ArtifactJob(artifact, self.dir, names)
+        except OSError as exc:
+            warn_once(
+                f"artifact:{artifact.name}", f"trackline: could not log {artifact.name!r}: {exc}"
+            )
+            return artifact
+        self._media_worker.submit(job)
+        return artifact
+
+    def use_artifact(self, ref: str, type: str | None = None) -> UsedArtifact:
+        """Resolve ``"[entity/][project/]name[:alias|vN]"`` on the server and record the use.
+
+        Returns the version (``.version``, ``.manifest``, ``.metadata``); its
+        ``download(root=None)`` puts the files into a directory, through a local
+        cache verified by hash. Needs a server (``TRACKLINE_SERVER``).
+        """
+        from ._client import Api  # here: httpx is imported only when used
+        from .artifacts import parse_ref
+
+        path, which = parse_ref(ref)
+        if self._settings.server is None:
+            raise RuntimeError(
+                "use_artifact() needs a server to resolve artifact versions: set "
+                "TRACKLINE_SERVER or run `trackline login` (offline runs cannot use artifacts)"
+            )
+        if self._inert == "finished":
+            raise RunFinishedError(f"run {self.id} is finished")
+        if "/" not in path:
+            path = f"{self.project}/{path}"
+        if self._api is None:
+            self._api = Api(self._settings.server)
+        version = self._api.artifact(f"{path}:{which}")
+        if type is not None and version.type != type:
+            raise ValueError(f"{version.path} is of type {version.type!r}, not {type!r}")
+        self._emit(ArtifactUsed(version.path, version.version, version.digest, time.time()))
+        return version
 
     # -- integrations --------------------------------------------------------------
 

@@ -21,7 +21,9 @@ from .records import Metrics, Record
 
 #: Above this many buffered records ``log`` waits for the writer (backpressure, not loss).
 HIGH_WATER = 500_000
-_BATCH = 20_000
+#: Every this many buffered records ``log`` wakes the writer early (keeps bursts small).
+SOFT_LIMIT = 1_000
+_BATCH = 1_000
 
 
 class NeedsResolve:
@@ -70,6 +72,10 @@ class Writer:
                     warn_once("backpressure", "trackline's writer cannot keep up; logging goes on")
                     return
                 self._room.wait(min(left, 0.5))
+
+    def wake(self) -> None:
+        """Have the writer drain now rather than at its next tick."""
+        self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write everything buffered so far; ``False`` if that took longer than ``timeout``."""
