@@ -1,0 +1,200 @@
+// The query API, in one place: every URL, parameter and response shape the
+// dashboard relies on lives here (server: server/routes_query.py, /api/v1).
+// Reads send the API key when one is stored; public projects work without.
+
+const BASE = "/api/v1";
+const KEY_STORAGE = "trackline.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, detail, body) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+export function getKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setKey(key) {
+  if (key) localStorage.setItem(KEY_STORAGE, key.trim());
+  else localStorage.removeItem(KEY_STORAGE);
+  window.dispatchEvent(new Event("trackline-key"));
+}
+
+function headers(extra) {
+  const out = { Accept: "application/json", ...extra };
+  const key = getKey();
+  if (key) out.Authorization = `Bearer ${key}`;
+  return out;
+}
+
+function url(path, query) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value === undefined || value === null || value === "") continue;
+    if (Array.isArray(value)) value.forEach((v) => params.append(name, String(v)));
+    else params.append(name, String(value));
+  }
+  const qs = params.toString();
+  return `${BASE}${path}${qs ? `?${qs}` : ""}`;
+}
+
+async function fail(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    /* not JSON */
+  }
+  const detail = body && typeof body.detail === "string" ? body.detail : response.statusText;
+  throw new ApiError(response.status, detail, body);
+}
+
+async function request(method, path, { query, body, signal } = {}) {
+  const init = { method, headers: headers(body !== undefined ? { "Content-Type": "application/json" } : {}), signal };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const response = await fetch(url(path, query), init);
+  if (!response.ok) await fail(response);
+  return response.json();
+}
+
+const seg = (s) => encodeURIComponent(s);
+/** "entity/name" -> "/projects/entity/name" */
+const projectPath = (project) => {
+  const [entity, ...rest] = project.split("/");
+  return `/projects/${seg(entity)}/${seg(rest.join("/"))}`;
+};
+
+/** Floats JSON cannot hold come as "NaN", "Infinity", "-Infinity" (server/wire.py). */
+function numbers(list) {
+  if (!list) return list;
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    if (typeof v === "string") list[i] = Number(v);
+  }
+  return list;
+}
+
+export const api = {
+  /** {name, admin, teams} for the stored key. */
+  viewer: () => request("GET", "/viewer"),
+
+  /** [{entity, name, path, public, created_at, updated_at, runs}] */
+  projects: async () => (await request("GET", "/projects")).projects,
+
+  /** {entity, name, path, public, created_at, updated_at, runs} */
+  project: (project) => request("GET", projectPath(project)),
+
+  /**
+   * One page of a project's runs: {total, offset, limit, runs, groups?}.
+   * q: {state: [..], tags: [..], search, where: ["config.lr<0.01"], sort: ["-summary.acc"],
+   *     limit, offset, groupBy}. groups: [{value, count, runs: [ids]}] over all matches.
+   */
+  runs: (project, q = {}, signal) =>
+    request("GET", `${projectPath(project)}/runs`, {
+      signal,
+      query: {
+        state: q.state,
+        tag: q.tags,
+        search: q.search,
+        where: q.where,
+        sort: (q.sort || []).join(","),
+        limit: q.limit ?? 100,
+        offset: q.offset ?? 0,
+        group_by: q.groupBy,
+      },
+    }),
+
+  /**
+   * Every matching run: a first page of 250 (shown at once), then the rest in pages of
+   * 1000 (the server's maximum), fetched together; onPage(partial) after the first.
+   */
+  async allRuns(project, q = {}, signal, onPage) {
+    const FIRST = 250;
+    const first = await api.runs(project, { ...q, limit: FIRST, offset: 0 }, signal);
+    const runs = first.runs.slice();
+    if (onPage && first.total > runs.length) onPage({ ...first, runs });
+    const pages = [];
+    for (let offset = FIRST; offset < first.total; offset += 1000) {
+      pages.push(api.runs(project, { ...q, limit: 1000, offset, groupBy: undefined }, signal));
+    }
+    for (const page of await Promise.all(pages)) runs.push(...page.runs);
+    return { ...first, runs };
+  },
+
+  /** A run in detail: the list fields plus argv, git, environment, traceback, pid, starts. */
+  run: (runId) => request("GET", `/runs/${seg(runId)}`),
+
+  /** Change name, tags or notes; returns the run in detail. */
+  patchRun: (runId, changes) => request("PATCH", `/runs/${seg(runId)}`, { body: changes }),
+
+  /** {keys: [...], runs: {id: [keys]}, points: {key: count}} */
+  metricKeys: (runIds, signal) => request("POST", "/metrics/keys", { body: { runs: runIds }, signal }),
+
+  /**
+   * Downsampled series: [{run, key, x_axis, kind, total, sampled, x, y, min, max, count}].
+   * x: "step" | "time" | "relative" | a metric key; range: [lo, hi] of x or null.
+   */
+  async series({ runs, keys, samples, x = "step", range = null }, signal) {
+    const body = { runs, keys, samples, x };
+    if (range) body.range = range;
+    const out = (await request("POST", "/metrics/series", { body, signal })).series;
+    for (const s of out) {
+      if (s.kind !== "number") continue;
+      numbers(s.x);
+      numbers(s.y);
+      numbers(s.min);
+      numbers(s.max);
+    }
+    return out;
+  },
+
+  /** System samples: {steps, times, values: {key: [...]}, kinds}. */
+  async system(runId, signal) {
+    const out = await request("GET", `/runs/${seg(runId)}/system`, { signal });
+    numbers(out.times);
+    for (const [key, list] of Object.entries(out.values || {})) {
+      if (out.kinds?.[key] === "number") numbers(list);
+    }
+    return out;
+  },
+
+  /** [{path, sha256, size, time, uploaded, kind?}] */
+  files: async (runId) => (await request("GET", `/runs/${seg(runId)}/files`)).files,
+
+  fileUrl: (runId, path) => `${BASE}/runs/${seg(runId)}/files/${path.split("/").map(seg).join("/")}`,
+
+  /** A run's file as a Blob (with the API key, so private files download too). */
+  async fileBlob(runId, path) {
+    const response = await fetch(api.fileUrl(runId, path), { headers: headers() });
+    if (!response.ok) await fail(response);
+    return response.blob();
+  },
+
+  historyUrl: (runId, format) => url(`/runs/${seg(runId)}/history`, { format }),
+
+  async historyBlob(runId, format) {
+    const response = await fetch(api.historyUrl(runId, format), { headers: headers() });
+    if (!response.ok) await fail(response);
+    return response.blob();
+  },
+};
+
+/** Save a Blob under a file name (through a temporary object URL). */
+export function saveBlob(blob, name) {
+  const href = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = href;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
+}

@@ -1,0 +1,41 @@
+// Hash routing: #/projects, #/p/<entity>/<project>, #/p/<entity>/<project>/r/<run>,
+// #/p/<entity>/<project>/compare?runs=a,b,c
+
+export function parse(hash) {
+  const raw = (hash || "").replace(/^#\/?/, "");
+  const [pathPart, queryPart = ""] = raw.split("?");
+  const parts = pathPart.split("/").filter(Boolean).map(decodeURIComponent);
+  const query = new URLSearchParams(queryPart);
+  if (parts.length === 0 || (parts.length === 1 && parts[0] === "projects")) return { name: "projects" };
+  if (parts[0] === "p" && parts.length >= 3) {
+    const project = `${parts[1]}/${parts[2]}`;
+    if (parts.length === 3) return { name: "workspace", project };
+    if (parts[3] === "r" && parts.length === 5) return { name: "run", project, runId: parts[4] };
+    if (parts[3] === "compare" && parts.length === 4) {
+      const runs = (query.get("runs") || "").split(",").filter(Boolean);
+      return { name: "compare", project, runs };
+    }
+  }
+  return { name: "notfound", path: raw };
+}
+
+const enc = encodeURIComponent;
+const projectHash = (project) => project.split("/").map(enc).join("/");
+
+export const links = {
+  projects: () => "#/projects",
+  project: (project) => `#/p/${projectHash(project)}`,
+  run: (project, runId) => `#/p/${projectHash(project)}/r/${enc(runId)}`,
+  compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
+};
+
+export function start(onRoute) {
+  const fire = () => onRoute(parse(window.location.hash));
+  window.addEventListener("hashchange", fire);
+  fire();
+}
+
+export function go(hash) {
+  if (window.location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else window.location.hash = hash;
+}

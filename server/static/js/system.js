@@ -1,0 +1,134 @@
+// System metrics charts (CPU, memory, GPU utilisation, memory, power, ...),
+// from each run's system samples, over time since the run started.
+
+import { api } from "./api.js";
+import { LineChart } from "./chart.js";
+import { h, mount } from "./util/dom.js";
+import { fmtBytes, fmtNumber } from "./util/format.js";
+
+const GPU_COLORS = ["#2f6fdf", "#e8590c", "#2b9a3e", "#7048e8", "#c92a2a", "#0b7285", "#d6336c", "#5c940d"];
+
+/** Chart groups, in order: a title, the keys it holds (a regexp), a unit. */
+const GROUPS = [
+  { title: "Process CPU %", re: /^proc\/cpu_percent$/, unit: "%" },
+  { title: "Host CPU %", re: /^host\/cpu_percent$/, unit: "%" },
+  { title: "Process memory (RSS)", re: /^proc\/rss_bytes$/, unit: "bytes" },
+  { title: "Host memory %", re: /^host\/memory_percent$/, unit: "%" },
+  { title: "GPU utilisation %", re: /^gpu\/(\d+)\/util_percent$/, unit: "%" },
+  { title: "GPU memory used", re: /^gpu\/(\d+)\/memory_used_bytes$/, unit: "bytes" },
+  { title: "GPU power (W)", re: /^gpu\/(\d+)\/power_watts$/, unit: "W" },
+  { title: "GPU temperature (°C)", re: /^gpu\/(\d+)\/temperature_c$/, unit: "°C" },
+  { title: "GPU memory of this run", re: /^gpu\/(\d+)\/proc_memory_bytes$/, unit: "bytes" },
+];
+
+function groupFor(key) {
+  for (const g of GROUPS) {
+    const m = key.match(g.re);
+    if (m) return { group: g, gpu: m[1] };
+  }
+  return { group: { title: key, re: null, unit: /_bytes$/.test(key) ? "bytes" : "" }, gpu: undefined };
+}
+
+export class SystemPanels {
+  /** opts: {maxRuns, chartHeight} */
+  constructor(el, opts = {}) {
+    this.el = el;
+    this.opts = opts;
+    this.runs = [];
+    this.data = new Map(); // run id -> columns
+    this.charts = new Map();
+    this.aborter = new AbortController();
+    this.grid = h("div", { class: "panel-grid" });
+    this.note = h("p", { class: "muted small" });
+    mount(el, this.note, this.grid);
+  }
+
+  async setRuns(runs, refetchIds = []) {
+    const max = this.opts.maxRuns ?? 10;
+    this.runs = runs.slice(0, max);
+    const wanted = this.runs.filter((r) => !this.data.has(r.id) || refetchIds.includes(r.id));
+    this.note.textContent = runs.length > max ? `System metrics of the first ${max} visible runs.` : "";
+    if (wanted.length) this.note.textContent = "Loading system metrics…";
+    await Promise.all(
+      wanted.map(async (run) => {
+        try {
+          this.data.set(run.id, await api.system(run.id, this.aborter.signal));
+        } catch (err) {
+          if (err.name !== "AbortError") this.data.set(run.id, { steps: [], times: [], values: {}, kinds: {} });
+        }
+      }),
+    );
+    if (this.aborter.signal.aborted) return;
+    this.note.textContent = runs.length > max ? `System metrics of the first ${max} visible runs.` : "";
+    this.draw();
+  }
+
+  draw() {
+    const byTitle = new Map();
+    for (const run of this.runs) {
+      const cols = this.data.get(run.id);
+      if (!cols || !cols.times?.length) continue;
+      const origin = run.start_time ?? cols.times[0];
+      const x = cols.times.map((t) => t - origin);
+      for (const [key, values] of Object.entries(cols.values)) {
+        if (cols.kinds?.[key] !== "number") continue;
+        const { group, gpu } = groupFor(key);
+        if (!byTitle.has(group.title)) byTitle.set(group.title, { group, lines: [] });
+        const xs = [];
+        const ys = [];
+        values.forEach((v, i) => {
+          if (v !== null && Number.isFinite(v)) {
+            xs.push(x[i]);
+            ys.push(v);
+          }
+        });
+        const label = gpu !== undefined ? `${run.name} · GPU ${gpu}` : run.name;
+        // One run: a colour per GPU; several runs: the run's colour.
+        const color = gpu !== undefined && this.runs.length === 1 ? GPU_COLORS[Number(gpu) % GPU_COLORS.length] : run.color;
+        byTitle.get(group.title).lines.push({ id: `${run.id}:${key}`, label, color, x: xs, y: ys });
+      }
+    }
+    const order = (title) => {
+      const i = GROUPS.findIndex((g) => g.title === title);
+      return i === -1 ? GROUPS.length : i;
+    };
+    const titles = [...byTitle.keys()].sort((a, b) => order(a) - order(b) || a.localeCompare(b));
+    if (!titles.length) {
+      this.note.textContent = this.runs.length ? "No system metrics recorded for these runs." : "No visible runs.";
+    }
+    for (const [title, chart] of this.charts) {
+      if (!byTitle.has(title)) {
+        chart.destroy();
+        chart.panel.remove();
+        this.charts.delete(title);
+      }
+    }
+    for (const title of titles) {
+      const { group, lines } = byTitle.get(title);
+      let chart = this.charts.get(title);
+      if (!chart) {
+        const host = h("div", { class: "panel-chart" });
+        const panel = h("div", { class: "panel", dataset: { system: title } }, h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: title })), host);
+        chart = new LineChart(host, { height: this.opts.chartHeight ?? 170, xName: () => "time", yFormat: group.unit === "bytes" ? fmtBytes : (v) => fmtNumber(v, 3) });
+        chart.panel = panel;
+        chart.zoomed = null;
+        chart.opts.onZoom = (range) => {
+          chart.zoomed = range;
+          this.draw();
+        };
+        chart.opts.onReset = () => {
+          chart.zoomed = null;
+          this.draw();
+        };
+        this.charts.set(title, chart);
+      }
+      this.grid.appendChild(chart.panel);
+      chart.update(lines, { smoothing: 0, log: false, xKind: "relative", zoom: chart.zoomed });
+    }
+  }
+
+  destroy() {
+    this.aborter.abort();
+    for (const chart of this.charts.values()) chart.destroy();
+  }
+}

@@ -1,0 +1,118 @@
+"""Refresh the dashboard's vendored libraries from the npm registry.
+
+The dashboard needs no build step: it loads plain ES modules, and its few
+third-party files are copied here, pinned, with their licences. This script
+fetches each pinned package with ``npm pack`` (the registry's own client checks
+the tarball's integrity), copies the listed files into ``server/static/vendor/``
+and writes ``vendor/MANIFEST.json`` with the version and integrity of each.
+
+Usage::
+
+    python tools/refresh_vendor.py            # fetch the pinned versions
+    python tools/refresh_vendor.py --check    # fail if the files differ from a fresh fetch
+
+To upgrade, change a version in ``PACKAGES`` and run the script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDOR = ROOT / "server" / "static" / "vendor"
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    #: Path inside the tarball (under ``package/``) -> file name in ``vendor/<name>/``.
+    files: dict[str, str]
+
+
+PACKAGES = (
+    Package(
+        "uplot",
+        "1.6.32",
+        {
+            "dist/uPlot.esm.js": "uPlot.esm.js",
+            "dist/uPlot.min.css": "uPlot.min.css",
+            "LICENSE": "LICENSE",
+        },
+    ),
+)
+
+
+def _npm_pack(spec: str, dest: Path) -> tuple[Path, dict[str, str]]:
+    """Download ``spec`` with ``npm pack``; the tarball's path and npm's metadata."""
+    out = subprocess.run(
+        ["npm", "pack", spec, "--json", "--pack-destination", str(dest)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    info = json.loads(out)[0]
+    return dest / info["filename"], {"integrity": info["integrity"], "shasum": info["shasum"]}
+
+
+def _fetch(package: Package, work: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+    tarball, meta = _npm_pack(f"{package.name}@{package.version}", work)
+    contents: dict[str, bytes] = {}
+    with tarfile.open(tarball, "r:gz") as archive:
+        for source, target in package.files.items():
+            member = archive.extractfile(f"package/{source}")
+            if member is None:
+                raise SystemExit(f"{package.name}@{package.version} has no {source}")
+            contents[target] = member.read()
+    return contents, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, do not write")
+    args = parser.parse_args(argv)
+    if shutil.which("npm") is None:
+        print("npm is needed (Node.js): https://nodejs.org/", file=sys.stderr)
+        return 2
+    manifest: dict[str, dict[str, object]] = {}
+    stale: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for package in PACKAGES:
+            contents, meta = _fetch(package, Path(tmp))
+            folder = VENDOR / package.name
+            files = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+            manifest[package.name] = {"version": package.version, **meta, "files": files}
+            for name, data in contents.items():
+                target = folder / name
+                if args.check:
+                    if not target.is_file() or target.read_bytes() != data:
+                        stale.append(str(target.relative_to(ROOT)))
+                    continue
+                folder.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            print(f"{package.name}@{package.version}: {', '.join(sorted(contents))}")
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    manifest_path = VENDOR / "MANIFEST.json"
+    if args.check:
+        if not manifest_path.is_file() or manifest_path.read_text() != text:
+            stale.append(str(manifest_path.relative_to(ROOT)))
+        if stale:
+            print("out of date: " + ", ".join(stale), file=sys.stderr)
+            return 1
+        print("vendored files are up to date")
+        return 0
+    manifest_path.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
