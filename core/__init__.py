@@ -27,6 +27,7 @@ from ._run import Run as Run
 from ._run import RunFinishedError as RunFinishedError
 from ._run import Summary as Summary
 from ._warn import TracklineWarning as TracklineWarning
+from .artifacts import Artifact as Artifact
 from .media import Audio as Audio
 from .media import Histogram as Histogram
 from .media import Image as Image
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Api",
     "ApiError",
+    "Artifact",
     "Audio",
     "Config",
     "Histogram",

@@ -24,6 +24,9 @@ def _register() -> None:
         return
     for command in _cli_remote.COMMANDS:
         main.add_command(command)
+    from . import _cli_artifact
+
+    main.add_command(_cli_artifact.artifact_group)
 
 
 _register()

@@ -11,8 +11,12 @@ they become floats again here, in numeric history columns, summaries and configs
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +24,8 @@ from urllib.parse import quote
 import httpx
 
 from . import _credentials
+from ._settings import env
+from .artifacts import entry_name, parse_ref
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _PAGE = 1000
@@ -98,12 +104,24 @@ class Api:
         headers = {"user-agent": "trackline-api"}
         if self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"
-        self._client = httpx.Client(
-            base_url=url + "/api/v1", headers=headers, timeout=timeout, transport=transport
-        )
+        self._options: dict[str, Any] = {
+            "base_url": url + "/api/v1",
+            "headers": headers,
+            "timeout": timeout,
+            "transport": transport,
+        }
+        self._http = httpx.Client(**self._options)
         self._viewer: dict[str, Any] | None = None
 
     # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def _client(self) -> httpx.Client:
+        # Reopened after close(): a version returned by run.use_artifact can still be
+        # downloaded after the run finished (and closed its client).
+        if self._http.is_closed:
+            self._http = httpx.Client(**self._options)
+        return self._http
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._client.request(method, path, **kwargs)
@@ -120,7 +138,7 @@ class Api:
         return self._request(method, path, **kwargs).json()
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def __enter__(self) -> Api:
         return self
@@ -219,6 +237,209 @@ class Api:
                 for name in ("x", "y", "min", "max"):
                     entry[name] = [_number(v) for v in entry[name]]
         return series
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def _artifact_path(self, path: str) -> tuple[str, str, str]:
+        """``[entity/]project/name`` as (entity, project, name)."""
+        parts = path.split("/")
+        if len(parts) == 2:
+            parts = [self.viewer()["name"], *parts]
+        if len(parts) != 3:
+            raise ValueError(f"name an artifact as [entity/]project/name, not {path!r}")
+        return parts[0], parts[1], parts[2]
+
+    def artifacts(self, project: str) -> list[ArtifactCollection]:
+        """The artifacts of a project (``"name"`` or ``"entity/name"``)."""
+        entity, name = self._project_path(project).split("/", 1)
+        found = self._json("GET", f"/projects/{_q(entity)}/{_q(name)}/artifacts")["artifacts"]
+        return [ArtifactCollection(self, data) for data in found]
+
+    def artifact(self, ref: str) -> ArtifactVersion:
+        """A version: ``"[entity/]project/name[:alias|vN]"`` (``latest`` by default)."""
+        path, which = parse_ref(ref)
+        entity, project, name = self._artifact_path(path)
+        data = self._json(
+            "GET", f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/{_q(which)}"
+        )
+        return ArtifactVersion(self, data)
+
+    def artifact_versions(self, path: str) -> list[ArtifactVersion]:
+        """Every version of an artifact (``"[entity/]project/name"``), oldest first."""
+        entity, project, name = self._artifact_path(path)
+        data = self._json("GET", f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}")
+        return [ArtifactVersion(self, v) for v in data["versions"]]
+
+    def fetch_blob(self, sha256: str, size: int | None = None) -> Path:
+        """The content ``sha256`` in the local cache, downloaded if missing or corrupt.
+
+        The cache is ``TRACKLINE_CACHE_DIR`` (default ``~/.cache/trackline``)/``artifacts``;
+        a cached file is hashed on each use, so a changed one is fetched again.
+        """
+        folder = cache_dir() / "artifacts"
+        cached = folder / sha256
+        fits = cached.is_file() and (size is None or cached.stat().st_size == size)
+        if fits and _sha256(cached) == sha256:
+            return cached
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{sha256}.{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        try:
+            with self._client.stream("GET", f"/blobs/{sha256}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, _detail_of(response))
+                with open(temp, "wb") as file:
+                    for chunk in response.iter_bytes(1 << 20):
+                        digest.update(chunk)
+                        file.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise ApiError(502, f"downloaded content does not match its sha256 {sha256}")
+            os.replace(temp, cached)
+        finally:
+            temp.unlink(missing_ok=True)
+        return cached
+
+
+class ArtifactCollection:
+    """An artifact of a project: ``name``, ``type``, ``aliases`` (alias -> ``vN``)."""
+
+    def __init__(self, api: Api, data: dict[str, Any]) -> None:
+        self._api = api
+        self.name: str = data["name"]
+        self.type: str = data["type"]
+        self.path: str = data["path"]
+        self.version_count: int = data.get("versions", 0)
+        self.aliases: dict[str, str] = data.get("aliases", {})
+        self.updated_at: float | None = data.get("updated_at")
+
+    def versions(self) -> list[ArtifactVersion]:
+        return self._api.artifact_versions(self.path)
+
+    def version(self, which: str = "latest") -> ArtifactVersion:
+        """A version by alias or ``vN``."""
+        return self._api.artifact(f"{self.path}:{which}")
+
+    def __repr__(self) -> str:
+        return f"<ArtifactCollection {self.path} type={self.type} versions={self.version_count}>"
+
+
+class ArtifactVersion:
+    """One version of an artifact: ``version``, ``digest``, ``metadata``, ``manifest``, ...
+
+    ``download(root)`` puts its files into a directory; ``lineage()`` says which run
+    produced it and which runs used it.
+    """
+
+    def __init__(self, api: Api, data: dict[str, Any]) -> None:
+        self._api = api
+        self._data = data
+        self.path: str = data["path"]
+        self.name: str = data["name"]
+        self.type: str = data["type"]
+        self.version: int = data["version"]
+        self.digest: str = data["digest"]
+        self.aliases: list[str] = list(data.get("aliases") or [])
+        self.metadata: dict[str, Any] = _numbers(data.get("metadata") or {})
+        self.description: str | None = data.get("description")
+        self.size: int = data.get("size", 0)
+        self.producer: str | None = data.get("producer")
+        self.created_at: float | None = data.get("created_at")
+
+    def _detail(self) -> dict[str, Any]:
+        if "files" not in self._data:
+            self._data = self._api.artifact(f"{self.path}:v{self.version}")._data
+        return self._data
+
+    @property
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        """Name in the artifact -> ``{"sha256", "size", "uploaded"}``."""
+        return {
+            f["path"]: {k: v for k, v in f.items() if k != "path"} for f in self._detail()["files"]
+        }
+
+    @property
+    def references(self) -> dict[str, str]:
+        return dict(self._detail().get("references") or {})
+
+    @property
+    def complete(self) -> bool:
+        """Every file uploaded (the producer's agent may still be uploading)."""
+        return bool(self._detail().get("complete"))
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """The files under ``root`` (default ``./artifacts/<name>-v<N>``); returns ``root``.
+
+        Each file comes from the local cache (fetched and checked by sha256 first),
+        hard-linked where possible. Files of other content at the same names are replaced.
+        """
+        target = (
+            Path(root) if root is not None else Path("artifacts") / f"{self.name}-v{self.version}"
+        )
+        files = self._detail()["files"]
+        missing = [f["path"] for f in files if not f.get("uploaded", True)]
+        if missing:
+            raise ApiError(
+                409,
+                f"{self.path}:v{self.version} is not fully uploaded yet "
+                f"({len(missing)} of {len(files)} files missing): try again shortly",
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in files:
+            cached = self._api.fetch_blob(entry["sha256"], entry["size"])
+            destination = target / entry_name(entry["path"])
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            _place(cached, destination)
+        return target
+
+    def lineage(self) -> dict[str, Any]:
+        """``{"producer": {"id", "name", "project"} | None, "consumers": [...]}``."""
+        entity, project, name = self._api._artifact_path(self.path)
+        data: dict[str, Any] = self._api._json(
+            "GET",
+            f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/v{self.version}/lineage",
+        )
+        return {"producer": data["producer"], "consumers": data["consumers"]}
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.path}:v{self.version} {self.aliases}>"
+
+
+def cache_dir() -> Path:
+    """``TRACKLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/trackline``, else ``~/.cache/trackline``."""
+    configured = env("TRACKLINE_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    xdg = env("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "trackline"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _place(cached: Path, destination: Path) -> None:
+    """``destination`` with the content of ``cached``: a hard link, else a copy."""
+    with contextlib.suppress(OSError):
+        if os.path.samefile(cached, destination):
+            return
+    destination.unlink(missing_ok=True)
+    try:
+        os.link(cached, destination)
+    except OSError:
+        shutil.copyfile(cached, destination)
+
+
+def _detail_of(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:500]
 
 
 class Project:
@@ -390,6 +611,13 @@ class Run:
 
     def metric_keys(self) -> list[str]:
         return self._api.metric_keys([self.id])
+
+    def artifacts(self) -> dict[str, list[dict[str, Any]]]:
+        """Artifact versions the run ``logged`` and ``used``: ``path``, ``version``, ``digest``."""
+        result: dict[str, list[dict[str, Any]]] = self._api._json(
+            "GET", f"/runs/{_q(self.id)}/artifacts"
+        )
+        return result
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.name!r} {self.state}>"

@@ -10,7 +10,7 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._warn import warn_once
 from .records import MediaRecord, Record
@@ -46,15 +46,21 @@ class MediaJob:
         return MediaRecord(self.step, self.time, self.key, kind, described)
 
 
+class Job(Protocol):
+    """Work for the media thread: media to encode, artifact files to hash."""
+
+    def resolve(self) -> Record | None: ...
+
+
 class MediaWorker:
-    """One thread, started on first use, that turns ``MediaJob``s into records."""
+    """One thread, started on first use, that turns jobs (``MediaJob``, ``ArtifactJob``) into records."""
 
     def __init__(self, deliver: Callable[[Record], None]) -> None:
         self._deliver = deliver
-        self._queue: queue.Queue[MediaJob | None] = queue.Queue(MAX_QUEUED)
+        self._queue: queue.Queue[Job | None] = queue.Queue(MAX_QUEUED)
         self._thread: threading.Thread | None = None
 
-    def submit(self, job: MediaJob) -> None:
+    def submit(self, job: Job) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="trackline-media", daemon=True)
             self._thread.start()

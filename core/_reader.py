@@ -9,6 +9,8 @@ from typing import Any
 from ._settings import base_dir
 from ._summary import Summarizer
 from .records import (
+    ArtifactLogged,
+    ArtifactUsed,
     ConfigUpdate,
     DefineMetric,
     Environment,
@@ -65,6 +67,8 @@ class LocalRun:
         self._histograms: list[Histogram] = []
         self._media: list[MediaRecord] = []
         self._system: list[SystemSample] = []
+        self._artifacts: list[ArtifactLogged] = []
+        self._used: list[ArtifactUsed] = []
         self._summarizer = Summarizer()
         self._read_main(main)
         self._read_system(self.path / "system.tlog")
@@ -115,6 +119,10 @@ class LocalRun:
                 self._media.append(record)
             elif type(record) is FileSaved:
                 self.files[record.path] = record
+            elif type(record) is ArtifactLogged:
+                self._artifacts.append(record)
+            elif type(record) is ArtifactUsed:
+                self._used.append(record)
             elif type(record) is Finish:
                 self._finish(record)
 
@@ -206,6 +214,17 @@ class LocalRun:
     def media(self, key: str | None = None) -> list[MediaRecord]:
         """Media records (images, audio, tables...), in the order logged (optionally of one key)."""
         return [m for m in self._media if key is None or m.key == key]
+
+    def artifacts(self, name: str | None = None) -> list[ArtifactLogged]:
+        """Artifact versions the run logged, in order (optionally of one name).
+
+        Each file is in the run directory as ``artifacts/blobs/<sha256>``.
+        """
+        return [a for a in self._artifacts if name is None or a.name == name]
+
+    def artifacts_used(self) -> list[ArtifactUsed]:
+        """Artifact versions the run used (``use_artifact``), in order."""
+        return list(self._used)
 
     def system(self, pandas: bool = False) -> Any:
         """System samples as rows: ``_time`` and the sampled values."""

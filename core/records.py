@@ -165,6 +165,42 @@ class Finish(_Record, tag="finish", frozen=True):
     traceback: str | None = None
 
 
+class ArtifactFile(msgspec.Struct, frozen=True, array_like=True):
+    """One file of an artifact: its name in the artifact, sha256 and size."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class ArtifactLogged(_Record, tag="artifact", frozen=True):
+    """A version of artifact ``name`` logged by the run.
+
+    Its files are in the run directory as ``artifacts/blobs/<sha256>``; ``digest``
+    is ``trackline.artifacts.manifest_digest(files, references)``. The server
+    numbers versions and moves ``aliases`` to this one.
+    """
+
+    name: str
+    artifact_type: str  # ("type" is msgspec's tag field)
+    digest: str
+    files: list[ArtifactFile]
+    references: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
+    aliases: list[str] = []
+    time: float = 0.0
+    description: str | None = None
+
+
+class ArtifactUsed(_Record, tag="use", frozen=True):
+    """The run used a version of an artifact (``entity/project/name``, as the server resolved it)."""
+
+    path: str
+    version: int
+    digest: str
+    time: float = 0.0
+
+
 Record = (
     RunStart
     | ConfigUpdate
@@ -179,6 +215,8 @@ Record = (
     | GitInfo
     | Environment
     | Finish
+    | ArtifactLogged
+    | ArtifactUsed
 )
 
 #: Final run states; ``running`` is the state before any of these.

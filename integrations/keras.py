@@ -15,9 +15,10 @@ What it records:
   summary text), ``optimizer`` (its ``get_config()``) and ``fit`` (epochs, steps);
 * ``evaluate()`` outside ``fit``: ``eval/<name>``; ``predict()``: ``predict/batches``
   and ``predict/seconds``;
-* with ``log_model``, checkpoints written with ``model.save()`` as
-  ``checkpoints/epoch-NNNN.keras`` in the run's files; the summary keys
-  ``checkpoint/best`` and ``checkpoint/latest`` name the file each alias points to.
+* with ``log_model``, checkpoints written with ``model.save()`` as versions of the
+  artifact ``model-<run id>`` (type ``model``, one file ``model.keras`` or
+  ``model.weights.h5``; metadata ``epoch``, ``monitor`` and its value), with the
+  aliases ``latest`` and, when the monitored value improved, ``best``.
 
 Keras 3 dispatches per-batch hooks cheaply only when no callback overrides them,
 so the batch hook is attached to the instance only when batch logging is asked for:
@@ -253,19 +254,21 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if improved:
             self.best = float(current)  # type: ignore[arg-type]
         if self.log_model == "all" or improved:
-            self._save_model(epoch, ["latest", "best"] if improved else ["latest"])
+            metadata: dict[str, Any] = {"epoch": epoch, "monitor": self.monitor}
+            if current is not None:
+                metadata[self.monitor] = float(current)
+            self._save_model(metadata, ["latest", "best"] if improved else ["latest"])
 
-    def _save_model(self, epoch: int, aliases: list[str]) -> None:
-        # When artifacts exist: one model artifact, a version per save, these aliases.
-        assert self._run is not None
-        suffix = ".weights.h5" if self.save_weights_only else ".keras"
+    def _save_model(self, metadata: dict[str, Any], aliases: list[str]) -> None:
+        run = self._run
+        assert run is not None
+        name = "model.weights.h5" if self.save_weights_only else "model.keras"
+        artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, "checkpoints", f"epoch-{epoch:04d}{suffix}")
-            path.parent.mkdir()
+            path = Path(tmp, name)
             if self.save_weights_only:
                 self.model.save_weights(path)
             else:
                 self.model.save(path)
-            names = self._run.save(path, base_path=tmp)
-        if names:
-            self._run.summary.update({f"checkpoint/{alias}": names[0] for alias in aliases})
+            artifact.add_file(path)
+            run.log_artifact(artifact, aliases)  # copies the file now

@@ -15,10 +15,10 @@ What it records: ``log_hyperparams`` into the run config (dicts, Namespaces,
 nested, ``save_hyperparameters()`` output; classes and functions by name),
 ``log_metrics`` rows at Lightning's step, and checkpoints of ``ModelCheckpoint``
 with ``log_model``: ``"all"`` as each is written, ``True`` at the end of training
-(or as written when ``save_top_k == -1``). A checkpoint file is saved as
-``<its folder>/<its name>`` (``checkpoints/epoch=1-step=8.ckpt`` by default); the
-summary keys ``checkpoint/latest`` and ``checkpoint/best`` (``best_model_path``)
-name the files the aliases point to.
+(or as written when ``save_top_k == -1``). Each checkpoint file is a version of the
+artifact ``model-<run id>`` (type ``model``; the file under its own name, e.g.
+``epoch=1-step=8.ckpt``; metadata ``file``, ``monitor`` and ``score``), with the
+aliases ``latest`` and, for ``best_model_path``, ``best``.
 
 Runs: ``experiment`` is the :class:`trackline.Run`, created lazily on global rank
 zero (a dummy elsewhere): the current run if there is one, else a run this
@@ -213,24 +213,25 @@ class _TracklineLoggerBody:
     # -- checkpoints ----------------------------------------------------------------
 
     def _log_checkpoints(self, callback: Any) -> None:
-        """Save the checkpoint files of ``callback`` not saved yet, oldest first."""
+        """Log the checkpoint files of ``callback`` not logged yet, oldest first."""
         run = self.experiment
         best = getattr(callback, "best_model_path", "")
-        paths = {
-            getattr(callback, "last_model_path", ""),
-            best,
-            *getattr(callback, "best_k_models", {}),
-        }
+        scores = getattr(callback, "best_k_models", {})
+        paths = {getattr(callback, "last_model_path", ""), best, *scores}
         found = sorted((os.path.getmtime(p), p) for p in paths if p and os.path.isfile(p))
         for mtime, path in found:
             if self._logged.get(path, -1.0) >= mtime:
                 continue
-            # When artifacts exist: a version of one model artifact, with these aliases.
-            names = run.save(path, base_path=Path(path).parent.parent)
+            metadata: dict[str, Any] = {"file": Path(path).name}
+            if getattr(callback, "monitor", None):
+                metadata["monitor"] = callback.monitor
+            score = scores.get(path)
+            if score is not None:
+                metadata["score"] = float(score)
+            artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
+            artifact.add_file(path)
+            run.log_artifact(artifact, ["latest", "best"] if path == best else ["latest"])
             self._logged[path] = mtime
-            if names:
-                aliases = ["latest", "best"] if path == best else ["latest"]
-                run.summary.update({f"checkpoint/{alias}": names[0] for alias in aliases})
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

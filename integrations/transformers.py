@@ -21,10 +21,11 @@ What it records, on the world-process-zero only:
 * evaluation metrics arrive through ``on_log`` (``Trainer.evaluate`` logs them
   before it calls ``on_evaluate``, so ``on_evaluate`` adds nothing);
 * with ``log_model="checkpoint"`` (or ``TRACKLINE_LOG_MODEL=checkpoint``), each saved
-  ``checkpoint-N/`` folder at ``on_save``; with ``"end"``, the final model
-  (``save_pretrained``) as ``model/`` at the end of training. The summary keys
-  ``checkpoint/latest`` and ``checkpoint/best`` (``state.best_model_checkpoint``)
-  name the saved folders;
+  ``checkpoint-N/`` folder at ``on_save`` as a version of the artifact
+  ``model-<run id>`` (type ``model``; metadata ``global_step``, ``epoch``,
+  ``best_metric``), aliased ``latest`` and, when it is ``state.best_model_checkpoint``,
+  ``best``; with ``"end"``, the final model (``save_pretrained``) as a version aliased
+  ``latest`` and ``final`` at the end of training;
 * with ``watch="gradients"|"parameters"|"all"`` (or ``TRACKLINE_WATCH``), histograms
   every ``state.logging_steps`` optimizer steps, at the step of the matching row;
 * at ``on_train_end``: ``train/global_step``, ``train/epoch`` and the best metric into
@@ -197,13 +198,22 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
             return
         run = self._acquire(args, state)
         folder = Path(args.output_dir, f"checkpoint-{state.global_step}")
-        # When artifacts exist: a version of one model artifact, with these aliases.
-        if run.save(f"{folder}/**/*", base_path=args.output_dir):
-            aliases = ["latest"]
-            best = state.best_model_checkpoint
-            if best and os.path.abspath(best) == os.path.abspath(folder):
-                aliases.append("best")
-            run.summary.update({f"checkpoint/{alias}": folder.name for alias in aliases})
+        if not folder.is_dir():
+            return
+        aliases = ["latest"]
+        best = state.best_model_checkpoint
+        if best and os.path.abspath(best) == os.path.abspath(folder):
+            aliases.append("best")
+        self._log_model(run, folder, state, aliases)
+
+    def _log_model(self, run: trackline.Run, folder: Path, state: Any, aliases: list[str]) -> None:
+        metadata: dict[str, Any] = {"global_step": state.global_step, "epoch": state.epoch}
+        if state.best_metric is not None:
+            metadata["best_metric"] = state.best_metric
+        artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
+        artifact.add_dir(folder)
+        if len(artifact):
+            run.log_artifact(artifact, aliases)  # copies the files now
 
     def on_train_end(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
@@ -226,8 +236,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         if self.log_model == "end" and hasattr(model, "save_pretrained"):
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(Path(tmp, "model"))
-                if run.save(f"{tmp}/model/**/*", base_path=tmp):
-                    run.summary.update({"checkpoint/final": "model"})
+                self._log_model(run, Path(tmp, "model"), state, ["latest", "final"])
         if self._owned:
             run.finish()
 

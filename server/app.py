@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from trackline import __version__
 
-from . import auth, routes_ingest, routes_query
+from . import auth, routes_artifacts, routes_ingest, routes_query
 from .config import ServerConfig
 from .db import Database
 from .deps import ApiError, Context
@@ -65,6 +65,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.state.ctx = Context(config, db, store)
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
+    app.include_router(routes_artifacts.router)
     _errors(app)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="static")
     return app

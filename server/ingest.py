@@ -22,6 +22,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from trackline.records import (
+    ArtifactLogged,
+    ArtifactUsed,
     ConfigUpdate,
     DefineMetric,
     Environment,
@@ -39,7 +41,7 @@ from trackline.records import (
 )
 from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, RunLogError, check_header
 
-from . import auth, chunks, files, runstate, series
+from . import artifacts, auth, chunks, files, runstate, series
 from .columnize import Columnizer
 from .schema import blobs, histograms, media, projects, run_files, runs, streams
 
@@ -389,6 +391,10 @@ class Applier:
                 record.time,
                 {"policy": record.policy, "source": record.source, "kind": "file"},
             )
+        elif kind is ArtifactLogged and main:
+            self._artifact(record)
+        elif kind is ArtifactUsed and main:
+            artifacts.record_use(self.conn, self.row.id, self.user, record)
         elif kind is Finish:
             state.finish(record, self.stream)
         elif kind is GitInfo and not main:
@@ -426,6 +432,18 @@ class Applier:
                 "items": runstate.pack(items),
             }
         )
+
+    def _artifact(self, record: ArtifactLogged) -> None:
+        if self.project_id is None:
+            raise IngestError(422, "an artifact record came before the run's start record")
+        try:
+            artifacts.log_version(self.conn, self.project_id, self.row.id, record)
+        except artifacts.Invalid as exc:
+            raise IngestError(422, str(exc)) from None
+        for entry in {f.sha256: f for f in record.files}.values():
+            # The content is in the run directory under this name: the agent uploads it.
+            path = f"artifacts/blobs/{entry.sha256}"
+            self._file(path, entry.sha256, entry.size, record.time, {"kind": "artifact"})
 
     def _file(
         self, path: str, sha: str | None, size: int, when: float, meta: dict[str, Any]

@@ -26,8 +26,14 @@ _PG_LOCK = 7_141_592
 
 Migration = Callable[[sa.Connection], None]
 
+
+def _artifact_tables(conn: sa.Connection) -> None:
+    """Version 2: artifacts, their versions, aliases and usage (new tables only)."""
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[2])
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
-MIGRATIONS: list[tuple[int, Migration]] = []
+MIGRATIONS: list[tuple[int, Migration]] = [(2, _artifact_tables)]
 
 
 class SchemaTooNewError(RuntimeError):

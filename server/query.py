@@ -76,6 +76,14 @@ def project_row(conn: sa.Connection, entity: str, name: str) -> Any:
     ).first()
 
 
+def project_by_id(conn: sa.Connection, project_id: int) -> Any:
+    return conn.execute(
+        sa.select(projects.c.id, projects.c.public, projects.c.entity_id).where(
+            projects.c.id == project_id
+        )
+    ).one()
+
+
 def can_read(user: auth.User | None, project: Any) -> bool:
     return bool(project.public) or (user is not None and user.can_write(project.entity_id))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -179,18 +180,64 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
     size = 0
     try:
         with open(temp, "wb") as file:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)
-                digest.update(chunk)
-                file.write(chunk)
+            sink = _Sink(digest, file)
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ApiError(
+                            413, f"file larger than the limit of {limit} bytes", limit=limit
+                        )
+                    await sink.add(chunk)
+            finally:
+                await sink.close()
         if digest.hexdigest() != sha256:
             raise ApiError(400, "content does not match its sha256", actual=digest.hexdigest())
         await run_in_threadpool(_store_blob, ctx, sha256, temp, size)
     finally:
         temp.unlink(missing_ok=True)
     return Json({"sha256": sha256, "size": size, "stored": True})
+
+
+class _Sink:
+    """Hashes and writes an upload on a worker thread while the next bytes arrive.
+
+    The body comes in small pieces on the event loop; hashing them there would
+    serialise parsing and hashing (sha256 runs at about 0.5 GB/s, the HTTP
+    parser at a similar rate). Pieces are gathered into blocks, and one block at
+    a time is hashed and written off the loop (hashlib releases the GIL).
+    """
+
+    BLOCK = 4 << 20
+
+    def __init__(self, digest: Any, file: Any) -> None:
+        self._digest = digest
+        self._file = file
+        self._buffer = bytearray()
+        self._pending: asyncio.Future[None] | None = None
+
+    def _absorb(self, block: bytes) -> None:
+        self._digest.update(block)
+        self._file.write(block)
+
+    async def _flush(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+        if self._buffer:
+            block = bytes(self._buffer)
+            self._buffer.clear()
+            self._pending = asyncio.get_running_loop().run_in_executor(None, self._absorb, block)
+
+    async def add(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= self.BLOCK:
+            await self._flush()
+
+    async def close(self) -> None:
+        """Finish the last block; always waits for the one in flight."""
+        await self._flush()
+        await self._flush()
 
 
 def _store_blob(ctx: Any, sha256: str, temp: Path, size: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -205,3 +205,62 @@ blobs = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", _float, nullable=False),
 )
+
+# -- artifacts (schema version 2) --------------------------------------------------------
+
+#: An artifact: a name in a project; its versions are numbered from 0.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(128), nullable=False),
+    sa.Column("versions", sa.Integer, nullable=False, default=0),  # the next version number
+    sa.Column("created_at", _float, nullable=False),
+    sa.Column("updated_at", _float, nullable=False),
+    sa.UniqueConstraint("project_id", "name", name="uq_artifacts_project_name"),
+)
+
+#: A version: a manifest (msgpack: files [[path, sha256, size], ...] and references),
+#: identified by its digest; the same digest logged again is the same version.
+artifact_versions = sa.Table(
+    "artifact_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("manifest", sa.LargeBinary, nullable=False),
+    sa.Column("metadata", sa.LargeBinary, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("producer_run_pk", sa.Integer, sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("created_at", _float, nullable=False),
+    sa.UniqueConstraint("artifact_id", "version", name="uq_artifact_versions_number"),
+    sa.UniqueConstraint("artifact_id", "digest", name="uq_artifact_versions_digest"),
+)
+sa.Index("ix_artifact_versions_producer", artifact_versions.c.producer_run_pk)
+
+#: An alias names one version of an artifact; moving it is an update of one row.
+artifact_aliases = sa.Table(
+    "artifact_aliases",
+    metadata,
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("artifact_versions.id"), nullable=False),
+)
+
+#: Lineage: a run used a version (``run.use_artifact``).
+artifact_usage = sa.Table(
+    "artifact_usage",
+    metadata,
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("version_id", sa.Integer, sa.ForeignKey("artifact_versions.id"), primary_key=True),
+    sa.Column("time", _float, nullable=False),
+)
+sa.Index("ix_artifact_usage_version", artifact_usage.c.version_id)
+
+#: Tables added by each schema version (what its migration creates).
+ADDED_IN = {2: [artifacts, artifact_versions, artifact_aliases, artifact_usage]}

@@ -115,18 +115,19 @@ def test_epoch_metrics_config_checkpoints(trained: dict[str, Any]) -> None:
     assert run.config["optimizer"]["learning_rate"]["class_name"] == "ExponentialDecay"
     assert run.config["fit"] == {"epochs": 3, "steps": 2, "verbose": 0}
 
-    # log_model="best": saved when val_loss improved; the aliases in the summary
+    # log_model="best": a version of the model artifact when val_loss improved
     val_losses = [r["epoch/val_loss"] for r in fit_rows]
     improved = [
         i + 1 for i, v in enumerate(val_losses) if v < min(val_losses[:i], default=float("inf"))
     ]
-    assert sorted(run.files) == [f"checkpoints/epoch-{e:04d}.keras" for e in improved]
-    assert (
-        run.summary["checkpoint/best"]
-        == run.summary["checkpoint/latest"]
-        == f"checkpoints/epoch-{improved[-1]:04d}.keras"
-    )
-    assert (run.path / "files" / run.summary["checkpoint/best"]).stat().st_size > 0
+    saved = run.artifacts()
+    assert [a.metadata["epoch"] for a in saved] == improved
+    assert {(a.name, a.artifact_type) for a in saved} == {(f"model-{run.id}", "model")}
+    assert all(a.aliases == ["latest", "best"] for a in saved)
+    assert [a.metadata["val_loss"] for a in saved] == [val_losses[e - 1] for e in improved]
+    (file,) = saved[-1].files
+    assert file.path == "model.keras" and file.size > 0
+    assert (run.path / "artifacts" / "blobs" / file.sha256).stat().st_size == file.size
 
     # evaluate() and predict() after fit reopen the run the callback started
     assert [set(r) - {"_step", "_time"} for r in history[3:]] == [
@@ -153,8 +154,8 @@ def test_batch_mode_into_a_user_run(trained: dict[str, Any]) -> None:
         r["batch/learning_rate"] == pytest.approx(0.05) for r in history if "batch/loss" in r
     )
     # log_model="all" without validation data: every epoch saved, none marked best
-    assert sorted(run.files) == ["checkpoints/epoch-0001.keras", "checkpoints/epoch-0002.keras"]
-    assert "checkpoint/best" not in run.summary
+    saved = run.artifacts()
+    assert [(a.metadata["epoch"], a.aliases) for a in saved] == [(1, ["latest"]), (2, ["latest"])]
     assert trained["warnings"] == ["trackline: monitor 'val_loss' is not in the epoch logs"]
     assert run.state == "finished" and run.summary["user"] == 1
 

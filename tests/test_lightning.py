@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lightning_utilities")
 
 import trackline  # noqa: E402
+from _server import fixture_server  # noqa: E402, F401 - the server fixture
 
 pytestmark = [
     pytest.mark.slow,
@@ -140,11 +141,17 @@ def test_fit_logs_hparams_metrics_checkpoints_next_to_csv_logger(
     assert all("train/loss" in row for row in history)
     assert [row["_step"] for row in history if "val/loss" in row] == [3, 7]
     assert [row["epoch"] for row in history] == [0] * 4 + [1] * 4
-    # log_model="all": each checkpoint as it is written; save_top_k=1 keeps the best one
-    assert set(run.files) == {"checkpoints/epoch=0-step=4.ckpt", "checkpoints/epoch=1-step=8.ckpt"}
+    # log_model="all": each checkpoint as it is written, a version of the model artifact
+    saved = run.artifacts(f"model-{run.id}")
+    assert [a.metadata["file"] for a in saved] == ["epoch=0-step=4.ckpt", "epoch=1-step=8.ckpt"]
+    assert [f.path for a in saved for f in a.files] == [a.metadata["file"] for a in saved]
+    assert all(a.metadata["monitor"] == "val/loss" for a in saved)
+    val_losses = [row["val/loss"] for row in history if "val/loss" in row]
+    assert [a.metadata["score"] for a in saved] == pytest.approx(val_losses)
+    # save_top_k=1: each was the best when it was written (or the second was not kept as best)
     best = Path(fit.checkpoint_callback.best_model_path).name
-    assert run.summary["checkpoint/latest"] == "checkpoints/epoch=1-step=8.ckpt"
-    assert run.summary["checkpoint/best"] == f"checkpoints/{best}"
+    assert saved[0].aliases == ["latest", "best"]
+    assert saved[1].aliases == (["latest", "best"] if best == "epoch=1-step=8.ckpt" else ["latest"])
     # logger.watch: every second backward pass, at the step of that batch's row
     assert sorted({h.step for h in run.histograms()}) == [1, 3, 5, 7]
     assert {h.key for h in run.histograms()} >= {"gradients/net.0.weight", "parameters/net.2.bias"}
@@ -161,10 +168,8 @@ def test_log_model_true_logs_at_end_and_test_reopens_the_run(package: str, tmp_p
     fit.fit(module, loader(), loader(8))
     run = trackline.open_run(logger.experiment.dir)
     best = Path(fit.checkpoint_callback.best_model_path).name
-    assert set(run.files) == {f"checkpoints/{best}"}  # only what exists at the end
-    assert (
-        run.summary["checkpoint/best"] == run.summary["checkpoint/latest"] == f"checkpoints/{best}"
-    )
+    (saved,) = run.artifacts()  # only what exists at the end
+    assert (saved.metadata["file"], saved.aliases) == (best, ["latest", "best"])
     assert run.state == "finished"
 
     fit.test(module, loader(8))
@@ -218,6 +223,33 @@ def test_pickling_drops_the_run_and_keeps_the_id(package: str) -> None:
     assert [row["a"] for row in run.history()] == [1.0, 2.0]
 
 
+@pytest.mark.parametrize("package", PACKAGES[:1])
+def test_checkpoints_on_the_server(
+    package: str, tmp_path: Path, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints as artifact versions on the server: ``best`` and ``latest`` resolve."""
+    from _server import ADMIN_KEY, wait_for
+    from trackline._client import Api
+
+    monkeypatch.setenv("TRACKLINE_SERVER", server.url)
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    monkeypatch.setenv("TRACKLINE_UPLOAD_BACKOFF_MAX", "0.5")
+    logger = logger_class(package)(project="plsrv", log_model="all")
+    fit = trainer(package, logger, tmp_path, max_epochs=3)
+    fit.fit(make_module(package), loader(), loader(8))
+    best_name = Path(fit.checkpoint_callback.best_model_path).name
+    path = f"plsrv/model-{logger.version}"
+    with Api(server.url, ADMIN_KEY) as api:
+        wait_for(lambda: api.artifact(f"{path}:latest").complete, timeout=60, what="uploads")
+        versions = api.artifact_versions(path)
+        assert [v.version for v in versions] == [0, 1, 2]
+        assert api.artifact(f"{path}:latest").version == 2
+        best = api.artifact(f"{path}:best")
+        assert best.metadata["file"] == best_name
+        root = best.download(tmp_path / "best")
+        assert (root / best_name).stat().st_size == best.size
+
+
 def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
     package = PACKAGES[0]
     logger = logger_class(package)(project="ddp", log_model=True)
@@ -237,7 +269,7 @@ def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
     assert [row["_step"] for row in run.history()] == [0, 1, 2, 3]
     assert [row["rank"] for row in run.history()] == [0.0] * 4  # logged from rank zero only
     assert run.config == {"hidden": 4}
-    assert run.files.keys() == {"checkpoints/epoch=1-step=4.ckpt"}
+    assert [a.metadata["file"] for a in run.artifacts()] == ["epoch=1-step=4.ckpt"]
 
 
 # Module-level, so that ddp_spawn can pickle it into the worker processes.

@@ -342,20 +342,36 @@ def test_migrations_create_upgrade_and_refuse_newer(
         assert db.migrate() == schema.SCHEMA_VERSION
         assert db.migrate() == schema.SCHEMA_VERSION  # again: nothing to do
         added: list[int] = []
+        nxt = schema.SCHEMA_VERSION + 1
 
-        def to_v2(conn: sa.Connection) -> None:
-            conn.execute(sa.text("CREATE TABLE extra_v2 (id INTEGER PRIMARY KEY)"))
-            added.append(2)
+        def to_next(conn: sa.Connection) -> None:
+            conn.execute(sa.text("CREATE TABLE extra_next (id INTEGER PRIMARY KEY)"))
+            added.append(nxt)
 
-        monkeypatch.setattr(migrations, "MIGRATIONS", [(2, to_v2)])
+        monkeypatch.setattr(migrations, "MIGRATIONS", [(nxt, to_next)])
         with db.write() as conn:
-            assert migrations.upgrade(conn, target=2) == 2
-        assert added == [2]
+            assert migrations.upgrade(conn, target=nxt) == nxt
+        assert added == [nxt]
         with db.read() as conn:
-            assert migrations.current_version(conn) == 2
-            assert sa.inspect(conn).has_table("extra_v2")
+            assert migrations.current_version(conn) == nxt
+            assert sa.inspect(conn).has_table("extra_next")
         with pytest.raises(migrations.SchemaTooNewError), db.write() as conn:
-            migrations.upgrade(conn, target=1)
+            migrations.upgrade(conn, target=nxt - 1)
+    finally:
+        db.dispose()
+
+
+def test_version_1_database_gets_the_artifact_tables(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        added = {t.name for tables in schema.ADDED_IN.values() for t in tables}
+        with db.write() as conn:  # a database as a version-1 server left it
+            version_1 = [t for t in schema.metadata.sorted_tables if t.name not in added]
+            schema.metadata.create_all(conn, tables=version_1)
+            conn.execute(schema.schema_version.insert().values(id=1, version=1, applied_at=0.0))
+        assert db.migrate() == schema.SCHEMA_VERSION
+        with db.read() as conn:
+            assert added <= set(sa.inspect(conn).get_table_names())
     finally:
         db.dispose()
 

@@ -120,14 +120,14 @@ def test_train_evaluate_predict_checkpoints_and_watch(
         min(r["eval/loss"] for r in history if "eval/loss" in r)
     )
 
-    # TRACKLINE_LOG_MODEL=checkpoint: every checkpoint folder, aliases in the summary
-    assert {
-        "checkpoint-3/model.safetensors",
-        "checkpoint-6/model.safetensors",
-        "checkpoint-6/config.json",
-    } <= set(run.files)
-    assert summary["checkpoint/latest"] == "checkpoint-6"
-    assert summary["checkpoint/best"] == summary["best_model_checkpoint"]
+    # TRACKLINE_LOG_MODEL=checkpoint: every checkpoint folder, a version of the model artifact
+    saved = run.artifacts(f"model-{run.id}")
+    assert [a.metadata["global_step"] for a in saved] == [3, 6]
+    assert all({"model.safetensors", "config.json"} <= {f.path for f in a.files} for a in saved)
+    # each is "best" if it was the best checkpoint when saved (the first one always is)
+    best_step = int(summary["best_model_checkpoint"].split("-")[1])
+    assert saved[0].aliases == ["latest", "best"]
+    assert saved[1].aliases == (["latest", "best"] if best_step == 6 else ["latest"])
 
     # TRACKLINE_WATCH=gradients: histograms every logging_steps optimizer steps, on those rows' steps
     hists = run.histograms()
@@ -151,8 +151,9 @@ def test_log_model_end_saves_the_final_model(tmp_path: Path) -> None:
     assert run.state == "running"  # the user's run: not finished by the callback
     run.finish()
     read = trackline.open_run(run.dir)
-    assert {"model/config.json", "model/model.safetensors"} <= set(read.files)
-    assert read.summary["checkpoint/final"] == "model"
+    (final,) = read.artifacts()
+    assert {"config.json", "model.safetensors"} <= {f.path for f in final.files}
+    assert (final.aliases, final.metadata["global_step"]) == (["latest", "final"], 6)
     assert [r["_step"] for r in read.history()] == [2, 4, 6]
 
 

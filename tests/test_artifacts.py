@@ -1,0 +1,156 @@
+"""Artifacts in the SDK: manifests, names, snapshots, records; no server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import trackline
+from trackline.artifacts import (
+    ArtifactError,
+    entry_name,
+    manifest_digest,
+    parse_ref,
+)
+from trackline.records import ArtifactFile
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_manifest_of_files_dirs_and_references(tmp_path: Path) -> None:
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "a.txt").write_bytes(b"a")
+    (tmp_path / "data" / "sub" / "b.txt").write_bytes(b"bb")
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    artifact = trackline.Artifact("ds", type="dataset", metadata={"rows": 2})
+    assert artifact.add_file(tmp_path / "model.pt") == "model.pt"
+    assert artifact.add_file(tmp_path / "model.pt", name="nested/./copy.pt") == "nested/copy.pt"
+    assert artifact.add_dir(tmp_path / "data", name="data") == ["data/a.txt", "data/sub/b.txt"]
+    assert artifact.add_reference("s3://bucket/raw/") == "raw"
+    assert sorted(artifact.files) == ["data/a.txt", "data/sub/b.txt", "model.pt", "nested/copy.pt"]
+    assert len(artifact) == 5
+
+    run = trackline.init(project="art")
+    run.log_artifact(artifact, aliases=["latest", "best"])
+    run.finish()
+    (logged,) = trackline.open_run(run.id).artifacts()
+    assert (logged.name, logged.artifact_type, logged.aliases) == (
+        "ds",
+        "dataset",
+        ["latest", "best"],
+    )
+    assert logged.metadata == {"rows": 2}
+    assert logged.references == {"raw": "s3://bucket/raw/"}
+    files = {f.path: (f.sha256, f.size) for f in logged.files}
+    assert files == {
+        "data/a.txt": (sha(b"a"), 1),
+        "data/sub/b.txt": (sha(b"bb"), 2),
+        "model.pt": (sha(b"weights"), 7),
+        "nested/copy.pt": (sha(b"weights"), 7),
+    }
+    assert logged.digest == manifest_digest(logged.files, logged.references)
+    # Content-addressed in the run directory: the same content once.
+    blobs = sorted(p.name for p in (run.dir / "artifacts" / "blobs").iterdir())
+    assert blobs == sorted({sha(b"a"), sha(b"bb"), sha(b"weights")})
+    assert not list((run.dir / "artifacts" / "staging").iterdir())
+
+
+def test_digest_is_canonical() -> None:
+    one = [ArtifactFile("b", "1" * 64, 1), ArtifactFile("a", "2" * 64, 2)]
+    assert manifest_digest(one, {"x": "u", "a": "v"}) == manifest_digest(
+        list(reversed(one)), {"a": "v", "x": "u"}
+    )
+    assert manifest_digest(one, {}) != manifest_digest(one[:1], {})
+
+
+def test_the_logged_content_is_a_snapshot(tmp_path: Path) -> None:
+    """The training loop may overwrite a checkpoint right after logging it."""
+    path = tmp_path / "ckpt.bin"
+    path.write_bytes(b"epoch 1" * 1000)
+    run = trackline.init(project="art")
+    artifact = trackline.Artifact("model", "model")
+    artifact.add_file(path)
+    run.log_artifact(artifact)
+    with open(path, "r+b") as file:  # in place, as torch.save does
+        file.write(b"EPOCH 2")
+    run.finish()
+    (logged,) = trackline.open_run(run.id).artifacts()
+    blob = run.dir / "artifacts" / "blobs" / logged.files[0].sha256
+    assert blob.read_bytes() == b"epoch 1" * 1000
+    assert logged.files[0].sha256 == sha(b"epoch 1" * 1000)
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    artifact = trackline.Artifact("a", "t")
+    with pytest.raises(FileNotFoundError):
+        artifact.add_file(tmp_path / "missing.bin")
+    with pytest.raises(IsADirectoryError):
+        artifact.add_file(tmp_path)
+    with pytest.raises(NotADirectoryError):
+        artifact.add_dir(tmp_path / "missing")
+    (tmp_path / "f").write_bytes(b"x")
+    for bad in ("../f", "a/../../f", "/etc/passwd", "C:/x", "a\\b", "", ".", "a\x00"):
+        with pytest.raises(ArtifactError):
+            artifact.add_file(tmp_path / "f", name=bad)
+    with pytest.raises(ArtifactError):
+        artifact.add_dir(tmp_path, name="..")
+    artifact.add_file(tmp_path / "f")
+    with pytest.raises(ArtifactError, match="already"):
+        artifact.add_file(tmp_path / "f")
+    for bad_name in ("a/b", "../x", "", "x" * 200, "with space", ".hidden"):
+        with pytest.raises(ArtifactError):
+            trackline.Artifact(bad_name, "model")
+    with pytest.raises(ArtifactError):
+        trackline.Artifact("ok", "bad/type")
+    run = trackline.init(project="art")
+    with pytest.raises(ArtifactError, match="empty"):
+        run.log_artifact(trackline.Artifact("empty", "model"))
+    with pytest.raises(ArtifactError):
+        run.log_artifact(artifact, aliases=["v3"])  # v<N> is a version, not an alias
+    with pytest.raises(ArtifactError):
+        run.log_artifact(artifact, aliases=["a:b"])
+    with pytest.raises(TypeError):
+        run.log_artifact("a")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="needs a server"):
+        run.use_artifact("a:latest")
+    run.finish()
+    with pytest.raises(trackline.RunFinishedError):
+        run.log_artifact(artifact)
+
+
+def test_a_file_gone_before_logging_warns_and_training_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    artifact = trackline.Artifact("a", "t")
+    artifact.add_file(path)
+    os.remove(path)
+    run = trackline.init(project="art")
+    with pytest.warns(trackline.TracklineWarning, match="could not log 'a'"):
+        run.log_artifact(artifact)
+    run.log({"x": 1.0})
+    run.finish()
+    assert trackline.open_run(run.id).artifacts() == []
+
+
+def test_disabled_run_logs_nothing(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    artifact = trackline.Artifact("a", "t")
+    artifact.add_file(tmp_path / "f")
+    run = trackline.init(project="art", mode="disabled")
+    assert run.log_artifact(artifact) is artifact
+    run.finish()
+
+
+def test_entry_names_and_refs() -> None:
+    assert entry_name("a//b/./c") == "a/b/c"
+    assert parse_ref("model") == ("model", "latest")
+    assert parse_ref("proj/model:v3") == ("proj/model", "v3")
+    assert parse_ref("team/proj/model:best") == ("team/proj/model", "best")
+    assert parse_ref("model:") == ("model", "latest")
+    for bad in ("a/b/c/d", "/model", "model:a/b", "../model:v1", "a//b", "model:v01"):
+        with pytest.raises(ArtifactError):
+            parse_ref(bad)
