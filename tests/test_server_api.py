@@ -413,3 +413,18 @@ def test_define_metric_and_config_updates(app_client: TestClient) -> None:
     assert detail["summary"] == {"val/acc": 0.5, "epoch": 1}
     assert detail["config"] == {"a": 1, "b": {"c": [1, 2]}}
     assert detail["define_metrics"] == [{"name": "val/*", "summary": "max", "step_metric": "epoch"}]
+
+
+def test_dashboard_files_carry_security_headers(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from trackline.server.app import create_app
+    from trackline.server.config import ServerConfig
+
+    with TestClient(create_app(ServerConfig.build(tmp_path), announce=False)) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        again = client.get("/", headers={"If-None-Match": page.headers["etag"]})
+        assert again.status_code == 304
