@@ -417,7 +417,6 @@ def test_define_metric_and_config_updates(app_client: TestClient) -> None:
 
 def test_dashboard_files_carry_security_headers(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
-
     from trackline.server.app import create_app
     from trackline.server.config import ServerConfig
 
