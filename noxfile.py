@@ -29,7 +29,7 @@ def lint(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "-e", ".[server]", "ruff", "mypy", "pandas-stubs")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "core")
+    session.run("mypy", "core", "server", "integrations")
 
 
 @nox.session(python=PYTHON)

@@ -141,7 +141,7 @@ class _TracklineLoggerBody:
     def name(self) -> str:
         """The project (Lightning puts checkpoints under ``save_dir/name/version``)."""
         if self._run is not None:
-            return self._run.project
+            return str(self._run.project)
         return self._project or os.environ.get("TRACKLINE_PROJECT") or "default"
 
     @property
