@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trackline
+from _procs import Leftovers
 from trackline import _api, _warn
 
 
@@ -30,3 +34,19 @@ def trackline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield tmp_path / "tl"
     trackline.finish()
     _api._current = None
+
+
+@pytest.fixture
+def leftovers() -> Iterator[Leftovers]:
+    """Processes (or bare pids) to kill at teardown, should a test fail before they end."""
+    procs: Leftovers = []
+    yield procs
+    for proc in procs:
+        if isinstance(proc, int):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc, signal.SIGKILL)
+            continue
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import platform
@@ -11,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
 import pytest
 import trackline
+from _procs import Leftovers
 from trackline import _agent, _system, runlog
 from trackline.records import FileSaved, Finish, Metrics
 
@@ -35,26 +34,6 @@ def wait_gone(pid: int, timeout: float = DEADLINE) -> None:
             return
         time.sleep(0.05)
     pytest.fail(f"process {pid} still runs after {timeout}s")
-
-
-#: Processes (or bare pids) that a test started.
-Leftovers = list[subprocess.Popen[str] | int]
-
-
-@pytest.fixture
-def leftovers() -> Iterator[Leftovers]:
-    """Processes (or bare pids) to kill at teardown, should a test fail before they end."""
-    procs: Leftovers = []
-    yield procs
-    for proc in procs:
-        if isinstance(proc, int):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc, signal.SIGKILL)
-            continue
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 SCRIPT_START = """\

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 import trackline
-
-#: Processes (or bare pids) that a test started.
-Leftovers = list[subprocess.Popen[str] | int]
-
-
-@pytest.fixture
-def leftovers() -> Iterator[Leftovers]:
-    """Processes (or bare pids) to kill at teardown, should a test fail before they end."""
-    procs: Leftovers = []
-    yield procs
-    for proc in procs:
-        if isinstance(proc, int):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(proc, signal.SIGKILL)
-            continue
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+from _procs import Leftovers
 
 
 def wait_gone(pid: int, timeout: float = 20.0) -> None:
