@@ -66,6 +66,7 @@ async function request(method, path, { query, body, signal } = {}) {
 }
 
 const seg = (s) => encodeURIComponent(s);
+let apiPathsOnce = null;
 /** "entity/name" -> "/projects/entity/name" */
 const projectPath = (project) => {
   const [entity, ...rest] = project.split("/");
@@ -177,6 +178,53 @@ export const api = {
     if (!response.ok) await fail(response);
     return response.blob();
   },
+
+  /**
+   * A run's media records, oldest first: [{key, step, time, kind, items}]. kind: "image",
+   * "histogram", "table", "audio", "video", ...; items: descriptions (core/media.py), each
+   * with path and sha256 (a file of the run) except a histogram's ({counts, edges}).
+   */
+  media: async (runId, key, signal) => (await request("GET", `/runs/${seg(runId)}/media`, { query: { key }, signal })).media,
+
+  /** Histograms logged by trackline.watch: [{key, step, time, edges, counts}]. */
+  async histograms(runId, key, signal) {
+    const out = (await request("GET", `/runs/${seg(runId)}/histograms`, { query: { key }, signal })).histograms;
+    for (const hist of out) {
+      numbers(hist.edges);
+      numbers(hist.counts);
+    }
+    return out;
+  },
+
+  /**
+   * A media item's bytes as a Blob of the given MIME type (the server sends
+   * application/octet-stream; the type lets <img>/<audio>/<video> decode it).
+   */
+  async mediaBlob(runId, item, type, signal) {
+    const response = await fetch(api.fileUrl(runId, item.path), { headers: headers(), signal });
+    if (!response.ok) await fail(response);
+    const blob = await response.blob();
+    return type ? new Blob([blob], { type }) : blob;
+  },
+
+  /** The API's paths (from its OpenAPI document, fetched once): what this server offers. */
+  apiPaths() {
+    apiPathsOnce ??= fetch(`${BASE}/openapi.json`, { headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : { paths: {} }))
+      .then((doc) => new Set(Object.keys(doc.paths || {}).map((p) => p.replace(BASE, ""))))
+      .catch(() => new Set());
+    return apiPathsOnce;
+  },
+
+  /** Path of the JSON view of a logged table; used only where the server offers it. */
+  TABLE_ROWS_PATH: "/runs/{run_id}/media/{sha256}/table",
+
+  /**
+   * Rows of a trackline.Table as JSON: {columns, types?, total, offset, rows: [[cell, ...]]}.
+   * Not in every server: check api.apiPaths() for TABLE_ROWS_PATH first.
+   */
+  tableRows: (runId, sha256, { offset = 0, limit = 100 } = {}, signal) =>
+    request("GET", `/runs/${seg(runId)}/media/${seg(sha256)}/table`, { query: { offset, limit }, signal }),
 
   historyUrl: (runId, format) => url(`/runs/${seg(runId)}/history`, { format }),
 

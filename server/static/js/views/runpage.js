@@ -1,9 +1,11 @@
 // The run page: overview (state, duration, host, command, Python, git with the
 // diff), notes (markdown, edited in place), tags, config tree, summary; the
-// run's charts; system charts; files to download. Live while it runs.
+// run's charts; media (images, histograms, tables, audio, video); system charts;
+// files to download. Live while it runs.
 
 import { api, saveBlob } from "../api.js";
 import { configTree } from "../configtree.js";
+import { MediaPanels } from "../media.js";
 import { MetricPanels } from "../panels.js";
 import { links } from "../router.js";
 import { loadPrefs, savePrefs, flatten } from "../store.js";
@@ -16,7 +18,7 @@ import { loading, setCrumbs, showError, stateBadge, tagChip, toast } from "./com
 
 const LIVE_MS = 5000;
 const DIFF_SHOW_MAX = 2 * 1024 * 1024;
-const TABS = ["Overview", "Charts", "System", "Files"];
+const TABS = ["Overview", "Charts", "Media", "System", "Files"];
 
 export function runView(el, route) {
   const { project, runId } = route;
@@ -28,6 +30,7 @@ export function runView(el, route) {
   let tab = "Overview";
   let panels = null;
   let system = null;
+  let media = null;
   const ui = {};
 
   const load = async () => {
@@ -136,8 +139,10 @@ export function runView(el, route) {
   function renderTab() {
     panels?.destroy();
     system?.destroy();
+    media?.destroy();
     panels = null;
     system = null;
+    media = null;
     if (tab === "Overview") mount(ui.body, overview());
     else if (tab === "Charts") {
       const host = h("div", { class: "metric-panels" });
@@ -145,6 +150,10 @@ export function runView(el, route) {
       panels = new MetricPanels(host, { settings: prefs, onSettings: save, root: null });
       panels.setRuns([asLine()]);
       api.metricKeys([run.id]).then((found) => alive && panels && panels.setKeys(found.keys));
+    } else if (tab === "Media") {
+      const host = h("div", { class: "media-body" });
+      mount(ui.body, host);
+      media = new MediaPanels(host, run.id);
     } else if (tab === "System") {
       const host = h("div", { class: "system-body" });
       mount(ui.body, host);
@@ -364,6 +373,7 @@ export function runView(el, route) {
           api.metricKeys([run.id]).then((found) => alive && panels && panels.setKeys(found.keys));
         }
         if (system) system.setRuns([asLine()], [run.id]);
+        if (media && wasRunning) media.refresh();
       } catch {
         /* try again at the next tick */
       }
@@ -380,6 +390,7 @@ export function runView(el, route) {
       savePrefs(project, prefs);
       panels?.destroy();
       system?.destroy();
+      media?.destroy();
     },
   };
 }

@@ -1,0 +1,434 @@
+// A run's media, one panel per logged key, in sections: images (a step slider,
+// captions, click to enlarge), videos, audio, histograms over time (histograms.js;
+// trackline.Histogram media and trackline.watch histograms), tables (tableview.js).
+// Bytes are fetched through the API with the key and shown through blob: URLs
+// (the CSP allows img-src/media-src blob:); every key and caption is text.
+
+import { api, saveBlob } from "./api.js";
+import { HistogramPanel } from "./histograms.js";
+import { StepSlider } from "./stepslider.js";
+import { TablePanel } from "./tableview.js";
+import { h, icon, ICONS, mount } from "./util/dom.js";
+import { fmtBytes, fmtDuration, fmtNumber } from "./util/format.js";
+import { loading } from "./views/common.js";
+
+const MIME = {
+  png: "image/png",
+  jpg: "image/jpeg",
+  jpeg: "image/jpeg",
+  gif: "image/gif",
+  webp: "image/webp",
+  wav: "audio/wav",
+  mp4: "video/mp4",
+  webm: "video/webm",
+};
+const THUMB_H = 150; // the largest thumbnail box
+const THUMB_W = 220;
+const FETCHES = 6; // media downloads at once
+const CACHE = 300; // blob: URLs kept
+
+export function mimeOf(item) {
+  const ext = String(item.format || String(item.path || "").split(".").pop() || "").toLowerCase();
+  return MIME[ext] || "application/octet-stream";
+}
+
+/** blob: URLs of media items by sha256: fetched once, a few at a time, revoked on eviction. */
+export class BlobUrls {
+  constructor(runId) {
+    this.runId = runId;
+    this.urls = new Map(); // sha -> Promise<string>, in insertion (age) order
+    this.made = new Map(); // sha -> url, to revoke
+    this.blobs = new Map(); // sha -> Blob, for downloads
+    this.queue = [];
+    this.active = 0;
+    this.closed = false;
+  }
+
+  get(item) {
+    const sha = item.sha256 || item.path;
+    let found = this.urls.get(sha);
+    if (found) {
+      this.urls.delete(sha); // most recent last
+      this.urls.set(sha, found);
+      return found;
+    }
+    found = new Promise((resolve, reject) => this.queue.push({ item, sha, resolve, reject }));
+    found.catch(() => this.urls.delete(sha)); // a failure is retried next time
+    this.urls.set(sha, found);
+    this.pump();
+    this.evict();
+    return found;
+  }
+
+  pump() {
+    while (this.active < FETCHES && this.queue.length) {
+      const job = this.queue.shift();
+      this.active++;
+      api
+        .mediaBlob(this.runId, job.item, mimeOf(job.item))
+        .then((blob) => {
+          if (this.closed) throw new Error("closed");
+          const url = URL.createObjectURL(blob);
+          this.made.set(job.sha, url);
+          this.blobs.set(job.sha, blob);
+          job.resolve(url);
+        }, job.reject)
+        .catch(job.reject)
+        .finally(() => {
+          this.active--;
+          this.pump();
+        });
+    }
+  }
+
+  evict() {
+    while (this.urls.size > CACHE) {
+      const [sha] = this.urls.keys();
+      this.urls.delete(sha);
+      const url = this.made.get(sha);
+      if (url) URL.revokeObjectURL(url);
+      this.made.delete(sha);
+      this.blobs.delete(sha);
+    }
+  }
+
+  /** The item's Blob (after get() resolved), else fetched anew. */
+  async blob(item) {
+    const sha = item.sha256 || item.path;
+    await this.get(item);
+    return this.blobs.get(sha) || api.mediaBlob(this.runId, item, mimeOf(item));
+  }
+
+  destroy() {
+    this.closed = true;
+    for (const job of this.queue) job.reject(new Error("closed"));
+    this.queue = [];
+    for (const url of this.made.values()) URL.revokeObjectURL(url);
+    this.made.clear();
+    this.blobs.clear();
+    this.urls.clear();
+  }
+}
+
+/** Records by key: Map key -> {kind, entries: [{step, time, items}]} (steps sorted). */
+export function groupMedia(records, watched) {
+  const keys = new Map();
+  const entry = (key, kind) => {
+    if (!keys.has(key)) keys.set(key, { kind, entries: [] });
+    return keys.get(key);
+  };
+  for (const r of records) {
+    const group = entry(r.key, r.kind);
+    if (group.kind !== r.kind) continue; // a key logged as two kinds: the first wins
+    if (r.kind === "histogram") {
+      const item = (r.items || []).find((i) => Array.isArray(i.counts) && Array.isArray(i.edges));
+      if (item) group.entries.push({ step: r.step, time: r.time, counts: item.counts.map(Number), edges: item.edges.map(Number) });
+    } else group.entries.push({ step: r.step, time: r.time, items: r.items || [] });
+  }
+  for (const w of watched) {
+    const group = entry(w.key, "histogram");
+    if (group.kind === "histogram") group.entries.push({ step: w.step, time: w.time, counts: w.counts, edges: w.edges, watched: true });
+  }
+  for (const group of keys.values()) {
+    group.entries.sort((a, b) => a.step - b.step || a.time - b.time);
+    // one entry a step: the last logged
+    group.entries = group.entries.filter((e, i, all) => i === all.length - 1 || all[i + 1].step !== e.step);
+  }
+  return keys;
+}
+
+const SECTIONS = [
+  { kind: "image", title: "Images" },
+  { kind: "video", title: "Video" },
+  { kind: "audio", title: "Audio" },
+  { kind: "histogram", title: "Histograms" },
+  { kind: "table", title: "Tables" },
+];
+
+export class MediaPanels {
+  constructor(host, runId) {
+    this.host = host;
+    this.runId = runId;
+    this.blobs = new BlobUrls(runId);
+    this.panels = new Map(); // key -> panel
+    this.controller = new AbortController();
+    this.lightbox = new Lightbox(this.blobs);
+    mount(host, loading("Loading media…"));
+    this.load();
+  }
+
+  async fetch() {
+    const signal = this.controller.signal;
+    const [records, watched] = await Promise.all([api.media(this.runId, undefined, signal), api.histograms(this.runId, undefined, signal)]);
+    return groupMedia(records, watched);
+  }
+
+  async load() {
+    let groups;
+    try {
+      groups = await this.fetch();
+    } catch (err) {
+      if (err.name !== "AbortError") mount(this.host, h("div", { class: "card" }, h("p", { class: "muted", text: `Could not load media: ${err.message}` })));
+      return;
+    }
+    if (!groups.size) {
+      mount(
+        this.host,
+        h(
+          "section",
+          { class: "card empty media-empty" },
+          h("h2", { text: "No media" }),
+          h("p", { class: "muted", text: "Images, histograms, tables, audio and video logged with run.log appear here, for example:" }),
+          h("pre", { class: "code", text: 'run.log({"samples": [trackline.Image(x, caption="label")]})\ntrackline.watch(model)  # gradient histograms' }),
+        ),
+      );
+      return;
+    }
+    const sections = [];
+    for (const { kind, title } of [...SECTIONS, { kind: null, title: "Other" }]) {
+      const keys = [...groups.keys()].filter((k) => (kind ? groups.get(k).kind === kind : !SECTIONS.some((s) => s.kind === groups.get(k).kind))).sort();
+      if (!keys.length) continue;
+      const grid = h("div", { class: ["media-grid", kind === "image" || kind === "video" ? "wide" : ""] });
+      for (const key of keys) {
+        const panel = this.panel(key, groups.get(key));
+        this.panels.set(key, panel);
+        grid.appendChild(panel.el);
+      }
+      sections.push(
+        h(
+          "section",
+          { class: "media-section", dataset: { section: kind || "other" } },
+          h("div", { class: "media-section-head" }, h("h2", { text: title }), h("span", { class: "count", text: String(keys.length) })),
+          grid,
+        ),
+      );
+    }
+    mount(this.host, sections, this.lightbox.el);
+  }
+
+  panel(key, group) {
+    if (group.kind === "histogram") {
+      const watched = group.entries.some((e) => e.watched);
+      return new HistogramPanel(key, group.entries, { note: watched ? "from trackline.watch" : "" });
+    }
+    if (group.kind === "table") return new TablePanel(this.runId, key, group.entries);
+    if (group.kind === "image" || group.kind === "video" || group.kind === "audio") return new ItemsPanel(this, key, group.kind, group.entries);
+    return new OtherPanel(key, group);
+  }
+
+  /** A live run: new steps and new keys (new keys rebuild the view). */
+  async refresh() {
+    let groups;
+    try {
+      groups = await this.fetch();
+    } catch {
+      return;
+    }
+    if ([...groups.keys()].some((k) => !this.panels.has(k))) {
+      this.panels.forEach((p) => p.destroy?.());
+      this.panels.clear();
+      this.load();
+      return;
+    }
+    for (const [key, group] of groups) this.panels.get(key)?.setEntries?.(group.entries);
+  }
+
+  destroy() {
+    this.controller.abort();
+    this.panels.forEach((p) => p.destroy?.());
+    this.panels.clear();
+    this.lightbox.close();
+    this.blobs.destroy();
+  }
+}
+
+/** Images, videos or audio clips of one key: those of the chosen step, in a grid. */
+class ItemsPanel {
+  constructor(owner, key, kind, entries) {
+    this.owner = owner;
+    this.key = key;
+    this.kind = kind;
+    this.entries = entries;
+    this.slider = new StepSlider(
+      entries.map((e) => e.step),
+      () => this.render(),
+    );
+    this.status = h("span", { class: "panel-status" });
+    this.grid = h("div", { class: ["media-items", `media-${kind}`] });
+    this.el = h(
+      "div",
+      { class: "panel media-panel", dataset: { key, kind } },
+      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), this.status),
+      this.grid,
+      h("div", { class: "media-foot" }, this.slider.el),
+    );
+    this.render();
+  }
+
+  setEntries(entries) {
+    const before = this.slider.step;
+    this.entries = entries;
+    this.slider.setSteps(entries.map((e) => e.step));
+    if (this.slider.step !== before) this.render();
+  }
+
+  render() {
+    const entry = this.entries[this.slider.index];
+    this.el.dataset.step = entry ? String(entry.step) : "";
+    this.el.dataset.loaded = "false";
+    if (!entry) return mount(this.grid, h("p", { class: "muted small", text: "Nothing logged." }));
+    const items = entry.items;
+    this.status.textContent = `${items.length} ${this.kind === "audio" ? "clip" : this.kind === "video" ? "video" : "image"}${items.length === 1 ? "" : "s"}`;
+    const pending = [];
+    mount(
+      this.grid,
+      items.map((item, index) => {
+        const [el, ready] = this.kind === "audio" ? this.audio(item) : this.visual(item, items, index, entry.step);
+        pending.push(ready);
+        return el;
+      }),
+    );
+    const step = entry.step;
+    Promise.allSettled(pending).then(() => {
+      if (this.el.dataset.step === String(step)) this.el.dataset.loaded = "true";
+    });
+  }
+
+  /** An image or a video: a thumbnail that opens the lightbox (GIF as <img>, MP4/WebM as <video>). */
+  visual(item, items, index, step) {
+    const video = this.kind === "video" && mimeOf(item).startsWith("video/");
+    const { width, height } = fit(item.width, item.height, THUMB_W, THUMB_H);
+    const media = video
+      ? h("video", { class: "media-img", muted: true, loop: true, autoplay: true, playsInline: true, controls: true, attrs: { width, height } })
+      : h("img", { class: ["media-img", width > (item.width || width) && "pixelated"], alt: item.caption || this.key, attrs: { width, height }, decoding: "async" });
+    const frame = video
+      ? h("div", { class: "media-thumb" }, media)
+      : h("button", { class: "media-thumb", type: "button", title: "Enlarge", on: { click: () => this.owner.lightbox.open(this.key, step, items, index) } }, media);
+    const ready = this.owner.blobs.get(item).then(
+      (url) => {
+        media.src = url;
+        return video ? null : media.decode().catch(() => null);
+      },
+      (err) => frame.replaceChildren(h("span", { class: "media-missing", text: err.status === 404 ? "not uploaded yet" : "could not load" })),
+    );
+    const extra = this.kind === "video" ? [item.frames ? `${item.frames} frames` : "", item.fps ? `${fmtNumber(item.fps)} fps` : ""].filter(Boolean).join(" · ") : "";
+    return [h("figure", { class: "media-item" }, frame, caption(item.caption), extra ? h("figcaption", { class: "media-meta", text: extra }) : null), ready];
+  }
+
+  audio(item) {
+    const player = h("audio", { class: "media-audio", controls: true, preload: "metadata" });
+    const ready = this.owner.blobs.get(item).then(
+      (url) => {
+        player.src = url;
+      },
+      (err) => player.replaceWith(h("span", { class: "media-missing", text: err.status === 404 ? "not uploaded yet" : "could not load" })),
+    );
+    const channels = item.channels === 1 ? "mono" : item.channels === 2 ? "stereo" : item.channels ? `${item.channels} channels` : "";
+    const meta = [fmtDuration(item.duration), item.sample_rate ? `${fmtNumber(item.sample_rate / 1000, 3)} kHz` : "", channels, item.size ? fmtBytes(item.size) : ""].filter(Boolean).join(" · ");
+    return [h("figure", { class: "media-item audio-item" }, player, caption(item.caption), h("figcaption", { class: "media-meta", text: meta })), ready];
+  }
+}
+
+/** A kind this dashboard does not draw: its descriptions as text. */
+class OtherPanel {
+  constructor(key, group) {
+    const last = group.entries[group.entries.length - 1];
+    this.el = h(
+      "div",
+      { class: "panel media-panel", dataset: { key, kind: group.kind || "" } },
+      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), h("span", { class: "panel-status", text: `${group.kind} · ${group.entries.length} steps` })),
+      h("pre", { class: "code", text: JSON.stringify(last?.items ?? null, null, 2).slice(0, 4000) }),
+    );
+  }
+}
+
+function caption(text) {
+  return text ? h("figcaption", { class: "media-caption", text, title: text }) : null;
+}
+
+/** width x height scaled to fit a box (small images are enlarged, by whole factors). */
+function fit(width, height, boxW, boxH) {
+  if (!width || !height) return { width: boxW, height: boxH };
+  let scale = Math.min(boxW / width, boxH / height);
+  if (scale > 1) scale = Math.max(1, Math.floor(scale));
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** The enlarged image: a modal dialog with the caption, previous/next (arrow keys) and download. */
+class Lightbox {
+  constructor(blobs) {
+    this.blobs = blobs;
+    this.img = h("img", { class: "lightbox-img", alt: "" });
+    this.caption = h("p", { class: "lightbox-caption" });
+    this.title = h("span", { class: "lightbox-title" });
+    this.counter = h("span", { class: "muted small" });
+    this.prevBtn = h("button", { class: "btn small", type: "button", text: "‹ Previous", on: { click: () => this.show(this.index - 1) } });
+    this.nextBtn = h("button", { class: "btn small", type: "button", text: "Next ›", on: { click: () => this.show(this.index + 1) } });
+    this.download = h("button", { class: "btn small", type: "button", on: { click: () => this.save() } }, icon(ICONS.download, 14), " Download");
+    this.el = h(
+      "dialog",
+      { class: "dialog lightbox", attrs: { "aria-label": "Image" } },
+      h("div", { class: "dialog-head" }, this.title, h("button", { class: "icon-btn", type: "button", title: "Close", attrs: { "aria-label": "Close" }, on: { click: () => this.close() } }, icon(ICONS.close, 16))),
+      h("div", { class: "lightbox-stage" }, this.img),
+      this.caption,
+      h("div", { class: "row gap lightbox-bar" }, this.prevBtn, this.counter, this.nextBtn, h("span", { class: "spacer" }), this.download),
+    );
+    this.el.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowLeft") this.show(this.index - 1);
+      if (e.key === "ArrowRight") this.show(this.index + 1);
+    });
+    this.el.addEventListener("click", (e) => {
+      if (e.target === this.el) this.close(); // the backdrop
+    });
+  }
+
+  open(key, step, items, index) {
+    this.key = key;
+    this.step = step;
+    this.items = items;
+    if (!this.el.open) this.el.showModal();
+    this.show(index);
+  }
+
+  show(index) {
+    if (!this.items || index < 0 || index >= this.items.length) return;
+    this.index = index;
+    const item = this.items[index];
+    this.title.textContent = `${this.key} · step ${fmtNumber(this.step)}`;
+    this.caption.textContent = item.caption || "";
+    this.caption.hidden = !item.caption;
+    this.counter.textContent = `${index + 1} / ${this.items.length}${item.width ? ` · ${item.width}×${item.height}` : ""}`;
+    this.prevBtn.disabled = index === 0;
+    this.nextBtn.disabled = index === this.items.length - 1;
+    const small = item.width && item.width < 256;
+    this.img.classList.toggle("pixelated", Boolean(small));
+    this.img.alt = item.caption || this.key;
+    this.img.removeAttribute("src");
+    if (small) {
+      // small images (MNIST, CIFAR) enlarged by a whole factor, crisp
+      const scale = Math.max(1, Math.floor(Math.min(640 / item.width, 480 / item.height)));
+      this.img.style.width = `${item.width * scale}px`;
+      this.img.style.height = `${item.height * scale}px`;
+    } else {
+      this.img.style.width = "";
+      this.img.style.height = "";
+    }
+    this.blobs.get(item).then(
+      (url) => {
+        if (this.index === index && this.items[index] === item) this.img.src = url;
+      },
+      () => {},
+    );
+  }
+
+  async save() {
+    const item = this.items?.[this.index];
+    if (!item) return;
+    const blob = await this.blobs.blob(item);
+    saveBlob(blob, String(item.path || "image").split("/").pop());
+  }
+
+  close() {
+    if (this.el.open) this.el.close();
+  }
+}
