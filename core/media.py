@@ -647,7 +647,9 @@ class Table(Media):
         arrays = []
         for name, column in zip(self.columns, self._arrays, strict=True):
             if isinstance(column, list):  # images
-                paths = [None if cell is None else cell.write(media_dir)["path"] for cell in column]
+                described = [None if cell is None else cell.write(media_dir) for cell in column]
+                self._cell_files.extend(d for d in described if d is not None)
+                paths = [None if d is None else d["path"] for d in described]
                 arrays.append(pa.array(paths, type=pa.string()))
                 fields.append(pa.field(name, pa.string(), metadata=TABLE_IMAGE_METADATA))
             else:
@@ -659,6 +661,7 @@ class Table(Media):
         """Store the images, then the table as Parquet; its description."""
         import pyarrow.parquet as pq
 
+        self._cell_files: list[dict[str, Any]] = []
         table = self._arrow_table(media_dir)
         sink = io.BytesIO()
         pq.write_table(table, sink)
@@ -671,6 +674,12 @@ class Table(Media):
             ],
             rows=self.rows,
         )
+        if self._cell_files:
+            # The image cells' own files, so that they are uploaded with the table.
+            item["files"] = [
+                {"path": d["path"], "sha256": d["sha256"], "size": d.get("size", 0)}
+                for d in self._cell_files
+            ]
         return item
 
     def __repr__(self) -> str:

@@ -422,6 +422,8 @@ class Applier:
                     raise IngestError(422, f"media item {safe!r} needs a sha256")
                 item = {**item, "path": safe}
                 self._file(safe, sha, int(item.get("size") or 0), record.time, {"kind": "media"})
+            for cell in item.get("files") or []:  # a table's image cells
+                self._media_file(cell, record.time)
             items.append(item)
         self._media.append(
             {
@@ -432,6 +434,15 @@ class Applier:
                 "items": runstate.pack(items),
             }
         )
+
+    def _media_file(self, described: Any, when: float) -> None:
+        if not isinstance(described, dict):
+            raise IngestError(422, "media files must be maps")
+        safe = safe_path(str(described.get("path")))
+        sha = described.get("sha256")
+        if safe is None or not isinstance(sha, str) or not files.valid_sha256(sha):
+            raise IngestError(422, f"bad media file {described.get('path')!r}")
+        self._file(safe, sha, int(described.get("size") or 0), when, {"kind": "media"})
 
     def _artifact(self, record: ArtifactLogged) -> None:
         if self.project_id is None:

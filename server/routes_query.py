@@ -393,6 +393,70 @@ def run_media(
     return Json({"media": out})
 
 
+#: A logged table is read whole to page through it; larger ones are downloaded instead.
+MAX_TABLE_BYTES = 256 * 1024 * 1024
+Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
+
+
+@router.get("/runs/{run_id}/media/{sha256}/table", summary="Rows of a logged trackline.Table")
+def media_table(
+    run_id: RunId,
+    sha256: Sha256,
+    ctx: Ctx,
+    user: MaybeUser,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Json:
+    """A page of a table's rows as JSON; image cells hold the path of their file."""
+    with ctx.db.read() as conn:
+        row, _ = load_run(conn, run_id, user)
+        logged = conn.execute(
+            sa.select(media.c["items"]).where(media.c.run_pk == row.id, media.c.kind == "table")
+        ).all()
+        stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
+    if not any(item.get("sha256") == sha256 for m in logged for item in unpack(m[0], [])):
+        raise ApiError(404, f"run {run_id} logged no table {sha256}")
+    if stored is None:
+        raise ApiError(404, "the table is not uploaded yet")
+    if stored.size > MAX_TABLE_BYTES:
+        raise ApiError(413, "the table is too large to preview; download its file")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ApiError(501, "reading tables needs pyarrow on the server") from None
+    try:
+        table = pq.read_table(pa.BufferReader(b"".join(ctx.store.read(sha256))))
+    except (pa.ArrowException, OSError) as exc:
+        raise ApiError(422, f"the table cannot be read: {exc}") from None
+    page = table.slice(offset, limit).to_pydict()
+    columns = table.column_names
+    cells = [[_cell(value) for value in page[name]] for name in columns]
+    kinds = [
+        "image" if (f.metadata or {}).get(b"trackline.kind") == b"image" else str(f.type)
+        for f in table.schema
+    ]
+    return Json(
+        {
+            "columns": columns,
+            "types": kinds,
+            "total": table.num_rows,
+            "offset": offset,
+            "rows": [list(row_cells) for row_cells in zip(*cells, strict=True)] if cells else [],
+        }
+    )
+
+
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cell(v) for k, v in value.items()}
+    return str(value)
+
+
 @router.get("/runs/{run_id}/files", summary="A run's files")
 def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
