@@ -44,8 +44,8 @@ from .records import (
 from .runlog import LogFile
 
 if TYPE_CHECKING:
-    from ._client import Api
-    from ._client import ArtifactVersion as UsedArtifact
+    from ._client import Api, ArtifactVersion
+    from ._local_artifacts import LocalArtifactVersion
     from .artifacts import Artifact
 
 SAVE_POLICIES = ("now", "live", "end")
@@ -576,29 +576,41 @@ class Run:
         self._media_worker.submit(job)
         return artifact
 
-    def use_artifact(self, ref: str, type: str | None = None) -> UsedArtifact:
+    def use_artifact(
+        self, ref: str, type: str | None = None
+    ) -> ArtifactVersion | LocalArtifactVersion:
         """Resolve ``"[entity/][project/]name[:alias|vN]"`` on the server and record the use.
 
         Returns the version (``.version``, ``.manifest``, ``.metadata``); its
         ``download(root=None)`` puts the files into a directory, through a local
-        cache verified by hash. Needs a server (``TRACKLINE_SERVER``).
+        cache verified by hash. Without a server, versions are resolved among the
+        local runs of the same ``TRACKLINE_DIR`` (same numbering rules as the server).
         """
         from ._client import Api  # here: httpx is imported only when used
         from .artifacts import parse_ref
 
         path, which = parse_ref(ref)
-        if self._settings.server is None:
-            raise RuntimeError(
-                "use_artifact() needs a server to resolve artifact versions: set "
-                "TRACKLINE_SERVER or run `trackline login` (offline runs cannot use artifacts)"
-            )
         if self._inert == "finished":
             raise RunFinishedError(f"run {self.id} is finished")
+        if self._settings.server is None:
+            return self._use_local_artifact(path, which, type)
         if "/" not in path:
             path = f"{self.project}/{path}"
         if self._api is None:
             self._api = Api(self._settings.server)
         version = self._api.artifact(f"{path}:{which}")
+        if type is not None and version.type != type:
+            raise ValueError(f"{version.path} is of type {version.type!r}, not {type!r}")
+        self._emit(ArtifactUsed(version.path, version.version, version.digest, time.time()))
+        return version
+
+    def _use_local_artifact(self, path: str, which: str, type: str | None) -> LocalArtifactVersion:
+        """Offline: resolve among the local runs beside this one (see ``_local_artifacts``)."""
+        from ._local_artifacts import resolve
+
+        parts = path.split("/")
+        project = parts[-2] if len(parts) > 1 else self.project
+        version = resolve(self._settings.runs_dir, project, parts[-1], which)
         if type is not None and version.type != type:
             raise ValueError(f"{version.path} is of type {version.type!r}, not {type!r}")
         self._emit(ArtifactUsed(version.path, version.version, version.digest, time.time()))

@@ -115,7 +115,7 @@ def test_bad_inputs(tmp_path: Path) -> None:
         run.log_artifact(artifact, aliases=["a:b"])
     with pytest.raises(TypeError):
         run.log_artifact("a")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="needs a server"):
+    with pytest.raises(ArtifactError, match="no local run"):
         run.use_artifact("a:latest")
     run.finish()
     with pytest.raises(trackline.RunFinishedError):
@@ -154,3 +154,43 @@ def test_entry_names_and_refs() -> None:
     for bad in ("a/b/c/d", "/model", "model:a/b", "../model:v1", "a//b", "model:v01"):
         with pytest.raises(ArtifactError):
             parse_ref(bad)
+
+
+def test_offline_runs_use_artifacts_logged_by_local_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    producer = trackline.init(project="local")
+    data.write_text("a,b\n1,2\n")
+    first = trackline.Artifact("table", "dataset", metadata={"rows": 1})
+    first.add_file(data)
+    producer.log_artifact(first)
+    data.write_text("a,b\n1,2\n3,4\n")
+    second = trackline.Artifact("table", "dataset", metadata={"rows": 2})
+    second.add_file(data)
+    producer.log_artifact(second, aliases=["latest", "clean"])
+    again = trackline.Artifact("table", "dataset")
+    again.add_file(tmp_path / "data.csv")
+    producer.log_artifact(again, aliases=["latest", "final"])  # same content: same version
+    producer.finish()
+
+    consumer = trackline.init(project="local")
+    latest = consumer.use_artifact("table:latest", type="dataset")
+    assert (latest.version, sorted(latest.aliases)) == (1, ["clean", "final", "latest"])
+    assert latest.metadata == {"rows": 2} and latest.producer == producer.id
+    assert (latest.download(tmp_path / "got") / "data.csv").read_text() == "a,b\n1,2\n3,4\n"
+    old = consumer.use_artifact("local/table:v0")
+    assert (old.download(tmp_path / "old") / "data.csv").read_text() == "a,b\n1,2\n"
+    with pytest.raises(ValueError, match="type"):
+        consumer.use_artifact("table:latest", type="model")
+    with pytest.raises(ArtifactError, match="no version v7"):
+        consumer.use_artifact("table:v7")
+    with pytest.raises(ArtifactError, match="no alias"):
+        consumer.use_artifact("table:best")
+    consumer.finish()
+    assert latest.lineage()["consumers"] == [{"id": consumer.id, "project": "local"}]
+    used = trackline.open_run(consumer.dir).artifacts_used()
+    assert [(u.path, u.version) for u in used] == [("local/table", 1), ("local/table", 0)]
+    blob = producer.dir / "artifacts" / "blobs" / latest.manifest["data.csv"]["sha256"]
+    blob.chmod(0o644)
+    blob.write_text("tampered")
+    with pytest.raises(ArtifactError, match="damaged"):
+        latest.download(tmp_path / "bad")
