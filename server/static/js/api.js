@@ -1,5 +1,6 @@
 // The query API, in one place: every URL, parameter and response shape the
-// dashboard relies on lives here (server: server/routes_query.py, /api/v1).
+// dashboard relies on lives here (server: server/routes_query.py and
+// server/routes_artifacts.py, /api/v1).
 // Reads send the API key when one is stored; public projects work without.
 
 const BASE = "/api/v1";
@@ -225,6 +226,42 @@ export const api = {
    */
   tableRows: (runId, sha256, { offset = 0, limit = 100 } = {}, signal) =>
     request("GET", `/runs/${seg(runId)}/media/${seg(sha256)}/table`, { query: { offset, limit }, signal }),
+
+  // -- artifacts (server/routes_artifacts.py) ----------------------------------------------
+
+  /** [{name, type, path, versions (a count), aliases: {alias: "vN"}, created_at, updated_at}] */
+  artifacts: async (project, signal) => (await request("GET", `${projectPath(project)}/artifacts`, { signal })).artifacts,
+
+  /**
+   * An artifact's versions, oldest first: {name, type, path, versions: [{name, type, path,
+   * version, digest, aliases, metadata, description, size, file_count, producer (run id or
+   * null), created_at}]}.
+   */
+  artifact: (project, name, signal) => request("GET", `${projectPath(project)}/artifacts/${seg(name)}`, { signal }),
+
+  /**
+   * One version by "vN" or alias: the fields above plus files: [{path, sha256, size,
+   * uploaded}], references: {name: uri}, complete.
+   */
+  artifactVersion: (project, name, ref, signal) =>
+    request("GET", `${projectPath(project)}/artifacts/${seg(name)}/${seg(ref)}`, { signal }),
+
+  /**
+   * {path, version, producer: {id, name, project} | null, consumers: [{id, name, project}]}:
+   * only the runs the caller may read.
+   */
+  artifactLineage: (project, name, ref, signal) =>
+    request("GET", `${projectPath(project)}/artifacts/${seg(name)}/${seg(ref)}/lineage`, { signal }),
+
+  /** Versions a run logged and used: {logged: [ref], used: [ref]}, ref: {path, name, type, version, digest}. */
+  runArtifacts: (runId, signal) => request("GET", `/runs/${seg(runId)}/artifacts`, { signal }),
+
+  /** Content by sha256 (an artifact's file) as a Blob, with the API key. */
+  async blob(sha256) {
+    const response = await fetch(`${BASE}/blobs/${seg(sha256)}`, { headers: headers() });
+    if (!response.ok) await fail(response);
+    return response.blob();
+  },
 
   historyUrl: (runId, format) => url(`/runs/${seg(runId)}/history`, { format }),
 

@@ -4,6 +4,7 @@ import { renderAccount } from "./auth.js";
 import { start } from "./router.js";
 import { h, mount } from "./util/dom.js";
 import { setCrumbs } from "./views/common.js";
+import { artifactsView, artifactVersionView } from "./views/artifacts.js";
 import { compareView } from "./views/compare.js";
 import { projectsView } from "./views/projects.js";
 import { runView } from "./views/runpage.js";
@@ -14,6 +15,8 @@ const VIEWS = {
   workspace: workspaceView,
   run: runView,
   compare: compareView,
+  artifacts: artifactsView,
+  artifactVersion: artifactVersionView,
   notfound: (el, route) => {
     setCrumbs([{ text: "Not found" }]);
     mount(el, h("section", { class: "card narrow" }, h("h2", { text: "No such page" }), h("p", null, "Nothing lives at ", h("code", { text: `#/${route.path}` }), ". ", h("a", { href: "#/projects", text: "All projects" }))));

@@ -1,5 +1,6 @@
 // Hash routing: #/projects, #/p/<entity>/<project>, #/p/<entity>/<project>/r/<run>,
-// #/p/<entity>/<project>/compare?runs=a,b,c
+// #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
+// #/p/<entity>/<project>/artifacts/<name>/<vN or alias>
 
 export function parse(hash) {
   const raw = (hash || "").replace(/^#\/?/, "");
@@ -15,6 +16,8 @@ export function parse(hash) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
       return { name: "compare", project, runs };
     }
+    if (parts[3] === "artifacts" && parts.length === 4) return { name: "artifacts", project, filter: query.get("q") || "" };
+    if (parts[3] === "artifacts" && parts.length === 6) return { name: "artifactVersion", project, artifact: parts[4], ref: parts[5] };
   }
   return { name: "notfound", path: raw };
 }
@@ -27,6 +30,8 @@ export const links = {
   project: (project) => `#/p/${projectHash(project)}`,
   run: (project, runId) => `#/p/${projectHash(project)}/r/${enc(runId)}`,
   compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
+  artifacts: (project, filter) => `#/p/${projectHash(project)}/artifacts${filter ? `?q=${enc(filter)}` : ""}`,
+  artifactVersion: (project, name, ref) => `#/p/${projectHash(project)}/artifacts/${enc(name)}/${enc(ref)}`,
 };
 
 export function start(onRoute) {

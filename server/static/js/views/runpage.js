@@ -14,11 +14,12 @@ import { assignColors, runColor } from "../util/colors.js";
 import { h, icon, ICONS, mount, debounce } from "../util/dom.js";
 import { fmtBytes, fmtDate, fmtDuration, fmtNumber, fmtValue } from "../util/format.js";
 import { renderMarkdown } from "../util/markdown.js";
+import { runArtifactsTab } from "./artifacts.js";
 import { loading, setCrumbs, showError, stateBadge, tagChip, toast } from "./common.js";
 
 const LIVE_MS = 5000;
 const DIFF_SHOW_MAX = 2 * 1024 * 1024;
-const TABS = ["Overview", "Charts", "Media", "System", "Files"];
+const TABS = ["Overview", "Charts", "Media", "System", "Files", "Artifacts"];
 
 export function runView(el, route) {
   const { project, runId } = route;
@@ -159,7 +160,8 @@ export function runView(el, route) {
       mount(ui.body, host);
       system = new SystemPanels(host, { maxRuns: 1, chartHeight: 200 });
       system.setRuns([asLine()]);
-    } else mount(ui.body, filesTab());
+    } else if (tab === "Artifacts") mount(ui.body, runArtifactsTab(run.id));
+    else mount(ui.body, filesTab());
   }
 
   function asLine() {

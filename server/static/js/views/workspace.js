@@ -10,8 +10,9 @@ import { loadPrefs, savePrefs } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
 import { assignColors, runColor } from "../util/colors.js";
-import { debounce, h, mount } from "../util/dom.js";
+import { debounce, h, icon, mount } from "../util/dom.js";
 import { fmtAgo, fmtValue } from "../util/format.js";
+import { ARTIFACT_ICON } from "./artifacts.js";
 import { loading, setCrumbs, showError, tagChip } from "./common.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
@@ -164,6 +165,7 @@ export function workspaceView(el, route) {
         h("span", { class: ["badge", info.public ? "badge-public" : "badge-private"], text: info.public ? "public" : "private" }),
         ui.count,
         h("div", { class: "spacer" }),
+        h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
         layoutSwitch(),
       ),
       filterBar(),
