@@ -34,10 +34,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmarks against W&B, MLflow and TensorBoard, measured in the same run."""
-    session.install(TORCH, *CONSTRAINTS, "-e", ".[all,bench]")
-    session.run("python", "bench/bench_core.py", *session.posargs)
-    session.run("python", "bench/bench_media.py", *session.posargs)
+    """Benchmarks against W&B, MLflow and TensorBoard, measured in the same run (`-- --quick`)."""
+    session.install(TORCH, *CONSTRAINTS, "-e", ".[dev,bench]")
+    for script in ("core", "media", "server", "integrations", "artifacts", "dashboard"):
+        session.run("python", f"bench/bench_{script}.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
