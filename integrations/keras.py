@@ -10,7 +10,9 @@ What it records:
   plus ``epoch/learning_rate``; ``epoch/*`` is plotted against ``epoch``;
 * with ``log_freq="batch"`` or an int N, every N training batches a row of
   ``batch/<name>`` and ``batch/learning_rate`` at the run step = training
-  batches done (epoch rows then share the step of their last batch);
+  batches done (epoch rows then share the step of their last batch); the rate is
+  read once per epoch, or every ``LR_REFRESH_BATCHES`` batches under a schedule
+  (each read is a device-to-host copy, dearer than the rest of the hook);
 * at ``fit`` start, into the config: ``model`` (name, parameter counts, the
   summary text), ``optimizer`` (its ``get_config()``) and ``fit`` (epochs, steps);
 * ``evaluate()`` outside ``fit``: ``eval/<name>``; ``predict()``: ``predict/batches``
@@ -42,6 +44,9 @@ from typing import Any
 
 import keras
 import trackline
+
+#: With a learning-rate schedule, batch rows read the rate from the device this often.
+LR_REFRESH_BATCHES = 25
 
 __all__ = ["TracklineCallback"]
 
@@ -144,6 +149,8 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         run = self._acquire("fit")
         self._in_fit = True
         self._batches = self._epoch_start = 0
+        self._lr_epoch, self._lr_batch, self._lr_scheduled = -1, 0, False
+        self._lr_value: float | None = None
         self._base = run.step
         run.define_metric("epoch/*", step_metric="epoch")
         run.config.update(self._describe())
@@ -156,7 +163,7 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if not due or self._run is None:
             return
         row = {f"batch/{key}": value for key, value in (logs or {}).items()}
-        if "batch/learning_rate" not in row and (lr := self._learning_rate()) is not None:
+        if "batch/learning_rate" not in row and (lr := self._batch_learning_rate()) is not None:
             row["batch/learning_rate"] = lr
         self._run.log(row, step=self._base + self._batches)
 
@@ -204,6 +211,27 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._release("predict")
 
     # -- helpers --------------------------------------------------------------------
+
+    def _batch_learning_rate(self) -> float | None:
+        """The learning rate for batch rows, read from the device only now and then.
+
+        Reading it costs tens of microseconds (a device-to-host copy), more than the
+        rest of the batch hook. A plain learning rate changes only between epochs
+        (ReduceLROnPlateau and friends), so it is read once per epoch; a schedule's
+        value is read every ``LR_REFRESH_BATCHES`` batches.
+        """
+        stale = self._lr_epoch != self._epoch_start or (
+            self._lr_scheduled and self._batches - self._lr_batch >= LR_REFRESH_BATCHES
+        )
+        if stale:
+            self._lr_value = self._learning_rate()
+            self._lr_epoch, self._lr_batch = self._epoch_start, self._batches
+            optimizer = getattr(self.model, "optimizer", None)
+            schedule = getattr(optimizer, "_learning_rate", None)
+            self._lr_scheduled = isinstance(
+                schedule, keras.optimizers.schedules.LearningRateSchedule
+            )
+        return self._lr_value
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
