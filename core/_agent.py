@@ -369,14 +369,27 @@ class Agent:
         if shipper is None:
             return
         # Until the shipper says it is done: the agent is what uploads the end of a run.
+        # Through outages of up to TRACKLINE_UPLOAD_GIVE_UP seconds (default a day); after
+        # that the run stays on disk for `trackline sync`, and the agent stops trying.
+        deadline = time.monotonic() + _give_up_after()
         while True:
             try:
                 if shipper.pump(final=True):
                     break
             except Exception as exc:  # keep trying; the shipper retries itself
                 self.problems.report("shipping", exc)
+            if time.monotonic() > deadline:
+                self.problems.say("gave up uploading; `trackline sync` will finish it")
+                break
             time.sleep(1.0)
         self._try("shipper", shipper.close)
+
+
+def _give_up_after() -> float:
+    try:
+        return float(os.environ.get("TRACKLINE_UPLOAD_GIVE_UP") or 86_400.0)
+    except ValueError:
+        return 86_400.0
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,8 @@ def trackline_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("TRACKLINE_DIR", str(tmp_path / "tl"))
     monkeypatch.setenv("TRACKLINE_SYSTEM_INTERVAL", "0.5")
+    # Agents of runs whose test server is gone stop retrying soon after the test.
+    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", "60")
     _warn.reset()
     yield tmp_path / "tl"
     trackline.finish()

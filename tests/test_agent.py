@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -384,3 +385,30 @@ def test_gpu_stats_with_a_real_gpu(tmp_path: Path) -> None:
         assert sampler.gpus.names() and sampler.gpus.driver()
     finally:
         sampler.close()
+
+
+def test_agent_gives_up_uploading_to_a_server_that_never_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TRACKLINE_SERVER", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TRACKLINE_API_KEY", "tl_nobody_home")
+    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", "1")
+    run = trackline.init(project="p")
+    assert run.mode == "online" and run._agent is not None
+    run.log({"a": 1.0})
+    run.finish()
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(run._agent.pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(run._agent.pid, os.WNOHANG)
+        time.sleep(0.1)
+    assert (
+        not psutil.pid_exists(run._agent.pid) or psutil.Process(run._agent.pid).status() == "zombie"
+    )
+    assert "gave up uploading" in (run.dir / "agent.log").read_text()
+    assert trackline.open_run(run.dir).history()[0]["a"] == 1.0  # still on disk for sync
