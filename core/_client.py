@@ -127,12 +127,7 @@ class Api:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._client.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                detail = str(body.get("detail", body))
-            except ValueError:
-                body, detail = None, response.text[:500]
-            raise ApiError(response.status_code, detail, body)
+            raise _error(response)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -290,7 +285,7 @@ class Api:
             with self._client.stream("GET", f"/blobs/{sha256}") as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ApiError(response.status_code, _detail_of(response))
+                    raise _error(response)
                 with open(temp, "wb") as file:
                     for chunk in response.iter_bytes(1 << 20):
                         digest.update(chunk)
@@ -436,12 +431,14 @@ def _place(cached: Path, destination: Path) -> None:
         shutil.copyfile(cached, destination)
 
 
-def _detail_of(response: httpx.Response) -> str:
+def _error(response: httpx.Response) -> ApiError:
+    """The ``ApiError`` for a 4xx/5xx answer: its ``detail``, and the body when it is JSON."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500]
-    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:500]
+        return ApiError(response.status_code, response.text[:500])
+    detail = str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:500]
+    return ApiError(response.status_code, detail, body)
 
 
 class Project:
