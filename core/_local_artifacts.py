@@ -16,7 +16,7 @@ from typing import Any
 
 from .artifacts import ArtifactError, entry_name, sha256_file, snapshot
 from .records import ArtifactLogged, ArtifactUsed, RunStart
-from .runlog import read_records
+from .runlog import decode_log
 
 _ARTIFACT_TAG = b"\xa8artifact"  # msgpack of the tag: files without it are skipped unread
 _USE_TAG = b"\xa3use"
@@ -144,9 +144,10 @@ def _scan(runs_dir: Path, tag: bytes) -> list[tuple[Path, str, list[Any]]]:
     for run_dir in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         log = run_dir / "main.tlog"
         try:
-            if tag not in log.read_bytes():
+            data = log.read_bytes()
+            if tag not in data:
                 continue
-            records = read_records(log)
+            records = [frame.record for frame in decode_log(data)]
         except (OSError, ValueError):
             continue
         project = next((r.project for r in records if type(r) is RunStart), "")

@@ -109,6 +109,11 @@ def read_log(path: str | os.PathLike[str]) -> list[Frame]:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return []
+    return decode_log(data)
+
+
+def decode_log(data: bytes) -> list[Frame]:
+    """Every valid frame of a whole run log already in memory; ``[]`` if it is empty."""
     if not data:
         return []
     check_header(data)
