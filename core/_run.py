@@ -323,6 +323,13 @@ class Run:
             for sub_key, sub_value in flatten(value, key + "/").items():
                 deferred |= self._slow_value(sub_key, sub_value, values)
             return deferred
+        if key not in self._good_keys:
+            problem = key_problem(key)
+            if problem is not None:
+                warn_once(
+                    f"key:{key!r}", f"trackline: {problem} ({key!r:.80}); dropped", stacklevel=4
+                )
+                return False
         try:
             media = as_media(value)
         except (TypeError, ValueError, OSError) as exc:  # a figure that cannot render
@@ -331,22 +338,8 @@ class Run:
             )
             return False
         if media is not None:
-            if key_problem(key) is None:
-                self._media.append((key, media))
-            else:
-                warn_once(
-                    f"key:{key!r}",
-                    f"trackline: {key_problem(key)} ({key!r:.80}); dropped",
-                    stacklevel=4,
-                )
+            self._media.append((key, media))
             return False
-        if key not in self._good_keys:
-            problem = key_problem(key)
-            if problem is not None:
-                warn_once(
-                    f"key:{key!r}", f"trackline: {problem} ({key!r:.80}); dropped", stacklevel=4
-                )
-                return False
         try:
             scalar = to_scalar(value)
         except Unsupported as exc:
