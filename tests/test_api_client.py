@@ -170,3 +170,17 @@ def test_login_stores_credentials(
     assert _credentials.api_key() == ADMIN_KEY  # the good key stays
     prompted = runner.invoke(cli, ["login", "--server", shared_server.url], input=ADMIN_KEY + "\n")
     assert prompted.exit_code == 0, prompted.output
+
+
+def test_error_answers_become_api_errors_whatever_their_body() -> None:
+    import httpx
+    from trackline._client import ApiError, _error
+
+    as_dict = _error(httpx.Response(404, json={"detail": "no run x"}))
+    assert isinstance(as_dict, ApiError) and as_dict.status == 404 and as_dict.detail == "no run x"
+    as_list = _error(httpx.Response(400, json=["bad", "input"]))
+    assert as_list.status == 400 and "bad" in as_list.detail and as_list.body == ["bad", "input"]
+    as_text = _error(httpx.Response(502, text="<html>gateway</html>"))
+    assert (
+        as_text.status == 502 and as_text.detail == "<html>gateway</html>" and as_text.body is None
+    )
