@@ -24,7 +24,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from . import chunks as ch
-from .series import SeriesInfo, list_series, read_blocks, read_points
+from .series import Blocks, SeriesInfo, list_series, read_blocks, read_points
 from .wire import float_list, sanitize
 
 X_AXES = ("step", "time", "relative")
@@ -192,22 +192,23 @@ def sample(
     with_times = x_axis in ("time", "relative")
     step_range = x_range if x_axis == "step" else (None, None)
     # Long, ordered series over steps: the precomputed block summaries are enough.
-    summarized: dict[int, Any] = {}
+    summarized = Blocks(np.empty(0, ch.BLOCK_DTYPE), {})
     if x_axis == "step" and x_range == (None, None):
         long = [i for i in infos if i.ordered and i.count > samples * ch.BLOCK]
         summarized = read_blocks(conn, long)
-    rest = [i for i in infos if i.id not in summarized]
+    rest = [i for i in infos if i.id not in summarized.spans]
     points = read_points(conn, rest, with_times=with_times, step_range=step_range)
     x_points: dict[int, ch.Points] = {}
     if metric_x:
         x_infos = list_series(conn, list(by_pk), ("m",), [x_axis])
         read = read_points(conn, x_infos, with_times=False)
         x_points = {info.run_pk: read[info.id] for info in x_infos}
+    from_blocks = _series_from_blocks(summarized, infos, by_pk, samples)
     out = []
     for info in infos:
         run = by_pk[info.run_pk]
-        if info.id in summarized:
-            out.append(_series_from_blocks(summarized[info.id], info, run, samples))
+        if info.id in from_blocks:
+            out.append(from_blocks[info.id])
             continue
         p = points[info.id]
         entry = _series(p, info, run, x_axis, x_points.get(info.run_pk), samples, x_range)
@@ -216,27 +217,55 @@ def sample(
     return out
 
 
-def _series_from_blocks(blocks: Any, info: SeriesInfo, run: RunRef, samples: int) -> dict[str, Any]:
-    """Buckets of whole blocks: exact min, max and mean of their points, no point read."""
-    per = -(-len(blocks) // samples)
-    starts = np.arange(0, len(blocks), per)
+def _series_from_blocks(
+    summarized: Blocks, infos: list[SeriesInfo], runs: dict[int, RunRef], samples: int
+) -> dict[int, dict[str, Any]]:
+    """Buckets of whole blocks: exact min, max and mean of their points, no point read.
+
+    All series are bucketed in one pass over the blocks of all: each series's
+    buckets start at its own first block, so no bucket spans two series. The
+    arrays stay numpy arrays (views), which ``wire.Json`` writes directly.
+    """
+    if not summarized.spans:
+        return {}
+    firsts = [  # each series's bucket starts, in the array's order
+        np.arange(start, stop, -(-(stop - start) // samples))
+        for start, stop in summarized.spans.values()
+    ]
+    starts = np.concatenate(firsts)
+    offsets = [start for start, _ in summarized.spans.values()]
+    blocks = summarized.array
     finite = np.add.reduceat(blocks["finite"], starts)
-    sums = np.add.reduceat(blocks["sum"], starts)
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(finite > 0, sums / np.maximum(finite, 1), np.nan)
-    return {
-        "run": run.run_id,
-        "key": info.key,
-        "x_axis": "step",
-        "kind": "number",
-        "total": int(blocks["n"].sum()),
-        "sampled": True,
-        "x": blocks["first"][starts].tolist(),
-        "y": float_list(means),
-        "min": float_list(np.fmin.reduceat(blocks["min"], starts)),
-        "max": float_list(np.fmax.reduceat(blocks["max"], starts)),
-        "count": np.add.reduceat(blocks["n"], starts).tolist(),
-    }
+        means = np.where(
+            finite > 0, np.add.reduceat(blocks["sum"], starts) / np.maximum(finite, 1), np.nan
+        )
+    xs = blocks["first"][starts]
+    lows = np.fmin.reduceat(blocks["min"], starts)
+    highs = np.fmax.reduceat(blocks["max"], starts)
+    counts = np.add.reduceat(blocks["n"], starts)
+    totals = np.add.reduceat(blocks["n"].astype(np.int64), offsets).tolist()
+    info_of = {info.id: info for info in infos}
+    out: dict[int, dict[str, Any]] = {}
+    at = 0
+    for series_id, first, total in zip(summarized.spans, firsts, totals, strict=True):
+        info = info_of[series_id]
+        cut = slice(at, at + len(first))
+        at += len(first)
+        out[series_id] = {
+            "run": runs[info.run_pk].run_id,
+            "key": info.key,
+            "x_axis": "step",
+            "kind": "number",
+            "total": int(total),
+            "sampled": True,
+            "x": xs[cut],
+            "y": means[cut],
+            "min": lows[cut],
+            "max": highs[cut],
+            "count": counts[cut],
+        }
+    return out
 
 
 def _series(

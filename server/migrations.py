@@ -32,8 +32,14 @@ def _artifact_tables(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[2])
 
 
+def _blocks_uncompressed(conn: sa.Connection) -> None:
+    """Version 3: chunk block summaries stored uncompressed on PostgreSQL (new rows)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(schema.BLOCKS_UNCOMPRESSED)
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
-MIGRATIONS: list[tuple[int, Migration]] = [(2, _artifact_tables)]
+MIGRATIONS: list[tuple[int, Migration]] = [(2, _artifact_tables), (3, _blocks_uncompressed)]
 
 
 class SchemaTooNewError(RuntimeError):

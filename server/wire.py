@@ -4,6 +4,11 @@ A float that is not finite is sent as the string ``"NaN"``, ``"Infinity"`` or
 ``"-Infinity"`` (the names JavaScript's ``Number()`` and Python's ``float()``
 both parse). Where a client needs to tell such a float from a logged string,
 the response says which series are numeric (``kinds``).
+
+A response may hold one-dimensional numpy arrays (the downsampled series do):
+orjson writes them straight from their memory, several times faster than
+making a Python number of each element first; one with a non-finite float
+goes through ``float_list``, as orjson would write ``null`` for it.
 """
 
 from __future__ import annotations
@@ -14,10 +19,23 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import orjson
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-_encoder = msgspec.json.Encoder()
+
+def _encode_array(value: Any) -> Any:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        return float_list(value)
+    try:
+        return msgspec.Raw(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY))
+    except orjson.JSONEncodeError:  # a dtype or layout orjson does not take
+        return value.tolist()
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_encode_array)
 
 
 def nonfinite_name(value: float) -> str:

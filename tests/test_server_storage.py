@@ -376,6 +376,36 @@ def test_version_1_database_gets_the_artifact_tables(database_url: str) -> None:
         db.dispose()
 
 
+def blocks_storage(conn: sa.Connection) -> str:
+    return str(
+        conn.execute(
+            sa.text(
+                "SELECT attstorage FROM pg_attribute "
+                "WHERE attrelid = 'chunks'::regclass AND attname = 'blocks'"
+            )
+        ).scalar_one()
+    )
+
+
+def test_postgres_stores_block_summaries_uncompressed(database_url: str) -> None:
+    """Version 3: fresh databases and upgraded ones keep ``chunks.blocks`` out of pglz."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage setting")
+    db = Database(database_url)
+    try:
+        db.migrate()
+        with db.write() as conn:
+            assert blocks_storage(conn) == "e"
+            # As a version-2 server left it: compressed (PostgreSQL's default for bytea).
+            conn.execute(sa.text("ALTER TABLE chunks ALTER COLUMN blocks SET STORAGE EXTENDED"))
+            conn.execute(sa.update(schema.schema_version).values(version=2))
+        assert db.migrate() == 3
+        with db.read() as conn:
+            assert blocks_storage(conn) == "e"
+    finally:
+        db.dispose()
+
+
 def test_nul_characters_and_big_numbers_are_stored(app_client: Any) -> None:
     """PostgreSQL refuses NUL in text: names and keys are cleaned, values kept exactly."""
     records: list[Record] = [
@@ -404,3 +434,50 @@ def test_summary_state_survives_batches(app_client: Any) -> None:
     summary = app_client.get("/api/v1/runs/agg").json()["summary"]
     assert summary == {"m": 4.5, "x": 0}
     assert msgspec.json.decode(msgspec.json.encode(summary)) == summary
+
+
+def test_series_of_many_runs_are_bucketed_each_on_its_own(app_client: Any) -> None:
+    """One query over runs x keys, answered from block summaries in one pass, equals the
+    series queried one by one and the points themselves; a series with a text chunk
+    between (no block summary) is answered from its points."""
+    rng = np.random.default_rng(7)
+    values: dict[tuple[str, str], np.ndarray] = {}
+    for number, length in enumerate([700, 3_000, 5_003]):  # 3,000: a chunk of its own
+        run_id = f"many{number}"
+        a = rng.normal(size=length)
+        b = rng.normal(size=length)
+        b[::97] = float("nan")
+        b[length // 3] = float("-inf")
+        values[run_id, "a"], values[run_id, "b"] = a, b
+        records: list[Record] = [RunStart(run_id=run_id, project="q", name="n", start_time=1.0)]
+        records += [
+            Metrics(s, 1.0 + s, {"a": float(a[s]), "b": float(b[s]), "mixed": float(s)})
+            for s in range(length)
+        ]
+        data = log_bytes(records)
+        assert post_log(app_client, run_id, data).status_code == 200
+        if number == 1:  # a later chunk of "mixed" holds text: its series has no summary
+            tail = frames_bytes([Metrics(length, 9.0, {"mixed": "text"})])
+            assert post_log(app_client, run_id, tail, len(data)).status_code == 200
+    ids = ["many0", "many1", "many2"]
+    body = {"runs": ids, "keys": ["a", "b", "mixed"], "samples": 10}
+    together = app_client.post("/api/v1/metrics/series", json=body).json()["series"]
+    assert len(together) == 9
+    for entry in together:
+        alone = app_client.post(
+            "/api/v1/metrics/series",
+            json={**body, "runs": [entry["run"]], "keys": [entry["key"]]},
+        ).json()["series"]
+        assert alone == [entry]
+        if entry["key"] == "mixed":
+            assert entry["kind"] == ("text" if entry["run"] == "many1" else "number")
+            continue
+        points = values[entry["run"], entry["key"]]
+        assert entry["total"] == sum(entry["count"]) == len(points)
+        start = 0
+        for i, count in enumerate(entry["count"]):
+            part = points[start : start + count]
+            assert entry["x"][i] == start
+            assert float(entry["min"][i]) == float(np.nanmin(part))
+            assert float(entry["max"][i]) == float(np.nanmax(part))
+            start += count
