@@ -90,11 +90,15 @@ def history(
         per_key = [p for p in points.values() if len(p)]
         if not per_key:
             return Columns([], [], {i.key: [] for i in infos}, {})
-        all_steps = np.unique(np.concatenate([p.steps for p in per_key]))
-        all_times = np.full(len(all_steps), -np.inf)
-        for p in per_key:
-            where = np.searchsorted(all_steps, p.steps)
-            np.maximum.at(all_times, where, p.times)
+        first = per_key[0].steps
+        if all(np.array_equal(p.steps, first) for p in per_key[1:]):  # logged together
+            all_steps, all_times = first, np.maximum.reduce([p.times for p in per_key])
+        else:
+            all_steps = np.unique(np.concatenate([p.steps for p in per_key]))
+            all_times = np.full(len(all_steps), -np.inf)
+            for p in per_key:
+                where = np.searchsorted(all_steps, p.steps)
+                np.maximum.at(all_times, where, p.times)
     index = np.arange(len(all_steps))
     if samples is not None and len(all_steps) > samples:
         index = np.unique(np.linspace(0, len(all_steps) - 1, samples).round().astype(np.intp))
@@ -108,11 +112,9 @@ def history(
             where = np.searchsorted(steps, p.steps)
             where = np.minimum(where, len(steps) - 1) if len(steps) else where
             hit = steps[where] == p.steps if len(steps) else np.zeros(0, np.bool_)
-            python = p.python_values()
-            for target, source in zip(
-                where[hit].tolist(), np.flatnonzero(hit).tolist(), strict=True
-            ):
-                column[target] = python[source]
+            picked = p.take(np.flatnonzero(hit)).python_values()  # only the rows returned
+            for target, value in zip(where[hit].tolist(), picked, strict=True):
+                column[target] = value
         values[info.key] = column
         kinds[info.key] = _kind(p)
     return Columns(steps.tolist(), all_times[index].tolist(), values, kinds)

@@ -296,6 +296,32 @@ def test_history_samples_keys_and_exports(app_client: TestClient) -> None:
     )
 
 
+
+def test_history_of_chosen_keys_sampled(app_client: TestClient) -> None:
+    """With ``keys``, rows are the union of those keys' steps; ``_time`` is the latest of
+    them; sampled rows keep each value's type (int, float, text)."""
+    records: list[Record] = [RunStart(run_id="ck", project="q", name="n", start_time=0.0)]
+    records += [Metrics(s, 10.0 + s, {"a": s, "b": s / 2, "t": f"s{s}"}) for s in range(40)]
+    records += [Metrics(s, 100.0 + s, {"odd": float(s)}) for s in range(1, 60, 2)]
+    ship(app_client, records)
+
+    def rows(**params: Any) -> list[dict[str, Any]]:
+        return _rows(app_client.get("/api/v1/runs/ck/history", params=params).json())
+
+    together = rows(keys=["a", "b", "t"], samples=4)  # the same steps for all three
+    assert together == [
+        {"_step": s, "_time": 10.0 + s, "a": s, "b": s / 2, "t": f"s{s}"} for s in (0, 13, 26, 39)
+    ]
+    assert type(together[1]["a"]) is int and type(together[1]["b"]) is float
+    apart = rows(keys=["a", "odd"])  # steps 0..39 and 1, 3, ..., 59
+    assert [r["_step"] for r in apart] == sorted(set(range(40)) | set(range(1, 60, 2)))
+    by_step = {r["_step"]: r for r in apart}
+    assert by_step[3] == {"_step": 3, "_time": 103.0, "a": 3, "odd": 3.0}
+    assert by_step[4] == {"_step": 4, "_time": 14.0, "a": 4}
+    assert by_step[59] == {"_step": 59, "_time": 159.0, "odd": 59.0}
+    # 50 steps in all; the middle row is index 24 of them
+    assert [r["_step"] for r in rows(keys=["a", "odd"], samples=3)] == [0, 24, 59]
+
 def auth(key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"} if key else {"authorization": ""}
 
