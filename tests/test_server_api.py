@@ -296,7 +296,6 @@ def test_history_samples_keys_and_exports(app_client: TestClient) -> None:
     )
 
 
-
 def test_history_of_chosen_keys_sampled(app_client: TestClient) -> None:
     """With ``keys``, rows are the union of those keys' steps; ``_time`` is the latest of
     them; sampled rows keep each value's type (int, float, text)."""
@@ -321,6 +320,7 @@ def test_history_of_chosen_keys_sampled(app_client: TestClient) -> None:
     assert by_step[59] == {"_step": 59, "_time": 159.0, "odd": 59.0}
     # 50 steps in all; the middle row is index 24 of them
     assert [r["_step"] for r in rows(keys=["a", "odd"], samples=3)] == [0, 24, 59]
+
 
 def auth(key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"} if key else {"authorization": ""}
