@@ -24,9 +24,10 @@ def _register() -> None:
         return
     for command in _cli_remote.COMMANDS:
         main.add_command(command)
-    from . import _cli_artifact
+    from . import _cli_artifact, _cli_keys
 
     main.add_command(_cli_artifact.artifact_group)
+    main.add_command(_cli_keys.keys_group)
 
 
 _register()

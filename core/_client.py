@@ -151,6 +151,21 @@ class Api:
             self._viewer = self._json("GET", "/viewer")
         return self._viewer
 
+    def keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        """API keys of the caller (or of ``user``, for an admin): ``id``, ``prefix``,
+        ``created_at``. The keys themselves are stored hashed and cannot be listed."""
+        params = {} if user is None else {"user": user}
+        return list(self._json("GET", "/keys", params=params)["keys"])
+
+    def create_key(self) -> str:
+        """A new API key for the caller, returned in clear this once."""
+        return str(self._json("POST", "/keys")["api_key"])
+
+    def revoke_key(self, key_id: int) -> None:
+        """Revoke a key by its ``id`` (see ``keys()``): requests made with it are refused
+        from then on. A user's last key cannot be revoked."""
+        self._json("DELETE", f"/keys/{int(key_id)}")
+
     def _project_path(self, project: str) -> str:
         if "/" in project:
             return project

@@ -96,6 +96,33 @@ def add_key(conn: sa.Connection, user_id: int, key: str | None = None) -> str:
     return key
 
 
+def keys_of(conn: sa.Connection, user_id: int) -> list[dict[str, Any]]:
+    """A user's keys as id, prefix and creation time (the keys themselves are not kept)."""
+    rows = conn.execute(
+        sa.select(api_keys.c.id, api_keys.c.prefix, api_keys.c.created_at)
+        .where(api_keys.c.user_id == user_id)
+        .order_by(api_keys.c.id)
+    ).all()
+    return [{"id": r.id, "prefix": r.prefix, "created_at": r.created_at} for r in rows]
+
+
+def key_owner(conn: sa.Connection, key_id: int) -> int | None:
+    return conn.execute(
+        sa.select(api_keys.c.user_id).where(api_keys.c.id == key_id)
+    ).scalar_one_or_none()
+
+
+def lock_entity(conn: sa.Connection, entity_id: int) -> None:
+    """Hold the entity's row until the transaction ends (PostgreSQL; SQLite's write lock
+    already serialises writers), so two revocations cannot both remove a last key."""
+    conn.execute(sa.select(entities.c.id).where(entities.c.id == entity_id).with_for_update())
+
+
+def revoke_key(conn: sa.Connection, key_id: int) -> None:
+    """Delete a key: the next request made with it is refused (no server caches keys)."""
+    conn.execute(api_keys.delete().where(api_keys.c.id == key_id))
+
+
 def entity_by_name(conn: sa.Connection, name: str) -> Any:
     return conn.execute(
         sa.select(entities.c.id, entities.c.name, entities.c.kind).where(entities.c.name == name)

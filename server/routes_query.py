@@ -118,6 +118,39 @@ def create_key(ctx: Ctx, user: User) -> Json:
     return Json({"name": user.name, "api_key": key}, status_code=201)
 
 
+@router.get("/keys", tags=["users"], summary="API keys of the caller (or, for an admin, a user)")
+def list_keys(
+    ctx: Ctx,
+    user: User,
+    of: Annotated[str | None, Query(alias="user", description="A user's name (admin)")] = None,
+) -> Json:
+    """Each key's id, first characters and creation time; keys are stored hashed."""
+    with ctx.db.read() as conn:
+        owner_id, owner = user.id, user.name
+        if of is not None and of != user.name:
+            if not user.is_admin:
+                raise ApiError(403, "only an admin may list another user's keys")
+            found = auth.entity_by_name(conn, of)
+            if found is None or found.kind != "user":
+                raise ApiError(404, f"no user {of!r}")
+            owner_id, owner = found.id, found.name
+        return Json({"user": owner, "keys": auth.keys_of(conn, owner_id)})
+
+
+@router.delete("/keys/{key_id}", tags=["users"], summary="Revoke an API key")
+def delete_key(key_id: int, ctx: Ctx, user: User) -> Json:
+    """The caller's own key, or any key for an admin; a user's last key stays (409)."""
+    with ctx.db.write() as conn:
+        owner = auth.key_owner(conn, key_id)
+        if owner is None or (owner != user.id and not user.is_admin):
+            raise ApiError(404, f"no API key {key_id} of yours")
+        auth.lock_entity(conn, owner)
+        if len(auth.keys_of(conn, owner)) == 1:
+            raise ApiError(409, "that is the user's last API key: create another one first")
+        auth.revoke_key(conn, key_id)
+    return Json({"revoked": key_id})
+
+
 class NewTeam(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -184,3 +184,63 @@ def test_error_answers_become_api_errors_whatever_their_body() -> None:
     assert (
         as_text.status == 502 and as_text.detail == "<html>gateway</html>" and as_text.body is None
     )
+
+
+def test_keys_listed_created_and_revoked(shared_server: ServerProcess) -> None:
+    """Through the CLI and Api against a real server: a revoked key is refused at once;
+    only the owner or an admin can see or revoke a key; a last key stays."""
+    import uuid
+
+    import httpx
+
+    url = shared_server.url
+    names = [f"keys-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"]
+    first, other = (
+        httpx.post(
+            f"{url}/api/v1/users",
+            json={"name": name},
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        ).json()["api_key"]
+        for name in names
+    )
+    runner = CliRunner()
+
+    def keys(*args: str, key: str) -> str:
+        result = runner.invoke(cli, ["keys", *args, "--server", url, "--key", key])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    with Api(url, first) as mine:
+        [only] = mine.keys()
+        assert only["prefix"] == first[:8] and only["created_at"] > 0
+        with pytest.raises(ApiError) as last:
+            mine.revoke_key(only["id"])
+        assert last.value.status == 409 and "last" in str(last.value)
+        second = keys("create", key=first).strip()
+        assert second.startswith("tl_") and second != first
+        with Api(url, second) as again:
+            assert again.viewer()["name"] == names[0]
+        listing = keys("ls", key=second)
+        assert first[:8] in listing and second[:8] in listing
+        with Api(url, other) as stranger:
+            with pytest.raises(ApiError) as foreign:
+                stranger.revoke_key(only["id"])
+            assert foreign.value.status == 404
+            with pytest.raises(ApiError) as peek:
+                stranger.keys(user=names[0])
+            assert peek.value.status == 403
+        assert keys("revoke", str(only["id"]), key=second).strip() == f"revoked key {only['id']}"
+    with Api(url, first) as revoked, pytest.raises(ApiError) as refused:
+        revoked.viewer()
+    assert refused.value.status == 401
+    with Api(url, ADMIN_KEY) as admin:
+        [remaining] = admin.keys(user=names[0])
+        assert remaining["prefix"] == second[:8]
+        with pytest.raises(ApiError) as missing:
+            admin.revoke_key(10**9)
+        assert missing.value.status == 404
+        with pytest.raises(ApiError) as nobody:
+            admin.keys(user="no-such-user")
+        assert nobody.value.status == 404
+    failed = runner.invoke(cli, ["keys", "revoke", "10000000", "--server", url, "--key", second])
+    assert failed.exit_code != 0 and "no API key" in failed.output
