@@ -8,7 +8,9 @@ Measures, against the issue's targets:
 * the latency of a filter change in that workspace, from the Enter key to the table
   and charts updated and painted (target <= 200 ms);
 * opening the run table of a project of 2,000 runs (virtualised rows), from navigation
-  to the first rows painted (target <= 1 s).
+  to the first rows painted (target <= 1 s); and, for comparison, MLflow's UI opening
+  the same 2,000 runs seeded into ``mlflow server`` (``mlflow_ui.py``; ``--no-mlflow``
+  skips it).
 
 The runs are written as run logs (``trackline.runlog`` frames of ``trackline.records``)
 and shipped with ``POST /api/v1/runs/{id}/streams/main`` exactly as the agent ships
@@ -476,6 +478,35 @@ def measure(server: Server, size: Size) -> list[Result]:
             browser.close()
 
 
+def measure_mlflow(data_dir: Path, size: Size, ours: Result) -> Result:
+    """MLflow's UI on the same many-run project; ``ours`` is trackline's table result."""
+    import mlflow_ui
+    from bench_server import MlflowServer
+    from playwright.sync_api import sync_playwright
+
+    work = data_dir / "mlflow"
+    work.mkdir(parents=True, exist_ok=True)
+    result = Result(f"MLflow UI run table, {size.table_runs} runs")
+    with MlflowServer(work, f"sqlite:///{work / 'mlflow.db'}") as mlflow:
+        experiment = mlflow_ui.seed(mlflow.url, work, size.table_runs, log)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                found = mlflow_ui.time_table(browser, mlflow.url, experiment, size.repeats, log)
+            finally:
+                browser.close()
+    import mlflow as mlflow_package
+
+    result.samples_ms = found["samples_ms"]
+    ratio = result.median / ours.median if ours.samples_ms else math.nan
+    result.note = (
+        f"MLflow {mlflow_package.__version__}, cold {found['cold_ms']:.0f} ms; its table pages "
+        f"runs ({found['rows']} names in the DOM, {found['shown'] or 'count not shown'}); "
+        f"MLflow / trackline first rows: {ratio:.1f}x"
+    )
+    return result
+
+
 def render(results: list[Result], size: Size) -> str:
     lines = [
         f"Dashboard benchmark: {size.runs} runs x {len(KEYS)} keys x {size.steps:,} steps; "
@@ -502,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, help="keep (and reuse) the server's data here")
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow's UI")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"needs chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
@@ -517,6 +549,12 @@ def main(argv: list[str] | None = None) -> int:
             seed_curves(server, size)
             seed_many(server, size)
             results = measure(server, size)
+        if not args.no_mlflow:
+            try:
+                results.append(measure_mlflow(data_dir, size, results[-1]))
+            except Exception as exc:  # a peer failing must not hide our own numbers
+                log(f"MLflow UI: {type(exc).__name__}: {exc}")
+                results.append(Result("MLflow UI run table", note=f"failed: {exc}"))
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
