@@ -11,6 +11,7 @@ import glob as globlib
 import hashlib
 import os
 import shutil
+import sys
 import time
 import traceback as tb
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -210,19 +211,35 @@ class Run:
         self._commit_pending()
         self._copy_files_at_end()
         final = Finish(time=time.time(), state=state, exit_code=exit_code, traceback=traceback)
-        deadline = time.monotonic() + self._settings.finish_timeout
-        media_done = self._media_worker.close(self._settings.finish_timeout)
-        done = self._writer.close(final, max(0.5, deadline - time.monotonic())) and media_done
+        timeout = self._settings.finish_timeout
+        media_done = self._media_worker.close(
+            timeout, self._settings.finish_media_cap, self._media_notice
+        )
+        writer_done = self._writer.close(final, timeout)
         self._inert = "finished"
-        if not done:
+        if not media_done:
+            warn_once(
+                "finish-media",
+                f"trackline: gave up on media or artifact files of {self.id} still being "
+                "written at finish (stalled, over the cap, or interrupted); they are not logged",
+            )
+        if not writer_done:
             warn_once(
                 "finish-timeout",
                 f"trackline: the run log of {self.id} was not synced within "
-                f"{self._settings.finish_timeout:.0f}s; the agent will finish the run",
+                f"{timeout:.0f}s; the agent will finish the run",
             )
         if self._agent is not None:
             self._agent.finished()
         flush_pending()
+
+    def _media_notice(self) -> None:
+        print(
+            f"trackline: finishing {self.id}: still writing media and hashing artifact files "
+            f"({self._media_worker.pending()} more queued); Ctrl-C skips them",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @property
     def state(self) -> str:

@@ -58,6 +58,7 @@ class Settings:
     system_interval: float
     flush_interval: float
     finish_timeout: float
+    finish_media_cap: float
     git_diff_limit: int
     strict: bool
 
@@ -88,6 +89,7 @@ def resolve(
         system_interval=env_float("TRACKLINE_SYSTEM_INTERVAL", 10.0),
         flush_interval=env_float("TRACKLINE_FLUSH_INTERVAL", 0.1),
         finish_timeout=env_float("TRACKLINE_FINISH_TIMEOUT", 10.0),
+        finish_media_cap=env_float("TRACKLINE_FINISH_MEDIA_CAP", 900.0),
         git_diff_limit=int(env_float("TRACKLINE_GIT_DIFF_LIMIT", 10 * 1024 * 1024)),
         strict=env_flag("TRACKLINE_STRICT"),
     )

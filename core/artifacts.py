@@ -28,7 +28,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +89,14 @@ def manifest_digest(files: Iterable[ArtifactFile], references: Mapping[str, str]
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
+def sha256_file(path: str | os.PathLike[str], advance: Callable[[int], None] | None = None) -> str:
+    """The file's sha256 (hex); ``advance(bytes)`` is called after each MiB read."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
+            if advance is not None:
+                advance(len(chunk))
     return digest.hexdigest()
 
 
@@ -202,14 +205,14 @@ class ArtifactJob:
         for _, staged in self.staged:
             staged.unlink(missing_ok=True)
 
-    def resolve(self) -> ArtifactLogged | None:
+    def resolve(self, advance: Callable[[int], None]) -> ArtifactLogged | None:
         """Hash the snapshots, store them by content; the record, or ``None`` on failure."""
         blobs = self.run_dir / BLOBS
         files: list[ArtifactFile] = []
         try:
             blobs.mkdir(parents=True, exist_ok=True)
             for name, staged in self.staged:
-                sha = sha256_file(staged)
+                sha = sha256_file(staged, advance)
                 size = staged.stat().st_size
                 target = blobs / sha
                 if target.exists():

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trackline
@@ -194,3 +197,70 @@ def test_offline_runs_use_artifacts_logged_by_local_runs(tmp_path: Path) -> None
     blob.write_text("tampered")
     with pytest.raises(ArtifactError, match="damaged"):
         latest.download(tmp_path / "bad")
+
+
+def slow_hash(monkeypatch: pytest.MonkeyPatch, pause: float, chunks: int) -> threading.Event:
+    """Make artifact hashing take ``chunks`` pauses (advancing after each); returns an event
+    that, while unset, stalls it without advancing when ``chunks`` is 0."""
+    from trackline import artifacts
+
+    real = artifacts.sha256_file
+    release = threading.Event()
+
+    def hashing(path: Any, advance: Any = None) -> str:
+        if chunks == 0:
+            release.wait(30)  # a dead disk: nothing moves
+        for _ in range(chunks):
+            time.sleep(pause)
+            advance(1)
+        return real(path)
+
+    monkeypatch.setattr(artifacts, "sha256_file", hashing)
+    return release
+
+
+def test_finish_waits_for_an_artifact_whose_hashing_advances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A large checkpoint logged just before finish is hashed to the end, past the finish
+    timeout, while its hashing moves: losing the final model would be the worse failure."""
+    monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
+    slow_hash(monkeypatch, pause=0.1, chunks=20)  # 2 s of hashing
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"weights" * 1000)
+    run = trackline.init(project="art")
+    run.log({"loss": 0.5})
+    artifact = trackline.Artifact("final", "model")
+    artifact.add_file(path)
+    run.log_artifact(artifact)
+    started = time.monotonic()
+    run.finish()
+    assert time.monotonic() - started >= 1.5
+    assert "still writing media and hashing artifact files" in capsys.readouterr().err
+    local = trackline.open_run(run.id)
+    assert local.state == "finished" and [a.name for a in local.artifacts()] == ["final"]
+    assert local.history()[0]["loss"] == 0.5
+
+
+def test_finish_gives_up_on_stalled_artifact_hashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing that does not move for the finish timeout is abandoned with a warning;
+    finish still returns promptly and the metrics are all there."""
+    monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
+    release = slow_hash(monkeypatch, pause=0.0, chunks=0)
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"weights")
+    run = trackline.init(project="art")
+    run.log({"loss": 0.5})
+    artifact = trackline.Artifact("stuck", "model")
+    artifact.add_file(path)
+    run.log_artifact(artifact)
+    started = time.monotonic()
+    with pytest.warns(trackline.TracklineWarning, match="gave up on media or artifact files"):
+        run.finish()
+    assert time.monotonic() - started < 5
+    release.set()
+    local = trackline.open_run(run.id)
+    assert local.state == "finished" and local.history()[0]["loss"] == 0.5
+    assert local.artifacts() == []
