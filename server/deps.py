@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import auth
+from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
 from .files import FileStore
@@ -21,6 +22,7 @@ class Context:
     config: ServerConfig
     db: Database
     store: FileStore
+    blocks: BlockCache = field(default_factory=BlockCache)  # a cache, checked on every read
 
 
 class ApiError(Exception):

@@ -24,6 +24,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from . import chunks as ch
+from .blockcache import BlockCache
 from .series import Blocks, SeriesInfo, list_series, read_blocks, read_points
 from .wire import float_list, sanitize
 
@@ -186,6 +187,7 @@ def sample(
     samples: int,
     x_axis: str = "step",
     x_range: tuple[float | None, float | None] = (None, None),
+    cache: BlockCache | None = None,
 ) -> list[dict[str, Any]]:
     """Downsampled series for every (run, key) that has points; see the module docstring."""
     by_pk = {r.pk: r for r in runs}
@@ -197,7 +199,7 @@ def sample(
     summarized = Blocks(np.empty(0, ch.BLOCK_DTYPE), {})
     if x_axis == "step" and x_range == (None, None):
         long = [i for i in infos if i.ordered and i.count > samples * ch.BLOCK]
-        summarized = read_blocks(conn, long)
+        summarized = read_blocks(conn, long, cache)
     rest = [i for i in infos if i.id not in summarized.spans]
     points = read_points(conn, rest, with_times=with_times, step_range=step_range)
     x_points: dict[int, ch.Points] = {}

@@ -592,7 +592,7 @@ async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
             rows = _runs(conn, body.runs, user)
             refs = [history.RunRef(r.id, r.run_id, r.start_time) for r in rows]
             found = history.sample(
-                conn, refs, body.keys, body.samples, body.x, body.range or (None, None)
+                conn, refs, body.keys, body.samples, body.x, body.range or (None, None), ctx.blocks
             )
         return Json({"series": found}, sanitized=True)
 

@@ -481,3 +481,53 @@ def test_series_of_many_runs_are_bucketed_each_on_its_own(app_client: Any) -> No
             assert float(entry["min"][i]) == float(np.nanmin(part))
             assert float(entry["max"][i]) == float(np.nanmax(part))
             start += count
+
+
+def test_block_cache_is_bounded_and_checks_the_version() -> None:
+    from trackline.server.blockcache import BlockCache
+
+    cache = BlockCache(max_bytes=100)
+    cache.put(1, (10, 9), b"a" * 40)
+    cache.put(2, (10, 9), b"b" * 40)
+    assert cache.get(1, (10, 9)) == b"a" * 40  # 1 is now the most recently used
+    assert cache.get(1, (11, 12)) is None  # the chunk grew: never a stale answer
+    cache.put(3, (5, 4), b"c" * 40)  # over 100 bytes: 2, the least recently used, goes
+    assert cache.get(2, (10, 9)) is None and cache.get(3, (5, 4)) == b"c" * 40
+    assert cache.size == 80
+    cache.put(4, (1, 0), b"d" * 101)  # bigger than the whole cache: not kept
+    assert cache.get(4, (1, 0)) is None and cache.size == 80
+    assert BlockCache(max_bytes=0).get(1, (1, 1)) is None
+
+
+def test_chart_queries_reuse_blocks_until_the_chunk_grows(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated query reads no blob again; points merged into the last chunk (a live run)
+    are in the next answer."""
+    from trackline.server import series
+
+    fetched: list[int] = []
+    real = series._block_blobs
+
+    def counting(conn: Any, chunk_ids: list[int]) -> Any:
+        fetched.extend(chunk_ids)
+        return real(conn, chunk_ids)
+
+    monkeypatch.setattr(series, "_block_blobs", counting)
+    start = RunStart(run_id="live", project="q", name="n", start_time=1.0)
+    data = log_bytes([start, *[Metrics(s, 1.0 + s, {"v": float(s)}) for s in range(1000)]])
+    assert post_log(app_client, "live", data).status_code == 200
+    body = {"runs": ["live"], "keys": ["v"], "samples": 4}
+
+    def query() -> dict[str, Any]:
+        [entry] = app_client.post("/api/v1/metrics/series", json=body).json()["series"]
+        return dict(entry)
+
+    first = query()
+    assert first["total"] == 1000 and first["max"][-1] == 999.0 and len(fetched) == 1
+    assert query() == first and len(fetched) == 1  # from the cache
+    more = frames_bytes([Metrics(s, 1.0 + s, {"v": float(s)}) for s in range(1000, 1500)])
+    assert post_log(app_client, "live", more, len(data)).status_code == 200
+    grown = query()
+    assert grown["total"] == 1500 and grown["max"][-1] == 1499.0 and len(fetched) == 2
+    assert app_client.app.state.ctx.blocks.size > 0
