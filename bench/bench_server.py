@@ -94,6 +94,8 @@ class Size:
     query_steps: int = 100_000
     samples: int = 1_000
     query_repeats: int = 7
+    #: Queries right after a server restart (its block-summary cache empty).
+    cold_repeats: int = 3
     #: Seed the 50 M-point set on PostgreSQL too (as many points again through PostgreSQL).
     query_on_postgres: bool = True
     #: The set both tools are queried on; its MLflow seeding is MLflow's SQLite ingest measurement.
@@ -112,6 +114,7 @@ class Size:
             latency_tries=2,
             query_steps=1_000,
             query_repeats=3,
+            cold_repeats=1,
             small_runs=4,
             small_steps=1_000,
             mlflow_pg_points=10_000,
@@ -466,6 +469,15 @@ def measure_trackline_query(
                 response_bytes=len(content),
                 buckets=max(len(e["x"]) for e in found),
             )
+            cold = []
+            for _ in range(size.cold_repeats):  # a server just started: no block cached
+                server.stop()
+                server.start()
+                with server.client() as fresh:
+                    started = time.perf_counter()
+                    fresh.post("/metrics/series", json=body).raise_for_status()
+                    cold.append(time.perf_counter() - started)
+            section.update(http_cold_s=cold, http_cold_median_s=median(cold))
             _, api_times, _ = timed(
                 lambda: api.series(ids, keys, samples=size.samples), max(1, size.query_repeats // 2)
             )
@@ -847,14 +859,21 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
     shape = f"{size.query_runs} runs x {size.query_keys} keys x {size.query_steps:,} steps"
     scaled = "" if size.query_points == 50_000_000 else " (SCALED DOWN from 100 x 5 x 100,000)"
     row(
-        f"(c) query {shape}{scaled} → {size.samples:,}/series, SQLite, median (ms)",
-        ("query_sqlite", "http_median_s"),
+        f"(c) query {shape}{scaled} → {size.samples:,}/series, SQLite, server just started, "
+        "median (ms)",
+        ("query_sqlite", "http_cold_median_s"),
         None,
         "ms",
         "≤ 300",
         lambda v: v * 1000 <= TARGET_QUERY_MS,
         peer_text="not measured (see the smaller set)",
         what="history query ≤ 300 ms on SQLite",
+    )
+    row(
+        "    repeated: block summaries cached, median (ms)",
+        ("query_sqlite", "http_median_s"),
+        None,
+        "ms",
     )
     row("    first query after seeding (ms)", ("query_sqlite", "http_first_s"), None, "ms")
     row("    trackline.Api.series, JSON decoded (ms)", ("query_sqlite", "api_median_s"), None, "ms")
@@ -867,8 +886,8 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
     row("    response size (MB)", ("query_sqlite", "response_bytes"), None, "MB")
     row("    seeding through the ingest API (points/s)", ("query_sqlite", "seed_rate"), None, "n")
     row(
-        "    the same on PostgreSQL, median (ms)",
-        ("query_postgres", "http_median_s"),
+        "    the same on PostgreSQL, server just started, median (ms)",
+        ("query_postgres", "http_cold_median_s"),
         None,
         "ms",
         "≤ 300",
@@ -878,6 +897,12 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
     )
     if pg_missing or not size.query_on_postgres:
         rows[-1][2] = pg_missing or "not measured"
+    row(
+        "        repeated: block summaries cached, median (ms)",
+        ("query_postgres", "http_median_s"),
+        None,
+        "ms",
+    )
     row("        first query after seeding (ms)", ("query_postgres", "http_first_s"), None, "ms")
     small = f"{size.small_runs} runs x {size.small_keys} keys x {size.small_steps:,} steps"
     row(
@@ -940,8 +965,9 @@ def notes(results: Results, size: Size, load: tuple[float, float]) -> list[str]:
         "expected; GET /runs/{id}/history polled every 10 ms; each try after a random pause. "
         "MLflow: log_metric (synchronous) then get_metric_history polled.",
         f"(c) POST /api/v1/metrics/series (runs x keys, samples={size.samples}, x=step), the "
-        f"whole HTTP request with the body read, median of {size.query_repeats} after a first "
-        f"one; a series of more than {size.samples:,} x 64 points comes back as at most "
+        f"whole HTTP request with the body read: median of {size.cold_repeats} each right after "
+        "a server restart (its block-summary cache empty; the target is judged on these), and "
+        f"median of {size.query_repeats} repeats after a first one (blocks cached); a series of more than {size.samples:,} x 64 points comes back as at most "
         f"{size.samples:,} buckets of whole 64-point blocks, a shorter one bucketed from its "
         f"points ({query.get('buckets', '?')} buckets per series here), each with mean, min and "
         "max. The big set is "
