@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from trackline import __version__
 
 from . import auth, routes_artifacts, routes_ingest, routes_query
+from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
 from .deps import ApiError, Context
@@ -62,7 +63,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    app.state.ctx = Context(config, db, store)
+    app.state.ctx = Context(config, db, store, BlockCache.for_database(db.is_sqlite))
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)

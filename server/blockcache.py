@@ -15,7 +15,8 @@ import os
 import threading
 from collections import OrderedDict
 
-#: Default budget; ``TRACKLINE_BLOCK_CACHE_MB`` overrides it (0 turns the cache off).
+#: Default budget on PostgreSQL; ``TRACKLINE_BLOCK_CACHE_MB`` overrides it (0: no cache).
+#: SQLite reads blobs from the OS page cache about as fast as this cache: none by default.
 DEFAULT_MB = 256
 
 Version = tuple[int, int]  # (n, step_max) of the chunk the blocks were read from
@@ -24,9 +25,7 @@ Version = tuple[int, int]  # (n, step_max) of the chunk the blocks were read fro
 class BlockCache:
     """``chunk id -> (version, blocks)``, at most ``max_bytes`` of blocks."""
 
-    def __init__(self, max_bytes: int | None = None) -> None:
-        if max_bytes is None:
-            max_bytes = int(float(os.environ.get("TRACKLINE_BLOCK_CACHE_MB", DEFAULT_MB)) * 2**20)
+    def __init__(self, max_bytes: int = 0) -> None:
         self.max_bytes = max(0, max_bytes)
         self._entries: OrderedDict[int, tuple[Version, bytes]] = OrderedDict()
         self._bytes = 0
@@ -53,6 +52,13 @@ class BlockCache:
             while self._bytes > self.max_bytes:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= len(evicted)
+
+    @classmethod
+    def for_database(cls, is_sqlite: bool) -> BlockCache:
+        """The cache a server on this database gets (see ``DEFAULT_MB``)."""
+        configured = os.environ.get("TRACKLINE_BLOCK_CACHE_MB")
+        mb = float(configured) if configured else (0 if is_sqlite else DEFAULT_MB)
+        return cls(int(mb * 2**20))
 
     @property
     def size(self) -> int:

@@ -499,12 +499,23 @@ def test_block_cache_is_bounded_and_checks_the_version() -> None:
     assert BlockCache(max_bytes=0).get(1, (1, 1)) is None
 
 
+def test_block_cache_budget_by_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trackline.server.blockcache import DEFAULT_MB, BlockCache
+
+    monkeypatch.delenv("TRACKLINE_BLOCK_CACHE_MB", raising=False)
+    assert BlockCache.for_database(is_sqlite=True).max_bytes == 0  # the page cache serves
+    assert BlockCache.for_database(is_sqlite=False).max_bytes == DEFAULT_MB * 2**20
+    monkeypatch.setenv("TRACKLINE_BLOCK_CACHE_MB", "1.5")
+    assert BlockCache.for_database(is_sqlite=True).max_bytes == int(1.5 * 2**20)
+
+
 def test_chart_queries_reuse_blocks_until_the_chunk_grows(
     app_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A repeated query reads no blob again; points merged into the last chunk (a live run)
     are in the next answer."""
     from trackline.server import series
+    from trackline.server.blockcache import BlockCache
 
     fetched: list[int] = []
     real = series._block_blobs
@@ -514,6 +525,7 @@ def test_chart_queries_reuse_blocks_until_the_chunk_grows(
         return real(conn, chunk_ids)
 
     monkeypatch.setattr(series, "_block_blobs", counting)
+    app_client.app.state.ctx.blocks = BlockCache(64 * 2**20)  # SQLite's default is none
     start = RunStart(run_id="live", project="q", name="n", start_time=1.0)
     data = log_bytes([start, *[Metrics(s, 1.0 + s, {"v": float(s)}) for s in range(1000)]])
     assert post_log(app_client, "live", data).status_code == 200
