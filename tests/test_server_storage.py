@@ -436,10 +436,15 @@ def test_summary_state_survives_batches(app_client: Any) -> None:
     assert msgspec.json.decode(msgspec.json.encode(summary)) == summary
 
 
-def test_series_of_many_runs_are_bucketed_each_on_its_own(app_client: Any) -> None:
+def test_series_of_many_runs_are_bucketed_each_on_its_own(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One query over runs x keys, answered from block summaries in one pass, equals the
     series queried one by one and the points themselves; a series with a text chunk
     between (no block summary) is answered from its points."""
+    from trackline.server import series
+
+    monkeypatch.setattr(series, "_IDS_PER_QUERY", 2)  # blobs fetched in slices (SQLite)
     rng = np.random.default_rng(7)
     values: dict[tuple[str, str], np.ndarray] = {}
     for number, length in enumerate([700, 3_000, 5_003]):  # 3,000: a chunk of its own
