@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from . import auth, history, ingest, query
-from .deps import ApiError, Ctx, MaybeUser, User
+from .deps import ApiError, Context, Ctx, MaybeUser, User
 from .runstate import pack, unpack
 from .schema import (
     blobs,
@@ -393,18 +393,23 @@ def run_histograms(
     user: MaybeUser,
     key: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Json:
+    out = []
+    for h in _rows_of_run(ctx, run_id, user, histograms, key):
+        edges, counts = unpack(h.data)
+        out.append({"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts})
+    return Json({"histograms": out})
+
+
+def _rows_of_run(
+    ctx: Context, run_id: str, user: auth.User | None, table: sa.Table, key: str | None
+) -> list[Any]:
+    """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        select = sa.select(histograms).where(histograms.c.run_pk == row.id)
+        select = sa.select(table).where(table.c.run_pk == row.id)
         if key is not None:
-            select = select.where(histograms.c.key == key)
-        out = []
-        for h in conn.execute(select.order_by(histograms.c.id)):
-            edges, counts = unpack(h.data)
-            out.append(
-                {"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts}
-            )
-    return Json({"histograms": out})
+            select = select.where(table.c.key == key)
+        return list(conn.execute(select.order_by(table.c.id)).all())
 
 
 @router.get("/runs/{run_id}/media", summary="A run's media (images, audio, tables...)")
@@ -414,15 +419,10 @@ def run_media(
     user: MaybeUser,
     key: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> Json:
-    with ctx.db.read() as conn:
-        row, _ = load_run(conn, run_id, user)
-        select = sa.select(media).where(media.c.run_pk == row.id)
-        if key is not None:
-            select = select.where(media.c.key == key)
-        out = [
-            {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind, "items": unpack(m.items)}
-            for m in conn.execute(select.order_by(media.c.id))
-        ]
+    out = [
+        {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind, "items": unpack(m.items)}
+        for m in _rows_of_run(ctx, run_id, user, media, key)
+    ]
     return Json({"media": out})
 
 
