@@ -219,6 +219,18 @@ def slow_hash(monkeypatch: pytest.MonkeyPatch, pause: float, chunks: int) -> thr
     return release
 
 
+def log_then_artifact(tmp_path: Path, name: str) -> trackline.Run:
+    """A run that logged a metric and then an artifact of one file (hashed in the background)."""
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"weights" * 1000)
+    run = trackline.init(project="art")
+    run.log({"loss": 0.5})
+    artifact = trackline.Artifact(name, "model")
+    artifact.add_file(path)
+    run.log_artifact(artifact)
+    return run
+
+
 def test_finish_waits_for_an_artifact_whose_hashing_advances(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,13 +238,7 @@ def test_finish_waits_for_an_artifact_whose_hashing_advances(
     timeout, while its hashing moves: losing the final model would be the worse failure."""
     monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
     slow_hash(monkeypatch, pause=0.1, chunks=20)  # 2 s of hashing
-    path = tmp_path / "model.bin"
-    path.write_bytes(b"weights" * 1000)
-    run = trackline.init(project="art")
-    run.log({"loss": 0.5})
-    artifact = trackline.Artifact("final", "model")
-    artifact.add_file(path)
-    run.log_artifact(artifact)
+    run = log_then_artifact(tmp_path, "final")
     started = time.monotonic()
     run.finish()
     assert time.monotonic() - started >= 1.5
@@ -249,13 +255,7 @@ def test_finish_gives_up_on_stalled_artifact_hashing(
     finish still returns promptly and the metrics are all there."""
     monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
     release = slow_hash(monkeypatch, pause=0.0, chunks=0)
-    path = tmp_path / "model.bin"
-    path.write_bytes(b"weights")
-    run = trackline.init(project="art")
-    run.log({"loss": 0.5})
-    artifact = trackline.Artifact("stuck", "model")
-    artifact.add_file(path)
-    run.log_artifact(artifact)
+    run = log_then_artifact(tmp_path, "stuck")
     started = time.monotonic()
     with pytest.warns(trackline.TracklineWarning, match="gave up on media or artifact files"):
         run.finish()
