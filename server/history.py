@@ -196,10 +196,9 @@ def sample(
     with_times = x_axis in ("time", "relative")
     step_range = x_range if x_axis == "step" else (None, None)
     # Long, ordered series over steps: the precomputed block summaries are enough.
-    summarized = Blocks(np.empty(0, ch.BLOCK_DTYPE), {})
-    if x_axis == "step" and x_range == (None, None):
-        long = [i for i in infos if i.ordered and i.count > samples * ch.BLOCK]
-        summarized = read_blocks(conn, long, cache)
+    whole_steps = x_axis == "step" and x_range == (None, None)
+    long = [i for i in infos if whole_steps and i.ordered and i.count > samples * ch.BLOCK]
+    summarized = read_blocks(conn, long, cache)
     rest = [i for i in infos if i.id not in summarized.spans]
     points = read_points(conn, rest, with_times=with_times, step_range=step_range)
     x_points: dict[int, ch.Points] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -402,14 +403,14 @@ def run_histograms(
 
 def _rows_of_run(
     ctx: Context, run_id: str, user: auth.User | None, table: sa.Table, key: str | None
-) -> list[Any]:
+) -> Sequence[Any]:
     """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
         select = sa.select(table).where(table.c.run_pk == row.id)
         if key is not None:
             select = select.where(table.c.key == key)
-        return list(conn.execute(select.order_by(table.c.id)).all())
+        return conn.execute(select.order_by(table.c.id)).all()
 
 
 @router.get("/runs/{run_id}/media", summary="A run's media (images, audio, tables...)")
