@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,7 +172,7 @@ def run_log(
     project: str,
     name: str,
     config: dict[str, Any],
-    rows: Iterator[tuple[int, dict[str, float]]],
+    rows: Iterable[tuple[int, dict[str, float]]],
     summary: dict[str, Any],
     start: float,
 ) -> Iterator[bytes]:
@@ -273,6 +273,25 @@ def seed_curves(server: Server, size: Size) -> None:
     log(f"{CURVES}: seeded in {time.monotonic() - started:.0f}s")
 
 
+def many_run(i: int) -> tuple[dict[str, Any], list[tuple[int, dict[str, float]]], dict[str, float]]:
+    """Config, 20 rows and summary of run ``i`` of the many-run project (also MLflow's)."""
+    rng = np.random.default_rng(10_000 + i)
+    config = {
+        "lr": float(10 ** rng.uniform(-5, -1)),
+        "batch_size": int(rng.choice([16, 32, 64, 128])),
+        "optimizer": str(rng.choice(["adam", "sgd", "adamw", "lion"])),
+        "dropout": float(rng.uniform(0, 0.5)),
+        "model": {"depth": int(rng.integers(2, 48)), "width": int(rng.choice([128, 256, 512]))},
+    }
+    # Drawn before the rows, as the seeding always did (the rows were a lazy generator).
+    summary = {"best_acc": float(rng.uniform(0.5, 0.99)), "loss": float(rng.uniform(0.05, 1.5))}
+    rows = [
+        (s, {"loss": float(2.0 / (s + 1) + rng.uniform(0, 0.1)), "acc": float(1 - 1 / (s + 2))})
+        for s in range(20)
+    ]
+    return config, rows, summary
+
+
 def seed_many(server: Server, size: Size) -> None:
     have = existing_runs(server, MANY)
     if have >= size.table_runs:
@@ -283,19 +302,7 @@ def seed_many(server: Server, size: Size) -> None:
     start = time.time() - 86400
 
     def one(i: int) -> None:
-        rng = np.random.default_rng(10_000 + i)
-        config = {
-            "lr": float(10 ** rng.uniform(-5, -1)),
-            "batch_size": int(rng.choice([16, 32, 64, 128])),
-            "optimizer": str(rng.choice(["adam", "sgd", "adamw", "lion"])),
-            "dropout": float(rng.uniform(0, 0.5)),
-            "model": {"depth": int(rng.integers(2, 48)), "width": int(rng.choice([128, 256, 512]))},
-        }
-        rows = (
-            (s, {"loss": float(2.0 / (s + 1) + rng.uniform(0, 0.1)), "acc": float(1 - 1 / (s + 2))})
-            for s in range(20)
-        )
-        summary = {"best_acc": float(rng.uniform(0.5, 0.99)), "loss": float(rng.uniform(0.05, 1.5))}
+        config, rows, summary = many_run(i)
         with server.client() as client:
             ship(
                 client,

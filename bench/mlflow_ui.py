@@ -20,8 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 #: Recorded in the page: navigation start -> first run name in the DOM -> next frame.
 FIRST_ROW_SCRIPT = """
 new MutationObserver((_, observer) => {
@@ -47,22 +45,17 @@ async () => {
 
 
 def run_values(i: int) -> tuple[dict[str, str], list[tuple[str, float, int]]]:
-    """Params and metrics of run ``i``: the values ``bench_dashboard.seed_many`` logs."""
-    rng = np.random.default_rng(10_000 + i)
-    params = {
-        "lr": str(float(10 ** rng.uniform(-5, -1))),
-        "batch_size": str(int(rng.choice([16, 32, 64, 128]))),
-        "optimizer": str(rng.choice(["adam", "sgd", "adamw", "lion"])),
-        "dropout": str(float(rng.uniform(0, 0.5))),
-        "model.depth": str(int(rng.integers(2, 48))),
-        "model.width": str(int(rng.choice([128, 256, 512]))),
-    }
-    metrics = []
-    for step in range(20):
-        metrics.append(("loss", float(2.0 / (step + 1) + rng.uniform(0, 0.1)), step))
-        metrics.append(("acc", float(1 - 1 / (step + 2)), step))
-    metrics.append(("best_acc", float(rng.uniform(0.5, 0.99)), 19))
-    metrics.append(("loss", float(rng.uniform(0.05, 1.5)), 20))
+    """Params and metrics of run ``i``: the values ``bench_dashboard.seed_many`` logs
+    (config flattened with dots; the summary as each metric's last value)."""
+    from bench_dashboard import many_run
+
+    config, rows, summary = many_run(i)
+    model = config.pop("model")
+    params = {k: str(v) for k, v in config.items()}
+    params |= {f"model.{k}": str(v) for k, v in model.items()}
+    metrics = [(key, value, step) for step, row in rows for key, value in row.items()]
+    last = len(rows)
+    metrics += [(key, value, last) for key, value in summary.items()]
     return params, metrics
 
 
