@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 from ._settings import Settings, env_flag
@@ -28,12 +29,28 @@ class AgentHandle:
         self._pipe: int | None = pipe
 
     def finished(self) -> None:
-        """Tell the agent the run is over (closes its stdin); never waits for it."""
-        if self._pipe is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._pipe)
-            self._pipe = None
+        """Tell the agent the run is over (closes its stdin); never waits for it.
+
+        A daemon thread collects the agent when it exits (it may upload for a
+        while), so that a long-lived process (a notebook, a server) keeps no zombie.
+        """
+        if self._pipe is None:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self._pipe)
+        self._pipe = None
         reap()
+        if self.pid in _spawned:
+            threading.Thread(
+                target=_wait, args=(self.pid,), name="trackline-reap", daemon=True
+            ).start()
+
+
+def _wait(pid: int) -> None:
+    """Block until agent ``pid`` exits and collect it."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
+    _spawned.discard(pid)
 
 
 def reap() -> None:
