@@ -325,7 +325,13 @@ class Agent:
                     f"no finish record {EOF_GRACE:.0f}s after the run ended; no verdict"
                 )
             else:
-                self._try("finish", lambda: self.log.append(Finish(time.time(), state="crashed")))
+                reason = (
+                    f"training process pid {self.pid} gone, no finish record (the agent saw it)"
+                )
+                self._try(
+                    "finish",
+                    lambda: self.log.append(Finish(time.time(), state="crashed", reason=reason)),
+                )
         self._try("system.tlog", self.log.sync)
         self.log.close()
         self.sampler.close()

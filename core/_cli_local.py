@@ -113,6 +113,8 @@ def show_command(run: str, directory: str | None, as_json: bool) -> None:
         f"state=[{_STATE_STYLE.get(local.state, '')}]{local.state}[/] "
         f"duration={_duration(local.duration)} host={local.host}"
     )
+    if local.reason:
+        console.print(f"{local.state}: {local.reason}")
     if local.tags:
         console.print("tags: " + ", ".join(local.tags))
     if local.notes:
@@ -176,6 +178,7 @@ def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> di
         "name": run.name,
         "project": run.project,
         "state": run.state,
+        "reason": run.reason,
         "duration": run.duration,
         "tags": run.tags,
         "notes": run.notes,

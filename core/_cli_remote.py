@@ -14,8 +14,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from . import _credentials
+from ._reader import record_verdict
 from ._settings import base_dir
 from ._transport import STREAMS, Shipper, read_progress
+from .runlog import RunLogError
 
 
 @click.command("server")
@@ -201,6 +203,10 @@ def _sync_one(
     progress: Progress,
     task: object,
 ) -> str | None:
+    try:
+        record_verdict(run_dir)  # a run killed with its agent: the server learns it crashed
+    except (OSError, RunLogError) as exc:
+        return f"could not record the crashed verdict: {exc}"
     with Shipper(run_dir, server, key, live=False, backoff_max=5.0, budget=1.0) as shipper:
         last_progress = time.monotonic()
         best = -1

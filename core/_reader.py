@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import _liveness
 from ._settings import base_dir
 from ._summary import Summarizer
 from .records import (
@@ -25,7 +26,7 @@ from .records import (
     SummaryUpdate,
     SystemSample,
 )
-from .runlog import read_records
+from .runlog import LogFile, read_records
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -56,6 +57,10 @@ class LocalRun:
         self.state = "running"
         self.exit_code: int | None = None
         self.traceback: str | None = None
+        #: How the final state is known, when someone other than the run gave it.
+        self.reason: str | None = None
+        #: A ``crashed`` verdict on a run whose processes are all gone, not yet in its logs.
+        self.verdict: Finish | None = None
         self.git: GitInfo | None = None
         self.environment: Environment | None = None
         self.files: dict[str, FileSaved] = {}
@@ -72,6 +77,10 @@ class LocalRun:
         self._summarizer = Summarizer()
         self._read_main(main)
         self._read_system(self.path / "system.tlog")
+        if self.state == "running":
+            self.verdict = _liveness.verdict(self.path)
+            if self.verdict is not None:
+                self._finish(self.verdict)
 
     def _read_main(self, path: Path) -> None:
         for record in read_records(path):
@@ -92,8 +101,9 @@ class LocalRun:
                 if self.start_time is None:
                     self.start_time = record.start_time
                 self._last_start = record.start_time
-                self.state, self.end_time, self.exit_code, self.traceback = (
+                self.state, self.end_time, self.exit_code, self.traceback, self.reason = (
                     "running",
+                    None,
                     None,
                     None,
                     None,
@@ -156,6 +166,7 @@ class LocalRun:
         self.end_time = record.time
         self.exit_code = record.exit_code
         self.traceback = record.traceback
+        self.reason = record.reason
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -257,6 +268,27 @@ def open_run(
 ) -> LocalRun:
     """Read a local run by its directory or its id (under ``TRACKLINE_DIR``/runs)."""
     return LocalRun(find_run_dir(path_or_id, dir))
+
+
+def record_verdict(run_dir: str | os.PathLike[str]) -> Finish | None:
+    """Append the ``crashed`` verdict on a run whose processes all died to its ``system.tlog``.
+
+    Written where the agent would have written it, so that an upload carries it
+    to the server. Only a run without a finish record gets one: a second call
+    adds nothing. The verdict written, or ``None``.
+    """
+    path = Path(run_dir)
+    if _liveness.verdict(path) is None:  # alive, or unknown: skip reading the logs
+        return None
+    verdict = LocalRun(path).verdict
+    if verdict is not None:
+        log = LogFile(path / "system.tlog")
+        try:
+            log.append(verdict)
+            log.sync()
+        finally:
+            log.close()
+    return verdict
 
 
 def list_runs(dir: str | os.PathLike[str] | None = None) -> list[LocalRun]:

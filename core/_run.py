@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _agent_launch, _hooks
+from . import _agent_launch, _hooks, _liveness
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._media_base import as_media
@@ -177,9 +177,11 @@ class Run:
             argv=list(_hooks.argv()),
             resumed=resumed,
         )
+        self._agent = _agent_launch.start(self.dir, self._settings)
+        # Before the start record: a reader must not judge it by a resumed run's old processes.
+        _liveness.record(self.dir, None if self._agent is None else self._agent.pid)
         self._buffer_append(start)
         _hooks.register(self)
-        self._agent = _agent_launch.start(self.dir, self._settings)
 
     def finish(
         self,

@@ -157,12 +157,17 @@ class Environment(_Record, tag="env", frozen=True):
 
 
 class Finish(_Record, tag="finish", frozen=True):
-    """The run ended. ``state`` is one of ``finished``, ``failed``, ``killed``, ``crashed``."""
+    """The run ended. ``state`` is one of ``finished``, ``failed``, ``killed``, ``crashed``.
+
+    ``reason``: for a verdict given by someone other than the run itself (the
+    agent, a reader), how it knows.
+    """
 
     time: float
     state: str
     exit_code: int | None = None
     traceback: str | None = None
+    reason: str | None = None
 
 
 class ArtifactFile(msgspec.Struct, frozen=True, array_like=True):
