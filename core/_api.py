@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _settings
 from ._config import as_mapping
-from ._names import new_run_id, new_run_name, valid_run_id
+from ._names import check_project, new_run_id, new_run_name, valid_run_id
 from ._reader import LocalRun
 from ._run import Run, _tags
 
@@ -36,7 +36,8 @@ def init(
     ``finished``), so a loop over configurations needs no explicit ``finish``.
 
     Args:
-        project: project name; default ``TRACKLINE_PROJECT`` or ``"default"``.
+        project: project name (``name`` or ``entity/name``: letters, digits, '.', '_',
+            '-'); default ``TRACKLINE_PROJECT`` or ``"default"``. ``ValueError`` if invalid.
         name: a readable name; default a generated one like ``brisk-river-42``.
         config: hyperparameters (dict, argparse.Namespace, dataclass, ``to_dict()``).
         tags: strings to filter runs by. notes: free text.
@@ -56,7 +57,10 @@ def init(
         raise ValueError(f"resume must be one of {RESUME_OPTIONS}, not {resume!r}")
     if config is not None:
         as_mapping(config)  # a wrong type is a call-site error: raise before anything starts
+    if project is not None:
+        check_project(project)  # "" too: not a name, though it would fall back to the default
     settings = _settings.resolve(project, mode, dir)
+    check_project(settings.project)  # a name the server refuses could never be uploaded
     if _current is not None:
         _current.finish()
         _current = None
@@ -79,6 +83,7 @@ def init(
             previous = LocalRun(run_dir)
     if previous is not None:
         settings = _settings.resolve(project or previous.project, mode, dir)
+        check_project(settings.project)
     run = Run(
         settings,
         run_id,

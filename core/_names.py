@@ -1,11 +1,31 @@
-"""Run ids and readable run names."""
+"""Names: run ids, readable run names, and the rules the SDK and the server share.
+
+The server imports these rules, so that a name ``init`` accepts offline is one
+the server takes later: a run whose project the server refuses could never be
+uploaded.
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
 
+#: Run ids: letters, digits, '-' and '_' (they go into URLs and directory names).
+RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
+#: Users and teams.
+ENTITY = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: A project's own name, without its entity.
+PROJECT = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+PROJECT_RULE = (
+    "a project is NAME or ENTITY/NAME, where NAME is 1-128 and ENTITY 1-64 letters, "
+    "digits, '.', '_' or '-', each starting with a letter or digit"
+)
+
+_RUN_ID = re.compile(RUN_ID)
+_ENTITY = re.compile(ENTITY)
+_PROJECT = re.compile(PROJECT)
+
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _ADJECTIVES = (
     "amber",
@@ -104,4 +124,26 @@ def new_run_name() -> str:
 
 
 def valid_run_id(run_id: str) -> bool:
-    return 0 < len(run_id) <= 64 and all(c in _ALPHABET or c in _UPPER or c in "-_" for c in run_id)
+    return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None
+
+
+def valid_entity(name: str) -> bool:
+    """A user or team name."""
+    return isinstance(name, str) and _ENTITY.fullmatch(name) is not None
+
+
+def project_problem(project: object) -> str | None:
+    """What is wrong with ``project`` (``"name"`` or ``"entity/name"``); ``None`` if nothing."""
+    if isinstance(project, str):
+        entity, slash, name = project.rpartition("/")
+        if _PROJECT.fullmatch(name) and (not slash or valid_entity(entity)):
+            return None
+    return f"project name {project!r:.200} is invalid: {PROJECT_RULE}"
+
+
+def check_project(project: str) -> str:
+    """``project`` if valid; else ``ValueError`` naming the rule."""
+    problem = project_problem(project)
+    if problem is not None:
+        raise ValueError(problem)
+    return project

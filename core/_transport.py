@@ -32,13 +32,14 @@ from typing import Any
 import httpx
 
 from . import _credentials
+from ._names import RUN_ID
 from ._settings import env_float
 from .records import RunStart
 from .runlog import FRAME, HEADER_SIZE, MAX_FRAME, check_header, iter_frames
 
 STREAMS = ("main", "system")
 PROGRESS_FILE = "upload.json"
-_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RUN_ID = re.compile(RUN_ID)
 #: Statuses worth retrying: the server is busy, restarting or behind a proxy that is.
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 1 << 20

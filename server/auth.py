@@ -10,18 +10,17 @@ of a member of the owning team, or of an admin.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from trackline._names import valid_entity
 
 from .schema import api_keys, entities, members
 
 KEY_PREFIX = "tl_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ADMIN_NAME = "admin"
 
 
@@ -45,7 +44,7 @@ class User:
 
 
 def valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))
+    return bool(valid_entity(name))
 
 
 def hash_key(key: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from trackline._names import project_problem
 from trackline.records import (
     ArtifactLogged,
     ArtifactUsed,
@@ -46,7 +47,6 @@ from .columnize import Columnizer
 from .schema import blobs, histograms, media, projects, run_files, runs, streams
 
 STREAMS = ("main", "system")
-_PROJECT_MAX = 128
 _TEXT_MAX = 1_000_000
 #: Steps are stored as int64; the bound leaves room for arithmetic.
 STEP_LIMIT = 2**62
@@ -155,12 +155,12 @@ def safe_path(path: str) -> str | None:
 
 def split_project(project: str, user: auth.User) -> tuple[str, str]:
     """``"entity/name"`` or ``"name"`` (the caller's own) as (entity, name)."""
-    project = project.strip()
+    problem = project_problem(project)  # the SDK's own rule: what init accepts is taken here
+    if problem is not None:
+        raise IngestError(422, problem)
     entity, slash, name = project.partition("/")
     if not slash:
         entity, name = user.name, project
-    if not name or "/" in name or len(name) > _PROJECT_MAX or not name.isprintable():
-        raise IngestError(422, f"invalid project name {project!r}")
     return entity, name
 
 

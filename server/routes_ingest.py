@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from trackline._names import RUN_ID
 
 from . import ingest
 from .deps import ApiError, Ctx, User
@@ -23,7 +24,6 @@ from .wire import Json
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
-RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Stream = Annotated[str, PathParam(pattern="^(main|system)$", description="`main` or `system`.")]
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]

@@ -12,6 +12,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from trackline._names import ENTITY, RUN_ID
 
 from . import auth, history, ingest, query
 from .deps import ApiError, Context, Ctx, MaybeUser, User
@@ -31,7 +32,7 @@ from .wire import Json
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
-RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run's id.")]
+RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Entity = Annotated[str, PathParam(max_length=64, description="The owning user or team.")]
 ProjectName = Annotated[str, PathParam(max_length=128, description="The project's name.")]
 MAX_LIMIT = 1000
@@ -96,7 +97,7 @@ def viewer(ctx: Ctx, user: User) -> Json:
 
 
 class NewUser(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=ENTITY)
     admin: bool = False
 
 
@@ -153,7 +154,7 @@ def delete_key(key_id: int, ctx: Ctx, user: User) -> Json:
 
 
 class NewTeam(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(pattern=ENTITY)
 
 
 @router.post("/teams", tags=["users"], summary="Create a team; the caller manages it")
@@ -555,7 +556,7 @@ def _runs(conn: sa.Connection, run_ids: list[str], user: auth.User | None) -> li
 
 
 class KeysQuery(BaseModel):
-    runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
+    runs: list[Annotated[str, Field(pattern=RUN_ID)]] = Field(max_length=MAX_RUNS)
 
 
 @router.post("/metrics/keys", summary="The metric keys of a set of runs")
@@ -577,7 +578,7 @@ def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
 
 
 class SeriesQuery(BaseModel):
-    runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
+    runs: list[Annotated[str, Field(pattern=RUN_ID)]] = Field(max_length=MAX_RUNS)
     keys: list[Annotated[str, Field(max_length=1024)]] = Field(max_length=1000)
     samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
