@@ -2,10 +2,11 @@
 
 At start the training process writes ``processes.json`` into the run directory:
 the host, and the pid and start time of the process that writes ``main.tlog``
-and of its agent. While the agent lives, it gives the verdict on a training
-process that ends without a finish record. When both are gone (killed together,
-a machine that lost power), nobody would: a reader that finds no finish record
-and neither process alive calls the run ``crashed`` and says how it knows.
+and of its agent (it removes the file once its finish record is on disk). While
+the agent lives, it gives the verdict on a training process that ends without a
+finish record. When both are gone (killed together, a machine that lost power),
+nobody would: a reader that finds no finish record and neither process alive
+calls the run ``crashed`` and says how it knows.
 
 A process counts as alive only with the same pid *and* start time, so a pid the
 system has given to another process since is not mistaken for the run's.
@@ -57,6 +58,15 @@ def record(run_dir: Path, agent_pid: int | None) -> None:
         with contextlib.suppress(OSError):
             scratch.unlink()
         warn_once("processes", f"trackline: could not record the run's processes ({exc})")
+
+
+def forget(run_dir: Path) -> None:
+    """Remove ``processes.json`` of a run whose finish record is on disk: nothing to judge.
+
+    So that ``trackline sync`` need not read a finished run's logs to learn that.
+    """
+    with contextlib.suppress(OSError):
+        (run_dir / FILE).unlink(missing_ok=True)
 
 
 def alive(pid: int, started: float | None) -> bool:

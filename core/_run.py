@@ -219,6 +219,8 @@ class Run:
         )
         writer_done = self._writer.close(final, timeout)
         self._inert = "finished"
+        if writer_done:
+            _liveness.forget(self.dir)
         if not media_done:
             warn_once(
                 "finish-media",

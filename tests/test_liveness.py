@@ -194,3 +194,4 @@ def test_a_reused_pid_is_not_the_runs_process(monkeypatch: pytest.MonkeyPatch) -
     path.write_text(json.dumps(recorded))
     run.finish()
     assert trackline.open_run(run.dir).state == "finished"
+    assert not path.exists()  # nothing left to judge: sync need not read the logs
