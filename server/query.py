@@ -182,6 +182,7 @@ def run_dict(
         out.update(
             {
                 "traceback": final.get("traceback"),
+                "reason": final.get("reason"),  # how a verdict's giver knew (agent, sync)
                 "argv": meta.get("argv", []),
                 "pid": row.pid,
                 "starts": row.starts,

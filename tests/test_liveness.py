@@ -142,6 +142,8 @@ def test_run_killed_with_its_agent_is_crashed_locally_and_on_the_server(
     with Api(server.url, api_key=ADMIN_KEY) as api:
         remote = api.run(local.id)
         assert remote.state == "crashed"
+        with server.client() as client:
+            assert client.get(f"/runs/{local.id}").json()["reason"] == local.reason
         stamp = remote.updated_at
         again = runner.invoke(cli, ["sync", "--server", server.url, str(run_dir)])
         assert again.exit_code == 0, again.output
