@@ -75,7 +75,7 @@ def alive(pid: int, started: float | None) -> bool:
 
     try:
         process = psutil.Process(pid)
-        if started is None or abs(process.create_time() - started) > _SAME_START:
+        if started is not None and abs(process.create_time() - started) > _SAME_START:
             return False  # another process that got the same pid
         return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:  # ZombieProcess included
@@ -84,12 +84,13 @@ def alive(pid: int, started: float | None) -> bool:
         return True
 
 
-def verdict(run_dir: Path) -> Finish | None:
+def verdict(run_dir: Path, since: float = 0.0) -> Finish | None:
     """A ``crashed`` finish record if the run's writer and agent are both gone, else ``None``.
 
     ``None`` too where it cannot be known: no ``processes.json`` (a run from before
     it existed), or a run recorded on another host. The caller checks that the
-    logs hold no finish record; the verdict's time is the logs' last change.
+    logs hold no finish record. The verdict's time is the logs' last change, and
+    not before ``since`` (the last start: a file's time may lag the clock).
     """
     try:
         data = json.loads((run_dir / FILE).read_text())
@@ -106,7 +107,9 @@ def verdict(run_dir: Path) -> Finish | None:
     )
     note = "" if len(found) > 1 else " (no agent)"
     return Finish(
-        time=_last_change(run_dir), state="crashed", reason=f"{gone} gone{note}, no finish record"
+        time=max(_last_change(run_dir), since),
+        state="crashed",
+        reason=f"{gone} gone{note}, no finish record",
     )
 
 

@@ -78,7 +78,7 @@ class LocalRun:
         self._read_main(main)
         self._read_system(self.path / "system.tlog")
         if self.state == "running":
-            self.verdict = _liveness.verdict(self.path)
+            self.verdict = _liveness.verdict(self.path, self._last_start)
             if self.verdict is not None:
                 self._finish(self.verdict)
 
