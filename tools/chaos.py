@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _chaos_lab import ChaosError, Lab, Postgres, ServerProcess, postgres_available  # noqa: E402
-from _chaos_scenarios import FULL, QUICK, SCENARIOS, Outcome  # noqa: E402
+from _chaos_lab import ChaosError, Lab, Postgres, ServerProcess, postgres_available
+from _chaos_scenarios import FULL, QUICK, SCENARIOS, Outcome
 
 #: Scenarios that must pass (exit status); the others are reported but tolerated.
 STRICT = ("kill_training", "kill_agent", "kill_server", "server_down")
