@@ -14,7 +14,8 @@ from _server import fixture_postgres  # noqa: F401 - fixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-from chaos import SCENARIOS, Result, failed, run_backend, table
+from _chaos_scenarios import SCENARIOS
+from chaos import Result, failed, run_backend, table
 
 FIXED = ("kill_training", "kill_agent", "kill_server", "server_down")
 

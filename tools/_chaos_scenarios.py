@@ -38,7 +38,7 @@ class Outcome:
     lost: int | None = None
     duplicated: int | None = None
     peak_rss: int | None = None
-    rss_of: str = "sdk"
+    rss_of: str = "sdk"  # the training process and its agent, or "server"
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
@@ -140,12 +140,12 @@ def kill_agent(lab: Lab, size: Size) -> Outcome:
 
 def kill_server(lab: Lab, size: Size) -> Outcome:
     """SIGKILL the server mid-upload, restart it: the agent resumes from its offset."""
-    training = lab.train("kill_server", size.steps, rate=size.rate)
+    training = lab.train("kill_server", size.steps, rate=size.rate / 3)
     wait_until(lambda: remote_rows(lab.server, training.run_id).rows > 0, 60, "first rows")
     lab.server.kill()
+    outcome = Outcome(notes=[f"killed with {training.logged()} rows logged"])
     time.sleep(1.0)
     lab.server.start()
-    outcome = Outcome()
     finished(training, outcome)
     agent_gone(training, outcome)
     return count(lab, training, training.logged(), "finished", outcome)

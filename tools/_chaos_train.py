@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import mmap
 import struct
-import sys
 import time
 from pathlib import Path
 
@@ -64,4 +63,4 @@ def read_counter(path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
