@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import trackline
 from _chaos_lab import ChaosError, Lab, RssSampler, Training, alive, remote_rows, tmpfs, wait_until
 
 #: Rows logged at least this long before a SIGKILL are on disk (the SDK's contract).
@@ -105,10 +106,13 @@ def finished(training: Training, outcome: Outcome) -> None:
         outcome.problems.append(f"training exited with {code}: {training.err()[-300:]}")
 
 
-def kill_after_durable(training: Training) -> int:
-    """SIGKILL the training process; the rows logged ``DURABLE_AFTER`` s before it."""
+def kill_after_durable(training: Training, agent_too: bool = False) -> int:
+    """SIGKILL the training process (and its agent); the rows logged ``DURABLE_AFTER`` s
+    before."""
     logged = training.logged()
     time.sleep(DURABLE_AFTER)
+    if agent_too:
+        os.kill(training.agent_pid, signal.SIGKILL)
     training.kill()
     return logged
 
@@ -169,14 +173,9 @@ def server_down(lab: Lab, size: Size) -> Outcome:
 
 def kill_both(lab: Lab, size: Size) -> Outcome:
     """SIGKILL training and agent together; after sync the run is crashed everywhere."""
-    import trackline
-
     training = lab.train("kill_both", size.steps, "--hold", rate=size.rate)
     training.wait_logged(size.steps // 2)
-    logged = training.logged()
-    time.sleep(DURABLE_AFTER)
-    os.kill(training.agent_pid, signal.SIGKILL)
-    training.kill()
+    logged = kill_after_durable(training, agent_too=True)
     wait_until(lambda: not alive(training.agent_pid), 30, "the agent to die")
     lab.sync(training.run_dir)
     outcome = Outcome()
@@ -233,8 +232,6 @@ def gzip_bomb(megabytes: int = BOMB_MB) -> bytes:
 
 def gzip_bomb_attack(lab: Lab, size: Size) -> Outcome:
     """A key holder posts gzip bombs to the ingest endpoint: the server's RSS stays bounded."""
-    lab.server.stop()
-    lab.server.start()
     key = lab.new_user("mallory")
     bomb = gzip_bomb()
     assert lab.server.process is not None
