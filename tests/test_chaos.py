@@ -14,7 +14,7 @@ from _server import fixture_postgres  # noqa: F401 - fixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-from _chaos_scenarios import SCENARIOS
+from _chaos_scenarios import SCENARIOS, Outcome
 from chaos import Result, failed, run_backend, table
 
 FIXED = ("kill_training", "kill_agent", "kill_server", "server_down")
@@ -57,3 +57,18 @@ def test_fixed_scenarios_lose_and_duplicate_nothing(results: list[Result]) -> No
             assert result.outcome.lost == 0, (result.scenario, result.detail)
             assert result.outcome.duplicated == 0, (result.scenario, result.detail)
     assert failed(results, FIXED) == [], table(results)
+
+
+def test_a_strict_scenario_that_fails_or_skips_fails_the_run() -> None:
+    ok = Result("kill_agent", "sqlite", Outcome(logged=1, on_server=1, lost=0, duplicated=0), 1.0)
+    lost = Result("kill_server", "sqlite", Outcome(lost=3, problems=["3 rows lost"]), 1.0)
+    skipped = Result("disk_full", "sqlite", Outcome(skipped="cannot mount"), 1.0)
+    broken = Result("kill_both", "postgres", Outcome(), 1.0, error="timed out")
+    results = [ok, lost, skipped, broken]
+    assert failed(results, ["kill_agent"]) == []
+    assert failed(results, ["kill_agent", "kill_server", "disk_full"]) == [lost, skipped]
+    assert failed(results, ["kill_both"]) == [broken]
+    assert failed(results, ["private_run"]) == []
+    lines = table(results).splitlines()
+    assert [line.split()[-1] for line in lines[2:6]] == ["ok", "FAIL", "SKIP", "ERROR"]
+    assert "disk_full/sqlite (1s): cannot mount" in lines
