@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, bench, and one per integration over two framework versions.
+"""Sessions: tests, lint, bench, chaos, and one per integration over two framework versions.
 
 ``nox -s tests`` is what CI runs (through the README's test command); the
 integration sessions re-run one adapter's tests against other framework releases.
@@ -38,6 +38,13 @@ def bench(session: nox.Session) -> None:
     session.install(TORCH, *CONSTRAINTS, "-e", ".[dev,bench]")
     for script in ("core", "media", "server", "integrations", "artifacts", "dashboard"):
         session.run("python", f"bench/bench_{script}.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """Fault scenarios end to end on SQLite and PostgreSQL, as a table (`-- --quick`: CI's form)."""
+    session.install(*CONSTRAINTS, "-e", ".[server]", "pytest")
+    session.run("python", "tools/chaos.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
