@@ -39,7 +39,7 @@ from trackline.records import (
     SummaryUpdate,
     SystemSample,
 )
-from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, RunLogError, check_header
+from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, RunLogError, check_header, resync
 
 from . import artifacts, auth, chunks, files, runstate, series
 from .columnize import Columnizer
@@ -103,6 +103,8 @@ def decode(data: bytes, offset: int) -> Body:
     elif offset < HEADER_SIZE:
         raise IngestError(400, f"offset {offset} is inside the run log header")
     # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
+    # Bad bytes with a whole frame after them are skipped by the one rule, ``resync``;
+    # the range must still end with a whole frame.
     records: list[Any] = []
     starts: list[int] = []
     unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
@@ -112,12 +114,13 @@ def decode(data: bytes, offset: int) -> Body:
         while pos + 8 <= size:
             length, crc = unpack(view, pos)
             end = pos + 8 + length
-            if end > size or length > MAX_FRAME:
-                break
-            payload = view[pos + 8 : end]
-            if crc32(payload) != crc:
-                break
-            records.append(decode_one(payload))
+            if end > size or length > MAX_FRAME or crc32(view[pos + 8 : end]) != crc:
+                found = resync(view, pos)
+                if found is None:
+                    break
+                pos = found
+                continue
+            records.append(decode_one(view[pos + 8 : end]))
             starts.append(base + pos)
             pos = end
     except msgspec.DecodeError:
