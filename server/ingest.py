@@ -29,6 +29,7 @@ from trackline.records import (
     Environment,
     FileSaved,
     Finish,
+    Gap,
     GitInfo,
     Histogram,
     MediaRecord,
@@ -409,6 +410,8 @@ class Applier:
                 self._file(path, None, record.diff_bytes, time.time(), {"kind": "git"})
         elif kind is Environment and not main:
             state.environment(record)
+        elif kind is Gap and main:
+            state.gap(record)
 
     def _media_record(self, record: MediaRecord) -> None:
         items: list[dict[str, Any]] = []
