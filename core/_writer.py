@@ -182,11 +182,11 @@ class Writer:
                     written = exc.written
                     raise
                 finally:
+                    self.written += written
                     if gap is not None and written:
                         self._gap = None
                         written -= 1
                         batch.pop(0)
-                    self.written += written
                     done += written
                     size += sum(map(len, batch[:written]))
         except OSError as exc:

@@ -1,0 +1,333 @@
+"""A disk that refuses the run log: faults at the file layer, a real full tmpfs, the buffer bound.
+
+Faults are injected under ``LogFile`` (``runlog.RawFile``, the three system calls it
+makes): short writes, ENOSPC, EIO with the bytes landing anyway, a failing ftruncate.
+Everything above that layer is the real code, on real files.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from trackline import runlog
+from trackline._warn import TracklineWarning
+from trackline._writer import Writer
+from trackline.records import Finish, Gap, Metrics, RunStart
+
+
+class Disk:
+    """What the disk does next: take ``room`` more bytes (``None``: any), then fail how."""
+
+    def __init__(self) -> None:
+        self.room: int | None = None
+        self.fault = "short"  # "short": short write, then ENOSPC; "eio": the bytes land, EIO
+        self.truncate_fails = False
+
+    def fail_after(self, room: int, fault: str = "short", truncate_fails: bool = False) -> None:
+        self.room, self.fault, self.truncate_fails = room, fault, truncate_fails
+
+    def heal(self) -> None:
+        self.room, self.truncate_fails = None, False
+
+
+class FaultyFile(runlog.RawFile):
+    def __init__(self, fd: int, disk: Disk) -> None:
+        super().__init__(fd)
+        self.disk = disk
+
+    def pwrite(self, data: memoryview, offset: int) -> int:
+        disk = self.disk
+        if disk.room is None:
+            return super().pwrite(data, offset)
+        if disk.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = super().pwrite(data[: disk.room], offset)
+        disk.room -= n
+        if disk.fault == "eio":
+            disk.room = 0
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return n
+
+    def truncate(self, size: int) -> None:
+        if self.disk.truncate_fails:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        super().truncate(size)
+
+
+def open_log(path: Path, disk: Disk) -> runlog.LogFile:
+    return runlog.LogFile(path, raw=lambda fd: FaultyFile(fd, disk))
+
+
+def row(step: int) -> Metrics:
+    return Metrics(step, float(step), {"loss": 1.0 / (step + 1), "note": "x" * (step % 7)})
+
+
+def steps_read(path: Path) -> list[int]:
+    return [r.step for r in runlog.read_records(path) if type(r) is Metrics]
+
+
+FAULTS = [("short", False), ("eio", False), ("short", True), ("eio", True)]
+
+
+@pytest.mark.parametrize(("fault", "truncate_fails"), FAULTS)
+def test_a_fault_at_every_byte_of_a_batch_leaves_whole_frames_only(
+    tmp_path: Path, fault: str, truncate_fails: bool
+) -> None:
+    path = tmp_path / "main.tlog"
+    batch = [runlog.frame_record(row(i)) for i in range(2, 5)]
+    size = sum(map(len, batch))
+    for room in range(size):
+        path.unlink(missing_ok=True)
+        disk = Disk()
+        log = open_log(path, disk)
+        log.write([runlog.frame_record(row(0)), runlog.frame_record(row(1))])
+        before = path.read_bytes()
+        disk.fail_after(room, fault, truncate_fails)
+        with pytest.raises(runlog.WriteFailed) as failed:
+            log.write(batch)
+        written = failed.value.written
+        assert failed.value.errno in (errno.ENOSPC, errno.EIO)
+        # Whole frames only were reported written: those that fit before the fault.
+        whole = sum(1 for i in range(len(batch)) if sum(map(len, batch[: i + 1])) <= room)
+        assert written == (whole if fault == "short" else 0), room
+        assert log.end == len(before) + sum(map(len, batch[:written]))
+        if not truncate_fails:
+            assert path.read_bytes() == before + b"".join(batch[:written]), room
+        # The disk comes back: the rest goes exactly where the last whole frame ended.
+        disk.heal()
+        log.write(batch[written:])
+        log.write([runlog.frame_record(row(5))])
+        log.close()
+        assert path.read_bytes() == before + b"".join(batch) + runlog.frame_record(row(5))
+        assert steps_read(path) == [0, 1, 2, 3, 4, 5], room
+
+
+def test_a_torn_tail_left_by_a_failed_cut_is_set_aside_on_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    disk = Disk()
+    log = open_log(path, disk)
+    log.write([runlog.frame_record(row(0))])
+    good = path.stat().st_size
+    frame = runlog.frame_record(row(1))
+    disk.fail_after(len(frame) - 3, "short", truncate_fails=True)
+    with pytest.raises(runlog.WriteFailed):
+        log.write([frame])
+    log.close()  # cannot cut either: the torn bytes stay
+    assert path.stat().st_size == good + len(frame) - 3
+    reopened = runlog.LogFile(path)  # a resumed run, on a disk that works again
+    reopened.append(row(2))
+    reopened.close()
+    assert steps_read(path) == [0, 2]
+    assert (tmp_path / f"main.tlog.torn-{good}").read_bytes() == frame[:-3]
+
+
+@st.composite
+def episodes(draw: st.DrawFn) -> list[tuple[int, str | None, int, bool, bool]]:
+    """Batches of rows, each written under a fault (or none), with restarts between some."""
+    return draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 6),  # new rows
+                st.sampled_from([None, "short", "eio"]),  # the fault while writing them
+                st.integers(0, 400),  # bytes the disk takes before it
+                st.booleans(),  # ftruncate fails too
+                st.booleans(),  # the process restarts afterwards (its unwritten rows are lost)
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(episodes())
+def test_any_faults_then_recovery_keep_every_reported_row_once_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    plan: list[tuple[int, str | None, int, bool, bool]],
+) -> None:
+    path = tmp_path_factory.mktemp("log") / "main.tlog"
+    disk = Disk()
+    log = open_log(path, disk)
+    pending: list[bytes] = []  # what the writer still holds, oldest first
+    steps: dict[bytes, int] = {}
+    reported: list[int] = []
+    step = 0
+    for new, fault, room, truncate_fails, restart in plan:
+        for _ in range(new):
+            data = runlog.frame_record(row(step))
+            steps[data] = step
+            pending.append(data)
+            step += 1
+        if fault is None:
+            disk.heal()
+        else:
+            disk.fail_after(room, fault, truncate_fails)
+        try:
+            log.write(pending)
+            written = len(pending)
+        except runlog.WriteFailed as exc:
+            written = exc.written
+        reported += [steps[d] for d in pending[:written]]
+        del pending[:written]
+        if restart:
+            log.close()
+            disk.heal()
+            pending.clear()
+            log = open_log(path, disk)
+    disk.heal()
+    log.write(pending)
+    reported += [steps[d] for d in pending]
+    log.close()
+    got = steps_read(path)
+    assert got == sorted(set(got)), "out of order or twice"
+    assert set(reported) <= set(got)
+    assert runlog.LogFile(path).end == path.stat().st_size  # reopening cuts nothing valid
+
+
+def test_the_writer_holds_rows_while_the_disk_refuses_them(tmp_path: Path) -> None:
+    disk = Disk()
+    writer = Writer(open_log(tmp_path / "main.tlog", disk), flush_interval=0.01)
+    writer.buffer.append(RunStart(run_id="r", project="p", name="n", start_time=1.0))
+    assert writer.flush()
+    disk.fail_after(500)
+    with pytest.warns(TracklineWarning, match="could not write its run log"):
+        for i in range(3_000):
+            writer.buffer.append(row(i))
+        assert writer.flush()
+    assert writer.failed is not None
+    disk.heal()
+    assert writer.close(Finish(time=2.0, state="finished"), timeout=10)
+    assert steps_read(tmp_path / "main.tlog") == list(range(3_000))
+
+
+def test_past_its_bound_the_writer_drops_the_oldest_rows_and_counts_them(tmp_path: Path) -> None:
+    disk = Disk()
+    path = tmp_path / "main.tlog"
+    bound = 100_000
+    writer = Writer(open_log(path, disk), flush_interval=0.01, max_buffer=bound)
+    writer.buffer.append(RunStart(run_id="r", project="p", name="n", start_time=1.0))
+    assert writer.flush()
+    disk.fail_after(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(20_000):
+            writer.buffer.append(row(i))
+            if i % 1_000 == 999:
+                assert writer.flush()
+                assert writer._unwritten_bytes <= bound
+    messages = [str(w.message) for w in caught]
+    assert sum("drops the oldest rows" in m for m in messages) == 1, messages
+    assert "disk full" in next(m for m in messages if "drops the oldest rows" in m)
+    disk.heal()
+    assert writer.close(Finish(time=2.0, state="finished"), timeout=10)
+    records = runlog.read_records(path)
+    gaps = [r for r in records if type(r) is Gap]
+    assert len(gaps) == 1
+    gap = gaps[0]
+    got = steps_read(path)
+    assert got == sorted(set(got))
+    assert gap.reason == "disk full" and gap.rows > 0 and gap.bytes > 0
+    assert len(got) + gap.rows == 20_000
+    assert sorted(set(range(20_000)) - set(got)) == list(range(gap.first_step, gap.last_step + 1))
+    # The gap sits where the dropped rows were: before the rows kept.
+    kinds = [type(r).__name__ for r in records]
+    assert kinds[:2] == ["RunStart", "Gap"] and type(records[-1]) is Finish
+
+
+# -- a real full disk -------------------------------------------------------------------
+
+TRAIN = textwrap.dedent(
+    """
+    import json, os, sys, warnings
+    import trackline
+
+    warnings.simplefilter("ignore")
+    filler, report = sys.argv[1], sys.argv[2]
+    run = trackline.init(project="p", id="full-disk-run", resume="allow")
+    for step in range(50_000):
+        run.log({"loss": step * 0.5, "acc": 1.0}, step=step)
+    run._writer.flush()
+    os.unlink(filler)  # space comes back
+    for step in range(50_000, 51_000):
+        run.log({"loss": step * 0.5, "acc": 1.0}, step=step)
+    run._writer.flush()
+    left = len(run._writer._unwritten)
+    run.finish()
+    with open(report, "w") as f:
+        json.dump({"written": run._writer.written, "left": left}, f)
+    """
+)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a 2 MiB tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_tmpfs_loses_no_row_silently_and_resume_keeps_every_frame(
+    small_tmpfs: Path, tmp_path: Path
+) -> None:
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * (1536 * 1024))  # 0.5 MiB left for the run
+    report = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "TRACKLINE_DIR": str(small_tmpfs / "tl"),
+        "TRACKLINE_SYSTEM_INTERVAL": "3600",
+        "TRACKLINE_MAX_BUFFER_MB": "0.5",
+    }
+    subprocess.run(
+        [sys.executable, "-c", TRAIN, str(filler), str(report)], env=env, check=True, timeout=300
+    )
+    written = json.loads(report.read_text())
+    run_dir = small_tmpfs / "tl" / "runs" / "full-disk-run"
+    path = run_dir / "main.tlog"
+    records = runlog.read_records(path)
+    got = steps_read(path)
+    gaps = [r for r in records if type(r) is Gap]
+    assert written["left"] == 0
+    assert len(records) == written["written"]  # every frame reported written is readable
+    assert got == sorted(set(got))  # in order, once
+    assert gaps and all(g.reason == "disk full" for g in gaps)
+    assert len(got) + sum(g.rows for g in gaps) == 51_000  # a lost row is a counted row
+    lost = set(range(51_000)) - set(got)
+    assert lost <= {s for g in gaps for s in range(g.first_step, g.last_step + 1)}
+    assert got[-1] == 50_999
+    # Resuming never shrinks the file below its valid frames.
+    size = path.stat().st_size
+    resume = textwrap.dedent(
+        """
+        import trackline
+        run = trackline.init(project="p", id="full-disk-run", resume="allow")
+        run.log({"loss": 0.0}, step=51_000)
+        run.finish()
+        """
+    )
+    subprocess.run([sys.executable, "-c", resume], env=env, check=True, timeout=120)
+    assert path.stat().st_size > size
+    assert steps_read(path) == [*got, 51_000]
