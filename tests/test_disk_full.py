@@ -18,12 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trackline
+from _server import (  # noqa: F401 - fixtures
+    ADMIN_KEY,
+    ServerProcess,
+    fixture_server,
+    frames_bytes,
+    log_bytes,
+    wait_for,
+)
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from trackline import runlog
+from trackline._cli import main as cli
+from trackline._client import Api
+from trackline._transport import Shipper, _read_frames
 from trackline._warn import TracklineWarning
 from trackline._writer import Writer
-from trackline.records import Finish, Gap, Metrics, RunStart
+from trackline.records import Finish, Gap, Metrics, Record, RunStart
+from trackline.server import ingest
 
 
 class Disk:
@@ -331,3 +345,79 @@ def test_a_full_tmpfs_loses_no_row_silently_and_resume_keeps_every_frame(
     subprocess.run([sys.executable, "-c", resume], env=env, check=True, timeout=120)
     assert path.stat().st_size > size
     assert steps_read(path) == [*got, 51_000]
+
+
+# -- readers, agent and server agree on what a torn middle is ----------------------------
+
+
+def torn_middle_log() -> tuple[bytes, list[int]]:
+    """A run log with a torn frame in the middle (the old writer's leftover) and a gap."""
+    head = [RunStart(run_id="tornmid1", project="p", name="n", start_time=1.0)]
+    head += [row(i) for i in range(60)]
+    torn = runlog.frame_record(row(60))[:-5]
+    tail: list[Record] = [Gap(61, 79, 19, 1_000, "disk full", 2.0)]
+    tail += [row(i) for i in range(80, 140)]
+    tail.append(Finish(time=3.0, state="finished"))
+    data = log_bytes(head) + torn + frames_bytes(tail)
+    return data, [*range(60), *range(80, 140)]
+
+
+def test_server_decoder_skips_a_torn_middle_as_the_reader_does() -> None:
+    data, steps = torn_middle_log()
+    frames = runlog.decode_log(data)
+    assert [f.record.step for f in frames if type(f.record) is Metrics] == steps
+    body = ingest.decode(data, 0)
+    assert body.records == [f.record for f in frames]
+    assert body.starts == [f.start for f in frames]
+    with pytest.raises(ingest.IngestError):  # a torn *tail* of a body is still refused
+        ingest.decode(data[:-3], 0)
+
+
+def test_a_torn_middle_ships_exactly_once(server: ServerProcess, tmp_path: Path) -> None:
+    data, steps = torn_middle_log()
+    run_dir = tmp_path / "tornmid1"
+    run_dir.mkdir()
+    (run_dir / "main.tlog").write_bytes(data)
+    # Batches of 1 KB: some end inside the torn bytes, one starts there.
+    with Shipper(run_dir, server.url, ADMIN_KEY, live=False, batch_kb=1) as shipper:
+        assert wait_for(lambda: shipper.pump(final=True), timeout=60)
+    with Api(server.url, ADMIN_KEY) as api:
+        remote = api.run("tornmid1")
+        assert [r["_step"] for r in remote.history()] == steps
+        assert remote.gaps == [
+            {
+                "first_step": 61,
+                "last_step": 79,
+                "rows": 19,
+                "bytes": 1_000,
+                "reason": "disk full",
+                "time": 2.0,
+            }
+        ]
+        assert remote.state == "finished"
+    local = trackline.open_run(run_dir)
+    assert [g.rows for g in local.gaps] == [19]
+    shown = CliRunner().invoke(cli, ["show", str(run_dir)])
+    assert "19 rows of steps 61-79 lost: disk full" in shown.output
+
+
+def test_reopening_a_torn_middle_keeps_every_frame(tmp_path: Path) -> None:
+    data, steps = torn_middle_log()
+    path = tmp_path / "main.tlog"
+    path.write_bytes(data + b"\x10\x00\x00\x00torn")
+    log = runlog.LogFile(path)
+    log.append(row(140))
+    log.close()
+    assert path.read_bytes()[: len(data)] == data
+    assert steps_read(path) == [*steps, 140]
+    assert (tmp_path / f"main.tlog.torn-{len(data)}").read_bytes() == b"\x10\x00\x00\x00torn"
+
+
+def test_shipping_finds_a_frame_after_bad_bytes_longer_than_a_batch(tmp_path: Path) -> None:
+    head = log_bytes([RunStart(run_id="r", project="p", name="n", start_time=1.0)])
+    after = runlog.frame_record(row(1))
+    path = tmp_path / "main.tlog"
+    path.write_bytes(head + b"\xee" * 3000 + after)
+    got = _read_frames(path, len(head), 1024)
+    assert got == b"\xee" * 3000 + after
+    assert ingest.decode(got, len(head)).records == [row(1)]
