@@ -194,7 +194,9 @@ class LogFile:
     and cut; bad bytes with valid frames after them stay (readers skip them).
     """
 
-    def __init__(self, path: str | os.PathLike[str], raw: type[RawFile] = RawFile) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], raw: Callable[[int], RawFile] = RawFile
+    ) -> None:
         self.path = Path(path)
         # Not O_APPEND: every write goes to an explicit offset (pwrite), so that
         # the bytes of a failed write are overwritten, never appended after.
@@ -203,8 +205,12 @@ class LogFile:
         #: End of the last whole frame: where the next frame goes.
         self.end = 0
         self._torn = False
-        if not existing:
-            self._write_all(memoryview(header_bytes()), 0)
+        if header_bytes().startswith(existing):  # new, or only part of a header made it
+            try:
+                self._write_all(memoryview(header_bytes()), 0)
+            except _Partial as partial:
+                self.close()
+                raise partial.cause from None
             self.end = HEADER_SIZE
             return
         check_header(existing)

@@ -146,6 +146,22 @@ def test_a_torn_tail_left_by_a_failed_cut_is_set_aside_on_reopen(tmp_path: Path)
     assert (tmp_path / f"main.tlog.torn-{good}").read_bytes() == frame[:-3]
 
 
+def test_no_room_for_the_header_is_an_oserror_and_the_next_open_writes_it_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "main.tlog"
+    disk = Disk()
+    disk.fail_after(3)
+    with pytest.raises(OSError) as refused:
+        open_log(path, disk)
+    assert refused.value.errno == errno.ENOSPC
+    assert path.read_bytes() == runlog.header_bytes()[:3]
+    log = runlog.LogFile(path)
+    log.append(row(0))
+    log.close()
+    assert steps_read(path) == [0]
+
+
 @st.composite
 def episodes(draw: st.DrawFn) -> list[tuple[int, str | None, int, bool, bool]]:
     """Batches of rows, each written under a fault (or none), with restarts between some."""
