@@ -166,41 +166,36 @@ class Writer:
     def _write(self) -> None:
         """Write the unwritten frames, oldest first, in batches; keep what the disk refuses."""
         frames = self._unwritten
-        done = 0  # frames of ``frames`` on disk
-        size = 0
-        try:
-            while done < len(frames) or self._gap is not None:
-                batch = frames[done : done + _BATCH]
-                gap = self._gap
-                written = 0
-                if gap is not None:
-                    batch.insert(0, runlog.frame_record(gap.record()))
-                try:
-                    self._file.write(batch)
-                    written = len(batch)
-                except runlog.WriteFailed as exc:
-                    written = exc.written
-                    raise
-                finally:
-                    self.written += written
-                    if gap is not None and written:
-                        self._gap = None
-                        written -= 1
-                        batch.pop(0)
-                    done += written
-                    size += sum(map(len, batch[:written]))
-        except OSError as exc:
-            # Keep the frames and try again at the next drain: disk full may pass.
-            self.failed = exc
-            warn_once("write", f"trackline could not write its run log ({exc}); will retry")
+        done = size = 0  # frames of ``frames`` now on disk, and their bytes
+        while done < len(frames) or self._gap is not None:
+            batch = frames[done : done + _BATCH]
+            gap = self._gap
+            if gap is not None:  # the dropped rows' place in the log is before the rest
+                batch.insert(0, runlog.frame_record(gap.record()))
+            error: OSError | None = None
+            try:
+                self._file.write(batch)
+                written = len(batch)
+            except OSError as exc:
+                error, written = exc, getattr(exc, "written", 0)
+            self.written += written
+            if gap is not None and written:
+                self._gap = None
+                batch.pop(0)
+                written -= 1
+            done += written
+            size += sum(map(len, batch[:written]))
+            if error is not None:
+                # Keep the frames and try again at the next drain: disk full may pass.
+                self.failed = error
+                warn_once("write", f"trackline could not write its run log ({error}); will retry")
+                break
         else:
             self.failed = None
-        finally:
-            if done:
-                del frames[:done]
-                self._unwritten_bytes -= size + _OVERHEAD * done
-            if not frames:
-                self._unwritten_bytes = 0
+        del frames[:done]
+        self._unwritten_bytes -= size + _OVERHEAD * done
+        if not frames:
+            self._unwritten_bytes = 0
         if self._unwritten_bytes > self._max_buffer:
             self._shed()
 
