@@ -221,7 +221,11 @@ def test_any_faults_then_recovery_keep_every_reported_row_once_in_order(
     log.write(pending)
     reported += [steps[d] for d in pending]
     log.close()
-    got = steps_read(path)
+    frames = runlog.read_log(path)
+    # Whole frames only, back to back: nothing was ever appended after a partial frame.
+    ends = [runlog.HEADER_SIZE, *(f.end for f in frames)]
+    assert [f.start for f in frames] == ends[:-1] and ends[-1] == path.stat().st_size
+    got = [f.record.step for f in frames if type(f.record) is Metrics]
     assert got == sorted(set(got)), "out of order or twice"
     assert set(reported) <= set(got)
     assert runlog.LogFile(path).end == path.stat().st_size  # reopening cuts nothing valid
