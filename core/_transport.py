@@ -435,7 +435,7 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     """Bytes from ``offset`` up to at most ``limit`` (more for one big frame): whole frames only.
 
     At offset 0 the file header comes first. Returns ``b""`` when no whole frame is there yet.
-    Bad bytes between frames (``runlog.resync``) travel with them; the server skips them by
+    Bad bytes between frames (``runlog.Resync``) travel with them; the server skips them by
     the same rule.
     """
     want = max(limit, HEADER_SIZE + FRAME.size)

@@ -7,13 +7,14 @@ Layout::
 
 A reader never returns a record whose checksum does not match. Bad bytes
 between frames (a frame torn by a crash or a full disk, with whole frames
-after it) are skipped by one rule, ``resync``: readers, the agent and the
+after it) are skipped by one rule, ``Resync``: readers, the agent and the
 server all use it. Byte offsets are stable, which is what makes upload by log
 shipping (byte ranges addressed by offset) possible.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -83,39 +84,59 @@ def frame_end(view: memoryview, pos: int) -> int | None:
     return end
 
 
-def resync(view: memoryview, pos: int) -> int | None:
-    """The resynchronisation rule: the first offset after ``pos`` where a frame checks out.
+#: Bytes of checksumming ``Resync`` may spend per byte of its range (and 1 MiB more):
+#: bad bytes crafted so that every offset claims a long frame cannot cost quadratic time.
+RESYNC_WORK = 8
 
-    ``pos`` is where a bad frame starts. ``None`` means nothing whole follows:
-    the bad bytes are a torn *tail* (or a frame still being written), which a
-    reader must leave alone; anything else is a torn *middle*, skipped.
+
+class Resync:
+    """The resynchronisation rule, over one byte range: where the next whole frame starts.
+
+    After a bad frame at ``pos``, the next frame is the first offset after it whose
+    length and CRC check out. Readers, the agent and the server all skip bad bytes
+    by this rule. No such offset means the bad bytes are a torn *tail* (or a frame
+    still being written), which a reader leaves alone; anything else is a torn
+    *middle*, skipped.
     """
-    size = len(view)
-    unpack = FRAME.unpack_from
-    for candidate in range(pos + 1, size - FRAME.size + 1):
-        # Cheap test first: most offsets of garbage give a length past the end.
-        if candidate + FRAME.size + unpack(view, candidate)[0] <= size and frame_end(
-            view, candidate
-        ):
-            return candidate
-    return None
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.work_left = RESYNC_WORK * len(view) + (1 << 20)
+
+    def next_frame(self, pos: int) -> int | None:
+        """The start of the first whole, valid frame after ``pos``; ``None`` if there is none."""
+        view = self.view
+        size = len(view)
+        unpack = FRAME.unpack_from
+        for candidate in range(pos + 1, size - FRAME.size + 1):
+            length = unpack(view, candidate)[0]
+            # Cheap test first: most offsets of bad bytes claim a length past the end.
+            if candidate + FRAME.size + length <= size:
+                self.work_left -= length
+                if self.work_left < 0:
+                    return None  # give up: the rest counts as a torn tail
+                if frame_end(view, candidate) is not None:
+                    return candidate
+        return None
 
 
 def iter_frames(data: bytes | memoryview, start: int = 0) -> Iterator[Frame]:
     """Decode the frames of ``data`` (a byte range of a run log beginning at a frame).
 
     ``start`` is the file offset of ``data[0]``; yielded offsets are file offsets.
-    Bad bytes followed by a valid frame are skipped (``resync``); a frame whose
+    Bad bytes followed by a valid frame are skipped (``Resync``); a frame whose
     checksum holds but which does not decode (a newer record type) is skipped
     whole. Iteration ends at a torn tail.
     """
     view = memoryview(data)
     pos = 0
     size = len(view)
+    resync: Resync | None = None
     while pos + FRAME.size <= size:
         end = frame_end(view, pos)
         if end is None:
-            found = resync(view, pos)
+            resync = resync or Resync(view)
+            found = resync.next_frame(pos)
             if found is None:
                 return
             pos = found
@@ -225,7 +246,7 @@ class LogFile:
             aside.write_bytes(tail)
         except OSError:
             # Nowhere to keep them: leave them in place; new frames go after them
-            # and readers skip them (resync). Nothing is deleted.
+            # and readers skip them (``Resync``). Nothing is deleted.
             aside.unlink(missing_ok=True)
             self.end += len(tail)
             return
@@ -247,7 +268,7 @@ class LogFile:
             except OSError as exc:
                 raise _Partial(exc, done) from exc
             if n <= 0:
-                raise _Partial(OSError(28, "no progress writing the run log"), done)
+                raise _Partial(OSError(errno.EIO, "no progress writing the run log"), done)
             done += n
         return done
 

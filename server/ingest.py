@@ -40,7 +40,7 @@ from trackline.records import (
     SummaryUpdate,
     SystemSample,
 )
-from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, RunLogError, check_header, resync
+from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, Resync, RunLogError, check_header
 
 from . import artifacts, auth, chunks, files, runstate, series
 from .columnize import Columnizer
@@ -104,19 +104,21 @@ def decode(data: bytes, offset: int) -> Body:
     elif offset < HEADER_SIZE:
         raise IngestError(400, f"offset {offset} is inside the run log header")
     # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
-    # Bad bytes with a whole frame after them are skipped by the one rule, ``resync``;
+    # Bad bytes with a whole frame after them are skipped by the one rule, ``Resync``;
     # the range must still end with a whole frame.
     records: list[Any] = []
     starts: list[int] = []
     unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
     size = len(view)
     pos = 0
+    resync: Resync | None = None
     try:
         while pos + 8 <= size:
             length, crc = unpack(view, pos)
             end = pos + 8 + length
             if end > size or length > MAX_FRAME or crc32(view[pos + 8 : end]) != crc:
-                found = resync(view, pos)
+                resync = resync or Resync(view)
+                found = resync.next_frame(pos)
                 if found is None:
                     break
                 pos = found

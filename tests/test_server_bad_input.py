@@ -141,7 +141,7 @@ def test_truncated_or_corrupt_frames(stored: tuple[TestClient, int]) -> None:
     frames = frames_bytes([Metrics(60 + i, 1.0, {"x": 6.0}) for i in range(3)])
     expect(post_log(client, RUN, frames[:-5], end), 400, "truncated or corrupt")
     flipped = bytearray(frames)
-    # In the last frame: nothing whole follows. (Bad bytes between frames are skipped: resync.)
+    # In the last frame: nothing whole follows. (Bad bytes between frames are skipped: Resync.)
     flipped[-3] ^= 0xFF
     expect(post_log(client, RUN, bytes(flipped), end), 400, "corrupt")
     not_a_record = runlog.frame(b"\x93\xa3who\x01\x02")  # valid crc, unknown record
