@@ -16,15 +16,20 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trackline
 from _server import (  # noqa: F401 - fixtures
     ADMIN_KEY,
     ServerProcess,
+    fixture_app_client,
+    fixture_database_url,
+    fixture_postgres,
     fixture_server,
     frames_bytes,
     log_bytes,
+    post_log,
     wait_for,
 )
 from click.testing import CliRunner
@@ -37,7 +42,7 @@ from trackline._transport import Shipper, _read_frames
 from trackline._warn import TracklineWarning
 from trackline._writer import Writer
 from trackline.records import Finish, Gap, Metrics, Record, RunStart
-from trackline.server import ingest
+from trackline.server import ingest, runstate
 
 
 class Disk:
@@ -441,3 +446,20 @@ def test_shipping_finds_a_frame_after_bad_bytes_longer_than_a_batch(tmp_path: Pa
     got = _read_frames(path, len(head), 1024)
     assert got == b"\xee" * 3000 + after
     assert ingest.decode(got, len(head)).records == [row(1)]
+
+
+def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
+    records: list[Record] = [RunStart(run_id="gaps1", project="p", name="n", start_time=1.0)]
+    extra = 5
+    records += [
+        Gap(10 * i, 10 * i + 9, 10, 100, "disk full", 2.0) for i in range(runstate.MAX_GAPS + extra)
+    ]
+    assert post_log(app_client, "gaps1", log_bytes(records)).status_code == 200
+    gaps = app_client.get("/api/v1/runs/gaps1").json()["gaps"]
+    assert len(gaps) == runstate.MAX_GAPS  # later ones are added to the last
+    last = gaps[-1]
+    assert last["rows"] == 10 * (extra + 1) and last["bytes"] == 100 * (extra + 1)
+    assert (last["first_step"], last["last_step"]) == (
+        10 * (runstate.MAX_GAPS - 1),
+        10 * (runstate.MAX_GAPS + extra) - 1,
+    )
