@@ -95,8 +95,9 @@ class RunState:
         last = gaps[-1]
         last["first_step"] = min(last["first_step"], record.first_step)
         last["last_step"] = max(last["last_step"], record.last_step)
-        last["rows"] += record.rows
-        last["bytes"] += record.bytes
+        # Sums stay within what msgpack (and the database's int64) can hold.
+        last["rows"] = min(last["rows"] + record.rows, 2**62)
+        last["bytes"] = min(last["bytes"] + record.bytes, 2**62)
 
     def git(self, record: GitInfo) -> None:
         self.meta["git"] = _struct_dict(record)

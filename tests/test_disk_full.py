@@ -463,3 +463,7 @@ def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
         10 * (runstate.MAX_GAPS - 1),
         10 * (runstate.MAX_GAPS + extra) - 1,
     )
+    huge = [Gap(0, 1, 2**64 - 1, 2**64 - 1, "disk full") for _ in range(2)]
+    response = post_log(app_client, "gaps1", frames_bytes(huge), len(log_bytes(records)))
+    assert response.status_code == 200, response.text
+    assert app_client.get("/api/v1/runs/gaps1").json()["gaps"][-1]["rows"] == 2**62
