@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._reader import LocalRun, RunNotFoundError, list_runs, open_run
+from .records import Gap
 
 _STATE_STYLE = {
     "running": "cyan",
@@ -121,6 +122,8 @@ def show_command(run: str, directory: str | None, as_json: bool) -> None:
         console.print(f"notes: {local.notes}")
     if local.traceback:
         console.print("[red]traceback:[/]\n" + local.traceback)
+    for gap in local.gaps:
+        console.print(f"[red]gap[/]: {_gap_text(gap)}", highlight=False)
     _print_mapping(console, "config", local.config)
     _print_mapping(console, "summary", local.summary)
     if local.git is not None:
@@ -146,6 +149,11 @@ def show_command(run: str, directory: str | None, as_json: bool) -> None:
         console.print(table)
     if local.files:
         console.print("[bold]files[/]: " + ", ".join(sorted(local.files)))
+
+
+def _gap_text(gap: Gap) -> str:
+    """``"N rows of steps A-B lost: reason"``, as the dashboard says it."""
+    return f"{gap.rows} rows of steps {gap.first_step}-{gap.last_step} lost: {gap.reason}"
 
 
 def _print_mapping(console: Console, title: str, values: dict[str, Any]) -> None:
@@ -196,6 +204,7 @@ def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> di
         },
         "system": {k: {"mean": m, "max": p, "last": last} for k, (m, p, last) in digest.items()},
         "files": sorted(run.files),
+        "gaps": [{f: getattr(g, f) for f in g.__struct_fields__} for g in run.gaps],
     }
 
 

@@ -528,6 +528,11 @@ class Run:
     def traceback(self) -> str | None:
         return self._detail("traceback")  # type: ignore[no-any-return]
 
+    @property
+    def gaps(self) -> list[dict[str, Any]]:
+        """Rows the SDK dropped because its disk refused them (``first_step``, ``rows``, ...)."""
+        return self._detail("gaps") or []  # type: ignore[no-any-return]
+
     def refresh(self) -> Run:
         """Fetch the run again (state, summary, ... as they are now)."""
         self._load(self._api._json("GET", f"/runs/{_q(self.id)}"), detailed=True)

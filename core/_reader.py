@@ -17,6 +17,7 @@ from .records import (
     Environment,
     FileSaved,
     Finish,
+    Gap,
     GitInfo,
     Histogram,
     MediaRecord,
@@ -67,6 +68,8 @@ class LocalRun:
         self.define_metrics: list[DefineMetric] = []
         self.summary_overrides: dict[str, Any] = {}
         self.starts = 0
+        #: Rows the writer dropped because the disk refused them (see ``Gap``).
+        self.gaps: list[Gap] = []
         self._last_start = 0.0
         self._rows: list[Metrics] = []
         self._histograms: list[Histogram] = []
@@ -135,6 +138,8 @@ class LocalRun:
                 self._used.append(record)
             elif type(record) is Finish:
                 self._finish(record)
+            elif type(record) is Gap:
+                self.gaps.append(record)
 
     def _read_system(self, path: Path) -> None:
         agent_finish: Finish | None = None

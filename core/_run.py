@@ -157,7 +157,11 @@ class Run:
     def _start(self, resumed: bool) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "files").mkdir(exist_ok=True)
-        self._writer = Writer(LogFile(self.dir / "main.tlog"), self._settings.flush_interval)
+        self._writer = Writer(
+            LogFile(self.dir / "main.tlog"),
+            self._settings.flush_interval,
+            self._settings.max_buffer_bytes,
+        )
         self._buffer_append = self._writer.buffer.append
         self._buffer = self._writer.buffer
         self._media_worker = MediaWorker(self._buffer_append)

@@ -61,6 +61,8 @@ class Settings:
     finish_media_cap: float
     git_diff_limit: int
     strict: bool
+    #: What the writer may hold in memory while the disk refuses the run log.
+    max_buffer_bytes: int = 64 * 1024 * 1024
 
     @property
     def runs_dir(self) -> Path:
@@ -92,4 +94,5 @@ def resolve(
         finish_media_cap=env_float("TRACKLINE_FINISH_MEDIA_CAP", 900.0),
         git_diff_limit=int(env_float("TRACKLINE_GIT_DIFF_LIMIT", 10 * 1024 * 1024)),
         strict=env_flag("TRACKLINE_STRICT"),
+        max_buffer_bytes=int(env_float("TRACKLINE_MAX_BUFFER_MB", 64.0) * 1024 * 1024),
     )

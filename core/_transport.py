@@ -35,7 +35,7 @@ from . import _credentials
 from ._names import RUN_ID
 from ._settings import env_float
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, MAX_FRAME, check_header, iter_frames
+from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
 
 STREAMS = ("main", "system")
 PROGRESS_FILE = "upload.json"
@@ -436,32 +436,30 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     """Bytes from ``offset`` up to at most ``limit`` (more for one big frame): whole frames only.
 
     At offset 0 the file header comes first. Returns ``b""`` when no whole frame is there yet.
+    Bad bytes between frames (``runlog.Resync``) travel with them; the server skips them by
+    the same rule.
     """
+    want = max(limit, HEADER_SIZE + FRAME.size)
     with open(path, "rb") as file:
-        file.seek(offset)
-        data = file.read(max(limit, HEADER_SIZE + FRAME.size))
-        head = 0
-        if offset == 0:
-            if len(data) < HEADER_SIZE:
-                return b""
-            check_header(data)
-            head = HEADER_SIZE
-        end = head
-        for frame in iter_frames(memoryview(data)[head:], offset + head):
-            end = frame.end - offset
-        if end == head and len(data) >= head + FRAME.size:
-            # The next frame is bigger than the batch: send it alone, if it is whole.
-            length, _ = FRAME.unpack_from(data, head)
-            if length <= MAX_FRAME:
-                file.seek(offset + head)
-                whole = file.read(FRAME.size + length)
-                if len(whole) == FRAME.size + length and any(
-                    True for _ in iter_frames(whole, offset + head)
-                ):
-                    return data[:head] + whole
-        if end == 0:
-            return b""
-        return data[:end]
+        while True:
+            file.seek(offset)
+            data = file.read(want)
+            head = 0
+            if offset == 0:
+                if len(data) < HEADER_SIZE:
+                    return b""
+                check_header(data)
+                head = HEADER_SIZE
+            end = head
+            for frame in iter_frames(memoryview(data)[head:], offset + head):
+                end = frame.end - offset
+            if end > head or len(data) < want:
+                break
+            # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.
+            want *= 2
+    if end == 0:
+        return b""
+    return data[:end]
 
 
 def read_progress(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -5,11 +5,18 @@ thread wakes every ``flush_interval`` seconds, encodes what has arrived,
 writes it with one ``write`` call and so hands it to the OS: records survive
 the death of the training process from then on. ``close`` drains, writes the
 final record and fsyncs, within a time limit.
+
+When the disk refuses frames (full, I/O error) they stay in memory, oldest
+first, and are tried again at every drain. Past ``max_buffer`` bytes the
+oldest step records (metrics rows, histograms) are dropped, counted in one
+``Gap`` record that goes to the log where they were, once it can be written.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
+import os
 import threading
 import time
 from typing import Any
@@ -17,13 +24,19 @@ from typing import Any
 from . import runlog
 from ._values import Deferred
 from ._warn import warn, warn_once
-from .records import Metrics, Record
+from .records import Gap, Histogram, Metrics, Record, decode
 
 #: Above this many buffered records ``log`` waits for the writer (backpressure, not loss).
 HIGH_WATER = 500_000
 #: Every this many buffered records ``log`` wakes the writer early (keeps bursts small).
 SOFT_LIMIT = 1_000
 _BATCH = 1_000
+#: Default bound of what the writer keeps in memory while the disk refuses it.
+MAX_BUFFER = 64 * 1024 * 1024
+#: Memory of one buffered frame beyond its bytes: the bytes object's header and list slot.
+_OVERHEAD = 48
+#: Records that may be dropped (counted) when the buffer is full: rows at a step.
+_DROPPABLE = (Metrics, Histogram)
 
 
 class NeedsResolve:
@@ -49,14 +62,22 @@ class NeedsResolve:
 class Writer:
     """Owns the run log file of one run; one consumer thread."""
 
-    def __init__(self, logfile: runlog.LogFile, flush_interval: float = 0.1) -> None:
+    def __init__(
+        self, logfile: runlog.LogFile, flush_interval: float = 0.1, max_buffer: int = MAX_BUFFER
+    ) -> None:
         self.buffer: collections.deque[Record | NeedsResolve | _Marker] = collections.deque()
         self._file = logfile
         self._interval = flush_interval
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._stopping = False
+        #: Encoded frames the disk has not taken yet, oldest first, and their size.
         self._unwritten: list[bytes] = []
+        self._unwritten_bytes = 0
+        self._max_buffer = max_buffer
+        self._gap: _GapCount | None = None
+        #: Frames that reached the file whole, in all.
+        self.written = 0
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="trackline-writer", daemon=True)
         self._thread.start()
@@ -109,6 +130,7 @@ class Writer:
     def _drain(self) -> None:
         buffer = self.buffer
         frames = self._unwritten
+        added = count = 0  # bytes and frames not yet counted in _unwritten_bytes
         markers: list[_Marker] = []
         encode = runlog.frame_record
         while True:
@@ -122,40 +144,131 @@ class Writer:
                 markers.append(item)
                 continue
             try:
-                frames.append(encode(item))  # type: ignore[arg-type]
+                data = encode(item)  # type: ignore[arg-type]
             except Exception as exc:
                 warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
-            if len(frames) >= _BATCH:
-                self._write(frames)
+                continue
+            frames.append(data)
+            added += len(data)
+            count += 1
+            if count >= _BATCH:
+                self._unwritten_bytes += added + _OVERHEAD * count
+                added = count = 0
+                self._write()
                 frames = self._unwritten
-        self._write(frames)
+        self._unwritten_bytes += added + _OVERHEAD * count
+        self._write()
         for marker in markers:
             marker.done.set()
         with self._room:
             self._room.notify_all()
 
-    def _write(self, frames: list[bytes]) -> None:
+    def _write(self) -> None:
+        """Write the unwritten frames, oldest first, in batches; keep what the disk refuses."""
+        frames = self._unwritten
+        done = size = 0  # frames of ``frames`` now on disk, and their bytes
+        while done < len(frames) or self._gap is not None:
+            batch = frames[done : done + _BATCH]
+            gap = self._gap
+            if gap is not None:  # the dropped rows' place in the log is before the rest
+                batch.insert(0, runlog.frame_record(gap.record()))
+            error: OSError | None = None
+            try:
+                self._file.write(batch)
+                written = len(batch)
+            except OSError as exc:
+                error, written = exc, getattr(exc, "written", 0)
+            self.written += written
+            if gap is not None and written:
+                self._gap = None
+                batch.pop(0)
+                written -= 1
+            done += written
+            size += sum(map(len, batch[:written]))
+            if error is not None:
+                # Keep the frames and try again at the next drain: disk full may pass.
+                self.failed = error
+                warn_once("write", f"trackline could not write its run log ({error}); will retry")
+                break
+        else:
+            self.failed = None
+        del frames[:done]
+        self._unwritten_bytes -= size + _OVERHEAD * done
         if not frames:
-            return
-        try:
-            self._file.write(frames)
-        except OSError as exc:
-            # Keep the frames and try again at the next flush: disk full may pass.
-            self._unwritten = frames
-            self.failed = exc
-            warn_once("write", f"trackline could not write its run log ({exc}); will retry")
-            return
-        self._unwritten = []
+            self._unwritten_bytes = 0
+        if self._unwritten_bytes > self._max_buffer:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Drop the oldest step records until the buffer is at 3/4 of its bound, counting them."""
+        frames = self._unwritten
+        target = self._max_buffer * 3 // 4
+        kept: list[bytes] = []
+        gap = self._gap or _GapCount(_reason(self.failed))
+        index = 0
+        while index < len(frames) and self._unwritten_bytes > target:
+            data = frames[index]
+            index += 1
+            try:
+                record = decode(memoryview(data)[runlog.FRAME.size :])
+            except Exception:
+                record = None
+            if isinstance(record, _DROPPABLE):
+                gap.add(record.step, len(data))
+                self._unwritten_bytes -= len(data) + _OVERHEAD
+            else:
+                kept.append(data)  # a start, config or finish record: small, never dropped
+        if gap.rows:
+            self._gap = gap
+            warn_once(
+                "gap",
+                f"trackline cannot write its run log ({gap.reason}) and holds "
+                f"{self._max_buffer // (1024 * 1024)} MB of rows in memory: it drops the "
+                "oldest rows and records how many in the run (a gap)",
+            )
+        self._unwritten = kept + frames[index:]
 
     def _sync_and_close(self) -> None:
         try:
+            if self._unwritten or self._gap is not None:
+                self._write()
             if self._unwritten:
-                self._write(self._unwritten)
+                warn(f"trackline could not write {len(self._unwritten)} records to its run log")
             self._file.sync()
         except OSError as exc:
             warn(f"trackline could not sync its run log: {exc}")
         finally:
             self._file.close()
+
+
+class _GapCount:
+    """Rows dropped so far, and why; becomes one ``Gap`` record."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.first_step = -1
+        self.last_step = -1
+        self.rows = 0
+        self.bytes = 0
+
+    def add(self, step: int, size: int) -> None:
+        if self.rows == 0 or step < self.first_step:
+            self.first_step = step
+        self.last_step = max(self.last_step, step)
+        self.rows += 1
+        self.bytes += size
+
+    def record(self) -> Gap:
+        return Gap(self.first_step, self.last_step, self.rows, self.bytes, self.reason, time.time())
+
+
+def _reason(exc: BaseException | None) -> str:
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full"
+    if code is not None:
+        return f"write failed: {os.strerror(code)}"
+    return "write failed"
 
 
 class _Marker:

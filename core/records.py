@@ -206,6 +206,22 @@ class ArtifactUsed(_Record, tag="use", frozen=True):
     time: float = 0.0
 
 
+class Gap(_Record, tag="gap", frozen=True):
+    """Rows the writer could not put on disk and dropped (its buffer was full).
+
+    ``rows`` metrics rows (and other step records) of steps ``first_step`` to
+    ``last_step``, ``bytes`` encoded bytes in all; ``reason`` says why, for
+    example ``"disk full"``. The log has every other row.
+    """
+
+    first_step: int
+    last_step: int
+    rows: int
+    bytes: int
+    reason: str
+    time: float = 0.0
+
+
 Record = (
     RunStart
     | ConfigUpdate
@@ -222,6 +238,7 @@ Record = (
     | Finish
     | ArtifactLogged
     | ArtifactUsed
+    | Gap
 )
 
 #: Final run states; ``running`` is the state before any of these.

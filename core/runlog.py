@@ -5,19 +5,22 @@ Layout::
     header  = b"TLOG" | u16 format version | u16 reserved        (8 bytes)
     frame   = u32 payload length | u32 crc32(payload) | payload  (little endian)
 
-A reader stops cleanly at a torn or corrupt frame: it never returns a record
-whose checksum does not match. Byte offsets are stable, which is what makes
-upload by log shipping (byte ranges addressed by offset) possible.
+A reader never returns a record whose checksum does not match. Bad bytes
+between frames (a frame torn by a crash or a full disk, with whole frames
+after it) are skipped by one rule, ``Resync``: readers, the agent and the
+server all use it. Byte offsets are stable, which is what makes upload by log
+shipping (byte ranges addressed by offset) possible.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
@@ -69,30 +72,82 @@ class Frame(NamedTuple):
     record: Record
 
 
+def frame_end(view: memoryview, pos: int) -> int | None:
+    """End of the frame at ``pos`` if its length and CRC check out, else ``None``."""
+    size = len(view)
+    if pos + FRAME.size > size:
+        return None
+    length, crc = FRAME.unpack_from(view, pos)
+    end: int = pos + FRAME.size + length
+    if length > MAX_FRAME or end > size or zlib.crc32(view[pos + FRAME.size : end]) != crc:
+        return None
+    return end
+
+
+#: Bytes of checksumming ``Resync`` may spend per byte of its range (and 1 MiB more):
+#: bad bytes crafted so that every offset claims a long frame cannot cost quadratic time.
+RESYNC_WORK = 8
+
+
+class Resync:
+    """The resynchronisation rule, over one byte range: where the next whole frame starts.
+
+    After a bad frame at ``pos``, the next frame is the first offset after it whose
+    length and CRC check out. Readers, the agent and the server all skip bad bytes
+    by this rule. No such offset means the bad bytes are a torn *tail* (or a frame
+    still being written), which a reader leaves alone; anything else is a torn
+    *middle*, skipped.
+    """
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.work_left = RESYNC_WORK * len(view) + (1 << 20)
+
+    def next_frame(self, pos: int) -> int | None:
+        """The start of the first whole, valid frame after ``pos``; ``None`` if there is none."""
+        view = self.view
+        size = len(view)
+        unpack = FRAME.unpack_from
+        for candidate in range(pos + 1, size - FRAME.size + 1):
+            length = unpack(view, candidate)[0]
+            # Cheap test first: most offsets of bad bytes claim a length past the end.
+            if candidate + FRAME.size + length <= size:
+                self.work_left -= length
+                if self.work_left < 0:
+                    return None  # give up: the rest counts as a torn tail
+                if frame_end(view, candidate) is not None:
+                    return candidate
+        return None
+
+
 def iter_frames(data: bytes | memoryview, start: int = 0) -> Iterator[Frame]:
     """Decode the frames of ``data`` (a byte range of a run log beginning at a frame).
 
     ``start`` is the file offset of ``data[0]``; yielded offsets are file offsets.
-    Iteration ends at the first torn, corrupt or undecodable frame.
+    Bad bytes followed by a valid frame are skipped (``Resync``); a frame whose
+    checksum holds but which does not decode (a newer record type) is skipped
+    whole. Iteration ends at a torn tail.
     """
     view = memoryview(data)
     pos = 0
     size = len(view)
+    resync: Resync | None = None
     while pos + FRAME.size <= size:
-        length, crc = FRAME.unpack_from(view, pos)
-        body_start = pos + FRAME.size
-        body_end = body_start + length
-        if length > MAX_FRAME or body_end > size:
-            return
-        payload = view[body_start:body_end]
-        if zlib.crc32(payload) != crc:
-            return
+        end = frame_end(view, pos)
+        if end is None:
+            resync = resync or Resync(view)
+            found = resync.next_frame(pos)
+            if found is None:
+                return
+            pos = found
+            continue
         try:
-            record = decode(payload)
+            record = decode(view[pos + FRAME.size : end])
         except msgspec.DecodeError:
-            return
-        yield Frame(start + pos, start + body_end, record)
-        pos = body_end
+            pos = end
+            continue
+        yield Frame(start + pos, start + end, record)
+        pos = end
 
 
 def valid_length(data: bytes | memoryview, start: int = 0) -> int:
@@ -124,37 +179,138 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
     return [f.record for f in read_log(path)]
 
 
+class WriteFailed(OSError):
+    """Only the first ``written`` frames reached the file (whole); the others, not a byte."""
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.written = written
+
+
+class RawFile:
+    """The few system calls a ``LogFile`` makes on its descriptor (tests inject faults here)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def pwrite(self, data: memoryview, offset: int) -> int:
+        return os.pwrite(self.fd, data, offset)
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class LogFile:
     """Appends framed records to a run log, creating it with a header if needed.
 
-    On open, a torn tail left by a killed writer is cut off, so that new frames
-    are readable after it (resume).
+    A frame reaches the file whole or not at all: the file's end is tracked as
+    the end of the last whole frame, and a failed write is cut back to it. On
+    open, a torn tail (a killed writer) is moved aside to ``<name>.torn-<offset>``
+    and cut; bad bytes with valid frames after them stay (readers skip them).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], raw: Callable[[int], RawFile] = RawFile
+    ) -> None:
         self.path = Path(path)
-        self._file: BinaryIO = open(self.path, "a+b", buffering=0)  # noqa: SIM115
-        self._file.seek(0)
-        existing = self._file.read()
-        if not existing:
-            self._file.write(header_bytes())
-        else:
-            check_header(existing)
-            good = HEADER_SIZE + valid_length(memoryview(existing)[HEADER_SIZE:], HEADER_SIZE)
-            if good < len(existing):
-                self._file.truncate(good)
-        self._file.seek(0, os.SEEK_END)
+        # Not O_APPEND: every write goes to an explicit offset (pwrite), so that
+        # the bytes of a failed write are overwritten, never appended after.
+        self._raw = raw(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        existing = self.path.read_bytes()
+        #: End of the last whole frame: where the next frame goes.
+        self.end = 0
+        self._torn = False
+        if header_bytes().startswith(existing):  # new, or only part of a header made it
+            try:
+                self._write_all(memoryview(header_bytes()), 0)
+            except _Partial as partial:
+                self.close()
+                raise partial.cause from None
+            self.end = HEADER_SIZE
+            return
+        check_header(existing)
+        self.end = HEADER_SIZE + valid_length(memoryview(existing)[HEADER_SIZE:], HEADER_SIZE)
+        if self.end < len(existing):
+            self._set_aside(existing[self.end :])
 
-    def write(self, frames: Iterable[bytes]) -> None:
-        """Write already framed records and hand them to the OS."""
-        self._file.write(b"".join(frames))
+    def _set_aside(self, tail: bytes) -> None:
+        """Keep a torn tail's bytes in a file of their own, then cut it."""
+        aside = self.path.with_name(f"{self.path.name}.torn-{self.end}")
+        try:
+            aside.write_bytes(tail)
+        except OSError:
+            # Nowhere to keep them: leave them in place; new frames go after them
+            # and readers skip them (``Resync``). Nothing is deleted.
+            aside.unlink(missing_ok=True)
+            self.end += len(tail)
+            return
+        self._cut()
+
+    def _cut(self) -> None:
+        try:
+            self._raw.truncate(self.end)
+            self._torn = False
+        except OSError:
+            self._torn = True  # the next write overwrites the bytes; try again then
+
+    def _write_all(self, data: memoryview, offset: int) -> int:
+        """Write ``data`` at ``offset``; the bytes written before an error, on the error."""
+        done = 0
+        while done < len(data):
+            try:
+                n = self._raw.pwrite(data[done:], offset + done)
+            except OSError as exc:
+                raise _Partial(exc, done) from exc
+            if n <= 0:
+                raise _Partial(OSError(errno.EIO, "no progress writing the run log"), done)
+            done += n
+        return done
+
+    def write(self, frames: Sequence[bytes]) -> None:
+        """Write already framed records and hand them to the OS.
+
+        Raises ``WriteFailed`` (an ``OSError``) saying how many of ``frames``
+        reached the file whole; nothing of the others is left in it.
+        """
+        if self._torn:
+            self._cut()
+        data = b"".join(frames)
+        try:
+            self._write_all(memoryview(data), self.end)
+        except _Partial as partial:
+            written, size = 0, 0
+            for f in frames:
+                if size + len(f) > partial.done:
+                    break
+                size += len(f)
+                written += 1
+            self.end += size
+            self._cut()
+            raise WriteFailed(partial.cause, written) from partial.cause
+        self.end += len(data)
 
     def append(self, record: Record) -> None:
         self.write([frame_record(record)])
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        self._raw.fsync()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._raw.fd >= 0:
+            if self._torn:
+                self._cut()
+            self._raw.close()
+            self._raw.fd = -1
+
+
+class _Partial(Exception):
+    def __init__(self, cause: OSError, done: int) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.done = done

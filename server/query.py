@@ -189,6 +189,7 @@ def run_dict(
                 "git": meta.get("git"),
                 "environment": meta.get("environment"),
                 "define_metrics": meta.get("define_metrics", []),
+                "gaps": meta.get("gaps", []),
             }
         )
     return out

@@ -13,9 +13,11 @@ from typing import Any
 
 import msgspec
 from trackline._summary import Summarizer
-from trackline.records import Environment, Finish, GitInfo, RunStart, RunUpdate
+from trackline.records import Environment, Finish, Gap, GitInfo, RunStart, RunUpdate
 
 _encoder = msgspec.msgpack.Encoder()
+#: Gap records kept one by one; later ones are added to the last (a client cannot grow a run).
+MAX_GAPS = 100
 
 
 def pack(value: Any) -> bytes:
@@ -81,6 +83,21 @@ class RunState:
 
     def finish(self, record: Finish, stream: str) -> None:
         self.meta["main_finish" if stream == "main" else "agent_finish"] = _struct_dict(record)
+
+    def gap(self, record: Gap) -> None:
+        """Rows the SDK dropped (its disk refused them): listed with the run."""
+        gaps: list[dict[str, Any]] = self.meta.setdefault("gaps", [])
+        entry = _struct_dict(record)
+        entry["reason"] = str(record.reason)[:200]
+        if len(gaps) < MAX_GAPS:
+            gaps.append(entry)
+            return
+        last = gaps[-1]
+        last["first_step"] = min(last["first_step"], record.first_step)
+        last["last_step"] = max(last["last_step"], record.last_step)
+        # Sums stay within what msgpack (and the database's int64) can hold.
+        last["rows"] = min(last["rows"] + record.rows, 2**62)
+        last["bytes"] = min(last["bytes"] + record.bytes, 2**62)
 
     def git(self, record: GitInfo) -> None:
         self.meta["git"] = _struct_dict(record)

@@ -656,3 +656,30 @@ def test_static_app_is_served_with_vendored_licence(
     assert preloaded == modules | {"vendor/uplot/uPlot.esm.js"}
     for path in sorted(preloaded):
         assert httpx.get(f"{server.url}/{path}").status_code == 200, path
+
+
+def test_run_page_says_how_many_rows_a_full_disk_lost(
+    page: Page, seeded: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+    from trackline._transport import Shipper
+    from trackline.records import Finish, Gap, Metrics, RunStart
+    from trackline.runlog import LogFile
+
+    server, _ = seeded
+    run_dir = tmp_path / "diskfull1"
+    run_dir.mkdir()
+    log = LogFile(run_dir / "main.tlog")
+    log.append(RunStart(run_id="diskfull1", project="diskfull", name="full", start_time=1.0))
+    for step in range(0, 100):
+        if step == 40:  # what the writer wrote once the disk took frames again
+            log.append(Gap(40, 89, 50, 2_900, "disk full", 2.0))
+        if not 40 <= step < 90:
+            log.append(Metrics(step, 1.0 + step, {"loss": 1.0 / (step + 1)}))
+    log.append(Finish(time=3.0, state="finished"))
+    log.close()
+    with Shipper(run_dir, server.url, ADMIN_KEY, live=False) as shipper:
+        assert wait_for(lambda: shipper.pump(final=True), timeout=60)
+    p = page.goto("/p/admin/diskfull/r/diskfull1")
+    expect(p.locator(".gap-notice")).to_have_text("50 rows of steps 40-89 lost: disk full")
+    page.shot("run-gap")

@@ -202,6 +202,8 @@ export function runView(el, route) {
       h("h2", { text: "Overview" }),
       info,
       run.traceback ? h("details", { class: "traceback" }, h("summary", { text: "Traceback" }), h("pre", { class: "code", text: run.traceback })) : null,
+      // Rows the SDK dropped because its disk refused them: the charts have a hole there.
+      (run.gaps || []).map((g) => h("p", { class: "gap-notice warn", text: `${fmtNumber(g.rows)} rows of steps ${g.first_step}-${g.last_step} lost: ${g.reason}` })),
     );
   }
 
