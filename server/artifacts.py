@@ -19,14 +19,13 @@ from trackline.artifacts import VERSION, ArtifactError, check_alias, check_name,
 from trackline.artifacts import manifest_digest as digest_of
 from trackline.records import ArtifactLogged, ArtifactUsed
 
-from . import auth, files, query
+from . import auth, files, possession, query
 from .runstate import pack, unpack
 from .schema import (
     artifact_aliases,
     artifact_usage,
     artifact_versions,
     artifacts,
-    blobs,
     entities,
     projects,
     runs,
@@ -268,13 +267,10 @@ def version_dict(
         entries = [
             {"path": p, "sha256": sha, "size": size} for p, sha, size in manifest.get("files", [])
         ]
-        stored = set(
-            conn.execute(
-                sa.select(blobs.c.sha256).where(
-                    blobs.c.sha256.in_(list({e["sha256"] for e in entries}))
-                )
-            ).scalars()
-        )
+        entity = conn.execute(
+            sa.select(projects.c.entity_id).where(projects.c.id == artifact.project_id)
+        ).scalar_one()
+        stored = possession.held(conn, entity, [e["sha256"] for e in entries])
         for entry in entries:
             entry["uploaded"] = entry["sha256"] in stored
         out["files"] = entries
