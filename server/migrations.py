@@ -46,7 +46,7 @@ def _blob_owners(conn: sa.Connection) -> None:
     what, and those runs could read it.
     """
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[4])
-    schema.RUN_FILES_BY_SHA.create(conn)
+    schema.RUN_FILES_BY_SHA.create(conn, checkfirst=True)  # a version-1 database has it
     run_files, runs, projects = schema.run_files, schema.runs, schema.projects
     owned = (
         sa.select(
