@@ -200,15 +200,17 @@ def test_a_file_named_by_hash_is_missing_until_uploaded(tenants: Tenants) -> Non
         assert alice.head(f"/blobs/{sha(SECRET)}", params={"run": t.run}).status_code == 200
 
 
-def test_the_client_uploads_content_others_stored(
-    tenants: Tenants, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Bob has the same bytes as Alice: his shipper is told they are missing and uploads."""
+def test_the_client_uploads_content_others_stored(tenants: Tenants, tmp_path: Path) -> None:
+    """Bob has the same bytes as Alice, in a run of his team: his shipper is told they are
+    missing and uploads them for the run, which makes them the team's content."""
     t = tenants
+    team = f"lab{uuid.uuid4().hex[:8]}"
+    with t.client(t.bob_key) as bob:
+        assert bob.post("/teams", json={"name": team}).status_code == 201
     copy = tmp_path / "mine" / "weights.bin"
     copy.parent.mkdir()
     copy.write_bytes(SECRET)
-    run = trackline.init(project="mine", mode="offline")
+    run = trackline.init(project=f"{team}/shared", mode="offline")
     run.save(copy, base_path=copy.parent)
     run.finish()
     ship(run.dir, t.server, t.bob_key)
