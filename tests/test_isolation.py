@@ -22,7 +22,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import trackline
-from _server import ServerProcess, fixture_shared_server, log_bytes  # noqa: F401
+from _server import (  # noqa: F401
+    ServerProcess,
+    fixture_database_url,
+    fixture_postgres,
+    fixture_shared_server,
+    log_bytes,
+)
 from trackline import Api, ApiError
 from trackline._transport import Shipper
 from trackline.artifacts import manifest_digest
@@ -374,8 +380,8 @@ def test_writes_to_a_readable_run_are_forbidden(tenants: Tenants) -> None:
 # -- upgrading a database ----------------------------------------------------------------
 
 
-def test_version_3_database_grandfathers_content_its_runs_name(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'db' / 'trackline.db'}")
+def test_version_3_database_grandfathers_content_its_runs_name(database_url: str) -> None:
+    db = Database(database_url)
     try:
         with db.write() as conn:  # as a version-3 server left it
             old = [t for t in schema.metadata.sorted_tables if t.name != "blob_owners"]
