@@ -331,7 +331,10 @@ def lineage(conn: sa.Connection, version: Any, user: auth.User | None) -> dict[s
     }
 
 
-def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str, Any]]:
+def _version_refs(
+    conn: sa.Connection, version_ids: list[int], user: auth.User | None
+) -> list[dict[str, Any]]:
+    """Versions as references; those in projects the caller may not read are left out."""
     if not version_ids:
         return []
     rows = conn.execute(
@@ -341,6 +344,8 @@ def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str,
             artifacts.c.name,
             artifacts.c.type,
             projects.c.name.label("project"),
+            projects.c.public,
+            projects.c.entity_id,
             entities.c.name.label("entity"),
         )
         .select_from(
@@ -360,11 +365,13 @@ def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str,
             "digest": r.digest,
         }
         for r in rows
+        if query.can_read(user, r)
     ]
 
 
-def run_artifacts(conn: sa.Connection, run_pk: int) -> dict[str, Any]:
-    """Versions a run logged and used."""
+def run_artifacts(conn: sa.Connection, run_pk: int, user: auth.User | None) -> dict[str, Any]:
+    """Versions a run logged and used (a run of a public project may have used a private
+    version: it is left out for whoever may not read it)."""
     logged = conn.execute(
         sa.select(artifact_versions.c.id).where(artifact_versions.c.producer_run_pk == run_pk)
     ).scalars()
@@ -372,6 +379,6 @@ def run_artifacts(conn: sa.Connection, run_pk: int) -> dict[str, Any]:
         sa.select(artifact_usage.c.version_id).where(artifact_usage.c.run_pk == run_pk)
     ).scalars()
     return {
-        "logged": _version_refs(conn, [int(v) for v in logged]),
-        "used": _version_refs(conn, [int(v) for v in used]),
+        "logged": _version_refs(conn, [int(v) for v in logged], user),
+        "used": _version_refs(conn, [int(v) for v in used], user),
     }

@@ -110,7 +110,7 @@ def get_lineage(
 def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        found = artifacts.run_artifacts(conn, row.id)
+        found = artifacts.run_artifacts(conn, row.id, user)
     return Json(found)
 
 

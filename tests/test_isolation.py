@@ -35,6 +35,7 @@ from trackline.artifacts import manifest_digest
 from trackline.records import (
     ArtifactFile,
     ArtifactLogged,
+    ArtifactUsed,
     FileSaved,
     GitInfo,
     MediaRecord,
@@ -132,10 +133,10 @@ def post_log(
     )
 
 
-def forge(t: Tenants, records: list[Record], stream: str = "main") -> tuple[str, dict[str, Any]]:
+def forge(t: Tenants, records: list[Record], project: str = "mine") -> tuple[str, dict[str, Any]]:
     """Bob ships hand-made records in a run of his own; returns its id and the answer."""
     run_id = f"bob-{uuid.uuid4().hex[:12]}"
-    start = RunStart(run_id=run_id, project="mine", name="b", start_time=time.time())
+    start = RunStart(run_id=run_id, project=project, name="b", start_time=time.time())
     with t.client(t.bob_key) as bob:
         answer = post_log(bob, run_id, log_bytes([start, *records]))
         assert answer.status_code == 200, answer.text
@@ -347,6 +348,27 @@ def test_private_things_answer_as_missing_ones(tenants: Tenants, with_key: bool)
             assert seen.status_code == (404 if with_key else 401), where
             if method != "HEAD":
                 assert set(seen.json()) <= {"detail", "offsets"}, where
+
+
+def test_a_public_run_hides_the_private_versions_it_used(tenants: Tenants) -> None:
+    """Bob's public run used a version of his team's private artifact: others don't see it."""
+    t = tenants
+    team = f"lab{uuid.uuid4().hex[:8]}"
+    with t.client(t.bob_key) as bob:
+        assert bob.post("/teams", json={"name": team}).status_code == 201
+    files = [ArtifactFile("a.txt", sha(b"a"), 1)]
+    digest = manifest_digest(files, {})
+    forge(t, [ArtifactLogged("ds", "dataset", digest, files)], project=f"{team}/data")
+    used = ArtifactUsed(f"{team}/data/ds", 0, digest, time.time())
+    run_id, _ = forge(t, [used], project="pub")
+    with t.client(t.bob_key) as bob:
+        assert bob.patch(f"/projects/{t.bob}/pub", json={"public": True}).status_code == 200
+        assert [v["path"] for v in bob.get(f"/runs/{run_id}/artifacts").json()["used"]] == [
+            f"{team}/data/ds"
+        ]
+    for key in (t.alice_key, None):
+        with t.client(key) as other:
+            assert other.get(f"/runs/{run_id}/artifacts").json() == {"logged": [], "used": []}
 
 
 def test_a_stranger_cannot_append_to_a_private_run(tenants: Tenants) -> None:
