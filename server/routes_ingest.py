@@ -169,8 +169,9 @@ async def put_blob(
     """The upload proves possession (``possession.py``): the caller, and the entity of
     ``run`` (which it must be able to write), hold the content from now on.
 
-    The body is always read and checked against ``sha256``; content stored before is not
-    stored again (``stored`` is false).
+    The body is always read and checked against ``sha256``; content the server has is not
+    stored again. ``stored`` is false when the caller had uploaded this content before:
+    whether anyone else has it is not told.
     """
     entity: int | None = None
     with ctx.db.read() as conn:
@@ -178,6 +179,7 @@ async def put_blob(
             row = _writable_run(conn, run, user)
             entity = possession.run_entity(conn, row.project_id, row.creator_id)
         known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
+        again = bool(possession.held(conn, user.id, [sha256]))
     limit = ctx.config.max_blob
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -204,7 +206,7 @@ async def put_blob(
         await run_in_threadpool(_store_blob, ctx, sha256, temp, size, known is None, owners)
     finally:
         temp.unlink(missing_ok=True)
-    return Json({"sha256": sha256, "size": size, "stored": known is None})
+    return Json({"sha256": sha256, "size": size, "stored": not again})
 
 
 class _Discard:
