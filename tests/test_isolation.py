@@ -28,6 +28,7 @@ from _server import (  # noqa: F401
     fixture_postgres,
     fixture_shared_server,
     log_bytes,
+    wait_for,
 )
 from trackline import Api, ApiError
 from trackline._transport import Shipper
@@ -58,12 +59,9 @@ def sha(data: bytes) -> str:
 def ship(run_dir: Path, server: ServerProcess, key: str) -> None:
     """Upload a run directory with the client's own shipper, files included."""
     with Shipper(run_dir, server.url, api_key=key, live=False) as shipper:
-        for _ in range(50):
-            if shipper.pump(final=True):
-                break
-        else:
-            raise AssertionError((shipper.error, shipper.files_failed))
-        assert not shipper.files_failed
+        # A pump stops after its time budget, or waits out a retry: pump until done.
+        wait_for(lambda: shipper.pump(final=True), timeout=120, what=f"shipping {run_dir}")
+        assert not shipper.files_failed and not shipper.failed, shipper.error
 
 
 @dataclass
