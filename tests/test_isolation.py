@@ -27,6 +27,7 @@ from _server import (  # noqa: F401
     fixture_database_url,
     fixture_postgres,
     fixture_shared_server,
+    frames_bytes,
     log_bytes,
     wait_for,
 )
@@ -224,6 +225,47 @@ def test_the_client_uploads_content_others_stored(tenants: Tenants, tmp_path: Pa
     with t.client(t.bob_key) as bob:
         assert bob.get(f"/runs/{run.id}/files/files/weights.bin").content == SECRET
         assert bob.get(f"/runs/{run.id}/streams").json()["missing"] == []
+
+
+def test_a_writer_vouches_for_content_it_uploaded(tenants: Tenants) -> None:
+    """Content Bob uploaded counts for his team's runs when his records name it, also when
+    the run's start record (naming the team's project) comes after the upload; a name
+    alone still counts for nothing."""
+    t = tenants
+    team = f"lab{uuid.uuid4().hex[:8]}"
+    with t.client(t.bob_key) as bob:
+        assert bob.post("/teams", json={"name": team}).status_code == 201
+        mine = b"bob's own checkpoint " * 50
+        saved = FileSaved("ckpt.bin", "now", len(mine), sha(mine), time.time())
+        # The system stream first: the run has no project yet, Bob uploads for it.
+        early = f"bob-{uuid.uuid4().hex[:12]}"
+        first = post_log(bob, early, log_bytes([saved]), stream="system")
+        assert first.json()["missing"] == [{"path": "files/ckpt.bin", "sha256": sha(mine)}]
+        assert bob.put(f"/blobs/{sha(mine)}", params={"run": early}, content=mine).json()["stored"]
+        start = RunStart(run_id=early, project=f"{team}/shared", name="b", start_time=time.time())
+        assert post_log(bob, early, log_bytes([start])).json()["missing"] == []
+        # Content Bob uploaded on its own, named by a started run of the team: not missing.
+        second = b"bob's other checkpoint " * 50
+        assert bob.put(f"/blobs/{sha(second)}", content=second).status_code == 200
+        saved = FileSaved("second.bin", "now", len(second), sha(second), time.time())
+        later, _ = forge(t, [], project=f"{team}/other")
+        size = bob.get(f"/runs/{later}/streams").json()["offsets"]["main"]
+        more = bob.post(
+            f"/runs/{later}/streams/main",
+            params={"offset": size},
+            content=zlib.compress(frames_bytes([saved])),
+            headers={"content-encoding": "deflate"},
+        )
+        assert more.json()["applied"] == 1 and more.json()["missing"] == []
+        # Alice's content, named in the team's run, is still missing.
+        stolen = FileSaved("stolen.bin", "now", len(SECRET), sha(SECRET), time.time())
+        _, tried = forge(t, [stolen], project=f"{team}/other")
+        assert tried["missing"] == [{"path": "files/stolen.bin", "sha256": sha(SECRET)}]
+    with t.server.client() as admin:
+        added = admin.post(f"/teams/{team}/members", json={"user": t.alice})
+        assert added.status_code == 200
+    with t.client(t.alice_key) as alice:  # now a member: she reads the team's run
+        assert alice.get(f"/runs/{early}/files/files/ckpt.bin").content == mine
 
 
 def test_media_named_by_hash_stay_missing(tenants: Tenants) -> None:
