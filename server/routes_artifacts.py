@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
 from . import artifacts, auth, possession
-from .deps import ApiError, Ctx, MaybeUser, not_found
+from .deps import ApiError, Ctx, MaybeUser
 from .routes_query import Entity, ProjectName, RunId, _project, load_run
 from .runstate import unpack
 from .schema import blobs
@@ -154,7 +154,8 @@ def _readable_blob(
         where = f"artifact {artifact}"
     size = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).scalar()
     if not found or size is None:
-        raise not_found(user, f"no content {sha256} in {where}")
+        # The run or version is readable here: content it lacks is simply not found.
+        raise ApiError(404, f"no content {sha256} in {where}")
     return int(size)
 
 

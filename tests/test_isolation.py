@@ -439,6 +439,11 @@ def test_writes_to_a_readable_run_are_forbidden(tenants: Tenants) -> None:
     with t.client(None) as anonymous:
         assert anonymous.get(f"/runs/{t.run}").status_code == 200
         assert anonymous.get(f"/runs/{t.run}/files/files/weights.bin").content == SECRET
+        # Through a public run: content it has, and 404 for content it lacks.
+        blob = f"/blobs/{sha(SECRET)}"
+        assert anonymous.head(blob, params={"run": t.run}).headers["x-size"] == str(len(SECRET))
+        other = f"/blobs/{sha(b'nothing')}"
+        assert anonymous.get(other, params={"run": t.run}).status_code == 404
 
 
 # -- upgrading a database ----------------------------------------------------------------
