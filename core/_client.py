@@ -282,9 +282,18 @@ class Api:
         data = self._json("GET", f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}")
         return [ArtifactVersion(self, v) for v in data["versions"]]
 
-    def fetch_blob(self, sha256: str, size: int | None = None) -> Path:
+    def fetch_blob(
+        self,
+        sha256: str,
+        size: int | None = None,
+        *,
+        run: str | None = None,
+        artifact: str | None = None,
+    ) -> Path:
         """The content ``sha256`` in the local cache, downloaded if missing or corrupt.
 
+        The server gives content only through what has it: name the ``run`` (its id) or
+        the ``artifact`` version (``"entity/project/name:vN"``), one of the two.
         The cache is ``TRACKLINE_CACHE_DIR`` (default ``~/.cache/trackline``)/``artifacts``;
         a cached file is hashed on each use, so a changed one is fetched again.
         """
@@ -297,7 +306,8 @@ class Api:
         temp = folder / f".{sha256}.{uuid.uuid4().hex}.part"
         digest = hashlib.sha256()
         try:
-            with self._client.stream("GET", f"/blobs/{sha256}") as response:
+            where = {"run": run} if run is not None else {"artifact": artifact}
+            with self._client.stream("GET", f"/blobs/{sha256}", params=where) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
@@ -398,7 +408,9 @@ class ArtifactVersion:
             )
         target.mkdir(parents=True, exist_ok=True)
         for entry in files:
-            cached = self._api.fetch_blob(entry["sha256"], entry["size"])
+            cached = self._api.fetch_blob(
+                entry["sha256"], entry["size"], artifact=f"{self.path}:v{self.version}"
+            )
             destination = target / entry_name(entry["path"])
             destination.parent.mkdir(parents=True, exist_ok=True)
             _place(cached, destination)

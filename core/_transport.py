@@ -356,6 +356,8 @@ class Shipper:
         response = self._request(
             "PUT",
             f"/blobs/{actual}",
+            # For this run: the upload proves that the run's owner holds the content.
+            params={"run": self.run_id},
             content=_file_chunks(target, size),
             # A declared length, not chunked encoding: the server parses the body faster.
             headers={"content-type": "application/octet-stream", "content-length": str(size)},

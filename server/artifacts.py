@@ -19,14 +19,13 @@ from trackline.artifacts import VERSION, ArtifactError, check_alias, check_name,
 from trackline.artifacts import manifest_digest as digest_of
 from trackline.records import ArtifactLogged, ArtifactUsed
 
-from . import auth, files, query
+from . import auth, files, possession, query
 from .runstate import pack, unpack
 from .schema import (
     artifact_aliases,
     artifact_usage,
     artifact_versions,
     artifacts,
-    blobs,
     entities,
     projects,
     runs,
@@ -268,13 +267,10 @@ def version_dict(
         entries = [
             {"path": p, "sha256": sha, "size": size} for p, sha, size in manifest.get("files", [])
         ]
-        stored = set(
-            conn.execute(
-                sa.select(blobs.c.sha256).where(
-                    blobs.c.sha256.in_(list({e["sha256"] for e in entries}))
-                )
-            ).scalars()
-        )
+        entity = conn.execute(
+            sa.select(projects.c.entity_id).where(projects.c.id == artifact.project_id)
+        ).scalar_one()
+        stored = possession.held(conn, entity, [e["sha256"] for e in entries])
         for entry in entries:
             entry["uploaded"] = entry["sha256"] in stored
         out["files"] = entries
@@ -335,7 +331,10 @@ def lineage(conn: sa.Connection, version: Any, user: auth.User | None) -> dict[s
     }
 
 
-def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str, Any]]:
+def _version_refs(
+    conn: sa.Connection, version_ids: list[int], user: auth.User | None
+) -> list[dict[str, Any]]:
+    """Versions as references; those in projects the caller may not read are left out."""
     if not version_ids:
         return []
     rows = conn.execute(
@@ -345,6 +344,8 @@ def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str,
             artifacts.c.name,
             artifacts.c.type,
             projects.c.name.label("project"),
+            projects.c.public,
+            projects.c.entity_id,
             entities.c.name.label("entity"),
         )
         .select_from(
@@ -364,11 +365,13 @@ def _version_refs(conn: sa.Connection, version_ids: list[int]) -> list[dict[str,
             "digest": r.digest,
         }
         for r in rows
+        if query.can_read(user, r)
     ]
 
 
-def run_artifacts(conn: sa.Connection, run_pk: int) -> dict[str, Any]:
-    """Versions a run logged and used."""
+def run_artifacts(conn: sa.Connection, run_pk: int, user: auth.User | None) -> dict[str, Any]:
+    """Versions a run logged and used (a run of a public project may have used a private
+    version: it is left out for whoever may not read it)."""
     logged = conn.execute(
         sa.select(artifact_versions.c.id).where(artifact_versions.c.producer_run_pk == run_pk)
     ).scalars()
@@ -376,6 +379,6 @@ def run_artifacts(conn: sa.Connection, run_pk: int) -> dict[str, Any]:
         sa.select(artifact_usage.c.version_id).where(artifact_usage.c.run_pk == run_pk)
     ).scalars()
     return {
-        "logged": _version_refs(conn, [int(v) for v in logged]),
-        "used": _version_refs(conn, [int(v) for v in used]),
+        "logged": _version_refs(conn, [int(v) for v in logged], user),
+        "used": _version_refs(conn, [int(v) for v in used], user),
     }

@@ -61,12 +61,28 @@ def optional_user(
     return user
 
 
+_KEY_NEEDED = "an API key is needed: send `Authorization: Bearer <key>`"
+
+
 def require_user(
     user: Annotated[auth.User | None, Depends(optional_user)],
 ) -> auth.User:
     if user is None:
-        raise ApiError(401, "an API key is needed: send `Authorization: Bearer <key>`")
+        raise ApiError(401, _KEY_NEEDED)
     return user
+
+
+def not_found(user: auth.User | None, message: str) -> ApiError:
+    """The answer for something missing, and for something the caller may not read.
+
+    The two must not differ, or the answer tells that a private thing exists: 404 with
+    ``message`` (which names only what the caller asked for) with a key, and without one
+    the 401 of every route that needs a key. Refusing a write to something the caller
+    can read is a 403: that reveals nothing it could not read already.
+    """
+    if user is None:
+        return ApiError(401, _KEY_NEEDED)
+    return ApiError(404, message)
 
 
 Ctx = Annotated[Context, Depends(context)]

@@ -43,9 +43,9 @@ from trackline.records import (
 )
 from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, Resync, RunLogError, check_header
 
-from . import artifacts, auth, chunks, files, runstate, series
+from . import artifacts, auth, chunks, files, possession, runstate, series
 from .columnize import Columnizer
-from .schema import blobs, histograms, media, projects, run_files, runs, streams
+from .schema import blob_owners, histograms, media, projects, run_files, runs, streams
 
 STREAMS = ("main", "system")
 _TEXT_MAX = 1_000_000
@@ -235,14 +235,18 @@ def _locked_run(conn: sa.Connection, run_id: str) -> Any:
 
 
 def check_write(conn: sa.Connection, row: Any, user: auth.User) -> None:
+    """Refuse a caller who may not write the run: 404 ``no run`` (what a missing run gets)
+    when it may not read it either, 403 when the run is in a public project."""
     if row.project_id is None:
         if row.creator_id != user.id and not user.is_admin:
-            raise IngestError(403, f"run {row.run_id} belongs to another user")
+            raise IngestError(404, f"no run {row.run_id}")
         return
-    entity_id = conn.execute(
-        sa.select(projects.c.entity_id).where(projects.c.id == row.project_id)
-    ).scalar_one()
-    if not user.can_write(entity_id):
+    project = conn.execute(
+        sa.select(projects.c.entity_id, projects.c.public).where(projects.c.id == row.project_id)
+    ).one()
+    if not user.can_write(project.entity_id):
+        if not project.public:
+            raise IngestError(404, f"no run {row.run_id}")
         raise IngestError(403, f"{user.name} may not write to run {row.run_id}")
 
 
@@ -255,12 +259,15 @@ def committed_offsets(conn: sa.Connection, run_pk: int) -> dict[str, int]:
     return offsets
 
 
-def missing_files(conn: sa.Connection, run_pk: int) -> list[dict[str, Any]]:
-    """Files of the run whose content the server does not have yet."""
+def missing_files(conn: sa.Connection, run: Any) -> list[dict[str, Any]]:
+    """Files of the run whose content its entity does not hold yet (``possession.py``):
+    content the server stores for others still counts as missing until uploaded."""
+    entity = possession.run_entity(conn, run.project_id, run.creator_id)
+    owned = sa.and_(blob_owners.c.sha256 == run_files.c.sha256, blob_owners.c.entity_id == entity)
     rows = conn.execute(
         sa.select(run_files.c.path, run_files.c.sha256)
-        .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
-        .where(run_files.c.run_pk == run_pk, blobs.c.sha256.is_(None))
+        .select_from(run_files.outerjoin(blob_owners, owned))
+        .where(run_files.c.run_pk == run.id, blob_owners.c.sha256.is_(None))
         .order_by(run_files.c.path)
     ).all()
     return [{"path": r.path, "sha256": r.sha256} for r in rows]
@@ -312,8 +319,20 @@ def ingest(
             .where(streams.c.run_pk == row.id, streams.c.name == stream)
             .values(committed=body.end)
         )
-    missing = missing_files(conn, row.id) if applier.touched_files else []
-    return Result(body.end, len(fresh), missing)
+    named = row.project_id is None and applier.project_id is not None
+    if not (applier.touched_files or named):
+        return Result(body.end, len(fresh))
+    # The writer vouches for content it uploaded: what its records name now, and, once the
+    # start record names the project, what the run named before.
+    shas = [f["sha256"] for f in applier.files()]
+    if named:
+        shas += conn.execute(
+            sa.select(run_files.c.sha256).where(run_files.c.run_pk == row.id)
+        ).scalars()
+    entity = possession.run_entity(conn, applier.project_id, row.creator_id)
+    possession.claim(conn, entity, user, shas)
+    run = conn.execute(sa.select(runs).where(runs.c.id == row.id)).one()
+    return Result(body.end, len(fresh), missing_files(conn, run))
 
 
 class Applier:
@@ -480,6 +499,10 @@ class Applier:
                 "origin": self.stream,
                 "meta": runstate.pack(meta),
             }
+
+    def files(self) -> list[dict[str, Any]]:
+        """The files the applied records named."""
+        return list(self._files.values())
 
     def _flush(self) -> None:
         run_pk = self.row.id

@@ -38,8 +38,37 @@ def _blocks_uncompressed(conn: sa.Connection) -> None:
         conn.execute(schema.BLOCKS_UNCOMPRESSED)
 
 
+def _blob_owners(conn: sa.Connection) -> None:
+    """Version 4: who proved possession of which blob, and run files by sha256.
+
+    Content that runs (their files, media and artifact files) already name is
+    grandfathered to the run's entity: before this version nothing recorded who uploaded
+    what, and those runs could read it.
+    """
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[4])
+    schema.RUN_FILES_BY_SHA.create(conn, checkfirst=True)  # a version-1 database has it
+    run_files, runs, projects = schema.run_files, schema.runs, schema.projects
+    owned = (
+        sa.select(
+            sa.func.coalesce(projects.c.entity_id, runs.c.creator_id).label("entity_id"),
+            run_files.c.sha256,
+        )
+        .select_from(
+            run_files.join(runs, run_files.c.run_pk == runs.c.id)
+            .outerjoin(projects, runs.c.project_id == projects.c.id)
+            .join(schema.blobs, schema.blobs.c.sha256 == run_files.c.sha256)
+        )
+        .distinct()
+    )
+    conn.execute(schema.blob_owners.insert().from_select(["entity_id", "sha256"], owned))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
-MIGRATIONS: list[tuple[int, Migration]] = [(2, _artifact_tables), (3, _blocks_uncompressed)]
+MIGRATIONS: list[tuple[int, Migration]] = [
+    (2, _artifact_tables),
+    (3, _blocks_uncompressed),
+    (4, _blob_owners),
+]
 
 
 class SchemaTooNewError(RuntimeError):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from . import artifacts, query
+from . import artifacts, auth, possession
 from .deps import ApiError, Ctx, MaybeUser
 from .routes_query import Entity, ProjectName, RunId, _project, load_run
-from .schema import blobs, run_files, runs
+from .runstate import unpack
+from .schema import blobs
 from .wire import Json
 
 router = APIRouter(prefix="/api/v1", tags=["artifacts"])
@@ -29,6 +30,7 @@ Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 
 
 
 def _artifact(conn: sa.Connection, project: Any, name: str) -> Any:
+    """The artifact (in a project the caller may read: ``_project`` checked)."""
     row = artifacts.artifact_row(conn, project.id, name)
     if row is None:
         raise ApiError(404, f"no artifact {name!r} in {project.entity}/{project.name}")
@@ -77,7 +79,7 @@ def get_version(
     entity: Entity, project: ProjectName, name: Name, ref: Ref, ctx: Ctx, user: MaybeUser
 ) -> Json:
     """``files`` lists ``path``, ``sha256``, ``size`` and ``uploaded``; download each with
-    ``GET /api/v1/blobs/{sha256}``. ``complete`` is true once every file is uploaded."""
+    ``GET /api/v1/blobs/{sha256}?artifact={entity}/{project}/{name}:v{version}``. ``complete`` is true once every file is uploaded."""
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
         artifact, version = _version(conn, row, name, ref)
@@ -108,38 +110,75 @@ def get_lineage(
 def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        found = artifacts.run_artifacts(conn, row.id)
+        found = artifacts.run_artifacts(conn, row.id, user)
     return Json(found)
 
 
-@router.get("/blobs/{sha256}", summary="Download content by its sha256")
-def get_blob(sha256: Sha256, ctx: Ctx, user: MaybeUser) -> StreamingResponse:
-    """Readable by whoever can read a run that has a file (or artifact file) with this content."""
+RunParam = Annotated[
+    str | None,
+    Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A run that has a file of this content."),
+]
+ArtifactParam = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="An artifact version with a file of this content: `entity/project/name:ref`.",
+    ),
+]
+
+
+def _readable_blob(
+    conn: sa.Connection, sha256: str, user: auth.User | None, run: str | None, artifact: str | None
+) -> int:
+    """The size of content the caller may read through ``run`` or ``artifact``.
+
+    The run or version must be readable by the caller, name the content, and its entity
+    must hold it (``possession.py``); otherwise the answer is that of missing content.
+    """
+    if (run is None) == (artifact is None):
+        raise ApiError(400, "name the run (`?run=`) or artifact version (`?artifact=`) to read by")
+    if run is not None:
+        row, _ = load_run(conn, run, user)
+        found = possession.run_has(conn, row, sha256)
+        where = f"run {run}"
+    else:
+        assert artifact is not None
+        path, _, ref = artifact.rpartition(":")
+        parts = path.split("/")
+        if len(parts) != 3 or not ref:
+            raise ApiError(400, "name an artifact version as `entity/project/name:ref`")
+        project = _project(conn, parts[0], parts[1], user)
+        _, version = _version(conn, project, parts[2], ref)
+        named = any(sha == sha256 for _, sha, _ in unpack(version.manifest, {}).get("files", []))
+        found = named and sha256 in possession.held(conn, project.entity_id, [sha256])
+        where = f"artifact {artifact}"
+    size = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).scalar()
+    if not found or size is None:
+        # The run or version is readable here: content it lacks is simply not found.
+        raise ApiError(404, f"no content {sha256} in {where}")
+    return int(size)
+
+
+@router.get("/blobs/{sha256}", summary="Download content of a run or artifact version")
+def get_blob(
+    sha256: Sha256, ctx: Ctx, user: MaybeUser, run: RunParam = None, artifact: ArtifactParam = None
+) -> StreamingResponse:
+    """Content by its hash, through a run or artifact version that has it (``_readable_blob``):
+    a hash alone grants nothing."""
     with ctx.db.read() as conn:
-        stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
-        owners = conn.execute(
-            sa.select(runs.c.project_id, runs.c.creator_id)
-            .select_from(run_files.join(runs, run_files.c.run_pk == runs.c.id))
-            .where(run_files.c.sha256 == sha256)
-        ).all()
-        readable = False
-        for owner in owners:
-            if owner.project_id is None:
-                readable = user is not None and (user.is_admin or user.id == owner.creator_id)
-            else:
-                project = query.project_by_id(conn, owner.project_id)
-                readable = query.can_read(user, project)
-            if readable:
-                break
-    if not readable:
-        # Whether content exists is itself information: the same answer as for unknown content.
-        if user is None:
-            raise ApiError(401, "an API key is needed to read this content")
-        raise ApiError(404, f"no readable content {sha256}")
-    if stored is None:
-        raise ApiError(404, f"content {sha256} is not uploaded yet")
+        size = _readable_blob(conn, sha256, user, run, artifact)
     return StreamingResponse(
         ctx.store.read(sha256),
         media_type="application/octet-stream",
-        headers={"content-length": str(stored.size)},
+        headers={"content-length": str(size)},
     )
+
+
+@router.head("/blobs/{sha256}", summary="Size of content of a run or artifact version")
+def has_blob(
+    sha256: Sha256, ctx: Ctx, user: MaybeUser, run: RunParam = None, artifact: ArtifactParam = None
+) -> Response:
+    """What ``GET`` answers, without the content; the size is in ``x-size``."""
+    with ctx.db.read() as conn:
+        size = _readable_blob(conn, sha256, user, run, artifact)
+    return Response(status_code=200, headers={"x-size": str(size)})

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from trackline._names import RUN_ID
 
-from . import ingest
+from . import ingest, possession
 from .deps import ApiError, Ctx, User
 from .schema import blobs, run_files, runs
 from .wire import Json
@@ -80,21 +80,28 @@ def _http(exc: ingest.IngestError) -> ApiError:
     return ApiError(exc.status, exc.message, **exc.extra)
 
 
+def _writable_run(conn: sa.Connection, run_id: str, user: Any, **extra: Any) -> Any:
+    """The run, if the caller may write it; a run it may not read gets what a missing one
+    gets (404 ``no run``, with the same ``extra``), one it may only read 403."""
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    if row is None:
+        raise ApiError(404, f"no run {run_id}", **extra)
+    try:
+        ingest.check_write(conn, row, user)
+    except ingest.IngestError as exc:
+        raise ApiError(exc.status, exc.message, **(extra if exc.status == 404 else {})) from None
+    return row
+
+
 @router.get("/runs/{run_id}/streams", summary="Committed offsets of a run's streams")
 def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     """Where to resume: the committed offset of each stream, and files still wanted."""
     with ctx.db.read() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-        if row is None:
-            raise ApiError(404, f"no run {run_id}", offsets=dict.fromkeys(ingest.STREAMS, 0))
-        try:
-            ingest.check_write(conn, row, user)
-        except ingest.IngestError as exc:
-            raise _http(exc) from None
+        row = _writable_run(conn, run_id, user, offsets=dict.fromkeys(ingest.STREAMS, 0))
         return Json(
             {
                 "offsets": ingest.committed_offsets(conn, row.id),
-                "missing": ingest.missing_files(conn, row.id),
+                "missing": ingest.missing_files(conn, row),
             }
         )
 
@@ -143,34 +150,36 @@ async def post_stream(
 @router.post("/runs/{run_id}/heartbeat", summary="The run is alive", status_code=200)
 def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-        if row is None:
-            raise ApiError(404, f"no run {run_id}")
-        try:
-            ingest.check_write(conn, row, user)
-        except ingest.IngestError as exc:
-            raise _http(exc) from None
+        row = _writable_run(conn, run_id, user)
         now = time.time()
         conn.execute(runs.update().where(runs.c.id == row.id).values(last_seen=now))
     return Json({"ok": True, "time": now})
 
 
-@router.head("/blobs/{sha256}", summary="Is this content stored?")
-def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
-    with ctx.db.read() as conn:
-        found = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
-    if found is None:
-        raise ApiError(404, "not stored")
-    return Response(status_code=200, headers={"x-size": str(found.size)})
-
-
 @router.put("/blobs/{sha256}", summary="Upload content by its sha256", openapi_extra=_RAW_BODY)
-async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:
-    """Stored once: a second upload of the same content is acknowledged and dropped."""
+async def put_blob(
+    sha256: Sha256,
+    request: Request,
+    ctx: Ctx,
+    user: User,
+    run: Annotated[
+        str | None, Query(pattern=RUN_ID, description="The run the content is uploaded for.")
+    ] = None,
+) -> Json:
+    """The upload proves possession (``possession.py``): the caller, and the entity of
+    ``run`` (which it must be able to write), hold the content from now on.
+
+    The body is always read and checked against ``sha256``; content the server has is not
+    stored again. ``stored`` is false when the caller had uploaded this content before:
+    whether anyone else has it is not told.
+    """
+    entity: int | None = None
     with ctx.db.read() as conn:
+        if run is not None:
+            row = _writable_run(conn, run, user)
+            entity = possession.run_entity(conn, row.project_id, row.creator_id)
         known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
-    if known is not None:
-        return Json({"sha256": sha256, "size": known.size, "stored": False})
+        again = bool(possession.held(conn, user.id, [sha256]))
     limit = ctx.config.max_blob
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -179,7 +188,7 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(temp, "wb") as file:
+        with open(temp, "wb") if known is None else _Discard() as file:
             sink = _Sink(digest, file)
             try:
                 async for chunk in request.stream():
@@ -193,10 +202,24 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
                 await sink.close()
         if digest.hexdigest() != sha256:
             raise ApiError(400, "content does not match its sha256", actual=digest.hexdigest())
-        await run_in_threadpool(_store_blob, ctx, sha256, temp, size)
+        owners = [user.id] if entity is None else [user.id, entity]
+        await run_in_threadpool(_store_blob, ctx, sha256, temp, size, known is None, owners)
     finally:
         temp.unlink(missing_ok=True)
-    return Json({"sha256": sha256, "size": size, "stored": True})
+    return Json({"sha256": sha256, "size": size, "stored": not again})
+
+
+class _Discard:
+    """A file that forgets what is written: checking content that is stored already."""
+
+    def __enter__(self) -> _Discard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 class _Sink:
@@ -240,14 +263,16 @@ class _Sink:
         await self._flush()
 
 
-def _store_blob(ctx: Any, sha256: str, temp: Path, size: int) -> None:
-    if not ctx.store.has(sha256):
+def _store_blob(ctx: Any, sha256: str, temp: Path, size: int, new: bool, owners: list[int]) -> None:
+    if new and not ctx.store.has(sha256):
         ctx.store.put(sha256, temp)
     with ctx.db.write() as conn:
         insert = ingest._insert(conn, blobs).values(
             sha256=sha256, size=size, created_at=time.time()
         )
         conn.execute(insert.on_conflict_do_nothing())
+        for owner in owners:
+            possession.grant(conn, owner, [sha256])
 
 
 class FileLink(BaseModel):
@@ -262,13 +287,7 @@ def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
     if path is None:
         raise ApiError(400, f"unsafe file name {link.path!r}")
     with ctx.db.write() as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-        if row is None:
-            raise ApiError(404, f"no run {run_id}")
-        try:
-            ingest.check_write(conn, row, user)
-        except ingest.IngestError as exc:
-            raise _http(exc) from None
+        row = _writable_run(conn, run_id, user)
         entry = conn.execute(
             sa.select(run_files.c.sha256).where(
                 run_files.c.run_pk == row.id, run_files.c.path == path
@@ -278,8 +297,10 @@ def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
             raise ApiError(404, f"run {run_id} declared no file {path!r}")
         if entry.sha256 is not None and entry.sha256 != link.sha256:
             raise ApiError(409, f"{path!r} already has content {entry.sha256}")
+        entity = possession.run_entity(conn, row.project_id, row.creator_id)
+        possession.claim(conn, entity, user, [link.sha256])
         stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == link.sha256)).first()
-        if stored is None:
+        if stored is None or not possession.held(conn, entity, [link.sha256]):
             raise ApiError(409, "upload the content first: PUT /api/v1/blobs/{sha256}")
         conn.execute(
             run_files.update()

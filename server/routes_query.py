@@ -14,10 +14,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from trackline._names import ENTITY, RUN_ID
 
-from . import auth, history, ingest, query
-from .deps import ApiError, Context, Ctx, MaybeUser, User
+from . import auth, history, ingest, possession, query
+from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
 from .runstate import pack, unpack
 from .schema import (
+    blob_owners,
     blobs,
     entities,
     histograms,
@@ -40,26 +41,27 @@ MAX_RUNS = 1000
 
 
 def _project(conn: sa.Connection, entity: str, name: str, user: auth.User | None) -> Any:
+    """The project, if the caller may read it; else what a missing one gets (``not_found``)."""
     row = query.project_row(conn, entity, name)
-    if row is None:
-        raise ApiError(404, f"no project {entity}/{name}")
-    if not query.can_read(user, row):
-        if user is None:
-            raise ApiError(401, f"project {entity}/{name} is private: an API key is needed")
-        raise ApiError(403, f"{user.name} may not read project {entity}/{name}")
+    if row is None or not query.can_read(user, row):
+        raise not_found(user, f"no project {entity}/{name}")
     return row
 
 
 def load_run(
     conn: sa.Connection, run_id: str, user: auth.User | None, write: bool = False
 ) -> tuple[Any, str | None]:
-    """The run row and its project path, if the caller may read (or ``write``) it."""
+    """The run row and its project path, if the caller may read (or ``write``) it.
+
+    A run the caller may not read gets what a missing one gets (``not_found``); one it may
+    read but not change gets 403 for a ``write``.
+    """
     row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
     if row is None:
-        raise ApiError(404, f"no run {run_id}")
+        raise not_found(user, f"no run {run_id}")
     if row.project_id is None:
         if user is None or (user.id != row.creator_id and not user.is_admin):
-            raise ApiError(404, f"no run {run_id}")
+            raise not_found(user, f"no run {run_id}")
         return row, None
     project = conn.execute(
         sa.select(projects.c.name, projects.c.public, projects.c.entity_id).where(
@@ -71,10 +73,12 @@ def load_run(
     ).scalar_one()
     path = f"{entity}/{project.name}"
     allowed = user is not None and user.can_write(project.entity_id)
-    if not allowed and (write or not project.public):
+    if not allowed and not project.public:
+        raise not_found(user, f"no run {run_id}")
+    if not allowed and write:
         if user is None:
-            raise ApiError(401, f"run {run_id} is in a private project: an API key is needed")
-        raise ApiError(403, f"{user.name} may not {'change' if write else 'read'} run {run_id}")
+            raise not_found(user, f"no run {run_id}")
+        raise ApiError(403, f"{user.name} may not change run {run_id}")
     return row, path
 
 
@@ -449,9 +453,10 @@ def media_table(
             sa.select(media.c["items"]).where(media.c.run_pk == row.id, media.c.kind == "table")
         ).all()
         stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
+        held = possession.run_has(conn, row, sha256)
     if not any(item.get("sha256") == sha256 for m in logged for item in unpack(m[0], [])):
         raise ApiError(404, f"run {run_id} logged no table {sha256}")
-    if stored is None:
+    if stored is None or not held:
         raise ApiError(404, "the table is not uploaded yet")
     if stored.size > MAX_TABLE_BYTES:
         raise ApiError(413, "the table is too large to preview; download its file")
@@ -492,13 +497,22 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def _held_files(conn: sa.Connection, run: Any) -> Any:
+    """The run's files joined to the ownership of their content by the run's entity."""
+    entity = possession.run_entity(conn, run.project_id, run.creator_id)
+    return run_files.outerjoin(
+        blob_owners,
+        sa.and_(blob_owners.c.sha256 == run_files.c.sha256, blob_owners.c.entity_id == entity),
+    )
+
+
 @router.get("/runs/{run_id}/files", summary="A run's files")
 def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
         rows = conn.execute(
-            sa.select(run_files, blobs.c.sha256.label("stored"))
-            .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
+            sa.select(run_files, blob_owners.c.sha256.label("stored"))
+            .select_from(_held_files(conn, row))
             .where(run_files.c.run_pk == row.id)
             .order_by(run_files.c.path)
         ).all()
@@ -528,7 +542,9 @@ def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
         row, _ = load_run(conn, run_id, user)
         entry = conn.execute(
             sa.select(run_files.c.sha256, blobs.c.size)
-            .select_from(run_files.outerjoin(blobs, run_files.c.sha256 == blobs.c.sha256))
+            .select_from(
+                _held_files(conn, row).outerjoin(blobs, blob_owners.c.sha256 == blobs.c.sha256)
+            )
             .where(run_files.c.run_pk == row.id, run_files.c.path == safe)
         ).first()
     if entry is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -205,6 +205,8 @@ run_files = sa.Table(
     sa.Column("origin", sa.String(8), nullable=False),  # "main" | "system"
     sa.Column("meta", sa.LargeBinary, nullable=False),  # msgpack: policy, source, kind
 )
+#: Reads by hash look up the runs naming the content (version 4).
+RUN_FILES_BY_SHA = sa.Index("ix_run_files_sha256", run_files.c.sha256)
 
 blobs = sa.Table(
     "blobs",
@@ -212,6 +214,15 @@ blobs = sa.Table(
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("created_at", _float, nullable=False),
+)
+
+#: Who proved possession of a blob (``possession.py``): an entity may use content only
+#: after it uploaded the bytes, however many others stored them before (version 4).
+blob_owners = sa.Table(
+    "blob_owners",
+    metadata,
+    sa.Column("entity_id", sa.Integer, sa.ForeignKey("entities.id"), primary_key=True),
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("blobs.sha256"), primary_key=True),
 )
 
 # -- artifacts (schema version 2) --------------------------------------------------------
@@ -271,4 +282,4 @@ artifact_usage = sa.Table(
 sa.Index("ix_artifact_usage_version", artifact_usage.c.version_id)
 
 #: Tables added by each schema version (what its migration creates).
-ADDED_IN = {2: [artifacts, artifact_versions, artifact_aliases, artifact_usage]}
+ADDED_IN = {2: [artifacts, artifact_versions, artifact_aliases, artifact_usage], 4: [blob_owners]}

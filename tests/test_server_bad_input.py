@@ -229,17 +229,18 @@ def test_missing_or_wrong_keys(stored: tuple[TestClient, int]) -> None:
     )
     other = client.post("/api/v1/users", json={"name": "other"}).json()["api_key"]
     denied = {"authorization": f"Bearer {other}"}
-    assert client.get(f"/api/v1/runs/{RUN}", headers=denied).status_code == 403
-    assert client.get(f"/api/v1/runs/{RUN}/history", headers=denied).status_code == 403
-    assert client.get("/api/v1/projects/admin/bad/runs", headers=denied).status_code == 403
+    # A private run or project is to another user what a missing one is: 404.
+    assert client.get(f"/api/v1/runs/{RUN}", headers=denied).status_code == 404
+    assert client.get(f"/api/v1/runs/{RUN}/history", headers=denied).status_code == 404
+    assert client.get("/api/v1/projects/admin/bad/runs", headers=denied).status_code == 404
     assert (
         client.post(
             "/api/v1/metrics/series", json={"runs": [RUN], "keys": ["x"]}, headers=denied
         ).status_code
-        == 403
+        == 404
     )
-    assert post_log(client, RUN, more, end, headers=denied).status_code == 403
-    assert client.get(f"/api/v1/runs/{RUN}/streams", headers=denied).status_code == 403
+    assert post_log(client, RUN, more, end, headers=denied).status_code == 404
+    assert client.get(f"/api/v1/runs/{RUN}/streams", headers=denied).status_code == 404
 
 
 def test_path_like_file_names(stored: tuple[TestClient, int]) -> None:

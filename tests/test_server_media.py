@@ -28,7 +28,7 @@ def test_media_files_and_table_rows_reach_the_server(
     run.log({"preds": table, "img": trackline.Image(red)})
     run.finish()
     shipper = Shipper(run.dir, shared_server.url)
-    assert shipper.pump(final=True)
+    assert shipper.pump(final=True), (shipper.error, shipper.files_failed)
     shipper.close()
     local = trackline.open_run(run.dir).media("preds")[0].items[0]
     with shared_server.client() as client:

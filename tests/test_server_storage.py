@@ -399,7 +399,7 @@ def test_postgres_stores_block_summaries_uncompressed(database_url: str) -> None
             # As a version-2 server left it: compressed (PostgreSQL's default for bytea).
             conn.execute(sa.text("ALTER TABLE chunks ALTER COLUMN blocks SET STORAGE EXTENDED"))
             conn.execute(sa.update(schema.schema_version).values(version=2))
-        assert db.migrate() == 3
+        assert db.migrate() == schema.SCHEMA_VERSION
         with db.read() as conn:
             assert blocks_storage(conn) == "e"
     finally:

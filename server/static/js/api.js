@@ -256,9 +256,12 @@ export const api = {
   /** Versions a run logged and used: {logged: [ref], used: [ref]}, ref: {path, name, type, version, digest}. */
   runArtifacts: (runId, signal) => request("GET", `/runs/${seg(runId)}/artifacts`, { signal }),
 
-  /** Content by sha256 (an artifact's file) as a Blob, with the API key. */
-  async blob(sha256) {
-    const response = await fetch(`${BASE}/blobs/${seg(sha256)}`, { headers: headers() });
+  /**
+   * Content by sha256 of an artifact version ("entity/project/name:vN") as a Blob, with the
+   * API key; the server answers only through a version (or run) that has the content.
+   */
+  async blob(sha256, artifact) {
+    const response = await fetch(url(`/blobs/${seg(sha256)}`, { artifact }), { headers: headers() });
     if (!response.ok) await fail(response);
     return response.blob();
   },

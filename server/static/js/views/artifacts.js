@@ -67,12 +67,12 @@ function runLink(project, runId) {
   return a;
 }
 
-function downloadButton(file) {
+function downloadButton(version, file) {
   const btn = h("button", { class: "btn small", type: "button", disabled: !file.uploaded, title: file.uploaded ? `Download ${file.path}` : "Not uploaded yet" }, icon(ICONS.download, 14), " Download");
   btn.addEventListener("click", async () => {
     btn.disabled = true;
     try {
-      saveBlob(await api.blob(file.sha256), file.path.split("/").pop());
+      saveBlob(await api.blob(file.sha256, `${version.path}:v${version.version}`), file.path.split("/").pop());
     } catch (err) {
       toast(`Download failed: ${err.message}`);
     } finally {
@@ -385,7 +385,7 @@ export function artifactVersionView(el, route) {
                   h("td", { class: "mono", text: f.path }),
                   h("td", { class: "num", text: fmtBytes(f.size) }),
                   h("td", null, h("code", { class: "sha", text: shortSha(f.sha256), title: f.sha256 })),
-                  h("td", { class: "actions" }, downloadButton(f)),
+                  h("td", { class: "actions" }, downloadButton(v, f)),
                 ),
               ),
             ),

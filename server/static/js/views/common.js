@@ -1,4 +1,5 @@
 // Pieces shared by the views: errors (with the key form on 401/403), badges, chips.
+// The server answers a private thing as a missing one (401 without a key, 404 with one).
 
 import { keyForm } from "../auth.js";
 import { h, mount } from "../util/dom.js";
@@ -15,7 +16,7 @@ export function showError(el, err, retry) {
       err.status === 401
         ? err.detail === "invalid API key"
           ? "The stored API key is not valid on this server. Enter another one."
-          : "This project is private: enter an API key to open it."
+          : "This project is private or does not exist: enter an API key that may read it."
         : `${err.detail} — enter a key that may read it.`;
     mount(el, h("section", { class: "card narrow" }, h("h2", { text: "API key needed" }), keyForm(message, () => retry())));
     return;
