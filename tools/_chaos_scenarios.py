@@ -294,7 +294,7 @@ def private_run(lab: Lab, size: Size) -> Outcome:
         "project": "alice/nosuchproject",
     }
     with lab.client(alice) as client:
-        stored = client.head(f"/blobs/{real['sha']}").status_code
+        stored = client.head(f"/blobs/{real['sha']}", params={"run": real["run"]}).status_code
     if stored != 200:
         outcome.notes.append(f"alice's blob not stored ({stored})")
     leaks: list[str] = []
@@ -328,6 +328,8 @@ PROBES: tuple[tuple[str, str, object], ...] = (
     ("POST", "/metrics/series", {"runs": ["{run}"], "keys": ["x"]}),
     ("HEAD", "/blobs/{sha}", None),
     ("GET", "/blobs/{sha}", None),
+    ("HEAD", "/blobs/{sha}?run={run}", None),
+    ("GET", "/blobs/{sha}?run={run}", None),
     ("GET", "/projects/{project}", None),
     ("GET", "/projects/{project}/runs", None),
     ("GET", "/projects/{project}/artifacts", None),

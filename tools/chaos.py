@@ -28,7 +28,15 @@ from _chaos_lab import ChaosError, Lab, Postgres, ServerProcess, postgres_availa
 from _chaos_scenarios import FULL, QUICK, SCENARIOS, Outcome
 
 #: Scenarios that must pass (exit status); the others are reported but tolerated.
-STRICT = ("kill_training", "kill_agent", "kill_server", "server_down", "kill_both", "disk_full")
+STRICT = (
+    "kill_training",
+    "kill_agent",
+    "kill_server",
+    "server_down",
+    "kill_both",
+    "disk_full",
+    "private_run",
+)
 BACKENDS = ("sqlite", "postgres")
 
 
