@@ -13,11 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from trackline import __version__
 
-from . import auth, routes_artifacts, routes_ingest, routes_query
+from . import auth, openapi, routes_artifacts, routes_ingest, routes_query
 from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
@@ -68,6 +69,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
     _errors(app)
+    openapi.install(app)
     app.mount("/", DashboardFiles(directory=STATIC, html=True), name="static")
     return app
 
@@ -84,12 +86,27 @@ class DashboardFiles(StaticFiles):
     """The dashboard's files, with security headers and revalidated caching (ETag -> 304)."""
 
     async def get_response(self, path: str, scope: Any) -> Any:
+        if path == "api" or path.startswith("api/"):
+            return _not_routed(scope)
         response = await super().get_response(path, scope)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.setdefault("Cache-Control", "no-cache")
         return response
+
+
+def _not_routed(scope: Any) -> Json:
+    """An API path no route took: 405 with ``Allow`` where routes take other methods, else
+    404 (the dashboard's pages are no answer to an API client)."""
+    allowed: set[str] = set()
+    for route in scope["app"].router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(scope["path"]):
+            allowed |= route.methods
+    if allowed:
+        headers = {"Allow": ", ".join(sorted(allowed))}
+        return Json({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
+    return Json({"detail": "Not Found"}, status_code=404)
 
 
 def create_app_from_env() -> FastAPI:

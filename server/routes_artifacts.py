@@ -8,14 +8,16 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
+from trackline import _wire_types as wt
 
 from . import artifacts, query
 from .deps import ApiError, Ctx, MaybeUser
+from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .routes_query import Entity, ProjectName, RunId, _project, load_run
 from .schema import blobs, run_files, runs
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["artifacts"])
+router = APIRouter(prefix="/api/v1", tags=["artifacts"], responses=errors(*ERRORS))
 
 Name = Annotated[
     str,
@@ -43,7 +45,12 @@ def _version(conn: sa.Connection, project: Any, name: str, ref: str) -> tuple[An
     return artifact, version
 
 
-@router.get("/projects/{entity}/{project}/artifacts", summary="Artifacts of a project")
+@router.get(
+    "/projects/{entity}/{project}/artifacts",
+    summary="Artifacts of a project",
+    responses=answers(wt.ArtifactList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_artifacts(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
@@ -51,7 +58,12 @@ def list_artifacts(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUs
     return Json({"artifacts": found})
 
 
-@router.get("/projects/{entity}/{project}/artifacts/{name}", summary="An artifact's versions")
+@router.get(
+    "/projects/{entity}/{project}/artifacts/{name}",
+    summary="An artifact's versions",
+    responses=answers(wt.Artifact),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_artifact(
     entity: Entity, project: ProjectName, name: Name, ctx: Ctx, user: MaybeUser
 ) -> Json:
@@ -72,6 +84,8 @@ def get_artifact(
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/{ref}",
     summary="One version (by alias or v<N>) with its manifest",
+    responses=answers(wt.ArtifactVersion),
+    openapi_extra=OPTIONAL_AUTH,
 )
 def get_version(
     entity: Entity, project: ProjectName, name: Name, ref: Ref, ctx: Ctx, user: MaybeUser
@@ -91,6 +105,8 @@ def get_version(
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/{ref}/lineage",
     summary="The run that produced a version and the runs that used it",
+    responses=answers(wt.Lineage),
+    openapi_extra=OPTIONAL_AUTH,
 )
 def get_lineage(
     entity: Entity, project: ProjectName, name: Name, ref: Ref, ctx: Ctx, user: MaybeUser
@@ -104,7 +120,12 @@ def get_lineage(
     )
 
 
-@router.get("/runs/{run_id}/artifacts", summary="Artifact versions a run logged and used")
+@router.get(
+    "/runs/{run_id}/artifacts",
+    summary="Artifact versions a run logged and used",
+    responses=answers(wt.RunArtifacts),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
@@ -112,7 +133,12 @@ def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     return Json(found)
 
 
-@router.get("/blobs/{sha256}", summary="Download content by its sha256")
+@router.get(
+    "/blobs/{sha256}",
+    summary="Download content by its sha256",
+    responses=answers(None, media=BINARY),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_blob(sha256: Sha256, ctx: Ctx, user: MaybeUser) -> StreamingResponse:
     """Readable by whoever can read a run that has a file (or artifact file) with this content."""
     with ctx.db.read() as conn:

@@ -15,13 +15,15 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from trackline import _wire_types as wt
 
 from . import ingest
 from .deps import ApiError, Ctx, User
+from .openapi import ERRORS, UPLOAD_ERRORS, answers, errors
 from .schema import blobs, run_files, runs
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=errors(*ERRORS))
 
 RUN_ID = r"^[A-Za-z0-9_-]{1,64}$"
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
@@ -80,7 +82,11 @@ def _http(exc: ingest.IngestError) -> ApiError:
     return ApiError(exc.status, exc.message, **exc.extra)
 
 
-@router.get("/runs/{run_id}/streams", summary="Committed offsets of a run's streams")
+@router.get(
+    "/runs/{run_id}/streams",
+    summary="Committed offsets of a run's streams",
+    responses=answers(wt.Offsets),
+)
 def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     """Where to resume: the committed offset of each stream, and files still wanted."""
     with ctx.db.read() as conn:
@@ -103,7 +109,10 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     "/runs/{run_id}/streams/{stream}",
     summary="Append a byte range of a run log",
     openapi_extra=_RAW_BODY,
-    responses={409: {"description": "Gap: the body starts past the committed offset."}},
+    responses={
+        **answers(wt.Appended, 409, *UPLOAD_ERRORS),
+        409: {**errors(409)[409], "description": "Gap: the body starts past the committed offset."},
+    },
 )
 async def post_stream(
     run_id: RunId,
@@ -122,6 +131,8 @@ async def post_stream(
     """
     config = ctx.config
     raw = await read_body(request, config.max_body)
+    if not raw:  # even an empty range compresses to some bytes
+        raise ApiError(422, "a body is needed: a byte range of the run log")
     encoding = request.headers.get("content-encoding", "")
     live = request.headers.get("x-trackline-live", "") == "1"
 
@@ -140,7 +151,12 @@ async def post_stream(
     )
 
 
-@router.post("/runs/{run_id}/heartbeat", summary="The run is alive", status_code=200)
+@router.post(
+    "/runs/{run_id}/heartbeat",
+    summary="The run is alive",
+    status_code=200,
+    responses=answers(wt.Heartbeat, 409),
+)
 def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
@@ -155,7 +171,11 @@ def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     return Json({"ok": True, "time": now})
 
 
-@router.head("/blobs/{sha256}", summary="Is this content stored?")
+@router.head(
+    "/blobs/{sha256}",
+    summary="Is this content stored?",
+    responses=answers(None, description="Stored; `x-size` says its size in bytes."),
+)
 def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
     with ctx.db.read() as conn:
         found = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
@@ -164,7 +184,12 @@ def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
     return Response(status_code=200, headers={"x-size": str(found.size)})
 
 
-@router.put("/blobs/{sha256}", summary="Upload content by its sha256", openapi_extra=_RAW_BODY)
+@router.put(
+    "/blobs/{sha256}",
+    summary="Upload content by its sha256",
+    openapi_extra=_RAW_BODY,
+    responses=answers(wt.Blob, *UPLOAD_ERRORS),
+)
 async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:
     """Stored once: a second upload of the same content is acknowledged and dropped."""
     with ctx.db.read() as conn:
@@ -255,7 +280,11 @@ class FileLink(BaseModel):
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
 
 
-@router.post("/runs/{run_id}/files", summary="Name the content of a file the run declared")
+@router.post(
+    "/runs/{run_id}/files",
+    summary="Name the content of a file the run declared",
+    responses=answers(wt.FileLinked, 400, 409),
+)
 def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
     """For files declared without a hash (``git.diff``): set it once the content is uploaded."""
     path = ingest.safe_path(link.path)

@@ -10,11 +10,13 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from trackline import _wire_types as wt
 
 from . import auth, history, ingest, query
 from .deps import ApiError, Context, Ctx, MaybeUser, User
+from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .runstate import pack, unpack
 from .schema import (
     blobs,
@@ -29,7 +31,7 @@ from .schema import (
 )
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["query"])
+router = APIRouter(prefix="/api/v1", tags=["query"], responses=errors(*ERRORS))
 
 RunId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The run's id.")]
 Entity = Annotated[str, PathParam(max_length=64, description="The owning user or team.")]
@@ -80,12 +82,20 @@ def load_run(
 # -- users, teams, keys ----------------------------------------------------------------
 
 
-@router.get("/health", tags=["server"], summary="Liveness")
+@router.get(
+    "/health",
+    tags=["server"],
+    summary="Liveness",
+    responses=answers(wt.Health),
+    openapi_extra={"security": [{}]},
+)
 def health() -> Json:
     return Json({"ok": True, "api": "v1"})
 
 
-@router.get("/viewer", tags=["users"], summary="Who the API key belongs to")
+@router.get(
+    "/viewer", tags=["users"], summary="Who the API key belongs to", responses=answers(wt.Viewer)
+)
 def viewer(ctx: Ctx, user: User) -> Json:
     with ctx.db.read() as conn:
         teams = conn.execute(
@@ -100,7 +110,13 @@ class NewUser(BaseModel):
     admin: bool = False
 
 
-@router.post("/users", tags=["users"], summary="Create a user and its first API key (admin)")
+@router.post(
+    "/users",
+    tags=["users"],
+    summary="Create a user and its first API key (admin)",
+    status_code=201,
+    responses=answers(wt.CreatedUser, 409, status=201),
+)
 def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
     if not user.is_admin:
         raise ApiError(403, "only an admin may create users")
@@ -112,14 +128,25 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
     return Json({"name": body.name, "api_key": key}, status_code=201)
 
 
-@router.post("/keys", tags=["users"], summary="A new API key for the caller")
+@router.post(
+    "/keys",
+    tags=["users"],
+    summary="A new API key for the caller",
+    status_code=201,
+    responses=answers(wt.CreatedKey, status=201),
+)
 def create_key(ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        key = auth.add_key(conn, user.id)
-    return Json({"name": user.name, "api_key": key}, status_code=201)
+        key_id, key = auth.create_key(conn, user.id)
+    return Json({"id": key_id, "name": user.name, "api_key": key}, status_code=201)
 
 
-@router.get("/keys", tags=["users"], summary="API keys of the caller (or, for an admin, a user)")
+@router.get(
+    "/keys",
+    tags=["users"],
+    summary="API keys of the caller (or, for an admin, a user)",
+    responses=answers(wt.KeyList),
+)
 def list_keys(
     ctx: Ctx,
     user: User,
@@ -138,13 +165,25 @@ def list_keys(
         return Json({"user": owner, "keys": auth.keys_of(conn, owner_id)})
 
 
-@router.delete("/keys/{key_id}", tags=["users"], summary="Revoke an API key")
-def delete_key(key_id: int, ctx: Ctx, user: User) -> Json:
-    """The caller's own key, or any key for an admin; a user's last key stays (409)."""
+#: Key ids are database integers: a larger number names no key (422, not an overflow).
+KeyId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The key's id.")]
+
+
+@router.delete(
+    "/keys/{key_id}",
+    tags=["users"],
+    summary="Revoke an API key",
+    responses=answers(wt.Revoked, 409),
+)
+def delete_key(key_id: KeyId, ctx: Ctx, user: User) -> Json:
+    """The caller's own key, or any key for an admin; a user's last key stays (409), and
+    so does the key of the request (409): revoke it with another key."""
     with ctx.db.write() as conn:
         owner = auth.key_owner(conn, key_id)
         if owner is None or (owner != user.id and not user.is_admin):
             raise ApiError(404, f"no API key {key_id} of yours")
+        if key_id == user.key_id:
+            raise ApiError(409, "a key cannot revoke itself: revoke it with another key")
         auth.lock_entity(conn, owner)
         if len(auth.keys_of(conn, owner)) == 1:
             raise ApiError(409, "that is the user's last API key: create another one first")
@@ -156,7 +195,13 @@ class NewTeam(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-@router.post("/teams", tags=["users"], summary="Create a team; the caller manages it")
+@router.post(
+    "/teams",
+    tags=["users"],
+    summary="Create a team; the caller manages it",
+    status_code=201,
+    responses=answers(wt.CreatedTeam, 409, status=201),
+)
 def create_team(body: NewTeam, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         if auth.entity_by_name(conn, body.name) is not None:
@@ -171,7 +216,12 @@ class NewMember(BaseModel):
     role: Literal["member", "admin"] = "member"
 
 
-@router.post("/teams/{team}/members", tags=["users"], summary="Add a user to a team")
+@router.post(
+    "/teams/{team}/members",
+    tags=["users"],
+    summary="Add a user to a team",
+    responses=answers(wt.Membership),
+)
 def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         found = auth.entity_by_name(conn, team)
@@ -192,13 +242,23 @@ def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
 # -- projects --------------------------------------------------------------------------
 
 
-@router.get("/projects", summary="Projects the caller can read")
+@router.get(
+    "/projects",
+    summary="Projects the caller can read",
+    responses=answers(wt.ProjectList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_projects(ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         return Json({"projects": query.visible_projects(conn, user)})
 
 
-@router.get("/projects/{entity}/{project}", summary="One project")
+@router.get(
+    "/projects/{entity}/{project}",
+    summary="One project",
+    responses=answers(wt.Project),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_project(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
@@ -212,7 +272,11 @@ class ProjectPatch(BaseModel):
     public: bool
 
 
-@router.patch("/projects/{entity}/{project}", summary="Make a project public or private")
+@router.patch(
+    "/projects/{entity}/{project}",
+    summary="Make a project public or private",
+    responses=answers(wt.Visibility),
+)
 def patch_project(
     entity: Entity, project: ProjectName, body: ProjectPatch, ctx: Ctx, user: User
 ) -> Json:
@@ -252,7 +316,12 @@ def _search(ctx: Any, entity: str, project: str, user: auth.User | None, body: R
     return Json(result)
 
 
-@router.get("/projects/{entity}/{project}/runs", summary="Runs of a project")
+@router.get(
+    "/projects/{entity}/{project}/runs",
+    summary="Runs of a project",
+    responses=answers(wt.RunPage, 400),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_runs(
     entity: Entity,
     project: ProjectName,
@@ -291,7 +360,12 @@ def list_runs(
     return _search(ctx, entity, project, user, body)
 
 
-@router.post("/projects/{entity}/{project}/runs/query", summary="Runs of a project (JSON filters)")
+@router.post(
+    "/projects/{entity}/{project}/runs/query",
+    summary="Runs of a project (JSON filters)",
+    responses=answers(wt.RunPage, 400),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def query_runs(
     entity: Entity, project: ProjectName, body: RunQuery, ctx: Ctx, user: MaybeUser
 ) -> Json:
@@ -301,7 +375,12 @@ def query_runs(
 # -- runs ------------------------------------------------------------------------------
 
 
-@router.get("/runs/{run_id}", summary="A run in detail")
+@router.get(
+    "/runs/{run_id}",
+    summary="A run in detail",
+    responses=answers(wt.Run),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_run(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, path = load_run(conn, run_id, user)
@@ -314,7 +393,9 @@ class RunPatch(BaseModel):
     notes: str | None = Field(None, max_length=1_000_000)
 
 
-@router.patch("/runs/{run_id}", summary="Change a run's name, tags or notes")
+@router.patch(
+    "/runs/{run_id}", summary="Change a run's name, tags or notes", responses=answers(wt.Run)
+)
 def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         row, path = load_run(conn, run_id, user, write=True)
@@ -333,6 +414,10 @@ def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
 
 
 Format = Literal["json", "csv", "parquet"]
+EXPORTS: dict[str, Any] = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+}
 
 
 def _export(columns: history.Columns, fmt: str, name: str) -> Response:
@@ -355,7 +440,12 @@ def _export(columns: history.Columns, fmt: str, name: str) -> Response:
     return Json(columns.json(), sanitized=True)
 
 
-@router.get("/runs/{run_id}/history", summary="A run's metric rows, full resolution or sampled")
+@router.get(
+    "/runs/{run_id}/history",
+    summary="A run's metric rows, full resolution or sampled",
+    responses=answers(wt.Columns, 501, media=EXPORTS),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def run_history(
     run_id: RunId,
     ctx: Ctx,
@@ -376,7 +466,12 @@ async def run_history(
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/system", summary="A run's system samples")
+@router.get(
+    "/runs/{run_id}/system",
+    summary="A run's system samples",
+    responses=answers(wt.Columns, 501, media=EXPORTS),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = "json") -> Response:
     def work() -> Response:
         with ctx.db.read() as conn:
@@ -387,7 +482,12 @@ async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = 
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/histograms", summary="A run's histograms")
+@router.get(
+    "/runs/{run_id}/histograms",
+    summary="A run's histograms",
+    responses=answers(wt.Histograms),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_histograms(
     run_id: RunId,
     ctx: Ctx,
@@ -413,7 +513,12 @@ def _rows_of_run(
         return conn.execute(select.order_by(table.c.id)).all()
 
 
-@router.get("/runs/{run_id}/media", summary="A run's media (images, audio, tables...)")
+@router.get(
+    "/runs/{run_id}/media",
+    summary="A run's media (images, audio, tables...)",
+    responses=answers(wt.MediaList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_media(
     run_id: RunId,
     ctx: Ctx,
@@ -432,13 +537,18 @@ MAX_TABLE_BYTES = 256 * 1024 * 1024
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
 
 
-@router.get("/runs/{run_id}/media/{sha256}/table", summary="Rows of a logged trackline.Table")
+@router.get(
+    "/runs/{run_id}/media/{sha256}/table",
+    summary="Rows of a logged trackline.Table",
+    responses=answers(wt.TablePage, 413, 501),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def media_table(
     run_id: RunId,
     sha256: Sha256,
     ctx: Ctx,
     user: MaybeUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Json:
     """A page of a table's rows as JSON; image cells hold the path of their file."""
@@ -491,7 +601,12 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
-@router.get("/runs/{run_id}/files", summary="A run's files")
+@router.get(
+    "/runs/{run_id}/files",
+    summary="A run's files",
+    responses=answers(wt.RunFiles),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
@@ -518,7 +633,12 @@ def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     )
 
 
-@router.get("/runs/{run_id}/files/{path:path}", summary="Download a run's file")
+@router.get(
+    "/runs/{run_id}/files/{path:path}",
+    summary="Download a run's file",
+    responses=answers(None, 400, media=BINARY),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
     safe = ingest.safe_path(path)
     if safe is None:
@@ -558,7 +678,12 @@ class KeysQuery(BaseModel):
     runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
 
 
-@router.post("/metrics/keys", summary="The metric keys of a set of runs")
+@router.post(
+    "/metrics/keys",
+    summary="The metric keys of a set of runs",
+    responses=answers(wt.MetricKeys),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         rows = _runs(conn, body.runs, user)
@@ -583,8 +708,20 @@ class SeriesQuery(BaseModel):
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
     range: tuple[float | None, float | None] | None = Field(None, description="[low, high] of x")
 
+    @model_validator(mode="after")
+    def _ordered(self) -> SeriesQuery:
+        low, high = self.range or (None, None)
+        if low is not None and high is not None and low > high:
+            raise ValueError("range: low must not exceed high")
+        return self
 
-@router.post("/metrics/series", summary="Downsampled series of runs x keys")
+
+@router.post(
+    "/metrics/series",
+    summary="Downsampled series of runs x keys",
+    responses=answers(wt.SeriesList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
     """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""
 

@@ -1,0 +1,170 @@
+"""The OpenAPI document as a contract: response schemas, error statuses and links.
+
+Response bodies are the msgspec types of ``trackline._wire_types``, published as
+components. Every route documents the errors any route may answer (``ERRORS``: a
+missing or wrong key, a refusal, a missing thing, an invalid request, a busy server)
+plus the statuses it answers itself (``answers(..., 409)``). Links tell a client (and
+schemathesis' stateful phase) which response feeds which request: a created key can
+be revoked, a listed run can be read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI
+from trackline import _wire_types as wire
+
+REF = "#/components/schemas/{name}"
+
+_REASONS = {
+    400: "The request is well formed but cannot be carried out as it is.",
+    401: "An API key is needed, or the key is not valid.",
+    403: "The caller may not do this.",
+    404: "No such thing (or none the caller may see).",
+    409: "Conflicts with the current state.",
+    413: "The body is larger than the server takes.",
+    415: "Unsupported Content-Encoding.",
+    422: "The request does not match its schema.",
+    501: "The server lacks an optional component (pyarrow).",
+    503: "The server is busy: retry after `Retry-After` seconds.",
+    507: "The quota or the server's storage is full.",
+}
+
+#: Answers any route may give.
+ERRORS = (401, 403, 404, 422, 503)
+#: Answers of the routes that take uploads.
+UPLOAD_ERRORS = (400, 413, 415, 507)
+
+#: For routes that serve anonymous callers too (public projects).
+OPTIONAL_AUTH: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}]}
+
+
+def _ref(kind: type) -> dict[str, Any]:
+    return {"$ref": REF.format(name=kind.__name__)}
+
+
+def _error(status: int) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": _REASONS[status],
+        "content": {"application/json": {"schema": _ref(wire.ErrorBody)}},
+    }
+    if status == 503:
+        answer["headers"] = {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        }
+    return answer
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers ``statuses`` (with the shared error body)."""
+    return {status: _error(status) for status in statuses}
+
+
+def answers(
+    kind: type | None,
+    *statuses: int,
+    status: int = 200,
+    description: str = "Success.",
+    media: dict[str, Any] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """A route's success answer (a ``kind`` as JSON, or ``media`` types) and its own errors."""
+    content: dict[str, Any] = {}
+    if kind is not None:
+        content["application/json"] = {"schema": _ref(kind)}
+    content.update(media or {})
+    ok: dict[str, Any] = {"description": description}
+    if content:
+        ok["content"] = content
+    return {status: ok, **errors(*statuses)}
+
+
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+# -- links -----------------------------------------------------------------------------
+
+_RUN_ID = "$response.body#/id"
+_FIRST_RUN = "$response.body#/runs/0/id"
+_RUN_READS = [
+    ("get", "/api/v1/runs/{run_id}"),
+    ("get", "/api/v1/runs/{run_id}/history"),
+    ("get", "/api/v1/runs/{run_id}/files"),
+    ("get", "/api/v1/runs/{run_id}/artifacts"),
+    ("get", "/api/v1/runs/{run_id}/streams"),
+]
+_PROJECT = {
+    "entity": "$response.body#/projects/0/entity",
+    "project": "$response.body#/projects/0/name",
+}
+
+#: (method, path, status) of a response -> (method, path, parameters) it can feed.
+LINKS: list[tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]] = [
+    (("post", "/api/v1/keys", 201), ("delete", "/api/v1/keys/{key_id}", {"key_id": _RUN_ID})),
+    (
+        ("get", "/api/v1/keys", 200),
+        ("delete", "/api/v1/keys/{key_id}", {"key_id": "$response.body#/keys/0/id"}),
+    ),
+    (("get", "/api/v1/projects", 200), ("get", "/api/v1/projects/{entity}/{project}", _PROJECT)),
+    (
+        ("get", "/api/v1/projects", 200),
+        ("get", "/api/v1/projects/{entity}/{project}/runs", _PROJECT),
+    ),
+    (
+        ("post", "/api/v1/teams", 201),
+        ("post", "/api/v1/teams/{team}/members", {"team": "$response.body#/name"}),
+    ),
+    (("put", "/api/v1/blobs/{sha256}", 200), ("head", "/api/v1/blobs/{sha256}", {})),
+    *(
+        (("get", "/api/v1/projects/{entity}/{project}/runs", 200), (m, p, {"run_id": _FIRST_RUN}))
+        for m, p in _RUN_READS
+    ),
+    *(
+        (
+            ("post", "/api/v1/projects/{entity}/{project}/runs/query", 200),
+            (m, p, {"run_id": _FIRST_RUN}),
+        )
+        for m, p in _RUN_READS
+    ),
+    (
+        ("get", "/api/v1/runs/{run_id}", 200),
+        ("patch", "/api/v1/runs/{run_id}", {"run_id": _RUN_ID}),
+    ),
+]
+
+
+def _add_links(doc: dict[str, Any]) -> None:
+    paths = doc["paths"]
+    for (method, path, status), (to_method, to_path, parameters) in LINKS:
+        source = paths.get(path, {}).get(method)
+        target = paths.get(to_path, {}).get(to_method)
+        if source is None or target is None:
+            raise RuntimeError(f"a link names an unknown operation: {method} {path}")
+        if to_path == "/api/v1/blobs/{sha256}":  # the same content, by the request's path
+            parameters = {"sha256": "$request.path.sha256"}
+        answer = source["responses"][str(status)]
+        name = f"{to_method}_{to_path.removeprefix('/api/v1/')}".replace("/", "_")
+        name = "".join(c for c in name if c.isalnum() or c == "_")
+        answer.setdefault("links", {})[name] = {
+            "operationId": target["operationId"],
+            "parameters": parameters,
+        }
+
+
+def install(app: FastAPI) -> None:
+    """Publish the response types as components and the links, once, when first asked."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = build()
+        _, components = msgspec.json.schema_components(wire.ALL, ref_template=REF)
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        _add_links(doc)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
