@@ -20,7 +20,7 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True):
     pass
 
 
-class ValidationIssue(_Wire):
+class ValidationIssue(_Wire, frozen=True):
     """One reason a request was refused (422): where in the request, and why."""
 
     loc: list[str]
@@ -28,7 +28,7 @@ class ValidationIssue(_Wire):
     type: str
 
 
-class ErrorBody(_Wire):
+class ErrorBody(_Wire, frozen=True):
     """Every error: ``detail`` says what went wrong; some errors add fields (``expected``,
     ``limit``, ``offsets``, ``actual``), and a 422 lists the ``errors``."""
 
@@ -36,23 +36,23 @@ class ErrorBody(_Wire):
     errors: list[ValidationIssue] | None = None
 
 
-class Health(_Wire):
+class Health(_Wire, frozen=True):
     ok: bool
     api: str
 
 
-class Viewer(_Wire):
+class Viewer(_Wire, frozen=True):
     name: str
     admin: bool
     teams: list[str]
 
 
-class CreatedUser(_Wire):
+class CreatedUser(_Wire, frozen=True):
     name: str
     api_key: str
 
 
-class CreatedKey(_Wire):
+class CreatedKey(_Wire, frozen=True):
     """A new API key, shown once; ``id`` names it for ``DELETE /keys/{key_id}``."""
 
     id: int
@@ -60,32 +60,32 @@ class CreatedKey(_Wire):
     api_key: str
 
 
-class KeyInfo(_Wire):
+class KeyInfo(_Wire, frozen=True):
     id: int
     prefix: str
     created_at: float
 
 
-class KeyList(_Wire):
+class KeyList(_Wire, frozen=True):
     user: str
     keys: list[KeyInfo]
 
 
-class Revoked(_Wire):
+class Revoked(_Wire, frozen=True):
     revoked: int
 
 
-class CreatedTeam(_Wire):
+class CreatedTeam(_Wire, frozen=True):
     name: str
 
 
-class Membership(_Wire):
+class Membership(_Wire, frozen=True):
     team: str
     user: str
     role: str
 
 
-class Project(_Wire):
+class Project(_Wire, frozen=True):
     entity: str
     name: str
     path: str
@@ -95,17 +95,17 @@ class Project(_Wire):
     runs: int | None = None
 
 
-class ProjectList(_Wire):
+class ProjectList(_Wire, frozen=True):
     projects: list[Project]
 
 
-class Visibility(_Wire):
+class Visibility(_Wire, frozen=True):
     entity: str
     name: str
     public: bool
 
 
-class Run(_Wire):
+class Run(_Wire, frozen=True):
     """A run; its detail (``GET /runs/{run_id}``) adds git, environment, argv, traceback."""
 
     id: str
@@ -130,7 +130,7 @@ class Run(_Wire):
     exit_code: int | None = None
 
 
-class RunPage(_Wire):
+class RunPage(_Wire, frozen=True):
     """A page of a project's runs; ``groups`` when the query asked to group them."""
 
     total: int
@@ -140,7 +140,7 @@ class RunPage(_Wire):
     groups: list[Any] | None = None
 
 
-class Columns(_Wire):
+class Columns(_Wire, frozen=True):
     """Rows as columns: ``values`` holds per key a value or ``null`` per row; ``kinds``
     says per key whether it is ``number``, ``text`` or ``mixed``."""
 
@@ -150,7 +150,7 @@ class Columns(_Wire):
     kinds: dict[str, str]
 
 
-class Histogram(_Wire):
+class Histogram(_Wire, frozen=True):
     key: str
     step: int | None
     time: Any
@@ -158,11 +158,11 @@ class Histogram(_Wire):
     counts: list[Any]
 
 
-class Histograms(_Wire):
+class Histograms(_Wire, frozen=True):
     histograms: list[Histogram]
 
 
-class MediaStep(_Wire):
+class MediaStep(_Wire, frozen=True):
     key: str
     step: int | None
     time: Any
@@ -170,11 +170,11 @@ class MediaStep(_Wire):
     items: list[Any]
 
 
-class MediaList(_Wire):
+class MediaList(_Wire, frozen=True):
     media: list[MediaStep]
 
 
-class TablePage(_Wire):
+class TablePage(_Wire, frozen=True):
     columns: list[str]
     types: list[str]
     total: int
@@ -182,7 +182,7 @@ class TablePage(_Wire):
     rows: list[list[Any]]
 
 
-class RunFile(_Wire):
+class RunFile(_Wire, frozen=True):
     path: str
     sha256: str | None
     size: int | None
@@ -190,50 +190,50 @@ class RunFile(_Wire):
     time: Any = None
 
 
-class RunFiles(_Wire):
+class RunFiles(_Wire, frozen=True):
     files: list[RunFile]
 
 
-class MetricKeys(_Wire):
+class MetricKeys(_Wire, frozen=True):
     keys: list[str]
     runs: dict[str, list[str]]
     points: dict[str, int]
 
 
-class SeriesList(_Wire):
+class SeriesList(_Wire, frozen=True):
     series: list[dict[str, Any]]
 
 
-class Offsets(_Wire):
+class Offsets(_Wire, frozen=True):
     """Where to resume uploading a run: committed offset per stream, files still wanted."""
 
     offsets: dict[str, int]
     missing: list[Any]
 
 
-class Appended(_Wire):
+class Appended(_Wire, frozen=True):
     committed: int
     applied: int
     missing: list[Any]
 
 
-class Heartbeat(_Wire):
+class Heartbeat(_Wire, frozen=True):
     ok: bool
     time: float
 
 
-class Blob(_Wire):
+class Blob(_Wire, frozen=True):
     sha256: str
     size: int
     stored: bool
 
 
-class FileLinked(_Wire):
+class FileLinked(_Wire, frozen=True):
     path: str
     sha256: str
 
 
-class ArtifactSummary(_Wire):
+class ArtifactSummary(_Wire, frozen=True):
     name: str
     type: str
     path: str
@@ -243,11 +243,11 @@ class ArtifactSummary(_Wire):
     updated_at: float | None = None
 
 
-class ArtifactList(_Wire):
+class ArtifactList(_Wire, frozen=True):
     artifacts: list[ArtifactSummary]
 
 
-class ArtifactVersion(_Wire):
+class ArtifactVersion(_Wire, frozen=True):
     """A version; by alias or ``v<N>`` it adds ``files`` and ``complete``."""
 
     name: str
@@ -266,21 +266,21 @@ class ArtifactVersion(_Wire):
     complete: bool | None = None
 
 
-class Artifact(_Wire):
+class Artifact(_Wire, frozen=True):
     name: str
     type: str
     path: str
     versions: list[ArtifactVersion]
 
 
-class Lineage(_Wire):
+class Lineage(_Wire, frozen=True):
     path: str
     version: int
     producer: Any
     consumers: list[Any]
 
 
-class RunArtifacts(_Wire):
+class RunArtifacts(_Wire, frozen=True):
     logged: list[Any]
     used: list[Any]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from trackline import __version__
 
 from . import auth, openapi, routes_artifacts, routes_ingest, routes_query
@@ -96,13 +96,18 @@ class DashboardFiles(StaticFiles):
         return response
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _not_routed(scope: Any) -> Json:
     """An API path no route took: 405 with ``Allow`` where routes take other methods, else
     404 (the dashboard's pages are no answer to an API client)."""
-    allowed: set[str] = set()
-    for route in scope["app"].router.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(scope["path"]):
-            allowed |= route.methods
+    routes = [r for r in scope["app"].router.routes if not isinstance(r, Mount)]
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
     if allowed:
         headers = {"Allow": ", ".join(sorted(allowed))}
         return Json({"detail": "Method Not Allowed"}, status_code=405, headers=headers)

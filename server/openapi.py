@@ -153,6 +153,15 @@ def _add_links(doc: dict[str, Any]) -> None:
         }
 
 
+def _json_bodies(doc: dict[str, Any]) -> None:
+    """A JSON body that is not JSON at all is refused with 400 before any validation."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            body = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in body:
+                operation["responses"].setdefault("400", _error(400))
+
+
 def install(app: FastAPI) -> None:
     """Publish the response types as components and the links, once, when first asked."""
     build: Callable[[], dict[str, Any]] = app.openapi
@@ -163,6 +172,7 @@ def install(app: FastAPI) -> None:
         doc = build()
         _, components = msgspec.json.schema_components(wire.ALL, ref_template=REF)
         doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        _json_bodies(doc)
         _add_links(doc)
         app.openapi_schema = doc
         return doc

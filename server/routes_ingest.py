@@ -30,12 +30,15 @@ RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Stream = Annotated[str, PathParam(pattern="^(main|system)$", description="`main` or `system`.")]
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]
 
-_RAW_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+
+def _raw_body(min_length: int = 0) -> dict[str, Any]:
+    schema = {"type": "string", "format": "binary", "minLength": min_length}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": schema}},
+        }
     }
-}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -108,7 +111,7 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
 @router.post(
     "/runs/{run_id}/streams/{stream}",
     summary="Append a byte range of a run log",
-    openapi_extra=_RAW_BODY,
+    openapi_extra=_raw_body(min_length=1),  # even an empty range compresses to some bytes
     responses={
         **answers(wt.Appended, 409, *UPLOAD_ERRORS),
         409: {**errors(409)[409], "description": "Gap: the body starts past the committed offset."},
@@ -131,7 +134,7 @@ async def post_stream(
     """
     config = ctx.config
     raw = await read_body(request, config.max_body)
-    if not raw:  # even an empty range compresses to some bytes
+    if not raw:
         raise ApiError(422, "a body is needed: a byte range of the run log")
     encoding = request.headers.get("content-encoding", "")
     live = request.headers.get("x-trackline-live", "") == "1"
@@ -187,7 +190,7 @@ def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
 @router.put(
     "/blobs/{sha256}",
     summary="Upload content by its sha256",
-    openapi_extra=_RAW_BODY,
+    openapi_extra=_raw_body(),
     responses=answers(wt.Blob, *UPLOAD_ERRORS),
 )
 async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:

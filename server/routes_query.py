@@ -701,12 +701,16 @@ def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
     return Json({"keys": sorted(counts), "runs": per_run, "points": counts})
 
 
+#: A number, not a string or boolean read as one.
+Bound = Annotated[float | None, Field(strict=True)]
+
+
 class SeriesQuery(BaseModel):
     runs: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=MAX_RUNS)
     keys: list[Annotated[str, Field(max_length=1024)]] = Field(max_length=1000)
     samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
-    range: tuple[float | None, float | None] | None = Field(None, description="[low, high] of x")
+    range: tuple[Bound, Bound] | None = Field(None, description="[low, high] of x")
 
     @model_validator(mode="after")
     def _ordered(self) -> SeriesQuery:

@@ -19,6 +19,7 @@ import pytest
 from _server import ServerProcess, fixture_server  # noqa: F401 - the `server` fixture
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+CONFIG = Path(__file__).parent / "schemathesis.toml"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not SCHEMATHESIS.exists(), reason="schemathesis is not installed"),
@@ -51,6 +52,8 @@ def test_schemathesis_finds_nothing(server: ServerProcess, tmp_path: Path) -> No
     report = tmp_path / "report.ndjson"
     argv = [
         str(SCHEMATHESIS),
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{server.url}/api/v1/openapi.json",
         "--checks",
