@@ -182,11 +182,11 @@ def delete_key(key_id: KeyId, ctx: Ctx, user: User) -> Json:
         owner = auth.key_owner(conn, key_id)
         if owner is None or (owner != user.id and not user.is_admin):
             raise ApiError(404, f"no API key {key_id} of yours")
-        if key_id == user.key_id:
-            raise ApiError(409, "a key cannot revoke itself: revoke it with another key")
         auth.lock_entity(conn, owner)
         if len(auth.keys_of(conn, owner)) == 1:
             raise ApiError(409, "that is the user's last API key: create another one first")
+        if key_id == user.key_id:
+            raise ApiError(409, "a key cannot revoke itself: revoke it with another key")
         auth.revoke_key(conn, key_id)
     return Json({"revoked": key_id})
 
