@@ -136,6 +136,7 @@ def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
 @router.get(
     "/blobs/{sha256}",
     summary="Download content by its sha256",
+    response_class=StreamingResponse,
     responses=answers(None, media=BINARY),
     openapi_extra=OPTIONAL_AUTH,
 )

@@ -177,6 +177,7 @@ def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
 @router.head(
     "/blobs/{sha256}",
     summary="Is this content stored?",
+    response_class=Response,
     responses=answers(None, description="Stored; `x-size` says its size in bytes."),
 )
 def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:

@@ -636,6 +636,7 @@ def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
 @router.get(
     "/runs/{run_id}/files/{path:path}",
     summary="Download a run's file",
+    response_class=StreamingResponse,
     responses=answers(None, 400, media=BINARY),
     openapi_extra=OPTIONAL_AUTH,
 )

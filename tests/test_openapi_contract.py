@@ -13,10 +13,16 @@ import json
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from _server import ServerProcess, fixture_server  # noqa: F401 - the `server` fixture
+from _server import (  # noqa: F401 - fixtures
+    ServerProcess,
+    fixture_server,
+    fixture_shared_server,
+)
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).parent / "schemathesis.toml"
@@ -86,3 +92,75 @@ def test_schemathesis_finds_nothing(server: ServerProcess, tmp_path: Path) -> No
     assert done.returncode == 0, output[-20000:]
     events = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
     assert events
+
+
+# -- what schemathesis found, one test each --------------------------------------------
+
+
+@pytest.fixture(scope="module", name="api")
+def fixture_api(shared_server: ServerProcess) -> Iterator[httpx.Client]:
+    with shared_server.client() as client:
+        yield client
+
+
+def test_every_answer_has_a_schema(api: httpx.Client) -> None:
+    """Each operation documents its JSON success body and the shared errors."""
+    doc = api.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            answers = operation["responses"]
+            assert {"401", "403", "404", "422", "503"} <= set(answers), (method, path)
+            ok = next(status for status in answers if status.startswith("2"))
+            content = answers[ok].get("content", {})
+            if "application/json" in content:
+                ref = content["application/json"]["schema"]["$ref"]
+                assert ref.rsplit("/", 1)[1] in schemas, (method, path)
+            else:
+                assert method == "head" or content, (method, path)
+    error = answers["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert error.endswith("/ErrorBody")
+    ingest = doc["paths"]["/api/v1/runs/{run_id}/streams/{stream}"]["post"]["responses"]
+    assert {"409", "413", "507"} <= set(ingest)
+
+
+def test_405_names_the_allowed_methods(api: httpx.Client) -> None:
+    refused = api.post("/health")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET"
+    assert refused.json() == {"detail": "Method Not Allowed"}
+    blob = api.request("TRACE", "/blobs/" + "0" * 64)
+    assert blob.status_code == 405 and blob.headers["allow"] == "GET, HEAD, PUT"
+    unknown = api.get("/no-such-thing")
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+
+
+def test_created_key_has_its_id_and_cannot_revoke_itself(shared_server: ServerProcess) -> None:
+    with shared_server.client() as admin:
+        first = admin.post("/users", json={"name": "selfish"}).json()["api_key"]
+    with shared_server.client(first) as user:
+        made = user.post("/keys")
+        assert made.status_code == 201
+        second = made.json()
+        assert second["id"] in [k["id"] for k in user.get("/keys").json()["keys"]]
+    with shared_server.client(second["api_key"]) as newer:
+        itself = newer.delete(f"/keys/{second['id']}")
+        assert itself.status_code == 409 and "itself" in itself.json()["detail"]
+        assert newer.get("/viewer").status_code == 200
+    with shared_server.client(first) as user:
+        assert user.delete(f"/keys/{second['id']}").json() == {"revoked": second["id"]}
+
+
+def test_huge_key_id_is_refused_not_an_overflow(api: httpx.Client) -> None:
+    assert api.delete(f"/keys/{2**31}").status_code == 422
+    assert api.delete(f"/keys/{10**30}").status_code == 422
+    assert api.delete(f"/keys/{2**31 - 1}").status_code == 404
+
+
+def test_invalid_requests_are_422(api: httpx.Client) -> None:
+    base = {"runs": [], "keys": ["loss"]}
+    for bad in ([5, 1], [None, False], ["1", 2]):
+        answer = api.post("/metrics/series", json={**base, "range": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+    assert api.post("/metrics/series", json={**base, "range": [1, 5]}).status_code == 200
+    empty = api.post("/runs/nobody1/streams/main", params={"offset": 0}, content=b"")
+    assert empty.status_code == 422
