@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from trackline import _wire_types as wire
 
 REF = "#/components/schemas/{name}"
+PREFIX = "/api/v1"
 
 _REASONS = {
     400: "The request is well formed but cannot be carried out as it is.",
@@ -86,68 +87,60 @@ BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "b
 
 # -- links -----------------------------------------------------------------------------
 
-_RUN_ID = "$response.body#/id"
-_FIRST_RUN = "$response.body#/runs/0/id"
-_RUN_READS = [
-    ("get", "/api/v1/runs/{run_id}"),
-    ("get", "/api/v1/runs/{run_id}/history"),
-    ("get", "/api/v1/runs/{run_id}/files"),
-    ("get", "/api/v1/runs/{run_id}/artifacts"),
-    ("get", "/api/v1/runs/{run_id}/streams"),
-]
-_PROJECT = {
+_FIRST_RUN = {"run_id": "$response.body#/runs/0/id"}
+_FIRST_PROJECT = {
     "entity": "$response.body#/projects/0/entity",
     "project": "$response.body#/projects/0/name",
 }
+_SAME_PROJECT = {"entity": "$request.path.entity", "project": "$request.path.project"}
 
-#: (method, path, status) of a response -> (method, path, parameters) it can feed.
+#: (method, path, status) of a response -> (method, path, parameters) it feeds.
 LINKS: list[tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]] = [
-    (("post", "/api/v1/keys", 201), ("delete", "/api/v1/keys/{key_id}", {"key_id": _RUN_ID})),
+    (("post", "/keys", 201), ("delete", "/keys/{key_id}", {"key_id": "$response.body#/id"})),
+    (("get", "/keys", 200), ("delete", "/keys/{key_id}", {"key_id": "$response.body#/keys/0/id"})),
     (
-        ("get", "/api/v1/keys", 200),
-        ("delete", "/api/v1/keys/{key_id}", {"key_id": "$response.body#/keys/0/id"}),
-    ),
-    (("get", "/api/v1/projects", 200), ("get", "/api/v1/projects/{entity}/{project}", _PROJECT)),
-    (
-        ("get", "/api/v1/projects", 200),
-        ("get", "/api/v1/projects/{entity}/{project}/runs", _PROJECT),
+        ("put", "/blobs/{sha256}", 200),
+        ("head", "/blobs/{sha256}", {"sha256": "$response.body#/sha256"}),
     ),
     (
-        ("post", "/api/v1/teams", 201),
-        ("post", "/api/v1/teams/{team}/members", {"team": "$response.body#/name"}),
+        ("put", "/blobs/{sha256}", 200),
+        ("get", "/blobs/{sha256}", {"sha256": "$response.body#/sha256"}),
     ),
-    (("put", "/api/v1/blobs/{sha256}", 200), ("head", "/api/v1/blobs/{sha256}", {})),
-    *(
-        (("get", "/api/v1/projects/{entity}/{project}/runs", 200), (m, p, {"run_id": _FIRST_RUN}))
-        for m, p in _RUN_READS
-    ),
-    *(
-        (
-            ("post", "/api/v1/projects/{entity}/{project}/runs/query", 200),
-            (m, p, {"run_id": _FIRST_RUN}),
-        )
-        for m, p in _RUN_READS
-    ),
-    (
-        ("get", "/api/v1/runs/{run_id}", 200),
-        ("patch", "/api/v1/runs/{run_id}", {"run_id": _RUN_ID}),
-    ),
+    (("get", "/runs/{run_id}", 200), ("patch", "/runs/{run_id}", {"run_id": "$response.body#/id"})),
 ]
+
+#: Responses that name things -> every operation on such a thing (by its path's start).
+FAMILIES: list[tuple[tuple[str, str, int], str, dict[str, str]]] = [
+    (("get", "/projects", 200), "/projects/{entity}/{project}", _FIRST_PROJECT),
+    (("get", "/projects/{entity}/{project}/runs", 200), "/runs/{run_id}", _FIRST_RUN),
+    (("post", "/projects/{entity}/{project}/runs/query", 200), "/runs/{run_id}", _FIRST_RUN),
+    (("get", "/projects/{entity}/{project}", 200), "/projects/{entity}/{project}/", _SAME_PROJECT),
+]
+
+
+def _all_links(
+    doc: dict[str, Any],
+) -> list[tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]]:
+    links = list(LINKS)
+    for source, prefix, parameters in FAMILIES:
+        for path, operations in doc["paths"].items():
+            short = path.removeprefix(PREFIX)
+            if short == prefix or short.startswith(prefix.rstrip("/") + "/"):
+                links += [(source, (method, short, parameters)) for method in operations]
+    return links
 
 
 def _add_links(doc: dict[str, Any]) -> None:
     paths = doc["paths"]
-    for (method, path, status), (to_method, to_path, parameters) in LINKS:
-        source = paths.get(path, {}).get(method)
-        target = paths.get(to_path, {}).get(to_method)
+    for (method, path, status), (to_method, to_path, parameters) in _all_links(doc):
+        source = paths.get(PREFIX + path, {}).get(method)
+        target = paths.get(PREFIX + to_path, {}).get(to_method)
         if source is None or target is None:
             raise RuntimeError(f"a link names an unknown operation: {method} {path}")
-        if to_path == "/api/v1/blobs/{sha256}":  # the same content, by the request's path
-            parameters = {"sha256": "$request.path.sha256"}
-        answer = source["responses"][str(status)]
-        name = f"{to_method}_{to_path.removeprefix('/api/v1/')}".replace("/", "_")
-        name = "".join(c for c in name if c.isalnum() or c == "_")
-        answer.setdefault("links", {})[name] = {
+        if source is target:
+            continue
+        name = "".join(c if c.isalnum() else "_" for c in f"{to_method}{to_path}").strip("_")
+        source["responses"][str(status)].setdefault("links", {})[name] = {
             "operationId": target["operationId"],
             "parameters": parameters,
         }
