@@ -165,3 +165,84 @@ def test_invalid_requests_are_422(api: httpx.Client) -> None:
     assert api.post("/metrics/series", json={**base, "range": [1, 5]}).status_code == 200
     empty = api.post("/runs/nobody1/streams/main", params={"offset": 0}, content=b"")
     assert empty.status_code == 422
+
+
+def test_real_answers_decode_as_their_types(shared_server: ServerProcess) -> None:
+    """A run with every kind of record: each answer decodes as the type its schema names."""
+    import hashlib
+
+    import msgspec
+    from trackline import _wire_types as wt
+    from trackline import records, runlog
+    from trackline.artifacts import manifest_digest
+
+    content = b"weights"
+    sha = hashlib.sha256(content).hexdigest()
+    files = [records.ArtifactFile("model.bin", sha, len(content))]
+    logged = [
+        records.RunStart(
+            run_id="typed1", project="typed", name="t", start_time=1.0, tags=["a"], config={"lr": 1}
+        ),
+        records.Metrics(0, 2.0, {"loss": 0.5, "text": "hi"}),
+        records.Metrics(1, 3.0, {"loss": float("inf")}),
+        records.Histogram(1, 3.0, "w", [0.0, 0.5, 1.0], [2.0, 3.0]),
+        records.MediaRecord(1, 3.0, "img", "image", [{"path": "media/a.png", "sha256": sha}]),
+        records.FileSaved("notes.txt", "now", len(content), sha, 3.0),
+        records.SystemSample(3.0, {"cpu": 10.0}),
+        records.ArtifactLogged(
+            "model", "model", manifest_digest(files, {}), files, aliases=["best"], time=3.0
+        ),
+        records.SummaryUpdate({"best": float("nan")}),
+        records.Finish(4.0, "finished", 0),
+    ]
+    frames = b"".join(runlog.frame_record(r) for r in logged)
+    with shared_server.client() as admin:
+        assert admin.put(f"/blobs/{sha}", content=content).status_code == 200
+        sent = admin.post(
+            "/runs/typed1/streams/main",
+            params={"offset": 0},
+            content=zlib.compress(bytes(runlog.header_bytes() + frames)),
+            headers={"content-encoding": "deflate"},
+        )
+        assert sent.status_code == 200, sent.text
+        answers: list[tuple[str, str, type, dict[str, object]]] = [
+            ("GET", "/health", wt.Health, {}),
+            ("GET", "/viewer", wt.Viewer, {}),
+            ("GET", "/keys", wt.KeyList, {}),
+            ("GET", "/projects", wt.ProjectList, {}),
+            ("GET", "/projects/admin/typed", wt.Project, {}),
+            ("GET", "/projects/admin/typed/runs", wt.RunPage, {"params": {"group_by": "state"}}),
+            ("POST", "/projects/admin/typed/runs/query", wt.RunPage, {"json": {}}),
+            ("GET", "/runs/typed1", wt.Run, {}),
+            ("PATCH", "/runs/typed1", wt.Run, {"json": {"notes": "n"}}),
+            ("GET", "/runs/typed1/history", wt.Columns, {}),
+            ("GET", "/runs/typed1/system", wt.Columns, {}),
+            ("GET", "/runs/typed1/histograms", wt.Histograms, {}),
+            ("GET", "/runs/typed1/media", wt.MediaList, {}),
+            ("GET", "/runs/typed1/files", wt.RunFiles, {}),
+            ("GET", "/runs/typed1/streams", wt.Offsets, {}),
+            ("GET", "/runs/typed1/artifacts", wt.RunArtifacts, {}),
+            ("POST", "/runs/typed1/heartbeat", wt.Heartbeat, {}),
+            ("POST", "/metrics/keys", wt.MetricKeys, {"json": {"runs": ["typed1"]}}),
+            (
+                "POST",
+                "/metrics/series",
+                wt.SeriesList,
+                {"json": {"runs": ["typed1"], "keys": ["loss"]}},
+            ),
+            ("GET", "/projects/admin/typed/artifacts", wt.ArtifactList, {}),
+            ("GET", "/projects/admin/typed/artifacts/model", wt.Artifact, {}),
+            ("GET", "/projects/admin/typed/artifacts/model/best", wt.ArtifactVersion, {}),
+            ("GET", "/projects/admin/typed/artifacts/model/best/lineage", wt.Lineage, {}),
+            ("PATCH", "/projects/admin/typed", wt.Visibility, {"json": {"public": True}}),
+            ("POST", "/teams", wt.CreatedTeam, {"json": {"name": "typed-team"}}),
+            ("POST", "/teams/typed-team/members", wt.Membership, {"json": {"user": "admin"}}),
+        ]
+        for method, path, kind, request in answers:
+            answer = admin.request(method, path, **request)  # type: ignore[arg-type]
+            assert answer.status_code in (200, 201), (path, answer.text)
+            msgspec.json.decode(answer.content, type=kind)
+        error = admin.get("/runs/nothing1")
+        assert msgspec.json.decode(error.content, type=wt.ErrorBody).detail
+        invalid = admin.get("/runs/typed1/history", params={"samples": 0})
+        assert msgspec.json.decode(invalid.content, type=wt.ErrorBody).errors
