@@ -155,6 +155,24 @@ def _json_bodies(doc: dict[str, Any]) -> None:
                 operation["responses"].setdefault("400", _error(400))
 
 
+def _absent_not_null(doc: dict[str, Any]) -> None:
+    """An optional query parameter is absent or a value: never ``null`` (pydantic's
+    ``X | None`` says so), so a client does not send ``?tag=`` for "no tags"."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                kinds = schema.get("anyOf", [])
+                if parameter["in"] != "query" or {"type": "null"} not in kinds:
+                    continue
+                rest = [kind for kind in kinds if kind != {"type": "null"}]
+                del schema["anyOf"]
+                if len(rest) == 1:
+                    schema.update(rest[0])
+                else:
+                    schema["anyOf"] = rest
+
+
 def install(app: FastAPI) -> None:
     """Publish the response types as components and the links, once, when first asked."""
     build: Callable[[], dict[str, Any]] = app.openapi
@@ -166,6 +184,7 @@ def install(app: FastAPI) -> None:
         _, components = msgspec.json.schema_components(wire.ALL, ref_template=REF)
         doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
         _json_bodies(doc)
+        _absent_not_null(doc)
         _add_links(doc)
         app.openapi_schema = doc
         return doc
