@@ -36,7 +36,8 @@ _REASONS = {
 
 #: Answers any route may give.
 ERRORS = (401, 403, 404, 422, 503)
-#: Answers of the routes that take uploads.
+#: Answers of the route that takes run logs: not a run log, too large (compressed or not),
+#: an encoding other than gzip or deflate, no room left.
 UPLOAD_ERRORS = (400, 413, 415, 507)
 
 #: For routes that serve anonymous callers too (public projects).
@@ -95,7 +96,9 @@ _FIRST_PROJECT = {
 _SAME_PROJECT = {"entity": "$request.path.entity", "project": "$request.path.project"}
 
 #: (method, path, status) of a response -> (method, path, parameters) it feeds.
-LINKS: list[tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]] = [
+Link = tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]
+
+LINKS: list[Link] = [
     (("post", "/keys", 201), ("delete", "/keys/{key_id}", {"key_id": "$response.body#/id"})),
     (("get", "/keys", 200), ("delete", "/keys/{key_id}", {"key_id": "$response.body#/keys/0/id"})),
     (
@@ -118,9 +121,7 @@ FAMILIES: list[tuple[tuple[str, str, int], str, dict[str, str]]] = [
 ]
 
 
-def _all_links(
-    doc: dict[str, Any],
-) -> list[tuple[tuple[str, str, int], tuple[str, str, dict[str, str]]]]:
+def _all_links(doc: dict[str, Any]) -> list[Link]:
     links = list(LINKS)
     for source, prefix, parameters in FAMILIES:
         for path, operations in doc["paths"].items():

@@ -158,7 +158,7 @@ async def post_stream(
     "/runs/{run_id}/heartbeat",
     summary="The run is alive",
     status_code=200,
-    responses=answers(wt.Heartbeat, 409),
+    responses=answers(wt.Heartbeat),
 )
 def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
@@ -192,7 +192,7 @@ def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
     "/blobs/{sha256}",
     summary="Upload content by its sha256",
     openapi_extra=_raw_body(),
-    responses=answers(wt.Blob, *UPLOAD_ERRORS),
+    responses=answers(wt.Blob, 400, 413, 507),
 )
 async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:
     """Stored once: a second upload of the same content is acknowledged and dropped."""
