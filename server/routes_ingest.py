@@ -101,10 +101,10 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
         except ingest.IngestError as exc:
             raise _http(exc) from None
         return Json(
-            {
-                "offsets": ingest.committed_offsets(conn, row.id),
-                "missing": ingest.missing_files(conn, row.id),
-            }
+            wt.Offsets(
+                offsets=ingest.committed_offsets(conn, row.id),
+                missing=ingest.missing_files(conn, row.id),
+            )
         )
 
 
@@ -150,7 +150,7 @@ async def post_stream(
 
     result = await run_in_threadpool(apply)
     return Json(
-        {"committed": result.committed, "applied": result.applied, "missing": result.missing}
+        wt.Appended(committed=result.committed, applied=result.applied, missing=result.missing)
     )
 
 
@@ -171,7 +171,7 @@ def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
             raise _http(exc) from None
         now = time.time()
         conn.execute(runs.update().where(runs.c.id == row.id).values(last_seen=now))
-    return Json({"ok": True, "time": now})
+    return Json(wt.Heartbeat(ok=True, time=now))
 
 
 @router.head(
@@ -199,7 +199,7 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
     with ctx.db.read() as conn:
         known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
     if known is not None:
-        return Json({"sha256": sha256, "size": known.size, "stored": False})
+        return Json(wt.Blob(sha256=sha256, size=known.size, stored=False))
     limit = ctx.config.max_blob
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -225,7 +225,7 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
         await run_in_threadpool(_store_blob, ctx, sha256, temp, size)
     finally:
         temp.unlink(missing_ok=True)
-    return Json({"sha256": sha256, "size": size, "stored": True})
+    return Json(wt.Blob(sha256=sha256, size=size, stored=True))
 
 
 class _Sink:
@@ -319,4 +319,4 @@ def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
             .where(run_files.c.run_pk == row.id, run_files.c.path == path)
             .values(sha256=link.sha256, size=stored.size)
         )
-    return Json({"path": path, "sha256": link.sha256})
+    return Json(wt.FileLinked(path=path, sha256=link.sha256))

@@ -90,7 +90,7 @@ def load_run(
     openapi_extra={"security": [{}]},
 )
 def health() -> Json:
-    return Json({"ok": True, "api": "v1"})
+    return Json(wt.Health(ok=True, api="v1"))
 
 
 @router.get(
@@ -102,7 +102,7 @@ def viewer(ctx: Ctx, user: User) -> Json:
             sa.select(entities.c.name).where(entities.c.id.in_(list(user.teams)))
         ).scalars()
         team_names = sorted(teams)
-    return Json({"name": user.name, "admin": user.is_admin, "teams": team_names})
+    return Json(wt.Viewer(name=user.name, admin=user.is_admin, teams=team_names))
 
 
 class NewUser(BaseModel):
@@ -125,7 +125,7 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
             raise ApiError(409, f"the name {body.name!r} is taken")
         user_id = auth.create_entity(conn, body.name, "user", is_admin=body.admin)
         key = auth.add_key(conn, user_id)
-    return Json({"name": body.name, "api_key": key}, status_code=201)
+    return Json(wt.CreatedUser(name=body.name, api_key=key), status_code=201)
 
 
 @router.post(
@@ -138,7 +138,7 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
 def create_key(ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         key_id, key = auth.create_key(conn, user.id)
-    return Json({"id": key_id, "name": user.name, "api_key": key}, status_code=201)
+    return Json(wt.CreatedKey(id=key_id, name=user.name, api_key=key), status_code=201)
 
 
 @router.get(
@@ -188,7 +188,7 @@ def delete_key(key_id: KeyId, ctx: Ctx, user: User) -> Json:
         if key_id == user.key_id:
             raise ApiError(409, "a key cannot revoke itself: revoke it with another key")
         auth.revoke_key(conn, key_id)
-    return Json({"revoked": key_id})
+    return Json(wt.Revoked(revoked=key_id))
 
 
 class NewTeam(BaseModel):
@@ -208,7 +208,7 @@ def create_team(body: NewTeam, ctx: Ctx, user: User) -> Json:
             raise ApiError(409, f"the name {body.name!r} is taken")
         team_id = auth.create_entity(conn, body.name, "team")
         conn.execute(members.insert().values(team_id=team_id, user_id=user.id, role="admin"))
-    return Json({"name": body.name}, status_code=201)
+    return Json(wt.CreatedTeam(name=body.name), status_code=201)
 
 
 class NewMember(BaseModel):
@@ -236,7 +236,7 @@ def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
             members.delete().where(members.c.team_id == found.id, members.c.user_id == member.id)
         )
         conn.execute(members.insert().values(team_id=found.id, user_id=member.id, role=body.role))
-    return Json({"team": team, "user": body.user, "role": body.role})
+    return Json(wt.Membership(team=team, user=body.user, role=body.role))
 
 
 # -- projects --------------------------------------------------------------------------
@@ -285,7 +285,7 @@ def patch_project(
         if not user.can_manage(row.entity_id):
             raise ApiError(403, f"{user.name} may not change project {entity}/{project}")
         conn.execute(projects.update().where(projects.c.id == row.id).values(public=body.public))
-    return Json({"entity": entity, "name": project, "public": body.public})
+    return Json(wt.Visibility(entity=entity, name=project, public=body.public))
 
 
 class RunQuery(BaseModel):
