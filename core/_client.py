@@ -163,7 +163,7 @@ class Api:
 
     def revoke_key(self, key_id: int) -> None:
         """Revoke a key by its ``id`` (see ``keys()``): requests made with it are refused
-        from then on. A user's last key cannot be revoked."""
+        from then on. A user's last key cannot be revoked, nor the key making the request."""
         self._json("DELETE", f"/keys/{int(key_id)}")
 
     def _project_path(self, project: str) -> str:

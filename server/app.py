@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from trackline import __version__
 
-from . import auth, routes_artifacts, routes_ingest, routes_query
+from . import auth, openapi, routes_artifacts, routes_ingest, routes_query
 from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
@@ -68,6 +69,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
     _errors(app)
+    openapi.install(app)
     app.mount("/", DashboardFiles(directory=STATIC, html=True), name="static")
     return app
 
@@ -84,12 +86,32 @@ class DashboardFiles(StaticFiles):
     """The dashboard's files, with security headers and revalidated caching (ETag -> 304)."""
 
     async def get_response(self, path: str, scope: Any) -> Any:
+        if path == "api" or path.startswith("api/"):
+            return _not_routed(scope)
         response = await super().get_response(path, scope)
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.setdefault("Cache-Control", "no-cache")
         return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _not_routed(scope: Any) -> Json:
+    """An API path no route took: 405 with ``Allow`` where routes take other methods, else
+    404 (the dashboard's pages are no answer to an API client)."""
+    routes = [r for r in scope["app"].router.routes if not isinstance(r, Mount)]
+    allowed = [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    if allowed:
+        headers = {"Allow": ", ".join(sorted(allowed))}
+        return Json({"detail": "Method Not Allowed"}, status_code=405, headers=headers)
+    return Json({"detail": "Not Found"}, status_code=404)
 
 
 def create_app_from_env() -> FastAPI:

@@ -33,6 +33,7 @@ class User:
     is_admin: bool
     teams: frozenset[int]
     team_admin: frozenset[int]
+    key_id: int | None = None  # the key of this request
 
     def can_write(self, entity_id: int) -> bool:
         """May this user create and change runs of projects owned by ``entity_id``?"""
@@ -57,7 +58,7 @@ def new_key() -> str:
 
 def user_for_key(conn: sa.Connection, key: str) -> User | None:
     row = conn.execute(
-        sa.select(entities.c.id, entities.c.name, entities.c.is_admin)
+        sa.select(entities.c.id, entities.c.name, entities.c.is_admin, api_keys.c.id.label("key"))
         .select_from(api_keys.join(entities, api_keys.c.user_id == entities.c.id))
         .where(api_keys.c.key_hash == hash_key(key))
     ).first()
@@ -72,6 +73,7 @@ def user_for_key(conn: sa.Connection, key: str) -> User | None:
         is_admin=bool(row.is_admin),
         teams=frozenset(t.team_id for t in teams),
         team_admin=frozenset(t.team_id for t in teams if t.role == "admin"),
+        key_id=row.key,
     )
 
 
@@ -86,13 +88,18 @@ def create_entity(conn: sa.Connection, name: str, kind: str, is_admin: bool = Fa
 
 def add_key(conn: sa.Connection, user_id: int, key: str | None = None) -> str:
     """Store a new key (or the given one) for ``user_id``; returns it in clear, once."""
+    return create_key(conn, user_id, key)[1]
+
+
+def create_key(conn: sa.Connection, user_id: int, key: str | None = None) -> tuple[int, str]:
+    """``add_key``, with the new key's id."""
     key = key or new_key()
-    conn.execute(
-        api_keys.insert().values(
-            user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=time.time()
-        )
+    inserted = conn.execute(
+        api_keys.insert()
+        .values(user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=time.time())
+        .returning(api_keys.c.id)
     )
-    return key
+    return int(inserted.scalar_one()), key
 
 
 def keys_of(conn: sa.Connection, user_id: int) -> list[dict[str, Any]]:

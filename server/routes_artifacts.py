@@ -8,15 +8,17 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
+from trackline import _wire_types as wt
 
 from . import artifacts, auth, possession
 from .deps import ApiError, Ctx, MaybeUser
+from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .routes_query import Entity, ProjectName, RunId, _project, load_run
 from .runstate import unpack
 from .schema import blobs
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["artifacts"])
+router = APIRouter(prefix="/api/v1", tags=["artifacts"], responses=errors(*ERRORS))
 
 Name = Annotated[
     str,
@@ -45,7 +47,12 @@ def _version(conn: sa.Connection, project: Any, name: str, ref: str) -> tuple[An
     return artifact, version
 
 
-@router.get("/projects/{entity}/{project}/artifacts", summary="Artifacts of a project")
+@router.get(
+    "/projects/{entity}/{project}/artifacts",
+    summary="Artifacts of a project",
+    responses=answers(wt.ArtifactList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_artifacts(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
@@ -53,7 +60,12 @@ def list_artifacts(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUs
     return Json({"artifacts": found})
 
 
-@router.get("/projects/{entity}/{project}/artifacts/{name}", summary="An artifact's versions")
+@router.get(
+    "/projects/{entity}/{project}/artifacts/{name}",
+    summary="An artifact's versions",
+    responses=answers(wt.Artifact),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_artifact(
     entity: Entity, project: ProjectName, name: Name, ctx: Ctx, user: MaybeUser
 ) -> Json:
@@ -74,6 +86,8 @@ def get_artifact(
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/{ref}",
     summary="One version (by alias or v<N>) with its manifest",
+    responses=answers(wt.ArtifactVersion),
+    openapi_extra=OPTIONAL_AUTH,
 )
 def get_version(
     entity: Entity, project: ProjectName, name: Name, ref: Ref, ctx: Ctx, user: MaybeUser
@@ -93,6 +107,8 @@ def get_version(
 @router.get(
     "/projects/{entity}/{project}/artifacts/{name}/{ref}/lineage",
     summary="The run that produced a version and the runs that used it",
+    responses=answers(wt.Lineage),
+    openapi_extra=OPTIONAL_AUTH,
 )
 def get_lineage(
     entity: Entity, project: ProjectName, name: Name, ref: Ref, ctx: Ctx, user: MaybeUser
@@ -106,7 +122,12 @@ def get_lineage(
     )
 
 
-@router.get("/runs/{run_id}/artifacts", summary="Artifact versions a run logged and used")
+@router.get(
+    "/runs/{run_id}/artifacts",
+    summary="Artifact versions a run logged and used",
+    responses=answers(wt.RunArtifacts),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_artifacts(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
@@ -122,6 +143,7 @@ ArtifactParam = Annotated[
     str | None,
     Query(
         max_length=512,
+        pattern=r"^[^/:]+/[^/:]+/[^/:]+:[^/:]+$",
         description="An artifact version with a file of this content: `entity/project/name:ref`.",
     ),
 ]
@@ -159,7 +181,13 @@ def _readable_blob(
     return int(size)
 
 
-@router.get("/blobs/{sha256}", summary="Download content of a run or artifact version")
+@router.get(
+    "/blobs/{sha256}",
+    summary="Download content of a run or artifact version",
+    response_class=StreamingResponse,
+    responses=answers(None, 400, media=BINARY),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_blob(
     sha256: Sha256, ctx: Ctx, user: MaybeUser, run: RunParam = None, artifact: ArtifactParam = None
 ) -> StreamingResponse:
@@ -174,7 +202,12 @@ def get_blob(
     )
 
 
-@router.head("/blobs/{sha256}", summary="Size of content of a run or artifact version")
+@router.head(
+    "/blobs/{sha256}",
+    summary="Size of content of a run or artifact version",
+    responses=answers(None, 400),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def has_blob(
     sha256: Sha256, ctx: Ctx, user: MaybeUser, run: RunParam = None, artifact: ArtifactParam = None
 ) -> Response:

@@ -15,25 +15,30 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
 from . import ingest, possession
 from .deps import ApiError, Ctx, User
+from .openapi import ERRORS, UPLOAD_ERRORS, answers, errors
 from .schema import blobs, run_files, runs
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=errors(*ERRORS))
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Stream = Annotated[str, PathParam(pattern="^(main|system)$", description="`main` or `system`.")]
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]
 
-_RAW_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+
+def _raw_body(min_length: int = 0) -> dict[str, Any]:
+    schema = {"type": "string", "format": "binary", "minLength": min_length}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": schema}},
+        }
     }
-}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -93,24 +98,31 @@ def _writable_run(conn: sa.Connection, run_id: str, user: Any, **extra: Any) -> 
     return row
 
 
-@router.get("/runs/{run_id}/streams", summary="Committed offsets of a run's streams")
+@router.get(
+    "/runs/{run_id}/streams",
+    summary="Committed offsets of a run's streams",
+    responses=answers(wt.Offsets),
+)
 def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     """Where to resume: the committed offset of each stream, and files still wanted."""
     with ctx.db.read() as conn:
         row = _writable_run(conn, run_id, user, offsets=dict.fromkeys(ingest.STREAMS, 0))
         return Json(
-            {
-                "offsets": ingest.committed_offsets(conn, row.id),
-                "missing": ingest.missing_files(conn, row),
-            }
+            wt.Offsets(
+                offsets=ingest.committed_offsets(conn, row.id),
+                missing=ingest.missing_files(conn, row),
+            )
         )
 
 
 @router.post(
     "/runs/{run_id}/streams/{stream}",
     summary="Append a byte range of a run log",
-    openapi_extra=_RAW_BODY,
-    responses={409: {"description": "Gap: the body starts past the committed offset."}},
+    openapi_extra=_raw_body(min_length=1),  # even an empty range compresses to some bytes
+    responses={
+        **answers(wt.Appended, 409, *UPLOAD_ERRORS),
+        409: {**errors(409)[409], "description": "Gap: the body starts past the committed offset."},
+    },
 )
 async def post_stream(
     run_id: RunId,
@@ -129,6 +141,8 @@ async def post_stream(
     """
     config = ctx.config
     raw = await read_body(request, config.max_body)
+    if not raw:
+        raise ApiError(422, "a body is needed: a byte range of the run log")
     encoding = request.headers.get("content-encoding", "")
     live = request.headers.get("x-trackline-live", "") == "1"
 
@@ -143,20 +157,30 @@ async def post_stream(
 
     result = await run_in_threadpool(apply)
     return Json(
-        {"committed": result.committed, "applied": result.applied, "missing": result.missing}
+        wt.Appended(committed=result.committed, applied=result.applied, missing=result.missing)
     )
 
 
-@router.post("/runs/{run_id}/heartbeat", summary="The run is alive", status_code=200)
+@router.post(
+    "/runs/{run_id}/heartbeat",
+    summary="The run is alive",
+    status_code=200,
+    responses=answers(wt.Heartbeat),
+)
 def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         row = _writable_run(conn, run_id, user)
         now = time.time()
         conn.execute(runs.update().where(runs.c.id == row.id).values(last_seen=now))
-    return Json({"ok": True, "time": now})
+    return Json(wt.Heartbeat(ok=True, time=now))
 
 
-@router.put("/blobs/{sha256}", summary="Upload content by its sha256", openapi_extra=_RAW_BODY)
+@router.put(
+    "/blobs/{sha256}",
+    summary="Upload content by its sha256",
+    openapi_extra=_raw_body(),
+    responses=answers(wt.Blob, 400, 413, 507),
+)
 async def put_blob(
     sha256: Sha256,
     request: Request,
@@ -206,7 +230,7 @@ async def put_blob(
         await run_in_threadpool(_store_blob, ctx, sha256, temp, size, known is None, owners)
     finally:
         temp.unlink(missing_ok=True)
-    return Json({"sha256": sha256, "size": size, "stored": not again})
+    return Json(wt.Blob(sha256=sha256, size=size, stored=not again))
 
 
 class _Discard:
@@ -280,7 +304,11 @@ class FileLink(BaseModel):
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
 
 
-@router.post("/runs/{run_id}/files", summary="Name the content of a file the run declared")
+@router.post(
+    "/runs/{run_id}/files",
+    summary="Name the content of a file the run declared",
+    responses=answers(wt.FileLinked, 400, 409),
+)
 def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
     """For files declared without a hash (``git.diff``): set it once the content is uploaded."""
     path = ingest.safe_path(link.path)
@@ -307,4 +335,4 @@ def link_file(run_id: RunId, link: FileLink, ctx: Ctx, user: User) -> Json:
             .where(run_files.c.run_pk == row.id, run_files.c.path == path)
             .values(sha256=link.sha256, size=stored.size)
         )
-    return Json({"path": path, "sha256": link.sha256})
+    return Json(wt.FileLinked(path=path, sha256=link.sha256))

@@ -10,12 +10,14 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from trackline import _wire_types as wt
 from trackline._names import ENTITY, RUN_ID
 
 from . import auth, history, ingest, possession, query
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
+from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .runstate import pack, unpack
 from .schema import (
     blob_owners,
@@ -31,7 +33,7 @@ from .schema import (
 )
 from .wire import Json
 
-router = APIRouter(prefix="/api/v1", tags=["query"])
+router = APIRouter(prefix="/api/v1", tags=["query"], responses=errors(*ERRORS))
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Entity = Annotated[str, PathParam(max_length=64, description="The owning user or team.")]
@@ -85,19 +87,27 @@ def load_run(
 # -- users, teams, keys ----------------------------------------------------------------
 
 
-@router.get("/health", tags=["server"], summary="Liveness")
+@router.get(
+    "/health",
+    tags=["server"],
+    summary="Liveness",
+    responses=answers(wt.Health),
+    openapi_extra={"security": [{}]},
+)
 def health() -> Json:
-    return Json({"ok": True, "api": "v1"})
+    return Json(wt.Health(ok=True, api="v1"))
 
 
-@router.get("/viewer", tags=["users"], summary="Who the API key belongs to")
+@router.get(
+    "/viewer", tags=["users"], summary="Who the API key belongs to", responses=answers(wt.Viewer)
+)
 def viewer(ctx: Ctx, user: User) -> Json:
     with ctx.db.read() as conn:
         teams = conn.execute(
             sa.select(entities.c.name).where(entities.c.id.in_(list(user.teams)))
         ).scalars()
         team_names = sorted(teams)
-    return Json({"name": user.name, "admin": user.is_admin, "teams": team_names})
+    return Json(wt.Viewer(name=user.name, admin=user.is_admin, teams=team_names))
 
 
 class NewUser(BaseModel):
@@ -105,7 +115,13 @@ class NewUser(BaseModel):
     admin: bool = False
 
 
-@router.post("/users", tags=["users"], summary="Create a user and its first API key (admin)")
+@router.post(
+    "/users",
+    tags=["users"],
+    summary="Create a user and its first API key (admin)",
+    status_code=201,
+    responses=answers(wt.CreatedUser, 409, status=201),
+)
 def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
     if not user.is_admin:
         raise ApiError(403, "only an admin may create users")
@@ -114,17 +130,28 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
             raise ApiError(409, f"the name {body.name!r} is taken")
         user_id = auth.create_entity(conn, body.name, "user", is_admin=body.admin)
         key = auth.add_key(conn, user_id)
-    return Json({"name": body.name, "api_key": key}, status_code=201)
+    return Json(wt.CreatedUser(name=body.name, api_key=key), status_code=201)
 
 
-@router.post("/keys", tags=["users"], summary="A new API key for the caller")
+@router.post(
+    "/keys",
+    tags=["users"],
+    summary="A new API key for the caller",
+    status_code=201,
+    responses=answers(wt.CreatedKey, status=201),
+)
 def create_key(ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        key = auth.add_key(conn, user.id)
-    return Json({"name": user.name, "api_key": key}, status_code=201)
+        key_id, key = auth.create_key(conn, user.id)
+    return Json(wt.CreatedKey(id=key_id, name=user.name, api_key=key), status_code=201)
 
 
-@router.get("/keys", tags=["users"], summary="API keys of the caller (or, for an admin, a user)")
+@router.get(
+    "/keys",
+    tags=["users"],
+    summary="API keys of the caller (or, for an admin, a user)",
+    responses=answers(wt.KeyList),
+)
 def list_keys(
     ctx: Ctx,
     user: User,
@@ -143,9 +170,19 @@ def list_keys(
         return Json({"user": owner, "keys": auth.keys_of(conn, owner_id)})
 
 
-@router.delete("/keys/{key_id}", tags=["users"], summary="Revoke an API key")
-def delete_key(key_id: int, ctx: Ctx, user: User) -> Json:
-    """The caller's own key, or any key for an admin; a user's last key stays (409)."""
+#: Key ids are database integers: a larger number names no key (422, not an overflow).
+KeyId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The key's id.")]
+
+
+@router.delete(
+    "/keys/{key_id}",
+    tags=["users"],
+    summary="Revoke an API key",
+    responses=answers(wt.Revoked, 409),
+)
+def delete_key(key_id: KeyId, ctx: Ctx, user: User) -> Json:
+    """The caller's own key, or any key for an admin; a user's last key stays (409), and
+    so does the key of the request (409): revoke it with another key."""
     with ctx.db.write() as conn:
         owner = auth.key_owner(conn, key_id)
         if owner is None or (owner != user.id and not user.is_admin):
@@ -153,22 +190,30 @@ def delete_key(key_id: int, ctx: Ctx, user: User) -> Json:
         auth.lock_entity(conn, owner)
         if len(auth.keys_of(conn, owner)) == 1:
             raise ApiError(409, "that is the user's last API key: create another one first")
+        if key_id == user.key_id:
+            raise ApiError(409, "a key cannot revoke itself: revoke it with another key")
         auth.revoke_key(conn, key_id)
-    return Json({"revoked": key_id})
+    return Json(wt.Revoked(revoked=key_id))
 
 
 class NewTeam(BaseModel):
     name: str = Field(pattern=ENTITY)
 
 
-@router.post("/teams", tags=["users"], summary="Create a team; the caller manages it")
+@router.post(
+    "/teams",
+    tags=["users"],
+    summary="Create a team; the caller manages it",
+    status_code=201,
+    responses=answers(wt.CreatedTeam, 409, status=201),
+)
 def create_team(body: NewTeam, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         if auth.entity_by_name(conn, body.name) is not None:
             raise ApiError(409, f"the name {body.name!r} is taken")
         team_id = auth.create_entity(conn, body.name, "team")
         conn.execute(members.insert().values(team_id=team_id, user_id=user.id, role="admin"))
-    return Json({"name": body.name}, status_code=201)
+    return Json(wt.CreatedTeam(name=body.name), status_code=201)
 
 
 class NewMember(BaseModel):
@@ -176,7 +221,12 @@ class NewMember(BaseModel):
     role: Literal["member", "admin"] = "member"
 
 
-@router.post("/teams/{team}/members", tags=["users"], summary="Add a user to a team")
+@router.post(
+    "/teams/{team}/members",
+    tags=["users"],
+    summary="Add a user to a team",
+    responses=answers(wt.Membership),
+)
 def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         found = auth.entity_by_name(conn, team)
@@ -191,19 +241,29 @@ def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
             members.delete().where(members.c.team_id == found.id, members.c.user_id == member.id)
         )
         conn.execute(members.insert().values(team_id=found.id, user_id=member.id, role=body.role))
-    return Json({"team": team, "user": body.user, "role": body.role})
+    return Json(wt.Membership(team=team, user=body.user, role=body.role))
 
 
 # -- projects --------------------------------------------------------------------------
 
 
-@router.get("/projects", summary="Projects the caller can read")
+@router.get(
+    "/projects",
+    summary="Projects the caller can read",
+    responses=answers(wt.ProjectList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_projects(ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         return Json({"projects": query.visible_projects(conn, user)})
 
 
-@router.get("/projects/{entity}/{project}", summary="One project")
+@router.get(
+    "/projects/{entity}/{project}",
+    summary="One project",
+    responses=answers(wt.Project),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_project(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
@@ -217,7 +277,11 @@ class ProjectPatch(BaseModel):
     public: bool
 
 
-@router.patch("/projects/{entity}/{project}", summary="Make a project public or private")
+@router.patch(
+    "/projects/{entity}/{project}",
+    summary="Make a project public or private",
+    responses=answers(wt.Visibility),
+)
 def patch_project(
     entity: Entity, project: ProjectName, body: ProjectPatch, ctx: Ctx, user: User
 ) -> Json:
@@ -226,7 +290,7 @@ def patch_project(
         if not user.can_manage(row.entity_id):
             raise ApiError(403, f"{user.name} may not change project {entity}/{project}")
         conn.execute(projects.update().where(projects.c.id == row.id).values(public=body.public))
-    return Json({"entity": entity, "name": project, "public": body.public})
+    return Json(wt.Visibility(entity=entity, name=project, public=body.public))
 
 
 class RunQuery(BaseModel):
@@ -257,7 +321,12 @@ def _search(ctx: Any, entity: str, project: str, user: auth.User | None, body: R
     return Json(result)
 
 
-@router.get("/projects/{entity}/{project}/runs", summary="Runs of a project")
+@router.get(
+    "/projects/{entity}/{project}/runs",
+    summary="Runs of a project",
+    responses=answers(wt.RunPage, 400),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_runs(
     entity: Entity,
     project: ProjectName,
@@ -296,7 +365,12 @@ def list_runs(
     return _search(ctx, entity, project, user, body)
 
 
-@router.post("/projects/{entity}/{project}/runs/query", summary="Runs of a project (JSON filters)")
+@router.post(
+    "/projects/{entity}/{project}/runs/query",
+    summary="Runs of a project (JSON filters)",
+    responses=answers(wt.RunPage, 400),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def query_runs(
     entity: Entity, project: ProjectName, body: RunQuery, ctx: Ctx, user: MaybeUser
 ) -> Json:
@@ -306,7 +380,12 @@ def query_runs(
 # -- runs ------------------------------------------------------------------------------
 
 
-@router.get("/runs/{run_id}", summary="A run in detail")
+@router.get(
+    "/runs/{run_id}",
+    summary="A run in detail",
+    responses=answers(wt.Run),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_run(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, path = load_run(conn, run_id, user)
@@ -319,7 +398,9 @@ class RunPatch(BaseModel):
     notes: str | None = Field(None, max_length=1_000_000)
 
 
-@router.patch("/runs/{run_id}", summary="Change a run's name, tags or notes")
+@router.patch(
+    "/runs/{run_id}", summary="Change a run's name, tags or notes", responses=answers(wt.Run)
+)
 def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         row, path = load_run(conn, run_id, user, write=True)
@@ -338,6 +419,10 @@ def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
 
 
 Format = Literal["json", "csv", "parquet"]
+EXPORTS: dict[str, Any] = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+}
 
 
 def _export(columns: history.Columns, fmt: str, name: str) -> Response:
@@ -360,7 +445,12 @@ def _export(columns: history.Columns, fmt: str, name: str) -> Response:
     return Json(columns.json(), sanitized=True)
 
 
-@router.get("/runs/{run_id}/history", summary="A run's metric rows, full resolution or sampled")
+@router.get(
+    "/runs/{run_id}/history",
+    summary="A run's metric rows, full resolution or sampled",
+    responses=answers(wt.Columns, 501, media=EXPORTS),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def run_history(
     run_id: RunId,
     ctx: Ctx,
@@ -381,7 +471,12 @@ async def run_history(
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/system", summary="A run's system samples")
+@router.get(
+    "/runs/{run_id}/system",
+    summary="A run's system samples",
+    responses=answers(wt.Columns, 501, media=EXPORTS),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = "json") -> Response:
     def work() -> Response:
         with ctx.db.read() as conn:
@@ -392,7 +487,12 @@ async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = 
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/histograms", summary="A run's histograms")
+@router.get(
+    "/runs/{run_id}/histograms",
+    summary="A run's histograms",
+    responses=answers(wt.Histograms),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_histograms(
     run_id: RunId,
     ctx: Ctx,
@@ -418,7 +518,12 @@ def _rows_of_run(
         return conn.execute(select.order_by(table.c.id)).all()
 
 
-@router.get("/runs/{run_id}/media", summary="A run's media (images, audio, tables...)")
+@router.get(
+    "/runs/{run_id}/media",
+    summary="A run's media (images, audio, tables...)",
+    responses=answers(wt.MediaList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def run_media(
     run_id: RunId,
     ctx: Ctx,
@@ -437,13 +542,18 @@ MAX_TABLE_BYTES = 256 * 1024 * 1024
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
 
 
-@router.get("/runs/{run_id}/media/{sha256}/table", summary="Rows of a logged trackline.Table")
+@router.get(
+    "/runs/{run_id}/media/{sha256}/table",
+    summary="Rows of a logged trackline.Table",
+    responses=answers(wt.TablePage, 413, 501),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def media_table(
     run_id: RunId,
     sha256: Sha256,
     ctx: Ctx,
     user: MaybeUser,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Json:
     """A page of a table's rows as JSON; image cells hold the path of their file."""
@@ -506,7 +616,12 @@ def _held_files(conn: sa.Connection, run: Any) -> Any:
     )
 
 
-@router.get("/runs/{run_id}/files", summary="A run's files")
+@router.get(
+    "/runs/{run_id}/files",
+    summary="A run's files",
+    responses=answers(wt.RunFiles),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
@@ -533,7 +648,13 @@ def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     )
 
 
-@router.get("/runs/{run_id}/files/{path:path}", summary="Download a run's file")
+@router.get(
+    "/runs/{run_id}/files/{path:path}",
+    summary="Download a run's file",
+    response_class=StreamingResponse,
+    responses=answers(None, 400, media=BINARY),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
     safe = ingest.safe_path(path)
     if safe is None:
@@ -575,7 +696,12 @@ class KeysQuery(BaseModel):
     runs: list[Annotated[str, Field(pattern=RUN_ID)]] = Field(max_length=MAX_RUNS)
 
 
-@router.post("/metrics/keys", summary="The metric keys of a set of runs")
+@router.post(
+    "/metrics/keys",
+    summary="The metric keys of a set of runs",
+    responses=answers(wt.MetricKeys),
+    openapi_extra=OPTIONAL_AUTH,
+)
 def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         rows = _runs(conn, body.runs, user)
@@ -593,15 +719,31 @@ def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
     return Json({"keys": sorted(counts), "runs": per_run, "points": counts})
 
 
+#: A number, not a string or boolean read as one.
+Bound = Annotated[float | None, Field(strict=True)]
+
+
 class SeriesQuery(BaseModel):
     runs: list[Annotated[str, Field(pattern=RUN_ID)]] = Field(max_length=MAX_RUNS)
     keys: list[Annotated[str, Field(max_length=1024)]] = Field(max_length=1000)
     samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
-    range: tuple[float | None, float | None] | None = Field(None, description="[low, high] of x")
+    range: tuple[Bound, Bound] | None = Field(None, description="[low, high] of x")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeriesQuery:
+        low, high = self.range or (None, None)
+        if low is not None and high is not None and low > high:
+            raise ValueError("range: low must not exceed high")
+        return self
 
 
-@router.post("/metrics/series", summary="Downsampled series of runs x keys")
+@router.post(
+    "/metrics/series",
+    summary="Downsampled series of runs x keys",
+    responses=answers(wt.SeriesList),
+    openapi_extra=OPTIONAL_AUTH,
+)
 async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
     """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""
 

@@ -1,0 +1,321 @@
+"""The server's JSON responses as types, declared once for the server and for ``trackline.Api``.
+
+The server publishes their JSON Schemas in its OpenAPI document (``server/openapi.py``);
+a client may decode a response with ``msgspec.json.decode(data, type=...)``. Fields are
+only ever added; a response may hold fields a type does not name yet (unknown fields are
+ignored on decoding). Floats that JSON cannot hold are sent as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"``, so a field that may hold one is typed ``Any``.
+
+Only msgspec is imported: ``import trackline`` stays free of server dependencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class ValidationIssue(_Wire, frozen=True):
+    """One reason a request was refused (422): where in the request, and why."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorBody(_Wire, frozen=True):
+    """Every error: ``detail`` says what went wrong; some errors add fields (``expected``,
+    ``limit``, ``offsets``, ``actual``), and a 422 lists the ``errors``."""
+
+    detail: str
+    errors: list[ValidationIssue] | None = None
+
+
+class Health(_Wire, frozen=True):
+    ok: bool
+    api: str
+
+
+class Viewer(_Wire, frozen=True):
+    name: str
+    admin: bool
+    teams: list[str]
+
+
+class CreatedUser(_Wire, frozen=True):
+    name: str
+    api_key: str
+
+
+class CreatedKey(_Wire, frozen=True):
+    """A new API key, shown once; ``id`` names it for ``DELETE /keys/{key_id}``."""
+
+    id: int
+    name: str
+    api_key: str
+
+
+class KeyInfo(_Wire, frozen=True):
+    id: int
+    prefix: str
+    created_at: float
+
+
+class KeyList(_Wire, frozen=True):
+    user: str
+    keys: list[KeyInfo]
+
+
+class Revoked(_Wire, frozen=True):
+    revoked: int
+
+
+class CreatedTeam(_Wire, frozen=True):
+    name: str
+
+
+class Membership(_Wire, frozen=True):
+    team: str
+    user: str
+    role: str
+
+
+class Project(_Wire, frozen=True):
+    entity: str
+    name: str
+    path: str
+    public: bool
+    created_at: float | None = None
+    updated_at: float | None = None
+    runs: int | None = None
+
+
+class ProjectList(_Wire, frozen=True):
+    projects: list[Project]
+
+
+class Visibility(_Wire, frozen=True):
+    entity: str
+    name: str
+    public: bool
+
+
+class Run(_Wire, frozen=True):
+    """A run; its detail (``GET /runs/{run_id}``) adds git, environment, argv, traceback."""
+
+    id: str
+    project: str | None
+    name: str | None
+    state: str
+    tags: list[str]
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    group: str | None = None
+    job_type: str | None = None
+    notes: str | None = None
+    host: str | None = None
+    user: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+    heartbeat_at: float | None = None
+    last_step: int | None = None
+    runtime: float | None = None
+    exit_code: int | None = None
+
+
+class RunPage(_Wire, frozen=True):
+    """A page of a project's runs; ``groups`` when the query asked to group them."""
+
+    total: int
+    offset: int
+    limit: int
+    runs: list[Run]
+    groups: list[Any] | None = None
+
+
+class Columns(_Wire, frozen=True):
+    """Rows as columns: ``values`` holds per key a value or ``null`` per row; ``kinds``
+    says per key whether it is ``number``, ``text`` or ``mixed``."""
+
+    steps: list[int]
+    times: list[Any]
+    values: dict[str, list[Any]]
+    kinds: dict[str, str]
+
+
+class Histogram(_Wire, frozen=True):
+    key: str
+    step: int | None
+    time: Any
+    edges: list[Any]
+    counts: list[Any]
+
+
+class Histograms(_Wire, frozen=True):
+    histograms: list[Histogram]
+
+
+class MediaStep(_Wire, frozen=True):
+    key: str
+    step: int | None
+    time: Any
+    kind: str
+    items: list[Any]
+
+
+class MediaList(_Wire, frozen=True):
+    media: list[MediaStep]
+
+
+class TablePage(_Wire, frozen=True):
+    columns: list[str]
+    types: list[str]
+    total: int
+    offset: int
+    rows: list[list[Any]]
+
+
+class RunFile(_Wire, frozen=True):
+    path: str
+    sha256: str | None
+    size: int | None
+    uploaded: bool
+    time: Any = None
+
+
+class RunFiles(_Wire, frozen=True):
+    files: list[RunFile]
+
+
+class MetricKeys(_Wire, frozen=True):
+    keys: list[str]
+    runs: dict[str, list[str]]
+    points: dict[str, int]
+
+
+class SeriesList(_Wire, frozen=True):
+    series: list[dict[str, Any]]
+
+
+class Offsets(_Wire, frozen=True):
+    """Where to resume uploading a run: committed offset per stream, files still wanted."""
+
+    offsets: dict[str, int]
+    missing: list[Any]
+
+
+class Appended(_Wire, frozen=True):
+    committed: int
+    applied: int
+    missing: list[Any]
+
+
+class Heartbeat(_Wire, frozen=True):
+    ok: bool
+    time: float
+
+
+class Blob(_Wire, frozen=True):
+    sha256: str
+    size: int
+    stored: bool
+
+
+class FileLinked(_Wire, frozen=True):
+    path: str
+    sha256: str
+
+
+class ArtifactSummary(_Wire, frozen=True):
+    name: str
+    type: str
+    path: str
+    versions: int
+    aliases: dict[str, Any]
+    created_at: float | None = None
+    updated_at: float | None = None
+
+
+class ArtifactList(_Wire, frozen=True):
+    artifacts: list[ArtifactSummary]
+
+
+class ArtifactVersion(_Wire, frozen=True):
+    """A version; by alias or ``v<N>`` it adds ``files`` and ``complete``."""
+
+    name: str
+    type: str
+    path: str
+    version: int
+    digest: str | None
+    aliases: list[str]
+    metadata: dict[str, Any]
+    size: int | None = None
+    file_count: int | None = None
+    description: str | None = None
+    producer: Any = None
+    created_at: float | None = None
+    files: list[dict[str, Any]] | None = None
+    complete: bool | None = None
+
+
+class Artifact(_Wire, frozen=True):
+    name: str
+    type: str
+    path: str
+    versions: list[ArtifactVersion]
+
+
+class Lineage(_Wire, frozen=True):
+    path: str
+    version: int
+    producer: Any
+    consumers: list[Any]
+
+
+class RunArtifacts(_Wire, frozen=True):
+    logged: list[Any]
+    used: list[Any]
+
+
+#: Every response type, for the OpenAPI document's components.
+ALL: tuple[type[_Wire], ...] = (
+    ErrorBody,
+    Health,
+    Viewer,
+    CreatedUser,
+    CreatedKey,
+    KeyList,
+    Revoked,
+    CreatedTeam,
+    Membership,
+    Project,
+    ProjectList,
+    Visibility,
+    Run,
+    RunPage,
+    Columns,
+    Histograms,
+    MediaList,
+    TablePage,
+    RunFiles,
+    MetricKeys,
+    SeriesList,
+    Offsets,
+    Appended,
+    Heartbeat,
+    Blob,
+    FileLinked,
+    ArtifactList,
+    Artifact,
+    ArtifactVersion,
+    Lineage,
+    RunArtifacts,
+)
