@@ -205,7 +205,8 @@ def get_blob(
 @router.head(
     "/blobs/{sha256}",
     summary="Size of content of a run or artifact version",
-    responses=answers(None, 400),
+    response_class=Response,
+    responses=answers(None, 400, description="Readable; `x-size` says its size in bytes."),
     openapi_extra=OPTIONAL_AUTH,
 )
 def has_blob(
