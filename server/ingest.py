@@ -14,7 +14,7 @@ import bisect
 import posixpath
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,38 +81,87 @@ class Body:
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
-def decode(data: bytes, offset: int) -> Body:
-    """The records of a byte range starting at file offset ``offset``.
+#: About this many bytes of frames are decoded and applied at a time (one frame may be more).
+BATCH = 1024 * 1024
 
-    Raises ``IngestError`` (400) unless the range is a valid header and/or whole,
-    intact frames; nothing of a bad range is applied.
+
+def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> Iterator[Body]:
+    """The records of a byte range starting at file offset ``offset``, a batch at a time.
+
+    ``pieces`` are the range's bytes in order. Each body yielded holds the whole frames
+    of about ``batch`` bytes (or one bigger frame), so memory stays bounded however long
+    the range. Raises ``IngestError`` (400) at the first bad header or frame; the last
+    body (possibly empty) ends where the range ends.
     """
     if offset < 0:
         raise IngestError(400, "offset must be >= 0")
-    view = memoryview(data)
-    base = offset
-    if offset == 0:
-        if len(view) == 0:
-            return Body([], [], 0)
-        try:
-            check_header(bytes(view[:HEADER_SIZE]))
-        except RunLogError as exc:
-            raise IngestError(400, f"bad run log header: {exc}") from None
-        view = view[HEADER_SIZE:]
-        base = HEADER_SIZE
-    elif offset < HEADER_SIZE:
+    if 0 < offset < HEADER_SIZE:
         raise IngestError(400, f"offset {offset} is inside the run log header")
+    buffer = bytearray()
+    base = offset  # the file offset of buffer[0]
+    header = offset == 0
+    need = HEADER_SIZE if header else batch  # bytes to gather before decoding
+    for piece in pieces:
+        buffer += piece
+        if len(buffer) < need:
+            continue
+        if header:
+            _check_header(bytes(buffer[:HEADER_SIZE]))
+            del buffer[:HEADER_SIZE]
+            base, header = HEADER_SIZE, False
+        body, used, wanted = _frames(bytes(buffer), base)
+        del buffer[:used]
+        base += used
+        need = max(batch, wanted)
+        if body.records:
+            yield body
+    if header:
+        if not buffer:
+            yield Body([], [], 0)
+            return
+        _check_header(bytes(buffer[:HEADER_SIZE]))
+        del buffer[:HEADER_SIZE]
+        base = HEADER_SIZE
+    body, used, _ = _frames(bytes(buffer), base)
+    if used != len(buffer):
+        raise IngestError(
+            400,
+            f"truncated or corrupt frame at offset {base + used}: the body must hold whole, "
+            "intact frames",
+            bad_offset=base + used,
+        )
+    yield body
+
+
+def _check_header(data: bytes) -> None:
+    try:
+        check_header(data)
+    except RunLogError as exc:
+        raise IngestError(400, f"bad run log header: {exc}") from None
+
+
+def _frames(data: bytes, base: int) -> tuple[Body, int, int]:
+    """The whole frames at the start of ``data`` (at file offset ``base``).
+
+    Returns them, the bytes they take, and the size of the next frame when only part of
+    it is there (0 otherwise). Raises ``IngestError`` (400) at a corrupt frame.
+    """
     # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
     records: list[Any] = []
     starts: list[int] = []
     unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
+    view = memoryview(data)
     size = len(view)
     pos = 0
+    wanted = 0
     try:
         while pos + 8 <= size:
             length, crc = unpack(view, pos)
             end = pos + 8 + length
-            if end > size or length > MAX_FRAME:
+            if length > MAX_FRAME:
+                break
+            if end > size:
+                wanted = 8 + length
                 break
             payload = view[pos + 8 : end]
             if crc32(payload) != crc:
@@ -120,16 +169,19 @@ def decode(data: bytes, offset: int) -> Body:
             records.append(decode_one(payload))
             starts.append(base + pos)
             pos = end
+        else:
+            wanted = 8 if pos < size else 0
     except msgspec.DecodeError:
         pass
-    if pos != size:
+    corrupt = pos + 8 <= size and not wanted
+    if corrupt:
         raise IngestError(
             400,
             f"truncated or corrupt frame at offset {base + pos}: the body must hold whole, "
             "intact frames",
             bad_offset=base + pos,
         )
-    return Body(records, starts, base + size)
+    return Body(records, starts, base + pos), pos, wanted
 
 
 def clean(text: str | None, limit: int = _TEXT_MAX) -> str | None:
@@ -308,6 +360,80 @@ def ingest(
         )
     missing = missing_files(conn, row.id) if applier.touched_files else []
     return Result(body.end, len(fresh), missing)
+
+
+def ingest_stream(
+    conn: sa.Connection,
+    run_id: str,
+    stream: str,
+    offset: int,
+    bodies: Iterable[Body],
+    user: auth.User,
+    live: bool,
+    quota: int | None = None,
+) -> Result:
+    """``ingest`` each body of a byte range in turn, in the caller's one transaction.
+
+    The bodies are applied as they are decoded, so memory is bounded by one body; an
+    error in a later one rolls the whole range back with the transaction. With a
+    ``quota``, a range that leaves the run's entity storing more bytes than that is
+    refused (507).
+    """
+    result = Result(offset)
+    missing: list[dict[str, Any]] = []
+    for body in bodies:
+        step = ingest(conn, run_id, stream, result.committed, body, user, live)
+        result.committed = step.committed
+        result.applied += step.applied
+        missing = step.missing or missing
+    result.missing = missing
+    if quota is not None and result.applied:
+        check_quota(conn, run_id, quota)
+    return result
+
+
+def check_quota(conn: sa.Connection, run_id: str, quota: int) -> None:
+    """Refuse (507) what leaves the run's entity storing more than ``quota`` bytes."""
+    project_id = conn.execute(sa.select(runs.c.project_id).where(runs.c.run_id == run_id)).scalar()
+    if project_id is None:
+        return
+    entity_id = conn.execute(
+        sa.select(projects.c.entity_id).where(projects.c.id == project_id)
+    ).scalar_one()
+    used = storage_used(conn, entity_id)
+    if used > quota:
+        raise IngestError(
+            507,
+            f"storage quota exceeded: this would store {used} bytes, the quota is {quota}; "
+            "the data stays on the client until the quota is raised or space is freed",
+            used_bytes=used,
+            quota_bytes=quota,
+        )
+
+
+def storage_used(conn: sa.Connection, entity_id: int) -> int:
+    """Bytes an entity stores: the run log bytes and the files named by its projects' runs.
+
+    Log bytes are the committed length of each stream; a file (also media and git diffs)
+    counts at its declared size once per run that names it, though the server keeps
+    content named twice only once. Artifact versions are not counted.
+    """
+    entity_runs = (
+        sa.select(runs.c.id)
+        .join(projects, projects.c.id == runs.c.project_id)
+        .where(projects.c.entity_id == entity_id)
+    )
+    log_bytes = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(streams.c.committed), 0)).where(
+            streams.c.run_pk.in_(entity_runs)
+        )
+    ).scalar_one()
+    file_bytes = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(run_files.c.size), 0)).where(
+            run_files.c.run_pk.in_(entity_runs)
+        )
+    ).scalar_one()
+    return int(log_bytes) + int(file_bytes)
 
 
 class Applier:

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import time
 import uuid
-import zlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,8 +15,9 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from . import ingest
+from . import bodies, ingest
 from .deps import ApiError, Ctx, User
+from .limits import INGEST
 from .schema import blobs, run_files, runs
 from .wire import Json
 
@@ -34,46 +34,6 @@ _RAW_BODY: dict[str, Any] = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        except ValueError:
-            raise ApiError(400, "bad Content-Length") from None
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def decompress(data: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate or identity) within ``limit`` bytes."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        if len(data) > limit:
-            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        return data
-    if encoding not in ("gzip", "deflate", "x-gzip"):
-        raise ApiError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or deflate")
-    inflater = zlib.decompressobj(47)  # zlib or gzip header, detected
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ApiError(400, f"body is not valid {encoding} data: {exc}") from None
-    if len(out) > limit:
-        raise ApiError(413, f"decompressed body larger than {limit} bytes", limit=limit)
-    if not inflater.eof or inflater.unused_data:
-        raise ApiError(400, f"{encoding} body is truncated or has trailing data")
-    return out
 
 
 def _http(exc: ingest.IngestError) -> ApiError:
@@ -103,7 +63,12 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     "/runs/{run_id}/streams/{stream}",
     summary="Append a byte range of a run log",
     openapi_extra=_RAW_BODY,
-    responses={409: {"description": "Gap: the body starts past the committed offset."}},
+    dependencies=[INGEST],
+    responses={
+        409: {"description": "Gap: the body starts past the committed offset."},
+        503: {"description": "Too many uploads at once: retry after `Retry-After` seconds."},
+        507: {"description": "The entity's storage quota is used up: retry later."},
+    },
 )
 async def post_stream(
     run_id: RunId,
@@ -121,18 +86,28 @@ async def post_stream(
     applying it twice; a gap is refused (409) with the offset ``expected``.
     """
     config = ctx.config
-    raw = await read_body(request, config.max_body)
-    encoding = request.headers.get("content-encoding", "")
+    encoding = bodies.check_encoding(request.headers.get("content-encoding", ""))
     live = request.headers.get("x-trackline-live", "") == "1"
+    spooled = await bodies.spool(request, config.max_body, ctx.store.temp_dir())
 
     def apply() -> ingest.Result:
-        data = decompress(raw, encoding, config.max_decompressed)
-        try:
-            body = ingest.decode(data, offset)
-            with ctx.db.write() as conn:
-                return ingest.ingest(conn, run_id, stream, offset, body, user, live)
-        except ingest.IngestError as exc:
-            raise _http(exc) from None
+        with spooled:
+            bodies.check_inflated_size(spooled, encoding, config.max_decompressed)
+            pieces = bodies.inflate(bodies.read_pieces(spooled), encoding, config.max_decompressed)
+            try:
+                with ctx.db.write() as conn:
+                    return ingest.ingest_stream(
+                        conn,
+                        run_id,
+                        stream,
+                        offset,
+                        ingest.decode_stream(pieces, offset),
+                        user,
+                        live,
+                        config.quota_bytes,
+                    )
+            except ingest.IngestError as exc:
+                raise _http(exc) from None
 
     result = await run_in_threadpool(apply)
     return Json(
@@ -164,7 +139,12 @@ def has_blob(sha256: Sha256, ctx: Ctx, user: User) -> Response:
     return Response(status_code=200, headers={"x-size": str(found.size)})
 
 
-@router.put("/blobs/{sha256}", summary="Upload content by its sha256", openapi_extra=_RAW_BODY)
+@router.put(
+    "/blobs/{sha256}",
+    summary="Upload content by its sha256",
+    openapi_extra=_RAW_BODY,
+    dependencies=[INGEST],
+)
 async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Json:
     """Stored once: a second upload of the same content is acknowledged and dropped."""
     with ctx.db.read() as conn:

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import auth, history, ingest, query
 from .deps import ApiError, Context, Ctx, MaybeUser, User
+from .limits import HEAVY_QUERY
 from .runstate import pack, unpack
 from .schema import (
     blobs,
@@ -355,7 +356,11 @@ def _export(columns: history.Columns, fmt: str, name: str) -> Response:
     return Json(columns.json(), sanitized=True)
 
 
-@router.get("/runs/{run_id}/history", summary="A run's metric rows, full resolution or sampled")
+@router.get(
+    "/runs/{run_id}/history",
+    summary="A run's metric rows, full resolution or sampled",
+    dependencies=[HEAVY_QUERY],
+)
 async def run_history(
     run_id: RunId,
     ctx: Ctx,
@@ -376,7 +381,7 @@ async def run_history(
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/system", summary="A run's system samples")
+@router.get("/runs/{run_id}/system", summary="A run's system samples", dependencies=[HEAVY_QUERY])
 async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = "json") -> Response:
     def work() -> Response:
         with ctx.db.read() as conn:
@@ -387,7 +392,7 @@ async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = 
     return await run_in_threadpool(work)
 
 
-@router.get("/runs/{run_id}/histograms", summary="A run's histograms")
+@router.get("/runs/{run_id}/histograms", summary="A run's histograms", dependencies=[HEAVY_QUERY])
 def run_histograms(
     run_id: RunId,
     ctx: Ctx,
@@ -432,7 +437,11 @@ MAX_TABLE_BYTES = 256 * 1024 * 1024
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
 
 
-@router.get("/runs/{run_id}/media/{sha256}/table", summary="Rows of a logged trackline.Table")
+@router.get(
+    "/runs/{run_id}/media/{sha256}/table",
+    summary="Rows of a logged trackline.Table",
+    dependencies=[HEAVY_QUERY],
+)
 def media_table(
     run_id: RunId,
     sha256: Sha256,
@@ -584,7 +593,9 @@ class SeriesQuery(BaseModel):
     range: tuple[float | None, float | None] | None = Field(None, description="[low, high] of x")
 
 
-@router.post("/metrics/series", summary="Downsampled series of runs x keys")
+@router.post(
+    "/metrics/series", summary="Downsampled series of runs x keys", dependencies=[HEAVY_QUERY]
+)
 async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
     """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""
 
