@@ -93,7 +93,11 @@ def viewer(ctx: Ctx, user: User) -> Json:
             sa.select(entities.c.name).where(entities.c.id.in_(list(user.teams)))
         ).scalars()
         team_names = sorted(teams)
-    return Json({"name": user.name, "admin": user.is_admin, "teams": team_names})
+        used = ingest.storage_used(conn, user.id)
+    storage = {"used_bytes": used, "quota_bytes": ctx.config.quota_bytes}
+    return Json(
+        {"name": user.name, "admin": user.is_admin, "teams": team_names, "storage": storage}
+    )
 
 
 class NewUser(BaseModel):

@@ -5,16 +5,29 @@ Each test runs a real server subprocess and talks to it over loopback HTTP.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import psutil
 import pytest
-from _server import ADMIN_KEY, ServerProcess
+from _server import ADMIN_KEY, ServerProcess, log_bytes, wait_for
+from fastapi.testclient import TestClient
+from trackline import Api, runlog
+from trackline._transport import Shipper
+from trackline._warn import TracklineWarning
+from trackline.records import Metrics, Record, RunStart
+from trackline.runlog import LogFile
+from trackline.server.app import create_app
+from trackline.server.config import ServerConfig
 
 MiB = 1 << 20
 
@@ -34,10 +47,8 @@ def rss(pid: int) -> int:
     process = psutil.Process(pid)
     total = process.memory_info().rss
     for child in process.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -94,7 +105,182 @@ def test_gzip_bombs_are_refused_in_bounded_memory(server: ServerProcess, bomb: b
     assert response.status_code == 413, response.text
     with PeakRss(pid) as four, ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda _: post_bomb(server.url, bomb), range(4)))
-    print(f"RSS idle {idle / MiB:.0f} MiB, one bomb {one.peak / MiB:.0f}, four {four.peak / MiB:.0f}")
+    print(
+        f"RSS idle {idle / MiB:.0f} MiB, one bomb {one.peak / MiB:.0f}, four {four.peak / MiB:.0f}"
+    )
     assert one.peak <= idle + 64 * MiB, (idle, one.peak)
     assert four.peak <= idle + 64 * MiB, (idle, four.peak)
     assert {r.status_code for r in responses} <= {413, 503}
+
+
+# -- concurrency caps -------------------------------------------------------------------
+
+
+def new_run(base: Path, run_id: str, records: list[Record]) -> Path:
+    run_dir = base / run_id
+    run_dir.mkdir(parents=True)
+    log = LogFile(run_dir / "main.tlog")
+    log.write(runlog.frame_record(r) for r in [RunStart(run_id, "caps", run_id, 1.0), *records])
+    log.close()
+    return run_dir
+
+
+def rows(n: int) -> list[Record]:
+    return [Metrics(s, 1.0 + s, {"loss": 1.0 / (s + 1), "step_bytes": "x" * 40}) for s in range(n)]
+
+
+def pump_until_done(shipper: Shipper, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not shipper.pump(final=True):
+        assert time.monotonic() < deadline, f"not shipped: {shipper.error}"
+        time.sleep(0.02)
+
+
+def test_uploads_past_the_cap_get_503_and_the_shipper_waits(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "server", extra_args=("--max-ingest", "1")).start()
+    release = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield log_bytes([RunStart("held", "caps", "held", 1.0)])
+        release.wait(30)
+
+    def held_upload() -> httpx.Response:
+        with server.client() as client:
+            return client.post("/runs/held/streams/main", params={"offset": 0}, content=slow_body())
+
+    run_dir = new_run(tmp_path, "waits", rows(50))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(held_upload)
+            with server.client() as client:
+                busy = wait_for(
+                    lambda: (
+                        r
+                        if (
+                            r := client.post("/runs/other/streams/main", params={"offset": 0})
+                        ).status_code
+                        == 503
+                        else None
+                    ),
+                    what="a 503 while the slot is held",
+                )
+            assert busy.headers["retry-after"] == "1"
+            assert "busy" in busy.json()["detail"]
+            shipper = Shipper(run_dir, server.url, ADMIN_KEY, live=False, backoff_max=0.01)
+            asked = time.monotonic()
+            assert shipper.pump(final=True) is False
+            assert shipper.error is not None and "503" in shipper.error
+            # Retry-After (1 s) is obeyed, not the shipper's own (0.01 s) backoff.
+            assert shipper._retry_at - asked >= 0.9
+            assert shipper.pump(final=True) is False  # still waiting: nothing sent
+            release.set()
+            assert held.result().status_code == 200
+        pump_until_done(shipper)
+        shipper.close()
+        with Api(server.url, ADMIN_KEY) as api:
+            assert len(api.run("waits").history()) == 50
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_heavy_queries_past_the_cap_get_503(tmp_path: Path) -> None:
+    config = ServerConfig.build(tmp_path / "srv", admin_key=ADMIN_KEY, max_queries=1)
+    app = create_app(config, announce=False)
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(app, headers=headers) as client:
+        assert client.get("/api/v1/runs/nope/history").status_code == 404
+        with app.state.ctx.limits.queries.hold():
+            for method, url in [
+                ("GET", "/api/v1/runs/nope/history"),
+                ("GET", "/api/v1/runs/nope/system"),
+                ("POST", "/api/v1/metrics/series"),
+            ]:
+                kwargs: dict[str, Any] = {"json": {"runs": ["nope"], "keys": ["x"]}}
+                response = client.request(method, url, **(kwargs if method == "POST" else {}))
+                assert response.status_code == 503, (url, response.text)
+                assert response.headers["retry-after"] == "1"
+            assert client.get("/api/v1/viewer").status_code == 200  # light: not capped
+        assert client.get("/api/v1/runs/nope/history").status_code == 404
+    app.state.ctx.db.dispose()
+
+
+class _BusyOnce(BaseHTTPRequestHandler):
+    """Answers 503 with ``Retry-After: 1`` to the first request, then a viewer."""
+
+    times: ClassVar[list[float]] = []
+
+    def do_GET(self) -> None:
+        self.times.append(time.monotonic())
+        if len(self.times) == 1:
+            body, status, extra = b'{"detail": "busy"}', 503, {"Retry-After": "1"}
+        else:
+            body, status, extra = json.dumps({"name": "me", "admin": False}).encode(), 200, {}
+        self.send_response(status)
+        for name, value in {"content-type": "application/json", **extra}.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_api_waits_out_a_busy_server() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _BusyOnce)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Api(f"http://127.0.0.1:{httpd.server_port}", "tl_key") as api:
+            assert api.viewer()["name"] == "me"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    first, second = _BusyOnce.times
+    assert second - first >= 0.9
+
+
+# -- storage quota ----------------------------------------------------------------------
+
+
+def test_quota_refuses_with_507_and_the_data_waits_for_more_room(tmp_path: Path) -> None:
+    data = tmp_path / "server"
+    server = ServerProcess(data, extra_args=("--quota-gb", "0.0001")).start()  # 100 kB
+    try:
+        small = new_run(tmp_path, "small", rows(10))
+        with Shipper(small, server.url, ADMIN_KEY, live=False) as shipper:
+            pump_until_done(shipper)
+        with server.client() as client:
+            storage = client.get("/viewer").json()["storage"]
+        size = (small / "main.tlog").stat().st_size
+        assert storage == {"used_bytes": size, "quota_bytes": 100_000}
+
+        big = new_run(tmp_path, "big", rows(2000))
+        assert (big / "main.tlog").stat().st_size > 100_000
+        shipper = Shipper(big, server.url, ADMIN_KEY, live=False, backoff_max=0.01)
+        with pytest.warns(TracklineWarning, match="quota"):
+            assert shipper.pump(final=True) is False
+        assert shipper.error is not None and "507" in shipper.error
+        assert not shipper.failed  # not given up: tried again later
+        with server.client() as client:
+            refused = client.post(
+                "/runs/big/streams/main",
+                params={"offset": 0},
+                content=(big / "main.tlog").read_bytes(),
+            )
+            assert refused.status_code == 507
+            assert "quota" in refused.json()["detail"]
+            assert client.get("/viewer").json()["storage"]["used_bytes"] == size
+            assert client.get("/runs/big").status_code == 404  # nothing of it applied
+        server.stop()
+        server = ServerProcess(data, port=server.port, extra_args=("--quota-gb", "1")).start()
+        pump_until_done(shipper)  # the same shipper, the data it kept
+        shipper.close()
+        with Api(server.url, ADMIN_KEY) as api:
+            assert len(api.run("big").history()) == 2000
+            assert (
+                api.viewer()["storage"]["used_bytes"] == size + (big / "main.tlog").stat().st_size
+            )
+    finally:
+        server.stop()
