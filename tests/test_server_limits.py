@@ -284,3 +284,44 @@ def test_quota_refuses_with_507_and_the_data_waits_for_more_room(tmp_path: Path)
             )
     finally:
         server.stop()
+
+
+def metrics_body(run_id: str, megabytes: int) -> tuple[bytes, int]:
+    """A deflated run log of about ``megabytes`` MiB of metric rows; and its record count."""
+    block = b"".join(
+        runlog.frame_record(Metrics(s, 1.0, {"loss": 0.5, "acc": 0.25})) for s in range(20_000)
+    )
+    repeats = megabytes * MiB // len(block)
+    packer = zlib.compressobj(1)
+    parts = [packer.compress(log_bytes([RunStart(run_id, "limits", run_id, 1.0)]))]
+    parts += [packer.compress(block) for _ in range(repeats)]
+    return b"".join([*parts, packer.flush()]), 1 + 20_000 * repeats
+
+
+def test_a_large_valid_body_is_applied_in_bounded_memory(server: ServerProcess) -> None:
+    """32 MiB of frames in one request, decoded and applied a batch at a time.
+
+    Measured from the server's steady state: a first large body fills its caches
+    (SQLite's page cache alone may take 64 MiB), which later bodies reuse.
+    """
+    assert server.process is not None
+    pid = server.process.pid
+    with server.client() as client:
+
+        def post(run_id: str, megabytes: int) -> tuple[httpx.Response, int]:
+            body, records = metrics_body(run_id, megabytes)
+            params = {"offset": 0}
+            headers = {"content-encoding": "deflate"}
+            response = client.post(
+                f"/runs/{run_id}/streams/main", params=params, content=body, headers=headers
+            )
+            return response, records
+
+        assert post("warm", 16)[0].status_code == 200
+        idle = rss(pid)
+        with PeakRss(pid) as peak:
+            response, records = post("large", 32)
+        assert response.status_code == 200, response.text
+        assert response.json()["applied"] == records
+    print(f"RSS idle {idle / MiB:.0f} MiB, 32 MiB body {peak.peak / MiB:.0f}")
+    assert peak.peak <= idle + 64 * MiB, (idle, peak.peak)
