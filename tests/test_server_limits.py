@@ -110,7 +110,7 @@ def test_gzip_bombs_are_refused_in_bounded_memory(server: ServerProcess, bomb: b
     )
     assert one.peak <= idle + 64 * MiB, (idle, one.peak)
     assert four.peak <= idle + 64 * MiB, (idle, four.peak)
-    assert {r.status_code for r in responses} <= {413, 503}
+    assert [r.status_code for r in responses] == [413] * 4
 
 
 # -- concurrency caps -------------------------------------------------------------------
