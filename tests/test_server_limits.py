@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import httpx
 import psutil
 import pytest
+import trackline
 from _server import ADMIN_KEY, ServerProcess, log_bytes, wait_for
 from fastapi.testclient import TestClient
 from trackline import Api, runlog
-from trackline._transport import Shipper
+from trackline._transport import Shipper, read_progress
 from trackline._warn import TracklineWarning
 from trackline.records import Metrics, Record, RunStart
 from trackline.runlog import LogFile
@@ -325,3 +326,38 @@ def test_a_large_valid_body_is_applied_in_bounded_memory(server: ServerProcess) 
         assert response.json()["applied"] == records
     print(f"RSS idle {idle / MiB:.0f} MiB, 32 MiB body {peak.peak / MiB:.0f}")
     assert peak.peak <= idle + 64 * MiB, (idle, peak.peak)
+
+
+def test_the_agent_keeps_a_run_over_quota_and_ships_it_once_there_is_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "server"
+    server = ServerProcess(data, extra_args=("--quota-gb", "0.00005")).start()  # 50 kB
+    try:
+        monkeypatch.setenv("TRACKLINE_SERVER", server.url)
+        monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+        monkeypatch.setenv("TRACKLINE_UPLOAD_BACKOFF_MAX", "0.2")
+        run = trackline.init(project="quota")
+        assert run.mode == "online" and run._agent is not None
+        for step in range(3000):
+            run.log({"loss": 1.0 / (step + 1), "note": "y" * 20}, step=step)
+        run.finish()
+
+        def refused() -> bool:
+            progress = read_progress(run.dir)
+            return progress is not None and "507" in str(progress.get("error"))
+
+        wait_for(refused, what="the agent to meet the quota")
+        assert (run.dir / "main.tlog").stat().st_size > 50_000
+        server.stop()
+        server = ServerProcess(data, port=server.port, extra_args=("--quota-gb", "1")).start()
+
+        def shipped() -> bool:
+            progress = read_progress(run.dir)
+            return progress is not None and progress["done"] is True
+
+        wait_for(shipped, timeout=60, what="the agent to ship the run")
+        with Api(server.url, ADMIN_KEY) as api:
+            assert len(api.run(run.id).history()) == 3000
+    finally:
+        server.stop()
