@@ -381,8 +381,10 @@ def ingest_stream(
     """
     result = Result(offset)
     missing: list[dict[str, Any]] = []
+    start = offset
     for body in bodies:
-        step = ingest(conn, run_id, stream, result.committed, body, user, live)
+        step = ingest(conn, run_id, stream, start, body, user, live)
+        start = body.end
         result.committed = step.committed
         result.applied += step.applied
         missing = step.missing or missing

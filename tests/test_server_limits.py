@@ -361,3 +361,33 @@ def test_the_agent_keeps_a_run_over_quota_and_ships_it_once_there_is_room(
             assert len(api.run(run.id).history()) == 3000
     finally:
         server.stop()
+
+
+def test_a_range_applied_in_batches_is_still_applied_exactly_once(server: ServerProcess) -> None:
+    """A retry that overlaps what the server has, across several decode batches."""
+    records: list[Record] = [RunStart("batched", "limits", "batched", 1.0)]
+    records += [Metrics(s, 1.0, {"loss": float(s), "pad": "z" * 60}) for s in range(60_000)]
+    whole = log_bytes(records)
+    assert len(whole) > 4 * MiB  # several batches of about 1 MiB
+    middle = len(log_bytes(records[:30_001]))  # a frame boundary past the first batches
+    with server.client() as client:
+
+        def post(data: bytes, offset: int = 0) -> httpx.Response:
+            return client.post(
+                "/runs/batched/streams/main",
+                params={"offset": offset},
+                content=zlib.compress(data, 1),
+                headers={"content-encoding": "deflate"},
+            )
+
+        # A bad frame after several applied batches: the whole request is rolled back.
+        assert post(whole + b"torn").status_code == 400
+        assert client.get("/runs/batched/streams").status_code == 404
+        first = post(whole[:middle]).json()
+        assert first == {"committed": middle, "applied": 30_001, "missing": []}
+        again = post(whole).json()  # the answer to the first was lost: all of it again
+        assert again == {"committed": len(whole), "applied": 30_000, "missing": []}
+        assert post(whole).json()["applied"] == 0
+    with Api(server.url, ADMIN_KEY) as api:
+        rows = api.run("batched").history()
+    assert [row["loss"] for row in rows] == [float(s) for s in range(60_000)]
