@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import time
 import uuid
 from pathlib import Path
@@ -95,13 +96,16 @@ async def post_stream(
             bodies.check_inflated_size(spooled, encoding, config.max_decompressed)
             pieces = bodies.inflate(bodies.read_pieces(spooled), encoding, config.max_decompressed)
             try:
+                batches = ingest.decode_stream(pieces, offset)
+                # Decoded before the write lock is taken: all of a small range, as most are.
+                first = next(batches)
                 with ctx.db.write() as conn:
                     return ingest.ingest_stream(
                         conn,
                         run_id,
                         stream,
                         offset,
-                        ingest.decode_stream(pieces, offset),
+                        itertools.chain([first], batches),
                         user,
                         live,
                         config.quota_bytes,
