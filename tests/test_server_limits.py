@@ -6,7 +6,6 @@ Each test runs a real server subprocess and talks to it over loopback HTTP.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import zlib
@@ -207,18 +206,25 @@ def test_heavy_queries_past_the_cap_get_503(tmp_path: Path) -> None:
 
 
 class _BusyOnce(BaseHTTPRequestHandler):
-    """Answers 503 with ``Retry-After: 1`` to the first request, then a viewer."""
+    """Answers each path 503 with ``Retry-After: 1`` the first time, then for real."""
 
-    times: ClassVar[list[float]] = []
+    times: ClassVar[dict[str, list[float]]] = {}
+    answers: ClassVar[dict[str, tuple[str, bytes]]] = {
+        "/api/v1/viewer": ("application/json", b'{"name": "me", "admin": false}'),
+        "/api/v1/runs/r": ("application/json", b'{"id": "r", "name": "r", "state": "finished"}'),
+        "/api/v1/runs/r/history": ("text/csv", b"step,loss\n0,1.5\n"),
+    }
 
     def do_GET(self) -> None:
-        self.times.append(time.monotonic())
-        if len(self.times) == 1:
-            body, status, extra = b'{"detail": "busy"}', 503, {"Retry-After": "1"}
-        else:
-            body, status, extra = json.dumps({"name": "me", "admin": False}).encode(), 200, {}
+        path = self.path.split("?")[0]
+        seen = self.times.setdefault(path, [])
+        seen.append(time.monotonic())
+        kind, body = self.answers[path]
+        status, extra = (503, {"Retry-After": "1"}) if len(seen) == 1 else (200, {})
+        if status == 503:
+            kind, body = "application/json", b'{"detail": "busy"}'
         self.send_response(status)
-        for name, value in {"content-type": "application/json", **extra}.items():
+        for name, value in {"content-type": kind, **extra}.items():
             self.send_header(name, value)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -228,18 +234,20 @@ class _BusyOnce(BaseHTTPRequestHandler):
         pass
 
 
-def test_api_waits_out_a_busy_server() -> None:
+def test_api_waits_out_a_busy_server(tmp_path: Path) -> None:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _BusyOnce)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         with Api(f"http://127.0.0.1:{httpd.server_port}", "tl_key") as api:
             assert api.viewer()["name"] == "me"
+            exported = api.run("r").export(tmp_path / "r.csv")  # a streamed answer
     finally:
         httpd.shutdown()
         httpd.server_close()
-    first, second = _BusyOnce.times
-    assert second - first >= 0.9
+    assert exported.read_text() == "step,loss\n0,1.5\n"
+    for path, (first, second) in _BusyOnce.times.items():
+        assert second - first >= 0.9, path
 
 
 # -- storage quota ----------------------------------------------------------------------
