@@ -88,6 +88,10 @@ BUSY_RETRIES = 5
 class Api:
     """A client of a trackline server.
 
+    A server too busy to answer (503 or 429 with ``Retry-After``) is waited out: the
+    request is sent again after the time it asks for (at most 60 s), up to
+    ``BUSY_RETRIES`` times.
+
     Args:
         server: the server's URL; default ``TRACKLINE_SERVER`` or the one of ``trackline login``.
         api_key: default ``TRACKLINE_API_KEY`` or the key stored by ``trackline login``;
