@@ -416,9 +416,9 @@ def check_quota(conn: sa.Connection, run_id: str, quota: int) -> None:
 def storage_used(conn: sa.Connection, entity_id: int) -> int:
     """Bytes an entity stores: the run log bytes and the files named by its projects' runs.
 
-    Log bytes are the committed length of each stream; a file (also media and git diffs)
-    counts at its declared size once per run that names it, though the server keeps
-    content named twice only once. Artifact versions are not counted.
+    Log bytes are the committed length of each stream; a file (also media, git diffs and
+    the files of artifacts a run logs) counts at its declared size once per run that names
+    it, though the server keeps content named twice only once.
     """
     entity_runs = (
         sa.select(runs.c.id)
