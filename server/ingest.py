@@ -413,6 +413,34 @@ def check_quota(conn: sa.Connection, run_id: str, quota: int) -> None:
         )
 
 
+def declared_size(conn: sa.Connection, sha256: str, user: auth.User) -> int | None:
+    """The largest size a run ``user`` may write declared for content ``sha256``, or None.
+
+    A file declared without a hash (a git diff, named once uploaded) counts for any
+    content. Under a storage quota only such declared content is stored: its size was
+    counted when the record naming it was applied.
+    """
+    query = (
+        sa.select(sa.func.max(run_files.c.size))
+        .select_from(
+            run_files.join(runs, runs.c.id == run_files.c.run_pk).outerjoin(
+                projects, projects.c.id == runs.c.project_id
+            )
+        )
+        .where(sa.or_(run_files.c.sha256 == sha256, run_files.c.sha256.is_(None)))
+    )
+    if not user.is_admin:
+        writable = [user.id, *user.teams]
+        query = query.where(
+            sa.or_(
+                projects.c.entity_id.in_(writable),
+                sa.and_(runs.c.project_id.is_(None), runs.c.creator_id == user.id),
+            )
+        )
+    size = conn.execute(query).scalar()
+    return None if size is None else int(size)
+
+
 def storage_used(conn: sa.Connection, entity_id: int) -> int:
     """Bytes an entity stores: the run log bytes and the files named by its projects' runs.
 

@@ -156,6 +156,16 @@ async def put_blob(sha256: Sha256, request: Request, ctx: Ctx, user: User) -> Js
     if known is not None:
         return Json({"sha256": sha256, "size": known.size, "stored": False})
     limit = ctx.config.max_blob
+    if ctx.config.quota_bytes is not None:
+        with ctx.db.read() as conn:
+            size_named = ingest.declared_size(conn, sha256, user)
+        if size_named is None:
+            raise ApiError(
+                507,
+                "under the server's storage quota only content that a run of yours names "
+                "is stored: log the record naming it first",
+            )
+        limit = min(limit, size_named)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)

@@ -6,6 +6,7 @@ Each test runs a real server subprocess and talks to it over loopback HTTP.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
 import zlib
@@ -24,7 +25,7 @@ from fastapi.testclient import TestClient
 from trackline import Api, runlog
 from trackline._transport import Shipper, read_progress
 from trackline._warn import TracklineWarning
-from trackline.records import Metrics, Record, RunStart
+from trackline.records import FileSaved, Metrics, Record, RunStart
 from trackline.runlog import LogFile
 from trackline.server.app import create_app
 from trackline.server.config import ServerConfig
@@ -40,6 +41,10 @@ def fixture_bomb() -> bytes:
     parts = [packer.compress(zeros) for _ in range(1024)]
     parts.append(packer.flush())
     return b"".join(parts)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def rss(pid: int) -> int:
@@ -257,13 +262,36 @@ def test_quota_refuses_with_507_and_the_data_waits_for_more_room(tmp_path: Path)
     data = tmp_path / "server"
     server = ServerProcess(data, extra_args=("--quota-gb", "0.0001")).start()  # 100 kB
     try:
-        small = new_run(tmp_path, "small", rows(10))
+        notes = b"a file the run saved\n" * 100
+        saved = FileSaved("notes.txt", "now", len(notes), sha256(notes), 2.0)
+        small = new_run(tmp_path, "small", [*rows(10), saved])
+        (small / "files").mkdir()
+        (small / "files" / "notes.txt").write_bytes(notes)
         with Shipper(small, server.url, ADMIN_KEY, live=False) as shipper:
             pump_until_done(shipper)
+        size = (small / "main.tlog").stat().st_size + len(notes)
         with server.client() as client:
-            storage = client.get("/viewer").json()["storage"]
-        size = (small / "main.tlog").stat().st_size
-        assert storage == {"used_bytes": size, "quota_bytes": 100_000}
+            assert client.get("/viewer").json()["storage"] == {
+                "used_bytes": size,
+                "quota_bytes": 100_000,
+            }
+            assert client.get("/runs/small/files/files/notes.txt").content == notes
+            # Content no run names is not stored under a quota: it would count nowhere.
+            stray = b"stray bytes"
+            refused = client.put(f"/blobs/{sha256(stray)}", content=stray)
+            assert refused.status_code == 507 and "names" in refused.json()["detail"]
+            # Nor more than the record naming it declared.
+            liar = FileSaved("big.bin", "now", 10, sha256(bytes(1000)), 2.0)
+            posted = client.post(
+                "/runs/small/streams/main",
+                params={"offset": (small / "main.tlog").stat().st_size},
+                content=runlog.frame_record(liar),
+            )
+            assert posted.status_code == 200, posted.text
+            assert (
+                client.put(f"/blobs/{sha256(bytes(1000))}", content=bytes(1000)).status_code == 413
+            )
+            size += len(runlog.frame_record(liar)) + 10
 
         big = new_run(tmp_path, "big", rows(2000))
         assert (big / "main.tlog").stat().st_size > 100_000
