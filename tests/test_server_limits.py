@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import select
+import socket
 import threading
 import time
 import zlib
@@ -141,51 +143,65 @@ def pump_until_done(shipper: Shipper, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+class HeldUpload:
+    """An upload whose body stops halfway, holding its slot, on a raw socket."""
+
+    def __init__(self, port: int) -> None:
+        body = log_bytes([RunStart("held", "caps", "held", 1.0), *rows(10)])
+        self.first, self.rest = body[:40], body[40:]
+        head = (
+            "POST /api/v1/runs/held/streams/main?offset=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {ADMIN_KEY}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.sendall(head.encode() + self.first)
+
+    def answered(self) -> bool:
+        """Answered already: it did not get the slot (another request had it)."""
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def finish(self) -> bytes:
+        self.sock.sendall(self.rest)
+        answer = self.sock.recv(65536)
+        self.sock.close()
+        return answer
+
+
 def test_uploads_past_the_cap_get_503_and_the_shipper_waits(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "server", extra_args=("--max-ingest", "1")).start()
-    release = threading.Event()
-
-    def slow_body() -> Iterator[bytes]:
-        yield log_bytes([RunStart("held", "caps", "held", 1.0)])
-        release.wait(30)
-
-    def held_upload() -> httpx.Response:
-        with server.client() as client:
-            return client.post("/runs/held/streams/main", params={"offset": 0}, content=slow_body())
-
     run_dir = new_run(tmp_path, "waits", rows(50))
+    held = HeldUpload(server.port)
     try:
-        with ThreadPoolExecutor(1) as pool:
-            held = pool.submit(held_upload)
-            with server.client() as client:
-                busy = wait_for(
-                    lambda: (
-                        r
-                        if (
-                            r := client.post("/runs/other/streams/main", params={"offset": 0})
-                        ).status_code
-                        == 503
-                        else None
-                    ),
-                    what="a 503 while the slot is held",
-                )
-            assert busy.headers["retry-after"] == "1"
-            assert "busy" in busy.json()["detail"]
-            shipper = Shipper(run_dir, server.url, ADMIN_KEY, live=False, backoff_max=0.01)
-            asked = time.monotonic()
-            assert shipper.pump(final=True) is False
-            assert shipper.error is not None and "503" in shipper.error
-            # Retry-After (1 s) is obeyed, not the shipper's own (0.01 s) backoff.
-            assert shipper._retry_at - asked >= 0.9
-            assert shipper.pump(final=True) is False  # still waiting: nothing sent
-            release.set()
-            assert held.result().status_code == 200
+        with server.client() as client:
+
+            def busy() -> httpx.Response | None:
+                nonlocal held
+                response = client.post("/runs/other/streams/main", params={"offset": 0})
+                if response.status_code == 503:
+                    return response
+                if held.answered():  # a probe had the slot when it came: hold it again
+                    held.sock.close()
+                    held = HeldUpload(server.port)
+                return None
+
+            refused = wait_for(busy, what="a 503 while the slot is held")
+        assert refused.headers["retry-after"] == "1"
+        assert "busy" in refused.json()["detail"]
+        shipper = Shipper(run_dir, server.url, ADMIN_KEY, live=False, backoff_max=0.01)
+        asked = time.monotonic()
+        assert shipper.pump(final=True) is False
+        assert shipper.error is not None and "503" in shipper.error
+        # Retry-After (1 s) is obeyed, not the shipper's own (0.01 s) backoff.
+        assert shipper._retry_at - asked >= 0.9
+        assert shipper.pump(final=True) is False  # still waiting: nothing sent
+        assert held.finish().startswith(b"HTTP/1.1 200")
         pump_until_done(shipper)
         shipper.close()
         with Api(server.url, ADMIN_KEY) as api:
             assert len(api.run("waits").history()) == 50
+            assert len(api.run("held").history()) == 10
     finally:
-        release.set()
+        held.sock.close()
         server.stop()
 
 
