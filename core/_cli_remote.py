@@ -46,6 +46,26 @@ from .runlog import RunLogError
     help="Seconds without a heartbeat after which a running run is reported crashed.",
 )
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--max-ingest",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Concurrent uploads per server process; more are refused (503, Retry-After).",
+)
+@click.option(
+    "--max-queries",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Concurrent heavy queries (history, series) per process; more are refused (503).",
+)
+@click.option(
+    "--quota-gb",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Storage per user or team (run logs and their files), in GB; past it uploads get 507.",
+)
 @click.option("--log-level", default="warning", show_default=True)
 def server_command(
     host: str,
@@ -56,6 +76,9 @@ def server_command(
     s3_endpoint_url: str | None,
     heartbeat_timeout: float,
     workers: int,
+    max_ingest: int,
+    max_queries: int,
+    quota_gb: float | None,
     log_level: str,
 ) -> None:
     """Run the trackline server (API, ingest and dashboard).
@@ -77,6 +100,9 @@ def server_command(
         files,
         s3_endpoint_url=s3_endpoint_url,
         heartbeat_timeout=heartbeat_timeout,
+        max_ingest=max_ingest,
+        max_queries=max_queries,
+        quota_bytes=None if quota_gb is None else max(1, round(quota_gb * 1e9)),
         admin_key=os.environ.get("TRACKLINE_ADMIN_KEY") or None,
     )
     os.environ.update(config.to_env())

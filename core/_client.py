@@ -16,7 +16,9 @@ import hashlib
 import math
 import os
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +28,7 @@ import msgspec
 
 from . import _credentials
 from ._settings import env
+from ._transport import retry_after
 from .artifacts import entry_name, parse_ref
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -78,8 +81,16 @@ def _rows(columns: dict[str, Any], with_step: bool = True) -> list[dict[str, Any
     return rows
 
 
+#: How many times a request answered 503 or 429 with ``Retry-After`` is sent again.
+BUSY_RETRIES = 5
+
+
 class Api:
     """A client of a trackline server.
+
+    A server too busy to answer (503 or 429 with ``Retry-After``) is waited out: the
+    request is sent again after the time it asks for (at most 60 s), up to
+    ``BUSY_RETRIES`` times.
 
     Args:
         server: the server's URL; default ``TRACKLINE_SERVER`` or the one of ``trackline login``.
@@ -125,10 +136,30 @@ class Api:
         return self._http
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._client.request(method, path, **kwargs)
+        # A busy server (503, 429) says when to come back: wait that long, a few times.
+        for _ in range(BUSY_RETRIES):
+            response = self._client.request(method, path, **kwargs)
+            wait = retry_after(response) if response.status_code in (429, 503) else None
+            if wait is None:
+                break
+            time.sleep(wait)
+        else:
+            response = self._client.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise _error(response)
         return response
+
+    @contextlib.contextmanager
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A response whose body is not read yet; 503 and 429 waited out as in ``_request``."""
+        for attempt in range(BUSY_RETRIES + 1):
+            with self._client.stream(method, path, **kwargs) as response:
+                busy = response.status_code in (429, 503) and attempt < BUSY_RETRIES
+                wait = retry_after(response) if busy else None
+                if wait is None:
+                    yield response
+                    return
+            time.sleep(wait)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         # msgspec decodes the large history answers about 4x faster than the json module.
@@ -146,7 +177,8 @@ class Api:
     # -- users and projects --------------------------------------------------------------
 
     def viewer(self) -> dict[str, Any]:
-        """Who the API key belongs to: ``name``, ``admin``, ``teams``."""
+        """Who the API key belongs to: ``name``, ``admin``, ``teams``, ``storage``
+        (``used_bytes`` and ``quota_bytes``, None without a quota)."""
         if self._viewer is None:
             self._viewer = self._json("GET", "/viewer")
         return self._viewer
@@ -593,7 +625,7 @@ class Run:
         """Full-resolution history to a ``.csv`` or ``.parquet`` file."""
         target = Path(path)
         fmt = format or target.suffix.lstrip(".") or "csv"
-        with self._api._client.stream(
+        with self._api._stream(
             "GET", f"/runs/{_q(self.id)}/history", params={"format": fmt}
         ) as response:
             if response.status_code >= 400:

@@ -9,10 +9,12 @@ media named by the records are uploaded by content hash when the server says
 it lacks them.
 
 ``pump`` never raises and never sleeps: on a connection error, a 5xx or a 429
-it schedules the next attempt (exponential backoff with jitter, capped) and
-returns ``False`` at once; the caller (the agent, ``trackline sync``) calls
-again. Progress goes to ``upload.json`` in the run directory for
-``trackline status``.
+it schedules the next attempt (exponential backoff with jitter, capped; the
+server's ``Retry-After`` when it sends one) and returns ``False`` at once; the
+caller (the agent, ``trackline sync``) calls again. A full storage quota (507)
+is warned about once and retried at the longest backoff: the run directory
+keeps the data until the server takes it. Progress goes to ``upload.json`` in
+the run directory for ``trackline status``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import httpx
 from . import _credentials
 from ._names import RUN_ID
 from ._settings import env_float
+from ._warn import warn_once
 from .records import RunStart
 from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
 
@@ -47,6 +50,8 @@ _CHUNK = 1 << 20
 ARTIFACT_BLOBS = "artifacts/blobs"
 #: How long a live run waits before it retries a request the server refused (401, 403, ...).
 RETRY_REFUSED = 60.0
+#: The longest ``Retry-After`` obeyed, in seconds.
+RETRY_AFTER_MAX = 60.0
 
 
 class PermanentError(Exception):
@@ -181,7 +186,10 @@ class Shipper:
         self.failures += 1
         self.error = f"{type(exc).__name__}: {exc}"
         delay = min(self.backoff_max, 0.25 * 2 ** min(self.failures, 20))
-        self._retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        delay *= random.uniform(0.5, 1.0)
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            delay = exc.retry_after
+        self._retry_at = time.monotonic() + delay
 
     def _pump(self, final: bool) -> bool:
         started = time.monotonic()
@@ -243,8 +251,15 @@ class Shipper:
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response = self._client.request(method, url, **kwargs)
-        if response.status_code in _TRANSIENT or response.status_code >= 500:
-            raise _Transient(f"{method} {url}: HTTP {response.status_code} {_detail(response)}")
+        status = response.status_code
+        if status == 507:
+            message = f"{method} {url}: HTTP 507 {_detail(response)}"
+            warn_once("quota", f"trackline: the server's storage quota is full ({message})")
+            raise _Transient(message, self.backoff_max)
+        if status in _TRANSIENT or status >= 500:
+            raise _Transient(
+                f"{method} {url}: HTTP {status} {_detail(response)}", retry_after(response)
+            )
         return response
 
     def _fetch_offsets(self) -> None:
@@ -412,7 +427,26 @@ class Shipper:
 
 
 class _Transient(Exception):
-    """A response that says: try again later."""
+    """A response that says: try again later (after ``retry_after`` seconds, if known)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (at most ``RETRY_AFTER_MAX``), or ``None``.
+
+    Only the delta-seconds form: a server that sends a date gets the usual backoff.
+    """
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not seconds >= 0:  # NaN too
+        return None
+    return min(seconds, RETRY_AFTER_MAX)
 
 
 def _detail(response: httpx.Response) -> str:

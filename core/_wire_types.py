@@ -41,10 +41,18 @@ class Health(_Wire, frozen=True):
     api: str
 
 
+class Storage(_Wire, frozen=True):
+    """Bytes an entity stores, and its quota (``None``: no quota)."""
+
+    used_bytes: int
+    quota_bytes: int | None
+
+
 class Viewer(_Wire, frozen=True):
     name: str
     admin: bool
     teams: list[str]
+    storage: Storage
 
 
 class CreatedUser(_Wire, frozen=True):

@@ -24,6 +24,7 @@ from .config import ServerConfig
 from .db import Database
 from .deps import ApiError, Context
 from .files import open_store
+from .limits import Limits
 from .wire import Json, sanitize
 
 STATIC = Path(__file__).parent / "static"
@@ -64,7 +65,13 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    app.state.ctx = Context(config, db, store, BlockCache.for_database(db.is_sqlite))
+    app.state.ctx = Context(
+        config,
+        db,
+        store,
+        BlockCache.for_database(db.is_sqlite),
+        Limits(config.max_ingest, config.max_queries),
+    )
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
@@ -136,7 +143,9 @@ def _announce(key: str, config: ServerConfig, url: str = "http://HOST:PORT") -> 
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> Json:
-        return Json({"detail": exc.message, **exc.extra}, status_code=exc.status)
+        return Json(
+            {"detail": exc.message, **exc.extra}, status_code=exc.status, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> Json:

@@ -33,6 +33,11 @@ class ServerConfig:
     #: The largest file or media upload, in bytes.
     max_blob: int = 8 * 1024 * 1024 * 1024
     admin_key: str | None = None
+    #: Concurrent uploads (log ranges, files) and heavy queries per process; past them, 503.
+    max_ingest: int = 32
+    max_queries: int = 16
+    #: Bytes each entity may store (see ``ingest.storage_used``); past it, 507. None: no quota.
+    quota_bytes: int | None = None
 
     @classmethod
     def build(
@@ -59,7 +64,11 @@ class ServerConfig:
             "MAX_BODY": str(self.max_body),
             "MAX_DECOMPRESSED": str(self.max_decompressed),
             "MAX_BLOB": str(self.max_blob),
+            "MAX_INGEST": str(self.max_ingest),
+            "MAX_QUERIES": str(self.max_queries),
         }
+        if self.quota_bytes is not None:
+            env["QUOTA_BYTES"] = str(self.quota_bytes)
         if self.s3_endpoint_url:
             env["S3_ENDPOINT_URL"] = self.s3_endpoint_url
         return {ENV_PREFIX + k: v for k, v in env.items()}
@@ -73,7 +82,14 @@ class ServerConfig:
         options: dict[str, object] = {}
         if (timeout := get("HEARTBEAT_TIMEOUT")) is not None:
             options["heartbeat_timeout"] = float(timeout)
-        for name in ("MAX_BODY", "MAX_DECOMPRESSED", "MAX_BLOB"):
+        for name in (
+            "MAX_BODY",
+            "MAX_DECOMPRESSED",
+            "MAX_BLOB",
+            "MAX_INGEST",
+            "MAX_QUERIES",
+            "QUOTA_BYTES",
+        ):
             if (value := get(name)) is not None:
                 options[name.lower()] = int(value)
         return cls.build(

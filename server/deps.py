@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,9 @@ from .config import ServerConfig
 from .db import Database
 from .files import FileStore
 
+if TYPE_CHECKING:
+    from .limits import Limits
+
 
 @dataclass
 class Context:
@@ -22,16 +25,20 @@ class Context:
     config: ServerConfig
     db: Database
     store: FileStore
-    blocks: BlockCache = field(default_factory=BlockCache)  # a cache, checked on every read
+    blocks: BlockCache  # a cache, checked on every read
+    limits: Limits
 
 
 class ApiError(Exception):
     """An error answered as ``{"detail": message, ...extra}`` with an HTTP status."""
 
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
         self.extra = extra
 
 

@@ -14,7 +14,7 @@ import bisect
 import posixpath
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,60 +82,119 @@ class Body:
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
-def decode(data: bytes, offset: int) -> Body:
-    """The records of a byte range starting at file offset ``offset``.
+#: About this many bytes of frames are decoded and applied at a time (one frame may be more).
+BATCH = 1024 * 1024
 
-    Raises ``IngestError`` (400) unless the range is a valid header and/or whole,
-    intact frames; nothing of a bad range is applied.
+
+def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> Iterator[Body]:
+    """The records of a byte range starting at file offset ``offset``, a batch at a time.
+
+    ``pieces`` are the range's bytes in order. Each body yielded holds the whole frames
+    of about ``batch`` bytes (or one bigger frame), so memory stays bounded however long
+    the range. Raises ``IngestError`` (400) at the first bad header or frame; the last
+    body (possibly empty) ends where the range ends.
     """
     if offset < 0:
         raise IngestError(400, "offset must be >= 0")
-    view = memoryview(data)
-    base = offset
-    if offset == 0:
-        if len(view) == 0:
-            return Body([], [], 0)
-        try:
-            check_header(bytes(view[:HEADER_SIZE]))
-        except RunLogError as exc:
-            raise IngestError(400, f"bad run log header: {exc}") from None
-        view = view[HEADER_SIZE:]
-        base = HEADER_SIZE
-    elif offset < HEADER_SIZE:
+    if 0 < offset < HEADER_SIZE:
         raise IngestError(400, f"offset {offset} is inside the run log header")
+    buffer = bytearray()
+    base = offset  # the file offset of buffer[0]
+    header = offset == 0
+    need = HEADER_SIZE if header else batch  # bytes to gather before decoding
+    for piece in pieces:
+        buffer += piece
+        if len(buffer) < need:
+            continue
+        if header:
+            _check_header(bytes(buffer[:HEADER_SIZE]))
+            del buffer[:HEADER_SIZE]
+            base, header = HEADER_SIZE, False
+        body, used, wanted = _frames(bytes(buffer), base)
+        del buffer[:used]
+        base += used
+        need = max(batch, wanted)
+        if body.records:
+            yield body
+    if header:
+        if not buffer:
+            yield Body([], [], 0)
+            return
+        _check_header(bytes(buffer[:HEADER_SIZE]))
+        del buffer[:HEADER_SIZE]
+        base = HEADER_SIZE
+    body, used, _ = _frames(bytes(buffer), base, final=True)
+    if used != len(buffer):
+        raise IngestError(
+            400,
+            f"truncated or corrupt frame at offset {base + used}: the body must hold whole, "
+            "intact frames",
+            bad_offset=base + used,
+        )
+    yield body
+
+
+def _check_header(data: bytes) -> None:
+    try:
+        check_header(data)
+    except RunLogError as exc:
+        raise IngestError(400, f"bad run log header: {exc}") from None
+
+
+def _frames(data: bytes, base: int, final: bool = False) -> tuple[Body, int, int]:
+    """The whole frames at the start of ``data`` (at file offset ``base``).
+
+    Returns them, the bytes they take, and how many bytes (from the first one not taken)
+    are needed before more can be said: the rest of a frame that is only partly there, or
+    more bytes to find the frame after bad ones; 0 when everything was taken. ``final``
+    says no more bytes will come. Raises ``IngestError`` (400) at a corrupt frame.
+    """
     # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
-    # Bad bytes with a whole frame after them are skipped by the one rule, ``Resync``;
-    # the range must still end with a whole frame.
+    # Bad bytes with a whole frame after them are skipped by the one rule, ``Resync``,
+    # exactly as the local readers do; the range must still end with a whole frame.
     records: list[Any] = []
     starts: list[int] = []
     unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
+    view = memoryview(data)
     size = len(view)
     pos = 0
+    wanted = 0
     resync: Resync | None = None
+    corrupt = False
     try:
         while pos + 8 <= size:
             length, crc = unpack(view, pos)
             end = pos + 8 + length
-            if end > size or length > MAX_FRAME or crc32(view[pos + 8 : end]) != crc:
-                resync = resync or Resync(view)
-                found = resync.next_frame(pos)
-                if found is None:
-                    break
+            if length <= MAX_FRAME and end <= size and crc32(view[pos + 8 : end]) == crc:
+                records.append(decode_one(view[pos + 8 : end]))
+                starts.append(base + pos)
+                pos = end
+                continue
+            if length <= MAX_FRAME and end > size and not final:
+                wanted = 8 + length  # perhaps a frame whose end has not arrived yet
+                break
+            resync = resync or Resync(view)
+            found = resync.next_frame(pos)
+            if found is not None:
                 pos = found
                 continue
-            records.append(decode_one(view[pos + 8 : end]))
-            starts.append(base + pos)
-            pos = end
+            if final or size - pos > MAX_FRAME:
+                corrupt = True
+            else:
+                wanted = size - pos + (1 << 20)  # the next frame may start further on
+            break
+        else:
+            wanted = 8 if pos < size and not final else 0
     except msgspec.DecodeError:
-        pass
-    if pos != size:
+        corrupt = True
+    if corrupt or (final and pos != size):
         raise IngestError(
             400,
             f"truncated or corrupt frame at offset {base + pos}: the body must hold whole, "
             "intact frames",
             bad_offset=base + pos,
         )
-    return Body(records, starts, base + size)
+    return Body(records, starts, base + pos), pos, wanted
 
 
 def clean(text: str | None, limit: int = _TEXT_MAX) -> str | None:
@@ -333,6 +392,110 @@ def ingest(
     possession.claim(conn, entity, user, shas)
     run = conn.execute(sa.select(runs).where(runs.c.id == row.id)).one()
     return Result(body.end, len(fresh), missing_files(conn, run))
+
+
+def ingest_stream(
+    conn: sa.Connection,
+    run_id: str,
+    stream: str,
+    offset: int,
+    bodies: Iterable[Body],
+    user: auth.User,
+    live: bool,
+    quota: int | None = None,
+) -> Result:
+    """``ingest`` each body of a byte range in turn, in the caller's one transaction.
+
+    The bodies are applied as they are decoded, so memory is bounded by one body; an
+    error in a later one rolls the whole range back with the transaction. With a
+    ``quota``, a range that leaves the run's entity storing more bytes than that is
+    refused (507).
+    """
+    result = Result(offset)
+    missing: list[dict[str, Any]] = []
+    start = offset
+    for body in bodies:
+        step = ingest(conn, run_id, stream, start, body, user, live)
+        start = body.end
+        result.committed = step.committed
+        result.applied += step.applied
+        missing = step.missing or missing
+    result.missing = missing
+    if quota is not None and result.applied:
+        check_quota(conn, run_id, quota)
+    return result
+
+
+def check_quota(conn: sa.Connection, run_id: str, quota: int) -> None:
+    """Refuse (507) what leaves the run's entity storing more than ``quota`` bytes."""
+    project_id = conn.execute(sa.select(runs.c.project_id).where(runs.c.run_id == run_id)).scalar()
+    if project_id is None:
+        return
+    entity_id = conn.execute(
+        sa.select(projects.c.entity_id).where(projects.c.id == project_id)
+    ).scalar_one()
+    used = storage_used(conn, entity_id)
+    if used > quota:
+        raise IngestError(
+            507,
+            f"storage quota exceeded: this would store {used} bytes, the quota is {quota}; "
+            "the data stays on the client until the quota is raised or space is freed",
+            used_bytes=used,
+            quota_bytes=quota,
+        )
+
+
+def declared_size(conn: sa.Connection, sha256: str, user: auth.User) -> int | None:
+    """The largest size a run ``user`` may write declared for content ``sha256``, or None.
+
+    A file declared without a hash (a git diff, named once uploaded) counts for any
+    content. Under a storage quota only such declared content is stored: its size was
+    counted when the record naming it was applied.
+    """
+    query = (
+        sa.select(sa.func.max(run_files.c.size))
+        .select_from(
+            run_files.join(runs, runs.c.id == run_files.c.run_pk).outerjoin(
+                projects, projects.c.id == runs.c.project_id
+            )
+        )
+        .where(sa.or_(run_files.c.sha256 == sha256, run_files.c.sha256.is_(None)))
+    )
+    if not user.is_admin:
+        writable = [user.id, *user.teams]
+        query = query.where(
+            sa.or_(
+                projects.c.entity_id.in_(writable),
+                sa.and_(runs.c.project_id.is_(None), runs.c.creator_id == user.id),
+            )
+        )
+    size = conn.execute(query).scalar()
+    return None if size is None else int(size)
+
+
+def storage_used(conn: sa.Connection, entity_id: int) -> int:
+    """Bytes an entity stores: the run log bytes and the files named by its projects' runs.
+
+    Log bytes are the committed length of each stream; a file (also media, git diffs and
+    the files of artifacts a run logs) counts at its declared size once per run that names
+    it, though the server keeps content named twice only once.
+    """
+    entity_runs = (
+        sa.select(runs.c.id)
+        .join(projects, projects.c.id == runs.c.project_id)
+        .where(projects.c.entity_id == entity_id)
+    )
+    log_bytes = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(streams.c.committed), 0)).where(
+            streams.c.run_pk.in_(entity_runs)
+        )
+    ).scalar_one()
+    file_bytes = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(run_files.c.size), 0)).where(
+            run_files.c.run_pk.in_(entity_runs)
+        )
+    ).scalar_one()
+    return int(log_bytes) + int(file_bytes)
 
 
 class Applier:

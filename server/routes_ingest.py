@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import os
 import time
 import uuid
-import zlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import ingest, possession
+from . import bodies, ingest, possession
 from .deps import ApiError, Ctx, User
+from .limits import INGEST
 from .openapi import ERRORS, UPLOAD_ERRORS, answers, errors
 from .schema import blobs, run_files, runs
 from .wire import Json
@@ -39,46 +41,6 @@ def _raw_body(min_length: int = 0) -> dict[str, Any]:
             "content": {"application/octet-stream": {"schema": schema}},
         }
     }
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        except ValueError:
-            raise ApiError(400, "bad Content-Length") from None
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def decompress(data: bytes, encoding: str, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (gzip, deflate or identity) within ``limit`` bytes."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        if len(data) > limit:
-            raise ApiError(413, f"body larger than the limit of {limit} bytes", limit=limit)
-        return data
-    if encoding not in ("gzip", "deflate", "x-gzip"):
-        raise ApiError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or deflate")
-    inflater = zlib.decompressobj(47)  # zlib or gzip header, detected
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ApiError(400, f"body is not valid {encoding} data: {exc}") from None
-    if len(out) > limit:
-        raise ApiError(413, f"decompressed body larger than {limit} bytes", limit=limit)
-    if not inflater.eof or inflater.unused_data:
-        raise ApiError(400, f"{encoding} body is truncated or has trailing data")
-    return out
 
 
 def _http(exc: ingest.IngestError) -> ApiError:
@@ -119,6 +81,7 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     "/runs/{run_id}/streams/{stream}",
     summary="Append a byte range of a run log",
     openapi_extra=_raw_body(min_length=1),  # even an empty range compresses to some bytes
+    dependencies=[INGEST],
     responses={
         **answers(wt.Appended, 409, *UPLOAD_ERRORS),
         409: {**errors(409)[409], "description": "Gap: the body starts past the committed offset."},
@@ -140,20 +103,35 @@ async def post_stream(
     applying it twice; a gap is refused (409) with the offset ``expected``.
     """
     config = ctx.config
-    raw = await read_body(request, config.max_body)
-    if not raw:
-        raise ApiError(422, "a body is needed: a byte range of the run log")
-    encoding = request.headers.get("content-encoding", "")
+    encoding = bodies.check_encoding(request.headers.get("content-encoding", ""))
     live = request.headers.get("x-trackline-live", "") == "1"
+    spooled = await bodies.spool(request, config.max_body, ctx.store.temp_dir())
+    if spooled.seek(0, os.SEEK_END) == 0:
+        spooled.close()
+        raise ApiError(422, "a body is needed: a byte range of the run log")
+    spooled.seek(0)
 
     def apply() -> ingest.Result:
-        data = decompress(raw, encoding, config.max_decompressed)
-        try:
-            body = ingest.decode(data, offset)
-            with ctx.db.write() as conn:
-                return ingest.ingest(conn, run_id, stream, offset, body, user, live)
-        except ingest.IngestError as exc:
-            raise _http(exc) from None
+        with spooled:
+            bodies.check_inflated_size(spooled, encoding, config.max_decompressed)
+            pieces = bodies.inflate(bodies.read_pieces(spooled), encoding, config.max_decompressed)
+            try:
+                batches = ingest.decode_stream(pieces, offset)
+                # Decoded before the write lock is taken: all of a small range, as most are.
+                first = next(batches)
+                with ctx.db.write() as conn:
+                    return ingest.ingest_stream(
+                        conn,
+                        run_id,
+                        stream,
+                        offset,
+                        itertools.chain([first], batches),
+                        user,
+                        live,
+                        config.quota_bytes,
+                    )
+            except ingest.IngestError as exc:
+                raise _http(exc) from None
 
     result = await run_in_threadpool(apply)
     return Json(
@@ -179,6 +157,7 @@ def heartbeat(run_id: RunId, ctx: Ctx, user: User) -> Json:
     "/blobs/{sha256}",
     summary="Upload content by its sha256",
     openapi_extra=_raw_body(),
+    dependencies=[INGEST],
     responses=answers(wt.Blob, 400, 413, 507),
 )
 async def put_blob(
@@ -205,6 +184,16 @@ async def put_blob(
         known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
         again = bool(possession.held(conn, user.id, [sha256]))
     limit = ctx.config.max_blob
+    if ctx.config.quota_bytes is not None:
+        with ctx.db.read() as conn:
+            size_named = ingest.declared_size(conn, sha256, user)
+        if size_named is None:
+            raise ApiError(
+                507,
+                "under the server's storage quota only content that a run of yours names "
+                "is stored: log the record naming it first",
+            )
+        limit = min(limit, size_named)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)

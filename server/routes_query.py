@@ -17,6 +17,7 @@ from trackline._names import ENTITY, RUN_ID
 
 from . import auth, history, ingest, possession, query
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
+from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .runstate import pack, unpack
 from .schema import (
@@ -107,7 +108,9 @@ def viewer(ctx: Ctx, user: User) -> Json:
             sa.select(entities.c.name).where(entities.c.id.in_(list(user.teams)))
         ).scalars()
         team_names = sorted(teams)
-    return Json(wt.Viewer(name=user.name, admin=user.is_admin, teams=team_names))
+        used = ingest.storage_used(conn, user.id)
+    storage = wt.Storage(used_bytes=used, quota_bytes=ctx.config.quota_bytes)
+    return Json(wt.Viewer(name=user.name, admin=user.is_admin, teams=team_names, storage=storage))
 
 
 class NewUser(BaseModel):
@@ -450,6 +453,7 @@ def _export(columns: history.Columns, fmt: str, name: str) -> Response:
     summary="A run's metric rows, full resolution or sampled",
     responses=answers(wt.Columns, 501, media=EXPORTS),
     openapi_extra=OPTIONAL_AUTH,
+    dependencies=[HEAVY_QUERY],
 )
 async def run_history(
     run_id: RunId,
@@ -476,6 +480,7 @@ async def run_history(
     summary="A run's system samples",
     responses=answers(wt.Columns, 501, media=EXPORTS),
     openapi_extra=OPTIONAL_AUTH,
+    dependencies=[HEAVY_QUERY],
 )
 async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = "json") -> Response:
     def work() -> Response:
@@ -492,6 +497,7 @@ async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = 
     summary="A run's histograms",
     responses=answers(wt.Histograms),
     openapi_extra=OPTIONAL_AUTH,
+    dependencies=[HEAVY_QUERY],
 )
 def run_histograms(
     run_id: RunId,
@@ -547,6 +553,7 @@ Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
     summary="Rows of a logged trackline.Table",
     responses=answers(wt.TablePage, 413, 501),
     openapi_extra=OPTIONAL_AUTH,
+    dependencies=[HEAVY_QUERY],
 )
 def media_table(
     run_id: RunId,
@@ -743,6 +750,7 @@ class SeriesQuery(BaseModel):
     summary="Downsampled series of runs x keys",
     responses=answers(wt.SeriesList),
     openapi_extra=OPTIONAL_AUTH,
+    dependencies=[HEAVY_QUERY],
 )
 async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
     """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""

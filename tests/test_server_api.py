@@ -373,6 +373,7 @@ def test_users_teams_and_privacy(app_client: TestClient) -> None:
         "name": "bob",
         "admin": False,
         "teams": ["lab"],
+        "storage": {"used_bytes": 0, "quota_bytes": None},  # bob's own; the run is lab's
     }
     new_key = c.post("/api/v1/keys", headers=auth(bob)).json()["api_key"]
     assert c.get("/api/v1/viewer", headers=auth(new_key)).json()["name"] == "bob"
