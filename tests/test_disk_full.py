@@ -387,15 +387,27 @@ def torn_middle_log() -> tuple[bytes, list[int]]:
     return data, [*range(60), *range(80, 140)]
 
 
-def test_server_decoder_skips_a_torn_middle_as_the_reader_does() -> None:
+def decode(
+    data: bytes, offset: int, piece: int = 1 << 20, batch: int = ingest.BATCH
+) -> ingest.Body:
+    """The server's streaming decoder over ``data`` cut in ``piece``-byte pieces, as one body."""
+    pieces = (data[i : i + piece] for i in range(0, len(data), piece))
+    bodies = list(ingest.decode_stream(pieces, offset, batch))
+    records = [r for b in bodies for r in b.records]
+    return ingest.Body(records, [s for b in bodies for s in b.starts], bodies[-1].end)
+
+
+@pytest.mark.parametrize(("piece", "batch"), [(1 << 20, ingest.BATCH), (7, 64), (100, 1), (1, 9)])
+def test_server_decoder_skips_a_torn_middle_as_the_reader_does(piece: int, batch: int) -> None:
     data, steps = torn_middle_log()
     frames = runlog.decode_log(data)
     assert [f.record.step for f in frames if type(f.record) is Metrics] == steps
-    body = ingest.decode(data, 0)
+    body = decode(data, 0, piece, batch)
     assert body.records == [f.record for f in frames]
     assert body.starts == [f.start for f in frames]
+    assert body.end == len(data)
     with pytest.raises(ingest.IngestError):  # a torn *tail* of a body is still refused
-        ingest.decode(data[:-3], 0)
+        decode(data[:-3], 0, piece, batch)
 
 
 def test_a_torn_middle_ships_exactly_once(server: ServerProcess, tmp_path: Path) -> None:
@@ -445,7 +457,7 @@ def test_shipping_finds_a_frame_after_bad_bytes_longer_than_a_batch(tmp_path: Pa
     path.write_bytes(head + b"\xee" * 3000 + after)
     got = _read_frames(path, len(head), 1024)
     assert got == b"\xee" * 3000 + after
-    assert ingest.decode(got, len(head)).records == [row(1)]
+    assert decode(got, len(head)).records == [row(1)]
 
 
 def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
