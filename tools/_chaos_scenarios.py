@@ -27,7 +27,7 @@ from _chaos_lab import ChaosError, Lab, RssSampler, Training, alive, remote_rows
 #: Rows logged at least this long before a SIGKILL are on disk (the SDK's contract).
 DURABLE_AFTER = 0.3
 #: A key holder's request may grow the server's RSS by at most this much.
-RSS_BUDGET = 256 * 1024 * 1024
+RSS_BUDGET = 64 * 1024 * 1024
 #: A gzip bomb inflates to this many MB (past the server's 512 MB decompressed limit).
 BOMB_MB = 600
 

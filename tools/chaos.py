@@ -36,6 +36,7 @@ STRICT = (
     "kill_both",
     "disk_full",
     "private_run",
+    "gzip_bomb",
 )
 BACKENDS = ("sqlite", "postgres")
 
