@@ -223,7 +223,9 @@ class Run:
         )
         writer_done = self._writer.close(final, timeout)
         self._inert = "finished"
-        if writer_done:
+        if writer_done and self._writer.all_written:
+            # Only once the finish record is on disk: until then a reader that finds this
+            # process gone must call the run crashed, not running.
             _liveness.forget(self.dir)
         if not media_done:
             warn_once(

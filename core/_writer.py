@@ -117,6 +117,11 @@ class Writer:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @property
+    def all_written(self) -> bool:
+        """Whether every record so far reached the file (after ``close``: the final one too)."""
+        return not self.buffer and not self._unwritten and self._gap is None
+
     def _loop(self) -> None:
         while True:
             self._wake.wait(self._interval)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -479,3 +480,44 @@ def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
     response = post_log(app_client, "gaps1", frames_bytes(huge), len(log_bytes(records)))
     assert response.status_code == 200, response.text
     assert app_client.get("/api/v1/runs/gaps1").json()["gaps"][-1]["rows"] == 2**62
+
+
+FINISH_ON_A_FULL_DISK = textwrap.dedent(
+    """
+    import os, sys, warnings
+    import trackline
+
+    warnings.simplefilter("ignore")
+    run = trackline.init(project="p", id="still-full")
+    with open(sys.argv[1], "wb") as filler:  # the disk fills up under the running run
+        try:
+            filler.write(b"\\0" * (4 << 20))
+        except OSError:
+            pass
+    for step in range(20_000):
+        run.log({"loss": step * 0.5}, step=step)
+    os.kill(run._agent.pid, 9)  # no agent to give a verdict either
+    run.finish()  # its finish record cannot reach the disk
+    """
+)
+
+
+def test_a_run_whose_finish_record_never_reached_the_disk_reads_crashed(
+    small_tmpfs: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "TRACKLINE_DIR": str(small_tmpfs / "tl"),
+        "TRACKLINE_SYSTEM_INTERVAL": "3600",
+        "TRACKLINE_MODE": "offline",
+    }
+    script = [sys.executable, "-c", FINISH_ON_A_FULL_DISK, str(small_tmpfs / "filler")]
+    subprocess.run(script, env=env, check=True, timeout=120)
+    run_dir = small_tmpfs / "tl" / "runs" / "still-full"
+    assert not any(type(r) is Finish for r in runlog.read_records(run_dir / "main.tlog"))
+    # Not `running` forever: the processes are gone and no finish record says how it ended.
+    deadline = time.monotonic() + 30
+    while (state := trackline.open_run(run_dir).state) == "running":
+        assert time.monotonic() < deadline, "the run still reads running"
+        time.sleep(0.2)
+    assert state == "crashed"
