@@ -17,24 +17,11 @@ from types import SimpleNamespace
 import psutil
 import pytest
 import trackline
-from _procs import Leftovers
+from _procs import Leftovers, wait_gone
 from trackline import _agent, _system, runlog
 from trackline.records import FileSaved, Finish, Metrics
 
 DEADLINE = 20.0
-
-
-def wait_gone(pid: int, timeout: float = DEADLINE) -> None:
-    """Wait until ``pid`` has exited (a zombie has); fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"process {pid} still runs after {timeout}s")
 
 
 SCRIPT_START = """\

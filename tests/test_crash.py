@@ -9,22 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
-import pytest
 import trackline
-from _procs import Leftovers
-
-
-def wait_gone(pid: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"process {pid} still runs after {timeout}s")
+from _procs import Leftovers, wait_gone
 
 
 def start_child(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 import trackline
+from _procs import wait_gone
 from trackline import _gitinfo
 
 TOKEN = "s3cr3tT0ken"
@@ -38,18 +37,6 @@ def repo(tmp_path: Path) -> Path:
     (root / "tracked.txt").write_text("first line\nchanged line\n")
     (root / "new.txt").write_text("not committed\n")
     return root
-
-
-def wait_gone(pid: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"the agent {pid} still runs after {timeout}s")
 
 
 def test_run_records_git_state_without_credentials(

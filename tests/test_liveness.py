@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 import trackline
-from _procs import Leftovers
+from _procs import Leftovers, wait_gone
 from _server import ADMIN_KEY, ServerProcess, fixture_server  # noqa: F401
 from click.testing import CliRunner
 from trackline import runlog
@@ -83,15 +83,7 @@ def start_child(tmp_path: Path, leftovers: Leftovers) -> tuple[subprocess.Popen[
 def kill(pid: int) -> None:
     """SIGKILL ``pid`` and wait until it is gone (or a zombie)."""
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} still runs after SIGKILL")
+    wait_gone(pid)
 
 
 def kill_child(child: subprocess.Popen[str]) -> None:
