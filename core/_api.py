@@ -42,7 +42,7 @@ def init(
         config: hyperparameters (dict, argparse.Namespace, dataclass, ``to_dict()``).
         tags: strings to filter runs by. notes: free text.
         group, job_type: for grouping runs in the dashboard.
-        dir: where ``runs/<id>/`` goes; default ``TRACKLINE_DIR`` or ``./trackline``.
+        dir: where ``runs/<id>/`` goes; default ``TRACKLINE_DIR`` or ``./.trackline``.
         mode: ``online``, ``offline`` (default without a server) or ``disabled``.
         id: the run id; default a new random one (``TRACKLINE_RUN_ID`` also works).
         resume: ``"allow"`` continues run ``id`` if it exists, ``"must"`` requires

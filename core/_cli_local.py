@@ -51,7 +51,7 @@ def _latest(run: LocalRun, limit: int = 3) -> str:
 @click.command("runs")
 @click.argument("directory", required=False)
 def runs_command(directory: str | None) -> None:
-    """List local runs in DIRECTORY (default: TRACKLINE_DIR or ./trackline)."""
+    """List local runs in DIRECTORY (default: TRACKLINE_DIR or ./.trackline)."""
     found = list_runs(directory)
     console = Console()
     if not found:
@@ -95,7 +95,7 @@ def runs_command(directory: str | None) -> None:
     "--dir",
     "directory",
     default=None,
-    help="Where runs/ is (default TRACKLINE_DIR or ./trackline).",
+    help="Where runs/ is (default TRACKLINE_DIR or ./.trackline).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def show_command(run: str, directory: str | None, as_json: bool) -> None:

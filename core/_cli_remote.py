@@ -189,7 +189,7 @@ def sync_command(
     """Upload offline or interrupted runs, resuming where the server is.
 
     DIRS are run directories or directories holding runs (default TRACKLINE_DIR
-    or ./trackline). Running it again uploads nothing twice.
+    or ./.trackline). Running it again uploads nothing twice.
     """
     server = _credentials.normalize(server) if server else _credentials.default_server()
     if not server:

@@ -35,9 +35,14 @@ def env_flag(name: str, default: bool = False) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+#: The default directory that holds ``runs/``. Not ``./trackline``: a directory of the
+#: package's name in the working directory shadows an editable install for ``python -m``.
+DEFAULT_DIR = ".trackline"
+
+
 def base_dir(dir: str | os.PathLike[str] | None = None) -> Path:
-    """The directory that holds ``runs/``: argument, ``TRACKLINE_DIR``, else ``./trackline``."""
-    return Path(dir if dir is not None else env("TRACKLINE_DIR", "trackline") or "trackline")
+    """The directory that holds ``runs/``: argument, ``TRACKLINE_DIR``, else ``./.trackline``."""
+    return Path(dir if dir is not None else env("TRACKLINE_DIR", DEFAULT_DIR) or DEFAULT_DIR)
 
 
 def server_url() -> str | None:

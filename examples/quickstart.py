@@ -58,7 +58,11 @@ def start_server(url: str, port: int, data_dir: Path, key: str) -> subprocess.Po
     deadline = time.monotonic() + 60
     while not healthy(url):
         if server.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"trackline server did not start (exit code {server.poll()})")
+            server.kill()
+            raise SystemExit(
+                f"trackline server did not start on port {port} (exit code {server.poll()}); "
+                "if the port is taken, pick another: python examples/quickstart.py --port 8081"
+            )
         time.sleep(0.2)
     return server
 
@@ -92,13 +96,13 @@ def train(project: str, steps: int) -> trackline.Run:
         scheduler.step()
         accuracy = (logits.argmax(1) == labels[batch]).float().mean()
         run.log({"train/loss": loss, "train/accuracy": accuracy, "lr": scheduler.get_last_lr()[0]})
-        if (step + 1) % 50 == 0:
+        if (step + 1) % 50 == 0 or step + 1 == steps:
             with torch.no_grad():
                 val_logits = model(inputs[14336:])
                 val_loss = torch.nn.functional.cross_entropy(val_logits, labels[14336:])
                 val_acc = (val_logits.argmax(1) == labels[14336:]).float().mean()
             run.log(
-                {"val/loss": val_loss, "val/accuracy": val_acc, "epoch": (step + 1) // 50},
+                {"val/loss": val_loss, "val/accuracy": val_acc, "epoch": -(-(step + 1) // 50)},
                 step=step,
             )
     run.summary["final_val_accuracy"] = float(val_acc)
@@ -144,19 +148,25 @@ def main() -> None:
     os.environ["TRACKLINE_API_KEY"] = key
     os.environ.setdefault("TRACKLINE_SYSTEM_INTERVAL", "2")
 
-    started = time.monotonic()
-    run = train(args.project, args.steps)
-    print(
-        f"trained {args.steps} steps in {time.monotonic() - started:.1f}s; run {run.id} in {run.dir}"
-    )
-    remote = wait_until_uploaded(run, args.steps)
-    loss = remote.summary.get("train/loss")
-    print(
-        f"uploaded: {remote.name} ({remote.state}), train/loss {loss if isinstance(loss, str) else f'{loss:.4f}'}"
-        f", val/loss min {remote.summary.get('val/loss', math.nan):.4f}"
-    )
-    print(f"\nDashboard: {url}/#/p/{remote.project}/r/{run.id}")
-    print(f"API key (paste it into the dashboard once): {key}")
+    try:
+        started = time.monotonic()
+        run = train(args.project, args.steps)
+        print(
+            f"trained {args.steps} steps in {time.monotonic() - started:.1f}s; run {run.id} in {run.dir}"
+        )
+        remote = wait_until_uploaded(run, args.steps)
+        loss = remote.summary.get("train/loss")
+        print(
+            f"uploaded: {remote.name} ({remote.state}), train/loss {loss if isinstance(loss, str) else f'{loss:.4f}'}"
+            f", val/loss min {remote.summary.get('val/loss', math.nan):.4f}"
+        )
+        print(f"\nDashboard: {url}/#/p/{remote.project}/r/{run.id}")
+        print(f"API key (paste it into the dashboard once): {key}")
+    except BaseException:
+        if server is not None:  # a server this script started goes with it
+            server.terminate()
+            server.wait(timeout=30)
+        raise
     if server is None:
         return
     if args.no_serve:

@@ -76,7 +76,7 @@ class _TracklineLoggerBody:
         name: run name (Lightning's ``logger.name`` is the project, as for W&B).
         log_model: ``False``, ``True`` (checkpoints at the end) or ``"all"`` (as written).
         prefix: put before every metric key, joined with ``"-"``.
-        save_dir: the trackline directory (default ``TRACKLINE_DIR`` or ``./trackline``).
+        save_dir: the trackline directory (default ``TRACKLINE_DIR`` or ``./.trackline``).
         version: the run id (default ``TRACKLINE_RUN_ID`` or a new one).
         run: log to this run; the logger never finishes it.
         **init_kwargs: more ``trackline.init`` arguments (``tags``, ``group``, ...).
