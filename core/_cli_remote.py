@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,6 +106,7 @@ def server_command(
         quota_bytes=None if quota_gb is None else max(1, round(quota_gb * 1e9)),
         admin_key=os.environ.get("TRACKLINE_ADMIN_KEY") or None,
     )
+    _check_port_free(host, port)
     os.environ.update(config.to_env())
     announce_first_start(config, f"http://{host}:{port}")
     click.echo(
@@ -119,6 +121,20 @@ def server_command(
         log_level=log_level,
         timeout_graceful_shutdown=5,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse, naming ``--port``, when ``host:port`` cannot be bound (before anything is printed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                f"is another server using it? Pick another port with --port {port + 1}"
+            ) from None
 
 
 def _redact(url: str) -> str:

@@ -64,3 +64,29 @@ def test_a_taken_port_names_the_flag_to_pick_another(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"did not start on port {port}" in done.stderr
     assert "--port" in done.stderr
+
+
+def test_the_server_on_a_taken_port_names_the_flag_and_announces_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trackline",
+                "server",
+                "--port",
+                port,
+                "--data-dir",
+                str(tmp_path / "server"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    assert "--port" in done.stderr and port in done.stderr
+    assert "trackline server on" not in done.stdout
