@@ -41,6 +41,28 @@ def test_docs_page_loads_nothing_from_elsewhere(shared_server: ServerProcess) ->
     assert "unsafe-inline" not in policy and "default-src 'self'" in policy
 
 
+def test_docs_page_behind_a_path_prefix(tmp_path: Path) -> None:
+    """Behind a proxy that serves the app under a prefix, every URL keeps the prefix."""
+    from fastapi.testclient import TestClient
+    from trackline.server.app import create_app
+    from trackline.server.config import ServerConfig
+
+    config = ServerConfig.build(tmp_path / "srv", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    app = create_app(config, announce=False)
+    try:
+        with TestClient(app, root_path="/tl") as client:
+            html = client.get(DOCS).text
+    finally:
+        app.state.ctx.db.dispose()
+    urls = re.findall(r"""(?:src|href)="([^"]+)\"""", html) + re.findall(r"url: '([^']+)'", html)
+    assert sorted(urls) == [
+        "/tl/api/v1/openapi.json",
+        "/tl/favicon.svg",
+        "/tl/vendor/swagger-ui-dist/swagger-ui-bundle.js",
+        "/tl/vendor/swagger-ui-dist/swagger-ui.css",
+    ]
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
