@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from trackline import __version__
 
-from . import auth, openapi, routes_artifacts, routes_ingest, routes_query
+from . import auth, docs, openapi, routes_artifacts, routes_ingest, routes_query
 from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
@@ -62,7 +62,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
             'Floats that JSON cannot hold are sent as "NaN", "Infinity" and "-Infinity".'
         ),
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = Context(
@@ -77,6 +77,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_artifacts.router)
     _errors(app)
     openapi.install(app)
+    docs.install(app, CONTENT_SECURITY_POLICY)
     app.mount("/", DashboardFiles(directory=STATIC, html=True), name="static")
     return app
 

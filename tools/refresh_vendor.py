@@ -1,9 +1,9 @@
 """Refresh the dashboard's vendored libraries from the npm registry.
 
 The dashboard needs no build step: it loads plain ES modules, and its few
-third-party files are copied here, pinned, with their licences. This script
-fetches each pinned package with ``npm pack`` (the registry's own client checks
-the tarball's integrity), copies the listed files into ``server/static/vendor/``
+third-party files (and Swagger UI's, for the API's pages) are copied here, pinned,
+with their licences. This script fetches each pinned package with ``npm pack``
+(the registry's own client checks the tarball's integrity), copies the listed files into ``server/static/vendor/``
 and writes ``vendor/MANIFEST.json`` with the version and integrity of each.
 
 Usage::
@@ -46,6 +46,16 @@ PACKAGES = (
         {
             "dist/uPlot.esm.js": "uPlot.esm.js",
             "dist/uPlot.min.css": "uPlot.min.css",
+            "LICENSE": "LICENSE",
+        },
+    ),
+    # The API's pages at /api/v1/docs (server/app.py), which load nothing from elsewhere.
+    Package(
+        "swagger-ui-dist",
+        "5.35.0",
+        {
+            "swagger-ui-bundle.js": "swagger-ui-bundle.js",
+            "swagger-ui.css": "swagger-ui.css",
             "LICENSE": "LICENSE",
         },
     ),
