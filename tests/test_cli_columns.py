@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trackline
+from _server import free_port
 from click.testing import CliRunner, Result
 from trackline._cli import main as cli
 
@@ -108,3 +109,26 @@ def test_show_an_unknown_run_says_so(runs: list[trackline.Run]) -> None:
     result = invoke("show", "no-such-run")
     assert result.exit_code == 1
     assert "no run 'no-such-run'" in result.output
+
+
+def test_status_fits_80_columns_with_the_problem_cut(runs: list[trackline.Run]) -> None:
+    before = invoke("status")
+    assert before.exit_code == 0, before.output
+    assert_fits(before.output)
+    assert before.output.count("never") == 2 and all(run.id in before.output for run in runs)
+    url = f"http://127.0.0.1:{free_port()}/a/long/path/to/a/server/that/is/not/there"
+    failed = CliRunner().invoke(
+        cli, ["sync", "--server", url, "--key", "k", "--timeout", "1", str(runs[0].dir)]
+    )
+    assert failed.exit_code != 0
+    after = invoke("status")
+    assert after.exit_code == 0, after.output
+    assert_fits(after.output)
+    line = next(line for line in after.output.splitlines() if runs[0].id in line)
+    assert "0%" in line and "Connect" in line
+    wide = invoke("status", "--wide")
+    assert url in wide.output and "main.tlog" in wide.output
+    rows = {row["id"]: row for row in json.loads(invoke("status", "--json").output)}
+    assert rows[runs[1].id]["uploaded"] is None
+    assert rows[runs[0].id]["uploaded"] == 0 and rows[runs[0].id]["server"] == url
+    assert "Connect" in rows[runs[0].id]["error"]
