@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import trackline
-from _server import free_port
+from _server import ADMIN_KEY, ServerProcess, fixture_server, free_port  # noqa: F401
 from click.testing import CliRunner, Result
 from trackline._cli import main as cli
 
@@ -132,3 +132,16 @@ def test_status_fits_80_columns_with_the_problem_cut(runs: list[trackline.Run]) 
     assert rows[runs[1].id]["uploaded"] is None
     assert rows[runs[0].id]["uploaded"] == 0 and rows[runs[0].id]["server"] == url
     assert "Connect" in rows[runs[0].id]["error"]
+
+
+@pytest.mark.slow
+def test_artifact_ls_with_nothing_to_list_says_so(server: ServerProcess) -> None:
+    run = local_run("no-artifacts", "plain-run")
+    keys = ["--server", server.url, "--key", ADMIN_KEY]
+    synced = CliRunner().invoke(cli, ["sync", *keys, str(run.dir)])
+    assert synced.exit_code == 0, synced.output
+    empty = CliRunner().invoke(cli, ["artifact", "ls", "no-artifacts", *keys], env=NARROW)
+    assert empty.exit_code == 0, empty.output
+    assert empty.output == "no artifacts in project 'no-artifacts' (or none this key may read)\n"
+    missing = CliRunner().invoke(cli, ["artifact", "ls", "nothing-here", *keys], env=NARROW)
+    assert missing.exit_code == 1 and "no project admin/nothing-here" in missing.output
