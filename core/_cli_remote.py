@@ -194,16 +194,24 @@ def sync_command(
     DIRS are run directories or directories holding runs (default TRACKLINE_DIR
     or ./.trackline). Running it again uploads nothing twice.
     """
-    server = _credentials.normalize(server) if server else _credentials.default_server()
-    if not server:
-        raise click.ClickException(
-            "no server: pass --server, set TRACKLINE_SERVER or run `trackline login`"
-        )
     found = run_dirs(dirs or [str(base_dir())])
     console = Console(stderr=True)
     if not found:
         console.print("no runs found")
         return
+    chosen = _credentials.normalize(server) if server else None
+    targets = {d: chosen or _recorded_server(d) or _credentials.default_server() for d in found}
+    if not all(targets.values()):
+        raise click.ClickException(
+            "no server: pass --server, set TRACKLINE_SERVER or run `trackline login`"
+        )
+    keys = {s: key or _credentials.api_key(s) for s in set(targets.values()) if s}
+    for target, found_key in sorted(keys.items()):
+        if not found_key:
+            raise click.ClickException(
+                f"no API key for {target}: pass --key, set TRACKLINE_API_KEY "
+                f"or run `trackline login --server {target}`"
+            )
     problems: list[str] = []
     columns = (
         TextColumn("{task.description}"),
@@ -213,15 +221,24 @@ def sync_command(
     )
     with Progress(*columns, console=console, transient=False) as progress:
         for run_dir in found:
-            task = progress.add_task(run_dir.name, total=None)
-            problem = _sync_one(run_dir, server, key, timeout, progress, task)
+            target = targets[run_dir] or ""
+            on_disk = sum(_upload_status(run_dir)["size"].values())
+            task = progress.add_task(run_dir.name, total=on_disk or None)
+            problem = _sync_one(run_dir, target, keys[target], timeout, progress, task)
             if problem:
                 problems.append(f"{run_dir}: {problem}")
     if problems:
         for problem in problems:
             console.print(f"[red]{problem}[/]")
         raise click.ClickException(f"{len(problems)} of {len(found)} runs not fully uploaded")
-    console.print(f"{len(found)} run(s) up to date on {server}")
+    servers = ", ".join(sorted({t for t in targets.values() if t}))
+    console.print(f"{len(found)} run(s) up to date on {servers}")
+
+
+def _recorded_server(run_dir: Path) -> str | None:
+    """The server a run was last uploaded to (its upload.json), if any."""
+    server = (read_progress(run_dir) or {}).get("server")
+    return _credentials.normalize(server) if isinstance(server, str) and server else None
 
 
 def _sync_one(
@@ -242,7 +259,8 @@ def _sync_one(
         while True:
             done = shipper.pump(final=True)
             shipped, total = shipper.progress()
-            progress.update(task, completed=shipped, total=max(total, 1))  # type: ignore[arg-type]
+            if total:  # 0 until the shipper has read the logs: keep the bar's size from disk
+                progress.update(task, completed=shipped, total=total)  # type: ignore[arg-type]
             if done:
                 break
             if shipped > best:

@@ -145,3 +145,22 @@ def test_artifact_ls_with_nothing_to_list_says_so(server: ServerProcess) -> None
     assert empty.output == "no artifacts in project 'no-artifacts' (or none this key may read)\n"
     missing = CliRunner().invoke(cli, ["artifact", "ls", "nothing-here", *keys], env=NARROW)
     assert missing.exit_code == 1 and "no project admin/nothing-here" in missing.output
+
+
+@pytest.mark.slow
+def test_sync_uses_each_runs_server_and_says_a_key_is_missing(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = local_run("resync", "again")
+    first = invoke("sync", "--server", server.url, "--key", ADMIN_KEY, str(run.dir))
+    assert first.exit_code == 0, first.output
+    no_key = invoke("sync")  # no server, no key anywhere
+    assert no_key.exit_code == 1
+    assert f"no API key for {server.url}" in no_key.output
+    assert "not fully uploaded" not in no_key.output
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    again = invoke("sync")  # the server this run recorded
+    assert again.exit_code == 0, again.output
+    assert f"1 run(s) up to date on {server.url}" in again.output
+    assert "0/1 bytes" not in again.output and "not fully uploaded" not in again.output
+    assert_fits(again.output)
