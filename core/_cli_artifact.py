@@ -48,6 +48,9 @@ def ls_command(project: str, name: str | None, server: str | None, key: str | No
             found = api.artifacts(project)
         except (ApiError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
+    if not found:
+        click.echo(f"no artifacts in project {project!r} (or none this key may read)")
+        return
     table = Table(box=None)
     for column in ("name", "type", "versions", "aliases", "updated"):
         table.add_column(column)
@@ -64,10 +67,14 @@ def ls_command(project: str, name: str | None, server: str | None, key: str | No
 
 
 def _versions(api: Api, path: str) -> None:
+    versions = api.artifact_versions(path)
+    if not versions:
+        click.echo(f"no versions of artifact {path!r}")
+        return
     table = Table(box=None)
     for column in ("version", "aliases", "files", "size", "digest", "producer", "created"):
         table.add_column(column)
-    for version in api.artifact_versions(path):
+    for version in versions:
         table.add_row(
             f"v{version.version}",
             ", ".join(version.aliases),

@@ -6,13 +6,15 @@ import json
 import math
 import statistics
 import time
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ._reader import LocalRun, RunNotFoundError, list_runs, open_run
+from ._cli_table import console, output_options, print_json
+from ._cli_table import table as plain_table
+from ._reader import AmbiguousRunError, LocalRun, RunNotFoundError, list_runs, open_run
 from .records import Gap
 
 _STATE_STYLE = {
@@ -41,67 +43,108 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _latest(run: LocalRun, limit: int = 3) -> str:
+def _latest(run: LocalRun, limit: int | None = 3, short: bool = False) -> str:
+    """``key=value, ...`` of the summary; ``short`` keeps the last part of ``a/b`` keys."""
     summary = run.summary
-    items = [f"{k}={_value(v)}" for k, v in list(summary.items())[:limit]]
-    more = len(summary) - limit
+    shown = list(summary.items())[:limit]
+    items = [f"{k.rsplit('/', 1)[-1] if short else k}={_value(v)}" for k, v in shown]
+    more = len(summary) - len(shown)
     return ", ".join(items) + (f" (+{more})" if more > 0 else "")
 
 
-@click.command("runs")
-@click.argument("directory", required=False)
-def runs_command(directory: str | None) -> None:
-    """List local runs in DIRECTORY (default: TRACKLINE_DIR or ./.trackline)."""
-    found = list_runs(directory)
-    console = Console()
-    if not found:
-        console.print("no runs found")
-        return
-    table = Table(box=None)
-    for column in (
-        "id",
-        "name",
-        "project",
-        "state",
-        "started",
-        "duration",
-        "steps",
-        "latest metrics",
-    ):
-        table.add_column(column)
-    for run in found:
-        style = _STATE_STYLE.get(run.state, "")
-        started = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time))
-            if run.start_time
-            else "-"
-        )
-        table.add_row(
-            run.id,
-            run.name,
-            run.project,
-            f"[{style}]{run.state}[/]" if style else run.state,
-            started,
-            _duration(run.duration),
-            str(run.last_step + 1),
-            _latest(run),
-        )
-    console.print(table)
+def _state(run: LocalRun) -> str:
+    style = _STATE_STYLE.get(run.state, "")
+    return f"[{style}]{run.state}[/]" if style else run.state
 
 
-@click.command("show")
-@click.argument("run")
-@click.option(
+_dir_option = click.option(
     "--dir",
     "directory",
     default=None,
     help="Where runs/ is (default TRACKLINE_DIR or ./.trackline).",
 )
+
+
+@click.command("runs")
+@click.argument("path", required=False)
+@_dir_option
+@output_options
+def runs_command(path: str | None, directory: str | None, wide: bool, as_json: bool) -> None:
+    """List local runs in PATH or --dir (default: TRACKLINE_DIR or ./.trackline)."""
+    found = list_runs(directory or path)
+    if as_json:
+        print_json([_row(run) for run in found])
+        return
+    out = console(wide)
+    if not found:
+        out.print("no runs found")
+        return
+    if wide:
+        table = plain_table(
+            "id", "name", "project", "state", "started", "duration", "steps", "latest metrics"
+        )
+        for run in found:
+            started = (
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time))
+                if run.start_time
+                else "-"
+            )
+            table.add_row(
+                run.id,
+                run.name,
+                run.project,
+                _state(run),
+                started,
+                _duration(run.duration),
+                str(run.last_step + 1),
+                _latest(run, None),
+            )
+        out.print(table)
+        return
+    # At terminal width: id, name and state in full (long names cut), metrics get the rest.
+    durations = [_duration(run.duration) for run in found]
+    widths = {
+        "id": max(2, *(len(run.id) for run in found)),
+        "name": min(24, max(4, *(len(run.name) for run in found))),
+        "state": max(5, *(len(run.state) for run in found)),
+        "duration": max(8, *(len(d) for d in durations)),
+    }
+    rest = out.width - sum(widths.values()) - 2 * len(widths)
+    table = Table(box=None, pad_edge=False)
+    for column, width in widths.items():
+        justify: Literal["left", "right"] = "right" if column == "duration" else "left"
+        table.add_column(column, width=width, no_wrap=True, overflow="ellipsis", justify=justify)
+    table.add_column("latest metrics", width=max(10, rest), no_wrap=True, overflow="ellipsis")
+    for run, duration in zip(found, durations, strict=True):
+        table.add_row(run.id, run.name, _state(run), duration, _latest(run, None, short=True))
+    out.print(table)
+
+
+def _row(run: LocalRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "project": run.project,
+        "state": run.state,
+        "reason": run.reason,
+        "start_time": run.start_time,
+        "duration": run.duration,
+        "steps": run.last_step + 1,
+        "summary": run.summary,
+        "path": str(run.path),
+    }
+
+
+@click.command("show")
+@click.argument("run")
+@_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def show_command(run: str, directory: str | None, as_json: bool) -> None:
-    """Show a run's config, summary, git, environment and system stats."""
+    """Show RUN (a directory, id, name or unique id prefix): config, summary, git, system stats."""
     try:
         local = open_run(run, dir=directory)
+    except AmbiguousRunError as exc:
+        raise click.UsageError(str(exc)) from None
     except RunNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     digest = _system_digest(local.system())

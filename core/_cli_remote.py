@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -15,6 +16,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from . import _credentials
+from ._cli_table import console, output_options, print_json
+from ._cli_table import table as plain_table
 from ._reader import record_verdict
 from ._settings import base_dir
 from ._transport import STREAMS, Shipper, read_progress
@@ -207,16 +210,24 @@ def sync_command(
     DIRS are run directories or directories holding runs (default TRACKLINE_DIR
     or ./.trackline). Running it again uploads nothing twice.
     """
-    server = _credentials.normalize(server) if server else _credentials.default_server()
-    if not server:
-        raise click.ClickException(
-            "no server: pass --server, set TRACKLINE_SERVER or run `trackline login`"
-        )
     found = run_dirs(dirs or [str(base_dir())])
     console = Console(stderr=True)
     if not found:
         console.print("no runs found")
         return
+    chosen = _credentials.normalize(server) if server else None
+    targets = {d: chosen or _recorded_server(d) or _credentials.default_server() for d in found}
+    if not all(targets.values()):
+        raise click.ClickException(
+            "no server: pass --server, set TRACKLINE_SERVER or run `trackline login`"
+        )
+    keys = {s: key or _credentials.api_key(s) for s in set(targets.values()) if s}
+    for target, found_key in sorted(keys.items()):
+        if not found_key:
+            raise click.ClickException(
+                f"no API key for {target}: pass --key, set TRACKLINE_API_KEY "
+                f"or run `trackline login --server {target}`"
+            )
     problems: list[str] = []
     columns = (
         TextColumn("{task.description}"),
@@ -226,15 +237,24 @@ def sync_command(
     )
     with Progress(*columns, console=console, transient=False) as progress:
         for run_dir in found:
-            task = progress.add_task(run_dir.name, total=None)
-            problem = _sync_one(run_dir, server, key, timeout, progress, task)
+            target = targets[run_dir] or ""
+            on_disk = sum(_upload_status(run_dir)["size"].values())
+            task = progress.add_task(run_dir.name, total=on_disk or None)
+            problem = _sync_one(run_dir, target, keys[target], timeout, progress, task)
             if problem:
                 problems.append(f"{run_dir}: {problem}")
     if problems:
         for problem in problems:
             console.print(f"[red]{problem}[/]")
         raise click.ClickException(f"{len(problems)} of {len(found)} runs not fully uploaded")
-    console.print(f"{len(found)} run(s) up to date on {server}")
+    servers = ", ".join(sorted({t for t in targets.values() if t}))
+    console.print(f"{len(found)} run(s) up to date on {servers}")
+
+
+def _recorded_server(run_dir: Path) -> str | None:
+    """The server a run was last uploaded to (its upload.json), if any."""
+    server = (read_progress(run_dir) or {}).get("server")
+    return _credentials.normalize(server) if isinstance(server, str) and server else None
 
 
 def _sync_one(
@@ -255,7 +275,8 @@ def _sync_one(
         while True:
             done = shipper.pump(final=True)
             shipped, total = shipper.progress()
-            progress.update(task, completed=shipped, total=max(total, 1))  # type: ignore[arg-type]
+            if total:  # 0 until the shipper has read the logs: keep the bar's size from disk
+                progress.update(task, completed=shipped, total=total)  # type: ignore[arg-type]
             if done:
                 break
             if shipped > best:
@@ -274,51 +295,78 @@ def _sync_one(
 
 @click.command("status")
 @click.argument("directory", required=False)
-def status_command(directory: str | None) -> None:
+@output_options
+def status_command(directory: str | None, wide: bool, as_json: bool) -> None:
     """Upload progress of each local run (from its upload.json)."""
     found = run_dirs([directory or str(base_dir())])
-    console = Console()
-    if not found:
-        console.print("no runs found")
+    rows = [_upload_status(run_dir) for run_dir in found]
+    if as_json:
+        print_json(rows)
         return
-    table = Table(box=None)
-    for column in ("id", "uploaded", "main.tlog", "system.tlog", "files", "server", "problem"):
-        table.add_column(column)
-    for run_dir in found:
-        state = read_progress(run_dir) or {}
-        committed = state.get("committed") or {}
-        cells = []
-        done_bytes = total_bytes = 0
-        for stream in STREAMS:
-            try:
-                size = (run_dir / f"{stream}.tlog").stat().st_size
-            except OSError:
-                size = 0
-            sent = min(int(committed.get(stream, 0) or 0), size)
-            done_bytes += sent
-            total_bytes += size
-            cells.append(f"{_bytes(sent)}/{_bytes(size)}")
-        if not state:
+    out = console(wide)
+    if not found:
+        out.print("no runs found")
+        return
+    if wide:
+        table = plain_table(
+            "id", "uploaded", *(f"{s}.tlog" for s in STREAMS), "files", "server", "problem"
+        )
+    else:  # at terminal width: the problem gets what is left, cut
+        table = Table(box=None, pad_edge=False)
+        for column in ("id", "uploaded", "bytes", "files"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("problem", no_wrap=True, overflow="ellipsis", ratio=1)
+    for row in rows:
+        sent, size = row["sent"], row["size"]
+        if row["uploaded"] is None:
             share = "[yellow]never[/]"
-        elif done_bytes >= total_bytes and not state.get("files_pending"):
+        elif row["uploaded"] >= 1:
             share = "[green]100%[/]"
         else:
-            share = f"{100 * done_bytes / max(total_bytes, 1):.0f}%"
-        pending = state.get("files_pending") or 0
-        failed = state.get("files_failed") or {}
-        files = f"{pending} pending" if pending else "ok"
-        if failed:
-            files += f", {len(failed)} failed"
-        problem = state.get("error") or ""
-        table.add_row(
-            run_dir.name,
-            share,
-            *cells,
-            files if state else "-",
-            state.get("server") or "-",
-            problem,
-        )
-    console.print(table)
+            share = f"{100 * row['uploaded']:.0f}%"
+        files = "-"
+        if row["uploaded"] is not None:
+            files = f"{row['files_pending']} pending" if row["files_pending"] else "ok"
+            if row["files_failed"]:
+                files += f", {len(row['files_failed'])} failed"
+        if wide:
+            streams = [f"{_bytes(sent[s])}/{_bytes(size[s])}" for s in STREAMS]
+            table.add_row(
+                row["id"], share, *streams, files, row["server"] or "-", row["error"] or ""
+            )
+        else:
+            total = f"{_bytes(sum(sent.values()))}/{_bytes(sum(size.values()))}"
+            table.add_row(row["id"], share, total, files, row["error"] or "")
+    out.print(table)
+
+
+def _upload_status(run_dir: Path) -> dict[str, Any]:
+    """A run's upload progress: bytes sent of each log, pending and failed files, last error."""
+    state = read_progress(run_dir) or {}
+    committed = state.get("committed") or {}
+    sent: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for stream in STREAMS:
+        try:
+            size[stream] = (run_dir / f"{stream}.tlog").stat().st_size
+        except OSError:
+            size[stream] = 0
+        sent[stream] = min(int(committed.get(stream, 0) or 0), size[stream])
+    done, total = sum(sent.values()), sum(size.values())
+    pending = int(state.get("files_pending") or 0)
+    uploaded: float | None = None
+    if state:
+        uploaded = 1.0 if done >= total and not pending else min(done / max(total, 1), 0.99)
+    return {
+        "id": run_dir.name,
+        "uploaded": uploaded,
+        "sent": sent,
+        "size": size,
+        "files_pending": pending,
+        "files_failed": state.get("files_failed") or {},
+        "server": state.get("server"),
+        "error": state.get("error"),
+    }
 
 
 def _bytes(size: int) -> str:

@@ -34,6 +34,15 @@ class RunNotFoundError(FileNotFoundError):
     """No run directory at that path or with that id."""
 
 
+class AmbiguousRunError(RunNotFoundError):
+    """A run name or id prefix that fits more than one local run."""
+
+    def __init__(self, ref: str, candidates: list[LocalRun]) -> None:
+        self.candidates = candidates
+        listed = ", ".join(f"{r.id} ({r.name})" for r in candidates)
+        super().__init__(f"{ref!r} fits {len(candidates)} runs: {listed}")
+
+
 class LocalRun:
     """A run read from its directory. Everything is read once, when opened."""
 
@@ -258,14 +267,25 @@ class LocalRun:
 def find_run_dir(
     path_or_id: str | os.PathLike[str], dir: str | os.PathLike[str] | None = None
 ) -> Path:
-    """A run directory from a path, or from an id under ``<dir>/runs``."""
+    """A run directory from a path, or from an id, a name or a unique id prefix under ``<dir>/runs``.
+
+    Raises :class:`AmbiguousRunError` when a name or prefix fits more than one run.
+    """
     path = Path(path_or_id)
     if (path / "main.tlog").exists():
         return path
-    candidate = base_dir(dir) / "runs" / os.fspath(path_or_id)
+    ref = os.fspath(path_or_id)
+    candidate = base_dir(dir) / "runs" / ref
     if (candidate / "main.tlog").exists():
         return candidate
-    raise RunNotFoundError(f"no run {os.fspath(path_or_id)!r} (looked in {path} and {candidate})")
+    if ref and os.sep not in ref:
+        runs = list_runs(base_dir(dir))
+        matches = [r for r in runs if r.name == ref] or [r for r in runs if r.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0].path
+        if matches:
+            raise AmbiguousRunError(ref, matches)
+    raise RunNotFoundError(f"no run {ref!r} (looked in {path} and {candidate})")
 
 
 def open_run(
