@@ -44,10 +44,17 @@ def _value(value: Any) -> str:
 
 
 def _latest(run: LocalRun, limit: int | None = 3, short: bool = False) -> str:
-    """``key=value, ...`` of the summary; ``short`` keeps the last part of ``a/b`` keys."""
+    """``key=value, ...`` of the summary; ``short`` keeps the last part of ``a/b`` keys
+    where no other key of the run ends the same (``train/loss`` and ``val/loss`` stay)."""
     summary = run.summary
     shown = list(summary.items())[:limit]
-    items = [f"{k.rsplit('/', 1)[-1] if short else k}={_value(v)}" for k, v in shown]
+    tails = [k.rsplit("/", 1)[-1] for k in summary]
+
+    def name(key: str) -> str:
+        tail = key.rsplit("/", 1)[-1]
+        return tail if short and tails.count(tail) == 1 else key
+
+    items = [f"{name(k)}={_value(v)}" for k, v in shown]
     more = len(summary) - len(shown)
     return ", ".join(items) + (f" (+{more})" if more > 0 else "")
 
