@@ -136,6 +136,8 @@ class Run(_Wire, frozen=True):
     last_step: int | None = None
     runtime: float | None = None
     exit_code: int | None = None
+    #: ``[name or glob, step metric]`` of the run's ``define_metric`` calls that named one.
+    step_metrics: list[list[str]] = []
 
 
 class RunPage(_Wire, frozen=True):

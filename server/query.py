@@ -176,6 +176,12 @@ def run_dict(
         "last_step": row.last_step,
         "runtime": runtime,
         "exit_code": row.exit_code,
+        # Charts plot these keys against their step metric by default (define_metric).
+        "step_metrics": [
+            [rule["name"], rule["step_metric"]]
+            for rule in meta.get("define_metrics", [])
+            if rule.get("step_metric")
+        ],
     }
     if detail:
         final = meta.get("main_finish") or meta.get("agent_finish") or {}

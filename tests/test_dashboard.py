@@ -683,3 +683,55 @@ def test_run_page_says_how_many_rows_a_full_disk_lost(
     p = page.goto("/p/admin/diskfull/r/diskfull1")
     expect(p.locator(".gap-notice")).to_have_text("50 rows of steps 40-89 lost: disk full")
     page.shot("run-gap")
+
+
+def test_a_defined_step_metric_is_each_charts_default_x_axis(
+    page: Page, seeded: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+) -> None:
+    """``define_metric("val/*", step_metric="epoch")``: val/* charts plot against epoch,
+    the others against step, in the workspace and on the run page, until an x is chosen."""
+    from playwright.sync_api import expect
+    from trackline._transport import Shipper
+    from trackline.records import DefineMetric, Finish, Metrics, RunStart
+    from trackline.runlog import LogFile
+
+    server, _ = seeded
+    run_dir = tmp_path / "epochs01"
+    run_dir.mkdir()
+    log = LogFile(run_dir / "main.tlog")
+    log.append(RunStart(run_id="epochs01", project="epochs", name="by-epoch", start_time=1.0))
+    log.append(DefineMetric("val/*", "min", "epoch"))
+    for step in range(100):
+        log.append(Metrics(step, 1.0 + step, {"train/loss": 1.0 / (step + 1)}))
+        if step % 10 == 9:
+            values = {"val/loss": 2.0 / (step + 1), "epoch": float(step // 10 + 1)}
+            log.append(Metrics(step, 1.0 + step, values))
+    log.append(Finish(time=200.0, state="finished"))
+    log.close()
+    with Shipper(run_dir, server.url, ADMIN_KEY, live=False) as shipper:
+        assert wait_for(lambda: shipper.pump(final=True), timeout=60)
+
+    asked: list[tuple[str, str]] = []  # (key, x) of each series request
+
+    def note(request: Any) -> None:
+        if request.url.endswith("/metrics/series"):
+            body = json.loads(request.post_data or "{}")
+            asked.append((body["keys"][0], body["x"]))
+
+    page.page.on("request", note)
+
+    def x_axes(path: str) -> dict[str, str]:
+        asked.clear()
+        p = page.goto(path)
+        if "/r/" in path:
+            p.get_by_role("tab", name="Charts").click()
+        for key in ("train/loss", "val/loss"):
+            expect(p.locator(f'.panel[data-key="{key}"]')).to_have_attribute("data-loaded", "true")
+        return dict(asked)
+
+    workspace = x_axes("/p/admin/epochs")
+    assert workspace["val/loss"] == "epoch" and workspace["train/loss"] == "step"
+    run_page = x_axes("/p/admin/epochs/r/epochs01")
+    assert run_page["val/loss"] == "epoch" and run_page["train/loss"] == "step"
+    page.page.locator('.panel[data-key="val/loss"]').scroll_into_view_if_needed()
+    page.shot("step-metric")

@@ -40,8 +40,13 @@ class Panel {
     this.el.panel = this;
   }
 
+  /** The x axis of this panel: the workspace's, or the key's step metric (define_metric). */
+  xAxis() {
+    return this.owner.xOf(this.key);
+  }
+
   cacheKey() {
-    return `${this.owner.settings.x}|${this.zoom ? this.zoom.join(",") : ""}`;
+    return `${this.xAxis()}|${this.zoom ? this.zoom.join(",") : ""}`;
   }
 
   cache() {
@@ -66,7 +71,7 @@ class Panel {
         height: this.owner.chartHeight,
         onZoom: (range) => this.setZoom(range),
         onReset: () => this.resetZoom(),
-        xName: () => this.owner.xName(),
+        xName: () => this.owner.xName(this.key),
       });
     }
   }
@@ -75,7 +80,7 @@ class Panel {
     this.zoom = range;
     this.resetBtn.hidden = false;
     // Keep the unzoomed cache for an instant reset; drop other zooms.
-    const full = `${this.owner.settings.x}|`;
+    const full = `${this.xAxis()}|`;
     for (const key of [...this.caches.keys()]) if (key !== full) this.caches.delete(key);
     this.owner.schedule(this);
   }
@@ -90,7 +95,7 @@ class Panel {
   draw() {
     if (!this.chart) return;
     const cache = this.cache();
-    const full = this.caches.get(`${this.owner.settings.x}|`);
+    const full = this.caches.get(`${this.xAxis()}|`);
     const lines = [];
     let sampled = 0;
     let total = 0;
@@ -119,7 +124,7 @@ class Panel {
     this.chart.update(lines, {
       smoothing: settings.smoothing,
       log: settings.log,
-      xKind: ["step", "time", "relative"].includes(settings.x) ? settings.x : "metric",
+      xKind: ["step", "time", "relative"].includes(this.xAxis()) ? this.xAxis() : "metric",
       zoom: this.zoom,
       emptyText: text ? "Text values: not charted" : this.owner.runs.length ? (this.pending ? "Loading…" : "No data for the visible runs") : "No visible runs",
     });
@@ -151,6 +156,7 @@ export class MetricPanels {
     this.settings = opts.settings;
     this.chartHeight = opts.chartHeight ?? 210;
     this.runs = [];
+    this.stepMetrics = [];
     this.keys = [];
     this.panels = new Map();
     this.queue = [];
@@ -163,8 +169,26 @@ export class MetricPanels {
     mount(el, this.toolbar, this.note, this.sections);
   }
 
-  xName() {
+  /**
+   * The x axis of ``key``'s chart. With the default ("step"), a key that a run gave a step
+   * metric (define_metric("val/*", step_metric="epoch")) is drawn against it: an exact name
+   * wins, then the latest matching glob, as the summary rules do. A chosen x applies to all.
+   */
+  xOf(key) {
     const x = this.settings.x;
+    if (x !== "step") return x;
+    let exact = null;
+    let glob = null;
+    for (const [name, metric] of this.stepMetrics) {
+      if (metric === key) continue;
+      if (name === key) exact = metric;
+      else if (globMatch(name, key)) glob = metric;
+    }
+    return exact || glob || x;
+  }
+
+  xName(key) {
+    const x = key === undefined ? this.settings.x : this.xOf(key);
     return x === "time" ? "" : x === "relative" ? "time" : x;
   }
 
@@ -240,6 +264,7 @@ export class MetricPanels {
   /** The runs to draw: [{id, name, color, state}], in order. */
   setRuns(runs) {
     this.runs = runs;
+    this.stepMetrics = runs.flatMap((r) => r.step_metrics || []);
     // Panels on screen redraw now; those in the margin around it a frame later.
     const view = this.viewport(0);
     const later = [];
@@ -404,7 +429,7 @@ export class MetricPanels {
     const stale = new Set(panel.stale);
     try {
       const found = await api.series(
-        { runs: ids, keys: [panel.key], samples, x: this.settings.x, range: panel.zoom },
+        { runs: ids, keys: [panel.key], samples, x: panel.xAxis(), range: panel.zoom },
         this.aborter.signal,
       );
       if (panel.cacheKey() !== key) return; // the view changed meanwhile
@@ -427,4 +452,26 @@ export class MetricPanels {
     this.observer.disconnect();
     for (const panel of this.panels.values()) panel.destroy();
   }
+}
+
+/** fnmatch-style ``*``, ``?`` and ``[...]`` over the whole key, as the SDK's define_metric. */
+function globMatch(pattern, key) {
+  if (!/[*?[]/.test(pattern)) return false;
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[") {
+      const end = pattern.indexOf("]", i + 2);
+      if (end < 0) re += "\\[";
+      else {
+        let body = pattern.slice(i + 1, end).replace(/\\/g, "\\\\");
+        if (body[0] === "!") body = "^" + body.slice(1);
+        re += `[${body}]`;
+        i = end;
+      }
+    } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`, "s").test(key);
 }

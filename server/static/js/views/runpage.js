@@ -165,7 +165,7 @@ export function runView(el, route) {
   }
 
   function asLine() {
-    return { id: run.id, name: run.name || run.id, color: runColor(run.id, project), state: run.state, start_time: run.start_time };
+    return { id: run.id, name: run.name || run.id, color: runColor(run.id, project), state: run.state, start_time: run.start_time, step_metrics: run.step_metrics };
   }
 
   // -- overview ---------------------------------------------------------------------------

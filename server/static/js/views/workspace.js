@@ -626,7 +626,7 @@ export function workspaceView(el, route) {
     const visible = order.filter((r) => !hidden.has(r.id)).length;
     ui.drawnNote.textContent = visible > drawn.length ? `showing the first ${drawn.length} of ${visible} visible runs` : `${drawn.length} run${drawn.length === 1 ? "" : "s"} shown`;
     ui.chartsPane.dataset.drawn = String(drawn.length);
-    panels.setRuns(drawn.map((r) => ({ id: r.id, name: r.name || r.id, color: r.color, state: r.state, start_time: r.start_time })));
+    panels.setRuns(drawn.map((r) => ({ id: r.id, name: r.name || r.id, color: r.color, state: r.state, start_time: r.start_time, step_metrics: r.step_metrics })));
     if (system && prefs.systemOpen) system.setRuns(drawn);
   }
 
