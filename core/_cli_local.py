@@ -232,16 +232,10 @@ def _system_digest(samples: list[dict[str, Any]]) -> dict[str, tuple[float, floa
 
 def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> dict[str, Any]:
     return {
-        "id": run.id,
-        "name": run.name,
-        "project": run.project,
-        "state": run.state,
-        "reason": run.reason,
-        "duration": run.duration,
+        **_row(run),
         "tags": run.tags,
         "notes": run.notes,
         "config": run.config,
-        "summary": run.summary,
         "git": None
         if run.git is None
         else {f: getattr(run.git, f) for f in run.git.__struct_fields__},
