@@ -9,12 +9,16 @@ import time
 from typing import Any, Literal
 
 import click
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ._cli_table import console, output_options, print_json
 from ._cli_table import table as plain_table
 from ._reader import AmbiguousRunError, LocalRun, RunNotFoundError, list_runs, open_run
+from ._sparkline import main_metrics, metric_series, sparkline
 from .records import Gap
 
 _STATE_STYLE = {
@@ -64,6 +68,10 @@ def _state(run: LocalRun) -> str:
     return f"[{style}]{run.state}[/]" if style else run.state
 
 
+def _state_text(run: LocalRun) -> Text:
+    return Text(run.state, style=_STATE_STYLE.get(run.state, ""))
+
+
 _dir_option = click.option(
     "--dir",
     "directory",
@@ -76,39 +84,98 @@ _dir_option = click.option(
 @click.argument("path", required=False)
 @_dir_option
 @output_options
-def runs_command(path: str | None, directory: str | None, wide: bool, as_json: bool) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw every --interval seconds, with sparklines of running runs (Ctrl-C to stop).",
+)
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between redraws.")
+def runs_command(
+    path: str | None,
+    directory: str | None,
+    wide: bool,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+) -> None:
     """List local runs in PATH or --dir (default: TRACKLINE_DIR or ./.trackline)."""
-    found = list_runs(directory or path)
+    where = directory or path
+    found = list_runs(where)
     if as_json:
         print_json([_row(run) for run in found])
         return
     out = console(wide)
+    if not watch:
+        out.print(_runs_view(found, out.width, wide, curves=False))
+        return
+    with Live(_runs_view(found, out.width, wide), console=out, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(_runs_view(list_runs(where), out.width, wide), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+WATCHED_RUNS = 4
+"""``runs --watch`` draws curves of this many runs: the running ones, newest first."""
+
+
+def _runs_view(
+    found: list[LocalRun], width: int, wide: bool, curves: bool = True
+) -> RenderableType:
+    """The run table (to ``width`` unless ``wide``), then sparklines of the runs still
+    running (of the newest run when none is)."""
     if not found:
-        out.print("no runs found")
-        return
-    if wide:
-        table = plain_table(
-            "id", "name", "project", "state", "started", "duration", "steps", "latest metrics"
+        return Text("no runs found")
+    table = _wide_table(found) if wide else _runs_table(found, width)
+    if not curves:
+        return table
+    watched = sorted(
+        (run for run in found if run.state == "running"),
+        key=lambda run: run.start_time or 0.0,
+        reverse=True,
+    )[:WATCHED_RUNS] or [max(found, key=lambda run: run.start_time or 0.0)]
+    parts: list[RenderableType] = [table]
+    for run in watched:
+        series = metric_series(run.history())
+        keys = main_metrics(series, limit=3)
+        parts.append(Text.assemble("\n", (run.name, "bold"), f" ({run.id}) ", _state_text(run)))
+        if keys:
+            parts.append(_curves(series, keys, run.summary, min(width, WIDE_CURVES)))
+    parts.append(Text(time.strftime("updated %H:%M:%S · Ctrl-C to stop"), style="dim"))
+    return Group(*parts)
+
+
+WIDE_CURVES = 160
+"""Widest sparkline table, so ``--wide`` does not draw thousand-column curves."""
+
+
+def _wide_table(found: list[LocalRun]) -> Table:
+    table = plain_table(
+        "id", "name", "project", "state", "started", "duration", "steps", "latest metrics"
+    )
+    for run in found:
+        started = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time))
+            if run.start_time
+            else "-"
         )
-        for run in found:
-            started = (
-                time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time))
-                if run.start_time
-                else "-"
-            )
-            table.add_row(
-                run.id,
-                run.name,
-                run.project,
-                _state(run),
-                started,
-                _duration(run.duration),
-                str(run.last_step + 1),
-                _latest(run, None),
-            )
-        out.print(table)
-        return
-    # At terminal width: id, name and state in full (long names cut), metrics get the rest.
+        table.add_row(
+            run.id,
+            Text(run.name),
+            Text(run.project),
+            _state(run),
+            started,
+            _duration(run.duration),
+            str(run.last_step + 1),
+            Text(_latest(run, None)),
+        )
+    return table
+
+
+def _runs_table(found: list[LocalRun], width: int) -> Table:
+    """At ``width`` columns: id, name and state in full (long names cut), metrics get the rest."""
     durations = [_duration(run.duration) for run in found]
     widths = {
         "id": max(2, *(len(run.id) for run in found)),
@@ -116,15 +183,19 @@ def runs_command(path: str | None, directory: str | None, wide: bool, as_json: b
         "state": max(5, *(len(run.state) for run in found)),
         "duration": max(8, *(len(d) for d in durations)),
     }
-    rest = out.width - sum(widths.values()) - 2 * len(widths)
+    rest = width - sum(widths.values()) - 2 * len(widths)
     table = Table(box=None, pad_edge=False)
-    for column, width in widths.items():
+    for column, column_width in widths.items():
         justify: Literal["left", "right"] = "right" if column == "duration" else "left"
-        table.add_column(column, width=width, no_wrap=True, overflow="ellipsis", justify=justify)
+        table.add_column(
+            column, width=column_width, no_wrap=True, overflow="ellipsis", justify=justify
+        )
     table.add_column("latest metrics", width=max(10, rest), no_wrap=True, overflow="ellipsis")
     for run, duration in zip(found, durations, strict=True):
-        table.add_row(run.id, run.name, _state(run), duration, _latest(run, None, short=True))
-    out.print(table)
+        table.add_row(
+            run.id, Text(run.name), _state(run), duration, Text(_latest(run, None, short=True))
+        )
+    return table
 
 
 def _row(run: LocalRun) -> dict[str, Any]:
@@ -146,59 +217,127 @@ def _row(run: LocalRun) -> dict[str, Any]:
 @click.argument("run")
 @_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def show_command(run: str, directory: str | None, as_json: bool) -> None:
-    """Show RUN (a directory, id, name or unique id prefix): config, summary, git, system stats."""
+@click.option(
+    "--metric",
+    "-m",
+    "metrics",
+    multiple=True,
+    help="Draw these metrics (glob, repeatable; default: the most logged).",
+)
+@click.option("--watch", is_flag=True, help="Redraw until the run ends (Ctrl-C to stop).")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between redraws.")
+def show_command(
+    run: str,
+    directory: str | None,
+    as_json: bool,
+    metrics: tuple[str, ...],
+    watch: bool,
+    interval: float,
+) -> None:
+    """Show RUN (a directory, id, name or unique id prefix): config, summary with sparklines
+    of its metrics, git, system stats; ``--watch`` follows it live."""
+    local = _open(run, directory)
+    if as_json:
+        click.echo(
+            json.dumps(_as_dict(local, _system_digest(local.system())), indent=2, default=str)
+        )
+        return
+    out = Console()
+    if not watch:
+        out.print(_show(local, out.width, metrics))
+        return
+    with Live(_show(local, out.width, metrics), console=out, auto_refresh=False) as live:
+        try:
+            while local.state == "running":
+                time.sleep(interval)
+                local = _open(str(local.path), None)
+                live.update(_show(local, out.width, metrics), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+def _open(run: str, directory: str | None) -> LocalRun:
     try:
-        local = open_run(run, dir=directory)
+        return open_run(run, dir=directory)
     except AmbiguousRunError as exc:
         raise click.UsageError(str(exc)) from None
     except RunNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
-    digest = _system_digest(local.system())
-    if as_json:
-        click.echo(json.dumps(_as_dict(local, digest), indent=2, default=str))
-        return
-    console = Console()
-    console.print(
-        f"[bold]{local.name}[/] ({local.id}) project={local.project} "
-        f"state=[{_STATE_STYLE.get(local.state, '')}]{local.state}[/] "
-        f"duration={_duration(local.duration)} host={local.host}"
-    )
+
+
+def _show(local: LocalRun, width: int, patterns: tuple[str, ...]) -> Group:
+    """What ``trackline show`` prints for ``local``, at ``width`` columns."""
+    parts: list[RenderableType] = [
+        f"[bold]{escape(local.name)}[/] ({local.id}) project={escape(local.project)} "
+        f"state={_state(local)} duration={_duration(local.duration)} host={escape(local.host)}"
+    ]
     if local.reason:
-        console.print(f"{local.state}: {local.reason}")
+        parts.append(Text(f"{local.state}: {local.reason}"))
     if local.tags:
-        console.print("tags: " + ", ".join(local.tags))
+        parts.append(Text("tags: " + ", ".join(local.tags)))
     if local.notes:
-        console.print(f"notes: {local.notes}")
+        parts.append(Text(f"notes: {local.notes}"))
     if local.traceback:
-        console.print("[red]traceback:[/]\n" + local.traceback)
-    for gap in local.gaps:
-        console.print(f"[red]gap[/]: {_gap_text(gap)}", highlight=False)
-    _print_mapping(console, "config", local.config)
-    _print_mapping(console, "summary", local.summary)
+        parts += ["[red]traceback:[/]", Text(local.traceback)]
+    parts += [Text.assemble(("gap", "red"), f": {_gap_text(gap)}") for gap in local.gaps]
+    parts.append(_mapping("config", local.config))
+    series = metric_series(local.history())
+    drawn = main_metrics(series, patterns)
+    if drawn:
+        parts.append(_curves(series, drawn, local.summary, width))
+    parts.append(_mapping("summary", {k: v for k, v in local.summary.items() if k not in drawn}))
     if local.git is not None:
         git = local.git
-        console.print(
-            f"[bold]git[/]: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
-            + (f", diff in {git.diff_file}" if git.diff_file else "")
+        parts.append(
+            Text(
+                f"git: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
+                + (f", diff in {git.diff_file}" if git.diff_file else "")
+            )
         )
     env = local.environment
     if env is not None:
-        console.print(
-            f"[bold]environment[/]: Python {env.python} on {env.platform}, {env.cpu_count} CPUs, "
-            f"{env.memory_total / 2**30:.1f} GiB"
-            + (f", GPUs: {', '.join(env.gpus)}" if env.gpus else "")
+        parts.append(
+            Text(
+                f"environment: Python {env.python} on {env.platform}, {env.cpu_count} CPUs, "
+                f"{env.memory_total / 2**30:.1f} GiB"
+                + (f", GPUs: {', '.join(env.gpus)}" if env.gpus else "")
+                + f"\n  command: {' '.join(env.argv)}"
+            )
         )
-        console.print(f"  command: {' '.join(env.argv)}")
+    digest = _system_digest(local.system())
     if digest:
         table = Table(title="system", box=None)
         for column in ("metric", "mean", "max", "last"):
             table.add_column(column)
         for key, (mean, peak, last) in digest.items():
             table.add_row(key, _value(mean), _value(peak), _value(last))
-        console.print(table)
+        parts.append(table)
     if local.files:
-        console.print("[bold]files[/]: " + ", ".join(sorted(local.files)))
+        parts.append(Text("files: " + ", ".join(sorted(local.files))))
+    return Group(*parts)
+
+
+def _curves(
+    series: dict[str, list[float]], keys: list[str], summary: dict[str, Any], width: int
+) -> Table:
+    """One row per metric: its name, a sparkline over its steps, min, max and summary value."""
+    numbers = {k: [v for v in series[k] if math.isfinite(v)] or [math.nan] for k in keys}
+    name_width = min(24, max(len(k) for k in keys))
+    spark_width = max(8, width - name_width - 3 * 10 - 2 * 4)
+    table = Table(title="metrics", box=None, pad_edge=False)
+    table.add_column("metric", width=name_width, no_wrap=True, overflow="ellipsis")
+    table.add_column(f"over {max(len(series[k]) for k in keys)} rows", no_wrap=True)
+    for column in ("min", "max", "summary"):
+        table.add_column(column, justify="right", max_width=10, no_wrap=True, overflow="ellipsis")
+    for key in keys:
+        table.add_row(
+            key,
+            Text(sparkline(series[key], spark_width), style="cyan"),
+            _value(min(numbers[key])),
+            _value(max(numbers[key])),
+            _value(summary.get(key, series[key][-1])),
+        )
+    return table
 
 
 def _gap_text(gap: Gap) -> str:
@@ -206,9 +345,9 @@ def _gap_text(gap: Gap) -> str:
     return f"{gap.rows} rows of steps {gap.first_step}-{gap.last_step} lost: {gap.reason}"
 
 
-def _print_mapping(console: Console, title: str, values: dict[str, Any]) -> None:
+def _mapping(title: str, values: dict[str, Any]) -> RenderableType:
     if not values:
-        return
+        return Text("", end="")
     table = Table(title=title, box=None, show_header=False)
     table.add_column("key")
     table.add_column("value")
@@ -216,7 +355,7 @@ def _print_mapping(console: Console, title: str, values: dict[str, Any]) -> None
         table.add_row(
             key, _value(value) if not isinstance(value, (dict, list)) else json.dumps(value)
         )
-    console.print(table)
+    return table
 
 
 def _system_digest(samples: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:

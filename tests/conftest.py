@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trackline
@@ -52,3 +53,14 @@ def leftovers() -> Iterator[Leftovers]:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """A failed browser test leaves a screenshot of its page in ``test-artifacts/``."""
+    report = yield
+    page = getattr(item, "funcargs", {}).get("page")
+    if report.failed and call.when == "call" and hasattr(page, "shot"):
+        with contextlib.suppress(Exception):
+            page.shot(f"FAILED-{item.name}")
+    return report
