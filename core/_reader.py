@@ -7,24 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from . import _liveness
+from ._fold import RunFold, fold
 from ._settings import base_dir
-from ._summary import Summarizer
 from .records import (
     ArtifactLogged,
     ArtifactUsed,
-    ConfigUpdate,
     DefineMetric,
-    Environment,
     FileSaved,
     Finish,
     Gap,
-    GitInfo,
     Histogram,
     MediaRecord,
     Metrics,
-    RunStart,
-    RunUpdate,
-    SummaryUpdate,
     SystemSample,
 )
 from .runlog import LogFile, read_records
@@ -51,146 +45,79 @@ class LocalRun:
         main = self.path / "main.tlog"
         if not main.exists():
             raise RunNotFoundError(f"no run log at {main}")
-        self.id = self.path.name
-        self.name = ""
-        self.project = ""
-        self.group: str | None = None
-        self.job_type: str | None = None
-        self.tags: list[str] = []
-        self.notes: str | None = None
-        self.config: dict[str, Any] = {}
-        self.host = ""
-        self.user = ""
-        self.argv: list[str] = []
-        self.start_time: float | None = None
-        self.end_time: float | None = None
-        self.state = "running"
-        self.exit_code: int | None = None
-        self.traceback: str | None = None
-        #: How the final state is known, when someone other than the run gave it.
-        self.reason: str | None = None
-        #: A ``crashed`` verdict on a run whose processes are all gone, not yet in its logs.
-        self.verdict: Finish | None = None
-        self.git: GitInfo | None = None
-        self.environment: Environment | None = None
         self.files: dict[str, FileSaved] = {}
-        self.define_metrics: list[DefineMetric] = []
-        self.summary_overrides: dict[str, Any] = {}
-        self.starts = 0
-        #: Rows the writer dropped because the disk refused them (see ``Gap``).
-        self.gaps: list[Gap] = []
-        self._last_start = 0.0
         self._rows: list[Metrics] = []
         self._histograms: list[Histogram] = []
         self._media: list[MediaRecord] = []
         self._system: list[SystemSample] = []
         self._artifacts: list[ArtifactLogged] = []
         self._used: list[ArtifactUsed] = []
-        self._summarizer = Summarizer()
-        self._read_main(main)
-        self._read_system(self.path / "system.tlog")
-        if self.state == "running":
-            self.verdict = _liveness.verdict(self.path, self._last_start)
+        self._fold = RunFold()
+        self._read(main, "main")
+        self._read(self.path / "system.tlog", "system")
+        #: A ``crashed`` verdict on a run whose processes are all gone, not yet in its logs.
+        self.verdict: Finish | None = None
+        if self._fold.state == "running":
+            self.verdict = _liveness.verdict(self.path, self._fold.last_start)
             if self.verdict is not None:
-                self._finish(self.verdict)
+                fold(self._fold, self.verdict, "system")
+        state = self._fold
+        self.id = state.id or self.path.name
+        self.name, self.project, self.group, self.job_type = (
+            state.name,
+            state.project,
+            state.group,
+            state.job_type,
+        )
+        self.tags, self.notes, self.config = state.tags, state.notes, state.config
+        self.host, self.user, self.argv = state.host, state.user, state.argv
+        self.start_time, self.starts = state.start_time, state.starts
+        self.git, self.environment = state.git, state.environment
+        self.define_metrics: list[DefineMetric] = state.define_metrics
+        self.summary_overrides: dict[str, Any] = state.summarizer.overrides
+        #: Rows the writer dropped because the disk refused them (see ``Gap``).
+        self.gaps: list[Gap] = state.gaps
+        final = state.final
+        self.state = state.state
+        self.end_time = None if final is None else final.time
+        self.exit_code = None if final is None else final.exit_code
+        self.traceback = None if final is None else final.traceback
+        #: How the final state is known, when someone other than the run gave it.
+        self.reason = None if final is None else final.reason
 
-    def _read_main(self, path: Path) -> None:
+    def _read(self, path: Path, stream: str) -> None:
+        state = self._fold
+        main = stream == "main"
         for record in read_records(path):
             if type(record) is Metrics:
-                self._rows.append(record)
-                self._summarizer.add(record.values)
-            elif type(record) is RunStart:
-                self.starts += 1
-                self.id = record.run_id
-                self.name = record.name
-                self.project = record.project
-                self.group = record.group
-                self.job_type = record.job_type
-                self.tags = list(record.tags)
-                self.notes = record.notes
-                self.config.update(record.config)
-                self.host, self.user, self.argv = record.host, record.user, list(record.argv)
-                if self.start_time is None:
-                    self.start_time = record.start_time
-                self._last_start = record.start_time
-                self.state, self.end_time, self.exit_code, self.traceback, self.reason = (
-                    "running",
-                    None,
-                    None,
-                    None,
-                    None,
-                )
-            elif type(record) is ConfigUpdate:
-                self.config.update(record.values)
-            elif type(record) is RunUpdate:
-                if record.name is not None:
-                    self.name = record.name
-                if record.tags is not None:
-                    self.tags = list(record.tags)
-                if record.notes is not None:
-                    self.notes = record.notes or None
-            elif type(record) is SummaryUpdate:
-                self.summary_overrides.update(record.values)
-                self._summarizer.overrides.update(record.values)
-            elif type(record) is DefineMetric:
-                self.define_metrics.append(record)
-                self._summarizer.define(record.name, record.summary, record.step_metric)
+                if main:
+                    self._rows.append(record)
+            elif type(record) is SystemSample:
+                self._system.append(record)
             elif type(record) is Histogram:
                 self._histograms.append(record)
             elif type(record) is MediaRecord:
                 self._media.append(record)
             elif type(record) is FileSaved:
-                self.files[record.path] = record
+                # The agent's copy of a live file counts unless the run copied it again later.
+                known = self.files.get(record.path)
+                if main or known is None or record.time >= known.time:
+                    self.files[record.path] = record
             elif type(record) is ArtifactLogged:
                 self._artifacts.append(record)
             elif type(record) is ArtifactUsed:
                 self._used.append(record)
-            elif type(record) is Finish:
-                self._finish(record)
-            elif type(record) is Gap:
-                self.gaps.append(record)
-
-    def _read_system(self, path: Path) -> None:
-        agent_finish: Finish | None = None
-        for record in read_records(path):
-            if type(record) is SystemSample:
-                self._system.append(record)
-            elif type(record) is GitInfo:
-                self.git = record
-            elif type(record) is Environment:
-                self.environment = record
-            elif type(record) is FileSaved:
-                # The agent's copy of a live file counts unless the run copied it again later.
-                known = self.files.get(record.path)
-                if known is None or record.time >= known.time:
-                    self.files[record.path] = record
-            elif type(record) is Finish:
-                agent_finish = record
-        # The agent's verdict counts only where the training process wrote none.
-        # A verdict from before a resume is about the earlier process.
-        if (
-            self.state == "running"
-            and agent_finish is not None
-            and agent_finish.time >= self._last_start
-        ):
-            self._finish(agent_finish)
-
-    def _finish(self, record: Finish) -> None:
-        self.state = record.state
-        self.end_time = record.time
-        self.exit_code = record.exit_code
-        self.traceback = record.traceback
-        self.reason = record.reason
+            fold(state, record, stream)
 
     @property
     def summary(self) -> dict[str, Any]:
         """Last value per metric (or as ``define_metric`` said), with user overrides."""
-        return self._summarizer.values()
+        return self._fold.summary
 
     @property
     def last_step(self) -> int:
         """The highest step logged; -1 when nothing was."""
-        return max((row.step for row in self._rows), default=-1)
+        return self._fold.last_step
 
     @property
     def duration(self) -> float | None:

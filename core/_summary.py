@@ -33,6 +33,26 @@ class Summarizer:
         self._special: dict[str, list[Any]] = {}  # key -> [kind, state...]
         self.overrides: dict[str, Any] = {}
 
+    def dump(self) -> dict[str, Any]:
+        """Plain data (msgpack- and JSON-safe) that :meth:`load` turns back into this state."""
+        return {
+            "last": self.last,
+            "rules": [[r.name, r.summary, r.step_metric] for r in self._rules],
+            "special": self._special,
+            "overrides": self.overrides,
+        }
+
+    @classmethod
+    def load(cls, state: Mapping[str, Any]) -> Summarizer:
+        """The summarizer :meth:`dump` gave (an empty one from ``{}``)."""
+        summarizer = cls()
+        for name, summary, step_metric in state.get("rules", []):
+            summarizer.define(name, summary, step_metric)
+        summarizer.last = dict(state.get("last", {}))
+        summarizer._special = {k: list(v) for k, v in state.get("special", {}).items()}
+        summarizer.overrides = dict(state.get("overrides", {}))
+        return summarizer
+
     @property
     def has_rules(self) -> bool:
         return bool(self._rules)

@@ -21,24 +21,18 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from trackline._fold import fold
 from trackline._names import project_problem
 from trackline.records import (
     ArtifactLogged,
     ArtifactUsed,
-    ConfigUpdate,
-    DefineMetric,
-    Environment,
     FileSaved,
-    Finish,
-    Gap,
     GitInfo,
     Histogram,
     MediaRecord,
     Metrics,
     Record,
     RunStart,
-    RunUpdate,
-    SummaryUpdate,
     SystemSample,
 )
 from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, Resync, RunLogError, check_header
@@ -520,43 +514,32 @@ class Applier:
         main = self.stream == "main"
         add_row = self._metrics.add
         add_sample = self._system.add
-        summarize = self.state.summarizer.add
+        run = self.state.fold
         for record in records:
             kind = type(record)
             if kind is Metrics:
                 if main:
-                    values = record.values
-                    add_row(record.step, record.time, values)
-                    summarize(values)
+                    add_row(record.step, record.time, record.values)
+                    fold(run, record)
             elif kind is SystemSample:
                 add_sample(len(self._system), record.time, record.values)
             else:
                 self._other(record, main)
-        steps, times = self._metrics.steps, self._metrics.times
-        if steps:
-            self.state.last_step = max(self.state.last_step, max(steps))
-        self.latest_time = max([self.latest_time, *times[-1:], *self._system.times[-1:]])
+        self.latest_time = max(
+            [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
+        )
         self._flush()
 
     def _other(self, record: Any, main: bool) -> None:
-        state = self.state
         kind = type(record)
+        try:
+            self.state.apply(record, self.stream)
+        except ValueError as exc:  # the fold refuses a bad define_metric rule
+            raise IngestError(422, f"bad define_metric record: {exc}") from None
         if kind is RunStart and main:
-            state.start(record)
             self.latest_time = max(self.latest_time, record.start_time)
             if self.project_id is None:
                 self.project_id = resolve_project(self.conn, record.project, self.user)
-        elif kind is ConfigUpdate and main:
-            state.config.update(record.values)
-        elif kind is RunUpdate and main:
-            state.update(record)
-        elif kind is SummaryUpdate and main:
-            state.summarizer.overrides.update(record.values)
-        elif kind is DefineMetric and main:
-            try:
-                state.define(record.name, record.summary, record.step_metric)
-            except ValueError as exc:
-                raise IngestError(422, f"bad define_metric record: {exc}") from None
         elif kind is Histogram and main:
             self._histograms.append(
                 {
@@ -583,19 +566,11 @@ class Applier:
             self._artifact(record)
         elif kind is ArtifactUsed and main:
             artifacts.record_use(self.conn, self.row.id, self.user, record)
-        elif kind is Finish:
-            state.finish(record, self.stream)
-        elif kind is GitInfo and not main:
-            state.git(record)
-            if record.diff_file:
-                path = safe_path(record.diff_file)
-                if path is None:
-                    raise IngestError(422, f"unsafe file name {record.diff_file!r}")
-                self._file(path, None, record.diff_bytes, time.time(), {"kind": "git"})
-        elif kind is Environment and not main:
-            state.environment(record)
-        elif kind is Gap and main:
-            state.gap(record)
+        elif kind is GitInfo and not main and record.diff_file:
+            path = safe_path(record.diff_file)
+            if path is None:
+                raise IngestError(422, f"unsafe file name {record.diff_file!r}")
+            self._file(path, None, record.diff_bytes, time.time(), {"kind": "git"})
 
     def _media_record(self, record: MediaRecord) -> None:
         items: list[dict[str, Any]] = []

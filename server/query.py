@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import auth
+from . import auth, runstate
 from .runstate import unpack
 from .schema import entities, projects, runs
 
@@ -184,7 +184,7 @@ def run_dict(
         ],
     }
     if detail:
-        final = meta.get("main_finish") or meta.get("agent_finish") or {}
+        final = runstate.final_of(meta) or {}
         out.update(
             {
                 "traceback": final.get("traceback"),

@@ -1,10 +1,10 @@
-"""A run's state between ingest batches: what ``core/_reader.py`` derives, kept in the database.
+"""A run's state between ingest batches: the core's fold (``trackline._fold``), kept in the database.
 
-The rules are the reader's: a second start record resumes (the state goes back to
-running); the agent's finish in ``system.tlog`` counts only while ``main.tlog``
-has no finish after its last start; the summary comes from the core's
-``Summarizer`` with ``define_metric`` rules and user overrides, whose state is
-saved with the run so that the next batch goes on where this one stopped.
+Every rule is the fold's, the same the local reader follows: a second start
+record resumes; the run's own finish decides the state, else the agent's if it
+is not older than the last start; the summary comes from ``define_metric`` rules
+and user overrides. This module only loads the fold from a run's row and writes
+it back, so that the next batch goes on where this one stopped.
 """
 
 from __future__ import annotations
@@ -12,12 +12,24 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from trackline._fold import RunFold, as_dict, final, fold, from_dict
 from trackline._summary import Summarizer
-from trackline.records import Environment, Finish, Gap, GitInfo, RunStart, RunUpdate
+from trackline.records import Finish, Gap
 
 _encoder = msgspec.msgpack.Encoder()
-#: Gap records kept one by one; later ones are added to the last (a client cannot grow a run).
-MAX_GAPS = 100
+
+#: Kept in the row's ``meta`` blob (the rest of the fold has columns of its own).
+_META = (
+    "tags",
+    "argv",
+    "main_finish",
+    "agent_finish",
+    "git",
+    "environment",
+    "define_metrics",
+    "gaps",
+    "last_start",
+)
 
 
 def pack(value: Any) -> bytes:
@@ -30,141 +42,88 @@ def unpack(data: bytes | None, default: Any = None) -> Any:
     return msgspec.msgpack.decode(data)
 
 
-def _struct_dict(record: msgspec.Struct) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__struct_fields__}
+def final_of(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The finish that decides a stored run's state (the fold's rule), as a dict."""
+    decided = final(
+        _finish(meta.get("main_finish")),
+        _finish(meta.get("agent_finish")),
+        meta.get("last_start", 0.0),
+    )
+    return None if decided is None else as_dict(decided)
+
+
+def _finish(data: dict[str, Any] | None) -> Finish | None:
+    return None if data is None else from_dict(Finish, data)
 
 
 class RunState:
-    """The mutable state of one run while a batch is applied."""
+    """The fold of one run while a batch is applied, loaded from and written back to its row."""
 
     def __init__(self, row: Any) -> None:
-        self.name: str = row.name
-        self.group: str | None = row.group_name
-        self.job_type: str | None = row.job_type
-        self.notes: str | None = row.notes
-        self.host: str = row.host
-        self.user: str = row.user_name
-        self.pid: int = row.pid
-        self.start_time: float | None = row.start_time
-        self.starts: int = row.starts
-        self.last_step: int = row.last_step
         meta: dict[str, Any] = unpack(row.meta, {})
         self.meta = meta
-        self.config: dict[str, Any] = unpack(row.config, {})
-        self.summarizer = _load_summarizer(unpack(row.state_blob, {}))
         self.project_name: str | None = meta.get("project_name")
-
-    # -- records ---------------------------------------------------------------------------
-
-    def start(self, record: RunStart) -> None:
-        self.starts += 1
-        self.name = record.name
-        self.group = record.group
-        self.job_type = record.job_type
-        self.meta["tags"] = list(record.tags)
-        self.notes = record.notes
-        self.config.update(record.config)
-        self.host, self.user, self.pid = record.host, record.user, record.pid
-        self.meta["argv"] = list(record.argv)
-        if self.start_time is None:
-            self.start_time = record.start_time
-        self.meta["main_finish"] = None
-        if self.project_name is None:
-            self.project_name = record.project
-            self.meta["project_name"] = record.project
-
-    def update(self, record: RunUpdate) -> None:
-        if record.name is not None:
-            self.name = record.name
-        if record.tags is not None:
-            self.meta["tags"] = list(record.tags)
-        if record.notes is not None:
-            self.notes = record.notes or None
-
-    def finish(self, record: Finish, stream: str) -> None:
-        self.meta["main_finish" if stream == "main" else "agent_finish"] = _struct_dict(record)
-
-    def gap(self, record: Gap) -> None:
-        """Rows the SDK dropped (its disk refused them): listed with the run."""
-        gaps: list[dict[str, Any]] = self.meta.setdefault("gaps", [])
-        entry = _struct_dict(record)
-        entry["reason"] = str(record.reason)[:200]
-        if len(gaps) < MAX_GAPS:
-            gaps.append(entry)
-            return
-        last = gaps[-1]
-        last["first_step"] = min(last["first_step"], record.first_step)
-        last["last_step"] = max(last["last_step"], record.last_step)
-        # Sums stay within what msgpack (and the database's int64) can hold.
-        last["rows"] = min(last["rows"] + record.rows, 2**62)
-        last["bytes"] = min(last["bytes"] + record.bytes, 2**62)
-
-    def git(self, record: GitInfo) -> None:
-        self.meta["git"] = _struct_dict(record)
-
-    def environment(self, record: Environment) -> None:
-        self.meta["environment"] = _struct_dict(record)
-
-    def define(self, name: str, summary: str, step_metric: str | None) -> None:
-        self.summarizer.define(name, summary, step_metric)
-        self.meta.setdefault("define_metrics", []).append(
-            {"name": name, "summary": summary, "step_metric": step_metric}
+        self.fold = RunFold.load(
+            {
+                **{k: meta[k] for k in _META if k in meta},
+                "name": row.name,
+                "group": row.group_name,
+                "job_type": row.job_type,
+                "notes": row.notes,
+                "config": unpack(row.config, {}),
+                "host": row.host,
+                "user": row.user_name,
+                "pid": row.pid,
+                "start_time": row.start_time,
+                "starts": row.starts,
+                "last_step": row.last_step,
+            }
         )
-
-    # -- derived -------------------------------------------------------------------------
+        self.fold.summarizer = Summarizer.load(unpack(row.state_blob, {}))
 
     @property
-    def final(self) -> dict[str, Any] | None:
-        """The finish record that decides the state, as the reader picks it."""
-        main = self.meta.get("main_finish")
-        return main if main is not None else self.meta.get("agent_finish")
+    def summarizer(self) -> Summarizer:
+        return self.fold.summarizer
+
+    def apply(self, record: Any, stream: str) -> None:
+        """Fold one record (see ``trackline._fold.fold``); a first start names the project."""
+        if type(record) is Gap:
+            record = msgspec.structs.replace(record, reason=str(record.reason)[:200])
+        fold(self.fold, record, stream)
+        if self.project_name is None and self.fold.project:
+            self.project_name = self.fold.project
+            self.meta["project_name"] = self.project_name
 
     @property
     def state(self) -> str:
-        final = self.final
-        return "running" if final is None else str(final["state"])
+        state: str = self.fold.state
+        return state
 
     def columns(self) -> dict[str, Any]:
         """The run row's columns to write back."""
-        final = self.final
+        state = self.fold
+        data = state.dump()
+        self.meta.update({k: data[k] for k in _META})
+        decided = state.final
         return {
-            "name": self.name,
-            "group_name": self.group,
-            "job_type": self.job_type,
-            "notes": self.notes,
-            "host": self.host,
-            "user_name": self.user,
-            "pid": self.pid,
-            "start_time": self.start_time,
-            "starts": self.starts,
-            "last_step": self.last_step,
-            "state": self.state,
-            "end_time": None if final is None else final["time"],
-            "exit_code": None if final is None else final["exit_code"],
+            "name": state.name,
+            "group_name": state.group,
+            "job_type": state.job_type,
+            "notes": state.notes,
+            "host": state.host,
+            "user_name": state.user,
+            "pid": state.pid,
+            "start_time": state.start_time,
+            "starts": state.starts,
+            "last_step": state.last_step,
+            "state": state.state,
+            "end_time": None if decided is None else decided.time,
+            "exit_code": None if decided is None else decided.exit_code,
             "meta": pack(self.meta),
-            "config": pack(self.config),
-            "summary": pack(self.summarizer.values()),
-            "state_blob": pack(_dump_summarizer(self.summarizer)),
+            "config": pack(state.config),
+            "summary": pack(state.summary),
+            "state_blob": pack(data["summarizer"]),
         }
-
-
-def _dump_summarizer(summarizer: Summarizer) -> dict[str, Any]:
-    return {
-        "last": summarizer.last,
-        "rules": [[r.name, r.summary, r.step_metric] for r in summarizer._rules],
-        "special": summarizer._special,
-        "overrides": summarizer.overrides,
-    }
-
-
-def _load_summarizer(state: dict[str, Any]) -> Summarizer:
-    summarizer = Summarizer()
-    for name, summary, step_metric in state.get("rules", []):
-        summarizer.define(name, summary, step_metric)
-    summarizer.last = dict(state.get("last", {}))
-    summarizer._special = {k: list(v) for k, v in state.get("special", {}).items()}
-    summarizer.overrides = dict(state.get("overrides", {}))
-    return summarizer
 
 
 def empty_columns() -> dict[str, Any]:

@@ -39,11 +39,12 @@ from hypothesis import strategies as st
 from trackline import runlog
 from trackline._cli import main as cli
 from trackline._client import Api
+from trackline._fold import MAX_GAPS
 from trackline._transport import Shipper, _read_frames
 from trackline._warn import TracklineWarning
 from trackline._writer import Writer
 from trackline.records import Finish, Gap, Metrics, Record, RunStart
-from trackline.server import ingest, runstate
+from trackline.server import ingest
 
 
 class Disk:
@@ -465,16 +466,16 @@ def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
     records: list[Record] = [RunStart(run_id="gaps1", project="p", name="n", start_time=1.0)]
     extra = 5
     records += [
-        Gap(10 * i, 10 * i + 9, 10, 100, "disk full", 2.0) for i in range(runstate.MAX_GAPS + extra)
+        Gap(10 * i, 10 * i + 9, 10, 100, "disk full", 2.0) for i in range(MAX_GAPS + extra)
     ]
     assert post_log(app_client, "gaps1", log_bytes(records)).status_code == 200
     gaps = app_client.get("/api/v1/runs/gaps1").json()["gaps"]
-    assert len(gaps) == runstate.MAX_GAPS  # later ones are added to the last
+    assert len(gaps) == MAX_GAPS  # later ones are added to the last
     last = gaps[-1]
     assert last["rows"] == 10 * (extra + 1) and last["bytes"] == 100 * (extra + 1)
     assert (last["first_step"], last["last_step"]) == (
-        10 * (runstate.MAX_GAPS - 1),
-        10 * (runstate.MAX_GAPS + extra) - 1,
+        10 * (MAX_GAPS - 1),
+        10 * (MAX_GAPS + extra) - 1,
     )
     huge = [Gap(0, 1, 2**64 - 1, 2**64 - 1, "disk full") for _ in range(2)]
     response = post_log(app_client, "gaps1", frames_bytes(huge), len(log_bytes(records)))
