@@ -177,8 +177,8 @@ def test_tick_and_title_rules_in_the_browser(page: Page) -> None:
     )
     assert out["memory"] == ["28.35", "28.40", "28.45", "28.50"]
     assert out["tenths"] == ["28.4", "28.6", "28.8", "29.0"]
-    assert out["halves"] == ["0", "0.5", "1.0", "1.5"]
-    assert out["noise"] == ["-0.2", "-0.1", "0", "0.1"]
+    assert out["halves"] == ["0.0", "0.5", "1.0", "1.5"]
+    assert out["noise"] == ["-0.2", "-0.1", "0.0", "0.1"]
     assert out["thousands"] == ["10.0k", "12.5k", "15.0k"]
     assert out["tiny"] == ["1e-4", "2e-4", "3e-4"]
     assert out["seconds"] == ["12.0s", "12.5s", "13.0s", "13.5s"]
@@ -275,6 +275,12 @@ def test_system_chart_ticks_never_repeat(page: Page) -> None:
     assert usage["yTitle"] == "%"
     assert len(set(usage["yValues"])) == len(usage["yValues"])
     page.shot("charts-system-ticks")
+    # System charts share one time axis: a zoom of one zooms all.
+    drag(p, '.panel[data-system="Process memory (RSS)"]', 0.3, 0.7)
+    p.wait_for_function("(s) => !!document.querySelector(s).chart.zoom", arg=cpu)
+    zoom = chart_state(p, memory)["zoom"]
+    assert zoom and 0 < zoom[0] < zoom[1] < 12.5
+    assert chart_state(p, cpu)["zoom"] == zoom
 
 
 def test_legend_lists_runs_highlights_and_toggles(page: Page) -> None:
@@ -329,7 +335,9 @@ def test_histogram_heat_map_has_a_colour_scale(page: Page) -> None:
 
 
 def drag(p: Any, key: str, start: float, end: float) -> None:
-    box = p.locator(f'.panel[data-key="{key}"] .u-over').bounding_box()
+    """Drag-zoom across a chart (a metric key, or a selector of a panel) from start to end."""
+    panel = key if key.startswith(".") else f'.panel[data-key="{key}"]'
+    box = p.locator(f"{panel} .u-over").bounding_box()
     assert box is not None
     y = box["y"] + box["height"] / 2
     p.mouse.move(box["x"] + box["width"] * start, y)

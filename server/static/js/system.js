@@ -42,7 +42,7 @@ export function byteUnit(top) {
 }
 
 export class SystemPanels {
-  /** opts: {maxRuns, chartHeight} */
+  /** opts: {maxRuns, chartHeight, syncZoom() (false: a drag-zoom stays in its chart)} */
   constructor(el, opts = {}) {
     this.el = el;
     this.opts = opts;
@@ -73,6 +73,11 @@ export class SystemPanels {
     if (this.aborter.signal.aborted) return;
     this.note.textContent = runs.length > max ? `System metrics of the first ${max} visible runs.` : "";
     this.draw();
+  }
+
+  /** The charts a zoom of ``chart`` applies to: all (one time axis), unless syncZoom() says no. */
+  synced(chart) {
+    return this.opts.syncZoom?.() === false ? [chart] : [...this.charts.values()];
   }
 
   draw() {
@@ -125,11 +130,11 @@ export class SystemPanels {
         chart.panel = panel;
         chart.zoomed = null;
         chart.opts.onZoom = (range) => {
-          chart.zoomed = range;
+          for (const c of this.synced(chart)) c.zoomed = range;
           this.draw();
         };
         chart.opts.onReset = () => {
-          chart.zoomed = null;
+          for (const c of this.synced(chart)) c.zoomed = null;
           this.draw();
         };
         this.charts.set(title, chart);

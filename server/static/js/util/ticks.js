@@ -69,7 +69,7 @@ export function tickLabels(splits) {
   const [div, suffix] = top >= 1e9 ? [1e9, "B"] : top >= 1e6 ? [1e6, "M"] : top >= 1e4 ? [1e3, "k"] : [1, ""];
   const scaled = values.map((v) => v / div);
   const d = decimalsFor(scaled, smallestGap(scaled));
-  return scaled.map((v) => (Number.isFinite(v) ? `${v === 0 ? "0" : v.toFixed(d)}${v === 0 ? "" : suffix}` : ""));
+  return scaled.map((v) => (Number.isFinite(v) ? `${v.toFixed(d)}${v === 0 ? "" : suffix}` : ""));
 }
 
 function exponentLabels(values) {
