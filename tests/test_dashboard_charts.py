@@ -378,3 +378,40 @@ def test_zoom_is_synced_across_panels_on_one_x_axis(page: Page) -> None:
     assert chart_state(p, panel_chart("train/loss"))["zoom"]
     assert chart_state(p, panel_chart("train/step_time_ms"))["zoom"] is None
     expect(reset).to_be_hidden()
+
+
+def test_a_legend_of_many_runs_stays_compact(page: Page) -> None:
+    """Twelve smoothed lines in one chart (js/chart.js on its own): eight legend entries
+    and "+4 more"; opening shows all; hiding a run hides its raw line behind it too."""
+    from playwright.sync_api import expect
+
+    p = page.goto("/projects")
+    p.evaluate(
+        """async () => {
+            const { LineChart } = await import("/js/chart.js");
+            const host = document.createElement("div");
+            host.id = "many";
+            Object.assign(host.style, { position: "fixed", top: "60px", left: "20px", width: "520px",
+                                        zIndex: 100, background: "white" });
+            document.body.append(host);
+            const lines = Array.from({ length: 12 }, (_, i) => ({
+                id: `r${i}`, label: `run ${i}`, color: `hsl(${i * 30}, 70%, 45%)`,
+                x: [0, 1, 2, 3], y: [i, i + 1.5, i + 1, i + 2],
+            }));
+            new LineChart(host, { height: 200 }).update(lines, { smoothing: 0.5, log: false, xKind: "step", xTitle: "Step" });
+        }"""
+    )
+    items = p.locator("#many .legend-item")
+    expect(items).to_have_count(8)
+    more = p.locator("#many .legend-more")
+    expect(more).to_have_text("+4 more")
+    page.shot("charts-legend-many")
+    more.click()
+    expect(items).to_have_count(12)
+    expect(more).to_have_text("fewer")
+    items.nth(10).click()
+    shown = p.evaluate(
+        "() => document.querySelector('#many').chart.plot.series.map((s) => [s.label, s.show])"
+    )
+    hidden = [label for label, show in shown[1:] if not show]
+    assert hidden == ["run 10", "run 10 (raw)"]
