@@ -159,9 +159,9 @@ export class LineChart {
         {
           ...axis,
           size: 28,
-          label: xTitle,
+          label: xTitle || undefined,
           labelFont: TITLE_FONT,
-          labelSize: 16,
+          labelSize: xTitle ? 16 : 0,
           incrs: xKind === "relative" ? DURATION_INCRS : xWhole ? INTEGER_INCRS : undefined,
           values: xKind === "time" ? undefined : xKind === "relative" ? (u, splits) => durationLabels(splits) : (u, splits) => tickLabels(splits),
         },

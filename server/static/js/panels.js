@@ -83,7 +83,7 @@ class Panel {
   }
 
   resetZoom() {
-    for (const panel of this.owner.synced(this)) panel.applyReset();
+    for (const panel of this.owner.synced(this)) if (panel === this || panel.zoom) panel.applyReset();
   }
 
   applyZoom(range) {
