@@ -1,7 +1,9 @@
 // One line chart (uPlot): runs overlaid, optional EMA smoothing with the raw
 // line faint behind, a min/max band where the server downsampled, log scale,
 // drag to zoom (the owner refetches at full resolution), double-click to
-// reset, and a tooltip with every run's value at the cursor.
+// reset, and a tooltip with every run's value at the cursor. Axis titles, tick
+// labels that tell neighbours apart (whole numbers on a step axis), and a legend:
+// hover an entry to highlight its run, click to hide or show it.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { align } from "./align.js";
@@ -9,10 +11,13 @@ import { h, mount } from "./util/dom.js";
 import { withAlpha } from "./util/colors.js";
 import { fmtCompact, fmtDate, fmtDuration, fmtNumber } from "./util/format.js";
 import { smoothEma } from "./util/smooth.js";
+import { DURATION_INCRS, INTEGER_INCRS, durationLabels, tickLabels } from "./util/ticks.js";
 
 const AXIS_FONT = '11px system-ui, -apple-system, "Segoe UI", sans-serif';
 const GRID = "rgba(0,0,0,0.07)";
 const AXIS_TEXT = "#6b7280";
+const TITLE_FONT = '600 11px system-ui, -apple-system, "Segoe UI", sans-serif';
+const LEGEND_MAX = 8; // entries shown before "+N more"
 
 export function xLabel(xKind, v) {
   if (xKind === "time") return fmtDate(v);
@@ -22,7 +27,7 @@ export function xLabel(xKind, v) {
 
 export class LineChart {
   /**
-   * opts: {height, onZoom([lo, hi]), onReset(), xKind, xName}
+   * opts: {height, onZoom([lo, hi]), onReset(), xKind, xName, yFormat (the tooltip's values)}
    */
   constructor(el, opts = {}) {
     this.el = el;
@@ -35,13 +40,19 @@ export class LineChart {
     this.tooltip = h("div", { class: "chart-tip", hidden: true });
     this.box = h("div", { class: "chart-box", style: { minHeight: `${this.height}px` } });
     this.empty = h("div", { class: "chart-empty", text: "No data" });
-    el.append(this.box, this.tooltip);
+    this.hidden = new Set(); // ids of lines toggled off in the legend
+    this.legendOpen = false;
+    this.legend = h("div", { class: "chart-legend", hidden: true });
+    el.append(this.box, this.legend, this.tooltip);
+    el.chart = this; // for tests and tools: the series and axes uPlot was given
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(el);
   }
 
   /**
-   * lines: [{id, label, color, x, y, min?, max?, sampled?}]; view: {smoothing, log, xKind, zoom}
+   * lines: [{id, label, color, x, y, min?, max?, sampled?}];
+   * view: {smoothing, log, xKind, zoom, xTitle, yTitle}: xKind "step", "time", "relative" or
+   * "metric" (another key); the titles name the axes ("Step", "epoch"; a unit such as "%").
    */
   update(lines, view) {
     this.lines = lines;
@@ -49,8 +60,11 @@ export class LineChart {
     this.zoom = view.zoom || null;
     this.el.dataset.series = String(lines.filter((l) => l.x.length).length);
     const drawn = lines.filter((l) => l.x.length);
+    this.el.dataset.xTitle = view.xTitle || "";
+    this.el.dataset.yTitle = view.yTitle || "";
     if (!drawn.length) {
       this.destroyPlot();
+      this.legend.hidden = true;
       this.box.replaceChildren(this.empty);
       this.empty.textContent = view.emptyText || "No data";
       return;
@@ -82,31 +96,42 @@ export class LineChart {
     drawn.forEach((line, i) => {
       this.mainIndex.push(data.length);
       data.push(cols[i][0]);
-      series.push({ label: line.label, stroke: line.color, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false } });
+      const show = !this.hidden.has(line.id);
+      series.push({ label: line.label, stroke: line.color, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false }, show });
     });
+    this.rawIndex = [];
     if (smoothing) {
       drawn.forEach((line, i) => {
+        this.rawIndex.push(data.length);
         data.push(cols[i][1]);
-        series.push({ label: `${line.label} (raw)`, stroke: withAlpha(line.color, 0.28), width: 1, spanGaps: true, points: { show: false } });
+        const show = !this.hidden.has(line.id);
+        series.push({ label: `${line.label} (raw)`, stroke: withAlpha(line.color, 0.28), width: 1, spanGaps: true, points: { show: false }, show });
       });
     }
     this.drawn = drawn;
-    const signature = JSON.stringify([series.map((s) => [s.label, s.stroke, s.width]), log, view.xKind, this.height]);
+    const axes = {
+      xKind: view.xKind,
+      xTitle: view.xTitle || "",
+      yTitle: view.yTitle || "",
+      // Whole-number ticks where every value is whole: steps, epochs, counts.
+      xWhole: view.xKind === "step" || (view.xKind === "metric" && drawn.every((l) => l.x.every(Number.isInteger))),
+      yWhole: !log && drawn.every((l) => l.y.every((v) => v === null || Number.isInteger(v))),
+    };
+    const signature = JSON.stringify([series.map((s) => [s.label, s.stroke, s.width]), log, axes, this.height]);
     if (this.plot && signature === this.signature) {
       this.plot.setData(data);
     } else {
       this.destroyPlot();
       this.signature = signature;
-      this.plot = new uPlot(this.options(series, log, view.xKind, width), data, this.box);
+      this.plot = new uPlot(this.options(series, log, axes, width), data, this.box);
     }
+    this.renderLegend();
     // For the benchmark (bench/bench_dashboard.py): a chart with lines is on screen.
     requestAnimationFrame(() => performance.mark("tl:chart-painted"));
   }
 
-  options(series, log, xKind, width) {
+  options(series, log, { xKind, xTitle, yTitle, xWhole, yWhole }, width) {
     const chart = this;
-    const custom = this.opts.yFormat;
-    const fmtY = (v) => (v === null || v === undefined ? "" : custom ? custom(v) : Math.abs(v) >= 1e4 ? fmtCompact(v) : fmtNumber(v, 3));
     const axis = {
       font: AXIS_FONT,
       stroke: AXIS_TEXT,
@@ -133,11 +158,21 @@ export class LineChart {
       axes: [
         {
           ...axis,
-          values: xKind === "time" ? undefined : (u, splits) => splits.map((v) => xLabel(xKind, v)),
+          size: 28,
+          label: xTitle || undefined,
+          labelFont: TITLE_FONT,
+          labelSize: xTitle ? 16 : 0,
+          incrs: xKind === "relative" ? DURATION_INCRS : xWhole ? INTEGER_INCRS : undefined,
+          values: xKind === "time" ? undefined : xKind === "relative" ? (u, splits) => durationLabels(splits) : (u, splits) => tickLabels(splits),
         },
         {
           ...axis,
-          values: (u, splits) => splits.map(fmtY),
+          label: yTitle || undefined,
+          labelFont: TITLE_FONT,
+          labelSize: yTitle ? 16 : 0,
+          incrs: yWhole ? INTEGER_INCRS : undefined,
+          // A log axis has one tick per power (or multiple) of ten: each label on its own.
+          values: log ? (u, splits) => splits.map((v) => (v === null ? "" : fmtCompact(v))) : (u, splits) => tickLabels(splits),
           size: (u, values) => {
             if (!values) return 40;
             const longest = values.reduce((a, b) => (String(b).length > a.length ? String(b) : a), "");
@@ -216,6 +251,7 @@ export class LineChart {
     ctx.rect(left, top, width, height);
     ctx.clip();
     this.drawn.forEach((line, k) => {
+      if (this.hidden.has(line.id)) return;
       const mins = cols[k][2];
       const maxs = cols[k][3];
       if (!mins) return;
@@ -252,6 +288,7 @@ export class LineChart {
     const { xs, cols } = this.aligned;
     const rows = [];
     this.drawn.forEach((line, k) => {
+      if (this.hidden.has(line.id)) return;
       const j = nearest(cols[k][0], idx, 64);
       if (j === -1) return;
       rows.push({ line, value: cols[k][0][j], raw: cols[k][1] ? cols[k][1][j] : null });
@@ -284,6 +321,73 @@ export class LineChart {
     const room = this.el.clientWidth;
     tip.style.left = `${x + 14 + tipWidth > room ? Math.max(0, x - tipWidth - 14) : x + 14}px`;
     tip.style.top = `${Math.max(0, u.over.offsetTop + u.cursor.top - 10)}px`;
+  }
+
+  /** The legend under the chart: a swatch and name per line, the first few unless opened. */
+  renderLegend() {
+    const lines = this.drawn;
+    this.legend.hidden = lines.length < 2;
+    if (this.legend.hidden) return;
+    const shown = this.legendOpen ? lines : lines.slice(0, LEGEND_MAX);
+    const more = lines.length - shown.length;
+    mount(
+      this.legend,
+      ...shown.map((line, k) =>
+        h(
+          "button",
+          {
+            class: ["legend-item", this.hidden.has(line.id) && "off"],
+            type: "button",
+            title: `${line.label}: click to hide or show, hover to highlight`,
+            dataset: { line: line.id },
+            attrs: { "aria-pressed": String(!this.hidden.has(line.id)) },
+            on: {
+              click: () => this.toggle(line.id),
+              mouseenter: () => this.highlight(k),
+              mouseleave: () => this.highlight(null),
+            },
+          },
+          h("span", { class: "swatch", style: { background: line.color } }),
+          h("span", { class: "legend-name", text: line.label }),
+        ),
+      ),
+      more > 0 || this.legendOpen
+        ? h("button", {
+            class: "legend-more",
+            type: "button",
+            text: this.legendOpen ? "fewer" : `+${more} more`,
+            on: {
+              click: () => {
+                this.legendOpen = !this.legendOpen;
+                this.renderLegend();
+              },
+            },
+          })
+        : null,
+    );
+    this.legend.classList.toggle("open", this.legendOpen);
+  }
+
+  /** Highlight the k-th drawn line (the others dimmed), or none. */
+  highlight(k) {
+    if (!this.plot) return;
+    const line = k === null ? null : this.drawn[k];
+    this.plot.setSeries(line && !this.hidden.has(line.id) ? this.mainIndex[k] : null, { focus: true });
+    for (const item of this.legend.querySelectorAll(".legend-item")) item.classList.toggle("dim", !!line && item.dataset.line !== line.id);
+  }
+
+  /** Hide or show one line (and its raw line behind the smoothed one). */
+  toggle(id) {
+    if (this.hidden.has(id)) this.hidden.delete(id);
+    else this.hidden.add(id);
+    const k = this.drawn.findIndex((l) => l.id === id);
+    if (this.plot && k !== -1) {
+      const show = !this.hidden.has(id);
+      this.plot.setSeries(null, { focus: true });
+      this.plot.setSeries(this.mainIndex[k], { show });
+      if (this.rawIndex.length) this.plot.setSeries(this.rawIndex[k], { show });
+    }
+    this.renderLegend();
   }
 
   fit() {

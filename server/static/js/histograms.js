@@ -1,7 +1,8 @@
 // Histograms over time on a canvas: a heat map (x: step, y: value, colour: the share
 // of that step's counts in the bin, each step scaled to its own peak) next to the
 // distribution of the chosen step (bars on the same value axis). A step slider and a
-// click on the map choose the step; hovering shows the exact bin and count.
+// click on the map choose the step; hovering shows the exact bin and count. A colour
+// scale under the map reads a colour as a count: 0 to the chosen step's peak.
 
 import { StepSlider } from "./stepslider.js";
 import { h, rafThrottle } from "./util/dom.js";
@@ -79,6 +80,17 @@ export function resample(counts, edges, lo, hi, rows) {
   return out;
 }
 
+/** The colour scale's CSS gradient: the map's colour for 0..1 of a step's peak count. */
+export function scaleGradient(stops = 12) {
+  const parts = [];
+  for (let i = 0; i <= stops; i++) {
+    const t = i / stops;
+    const [r, g, b] = rampColor(0.12 + 0.88 * Math.sqrt(t));
+    parts.push(`rgb(${Math.round(r)}, ${Math.round(g)}, ${Math.round(b)}) ${(t * 100).toFixed(1)}%`);
+  }
+  return `linear-gradient(to right, ${parts.join(", ")})`;
+}
+
 function ticks(lo, hi, n) {
   const span = hi - lo;
   const raw = span / n;
@@ -103,11 +115,23 @@ export class HistogramPanel {
     this.tip = h("div", { class: "chart-tip hist-tip", hidden: true });
     this.status = h("span", { class: "panel-status" });
     this.box = h("div", { class: "hist-box" }, this.canvas, this.tip);
+    this.scaleMin = h("span", { class: "scale-min", text: "0" });
+    this.scaleMax = h("span", { class: "scale-max" });
+    this.scaleNote = h("span", { class: "scale-note muted" });
+    this.scale = h(
+      "div",
+      { class: "hist-scale", title: "Colour: a bin's count, each step scaled to its own peak (the bar's right end is the chosen step's peak)" },
+      this.scaleNote,
+      this.scaleMin,
+      h("span", { class: "scale-bar", style: { background: scaleGradient() } }),
+      this.scaleMax,
+    );
     this.el = h(
       "div",
       { class: "panel media-panel hist-panel", dataset: { key, kind: "histogram" } },
       h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), this.status),
       this.box,
+      this.scale,
       h("div", { class: "media-foot" }, this.slider.el, note ? h("span", { class: "muted small", text: note }) : null),
     );
     this.width = 0;
@@ -259,6 +283,10 @@ export class HistogramPanel {
     ctx.fillStyle = "#6b7280";
     ctx.textAlign = "left";
     ctx.fillText(`step ${fmtCompact(entry.step)}`, L.px0, L.y0 + L.hgt + 5);
+    this.scaleNote.textContent = `count per bin, step ${fmtCompact(entry.step)}`;
+    this.scaleMax.textContent = fmtCompact(peak);
+    this.scale.dataset.min = "0";
+    this.scale.dataset.max = String(peak);
     if (this.hover) {
       ctx.strokeStyle = "rgba(29, 36, 51, 0.5)";
       ctx.lineWidth = 1;

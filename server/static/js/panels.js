@@ -8,6 +8,7 @@ import { LineChart } from "./chart.js";
 import { mergePoints } from "./downsample.js";
 import { h, icon, ICONS, mount } from "./util/dom.js";
 import { fmtCompact } from "./util/format.js";
+import { keyTitle, keyUnit } from "./util/keys.js";
 
 const CONCURRENCY = 3;
 const MANY_RUNS = 20;
@@ -34,7 +35,7 @@ class Panel {
     this.el = h(
       "div",
       { class: "panel", dataset: { key } },
-      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), this.status, this.resetBtn),
+      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: keyTitle(key), title: key }), copyKeyButton(key), this.status, this.resetBtn),
       this.host,
     );
     this.el.panel = this;
@@ -76,20 +77,30 @@ class Panel {
     }
   }
 
+  /** Zoom to an x range; with synced zoom, every panel on the same x axis follows. */
   setZoom(range) {
+    for (const panel of this.owner.synced(this)) panel.applyZoom(range);
+  }
+
+  resetZoom() {
+    for (const panel of this.owner.synced(this)) if (panel === this || panel.zoom) panel.applyReset();
+  }
+
+  applyZoom(range) {
     this.zoom = range;
     this.resetBtn.hidden = false;
     // Keep the unzoomed cache for an instant reset; drop other zooms.
     const full = `${this.xAxis()}|`;
     for (const key of [...this.caches.keys()]) if (key !== full) this.caches.delete(key);
-    this.owner.schedule(this);
+    this.draw(); // at once, from the data at hand; the range's full resolution follows
+    if (this.inView) this.owner.schedule(this);
   }
 
-  resetZoom() {
+  applyReset() {
     this.zoom = null;
     this.resetBtn.hidden = true;
     this.draw();
-    this.owner.schedule(this);
+    if (this.inView) this.owner.schedule(this);
   }
 
   draw() {
@@ -125,6 +136,8 @@ class Panel {
       smoothing: settings.smoothing,
       log: settings.log,
       xKind: ["step", "time", "relative"].includes(this.xAxis()) ? this.xAxis() : "metric",
+      xTitle: this.owner.xTitle(this.key),
+      yTitle: keyUnit(this.key),
       zoom: this.zoom,
       emptyText: text ? "Text values: not charted" : this.owner.runs.length ? (this.pending ? "Loading…" : "No data for the visible runs") : "No visible runs",
     });
@@ -187,6 +200,19 @@ export class MetricPanels {
     return exact || glob || x;
   }
 
+  /** The x axis title of ``key``'s chart: "Step", "Wall time", "Relative time" or the x key. */
+  xTitle(key) {
+    const x = this.xOf(key);
+    return x === "step" ? "Step" : x === "time" ? "Wall time" : x === "relative" ? "Relative time" : x;
+  }
+
+  /** The panels a zoom of ``panel`` applies to: with synced zoom (the default), all on its x axis. */
+  synced(panel) {
+    if (this.settings.syncZoom === false) return [panel];
+    const x = panel.xAxis();
+    return [...this.panels.values()].filter((p) => p === panel || p.xAxis() === x);
+  }
+
   xName(key) {
     const x = key === undefined ? this.settings.x : this.xOf(key);
     return x === "time" ? "" : x === "relative" ? "time" : x;
@@ -220,6 +246,7 @@ export class MetricPanels {
       },
     });
     const logBox = h("input", { type: "checkbox", checked: !!s.log, attrs: { "aria-label": "Log scale" }, on: { change: () => this.changed({ log: logBox.checked }, false) } });
+    const syncBox = h("input", { type: "checkbox", checked: s.syncZoom !== false, attrs: { "aria-label": "Sync zoom" }, on: { change: () => this.changed({ syncZoom: syncBox.checked }, false) } });
     this.fillXOptions();
     return h(
       "div",
@@ -228,6 +255,7 @@ export class MetricPanels {
       h("label", { class: "tool" }, h("span", { text: "X axis" }), this.xSelect),
       h("label", { class: "tool", title: "Exponential moving average, debiased (as TensorBoard)" }, h("span", { text: "Smoothing" }), slider, smoothValue),
       h("label", { class: "tool check" }, logBox, h("span", { text: "Log scale" })),
+      h("label", { class: "tool check", title: "Drag-zooming one chart zooms every chart with the same x axis" }, syncBox, h("span", { text: "Sync zoom" })),
     );
   }
 
@@ -451,6 +479,47 @@ export class MetricPanels {
     this.aborter.abort();
     this.observer.disconnect();
     for (const panel of this.panels.values()) panel.destroy();
+  }
+}
+
+const COPY_ICON = ["M9 9h11v11H9z", "M5 15H4V4h11v1"];
+
+/** A small button that copies the raw metric key (the title shows a friendlier name). */
+function copyKeyButton(key) {
+  const button = h(
+    "button",
+    {
+      class: "icon-btn copy-key",
+      type: "button",
+      title: `Copy the key: ${key}`,
+      attrs: { "aria-label": `Copy key ${key}` },
+      on: {
+        click: async () => {
+          button.dataset.copied = String(await copyText(key));
+          setTimeout(() => delete button.dataset.copied, 1500);
+        },
+      },
+    },
+    icon(COPY_ICON, 13),
+  );
+  return button;
+}
+
+/** Put text on the clipboard: the Clipboard API, or (plain http on a LAN) a selected textarea. */
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+    const area = h("textarea", { class: "offscreen", value: text, readOnly: true });
+    document.body.append(area);
+    area.select();
+    const done = document.execCommand("copy");
+    area.remove();
+    return done;
+  } catch {
+    return false;
   }
 }
 

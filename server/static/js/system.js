@@ -1,10 +1,13 @@
 // System metrics charts (CPU, memory, GPU utilisation, memory, power, ...),
-// from each run's system samples, over time since the run started.
+// from each run's system samples, over time since the run started. The y axis is
+// titled with the unit; bytes are drawn in the one binary unit (MB, GB, ...) that
+// suits the chart's largest value, so that ticks fall on round numbers of it.
 
 import { api } from "./api.js";
 import { LineChart } from "./chart.js";
 import { h, mount } from "./util/dom.js";
-import { fmtBytes, fmtNumber } from "./util/format.js";
+import { fmtNumber } from "./util/format.js";
+import { keyUnit } from "./util/keys.js";
 
 const GPU_COLORS = ["#2f6fdf", "#e8590c", "#2b9a3e", "#7048e8", "#c92a2a", "#0b7285", "#d6336c", "#5c940d"];
 
@@ -26,11 +29,20 @@ function groupFor(key) {
     const m = key.match(g.re);
     if (m) return { group: g, gpu: m[1] };
   }
-  return { group: { title: key, re: null, unit: /_bytes$/.test(key) ? "bytes" : "" }, gpu: undefined };
+  return { group: { title: key, re: null, unit: keyUnit(key) }, gpu: undefined };
+}
+
+const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
+
+/** The binary unit for byte values up to ``top``: [name, size], e.g. ["GB", 2 ** 30]. */
+export function byteUnit(top) {
+  let i = 0;
+  while (i < BYTE_UNITS.length - 1 && Math.abs(top) >= 1024 ** (i + 1)) i += 1;
+  return [BYTE_UNITS[i], 1024 ** i];
 }
 
 export class SystemPanels {
-  /** opts: {maxRuns, chartHeight} */
+  /** opts: {maxRuns, chartHeight, syncZoom() (false: a drag-zoom stays in its chart)} */
   constructor(el, opts = {}) {
     this.el = el;
     this.opts = opts;
@@ -61,6 +73,11 @@ export class SystemPanels {
     if (this.aborter.signal.aborted) return;
     this.note.textContent = runs.length > max ? `System metrics of the first ${max} visible runs.` : "";
     this.draw();
+  }
+
+  /** The charts a zoom of ``chart`` applies to: all (one time axis), unless syncZoom() says no. */
+  synced(chart) {
+    return this.opts.syncZoom?.() === false ? [chart] : [...this.charts.values()];
   }
 
   draw() {
@@ -109,21 +126,31 @@ export class SystemPanels {
       if (!chart) {
         const host = h("div", { class: "panel-chart" });
         const panel = h("div", { class: "panel", dataset: { system: title } }, h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: title })), host);
-        chart = new LineChart(host, { height: this.opts.chartHeight ?? 170, xName: () => "time", yFormat: group.unit === "bytes" ? fmtBytes : (v) => fmtNumber(v, 3) });
+        chart = new LineChart(host, { height: this.opts.chartHeight ?? 170, xName: () => "time" });
         chart.panel = panel;
         chart.zoomed = null;
         chart.opts.onZoom = (range) => {
-          chart.zoomed = range;
+          for (const c of this.synced(chart)) c.zoomed = range;
           this.draw();
         };
         chart.opts.onReset = () => {
-          chart.zoomed = null;
+          for (const c of this.synced(chart)) c.zoomed = null;
           this.draw();
         };
         this.charts.set(title, chart);
       }
       this.grid.appendChild(chart.panel);
-      chart.update(lines, { smoothing: 0, log: false, xKind: "relative", zoom: chart.zoomed });
+      let unit = group.unit;
+      let drawn = lines;
+      if (unit === "bytes") {
+        let top = 0;
+        for (const line of lines) for (const v of line.y) top = Math.max(top, Math.abs(v));
+        const [name, size] = byteUnit(top);
+        unit = name;
+        drawn = lines.map((line) => ({ ...line, y: line.y.map((v) => v / size) }));
+      }
+      chart.opts.yFormat = (v) => `${fmtNumber(v, 4)}${unit ? ` ${unit}` : ""}`;
+      chart.update(drawn, { smoothing: 0, log: false, xKind: "relative", xTitle: "Relative time", yTitle: unit, zoom: chart.zoomed });
     }
   }
 

@@ -605,7 +605,7 @@ export function workspaceView(el, route) {
       prefs.systemOpen = systemSection.open;
       save();
       if (systemSection.open) {
-        system = system || new SystemPanels(systemBody, { maxRuns: 10 });
+        system = system || new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
         system.setRuns(drawn);
       }
     });
@@ -617,7 +617,7 @@ export function workspaceView(el, route) {
     );
     panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, root: ui.chartsPane });
     if (prefs.systemOpen) {
-      system = new SystemPanels(systemBody, { maxRuns: 10 });
+      system = new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
     }
   }
 
