@@ -41,7 +41,9 @@ export class LineChart {
   }
 
   /**
-   * lines: [{id, label, color, x, y, min?, max?, sampled?}]; view: {smoothing, log, xKind, zoom}
+   * lines: [{id, label, color, dash?, x, y, min?, max?, sampled?}]; view: {smoothing, smooth?
+   * ((y) => smoothed y; else EMA of weight smoothing), log, yRange? ([lo, hi], null ends
+   * automatic), xKind, zoom}
    */
   update(lines, view) {
     this.lines = lines;
@@ -65,7 +67,7 @@ export class LineChart {
       return {
         x: line.x,
         cols: [
-          smoothing ? smoothEma(y, smoothing) : y,
+          smoothing ? (view.smooth ? view.smooth(y) : smoothEma(y, smoothing)) : y,
           smoothing ? y : null,
           banded ? cleanForLog(line.min, log) : null,
           banded ? cleanForLog(line.max, log) : null,
@@ -82,7 +84,7 @@ export class LineChart {
     drawn.forEach((line, i) => {
       this.mainIndex.push(data.length);
       data.push(cols[i][0]);
-      series.push({ label: line.label, stroke: line.color, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false } });
+      series.push({ label: line.label, stroke: line.color, dash: line.dash || undefined, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false } });
     });
     if (smoothing) {
       drawn.forEach((line, i) => {
@@ -128,7 +130,7 @@ export class LineChart {
             return [min, max];
           },
         },
-        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.yRange(u, min, max, true) } : { range: (u, min, max) => chart.yRange(u, min, max, false) },
+        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, true)) } : { range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, false)) },
       },
       axes: [
         {
@@ -204,6 +206,15 @@ export class LineChart {
       return [lo - pad, hi + pad];
     }
     return uPlot.rangeNum(lo, hi, 0.08, true);
+  }
+
+  /** The y range with the ends the owner holds (view.yRange: [lo, hi], either null: automatic). */
+  heldY(auto) {
+    const held = this.view?.yRange;
+    if (!held) return auto;
+    const lo = held[0] ?? auto[0];
+    const hi = held[1] ?? auto[1];
+    return lo < hi ? [lo, hi] : auto;
   }
 
   drawBands(u) {

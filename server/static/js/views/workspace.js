@@ -4,9 +4,9 @@
 import { api } from "../api.js";
 import { parseExpressions } from "../filters.js";
 import { MetricPanels } from "../panels.js";
-import { links } from "../router.js";
+import { go, links } from "../router.js";
 import { knownKeys, runColumns } from "../runtable.js";
-import { loadPrefs, savePrefs } from "../store.js";
+import { fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
 import { assignColors, runColor } from "../util/colors.js";
@@ -44,10 +44,22 @@ export function workspaceView(el, route) {
   let system = null;
   const ui = {};
 
+  /** Take `found` as the settings (the server's, or the defaults after a reset). */
+  const usePrefs = (found) => {
+    for (const name of Object.keys(prefs)) delete prefs[name];
+    Object.assign(prefs, found);
+    hidden.clear();
+    for (const id of prefs.hidden) hidden.add(id);
+  };
+
   const load = async () => {
     mount(el, loading("Loading runs…"));
     let built = false;
     try {
+      // The signed-in user's settings from the server first: they filter the runs.
+      const fromServer = await fetchPrefs(project);
+      if (!alive) return;
+      if (fromServer) usePrefs(fromServer);
       const projectInfo = api.project(project);
       projectInfo.catch(() => {}); // handled below, whichever request fails first
       // A big project shows its first page of runs while the rest arrive.
@@ -615,10 +627,16 @@ export function workspaceView(el, route) {
       metricsEl,
       systemSection,
     );
-    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, root: ui.chartsPane });
+    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, onReset: resetWorkspace, root: ui.chartsPane });
     if (prefs.systemOpen) {
       system = new SystemPanels(systemBody, { maxRuns: 10 });
     }
+  }
+
+  /** Forget the saved settings (server and browser) and show the workspace as new. */
+  async function resetWorkspace() {
+    usePrefs(await resetPrefs(project));
+    go(links.project(project));
   }
 
   function updateCharts() {
