@@ -275,8 +275,10 @@ class Panel {
 
 export class MetricPanels {
   /**
-   * opts: {settings, onSettings(settings), chartHeight, root (scroll container), title}
-   * settings: {x, smoothing, log, panelSearch, collapsed: {section: true}}
+   * opts: {settings, onSettings(settings), onReset() (reset the workspace), chartHeight,
+   * root (scroll container), title}
+   * settings: {x, smoothAlgo, smoothing, log, panelSearch, collapsed: {section: true},
+   * panels, sectionOrder, panelOrder, panelSizes, hiddenPanels, customPanels} (store.js)
    */
   constructor(el, opts) {
     this.el = el;
@@ -355,7 +357,7 @@ export class MetricPanels {
           },
         },
       },
-      Object.entries(SMOOTHERS).map(([value, found]) => h("option", { value, text: found.name, selected: value === (s.smoothAlgo || "ema") })),
+      Object.entries(SMOOTHERS).map(([value, found]) => h("option", { value, text: found.short, title: found.name, selected: value === (s.smoothAlgo || "ema") })),
     );
     const setRange = (found, value) => {
       Object.assign(slider, { min: String(found.min), max: String(found.max), step: String(found.step) });
@@ -368,6 +370,7 @@ export class MetricPanels {
     const reset = h("button", {
       class: "btn small ghost reset-workspace",
       type: "button",
+      hidden: !this.opts.onReset, // the workspace resets; a run page shows its settings only
       text: "Reset workspace",
       title: "Forget this workspace's saved settings: panels, layout, filters",
       on: {
@@ -502,7 +505,9 @@ export class MetricPanels {
     const rank = (name) => (name === CUSTOM ? 0 : name === UNGROUPED ? 1 : 2);
     const natural = [...bySection.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
     const chosen = (this.settings.sectionOrder || []).filter((name) => bySection.has(name));
-    const names = [...chosen, ...natural.filter((name) => !chosen.includes(name))];
+    // Sections not in the chosen order follow it, but for a new custom section: first.
+    const rest = natural.filter((name) => !chosen.includes(name));
+    const names = rest[0] === CUSTOM ? [CUSTOM, ...chosen, ...rest.slice(1)] : [...chosen, ...rest];
     const out = new Map();
     for (const name of names) {
       const panels = bySection.get(name);

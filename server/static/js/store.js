@@ -1,8 +1,9 @@
 // Per-project view settings: filters, sort, grouping, columns, hidden runs, chart
-// options, each panel's settings and the panel layout. Kept in this browser
-// (localStorage) and, for a signed-in user, on the server (one document per user
-// and project): the server's copy wins when it answers; without a key, offline or
-// with an older server, the browser's copy is all there is.
+// options, each panel's settings and the panel layout. All are kept in this browser
+// (localStorage); how the workspace looks (SHARED) is also kept on the server for a
+// signed-in user (one document per user and project), and the server's copy wins
+// when it answers. Without a key, offline or with an older server, the browser's
+// copy is all there is.
 
 import { api, getKey } from "./api.js";
 
@@ -37,6 +38,33 @@ export const DEFAULTS = Object.freeze({
   hiddenPanels: [], // panel ids
   customPanels: [], // [{id, title, keys: [metric keys], runs: [run ids] | null (all)}]
 });
+
+/**
+ * What the server keeps: the charts, panels and layout. Filters, sort, grouping and
+ * hidden runs stay in this browser: the question of the moment, not the workspace's shape.
+ */
+export const SHARED = Object.freeze([
+  "x",
+  "smoothAlgo",
+  "smoothing",
+  "log",
+  "collapsed",
+  "layout",
+  "systemOpen",
+  "maxRuns",
+  "columns",
+  "panels",
+  "sectionOrder",
+  "panelOrder",
+  "panelSizes",
+  "hiddenPanels",
+  "customPanels",
+]);
+
+/** The part of `prefs` the server keeps, as JSON. */
+function sharedJson(prefs) {
+  return JSON.stringify(Object.fromEntries(SHARED.map((name) => [name, prefs[name]])));
+}
 
 /** Settings as saved, over the defaults (nested defaults copied: callers replace, never share). */
 function withDefaults(saved) {
@@ -77,9 +105,9 @@ function syncOf(project) {
 }
 
 /**
- * The signed-in user's settings from the server (over the defaults), also kept in this
- * browser; null without a key, offline or with a server that does not keep them: then
- * loadPrefs' are the settings.
+ * The signed-in user's settings: the server's SHARED part (defaults where it has none)
+ * over this browser's, kept here too; null without a key, offline or with a server that
+ * does not keep them: then loadPrefs' are the settings.
  */
 export async function fetchPrefs(project) {
   const sync = syncOf(project);
@@ -93,17 +121,19 @@ export async function fetchPrefs(project) {
   } catch {
     return null;
   }
-  const prefs = withDefaults(answer.settings || {});
+  const settings = answer.settings || {};
+  const prefs = loadPrefs(project);
+  for (const name of SHARED) prefs[name] = name in settings ? settings[name] : structuredClone(DEFAULTS[name]);
   sync.on = true;
-  sync.sent = JSON.stringify(prefs);
-  saveLocal(project, sync.sent);
+  sync.sent = sharedJson(prefs);
+  saveLocal(project, JSON.stringify(prefs));
   return prefs;
 }
 
 export function savePrefs(project, prefs) {
-  const text = JSON.stringify(prefs);
-  saveLocal(project, text);
+  saveLocal(project, JSON.stringify(prefs));
   const sync = syncOf(project);
+  const text = sharedJson(prefs);
   if (!sync.on || text === (sync.pending ?? sync.sent)) return;
   sync.pending = text;
   clearTimeout(sync.timer);
@@ -142,7 +172,7 @@ export async function resetPrefs(project) {
       console.warn("resetting the view settings on the server:", err.message);
     }
   }
-  sync.sent = JSON.stringify(prefs); // the defaults need no saving
+  sync.sent = sharedJson(prefs); // the defaults need no saving
   return prefs;
 }
 

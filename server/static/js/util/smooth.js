@@ -84,11 +84,11 @@ export function smoothGaussian(values, sigma) {
   return out;
 }
 
-/** The smoothing algorithms a chart offers: name, what the amount means, its range. */
+/** The smoothing algorithms a chart offers: name (and a short one), what the amount means, its range. */
 export const SMOOTHERS = Object.freeze({
-  ema: { name: "Exponential moving average (debiased, TensorBoard)", amount: "Weight", min: 0, max: 0.99, step: 0.01, initial: 0.6, fn: smoothEma },
-  average: { name: "Running average", amount: "Window (points)", min: 1, max: 100, step: 1, initial: 10, fn: smoothRunningAverage },
-  gaussian: { name: "Gaussian", amount: "σ (points)", min: 0, max: 30, step: 0.5, initial: 3, fn: smoothGaussian },
+  ema: { name: "Exponential moving average (debiased, TensorBoard)", short: "EMA (TensorBoard)", amount: "Weight", min: 0, max: 0.99, step: 0.01, initial: 0.6, fn: smoothEma },
+  average: { name: "Running average", short: "Running average", amount: "Window (points)", min: 1, max: 100, step: 1, initial: 10, fn: smoothRunningAverage },
+  gaussian: { name: "Gaussian", short: "Gaussian", amount: "σ (points)", min: 0, max: 30, step: 0.5, initial: 3, fn: smoothGaussian },
 });
 
 /** (values) -> smoothed values for an algorithm and amount; null when that smooths nothing. */
