@@ -8,19 +8,17 @@ section and a panel moved, and a custom panel of two keys are restored in a new 
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import httpx
 from _server import ADMIN_KEY, ServerProcess, wait_for
-from test_dashboard import (  # noqa: F401 - fixtures
-    PUBLIC_PROJECT,
-    Page,
-    browser,
-    page,
-    pytestmark,
-    seeded,
-)
+from test_dashboard import PROJECT, PUBLIC_PROJECT, Page
+from test_dashboard import browser as browser  # the fixtures: this module's own server
+from test_dashboard import page as page
+from test_dashboard import pytestmark as pytestmark
+from test_dashboard import seeded as seeded
 
 WORKSPACE = f"/p/{PUBLIC_PROJECT}"  # public: another user can read it too
 VIEW = f"/projects/{PUBLIC_PROJECT}/view"
@@ -73,28 +71,33 @@ def open_menu(p: Any, key: str) -> Any:
     return menu
 
 
-def open_workspace(page: Page) -> Any:
+def open_workspace(tab: Page) -> Any:
     from playwright.sync_api import expect
 
-    p = page.goto(WORKSPACE)
+    p = tab.goto(WORKSPACE)
     expect(panel(p, "train/loss")).to_have_attribute("data-loaded", "true")
     return p
 
 
-def customise(page: Page) -> None:
+def customise(tab: Page) -> None:
     """Panel settings, a hidden panel, a moved section and panel, a custom panel."""
     from playwright.sync_api import expect
 
-    p = page.page
+    p = tab.page
     menu = open_menu(p, "train/loss")
     menu.locator('select[name="smoothAlgo"]').select_option("gaussian")
     menu.locator('input[name="log"]').check()
     menu.locator('input[name="yMin"]').fill("0.05")
     menu.locator('input[name="yMax"]').fill("3")
     menu.locator('input[name="yMax"]').press("Enter")
-    page.shot("views-panel-menu")
+    tab.shot("views-panel-menu")
     menu.get_by_role("button", name="Close").click()
     expect(panel(p, "train/loss")).to_have_attribute("data-smoothing", "gaussian")
+
+    menu = open_menu(p, "eval/loss")
+    menu.locator('select[name="size"]').select_option("large")
+    menu.get_by_role("button", name="Close").click()
+    expect(panel(p, "eval/loss")).to_have_class("panel panel-large")
 
     open_menu(p, "train/acc").get_by_role("button", name="Hide panel").click()
     expect(panel(p, "train/acc")).to_have_count(0)
@@ -129,10 +132,9 @@ def check_customised(p: Any) -> None:
     assert sections(p) == ["Custom", "Charts", "train", "eval"]
     assert panel_keys(p, "Charts") == ["lr", "epoch"]
     expect(panel(p, "train/acc")).to_have_count(0)
-    expect(p.locator('.panel-section[data-section="train"] .hidden-count')).to_have_text(
-        "1 hidden"
-    )
+    expect(p.locator('.panel-section[data-section="train"] .hidden-count')).to_have_text("1 hidden")
     expect(panel(p, "train/loss")).to_have_attribute("data-smoothing", "gaussian")
+    expect(panel(p, "eval/loss")).to_have_class("panel panel-large")
     assert y_scale(p, "train/loss") == [0.05, 3]
     menu = open_menu(p, "train/loss")
     assert menu.locator('select[name="smoothAlgo"]').input_value() == "gaussian"
@@ -149,6 +151,7 @@ def check_defaults(p: Any) -> None:
     expect(p.locator(".hidden-count")).to_have_count(0)
     assert sections(p) == ["Charts", "eval", "train"]
     assert panel_keys(p, "Charts") == ["epoch", "lr"]
+    expect(panel(p, "eval/loss")).to_have_class("panel panel-medium")
     expect(panel(p, "train/loss")).to_have_attribute("data-smoothing", "")
     low, high = y_scale(p, "train/loss")
     assert low != 0.05 and high != 3
@@ -169,8 +172,10 @@ def test_panel_settings_and_layout_follow_the_user(
         first.shot("views-customised")
         # Saved on the server shortly after the last change (debounced).
         wait_for(
-            lambda: saved(server).get("customPanels")
-            and saved(server)["panels"]["train/loss"]["smoothAlgo"] == "gaussian",
+            lambda: (
+                saved(server).get("customPanels")
+                and saved(server)["panels"]["train/loss"]["smoothAlgo"] == "gaussian"
+            ),
             timeout=10,
             what="the settings on the server",
         )
@@ -187,6 +192,8 @@ def test_panel_settings_and_layout_follow_the_user(
         "yMax": 3,
     }
     assert sorted(document["customPanels"][0]["keys"]) == ["eval/loss", "train/loss"]
+    assert document["panelSizes"] == {"eval/loss": "large"}
+    assert "search" not in document and "states" not in document  # filters stay in the browser
 
     again = Page(browser, server.url)  # a new context: nothing in localStorage
     try:
@@ -321,3 +328,76 @@ def test_without_a_key_settings_stay_in_the_browser(
     assert saved(server) == {}
     with httpx.Client(base_url=server.url + "/api/v1") as client:
         assert client.put(VIEW, json={"hiddenPanels": []}).status_code == 401
+
+
+def test_a_custom_panel_of_some_runs_and_a_panel_x_axis(
+    page: Page, seeded: tuple[ServerProcess, dict[str, str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, ids = seeded
+    asked: list[tuple[list[str], str]] = []  # (keys, x) of each series request
+
+    def note(request: Any) -> None:
+        if request.url.endswith("/metrics/series"):
+            body = json.loads(request.post_data or "{}")
+            asked.append((body["keys"], body["x"]))
+
+    page.page.on("request", note)
+    p = page.goto(f"/p/{PROJECT}")
+    expect(panel(p, "train/loss").locator(".panel-chart")).to_have_attribute("data-series", "6")
+    p.get_by_role("button", name="Add panel").click()
+    dialog = p.locator("dialog.add-panel-dialog")
+    dialog.locator('input[name="key"][value="train/loss"]').check()
+    for name in ("baseline", "wide-net"):
+        dialog.locator(f'input[name="run"][value="{ids[name]}"]').check()
+    dialog.get_by_role("button", name="Add").click()
+    custom = p.locator('.panel-section[data-section="Custom"] .panel')
+    expect(custom.locator(".panel-chart")).to_have_attribute("data-series", "2")
+    expect(custom.locator(".panel-title")).to_have_text("train/loss")
+
+    asked.clear()
+    menu = open_menu(p, "train/acc")
+    menu.locator('select[name="x"]').select_option("relative")
+    menu.get_by_role("button", name="Close").click()
+    wait_for(lambda: (["train/acc"], "relative") in asked, timeout=10, what="a relative-x fetch")
+    assert all(x != "relative" for keys, x in asked if keys != ["train/acc"])
+    with server.client() as admin:
+        wait_for(
+            lambda: admin.get(f"/projects/{PROJECT}/view").json()["settings"].get("panels"),
+            timeout=10,
+        )
+        document = admin.get(f"/projects/{PROJECT}/view").json()["settings"]
+        assert document["panels"] == {"train/acc": {"x": "relative"}}
+        assert sorted(document["customPanels"][0]["runs"]) == sorted(
+            [ids["baseline"], ids["wide-net"]]
+        )
+        admin.delete(f"/projects/{PROJECT}/view").raise_for_status()
+
+
+def test_a_malformed_document_falls_back_to_defaults(
+    page: Page, seeded: tuple[ServerProcess, dict[str, str]]
+) -> None:
+    """Settings of the wrong shape (another version's, or sent by hand) never break the page."""
+    from playwright.sync_api import expect
+
+    server, _ = seeded
+    bad = {
+        "panels": 5,
+        "customPanels": [{"id": 1}, "x", {"id": "ok", "keys": ["train/loss"], "runs": None}],
+        "panelOrder": {"train": 7},
+        "hiddenPanels": "train/acc",
+        "sectionOrder": [None, 3],
+        "x": 3,
+        "collapsed": [],
+    }
+    with server.client() as admin:
+        admin.put(VIEW, json=bad).raise_for_status()
+    try:
+        p = open_workspace(page)
+        expect(panel(p, "train/acc")).to_have_count(1)
+        expect(p.locator('.panel-section[data-section="Custom"] .panel')).to_have_count(1)
+        assert sections(p) == ["Custom", "Charts", "eval", "train"]
+    finally:
+        with server.client() as admin:
+            admin.delete(VIEW).raise_for_status()

@@ -511,7 +511,8 @@ export class MetricPanels {
     const out = new Map();
     for (const name of names) {
       const panels = bySection.get(name);
-      const order = this.settings.panelOrder?.[name] || [];
+      const savedOrder = this.settings.panelOrder?.[name];
+      const order = Array.isArray(savedOrder) ? savedOrder : [];
       const at = (p) => {
         const i = order.indexOf(p.id);
         return i < 0 ? Infinity : i;

@@ -69,7 +69,16 @@ function sharedJson(prefs) {
 /** Settings as saved, over the defaults (nested defaults copied: callers replace, never share). */
 function withDefaults(saved) {
   const out = { ...structuredClone(DEFAULTS), ...saved };
-  out.collapsed = { ...(saved.collapsed || {}) };
+  // A setting of the wrong shape (another version's, or edited by hand) is its default:
+  // a document from the server must not break the page that could reset it.
+  for (const [name, value] of Object.entries(DEFAULTS)) {
+    if (value === null) continue;
+    const got = out[name];
+    const same = Array.isArray(value) ? Array.isArray(got) : typeof got === typeof value && (typeof got !== "object" || (got !== null && !Array.isArray(got)));
+    if (!same) out[name] = structuredClone(value);
+  }
+  out.customPanels = out.customPanels.filter((c) => c && typeof c.id === "string" && Array.isArray(c.keys) && c.keys.length && (c.runs === null || c.runs === undefined || Array.isArray(c.runs)));
+  out.collapsed = { ...out.collapsed };
   return out;
 }
 
@@ -124,6 +133,7 @@ export async function fetchPrefs(project) {
   const settings = answer.settings || {};
   const prefs = loadPrefs(project);
   for (const name of SHARED) prefs[name] = name in settings ? settings[name] : structuredClone(DEFAULTS[name]);
+  Object.assign(prefs, withDefaults(prefs)); // the server's of the right shape
   sync.on = true;
   sync.sent = sharedJson(prefs);
   saveLocal(project, JSON.stringify(prefs));
