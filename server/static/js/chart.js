@@ -130,7 +130,7 @@ export class LineChart {
             return [min, max];
           },
         },
-        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, true)) } : { range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, false)) },
+        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, true), true) } : { range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, false), false) },
       },
       axes: [
         {
@@ -209,10 +209,10 @@ export class LineChart {
   }
 
   /** The y range with the ends the owner holds (view.yRange: [lo, hi], either null: automatic). */
-  heldY(auto) {
+  heldY(auto, log) {
     const held = this.view?.yRange;
     if (!held) return auto;
-    const lo = held[0] ?? auto[0];
+    const lo = held[0] !== null && (!log || held[0] > 0) ? held[0] : auto[0];
     const hi = held[1] ?? auto[1];
     return lo < hi ? [lo, hi] : auto;
   }

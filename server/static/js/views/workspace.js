@@ -56,11 +56,12 @@ export function workspaceView(el, route) {
     mount(el, loading("Loading runs…"));
     let built = false;
     try {
-      // The signed-in user's settings from the server first: they filter the runs.
-      const fromServer = await fetchPrefs(project);
-      if (!alive) return;
-      if (fromServer) usePrefs(fromServer);
-      const projectInfo = api.project(project);
+      // The signed-in user's charts and layout from the server, before anything is built
+      // (they do not filter the runs: those are fetched meanwhile).
+      const fromServer = fetchPrefs(project).then((found) => {
+        if (found && alive) usePrefs(found);
+      });
+      const projectInfo = Promise.all([api.project(project), fromServer]).then(([found]) => found);
       projectInfo.catch(() => {}); // handled below, whichever request fails first
       // A big project shows its first page of runs while the rest arrive.
       const all = fetchRuns((partial) => {
