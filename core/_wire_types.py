@@ -295,6 +295,13 @@ class RunArtifacts(_Wire, frozen=True):
     used: list[Any]
 
 
+class ViewSettings(_Wire, frozen=True):
+    """A user's dashboard settings for a project: ``{}`` and no time when none are saved."""
+
+    settings: dict[str, Any]
+    updated_at: float | None = None
+
+
 #: Every response type, for the OpenAPI document's components.
 ALL: tuple[type[_Wire], ...] = (
     ErrorBody,
@@ -328,4 +335,5 @@ ALL: tuple[type[_Wire], ...] = (
     ArtifactVersion,
     Lineage,
     RunArtifacts,
+    ViewSettings,
 )

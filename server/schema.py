@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -281,5 +281,22 @@ artifact_usage = sa.Table(
 )
 sa.Index("ix_artifact_usage_version", artifact_usage.c.version_id)
 
+# -- dashboard view settings (schema version 7) ------------------------------------------
+
+#: A user's dashboard settings for a project (panels, layout, filters): a JSON document
+#: the dashboard owns; the server checks only that it is an object of bounded size.
+view_settings = sa.Table(
+    "view_settings",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("entities.id"), primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("updated_at", _float, nullable=False),
+)
+
 #: Tables added by each schema version (what its migration creates).
-ADDED_IN = {2: [artifacts, artifact_versions, artifact_aliases, artifact_usage], 4: [blob_owners]}
+ADDED_IN = {
+    2: [artifacts, artifact_versions, artifact_aliases, artifact_usage],
+    4: [blob_owners],
+    7: [view_settings],
+}

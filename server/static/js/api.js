@@ -273,6 +273,23 @@ export const api = {
     if (!response.ok) await fail(response);
     return response.blob();
   },
+
+  // -- the caller's dashboard settings (server/routes_views.py) ---------------------------
+
+  /** {settings, updated_at}: the caller's saved settings for a project ({} when none); 401 without a key. */
+  view: (project, signal) => request("GET", `${projectPath(project)}/view`, { signal }),
+
+  /** Replace the caller's settings for a project with `settings` (a JSON object, at most 256 KiB). */
+  saveView: (project, settings, { keepalive = false } = {}) =>
+    fetch(url(`${projectPath(project)}/view`), {
+      method: "PUT",
+      headers: headers({ "Content-Type": "application/json" }),
+      body: JSON.stringify(settings),
+      keepalive, // a save as the page goes away still reaches the server
+    }).then((response) => (response.ok ? response.json() : fail(response))),
+
+  /** Forget the caller's settings for a project (reset to default). */
+  resetView: (project) => request("DELETE", `${projectPath(project)}/view`),
 };
 
 /** Save a Blob under a file name (through a temporary object URL). */

@@ -50,9 +50,11 @@ export class LineChart {
   }
 
   /**
-   * lines: [{id, label, color, x, y, min?, max?, sampled?}];
-   * view: {smoothing, log, xKind, zoom, xTitle, yTitle}: xKind "step", "time", "relative" or
-   * "metric" (another key); the titles name the axes ("Step", "epoch"; a unit such as "%").
+   * lines: [{id, label, color, dash?, x, y, min?, max?, sampled?}];
+   * view: {smoothing, smooth? ((y) => smoothed y; else EMA of weight smoothing), log,
+   * yRange? ([lo, hi], null ends automatic), xKind, zoom, xTitle, yTitle}: xKind "step",
+   * "time", "relative" or "metric" (another key); the titles name the axes ("Step", "epoch";
+   * a unit such as "%").
    */
   update(lines, view) {
     this.lines = lines;
@@ -79,7 +81,7 @@ export class LineChart {
       return {
         x: line.x,
         cols: [
-          smoothing ? smoothEma(y, smoothing) : y,
+          smoothing ? (view.smooth ? view.smooth(y) : smoothEma(y, smoothing)) : y,
           smoothing ? y : null,
           banded ? cleanForLog(line.min, log) : null,
           banded ? cleanForLog(line.max, log) : null,
@@ -97,7 +99,7 @@ export class LineChart {
       this.mainIndex.push(data.length);
       data.push(cols[i][0]);
       const show = !this.hidden.has(line.id);
-      series.push({ label: line.label, stroke: line.color, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false }, show });
+      series.push({ label: line.label, stroke: line.color, dash: line.dash || undefined, width: many ? 1 : smoothing ? 2 : 1.5, spanGaps: true, points: { show: false }, show });
     });
     this.rawIndex = [];
     if (smoothing) {
@@ -153,7 +155,7 @@ export class LineChart {
             return [min, max];
           },
         },
-        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.yRange(u, min, max, true) } : { range: (u, min, max) => chart.yRange(u, min, max, false) },
+        y: log ? { distr: 3, log: 10, range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, true), true) } : { range: (u, min, max) => chart.heldY(chart.yRange(u, min, max, false), false) },
       },
       axes: [
         {
@@ -239,6 +241,15 @@ export class LineChart {
       return [lo - pad, hi + pad];
     }
     return uPlot.rangeNum(lo, hi, 0.08, true);
+  }
+
+  /** The y range with the ends the owner holds (view.yRange: [lo, hi], either null: automatic). */
+  heldY(auto, log) {
+    const held = this.view?.yRange;
+    if (!held) return auto;
+    const lo = held[0] !== null && (!log || held[0] > 0) ? held[0] : auto[0];
+    const hi = held[1] ?? auto[1];
+    return lo < hi ? [lo, hi] : auto;
   }
 
   drawBands(u) {

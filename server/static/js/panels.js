@@ -1,7 +1,11 @@
 // Chart panels, one per metric key, grouped in sections by prefix ("train/",
-// "eval/"), searchable. A panel fetches its series when it scrolls into view,
+// "eval/"), searchable, plus custom panels (several keys, a subset of runs) in
+// their own section. A panel fetches its series when it scrolls into view,
 // only for runs it does not have yet; zoom refetches the range at full
 // resolution; live refresh refetches only the runs still running.
+// Each panel's settings (x axis, smoothing, log scale, y range, outliers) override
+// the workspace's; the layout (section and panel order, sizes, hidden panels,
+// custom panels) lives in the same settings (store.js keeps them).
 
 import { api } from "./api.js";
 import { LineChart } from "./chart.js";
@@ -9,10 +13,17 @@ import { mergePoints } from "./downsample.js";
 import { h, icon, ICONS, mount } from "./util/dom.js";
 import { fmtCompact } from "./util/format.js";
 import { keyTitle, keyUnit } from "./util/keys.js";
+import { percentileRange, smoother, SMOOTHERS } from "./util/smooth.js";
 
 const CONCURRENCY = 3;
 const MANY_RUNS = 20;
 const UNGROUPED = "Charts";
+const CUSTOM = "Custom";
+const HEIGHTS = { small: 150, medium: 210, large: 320 };
+const DASHES = [null, [6, 4], [2, 3], [10, 4, 2, 4]]; // one per key of a custom panel
+const SLIDERS = ["M4 7h9", "M17 7h3", "M15 5v4", "M4 17h3", "M11 17h9", "M9 15v4"];
+// The share of the points "ignore outliers" keeps inside the y axis (W&B's 1st-99th percentile).
+const OUTLIERS = [0.01, 0.99];
 
 /** Section of a key: its prefix before "/", or "Charts". */
 export function sectionOf(key) {
@@ -21,9 +32,14 @@ export function sectionOf(key) {
 }
 
 class Panel {
-  constructor(owner, key) {
+  /** key: a metric key; custom: {id, title, keys, runs} for a custom panel. */
+  constructor(owner, key, custom = null) {
     this.owner = owner;
-    this.key = key;
+    this.custom = custom;
+    this.id = custom ? `custom:${custom.id}` : key;
+    this.keys = custom ? custom.keys : [key];
+    this.key = this.keys[0];
+    this.title = custom ? custom.title || custom.keys.join(", ") : key;
     this.zoom = null;
     this.caches = new Map(); // "x|zoom" -> Map(runId -> series)
     this.stale = new Set(); // run ids to refetch (still running)
@@ -31,19 +47,97 @@ class Panel {
     this.pending = false;
     this.status = h("span", { class: "panel-status" });
     this.resetBtn = h("button", { class: "icon-btn", type: "button", title: "Reset zoom (or double-click the chart)", hidden: true, on: { click: () => this.resetZoom() } }, icon(ICONS.reset, 14));
-    this.host = h("div", { class: "panel-chart", style: { minHeight: `${owner.chartHeight}px` } });
+    this.menuBtn = h("button", { class: "icon-btn panel-menu-btn", type: "button", title: "Panel settings", attrs: { "aria-label": `Panel settings: ${this.title}` }, on: { click: () => this.openMenu() } }, icon(SLIDERS, 14));
+    this.size = this.owner.settings.panelSizes?.[this.id] || "medium";
+    this.host = h("div", { class: "panel-chart", style: { minHeight: `${this.height()}px` } });
+    const title = this.custom ? this.keys.join(", ") + (this.custom.runs ? ` · ${this.custom.runs.length} runs` : "") : this.key;
     this.el = h(
       "div",
-      { class: "panel", dataset: { key } },
-      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: keyTitle(key), title: key }), copyKeyButton(key), this.status, this.resetBtn),
+      { class: ["panel", `panel-${this.size}`, custom && "panel-custom"], dataset: { key: this.id, panel: this.id } },
+      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: custom ? this.title : keyTitle(key), title }), custom ? null : copyKeyButton(key), this.status, this.resetBtn, this.menuBtn),
       this.host,
     );
     this.el.panel = this;
   }
 
-  /** The x axis of this panel: the workspace's, or the key's step metric (define_metric). */
+  height() {
+    return this.size === "medium" ? this.owner.chartHeight : HEIGHTS[this.size] || this.owner.chartHeight;
+  }
+
+  /** This panel's own settings (what overrides the workspace's); {} when none. */
+  own() {
+    return this.owner.settings.panels?.[this.id] || {};
+  }
+
+  /** The settings this panel draws with: its own over the workspace's. */
+  view() {
+    const own = this.own();
+    const ws = this.owner.settings;
+    return {
+      smoothAlgo: own.smoothAlgo ?? ws.smoothAlgo ?? "ema",
+      smoothing: own.smoothing ?? ws.smoothing,
+      log: own.log ?? ws.log,
+      yMin: own.yMin ?? null,
+      yMax: own.yMax ?? null,
+      outliers: !!own.outliers,
+    };
+  }
+
+  /** The x axis: the panel's own, else the workspace's, or the key's step metric (define_metric). */
   xAxis() {
-    return this.owner.xOf(this.key);
+    return this.own().x || this.owner.xOf(this.key);
+  }
+
+  /** The runs this panel draws: a custom panel's chosen ones (among those shown), else all. */
+  runs() {
+    const chosen = this.custom?.runs;
+    return chosen ? this.owner.runs.filter((r) => chosen.includes(r.id)) : this.owner.runs;
+  }
+
+  /** Change this panel's own settings (null removes one; null patch: all) and redraw. */
+  setOwn(patch) {
+    const panels = { ...this.owner.settings.panels };
+    const before = this.xAxis();
+    if (patch === null) delete panels[this.id];
+    else {
+      const next = { ...panels[this.id], ...patch };
+      for (const [name, value] of Object.entries(next)) if (value === null || value === undefined || value === "") delete next[name];
+      if (Object.keys(next).length) panels[this.id] = next;
+      else delete panels[this.id];
+    }
+    this.owner.settings.panels = panels;
+    this.owner.saved();
+    if (this.xAxis() !== before) {
+      this.zoom = null;
+      this.resetBtn.hidden = true;
+      this.caches.clear();
+      if (this.inView) this.owner.schedule(this);
+    }
+    this.draw();
+  }
+
+  setSize(size) {
+    this.size = size;
+    const sizes = { ...this.owner.settings.panelSizes };
+    if (size === "medium") delete sizes[this.id];
+    else sizes[this.id] = size;
+    this.owner.settings.panelSizes = sizes;
+    this.owner.saved();
+    this.el.classList.remove("panel-small", "panel-medium", "panel-large");
+    this.el.classList.add(`panel-${size}`);
+    this.host.style.minHeight = `${this.height()}px`;
+    // A chart's height is fixed when it is made: make it again.
+    this.chart?.destroy();
+    this.chart = null;
+    this.host.replaceChildren();
+    if (this.inView) {
+      this.ensureChart();
+      this.draw();
+    }
+  }
+
+  openMenu() {
+    this.owner.openPanelMenu(this);
   }
 
   cacheKey() {
@@ -63,16 +157,16 @@ class Panel {
   /** Run ids to fetch for the current view. */
   missing() {
     const cache = this.cache();
-    return this.owner.runs.filter((r) => !cache.has(r.id) || this.stale.has(r.id)).map((r) => r.id);
+    return this.runs().filter((r) => !cache.has(r.id) || this.stale.has(r.id)).map((r) => r.id);
   }
 
   ensureChart() {
     if (!this.chart) {
       this.chart = new LineChart(this.host, {
-        height: this.owner.chartHeight,
+        height: this.height(),
         onZoom: (range) => this.setZoom(range),
         onReset: () => this.resetZoom(),
-        xName: () => this.owner.xName(this.key),
+        xName: () => xTitle(this.xAxis()),
       });
     }
   }
@@ -111,35 +205,53 @@ class Panel {
     let sampled = 0;
     let total = 0;
     let text = false;
-    for (const run of this.owner.runs) {
+    const many = this.keys.length > 1;
+    for (const run of this.runs()) {
       // While a zoomed fetch is on its way, show the unzoomed data (uPlot zooms it).
-      const s = cache.get(run.id) || (this.zoom && full ? full.get(run.id) : undefined);
-      if (!s) continue;
-      if (s.kind !== "number") {
-        text = true;
-        continue;
-      }
-      total += s.total;
-      lines.push({ run, s });
+      const byKey = cache.get(run.id) || (this.zoom && full ? full.get(run.id) : undefined);
+      if (!byKey) continue;
+      this.keys.forEach((key, k) => {
+        const s = byKey.get(key);
+        if (!s) return;
+        if (s.kind !== "number") {
+          text = true;
+          return;
+        }
+        total += s.total;
+        lines.push({ run, key, k, s });
+      });
     }
     // Many runs in one chart: fewer points per line (merged like the server's buckets).
     const width = this.host.clientWidth || 400;
     const perLine = lines.length > MANY_RUNS ? Math.max(width / 3, (width * MANY_RUNS) / lines.length) : Infinity;
     for (let i = 0; i < lines.length; i++) {
-      const { run, s } = lines[i];
+      const { run, key, k, s } = lines[i];
       const merged = s.x.length > perLine ? mergePoints(s, Math.ceil(s.x.length / perLine)) : s;
       if (merged.sampled) sampled += 1;
-      lines[i] = { id: run.id, label: run.name, color: run.color, x: merged.x, y: merged.y, min: merged.min, max: merged.max, sampled: merged.sampled };
+      lines[i] = {
+        id: many ? `${run.id}|${key}` : run.id,
+        label: many ? `${run.name} · ${key}` : run.name,
+        color: run.color,
+        dash: DASHES[k % DASHES.length],
+        x: merged.x,
+        y: merged.y,
+        min: merged.min,
+        max: merged.max,
+        sampled: merged.sampled,
+      };
     }
-    const settings = this.owner.settings;
+    const view = this.view();
+    const smooth = smoother(view.smoothAlgo, view.smoothing);
     this.chart.update(lines, {
-      smoothing: settings.smoothing,
-      log: settings.log,
+      smoothing: smooth ? 1 : 0,
+      smooth,
+      log: view.log,
+      yRange: this.yRange(view, lines),
       xKind: ["step", "time", "relative"].includes(this.xAxis()) ? this.xAxis() : "metric",
       xTitle: this.owner.xTitle(this.key),
       yTitle: keyUnit(this.key),
       zoom: this.zoom,
-      emptyText: text ? "Text values: not charted" : this.owner.runs.length ? (this.pending ? "Loading…" : "No data for the visible runs") : "No visible runs",
+      emptyText: text ? "Text values: not charted" : this.runs().length ? (this.pending ? "Loading…" : "No data for the visible runs") : "No visible runs",
     });
     this.status.textContent = lines.length
       ? sampled
@@ -151,6 +263,22 @@ class Panel {
     this.status.title = sampled ? `${sampled} of ${lines.length} series downsampled; the band shows each bucket's min and max. Drag to zoom for full resolution.` : "";
     this.el.dataset.loaded = String(!this.pending);
     this.el.dataset.points = String(total);
+    this.el.dataset.smoothing = smooth ? view.smoothAlgo : "";
+  }
+
+  /** [lo, hi] the y axis is held to (either null: automatic): the panel's range, else its outlier clip. */
+  yRange(view, lines) {
+    let clip = [null, null];
+    if (view.outliers) {
+      const found = percentileRange(lines.map((l) => l.y), OUTLIERS[0], OUTLIERS[1]);
+      if (found) {
+        const pad = (found[1] - found[0]) * 0.05;
+        clip = [found[0] - pad, found[1] + pad];
+        if (view.log && !(clip[0] > 0)) clip[0] = found[0] > 0 ? found[0] : null;
+      }
+    }
+    const range = [view.yMin ?? clip[0], view.yMax ?? clip[1]];
+    return range[0] === null && range[1] === null ? null : range;
   }
 
   destroy() {
@@ -160,8 +288,10 @@ class Panel {
 
 export class MetricPanels {
   /**
-   * opts: {settings, onSettings(settings), chartHeight, root (scroll container), title}
-   * settings: {x, smoothing, log, panelSearch, collapsed: {section: true}}
+   * opts: {settings, onSettings(settings), onReset() (reset the workspace), chartHeight,
+   * root (scroll container), title}
+   * settings: {x, smoothAlgo, smoothing, log, panelSearch, collapsed: {section: true},
+   * panels, sectionOrder, panelOrder, panelSizes, hiddenPanels, customPanels} (store.js)
    */
   constructor(el, opts) {
     this.el = el;
@@ -214,8 +344,7 @@ export class MetricPanels {
   }
 
   xName(key) {
-    const x = key === undefined ? this.settings.x : this.xOf(key);
-    return x === "time" ? "" : x === "relative" ? "time" : x;
+    return xTitle(key === undefined ? this.settings.x : this.xOf(key));
   }
 
   renderToolbar() {
@@ -229,45 +358,98 @@ export class MetricPanels {
       on: { input: () => this.changed({ panelSearch: this.search.value }, false) },
     });
     this.xSelect = h("select", { class: "select small", attrs: { "aria-label": "X axis" }, on: { change: () => this.changed({ x: this.xSelect.value }, true) } });
-    const smoothValue = h("span", { class: "smooth-value", text: Number(s.smoothing).toFixed(2) });
+    const smoothValue = h("span", { class: "smooth-value" });
     const slider = h("input", {
       type: "range",
-      min: "0",
-      max: "0.99",
-      step: "0.01",
-      value: String(s.smoothing),
       class: "slider",
       attrs: { "aria-label": "Smoothing" },
       on: {
         input: () => {
-          smoothValue.textContent = Number(slider.value).toFixed(2);
+          smoothValue.textContent = String(Number(slider.value));
           this.changed({ smoothing: Number(slider.value) }, false);
         },
       },
     });
+    const algo = h(
+      "select",
+      {
+        class: "select small",
+        attrs: { "aria-label": "Smoothing algorithm" },
+        on: {
+          change: () => {
+            const found = SMOOTHERS[algo.value];
+            setRange(found, found.initial);
+            this.changed({ smoothAlgo: algo.value, smoothing: found.initial }, false);
+          },
+        },
+      },
+      Object.entries(SMOOTHERS).map(([value, found]) => h("option", { value, text: found.short, title: found.name, selected: value === (s.smoothAlgo || "ema") })),
+    );
+    const setRange = (found, value) => {
+      Object.assign(slider, { min: String(found.min), max: String(found.max), step: String(found.step) });
+      slider.value = String(value);
+      slider.title = found.amount;
+      smoothValue.textContent = String(Number(slider.value));
+    };
+    setRange(SMOOTHERS[s.smoothAlgo] || SMOOTHERS.ema, s.smoothing);
     const logBox = h("input", { type: "checkbox", checked: !!s.log, attrs: { "aria-label": "Log scale" }, on: { change: () => this.changed({ log: logBox.checked }, false) } });
     const syncBox = h("input", { type: "checkbox", checked: s.syncZoom !== false, attrs: { "aria-label": "Sync zoom" }, on: { change: () => this.changed({ syncZoom: syncBox.checked }, false) } });
+    const reset = h("button", {
+      class: "btn small ghost reset-workspace",
+      type: "button",
+      hidden: !this.opts.onReset, // the workspace resets; a run page shows its settings only
+      text: "Reset workspace",
+      title: "Forget this workspace's saved settings: panels, layout, filters",
+      on: {
+        click: () => {
+          // Two clicks: the first asks, the second resets (no modal in the way).
+          if (reset.dataset.armed !== "true") {
+            reset.dataset.armed = "true";
+            reset.textContent = "Reset to default?";
+            setTimeout(() => {
+              reset.dataset.armed = "false";
+              reset.textContent = "Reset workspace";
+            }, 4000);
+            return;
+          }
+          this.opts.onReset?.();
+        },
+      },
+    });
     this.fillXOptions();
     return h(
       "div",
       { class: "panels-toolbar" },
       this.search,
       h("label", { class: "tool" }, h("span", { text: "X axis" }), this.xSelect),
-      h("label", { class: "tool", title: "Exponential moving average, debiased (as TensorBoard)" }, h("span", { text: "Smoothing" }), slider, smoothValue),
+      h("label", { class: "tool", title: "The workspace's smoothing; a panel's settings override it" }, h("span", { text: "Smoothing" }), algo, slider, smoothValue),
       h("label", { class: "tool check" }, logBox, h("span", { text: "Log scale" })),
       h("label", { class: "tool check", title: "Drag-zooming one chart zooms every chart with the same x axis" }, syncBox, h("span", { text: "Sync zoom" })),
+      h("div", { class: "spacer" }),
+      h("button", { class: "btn small add-panel", type: "button", text: "Add panel", on: { click: () => this.openAddPanel() } }),
+      reset,
     );
   }
 
-  fillXOptions() {
+  xOptions(current) {
     const options = [
       ["step", "Step"],
       ["time", "Wall time"],
       ["relative", "Relative time"],
       ...this.keys.map((k) => [k, k]),
     ];
-    if (!options.some(([v]) => v === this.settings.x)) options.push([this.settings.x, this.settings.x]);
-    mount(this.xSelect, options.map(([value, label]) => h("option", { value, text: label, selected: value === this.settings.x })));
+    if (current && !options.some(([v]) => v === current)) options.push([current, current]);
+    return options;
+  }
+
+  fillXOptions() {
+    const x = this.settings.x;
+    mount(this.xSelect, this.xOptions(x).map(([value, label]) => h("option", { value, text: label, selected: value === x })));
+  }
+
+  /** The settings changed (a panel's or the layout): the owner saves them. */
+  saved() {
+    this.opts.onSettings?.(this.settings);
   }
 
   changed(patch, refetch) {
@@ -319,35 +501,103 @@ export class MetricPanels {
     if (same) return;
     this.keys = keys;
     this.fillXOptions();
-    for (const [key, panel] of this.panels) {
-      if (!keys.includes(key)) {
-        this.observer.unobserve(panel.el);
-        panel.destroy();
-        this.panels.delete(key);
-      }
+    for (const [id, panel] of this.panels) {
+      if (!panel.custom && !keys.includes(id)) this.dropPanel(id);
     }
     for (const key of keys) if (!this.panels.has(key)) this.panels.set(key, new Panel(this, key));
     this.layout();
   }
 
+  dropPanel(id) {
+    const panel = this.panels.get(id);
+    this.observer.unobserve(panel.el);
+    panel.destroy();
+    this.panels.delete(id);
+  }
+
+  /** Custom panels as the settings list them: new ones made, removed ones dropped. */
+  syncCustom() {
+    const wanted = new Map((this.settings.customPanels || []).map((c) => [`custom:${c.id}`, c]));
+    for (const [id, panel] of this.panels) if (panel.custom && !wanted.has(id)) this.dropPanel(id);
+    for (const [id, custom] of wanted) if (!this.panels.has(id)) this.panels.set(id, new Panel(this, null, custom));
+  }
+
+  /** Sections in order: {name: [panels in order]}, hidden panels included. */
+  sectioned() {
+    const bySection = new Map();
+    const add = (name, panel) => {
+      if (!bySection.has(name)) bySection.set(name, []);
+      bySection.get(name).push(panel);
+    };
+    for (const panel of this.panels.values()) add(panel.custom ? CUSTOM : sectionOf(panel.key), panel);
+    const rank = (name) => (name === CUSTOM ? 0 : name === UNGROUPED ? 1 : 2);
+    const natural = [...bySection.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    const chosen = (this.settings.sectionOrder || []).filter((name) => bySection.has(name));
+    // Sections not in the chosen order follow it, but for a new custom section: first.
+    const rest = natural.filter((name) => !chosen.includes(name));
+    const names = rest[0] === CUSTOM ? [CUSTOM, ...chosen, ...rest.slice(1)] : [...chosen, ...rest];
+    const out = new Map();
+    for (const name of names) {
+      const panels = bySection.get(name);
+      const savedOrder = this.settings.panelOrder?.[name];
+      const order = Array.isArray(savedOrder) ? savedOrder : [];
+      const at = (p) => {
+        const i = order.indexOf(p.id);
+        return i < 0 ? Infinity : i;
+      };
+      // Chosen order first; the rest as they come (custom panels) or by key.
+      panels.sort((a, b) => at(a) - at(b) || (a.custom || b.custom ? 0 : a.key.localeCompare(b.key)));
+      out.set(name, panels);
+    }
+    return out;
+  }
+
+  moveSection(name, by) {
+    const names = [...this.sectioned().keys()];
+    const i = names.indexOf(name);
+    const j = i + by;
+    if (i < 0 || j < 0 || j >= names.length) return;
+    [names[i], names[j]] = [names[j], names[i]];
+    this.settings.sectionOrder = names;
+    this.saved();
+    this.layout();
+  }
+
+  movePanel(panel, by) {
+    const name = panel.custom ? CUSTOM : sectionOf(panel.key);
+    const ids = (this.sectioned().get(name) || []).map((p) => p.id);
+    const i = ids.indexOf(panel.id);
+    const j = i + by;
+    if (i < 0 || j < 0 || j >= ids.length) return;
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+    this.settings.panelOrder = { ...this.settings.panelOrder, [name]: ids };
+    this.saved();
+    this.layout();
+  }
+
+  setHidden(panel, hide) {
+    const hidden = (this.settings.hiddenPanels || []).filter((id) => id !== panel.id);
+    if (hide) hidden.push(panel.id);
+    this.settings.hiddenPanels = hidden;
+    this.saved();
+    this.layout();
+  }
+
   layout() {
+    this.syncCustom();
     const text = (this.settings.panelSearch || "").trim().toLowerCase();
     const terms = text.split(/\s+/).filter(Boolean);
-    const bySection = new Map();
-    for (const key of this.keys) {
-      if (terms.length && !terms.every((t) => key.toLowerCase().includes(t))) continue;
-      const name = sectionOf(key);
-      if (!bySection.has(name)) bySection.set(name, []);
-      bySection.get(name).push(key);
-    }
-    const names = [...bySection.keys()].sort((a, b) => (a === UNGROUPED ? -1 : b === UNGROUPED ? 1 : a.localeCompare(b)));
-    this.note.textContent = this.keys.length ? (names.length ? "" : "No panel matches the search.") : this.runs.length ? "No metrics logged by these runs yet." : "";
+    const hiddenIds = new Set(this.settings.hiddenPanels || []);
+    const matches = (panel) => !terms.length || terms.every((t) => `${panel.title} ${panel.keys.join(" ")}`.toLowerCase().includes(t));
+    const sections = [...this.sectioned()].map(([name, panels]) => [name, panels.filter(matches)]).filter(([, panels]) => panels.length);
+    this.note.textContent = this.panels.size ? (sections.length ? "" : "No panel matches the search.") : this.runs.length ? "No metrics logged by these runs yet." : "";
     this.note.hidden = !this.note.textContent;
-    const nodes = names.map((name) => {
-      const keys = bySection.get(name);
+    const nodes = sections.map(([name, panels], index) => {
+      const shown = panels.filter((p) => !hiddenIds.has(p.id));
+      const hidden = panels.filter((p) => hiddenIds.has(p.id));
       const collapsed = !!this.settings.collapsed?.[name];
       const grid = h("div", { class: "panel-grid", hidden: collapsed });
-      for (const key of keys) grid.appendChild(this.panels.get(key).el);
+      for (const panel of shown) grid.appendChild(panel.el);
       const toggle = h(
         "button",
         {
@@ -361,15 +611,36 @@ export class MetricPanels {
               toggle.setAttribute("aria-expanded", String(!now));
               caret.replaceWith((caret = icon(now ? ICONS.caretRight : ICONS.caretDown, 14)));
               this.settings.collapsed = { ...this.settings.collapsed, [name]: now };
-              this.opts.onSettings?.(this.settings);
+              this.saved();
             },
           },
         },
         null,
       );
       let caret = icon(collapsed ? ICONS.caretRight : ICONS.caretDown, 14);
-      toggle.append(caret, h("span", { class: "section-name", text: name }), h("span", { class: "count", text: String(keys.length) }));
-      return h("section", { class: "panel-section", dataset: { section: name } }, toggle, grid);
+      toggle.append(caret, h("span", { class: "section-name", text: name }), h("span", { class: "count", text: String(shown.length) }));
+      const shelf = h(
+        "div",
+        { class: "hidden-panels", hidden: true },
+        hidden.map((p) => h("button", { class: "btn small ghost", type: "button", text: `Show ${p.title}`, dataset: { panel: p.id }, on: { click: () => this.setHidden(p, false) } })),
+      );
+      const bar = h(
+        "div",
+        { class: "section-bar" },
+        toggle,
+        hidden.length
+          ? h("button", {
+              class: "btn small ghost hidden-count",
+              type: "button",
+              text: `${hidden.length} hidden`,
+              title: "Show the hidden panels of this section",
+              on: { click: () => (shelf.hidden = !shelf.hidden) },
+            })
+          : null,
+        h("button", { class: "icon-btn", type: "button", title: "Move section up", disabled: index === 0, attrs: { "aria-label": `Move section ${name} up` }, on: { click: () => this.moveSection(name, -1) } }, icon(["M6 15l6-6 6 6"], 14)),
+        h("button", { class: "icon-btn", type: "button", title: "Move section down", disabled: index === sections.length - 1, attrs: { "aria-label": `Move section ${name} down` }, on: { click: () => this.moveSection(name, 1) } }, icon(ICONS.caretDown, 14)),
+      );
+      return h("section", { class: "panel-section", dataset: { section: name } }, bar, shelf, grid);
     });
     mount(this.sections, nodes);
     // Panels on screen now start at once (the observer reports a frame later).
@@ -386,6 +657,163 @@ export class MetricPanels {
         if (r.bottom >= view.top && r.top <= view.bottom) this.setInView(panel, true);
       }
     }
+  }
+
+  /** A dialog of one panel's settings, applied as they change. */
+  openPanelMenu(panel) {
+    const own = panel.own();
+    const view = panel.view();
+    const ws = this.settings;
+    const dialog = h("dialog", { class: "dialog panel-menu", dataset: { panel: panel.id } });
+    const close = () => {
+      dialog.close();
+      dialog.remove();
+    };
+    dialog.addEventListener("close", () => dialog.remove());
+    const field = (label, control) => h("label", { class: "field" }, h("span", { text: label }), control);
+    const x = h(
+      "select",
+      { class: "select small", name: "x", on: { change: () => panel.setOwn({ x: x.value || null }) } },
+      h("option", { value: "", text: `Workspace default (${this.xOf(panel.key)})`, selected: !own.x }),
+      this.xOptions(own.x).map(([value, label]) => h("option", { value, text: label, selected: value === own.x })),
+    );
+    const amountValue = h("span", { class: "smooth-value" });
+    const amount = h("input", { type: "range", class: "slider", name: "smoothing", attrs: { "aria-label": "Smoothing amount" } });
+    const setAmount = (algo, value) => {
+      const found = SMOOTHERS[algo] || SMOOTHERS.ema;
+      Object.assign(amount, { min: String(found.min), max: String(found.max), step: String(found.step) });
+      amount.value = String(value);
+      amountLabel.textContent = found.amount;
+      amountValue.textContent = String(Number(amount.value));
+    };
+    const amountLabel = h("span");
+    amount.addEventListener("input", () => {
+      amountValue.textContent = String(Number(amount.value));
+      panel.setOwn({ smoothAlgo: algo.value || view.smoothAlgo, smoothing: Number(amount.value) });
+    });
+    const algo = h(
+      "select",
+      {
+        class: "select small",
+        name: "smoothAlgo",
+        on: {
+          change: () => {
+            if (!algo.value) {
+              panel.setOwn({ smoothAlgo: null, smoothing: null });
+              setAmount(ws.smoothAlgo, ws.smoothing);
+              return;
+            }
+            const found = SMOOTHERS[algo.value];
+            setAmount(algo.value, found.initial);
+            panel.setOwn({ smoothAlgo: algo.value, smoothing: found.initial });
+          },
+        },
+      },
+      h("option", { value: "", text: `Workspace default (${(SMOOTHERS[ws.smoothAlgo] || SMOOTHERS.ema).name})`, selected: !own.smoothAlgo }),
+      Object.entries(SMOOTHERS).map(([value, found]) => h("option", { value, text: found.name, selected: value === own.smoothAlgo })),
+    );
+    setAmount(view.smoothAlgo, view.smoothing);
+    const log = h("input", { type: "checkbox", name: "log", checked: view.log, on: { change: () => panel.setOwn({ log: log.checked === !!ws.log ? null : log.checked }) } });
+    const bound = (name, value) => {
+      const input = h("input", { class: "input small", type: "number", name, step: "any", placeholder: "auto", value: value ?? "" });
+      input.addEventListener("change", () => {
+        const number = input.value.trim() === "" ? null : Number(input.value);
+        panel.setOwn({ [name]: Number.isFinite(number) ? number : null });
+      });
+      return input;
+    };
+    const outliers = h("input", { type: "checkbox", name: "outliers", checked: view.outliers, on: { change: () => panel.setOwn({ outliers: outliers.checked || null }) } });
+    const size = h(
+      "select",
+      { class: "select small", name: "size", on: { change: () => panel.setSize(size.value) } },
+      ["small", "medium", "large"].map((value) => h("option", { value, text: value[0].toUpperCase() + value.slice(1), selected: value === panel.size })),
+    );
+    const button = (text, onClick, cls = "btn small") => h("button", { class: cls, type: "button", text, on: { click: onClick } });
+    dialog.append(
+      h("div", { class: "dialog-head" }, h("h2", { text: panel.title }), button("Close", close, "btn ghost")),
+      h(
+        "div",
+        { class: "panel-menu-fields" },
+        field("X axis", x),
+        field("Smoothing", algo),
+        h("label", { class: "field" }, amountLabel, h("span", { class: "row gap" }, amount, amountValue)),
+        h("label", { class: "tool check" }, log, h("span", { text: "Log scale (y)" })),
+        h("div", { class: "row gap" }, field("Y min", bound("yMin", own.yMin)), field("Y max", bound("yMax", own.yMax))),
+        h("label", { class: "tool check", title: "Scale the y axis to the 1st-99th percentile of the values" }, outliers, h("span", { text: "Ignore outliers" })),
+        field("Size", size),
+      ),
+      h(
+        "div",
+        { class: "row gap panel-menu-actions" },
+        button("Move up", () => this.movePanel(panel, -1)),
+        button("Move down", () => this.movePanel(panel, 1)),
+        button("Hide panel", () => {
+          close();
+          this.setHidden(panel, true);
+        }),
+        button("Reset panel", () => {
+          close();
+          panel.setOwn(null);
+        }),
+        panel.custom
+          ? button(
+              "Delete panel",
+              () => {
+                close();
+                this.settings.customPanels = this.settings.customPanels.filter((c) => `custom:${c.id}` !== panel.id);
+                const panels = { ...this.settings.panels };
+                delete panels[panel.id];
+                this.settings.panels = panels;
+                this.saved();
+                this.layout();
+              },
+              "btn small danger",
+            )
+          : null,
+      ),
+    );
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  }
+
+  /** A dialog to make a custom panel: one or more keys, all runs or some. */
+  openAddPanel() {
+    const dialog = h("dialog", { class: "dialog add-panel-dialog" });
+    const close = () => {
+      dialog.close();
+      dialog.remove();
+    };
+    dialog.addEventListener("close", () => dialog.remove());
+    const title = h("input", { class: "input small", name: "title", placeholder: "Title (optional)" });
+    const keys = this.keys.map((key) => h("label", { class: "tool check" }, h("input", { type: "checkbox", name: "key", value: key }), h("span", { text: key })));
+    const runs = this.runs.map((run) => h("label", { class: "tool check" }, h("input", { type: "checkbox", name: "run", value: run.id }), h("span", { class: "swatch", style: { background: run.color } }), h("span", { text: run.name })));
+    const status = h("p", { class: "form-status" });
+    const add = () => {
+      const chosen = [...dialog.querySelectorAll('input[name="key"]:checked')].map((i) => i.value);
+      const someRuns = [...dialog.querySelectorAll('input[name="run"]:checked')].map((i) => i.value);
+      if (!chosen.length) {
+        status.textContent = "Choose at least one key.";
+        return;
+      }
+      const id = Math.random().toString(36).slice(2, 10);
+      const custom = { id, title: title.value.trim(), keys: chosen, runs: someRuns.length ? someRuns : null };
+      this.settings.customPanels = [...(this.settings.customPanels || []), custom];
+      this.saved();
+      close();
+      this.layout();
+    };
+    dialog.append(
+      h("div", { class: "dialog-head" }, h("h2", { text: "Add panel" }), h("button", { class: "btn ghost", type: "button", text: "Close", on: { click: close } })),
+      title,
+      h("p", { class: "muted small", text: "Keys: one chart with all of them" }),
+      h("div", { class: "choice-list keys" }, keys),
+      h("p", { class: "muted small", text: "Runs: none chosen draws every visible run" }),
+      h("div", { class: "choice-list runs" }, runs),
+      status,
+      h("div", { class: "row gap" }, h("button", { class: "btn primary", type: "button", text: "Add", on: { click: add } })),
+    );
+    document.body.appendChild(dialog);
+    dialog.showModal();
   }
 
   /** The visible area of the scroll container (plus a margin), or null before layout. */
@@ -457,13 +885,13 @@ export class MetricPanels {
     const stale = new Set(panel.stale);
     try {
       const found = await api.series(
-        { runs: ids, keys: [panel.key], samples, x: panel.xAxis(), range: panel.zoom },
+        { runs: ids, keys: panel.keys, samples, x: panel.xAxis(), range: panel.zoom },
         this.aborter.signal,
       );
       if (panel.cacheKey() !== key) return; // the view changed meanwhile
       const cache = panel.cache();
-      for (const id of ids) cache.set(id, { kind: "number", x: [], y: [], total: 0, sampled: false });
-      for (const s of found) cache.set(s.run, s);
+      for (const id of ids) cache.set(id, new Map(panel.keys.map((k) => [k, { kind: "number", x: [], y: [], total: 0, sampled: false }])));
+      for (const s of found) cache.get(s.run)?.set(s.key, s);
       for (const id of stale) panel.stale.delete(id);
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -521,6 +949,11 @@ async function copyText(text) {
   } catch {
     return false;
   }
+}
+
+/** What the tooltip calls an x axis. */
+function xTitle(x) {
+  return x === "time" ? "" : x === "relative" ? "time" : x;
 }
 
 /** fnmatch-style ``*``, ``?`` and ``[...]`` over the whole key, as the SDK's define_metric. */

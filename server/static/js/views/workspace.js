@@ -4,9 +4,9 @@
 import { api } from "../api.js";
 import { parseExpressions } from "../filters.js";
 import { MetricPanels } from "../panels.js";
-import { links } from "../router.js";
+import { go, links } from "../router.js";
 import { knownKeys, runColumns } from "../runtable.js";
-import { loadPrefs, savePrefs } from "../store.js";
+import { fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
 import { assignColors, runColor } from "../util/colors.js";
@@ -44,11 +44,24 @@ export function workspaceView(el, route) {
   let system = null;
   const ui = {};
 
+  /** Take `found` as the settings (the server's, or the defaults after a reset). */
+  const usePrefs = (found) => {
+    for (const name of Object.keys(prefs)) delete prefs[name];
+    Object.assign(prefs, found);
+    hidden.clear();
+    for (const id of prefs.hidden) hidden.add(id);
+  };
+
   const load = async () => {
     mount(el, loading("Loading runs…"));
     let built = false;
     try {
-      const projectInfo = api.project(project);
+      // The signed-in user's charts and layout from the server, before anything is built
+      // (they do not filter the runs: those are fetched meanwhile).
+      const fromServer = fetchPrefs(project).then((found) => {
+        if (found && alive) usePrefs(found);
+      });
+      const projectInfo = Promise.all([api.project(project), fromServer]).then(([found]) => found);
       projectInfo.catch(() => {}); // handled below, whichever request fails first
       // A big project shows its first page of runs while the rest arrive.
       const all = fetchRuns((partial) => {
@@ -615,10 +628,16 @@ export function workspaceView(el, route) {
       metricsEl,
       systemSection,
     );
-    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, root: ui.chartsPane });
+    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, onReset: resetWorkspace, root: ui.chartsPane });
     if (prefs.systemOpen) {
       system = new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
     }
+  }
+
+  /** Forget the saved settings (server and browser) and show the workspace as new. */
+  async function resetWorkspace() {
+    usePrefs(await resetPrefs(project));
+    go(links.project(project));
   }
 
   function updateCharts() {
