@@ -11,6 +11,7 @@ from ._settings import base_dir
 from ._summary import Summarizer
 from .records import (
     ArtifactLogged,
+    Console,
     ArtifactUsed,
     ConfigUpdate,
     DefineMetric,
@@ -86,6 +87,7 @@ class LocalRun:
         self._system: list[SystemSample] = []
         self._artifacts: list[ArtifactLogged] = []
         self._used: list[ArtifactUsed] = []
+        self._console: list[Console] = []
         self._summarizer = Summarizer()
         self._read_main(main)
         self._read_system(self.path / "system.tlog")
@@ -149,6 +151,8 @@ class LocalRun:
                 self._finish(record)
             elif type(record) is Gap:
                 self.gaps.append(record)
+            elif type(record) is Console:
+                self._console.append(record)
 
     def _read_system(self, path: Path) -> None:
         agent_finish: Finish | None = None
@@ -250,6 +254,24 @@ class LocalRun:
     def artifacts_used(self) -> list[ArtifactUsed]:
         """Artifact versions the run used (``use_artifact``), in order."""
         return list(self._used)
+
+    def console(self, stream: str | None = None) -> list[str]:
+        """The lines the run printed, in order (optionally of ``stdout`` or ``stderr`` only).
+
+        Progress bars are collapsed to their last state, secrets in ``KEY=value`` form
+        masked, ANSI colour codes kept; see ``trackline._console``.
+        """
+        return [
+            line
+            for record in self._console
+            if stream is None or record.stream == stream
+            for line in record.lines
+        ]
+
+    def output_log(self) -> str:
+        """The console as one text, like W&B's ``output.log``."""
+        lines = self.console()
+        return "\n".join(lines) + "\n" if lines else ""
 
     def system(self, pandas: bool = False) -> Any:
         """System samples as rows: ``_time`` and the sampled values."""

@@ -68,6 +68,10 @@ class Settings:
     strict: bool
     #: What the writer may hold in memory while the disk refuses the run log.
     max_buffer_bytes: int = 64 * 1024 * 1024
+    #: Whether stdout and stderr are captured (``TRACKLINE_CONSOLE=off`` turns it off).
+    console: bool = True
+    #: Bound of the console text kept per run, in characters (``TRACKLINE_CONSOLE_MAX_MB``).
+    console_max_chars: int = 100_000_000
 
     @property
     def runs_dir(self) -> Path:
@@ -100,4 +104,7 @@ def resolve(
         git_diff_limit=int(env_float("TRACKLINE_GIT_DIFF_LIMIT", 10 * 1024 * 1024)),
         strict=env_flag("TRACKLINE_STRICT"),
         max_buffer_bytes=int(env_float("TRACKLINE_MAX_BUFFER_MB", 64.0) * 1024 * 1024),
+        console=(env("TRACKLINE_CONSOLE") or "on").strip().lower()
+        not in ("off", "0", "false", "no"),
+        console_max_chars=int(env_float("TRACKLINE_CONSOLE_MAX_MB", 100.0) * 1_000_000),
     )
