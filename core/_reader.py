@@ -11,9 +11,9 @@ from ._settings import base_dir
 from ._summary import Summarizer
 from .records import (
     ArtifactLogged,
-    Console,
     ArtifactUsed,
     ConfigUpdate,
+    Console,
     DefineMetric,
     Environment,
     FileSaved,

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from trackline import __version__
 
-from . import auth, docs, openapi, routes_artifacts, routes_ingest, routes_query
+from . import auth, docs, openapi, routes_artifacts, routes_ingest, routes_logs, routes_query
 from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
@@ -75,6 +75,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
+    app.include_router(routes_logs.router)
     _errors(app)
     openapi.install(app)
     docs.install(app, CONTENT_SECURITY_POLICY)

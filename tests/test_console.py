@@ -1,0 +1,209 @@
+"""Console capture on real processes: a training script prints, the run log keeps it,
+the agent ships it to a real server, and the logs API pages, searches and filters it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+import trackline
+from _server import (  # noqa: F401 - fixtures
+    ADMIN_KEY,
+    ServerProcess,
+    fixture_server,
+    wait_for,
+)
+from trackline import _console, runlog
+from trackline.records import Console
+
+SCRIPT = r"""
+import os, sys, time
+import trackline
+
+run = trackline.init(project="console", id=os.environ["RUN_ID"])
+print("hello from training")
+for pct in (10, 20, 30):
+    print(f"{pct}%", end="\r", flush=True)
+print()
+print("\x1b[32mepoch 1 done\x1b[0m")
+print("HF_TOKEN=hf_abcdef123 MY_SECRET=s3cr3t", flush=True)
+print("Authorization: Bearer tl_verysecret")
+print("a warning on stderr", file=sys.stderr)
+for step in range(int(os.environ.get("LINES", "5"))):
+    print(f"step {step} loss {1 / (step + 1):.3f}")
+    run.log({"loss": 1 / (step + 1)})
+if os.environ.get("CRASH"):
+    raise ValueError("boom in training")
+"""
+
+
+def train(tmp_path: Path, run_id: str, **env: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    environ = {
+        **os.environ,
+        "TRACKLINE_DIR": str(tmp_path / "tl"),
+        "RUN_ID": run_id,
+        "TRACKLINE_MODE": "offline",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, str(script)], env=environ, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_console_is_in_the_run_log(tmp_path: Path) -> None:
+    done = train(tmp_path, "local1", CRASH="1")
+    assert done.returncode == 1
+    # The process's own output is untouched by the tee.
+    assert "hello from training" in done.stdout and "30%" in done.stdout
+    assert "boom in training" in done.stderr
+    run = trackline.open_run(tmp_path / "tl" / "runs" / "local1")
+    lines = run.console()
+    assert lines[:3] == ["hello from training", "30%", "\x1b[32mepoch 1 done\x1b[0m"]
+    assert "HF_TOKEN=**** MY_SECRET=****" in lines
+    assert "Authorization: ****" in lines
+    assert "hf_abcdef123" not in run.output_log() and "tl_verysecret" not in run.output_log()
+    assert "step 4 loss 0.200" in lines
+    errors = run.console("stderr")
+    assert errors[0] == "a warning on stderr"
+    assert errors[1] == "Traceback (most recent call last):"
+    assert errors[-1] == "ValueError: boom in training"
+    assert run.state == "failed"
+
+
+def test_console_off(tmp_path: Path) -> None:
+    done = train(tmp_path, "quiet1", TRACKLINE_CONSOLE="off")
+    assert done.returncode == 0 and "hello from training" in done.stdout
+    records = runlog.read_records(tmp_path / "tl" / "runs" / "quiet1" / "main.tlog")
+    assert not [r for r in records if type(r) is Console]
+    assert trackline.open_run(tmp_path / "tl" / "runs" / "quiet1").console() == []
+
+
+def test_console_bound_drops_the_middle_and_says_so(tmp_path: Path) -> None:
+    # 2000 characters: the head is written as it comes, the newest 1000 at the end.
+    done = train(tmp_path, "loud1", LINES="500", TRACKLINE_CONSOLE_MAX_MB="0.002")
+    assert done.returncode == 0
+    lines = trackline.open_run(tmp_path / "tl" / "runs" / "loud1").console()
+    assert lines[0] == "hello from training"
+    summary = [line for line in lines if line.startswith("[trackline: ")]
+    assert len(summary) == 1 and "lines / 0.0 MB of output dropped" in summary[0]
+    assert lines[-1] == "step 499 loss 0.002"
+    kept = sum(len(line) + 1 for line in lines if line is not summary[0])
+    assert kept <= 3000
+    assert "step 250 loss 0.004" not in lines
+
+
+def test_reinit_does_not_tee_twice_and_finish_restores(tmp_path: Path) -> None:
+    original = sys.stdout
+    first = trackline.init(project="console", dir=tmp_path, mode="offline")
+    assert isinstance(sys.stdout, _console.Tee)
+    print("to the first run")
+    second = trackline.init(project="console", dir=tmp_path, mode="offline")  # finishes first
+    tee = sys.stdout
+    assert isinstance(tee, _console.Tee) and not isinstance(tee._original, _console.Tee)
+    print("to the second run")
+    second.finish()
+    assert sys.stdout is original
+    print("after both")
+    assert trackline.open_run(first.dir).console() == ["to the first run"]
+    assert trackline.open_run(second.dir).console() == ["to the second run"]
+
+
+def test_collapse_and_mask() -> None:
+    assert _console.collapse("10%\r20%\r30%") == "30%"
+    assert _console.collapse("abc\r") == "abc"
+    assert _console.collapse("abcdef\rXY") == "XYcdef"
+    assert (
+        _console.mask("export AWS_SECRET_ACCESS_KEY=abc/def") == "export AWS_SECRET_ACCESS_KEY=****"
+    )
+    assert _console.mask("lr=0.1 key_count=3") == "lr=0.1 key_count=3"
+    assert _console.mask("authorization = Basic dXNlcg==") == "authorization = ****"
+
+
+# -- shipped to a server -------------------------------------------------------------------
+
+
+def _logs(client: Any, run_id: str, **params: Any) -> Any:
+    return client.get(f"/runs/{run_id}/logs", params=params)
+
+
+def test_console_on_the_server(server: ServerProcess, tmp_path: Path) -> None:
+    done = train(
+        tmp_path,
+        "shipped1",
+        CRASH="1",
+        LINES="30",
+        TRACKLINE_MODE="online",
+        TRACKLINE_SERVER=server.url,
+        TRACKLINE_API_KEY=ADMIN_KEY,
+        TRACKLINE_UPLOAD_BACKOFF_MAX="0.5",
+    )
+    assert done.returncode == 1
+    local = trackline.open_run(tmp_path / "tl" / "runs" / "shipped1").console()
+    with server.client() as admin:
+
+        def shipped() -> bool:
+            answer = _logs(admin, "shipped1", limit=1)
+            return answer.status_code == 200 and answer.json()["total"] == len(local)
+
+        wait_for(shipped, 60, what="the console on the server")
+        every = _logs(admin, "shipped1", limit=5000).json()
+        assert [line["text"] for line in every["lines"]] == local
+        assert [line["line"] for line in every["lines"]] == list(range(len(local)))
+        assert every["more"] is False and every["next"] == len(local) - 1
+
+        # Paging with the after cursor.
+        first = _logs(admin, "shipped1", limit=10).json()
+        assert first["more"] is True and first["next"] == 9
+        second = _logs(admin, "shipped1", limit=10, after=first["next"]).json()
+        assert [line["line"] for line in second["lines"]] == list(range(10, 20))
+        tail = _logs(admin, "shipped1", after=len(local) - 1).json()
+        assert tail["lines"] == [] and tail["next"] == len(local) - 1
+
+        # Search: case-insensitive substring, past ANSI codes; LIKE characters are literal.
+        found = _logs(admin, "shipped1", q="EPOCH 1").json()["lines"]
+        assert [line["text"] for line in found] == ["\x1b[32mepoch 1 done\x1b[0m"]
+        found = _logs(admin, "shipped1", q="0%").json()["lines"]
+        assert [line["text"] for line in found] == ["30%"]
+        assert len(_logs(admin, "shipped1", q="loss 0.0").json()["lines"]) == 20  # steps 10..29
+
+        # Errors only: stderr lines and the traceback.
+        errors = _logs(admin, "shipped1", level="error").json()["lines"]
+        assert errors[0]["text"] == "a warning on stderr" and errors[0]["stream"] == "stderr"
+        assert errors[-1]["text"] == "ValueError: boom in training"
+        assert all(line["error"] for line in errors)
+        assert not any("step" in line["text"] for line in errors)
+
+        # The download, with and without colour.
+        text = admin.get("/runs/shipped1/logs.txt")
+        assert text.status_code == 200 and text.text == "\n".join(local) + "\n"
+        assert "attachment" in text.headers["content-disposition"]
+        plain = admin.get("/runs/shipped1/logs.txt", params={"ansi": "false"}).text
+        assert "epoch 1 done\n" in plain and "\x1b" not in plain
+
+        # A re-shipped log is applied once: the lines are not stored twice.
+        data = (tmp_path / "tl" / "runs" / "shipped1" / "main.tlog").read_bytes()
+        again = admin.post(
+            "/runs/shipped1/streams/main",
+            params={"offset": 0},
+            content=zlib.compress(data),
+            headers={"content-encoding": "deflate"},
+        )
+        assert again.status_code == 200, again.text
+        assert _logs(admin, "shipped1", limit=1).json()["total"] == len(local)
+
+        made = admin.post("/users", json={"name": "stranger"})
+        stranger_key = made.json()["api_key"]
+    with server.client(stranger_key) as stranger:
+        for path in ("/runs/shipped1/logs", "/runs/shipped1/logs.txt", "/runs/nosuch/logs"):
+            refused = stranger.get(path)
+            assert refused.status_code == 404, path
+            assert refused.json() == {"detail": f"no run {path.split('/')[2]}"}
+    with server.client(None) as anonymous:
+        assert anonymous.get("/runs/shipped1/logs").status_code == 401
