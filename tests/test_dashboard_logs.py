@@ -35,9 +35,9 @@ PRINTER = textwrap.dedent(
     for i in range(3000):
         if i % 100 == 0:
             print(f"\\x1b[1;32mepoch {i // 100}\\x1b[0m done")
-        elif i == 1500:
+        elif i == 1550:
             print("the needle-in-the-log is here")
-        elif i == 2500:
+        elif i == 2550:
             print("Traceback (most recent call last):", file=sys.stderr)
             print("RuntimeError: something broke", file=sys.stderr)
         else:
@@ -131,9 +131,9 @@ def test_logs_tab_colours_search_error_and_download(
     expect(current.locator("mark.log-hit")).to_have_text("needle-in")
     expect(p.locator(".log-count")).to_have_text("1 / 1")
     p.locator(".log-search").fill("epoch 2")
-    expect(p.locator(".log-count")).to_have_text("1 / 9")  # epoch 2, 20..27
+    expect(p.locator(".log-count")).to_have_text("1 / 11")  # epoch 2, 20..29
     p.locator(".log-next").click()
-    expect(p.locator(".log-count")).to_have_text("2 / 9")
+    expect(p.locator(".log-count")).to_have_text("2 / 11")
     expect(current).to_contain_text("epoch 20 done")
 
     p.locator(".log-jump-error").click()
