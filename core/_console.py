@@ -8,6 +8,13 @@ cadence into ``Console`` records of whole lines: progress-bar carriage returns
 collapsed to the line's last state, ``KEY=value`` secrets masked, ANSI colour
 codes kept for display.
 
+The records go to a run log of their own, ``console.tlog`` (:class:`ConsoleLog`),
+shipped as the ``console`` stream. Not ``main.tlog``: a server that predates the
+console refuses a record type it does not know, and would then take none of the
+run's metrics; it refuses the ``console`` stream alone instead, and the rest
+ships. Opening a run (``trackline runs`` opens every one) also stays as fast as
+before: the console is read only when asked for.
+
 The bound (``TRACKLINE_CONSOLE_MAX_MB``, 100 MB of text per run) is kept by the
 writer, the one place that sees every line before it reaches the disk, the upload
 and the server. The run log is append-only, so what was written stays; the first
@@ -29,13 +36,21 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
+from . import runlog
+from ._warn import warn_once
 from .records import Console
 
 #: Default bound of the console text kept per run, in MB (a million characters).
 MAX_MB = 100.0
 STREAMS = ("stdout", "stderr")
+#: The run log of the console, in the run directory.
+FILE = "console.tlog"
+#: The most writes the tees hold for the writer: should it ever stop draining, the
+#: oldest are dropped rather than the process's memory filled.
+MAX_PENDING = 1_000_000
 
 _Pending = collections.deque[tuple[str, str]]
 
@@ -104,9 +119,9 @@ class Tee:
 class Capture:
     """The tees of one run, installed on ``sys.stdout`` and ``sys.stderr``."""
 
-    def __init__(self, max_chars: int) -> None:
-        self.pending: _Pending = collections.deque()
-        self.lines = Lines(self.pending, max_chars)
+    def __init__(self, run_dir: Path, max_chars: int) -> None:
+        self.pending: _Pending = collections.deque(maxlen=MAX_PENDING)
+        self.log = ConsoleLog(run_dir / FILE, Lines(self.pending, max_chars))
         self._tees: list[tuple[str, Tee]] = []
         for name in STREAMS:
             stream = getattr(sys, name)
@@ -141,7 +156,7 @@ _active: Capture | None = None
 _fork_hook = False
 
 
-def start(max_chars: int) -> Capture | None:
+def start(run_dir: Path, max_chars: int) -> Capture | None:
     """Capture the console for a run; ``None`` when another run of this process already does."""
     global _active, _fork_hook
     if _active is not None:
@@ -149,7 +164,7 @@ def start(max_chars: int) -> Capture | None:
     if not _fork_hook:
         _fork_hook = True
         os.register_at_fork(after_in_child=_after_fork_in_child)
-    _active = Capture(max_chars)
+    _active = Capture(run_dir, max_chars)
     return _active
 
 
@@ -159,6 +174,56 @@ def _after_fork_in_child() -> None:
     if capture is not None:
         for _, tee in capture._tees:
             tee.active = False
+
+
+class ConsoleLog:
+    """The writer thread's ``console.tlog``: opened at the first line, written at every drain.
+
+    Frames the disk refuses are kept and tried again at the next drain; there are at
+    most as many as the console's bound lets through, so memory stays bounded.
+    """
+
+    def __init__(self, path: Path, lines: Lines) -> None:
+        self.path = path
+        self.lines = lines
+        self._file: runlog.LogFile | None = None
+        self._frames: list[bytes] = []
+        self._broken = False
+
+    def drain(self, final: bool = False) -> None:
+        """Write the lines that arrived since the last drain (with ``final``, all of them)."""
+        if self._broken:
+            return
+        try:
+            records = self.lines.records(final)
+        except Exception as exc:  # a bug here must not stop the writer thread
+            self._broken = True
+            warn_once("console", f"trackline stopped recording the console: {exc!r}")
+            return
+        self._frames.extend(runlog.frame_record(record) for record in records)
+        if not self._frames:
+            return
+        try:
+            if self._file is None:
+                self._file = runlog.LogFile(self.path)
+            self._file.write(self._frames)
+            self._frames = []
+        except OSError as exc:
+            del self._frames[: getattr(exc, "written", 0)]
+            warn_once(
+                "console-write", f"trackline could not write {self.path.name} ({exc}); will retry"
+            )
+
+    def close(self) -> None:
+        """Sync and close the file (after the final ``drain``)."""
+        if self._file is None:
+            return
+        try:
+            self._file.sync()
+        except OSError as exc:
+            warn_once("console-sync", f"trackline could not sync {self.path.name}: {exc}")
+        finally:
+            self._file.close()
 
 
 class Lines:

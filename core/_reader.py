@@ -87,7 +87,7 @@ class LocalRun:
         self._system: list[SystemSample] = []
         self._artifacts: list[ArtifactLogged] = []
         self._used: list[ArtifactUsed] = []
-        self._console: list[Console] = []
+        self._console: list[Console] | None = None  # read when first asked for
         self._summarizer = Summarizer()
         self._read_main(main)
         self._read_system(self.path / "system.tlog")
@@ -151,8 +151,6 @@ class LocalRun:
                 self._finish(record)
             elif type(record) is Gap:
                 self.gaps.append(record)
-            elif type(record) is Console:
-                self._console.append(record)
 
     def _read_system(self, path: Path) -> None:
         agent_finish: Finish | None = None
@@ -261,6 +259,9 @@ class LocalRun:
         Progress bars are collapsed to their last state, secrets in ``KEY=value`` form
         masked, ANSI colour codes kept; see ``trackline._console``.
         """
+        if self._console is None:
+            found = read_records(self.path / "console.tlog")
+            self._console = [record for record in found if type(record) is Console]
         return [
             line
             for record in self._console

@@ -187,9 +187,9 @@ class Run:
         _liveness.record(self.dir, None if self._agent is None else self._agent.pid)
         self._buffer_append(start)
         if self._settings.console:
-            self._console = _console.start(self._settings.console_max_chars)
+            self._console = _console.start(self.dir, self._settings.console_max_chars)
             if self._console is not None:
-                self._writer.console = self._console.lines
+                self._writer.console = self._console.log
         _hooks.register(self)
 
     def finish(

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from . import runlog
-from ._console import Lines
+from ._console import ConsoleLog
 from ._values import Deferred
 from ._warn import warn, warn_once
 from .records import Gap, Histogram, Metrics, Record, decode
@@ -79,8 +79,8 @@ class Writer:
         self._unwritten_bytes = 0
         self._max_buffer = max_buffer
         self._gap: _GapCount | None = None
-        #: The console capture's lines, turned into records at every drain (``_console``).
-        self.console: Lines | None = None
+        #: The console capture's ``console.tlog``, written at every drain (``_console``).
+        self.console: ConsoleLog | None = None
         #: Frames that reached the file whole, in all.
         self.written = 0
         self.failed: BaseException | None = None
@@ -116,7 +116,7 @@ class Writer:
     def close(self, final: Record | None, timeout: float) -> bool:
         """Drain, append ``final``, fsync and stop; ``False`` if it did not finish in time."""
         if self.console is not None:
-            self.buffer.append(_ConsoleEnd())  # the last lines go before the final record
+            self.buffer.append(_ConsoleEnd())  # the last lines, after the capture stopped
         if final is not None:
             self.buffer.append(final)
         self._stopping = True
@@ -147,7 +147,7 @@ class Writer:
         encode = runlog.frame_record
         console = self.console
         if console is not None:
-            buffer.extendleft(reversed(console.records()))
+            console.drain()
         while True:
             try:
                 item = buffer.popleft()
@@ -160,7 +160,7 @@ class Writer:
                 continue
             elif type(item) is _ConsoleEnd:
                 if console is not None:
-                    buffer.extendleft(reversed(console.records(final=True)))
+                    console.drain(final=True)
                 continue
             try:
                 data = encode(item)  # type: ignore[arg-type]
@@ -248,6 +248,8 @@ class Writer:
         self._unwritten = kept + frames[index:]
 
     def _sync_and_close(self) -> None:
+        if self.console is not None:
+            self.console.close()
         try:
             if self._unwritten or self._gap is not None:
                 self._write()

@@ -60,7 +60,8 @@ from .schema import (
     streams,
 )
 
-STREAMS = ("main", "system")
+#: ``console``: the lines the run printed (``console.tlog``), only ``Console`` records.
+STREAMS = ("main", "system", "console")
 _TEXT_MAX = 1_000_000
 #: A console line is kept up to this many characters.
 LINE_MAX = 64 * 1024
@@ -535,6 +536,10 @@ class Applier:
         self._files: dict[str, dict[str, Any]] = {}
 
     def apply(self, records: Iterable[Any]) -> None:
+        if self.stream == "console":
+            self._console = [record for record in records if type(record) is Console]
+            self._flush()
+            return
         main = self.stream == "main"
         add_row = self._metrics.add
         add_sample = self._system.add
@@ -614,8 +619,6 @@ class Applier:
             state.environment(record)
         elif kind is Gap and main:
             state.gap(record)
-        elif kind is Console and main:
-            self._console.append(record)
 
     def _media_record(self, record: MediaRecord) -> None:
         items: list[dict[str, Any]] = []

@@ -75,13 +75,15 @@ def test_console_is_in_the_run_log(tmp_path: Path) -> None:
     assert errors[1] == "Traceback (most recent call last):"
     assert errors[-1] == "ValueError: boom in training"
     assert run.state == "failed"
+    # The console has a log of its own: main.tlog holds no record an older server refuses.
+    main = runlog.read_records(tmp_path / "tl" / "runs" / "local1" / "main.tlog")
+    assert not [r for r in main if type(r) is Console]
 
 
 def test_console_off(tmp_path: Path) -> None:
     done = train(tmp_path, "quiet1", TRACKLINE_CONSOLE="off")
     assert done.returncode == 0 and "hello from training" in done.stdout
-    records = runlog.read_records(tmp_path / "tl" / "runs" / "quiet1" / "main.tlog")
-    assert not [r for r in records if type(r) is Console]
+    assert not (tmp_path / "tl" / "runs" / "quiet1" / "console.tlog").exists()
     assert trackline.open_run(tmp_path / "tl" / "runs" / "quiet1").console() == []
 
 
@@ -188,9 +190,9 @@ def test_console_on_the_server(server: ServerProcess, tmp_path: Path) -> None:
         assert "epoch 1 done\n" in plain and "\x1b" not in plain
 
         # A re-shipped log is applied once: the lines are not stored twice.
-        data = (tmp_path / "tl" / "runs" / "shipped1" / "main.tlog").read_bytes()
+        data = (tmp_path / "tl" / "runs" / "shipped1" / "console.tlog").read_bytes()
         again = admin.post(
-            "/runs/shipped1/streams/main",
+            "/runs/shipped1/streams/console",
             params={"offset": 0},
             content=zlib.compress(data),
             headers={"content-encoding": "deflate"},
