@@ -46,6 +46,8 @@ from .records import Console
 #: Default bound of the console text kept per run, in MB (a million characters).
 MAX_MB = 100.0
 STREAMS = ("stdout", "stderr")
+#: A line still unfinished at this many characters is written as it is.
+MAX_LINE = 64 * 1024
 #: The run log of the console, in the run directory.
 FILE = "console.tlog"
 #: The most writes the tees hold for the writer: should it ever stop draining, the
@@ -246,6 +248,15 @@ class Lines:
         now = time.time()
         current = ""
         batch: list[str] = []
+
+        def add(name: str, lines: list[str]) -> None:
+            nonlocal current, batch
+            if name != current and batch:
+                self._emit(out, current, batch, now)
+                batch = []
+            current = name
+            batch.extend(lines)
+
         pending = self._pending
         partial = self._partial
         while True:
@@ -255,23 +266,17 @@ class Lines:
                 break
             if "\n" not in text:
                 partial[name] = _join(partial[name], text)
+                if len(partial[name]) > MAX_LINE:  # dots that never end their line
+                    add(name, [partial[name]])
+                    partial[name] = ""
                 continue
             head, *middle, rest = text.split("\n")
-            lines = [partial[name] + head, *middle]
+            add(name, [partial[name] + head, *middle])
             partial[name] = _join("", rest)
-            if name != current and batch:
-                self._emit(out, current, batch, now)
-                batch = []
-            current = name
-            batch.extend(lines)
         if final:
             for name in STREAMS:
                 if partial[name]:
-                    if name != current and batch:
-                        self._emit(out, current, batch, now)
-                        batch = []
-                    current = name
-                    batch.append(partial[name])
+                    add(name, [partial[name]])
                     partial[name] = ""
         if batch:
             self._emit(out, current, batch, now)

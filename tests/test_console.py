@@ -4,6 +4,7 @@ the agent ships it to a real server, and the logs API pages, searches and filter
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
@@ -209,3 +210,23 @@ def test_console_on_the_server(server: ServerProcess, tmp_path: Path) -> None:
             assert refused.json() == {"detail": f"no run {path.split('/')[2]}"}
     with server.client(None) as anonymous:
         assert anonymous.get("/runs/shipped1/logs").status_code == 401
+
+
+def test_lines_join_writes_and_bound_unfinished_lines() -> None:
+    pending: collections.deque[tuple[str, str]] = collections.deque()
+    lines = _console.Lines(pending, 10**6)
+    for piece in ("ep", "och 1", "\n", "10%\r", "20%\r", "30%"):
+        pending.append(("stdout", piece))
+    pending.append(("stderr", "warn\n"))
+    got = lines.records()
+    assert [(r.stream, r.lines) for r in got] == [("stdout", ["epoch 1"]), ("stderr", ["warn"])]
+    for pct in range(100_000):  # a progress bar that redraws without ending its line
+        pending.append(("stdout", f"\r{pct}%"))
+    assert lines.records() == []
+    assert len(lines._partial["stdout"]) < 20  # earlier states are gone already
+    pending.append(("stdout", " done\n"))
+    assert lines.records()[0].lines == ["99999% done"]
+    pending.append(("stdout", "." * (_console.MAX_LINE + 1)))  # dots, never a newline
+    assert [len(line) for line in lines.records()[0].lines] == [_console.MAX_LINE + 1]
+    pending.append(("stdout", "last words"))
+    assert lines.records(final=True)[0].lines == ["last words"]
