@@ -114,6 +114,9 @@ class Tee:
         for line in lines:
             self.write(line)
 
+    def flush(self) -> None:  # here, not through __getattr__: print(flush=True) calls it
+        self._original.flush()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
 
