@@ -174,11 +174,11 @@ def start(run_dir: Path, max_chars: int) -> Capture | None:
 
 
 def _after_fork_in_child() -> None:
-    # A forked child's writes would pile up in a deque that no writer drains.
+    # The child's writes would pile up in a deque that no writer drains: it gets its own
+    # streams back, and a run it starts captures them anew.
     capture = _active
     if capture is not None:
-        for _, tee in capture._tees:
-            tee.active = False
+        capture.stop()
 
 
 class ConsoleLog:

@@ -230,3 +230,26 @@ def test_lines_join_writes_and_bound_unfinished_lines() -> None:
     assert [len(line) for line in lines.records()[0].lines] == [_console.MAX_LINE + 1]
     pending.append(("stdout", "last words"))
     assert lines.records(final=True)[0].lines == ["last words"]
+
+
+def test_a_forked_child_prints_to_its_own_streams(tmp_path: Path) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import os, sys, trackline\n"
+        "run = trackline.init(project='console', id='fork1')\n"
+        "print('parent before')\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child says', type(sys.stdout).__name__, flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('parent after')\n"
+    )
+    environ = {**os.environ, "TRACKLINE_DIR": str(tmp_path / "tl"), "TRACKLINE_MODE": "offline"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "child says TextIOWrapper" in done.stdout
+    lines = trackline.open_run(tmp_path / "tl" / "runs" / "fork1").console()
+    assert lines == ["parent before", "parent after"]
