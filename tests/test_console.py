@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trackline
 from _server import (  # noqa: F401 - fixtures
     ADMIN_KEY,
@@ -100,6 +101,18 @@ def test_console_bound_drops_the_middle_and_says_so(tmp_path: Path) -> None:
     kept = sum(len(line) + 1 for line in lines if line is not summary[0])
     assert kept <= 3000
     assert "step 250 loss 0.004" not in lines
+
+
+def test_console_argument_wins_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKLINE_CONSOLE", "on")
+    original = sys.stdout
+    run = trackline.init(project="console", dir=tmp_path, mode="offline", console=False)
+    assert sys.stdout is original
+    print("not recorded")
+    run.finish()
+    assert trackline.open_run(run.dir).console() == []
 
 
 def test_reinit_does_not_tee_twice_and_finish_restores(tmp_path: Path) -> None:
