@@ -65,6 +65,13 @@ STREAMS = ("main", "system", "console")
 _TEXT_MAX = 1_000_000
 #: A console line is kept up to this many characters.
 LINE_MAX = 64 * 1024
+#: Console lines stored per run at most. The SDK bounds its console by size (100 MB by
+#: default, some two million lines); this bounds the rows any client can make a run hold.
+CONSOLE_MAX_LINES = 5_000_000
+CONSOLE_CAPPED = (
+    f"[trackline server: this run printed more than {CONSOLE_MAX_LINES:,} lines; "
+    "later lines are not stored here]"
+)
 #: A console line that counts as an error wherever it was printed.
 ERROR_LINE = re.compile(r"Traceback|Error|ERROR|Exception")
 #: Steps are stored as int64; the bound leaves room for arithmetic.
@@ -730,12 +737,16 @@ class Applier:
             sa.select(sa.func.max(console_lines.c.line)).where(console_lines.c.run_pk == run_pk)
         ).scalar()
         number = -1 if last is None else int(last)
+        if number + 1 >= CONSOLE_MAX_LINES:
+            return  # the cap's notice is the last line already
         rows: list[dict[str, Any]] = []
         for record in self._console:
             stream = "stderr" if record.stream == "stderr" else "stdout"
             when = record.time if math.isfinite(record.time) else 0.0
             for raw in record.lines:
                 text = clean(str(raw), LINE_MAX) or ""
+                if number + 2 >= CONSOLE_MAX_LINES:
+                    stream, text = "stderr", CONSOLE_CAPPED
                 plain = strip_ansi(text).lower()
                 number += 1
                 rows.append(
@@ -749,6 +760,10 @@ class Applier:
                         "plain": None if plain == text else plain,
                     }
                 )
+                if text is CONSOLE_CAPPED:
+                    break
+            if rows and rows[-1]["text"] is CONSOLE_CAPPED:
+                break
         for start in range(0, len(rows), 5000):
             self.conn.execute(console_lines.insert(), rows[start : start + 5000])
 

@@ -17,7 +17,12 @@ import trackline
 from _server import (  # noqa: F401 - fixtures
     ADMIN_KEY,
     ServerProcess,
+    fixture_app_client,
+    fixture_database_url,
+    fixture_postgres,
     fixture_server,
+    log_bytes,
+    post_log,
     wait_for,
 )
 from trackline import _console, runlog
@@ -266,3 +271,26 @@ def test_a_forked_child_prints_to_its_own_streams(tmp_path: Path) -> None:
     assert "child says TextIOWrapper" in done.stdout
     lines = trackline.open_run(tmp_path / "tl" / "runs" / "fork1").console()
     assert lines == ["parent before", "parent after"]
+
+
+def test_the_server_caps_the_lines_of_a_run(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackline.server import ingest
+
+    monkeypatch.setattr(ingest, "CONSOLE_MAX_LINES", 5)
+    start = runlog.frame_record(
+        trackline.records.RunStart(run_id="capped1", project="p", name="n", start_time=1.0)
+    )
+    assert post_log(app_client, "capped1", runlog.header_bytes() + start).status_code == 200
+    data = log_bytes([Console("stdout", [f"line {i}" for i in range(3)], 2.0)])
+    assert post_log(app_client, "capped1", data, stream="console").status_code == 200
+    more = runlog.frame_record(Console("stdout", [f"line {i}" for i in range(3, 9)], 3.0))
+    answer = post_log(app_client, "capped1", more, offset=len(data), stream="console")
+    assert answer.status_code == 200
+    later = runlog.frame_record(Console("stdout", ["line 9"], 4.0))
+    post_log(app_client, "capped1", later, offset=len(data) + len(more), stream="console")
+    page = app_client.get("/api/v1/runs/capped1/logs").json()
+    texts = [line["text"] for line in page["lines"]]
+    assert texts[:4] == ["line 0", "line 1", "line 2", "line 3"]
+    assert len(texts) == 5 and texts[4].startswith("[trackline server: this run printed more")
