@@ -181,7 +181,7 @@ def test_live_run_new_line_appears(
             ][0]["id"]
         p = open_logs(page, live_id)
         expect(p.locator(".log-line", has_text="started")).to_be_visible()
-        expect(p.locator(".log-status")).to_have_text("1 lines · live")
+        expect(p.locator(".log-status")).to_have_text("1 line · live")
         say.touch()
         fresh = p.locator(".log-line", has_text="a-fresh-line-from-the-live-run")
         expect(fresh).to_be_visible(timeout=TIMEOUT_MS)

@@ -208,7 +208,8 @@ export class LogsView {
   layout(stickToEnd) {
     const n = this.lines.length;
     this.spacer.style.height = `${n * LINE_PX}px`;
-    this.status.textContent = n ? `${n.toLocaleString()} lines${this.isRunning() ? " · live" : ""}` : "This run printed nothing (yet).";
+    const count = `${n.toLocaleString()} line${n === 1 ? "" : "s"}`;
+    this.status.textContent = n ? `${count}${this.isRunning() ? " · live" : ""}` : "This run printed nothing (yet).";
     if (stickToEnd) this.scroller.scrollTop = this.scroller.scrollHeight;
     this.render();
     this.updateCount();
