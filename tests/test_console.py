@@ -294,3 +294,25 @@ def test_the_server_caps_the_lines_of_a_run(
     texts = [line["text"] for line in page["lines"]]
     assert texts[:4] == ["line 0", "line 1", "line 2", "line 3"]
     assert len(texts) == 5 and texts[4].startswith("[trackline server: this run printed more")
+
+
+def test_a_failing_console_stops_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trackline._warn import TracklineWarning, reset
+
+    reset()
+    original = sys.stdout
+    run = trackline.init(project="console", dir=tmp_path, mode="offline")
+    assert run._console is not None
+
+    def broken(final: bool = False) -> list[Console]:
+        raise RuntimeError("a bug in the console")
+
+    monkeypatch.setattr(run._console.log.lines, "records", broken)
+    print("printed all the same")
+    run.log({"x": 1.0})
+    with pytest.warns(TracklineWarning, match="stopped recording the console"):
+        run.finish()
+    assert sys.stdout is original
+    local = trackline.open_run(run.dir)
+    assert local.state == "finished" and [row["x"] for row in local.history()] == [1.0]
+    assert local.console() == []
