@@ -7,7 +7,9 @@ Each tool runs in its own fresh interpreter, in its own temporary directory,
 with the same workload: (a) import time, (b) init, (c) one log of 10 scalars
 (median and p99 over many calls), (d) finish, (e) the overhead on a small
 torch MLP loop logging 3 values per step, (f) RSS added to the training
-process, (g) whether every logged point is read back. The parent process
+process, (g) whether every logged point is read back, (h) for trackline, the
+overhead of console capture on a loop that also prints a line every step
+(capture on vs ``TRACKLINE_CONSOLE=off``). The parent process
 collects one JSON result per tool and prints one table, with each peer's
 ratio to trackline and trackline's PASS/FAIL against its targets.
 See bench/README.md for what each number means and why it is measured so.
@@ -338,6 +340,9 @@ def _measure(tool: str, workdir: Path, params: Params, result: dict[str, Any]) -
             adapter.finish()
             finishes.append(time.perf_counter() - start)
     result.update(training_summary(plain, logged, params.train_steps))
+    if tool == TRACKLINE:
+        result["phase"] = "console"
+        result.update(console_overhead(workload, adapter, params, workdir))
     result.update(
         init_warm_s=median(inits),
         finish_warm_s=median(finishes),
@@ -348,6 +353,50 @@ def _measure(tool: str, workdir: Path, params: Params, result: dict[str, Any]) -
         rss_after_train=rss_bytes() - rss_base,
     )
     result["phase"] = "done"
+
+
+def console_overhead(
+    workload: Workload, adapter: Adapter, params: Params, workdir: Path
+) -> dict[str, Any]:
+    """(h) A loop that logs and prints one line per step: console capture on vs off.
+
+    The lines go to a file, as a training script's stdout does under ``nohup`` or a
+    batch scheduler; both variants print and log the same, only the capture differs.
+    """
+    off: list[LoopStats] = []
+    on: list[LoopStats] = []
+    original = sys.stdout
+    with open(workdir / "printed.txt", "w") as sink:
+        sys.stdout = sink
+        try:
+            for rep in range(params.train_reps):
+                for capture in (False, True) if rep % 2 == 0 else (True, False):
+                    os.environ["TRACKLINE_CONSOLE"] = "on" if capture else "off"
+                    log = adapter.start(f"console-{rep}-{capture}")
+
+                    def log_and_print(row: dict[str, float], step: int, log: LogFn = log) -> None:
+                        log(row, step)
+                        print(
+                            f"step {step} loss {row['train/loss']:.4f} acc {row['train/accuracy']:.3f}"
+                        )
+
+                    (on if capture else off).append(workload.run(params.train_steps, log_and_print))
+                    adapter.finish()
+        finally:
+            sys.stdout = original
+            os.environ.pop("TRACKLINE_CONSOLE", None)
+    paired = training_summary(off, on, params.train_steps)
+    per_step = 1e6 / params.train_steps
+    return {
+        "console_overhead_pct": paired["overhead_pct"],
+        "console_q1_pct": paired["overhead_q1_pct"],
+        "console_q3_pct": paired["overhead_q3_pct"],
+        "console_added_us_per_step": paired["added_us_per_step"],
+        "console_tee_us_per_step": per_step
+        * (median([b.log_s for b in on]) - median([a.log_s for a in off])),
+        "console_threads_us_per_step": paired["threads_us_per_step"],
+        "console_plain_loop_s": paired["plain_loop_s"],
+    }
 
 
 def training_summary(
@@ -527,6 +576,18 @@ METRICS = (
     Metric("    RSS added: init + (c) (MB)", "rss_init_log", MB, 1),
     Metric("    RSS added: total (MB)", "rss_added", MB, 1, 15, "≤ 15"),
     Metric("    RSS of helper processes (MB)", "helpers_rss", MB, 1, ratio=False),
+    Metric(
+        "(h) printing every step: console capture vs off (%)",
+        "console_overhead_pct",
+        1,
+        2,
+        1,
+        "≤ 1",
+        band=("console_q1_pct", "console_q3_pct"),
+    ),
+    Metric("    added per step, wall clock (µs)", "console_added_us_per_step", 1, 1),
+    Metric("    the tee, in print() per step (µs)", "console_tee_us_per_step", 1, 2),
+    Metric("    writer thread's CPU per step (µs)", "console_threads_us_per_step", 1, 2),
 )
 
 
@@ -688,6 +749,9 @@ def notes(results: Results, tools: Sequence[str], params: Params) -> list[str]:
         f"{BUSY_CORES} for trackline, its wall-clock verdict gets a '?').",
         "(f) RSS of the training process (/proc): after import minus before, after init + (c) "
         "minus after import; helper processes (trackline agent, wandb-core) counted apart.",
+        "(h) trackline only: the loop of (e) also printing one line per step to a file, "
+        f"{params.train_reps} alternating pairs of (TRACKLINE_CONSOLE=off, capture on) loops, "
+        "both logging; the tee's cost is timed around log() + print().",
         "(g) every (step, key, value) of (c), read back with the tool's own reader "
         "(W&B: the .wandb file, LevelDB framing + wandb's protobuf).",
     ]

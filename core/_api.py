@@ -29,6 +29,7 @@ def init(
     mode: str | None = None,
     id: str | None = None,
     resume: str | bool | None = None,
+    console: bool | None = None,
 ) -> Run:
     """Start a run and make it the current one.
 
@@ -47,6 +48,8 @@ def init(
         id: the run id; default a new random one (``TRACKLINE_RUN_ID`` also works).
         resume: ``"allow"`` continues run ``id`` if it exists, ``"must"`` requires
             it to, ``"never"``/``None`` refuses an existing id.
+        console: record what the process prints (stdout, stderr); default on, unless
+            ``TRACKLINE_CONSOLE=off``.
     """
     global _current
     if resume is True:
@@ -59,7 +62,7 @@ def init(
         as_mapping(config)  # a wrong type is a call-site error: raise before anything starts
     if project is not None:
         check_project(project)  # "" too: not a name, though it would fall back to the default
-    settings = _settings.resolve(project, mode, dir)
+    settings = _settings.resolve(project, mode, dir, console)
     check_project(settings.project)  # a name the server refuses could never be uploaded
     if _current is not None:
         _current.finish()
@@ -82,7 +85,7 @@ def init(
         if exists:
             previous = LocalRun(run_dir)
     if previous is not None:
-        settings = _settings.resolve(project or previous.project, mode, dir)
+        settings = _settings.resolve(project or previous.project, mode, dir, console)
         check_project(settings.project)
     run = Run(
         settings,

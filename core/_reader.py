@@ -12,6 +12,7 @@ from ._settings import base_dir
 from .records import (
     ArtifactLogged,
     ArtifactUsed,
+    Console,
     DefineMetric,
     FileSaved,
     Finish,
@@ -52,6 +53,7 @@ class LocalRun:
         self._system: list[SystemSample] = []
         self._artifacts: list[ArtifactLogged] = []
         self._used: list[ArtifactUsed] = []
+        self._console: list[Console] | None = None  # read when first asked for
         self._fold = RunFold()
         self._read(main, "main")
         self._read(self.path / "system.tlog", "system")
@@ -177,6 +179,27 @@ class LocalRun:
     def artifacts_used(self) -> list[ArtifactUsed]:
         """Artifact versions the run used (``use_artifact``), in order."""
         return list(self._used)
+
+    def console(self, stream: str | None = None) -> list[str]:
+        """The lines the run printed, in order (optionally of ``stdout`` or ``stderr`` only).
+
+        Progress bars are collapsed to their last state, secrets in ``KEY=value`` form
+        masked, ANSI colour codes kept; see ``trackline._console``.
+        """
+        if self._console is None:
+            found = read_records(self.path / "console.tlog")
+            self._console = [record for record in found if type(record) is Console]
+        return [
+            line
+            for record in self._console
+            if stream is None or record.stream == stream
+            for line in record.lines
+        ]
+
+    def output_log(self) -> str:
+        """The console as one text, like W&B's ``output.log``."""
+        lines = self.console()
+        return "\n".join(lines) + "\n" if lines else ""
 
     def system(self, pandas: bool = False) -> Any:
         """System samples as rows: ``_time`` and the sampled values."""

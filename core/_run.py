@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _agent_launch, _hooks, _liveness
+from . import _agent_launch, _console, _hooks, _liveness
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._media_base import as_media
@@ -132,6 +132,7 @@ class Run:
         self._finished = False
         self._state = "running"
         self._writer: Writer | None = None
+        self._console: _console.Capture | None = None
         self._agent: _agent_launch.AgentHandle | None = None
         self._api: Api | None = None  # made by use_artifact
         self._inert: str | None = "disabled" if settings.mode == "disabled" else None
@@ -185,6 +186,10 @@ class Run:
         # Before the start record: a reader must not judge it by a resumed run's old processes.
         _liveness.record(self.dir, None if self._agent is None else self._agent.pid)
         self._buffer_append(start)
+        if self._settings.console:
+            self._console = _console.start(self.dir, self._settings.console_max_chars)
+            if self._console is not None:
+                self._writer.console = self._console.log
         _hooks.register(self)
 
     def finish(
@@ -214,6 +219,8 @@ class Run:
         if self._writer is None:
             self._inert = "finished"
             return
+        if self._console is not None:
+            self._console.stop(traceback)
         self._commit_pending()
         self._copy_files_at_end()
         final = Finish(time=time.time(), state=state, exit_code=exit_code, traceback=traceback)

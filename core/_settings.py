@@ -52,6 +52,12 @@ def server_url() -> str | None:
     return _credentials.default_server()
 
 
+def console_from_env() -> bool:
+    """``TRACKLINE_CONSOLE``: anything but ``off`` (``0``, ``false``, ``no``) captures."""
+    raw = (env("TRACKLINE_CONSOLE") or "on").strip().lower()
+    return raw not in ("off", "0", "false", "no")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs to know about where and how to record."""
@@ -68,6 +74,10 @@ class Settings:
     strict: bool
     #: What the writer may hold in memory while the disk refuses the run log.
     max_buffer_bytes: int = 64 * 1024 * 1024
+    #: Whether stdout and stderr are captured (``TRACKLINE_CONSOLE=off`` turns it off).
+    console: bool = True
+    #: Bound of the console text kept per run, in characters (``TRACKLINE_CONSOLE_MAX_MB``).
+    console_max_chars: int = 100_000_000
 
     @property
     def runs_dir(self) -> Path:
@@ -78,6 +88,7 @@ def resolve(
     project: str | None = None,
     mode: str | None = None,
     dir: str | os.PathLike[str] | None = None,
+    console: bool | None = None,
 ) -> Settings:
     """Combine arguments with ``TRACKLINE_*`` environment variables."""
     server = server_url()
@@ -100,4 +111,6 @@ def resolve(
         git_diff_limit=int(env_float("TRACKLINE_GIT_DIFF_LIMIT", 10 * 1024 * 1024)),
         strict=env_flag("TRACKLINE_STRICT"),
         max_buffer_bytes=int(env_float("TRACKLINE_MAX_BUFFER_MB", 64.0) * 1024 * 1024),
+        console=console if console is not None else console_from_env(),
+        console_max_chars=int(env_float("TRACKLINE_CONSOLE_MAX_MB", 100.0) * 1_000_000),
     )

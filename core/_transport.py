@@ -1,7 +1,8 @@
 """Shipping a run directory to a server: log shipping with httpx.
 
 The run log on disk is the only buffer. A :class:`Shipper` reads from the
-server's committed offset of each stream (``main.tlog``, ``system.tlog``),
+server's committed offset of each stream (``main.tlog``, ``system.tlog``,
+``console.tlog``),
 sends whole frames in compressed batches, and moves on with the offset the
 server answers; a lost answer is harmless (the server acknowledges what it
 has without applying it twice) and a 409 says where to go on from. Files and
@@ -40,7 +41,8 @@ from ._warn import warn_once
 from .records import RunStart
 from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
 
-STREAMS = ("main", "system")
+#: ``console.tlog`` last: a server too old to take it refuses that stream alone.
+STREAMS = ("main", "system", "console")
 PROGRESS_FILE = "upload.json"
 _RUN_ID = re.compile(RUN_ID)
 #: Statuses worth retrying: the server is busy, restarting or behind a proxy that is.
@@ -331,6 +333,8 @@ class Shipper:
             if isinstance(expected, int) and expected != offset:
                 self.committed[stream] = expected  # go on from where the server is
                 return
+        if stream == "console" and response.status_code == 422:
+            raise PermanentError("the server predates console logs: upgrade it to see them")
         raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
 
     def _heartbeat(self) -> None:

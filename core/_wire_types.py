@@ -303,6 +303,29 @@ class ViewSettings(_Wire, frozen=True):
 
 
 #: Every response type, for the OpenAPI document's components.
+class LogLine(_Wire, frozen=True):
+    """One line a run printed: its number (from 0), ``stdout`` or ``stderr``, when it
+    was written (to the writer's cadence), whether it counts as an error, and its text
+    with ANSI colour codes."""
+
+    line: int
+    stream: str
+    time: Any
+    error: bool
+    text: str
+
+
+class LogPage(_Wire, frozen=True):
+    """Lines after the ``after`` cursor; ``next`` is the cursor for the page after this
+    one (the last line's number, or ``after`` when none came), ``more`` whether more
+    lines match beyond ``limit``, ``total`` how many lines the run has in all."""
+
+    lines: list[LogLine]
+    next: int
+    more: bool
+    total: int
+
+
 ALL: tuple[type[_Wire], ...] = (
     ErrorBody,
     Health,
@@ -336,4 +359,5 @@ ALL: tuple[type[_Wire], ...] = (
     Lineage,
     RunArtifacts,
     ViewSettings,
+    LogPage,
 )

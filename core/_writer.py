@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from . import runlog
+from ._console import ConsoleLog
 from ._values import Deferred
 from ._warn import warn, warn_once
 from .records import Gap, Histogram, Metrics, Record, decode
@@ -65,7 +66,9 @@ class Writer:
     def __init__(
         self, logfile: runlog.LogFile, flush_interval: float = 0.1, max_buffer: int = MAX_BUFFER
     ) -> None:
-        self.buffer: collections.deque[Record | NeedsResolve | _Marker] = collections.deque()
+        self.buffer: collections.deque[Record | NeedsResolve | _Marker | _ConsoleEnd] = (
+            collections.deque()
+        )
         self._file = logfile
         self._interval = flush_interval
         self._wake = threading.Event()
@@ -76,6 +79,8 @@ class Writer:
         self._unwritten_bytes = 0
         self._max_buffer = max_buffer
         self._gap: _GapCount | None = None
+        #: The console capture's ``console.tlog``, written at every drain (``_console``).
+        self.console: ConsoleLog | None = None
         #: Frames that reached the file whole, in all.
         self.written = 0
         self.failed: BaseException | None = None
@@ -110,6 +115,8 @@ class Writer:
 
     def close(self, final: Record | None, timeout: float) -> bool:
         """Drain, append ``final``, fsync and stop; ``False`` if it did not finish in time."""
+        if self.console is not None:
+            self.buffer.append(_ConsoleEnd())  # the last lines, after the capture stopped
         if final is not None:
             self.buffer.append(final)
         self._stopping = True
@@ -138,6 +145,9 @@ class Writer:
         added = count = 0  # bytes and frames not yet counted in _unwritten_bytes
         markers: list[_Marker] = []
         encode = runlog.frame_record
+        console = self.console
+        if console is not None:
+            console.drain()
         while True:
             try:
                 item = buffer.popleft()
@@ -147,6 +157,10 @@ class Writer:
                 item = item.resolve()
             elif type(item) is _Marker:
                 markers.append(item)
+                continue
+            elif type(item) is _ConsoleEnd:
+                if console is not None:
+                    console.drain(final=True)
                 continue
             try:
                 data = encode(item)  # type: ignore[arg-type]
@@ -234,6 +248,8 @@ class Writer:
         self._unwritten = kept + frames[index:]
 
     def _sync_and_close(self) -> None:
+        if self.console is not None:
+            self.console.close()
         try:
             if self._unwritten or self._gap is not None:
                 self._write()
@@ -274,6 +290,12 @@ def _reason(exc: BaseException | None) -> str:
     if code is not None:
         return f"write failed: {os.strerror(code)}"
     return "write failed"
+
+
+class _ConsoleEnd:
+    """In the buffer at ``close``: the console's last lines are written here."""
+
+    __slots__ = ()
 
 
 class _Marker:

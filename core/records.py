@@ -222,6 +222,18 @@ class Gap(_Record, tag="gap", frozen=True):
     time: float = 0.0
 
 
+class Console(_Record, tag="console", frozen=True):
+    """Whole lines the run wrote to ``stream`` (``stdout`` or ``stderr``) around ``time``.
+
+    Carriage-return progress bars are collapsed to their last state and secrets in
+    ``KEY=value`` form masked; ANSI colour codes are kept (``core/_console.py``).
+    """
+
+    stream: str
+    lines: list[str]
+    time: float
+
+
 Record = (
     RunStart
     | ConfigUpdate
@@ -239,6 +251,7 @@ Record = (
     | ArtifactLogged
     | ArtifactUsed
     | Gap
+    | Console
 )
 
 #: Final run states; ``running`` is the state before any of these.

@@ -24,6 +24,7 @@ from . import (
     openapi,
     routes_artifacts,
     routes_ingest,
+    routes_logs,
     routes_query,
     routes_views,
 )
@@ -83,6 +84,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
+    app.include_router(routes_logs.router)
     app.include_router(routes_views.router)
     _errors(app)
     openapi.install(app)

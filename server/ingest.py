@@ -11,7 +11,9 @@ from the offsets, not from the client.
 from __future__ import annotations
 
 import bisect
+import math
 import posixpath
+import re
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -21,11 +23,13 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from trackline._console import strip_ansi
 from trackline._fold import fold
 from trackline._names import project_problem
 from trackline.records import (
     ArtifactLogged,
     ArtifactUsed,
+    Console,
     FileSaved,
     GitInfo,
     Histogram,
@@ -39,10 +43,31 @@ from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, Resync, RunLogError,
 
 from . import artifacts, auth, chunks, files, possession, runstate, series
 from .columnize import Columnizer
-from .schema import blob_owners, histograms, media, projects, run_files, runs, streams
+from .schema import (
+    blob_owners,
+    console_lines,
+    histograms,
+    media,
+    projects,
+    run_files,
+    runs,
+    streams,
+)
 
-STREAMS = ("main", "system")
+#: ``console``: the lines the run printed (``console.tlog``), only ``Console`` records.
+STREAMS = ("main", "system", "console")
 _TEXT_MAX = 1_000_000
+#: A console line is kept up to this many characters.
+LINE_MAX = 64 * 1024
+#: Console lines stored per run at most. The SDK bounds its console by size (100 MB by
+#: default, some two million lines); this bounds the rows any client can make a run hold.
+CONSOLE_MAX_LINES = 5_000_000
+CONSOLE_CAPPED = (
+    f"[trackline server: this run printed more than {CONSOLE_MAX_LINES:,} lines; "
+    "later lines are not stored here]"
+)
+#: A console line that counts as an error wherever it was printed.
+ERROR_LINE = re.compile(r"Traceback|Error|ERROR|Exception")
 #: Steps are stored as int64; the bound leaves room for arithmetic.
 STEP_LIMIT = 2**62
 
@@ -508,9 +533,14 @@ class Applier:
         self._system = Columnizer()
         self._histograms: list[dict[str, Any]] = []
         self._media: list[dict[str, Any]] = []
+        self._console: list[Console] = []
         self._files: dict[str, dict[str, Any]] = {}
 
     def apply(self, records: Iterable[Any]) -> None:
+        if self.stream == "console":
+            self._console = [record for record in records if type(record) is Console]
+            self._flush()
+            return
         main = self.stream == "main"
         add_row = self._metrics.add
         add_sample = self._system.add
@@ -670,8 +700,47 @@ class Applier:
             )
         if self._media:
             self.conn.execute(media.insert(), [{"run_pk": run_pk, **m} for m in self._media])
+        if self._console:
+            self._console_lines(run_pk)
         for entry in self._files.values():
             self._upsert_file(run_pk, entry)
+
+    def _console_lines(self, run_pk: int) -> None:
+        """Number the lines on from the run's last one; a frame is applied once, so a line
+        re-shipped in a retry is never stored twice."""
+        last = self.conn.execute(
+            sa.select(sa.func.max(console_lines.c.line)).where(console_lines.c.run_pk == run_pk)
+        ).scalar()
+        number = -1 if last is None else int(last)
+        if number + 1 >= CONSOLE_MAX_LINES:
+            return  # the cap's notice is the last line already
+        rows: list[dict[str, Any]] = []
+        for record in self._console:
+            stream = "stderr" if record.stream == "stderr" else "stdout"
+            when = record.time if math.isfinite(record.time) else 0.0
+            for raw in record.lines:
+                text = clean(str(raw), LINE_MAX) or ""
+                if number + 2 >= CONSOLE_MAX_LINES:
+                    stream, text = "stderr", CONSOLE_CAPPED
+                plain = strip_ansi(text).lower()
+                number += 1
+                rows.append(
+                    {
+                        "run_pk": run_pk,
+                        "line": number,
+                        "stream": stream,
+                        "time": when,
+                        "error": stream == "stderr" or ERROR_LINE.search(text) is not None,
+                        "text": text,
+                        "plain": None if plain == text else plain,
+                    }
+                )
+                if text is CONSOLE_CAPPED:
+                    break
+            if rows and rows[-1]["text"] is CONSOLE_CAPPED:
+                break
+        for start in range(0, len(rows), 5000):
+            self.conn.execute(console_lines.insert(), rows[start : start + 5000])
 
     def _upsert_file(self, run_pk: int, entry: dict[str, Any]) -> None:
         known = self.conn.execute(

@@ -63,6 +63,11 @@ def _blob_owners(conn: sa.Connection) -> None:
     conn.execute(schema.blob_owners.insert().from_select(["entity_id", "sha256"], owned))
 
 
+def _console_lines(conn: sa.Connection) -> None:
+    """Version 5: the lines runs printed (a new table only)."""
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[5])
+
+
 def _view_settings(conn: sa.Connection) -> None:
     """Version 7: each user's dashboard settings per project (a new table only)."""
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[7])
@@ -73,6 +78,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
     (3, _blocks_uncompressed),
     (4, _blob_owners),
+    (5, _console_lines),
     (7, _view_settings),
 ]
 

@@ -29,7 +29,10 @@ from .wire import Json
 router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=errors(*ERRORS))
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
-Stream = Annotated[str, PathParam(pattern="^(main|system)$", description="`main` or `system`.")]
+Stream = Annotated[
+    str,
+    PathParam(pattern="^(main|system|console)$", description="`main`, `system` or `console`."),
+]
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]
 
 

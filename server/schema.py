@@ -281,6 +281,24 @@ artifact_usage = sa.Table(
 )
 sa.Index("ix_artifact_usage_version", artifact_usage.c.version_id)
 
+# -- console (schema version 5) ----------------------------------------------------------
+
+#: The lines a run printed (``Console`` records), numbered from 0 per run in the order
+#: they were applied; ingest applies each frame once, so a number is never reused.
+console_lines = sa.Table(
+    "console_lines",
+    metadata,
+    sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("line", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("stream", sa.String(8), nullable=False),  # "stdout" | "stderr"
+    sa.Column("time", _float, nullable=False),
+    # From stderr, or a traceback or error message: what "errors only" shows.
+    sa.Column("error", sa.Boolean, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # with its ANSI colour codes
+    # Lowercase and without ANSI codes, what search matches; null when ``text`` is that.
+    sa.Column("plain", sa.Text, nullable=True),
+)
+
 # -- dashboard view settings (schema version 7) ------------------------------------------
 
 #: A user's dashboard settings for a project (panels, layout, filters): a JSON document
@@ -298,5 +316,6 @@ view_settings = sa.Table(
 ADDED_IN = {
     2: [artifacts, artifact_versions, artifact_aliases, artifact_usage],
     4: [blob_owners],
+    5: [console_lines],
     7: [view_settings],
 }

@@ -465,9 +465,7 @@ def test_shipping_finds_a_frame_after_bad_bytes_longer_than_a_batch(tmp_path: Pa
 def test_a_run_keeps_a_bounded_list_of_gaps(app_client: Any) -> None:
     records: list[Record] = [RunStart(run_id="gaps1", project="p", name="n", start_time=1.0)]
     extra = 5
-    records += [
-        Gap(10 * i, 10 * i + 9, 10, 100, "disk full", 2.0) for i in range(MAX_GAPS + extra)
-    ]
+    records += [Gap(10 * i, 10 * i + 9, 10, 100, "disk full", 2.0) for i in range(MAX_GAPS + extra)]
     assert post_log(app_client, "gaps1", log_bytes(records)).status_code == 200
     gaps = app_client.get("/api/v1/runs/gaps1").json()["gaps"]
     assert len(gaps) == MAX_GAPS  # later ones are added to the last

@@ -206,6 +206,14 @@ def test_real_answers_decode_as_their_types(shared_server: ServerProcess) -> Non
             headers={"content-encoding": "deflate"},
         )
         assert sent.status_code == 200, sent.text
+        console = records.Console("stdout", ["\x1b[32mok\x1b[0m", "Error: x"], 3.5)
+        sent = admin.post(
+            "/runs/typed1/streams/console",
+            params={"offset": 0},
+            content=zlib.compress(bytes(runlog.header_bytes() + runlog.frame_record(console))),
+            headers={"content-encoding": "deflate"},
+        )
+        assert sent.status_code == 200, sent.text
         answers: list[tuple[str, str, type, dict[str, object]]] = [
             ("GET", "/health", wt.Health, {}),
             ("GET", "/viewer", wt.Viewer, {}),
@@ -223,6 +231,7 @@ def test_real_answers_decode_as_their_types(shared_server: ServerProcess) -> Non
             ("GET", "/runs/typed1/files", wt.RunFiles, {}),
             ("GET", "/runs/typed1/streams", wt.Offsets, {}),
             ("GET", "/runs/typed1/artifacts", wt.RunArtifacts, {}),
+            ("GET", "/runs/typed1/logs", wt.LogPage, {"params": {"q": "OK", "level": "all"}}),
             ("POST", "/runs/typed1/heartbeat", wt.Heartbeat, {}),
             ("POST", "/metrics/keys", wt.MetricKeys, {"json": {"runs": ["typed1"]}}),
             (

@@ -255,7 +255,7 @@ def test_offsets_retry_gap_and_overlap(app_client: Any) -> None:
     rest = post_log(app_client, "offs", data[bounds[6] :], bounds[6])
     assert rest.json()["committed"] == len(data)
     offsets = app_client.get("/api/v1/runs/offs/streams").json()["offsets"]
-    assert offsets == {"main": len(data), "system": 0}
+    assert offsets == {"main": len(data), "system": 0, "console": 0}
     rows = _rows(app_client.get("/api/v1/runs/offs/history").json())
     assert [r["x"] for r in rows] == [float(s) for s in range(10)]
 

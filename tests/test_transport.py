@@ -102,7 +102,7 @@ def test_batches_resume_and_exactly_once(shared_server: ServerProcess, tmp_path:
     ]
     assert len(posts) > 5
     size = (run_dir / "main.tlog").stat().st_size
-    assert second.committed == {"main": size, "system": 0}
+    assert second.committed == {"main": size, "system": 0, "console": 0}
     got = server_rows(shared_server, "batch1")
     assert [(r["_step"], r["v"], r["w"]) for r in got] == [(s, float(s), s) for s in range(2000)]
     with Api(shared_server.url, ADMIN_KEY) as api:
@@ -154,7 +154,7 @@ def test_refused_key_gives_up_then_retries_when_live(
     with Shipper(run_dir, shared_server.url, "tl_wrong") as shipper:
         assert shipper.pump(final=True) is True  # nothing more it can do: the agent may leave
         assert "invalid API key" in (shipper.error or "")
-        assert set(shipper.failed) == {"main", "system"}
+        assert set(shipper.failed) == {"main", "system", "console"}
         assert read_progress(run_dir)["failed"]  # type: ignore[index]
         monkeypatch.setattr(_transport, "RETRY_REFUSED", 0.0)
         shipper._client.headers["authorization"] = f"Bearer {ADMIN_KEY}"

@@ -290,6 +290,20 @@ export const api = {
 
   /** Forget the caller's settings for a project (reset to default). */
   resetView: (project) => request("DELETE", `${projectPath(project)}/view`),
+  /**
+   * Console lines of a run numbered above `after` (a cursor): {lines: [{line, stream, time,
+   * error, text}], next (the cursor for the page after), more, total}. text keeps ANSI codes.
+   * q: case-insensitive substring; level: "error" for stderr and error lines only.
+   */
+  logs: (runId, { after = -1, limit = 1000, q, level } = {}, signal) =>
+    request("GET", `/runs/${seg(runId)}/logs`, { query: { after, limit, q, level }, signal }),
+
+  /** The whole console as text (a Blob); ansi=false strips the colour codes. */
+  async logsBlob(runId, ansi = true) {
+    const response = await fetch(url(`/runs/${seg(runId)}/logs.txt`, { ansi }), { headers: headers() });
+    if (!response.ok) await fail(response);
+    return response.blob();
+  },
 };
 
 /** Save a Blob under a file name (through a temporary object URL). */

@@ -5,6 +5,7 @@
 
 import { api, saveBlob } from "../api.js";
 import { configTree } from "../configtree.js";
+import { LogsView } from "../logs.js";
 import { MediaPanels } from "../media.js";
 import { MetricPanels } from "../panels.js";
 import { links } from "../router.js";
@@ -19,7 +20,7 @@ import { loading, setCrumbs, showError, stateBadge, tagChip, toast } from "./com
 
 const LIVE_MS = 5000;
 const DIFF_SHOW_MAX = 2 * 1024 * 1024;
-const TABS = ["Overview", "Charts", "Media", "System", "Files", "Artifacts"];
+const TABS = ["Overview", "Charts", "Media", "System", "Logs", "Files", "Artifacts"];
 
 export function runView(el, route) {
   const { project, runId } = route;
@@ -32,6 +33,7 @@ export function runView(el, route) {
   let panels = null;
   let system = null;
   let media = null;
+  let logs = null;
   const ui = {};
 
   const load = async () => {
@@ -141,9 +143,11 @@ export function runView(el, route) {
     panels?.destroy();
     system?.destroy();
     media?.destroy();
+    logs?.destroy();
     panels = null;
     system = null;
     media = null;
+    logs = null;
     if (tab === "Overview") mount(ui.body, overview());
     else if (tab === "Charts") {
       const host = h("div", { class: "metric-panels" });
@@ -160,6 +164,10 @@ export function runView(el, route) {
       mount(ui.body, host);
       system = new SystemPanels(host, { maxRuns: 1, chartHeight: 200 });
       system.setRuns([asLine()]);
+    } else if (tab === "Logs") {
+      const host = h("div", { class: "logs-body" });
+      mount(ui.body, host);
+      logs = new LogsView(host, run.id, { isRunning: () => run.state === "running" });
     } else if (tab === "Artifacts") mount(ui.body, runArtifactsTab(run.id));
     else mount(ui.body, filesTab());
   }
@@ -395,6 +403,7 @@ export function runView(el, route) {
       panels?.destroy();
       system?.destroy();
       media?.destroy();
+      logs?.destroy();
     },
   };
 }
