@@ -59,7 +59,10 @@ def _decode(body: bytes) -> dict[str, Any]:
 
 @router.get(_PATH, summary="The caller's view settings", responses=answers(wt.ViewSettings))
 def get_view(entity: Entity, project: ProjectName, ctx: Ctx, user: User) -> Json:
-    """The caller's saved settings for the project: ``{}`` (and no time) when none."""
+    """The caller's saved settings for the project: ``{}`` (and no time) when none.
+
+    Resetting is saving ``{}`` (a PUT): the dashboard reads an empty document as its defaults.
+    """
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
         saved = conn.execute(
@@ -105,18 +108,3 @@ async def put_view(
 
     await run_in_threadpool(store)
     return _answer(document, now)
-
-
-@router.delete(
-    _PATH, summary="Reset the caller's view settings", responses=answers(wt.ViewSettings)
-)
-def delete_view(entity: Entity, project: ProjectName, ctx: Ctx, user: User) -> Json:
-    """Forget the caller's settings: the dashboard shows its defaults again."""
-    with ctx.db.write() as conn:
-        row = _project(conn, entity, project, user)
-        conn.execute(
-            view_settings.delete().where(
-                view_settings.c.user_id == user.id, view_settings.c.project_id == row.id
-            )
-        )
-    return _answer({}, None)

@@ -288,8 +288,8 @@ export const api = {
       keepalive, // a save as the page goes away still reaches the server
     }).then((response) => (response.ok ? response.json() : fail(response))),
 
-  /** Forget the caller's settings for a project (reset to default). */
-  resetView: (project) => request("DELETE", `${projectPath(project)}/view`),
+  /** Forget the caller's settings for a project (reset to default): an empty document. */
+  resetView: (project) => api.saveView(project, {}),
   /**
    * Console lines of a run numbered above `after` (a cursor): {lines: [{line, stream, time,
    * error, text}], next (the cursor for the page after), more, total}. text keeps ANSI codes.

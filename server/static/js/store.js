@@ -117,7 +117,8 @@ function syncOf(project) {
 
 /**
  * The signed-in user's settings: the server's SHARED part (defaults where it has none)
- * over this browser's, kept here too; null without a key, offline or with a server that
+ * over this browser's, kept here too (this browser's, sent up, when the server has never
+ * saved any); null without a key, offline or with a server that
  * does not keep them: then loadPrefs' are the settings.
  */
 export async function fetchPrefs(project) {
@@ -134,9 +135,16 @@ export async function fetchPrefs(project) {
   }
   const settings = answer.settings || {};
   const prefs = loadPrefs(project);
+  sync.on = true;
+  if (answer.updated_at == null) {
+    // Never saved on the server (a first sign-in, or settings from before the server kept
+    // them): this browser's settings are the user's, and go up to the server.
+    sync.sent = sharedJson(withDefaults({}));
+    savePrefs(project, prefs);
+    return prefs;
+  }
   for (const name of SHARED) prefs[name] = name in settings ? settings[name] : structuredClone(DEFAULTS[name]);
   Object.assign(prefs, withDefaults(prefs)); // the server's of the right shape
-  sync.on = true;
   sync.sent = sharedJson(prefs);
   saveLocal(project, JSON.stringify(prefs));
   return prefs;
