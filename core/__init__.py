@@ -19,6 +19,7 @@ from ._api import init as init
 from ._api import log as log
 from ._api import save as save
 from ._config import Config as Config
+from ._errors import TracklineError as TracklineError
 from ._reader import LocalRun as LocalRun
 from ._reader import RunNotFoundError as RunNotFoundError
 from ._reader import list_runs as list_runs
@@ -50,6 +51,7 @@ __all__ = [
     "RunNotFoundError",
     "Summary",
     "Table",
+    "TracklineError",
     "TracklineWarning",
     "Video",
     "__version__",

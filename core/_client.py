@@ -27,6 +27,7 @@ import httpx
 import msgspec
 
 from . import _credentials
+from ._errors import TracklineError
 from ._settings import env
 from ._transport import retry_after
 from .artifacts import entry_name, parse_ref
@@ -35,7 +36,7 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _PAGE = 1000
 
 
-class ApiError(Exception):
+class ApiError(TracklineError):
     """The server refused a request: ``status`` and its ``detail``."""
 
     def __init__(self, status: int, detail: str, body: Any = None) -> None:

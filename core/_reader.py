@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _liveness
+from ._errors import TracklineError
 from ._fold import RunFold, fold
 from ._settings import base_dir
 from .records import (
@@ -25,7 +26,7 @@ from .records import (
 from .runlog import LogFile, read_records
 
 
-class RunNotFoundError(FileNotFoundError):
+class RunNotFoundError(TracklineError, FileNotFoundError):
     """No run directory at that path or with that id."""
 
 

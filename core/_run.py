@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _agent_launch, _console, _hooks, _liveness
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
+from ._errors import TracklineError
 from ._media_base import as_media
 from ._media_worker import MediaJob, MediaWorker
 from ._settings import Settings
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 SAVE_POLICIES = ("now", "live", "end")
 
 
-class RunFinishedError(RuntimeError):
+class RunFinishedError(TracklineError, RuntimeError):
     """Raised when a finished run is used to log."""
 
 

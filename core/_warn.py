@@ -6,12 +6,14 @@ import os
 import threading
 import warnings
 
+from ._errors import TracklineError
+
 
 class TracklineWarning(UserWarning):
     """Something went wrong in tracking; training goes on."""
 
 
-class TracklineStrictError(RuntimeError):
+class TracklineStrictError(TracklineError, RuntimeError):
     """A tracking problem, raised instead of warned because ``TRACKLINE_STRICT`` is set."""
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import encodable
+from ._errors import TracklineError
 from ._warn import warn_once
 from .records import ArtifactFile, ArtifactLogged
 
@@ -45,7 +46,7 @@ _CHUNK = 1 << 20
 BLOBS = "artifacts/blobs"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(TracklineError, ValueError):
     """An artifact, a name in it or a reference to one is not valid."""
 
 

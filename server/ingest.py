@@ -15,7 +15,6 @@ import math
 import posixpath
 import re
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,14 @@ from trackline.records import (
     RunStart,
     SystemSample,
 )
-from trackline.runlog import FRAME, HEADER_SIZE, MAX_FRAME, Resync, RunLogError, check_header
+from trackline.runlog import (
+    FRAME,
+    HEADER_SIZE,
+    MAX_FRAME,
+    RunLogError,
+    check_header,
+    scan_frames,
+)
 
 from . import artifacts, auth, chunks, files, possession, runstate, series
 from .columnize import Columnizer
@@ -168,44 +174,27 @@ def _frames(data: bytes, base: int, final: bool = False) -> tuple[Body, int, int
     more bytes to find the frame after bad ones; 0 when everything was taken. ``final``
     says no more bytes will come. Raises ``IngestError`` (400) at a corrupt frame.
     """
-    # The loop of runlog.iter_frames, inlined: this is the hottest loop of ingest.
     # Bad bytes with a whole frame after them are skipped by the one rule, ``Resync``,
     # exactly as the local readers do; the range must still end with a whole frame.
-    records: list[Any] = []
-    starts: list[int] = []
-    unpack, crc32, decode_one = FRAME.unpack_from, zlib.crc32, _decoder.decode
     view = memoryview(data)
     size = len(view)
-    pos = 0
-    wanted = 0
-    resync: Resync | None = None
-    corrupt = False
-    try:
-        while pos + 8 <= size:
-            length, crc = unpack(view, pos)
-            end = pos + 8 + length
-            if length <= MAX_FRAME and end <= size and crc32(view[pos + 8 : end]) == crc:
-                records.append(decode_one(view[pos + 8 : end]))
-                starts.append(base + pos)
-                pos = end
-                continue
-            if length <= MAX_FRAME and end > size and not final:
-                wanted = 8 + length  # perhaps a frame whose end has not arrived yet
-                break
-            resync = resync or Resync(view)
-            found = resync.next_frame(pos)
-            if found is not None:
-                pos = found
-                continue
-            if final or size - pos > MAX_FRAME:
-                corrupt = True
-            else:
-                wanted = size - pos + (1 << 20)  # the next frame may start further on
+    scan = scan_frames(view, wait_for_partial=not final)
+    decode_one = _decoder.decode
+    records: list[Any] = []
+    starts: list[int] = []
+    pos, wanted, corrupt = scan.pos, scan.partial, False
+    for begin, end in scan.payloads:
+        try:
+            records.append(decode_one(view[begin:end]))
+        except msgspec.DecodeError:
+            pos, wanted, corrupt = begin - FRAME.size, 0, True
             break
+        starts.append(base + begin - FRAME.size)
+    if scan.bad and not corrupt:
+        if final or size - pos > MAX_FRAME:
+            corrupt = True
         else:
-            wanted = 8 if pos < size and not final else 0
-    except msgspec.DecodeError:
-        corrupt = True
+            wanted = size - pos + (1 << 20)  # the next frame may start further on
     if corrupt or (final and pos != size):
         raise IngestError(
             400,

@@ -47,6 +47,28 @@ def test_import_trackline_imports_no_framework() -> None:
     assert json.loads(out.stdout) == []
 
 
+def test_every_error_trackline_raises_is_a_tracklineerror() -> None:
+    from trackline._warn import TracklineStrictError
+    from trackline.artifacts import ArtifactError
+
+    errors = [
+        (trackline.ApiError, Exception),
+        (trackline.RunFinishedError, RuntimeError),
+        (trackline.RunNotFoundError, FileNotFoundError),
+        (ArtifactError, ValueError),
+        (TracklineStrictError, RuntimeError),
+    ]
+    for error, builtin in errors:
+        assert issubclass(error, trackline.TracklineError), error
+        assert issubclass(error, builtin), error  # older except clauses keep working
+    try:
+        trackline.open_run("/nonexistent/trackline-run")
+    except trackline.TracklineError as exc:
+        assert isinstance(exc, trackline.RunNotFoundError)
+    else:
+        raise AssertionError("open_run of a missing run did not raise")
+
+
 def test_watch_is_lazy() -> None:
     code = "import sys, trackline; assert 'torch' not in sys.modules; trackline.watch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
