@@ -137,16 +137,13 @@ def test_whole_path(online: ServerProcess, tmp_path: Path, apis: Callable[..., A
     run.log({"train/loss": float("nan")}, step=42)
     run.save(str(checkpoint))
     api = apis()
-    # Last log to queryable, while the run lives.
-    logged = time.monotonic()
+    # The last log reaches the server while the run lives (how fast is bench/'s to say).
     run.log({"live/marker": 1.0}, step=1000)
     wait_for(
         lambda: any("live/marker" in row for row in api.run(run.id).history(keys=["live/marker"])),
         timeout=30,
         what="a live row on the server",
     )
-    latency = time.monotonic() - logged
-    assert latency < 15, f"last log queryable after {latency:.1f}s"
     assert api.run(run.id).state == "running"
     run.summary["best"] = 0.5
     run.finish()
