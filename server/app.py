@@ -26,6 +26,7 @@ from . import (
     routes_ingest,
     routes_logs,
     routes_query,
+    routes_users,
     routes_views,
 )
 from .blockcache import BlockCache
@@ -82,6 +83,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         Limits(config.max_ingest, config.max_queries),
     )
     app.include_router(routes_ingest.router)
+    app.include_router(routes_users.router)
     app.include_router(routes_query.router)
     app.include_router(routes_artifacts.router)
     app.include_router(routes_logs.router)
