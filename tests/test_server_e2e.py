@@ -33,7 +33,7 @@ from click.testing import CliRunner
 from trackline import runlog
 from trackline._cli import main as cli
 from trackline._client import Api
-from trackline._transport import Shipper
+from trackline._transport import Shipper, read_progress
 from trackline.records import Finish, Metrics, RunStart, SystemSample
 from trackline.runlog import LogFile
 
@@ -170,8 +170,12 @@ def test_server_killed_and_restarted_mid_run(
     online.kill()
     for step in range(200, 400):
         run.log({"x": float(step), "y": step})
-        if step % 50 == 0:
-            time.sleep(0.3)  # the agent tries (and fails) meanwhile
+    # Not a sleep: the agent has really tried the dead server and says so.
+    wait_for(
+        lambda: (read_progress(run.dir) or {}).get("error") is not None,
+        timeout=30,
+        what="the agent to fail against the killed server",
+    )
     online.start()
     for step in range(400, 600):
         run.log({"x": float(step), "y": step})
