@@ -27,6 +27,7 @@ from ._reader import open_run as open_run
 from ._run import Run as Run
 from ._run import RunFinishedError as RunFinishedError
 from ._run import Summary as Summary
+from ._run_data import RunData as RunData
 from ._warn import TracklineWarning as TracklineWarning
 from .artifacts import Artifact as Artifact
 from .media import Audio as Audio
@@ -47,6 +48,7 @@ __all__ = [
     "Image",
     "LocalRun",
     "Run",
+    "RunData",
     "RunFinishedError",
     "RunNotFoundError",
     "Summary",

@@ -28,9 +28,11 @@ import msgspec
 
 from . import _credentials
 from ._errors import TracklineError
+from ._fold import from_dict
 from ._settings import env
 from ._transport import retry_after
 from .artifacts import entry_name, parse_ref
+from .records import Environment, GitInfo
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _PAGE = 1000
@@ -562,12 +564,16 @@ class Run:
         return self._data.get(name)
 
     @property
-    def git(self) -> dict[str, Any] | None:
-        return self._detail("git")  # type: ignore[no-any-return]
+    def git(self) -> GitInfo | None:
+        """The git state the run started in: the same type as ``LocalRun.git``."""
+        data = self._detail("git")
+        return None if data is None else from_dict(GitInfo, data)
 
     @property
-    def environment(self) -> dict[str, Any] | None:
-        return self._detail("environment")  # type: ignore[no-any-return]
+    def environment(self) -> Environment | None:
+        """The machine and interpreter: the same type as ``LocalRun.environment``."""
+        data = self._detail("environment")
+        return None if data is None else from_dict(Environment, data)
 
     @property
     def traceback(self) -> str | None:

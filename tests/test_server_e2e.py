@@ -30,7 +30,7 @@ from _server import (  # noqa: F401 - fixtures
     wait_for,
 )
 from click.testing import CliRunner
-from trackline import runlog
+from trackline import RunData, runlog
 from trackline._cli import main as cli
 from trackline._client import Api
 from trackline._transport import Shipper, read_progress
@@ -74,8 +74,10 @@ def assert_server_has(api: Api, run_dir: Path) -> None:
     assert canon(remote.system()) == canon(local.system())
     stored = api._json("POST", "/metrics/keys", json={"runs": [local.id]})["points"]
     assert stored == logged_points(run_dir)
-    if local.git is not None:
-        assert remote.git is not None and remote.git["commit"] == local.git.commit
+    # One type for both: what is read locally and from the server is the same RunData.
+    assert isinstance(local, RunData) and isinstance(remote, RunData)
+    assert remote.git == local.git
+    assert remote.environment == local.environment
 
 
 def agent_done(run: trackline.Run, timeout: float = 120.0) -> None:
