@@ -53,7 +53,6 @@ class NewUser(BaseModel):
 
 @router.post(
     "/users",
-    tags=["users"],
     summary="Create a user and its first API key (admin)",
     status_code=201,
     responses=answers(wt.CreatedUser, 409, status=201),
@@ -71,7 +70,6 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
 
 @router.post(
     "/keys",
-    tags=["users"],
     summary="A new API key for the caller",
     status_code=201,
     responses=answers(wt.CreatedKey, status=201),
@@ -84,7 +82,6 @@ def create_key(ctx: Ctx, user: User) -> Json:
 
 @router.get(
     "/keys",
-    tags=["users"],
     summary="API keys of the caller (or, for an admin, a user)",
     responses=answers(wt.KeyList),
 )
@@ -112,7 +109,6 @@ KeyId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The key's id."
 
 @router.delete(
     "/keys/{key_id}",
-    tags=["users"],
     summary="Revoke an API key",
     responses=answers(wt.Revoked, 409),
 )
@@ -138,7 +134,6 @@ class NewTeam(BaseModel):
 
 @router.post(
     "/teams",
-    tags=["users"],
     summary="Create a team; the caller manages it",
     status_code=201,
     responses=answers(wt.CreatedTeam, 409, status=201),
@@ -159,7 +154,6 @@ class NewMember(BaseModel):
 
 @router.post(
     "/teams/{team}/members",
-    tags=["users"],
     summary="Add a user to a team",
     responses=answers(wt.Membership),
 )
