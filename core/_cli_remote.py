@@ -65,6 +65,13 @@ from .runlog import RunLogError
     help="Concurrent heavy queries (history, series) per process; more are refused (503).",
 )
 @click.option(
+    "--max-waiters",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Dashboards waiting for live changes at once per process; more are refused (503).",
+)
+@click.option(
     "--quota-gb",
     default=None,
     type=click.FloatRange(min=0, min_open=True),
@@ -82,6 +89,7 @@ def server_command(
     workers: int,
     max_ingest: int,
     max_queries: int,
+    max_waiters: int,
     quota_gb: float | None,
     log_level: str,
 ) -> None:
@@ -106,6 +114,7 @@ def server_command(
         heartbeat_timeout=heartbeat_timeout,
         max_ingest=max_ingest,
         max_queries=max_queries,
+        max_waiters=max_waiters,
         quota_bytes=None if quota_gb is None else max(1, round(quota_gb * 1e9)),
         admin_key=os.environ.get("TRACKLINE_ADMIN_KEY") or None,
     )

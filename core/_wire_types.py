@@ -302,7 +302,6 @@ class ViewSettings(_Wire, frozen=True):
     updated_at: float | None = None
 
 
-#: Every response type, for the OpenAPI document's components.
 class LogLine(_Wire, frozen=True):
     """One line a run printed: its number (from 0), ``stdout`` or ``stderr``, when it
     was written (to the writer's cadence), whether it counts as an error, and its text
@@ -326,6 +325,15 @@ class LogPage(_Wire, frozen=True):
     total: int
 
 
+class Changes(_Wire, frozen=True):
+    """A change feed's answer: ``cursor`` to send as ``since`` next time, and whether it
+    moved since the ``since`` given (``false``: the wait timed out with nothing new)."""
+
+    cursor: str
+    changed: bool
+
+
+#: Every response type, for the OpenAPI document's components.
 ALL: tuple[type[_Wire], ...] = (
     ErrorBody,
     Health,
@@ -360,4 +368,5 @@ ALL: tuple[type[_Wire], ...] = (
     RunArtifacts,
     ViewSettings,
     LogPage,
+    Changes,
 )

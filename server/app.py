@@ -24,6 +24,7 @@ from . import (
     openapi,
     routes_artifacts,
     routes_ingest,
+    routes_live,
     routes_logs,
     routes_query,
     routes_users,
@@ -35,6 +36,7 @@ from .db import Database
 from .deps import ApiError, Context
 from .files import open_store
 from .limits import Limits
+from .live import Cursors
 from .wire import Json, sanitize
 
 STATIC = Path(__file__).parent / "static"
@@ -80,7 +82,8 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         db,
         store,
         BlockCache.for_database(db.is_sqlite),
-        Limits(config.max_ingest, config.max_queries),
+        Limits(config.max_ingest, config.max_queries, config.max_waiters),
+        Cursors(db),
     )
     app.include_router(routes_ingest.router)
     app.include_router(routes_users.router)
@@ -88,6 +91,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_artifacts.router)
     app.include_router(routes_logs.router)
     app.include_router(routes_views.router)
+    app.include_router(routes_live.router)
     _errors(app)
     openapi.install(app)
     docs.install(app, CONTENT_SECURITY_POLICY)

@@ -36,6 +36,8 @@ class ServerConfig:
     #: Concurrent uploads (log ranges, files) and heavy queries per process; past them, 503.
     max_ingest: int = 32
     max_queries: int = 16
+    #: Requests waiting on a change feed at once per process; past it, 503.
+    max_waiters: int = 256
     #: Bytes each entity may store (see ``ingest.storage_used``); past it, 507. None: no quota.
     quota_bytes: int | None = None
 
@@ -66,6 +68,7 @@ class ServerConfig:
             "MAX_BLOB": str(self.max_blob),
             "MAX_INGEST": str(self.max_ingest),
             "MAX_QUERIES": str(self.max_queries),
+            "MAX_WAITERS": str(self.max_waiters),
         }
         if self.quota_bytes is not None:
             env["QUOTA_BYTES"] = str(self.quota_bytes)
@@ -88,6 +91,7 @@ class ServerConfig:
             "MAX_BLOB",
             "MAX_INGEST",
             "MAX_QUERIES",
+            "MAX_WAITERS",
             "QUOTA_BYTES",
         ):
             if (value := get(name)) is not None:

@@ -13,6 +13,7 @@ from .blockcache import BlockCache
 from .config import ServerConfig
 from .db import Database
 from .files import FileStore
+from .live import Cursors
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -27,6 +28,7 @@ class Context:
     store: FileStore
     blocks: BlockCache  # a cache, checked on every read
     limits: Limits
+    cursors: Cursors  # of the change feeds (live.py)
 
 
 class ApiError(Exception):

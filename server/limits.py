@@ -49,9 +49,10 @@ class Slots:
 class Limits:
     """The caps of one server process."""
 
-    def __init__(self, ingest: int, queries: int) -> None:
+    def __init__(self, ingest: int, queries: int, waiters: int = 256) -> None:
         self.ingest = Slots(ingest, "uploads")
         self.queries = Slots(queries, "heavy queries")
+        self.waiters = Slots(waiters, "waits for changes")
 
 
 async def _ingest_slot(request: Request) -> AsyncIterator[None]:

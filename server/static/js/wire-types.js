@@ -59,6 +59,13 @@
  */
 
 /**
+ * A change feed's answer: ``cursor`` to send as ``since`` next time, and whether it
+ * @typedef {Object} Changes
+ * @property {string} cursor
+ * @property {boolean} changed
+ */
+
+/**
  * Rows as columns: ``values`` holds per key a value or ``null`` per row; ``kinds``
  * @typedef {Object} Columns
  * @property {Array<number>} steps
