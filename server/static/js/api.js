@@ -217,6 +217,18 @@ export const api = {
     return apiPathsOnce;
   },
 
+  /**
+   * Wait up to `timeout` seconds for a change feed (a path from api.feeds) to move past
+   * `since`: {cursor, changed}. Without `since`, the current cursor at once.
+   */
+  changes: (path, since, timeout, signal) => request("GET", path, { query: { since, timeout }, signal }),
+
+  /** The change feeds (server/routes_live.py): {path, template} for live.js's follow(). */
+  feeds: {
+    project: (project) => ({ path: `${projectPath(project)}/changes`, template: "/projects/{entity}/{project}/changes" }),
+    run: (runId) => ({ path: `/runs/${seg(runId)}/changes`, template: "/runs/{run_id}/changes" }),
+  },
+
   /** Path of the JSON view of a logged table; used only where the server offers it. */
   TABLE_ROWS_PATH: "/runs/{run_id}/media/{sha256}/table",
 

@@ -5,6 +5,7 @@
 
 import { api, saveBlob } from "../api.js";
 import { configTree } from "../configtree.js";
+import { follow } from "../live.js";
 import { LogsView } from "../logs.js";
 import { MediaPanels } from "../media.js";
 import { MetricPanels } from "../panels.js";
@@ -28,7 +29,7 @@ export function runView(el, route) {
   const save = debounce(() => savePrefs(project, prefs), 300);
   let run = null;
   let alive = true;
-  let timer = 0;
+  let stopFollowing = null;
   let tab = "Overview";
   let panels = null;
   let system = null;
@@ -362,8 +363,9 @@ export function runView(el, route) {
   // -- live --------------------------------------------------------------------------------
 
   function schedule() {
-    clearTimeout(timer);
-    if (run && run.state === "running") timer = setTimeout(poll, LIVE_MS);
+    if (stopFollowing || !run || run.state !== "running") return;
+    // Follow while it runs (and once more as it stops): the feed answers as soon as it logs.
+    stopFollowing = follow(api.feeds.run(runId), poll, { busy: () => run?.state === "running", fallbackMs: LIVE_MS });
   }
 
   async function poll() {
@@ -386,18 +388,21 @@ export function runView(el, route) {
         }
         if (system) system.setRuns([asLine()], [run.id]);
         if (media && wasRunning) media.refresh();
+        if (run.state !== "running") {
+          stopFollowing?.();
+          stopFollowing = null;
+        }
       } catch {
-        /* try again at the next tick */
+        /* try again at the next change */
       }
     }
-    schedule();
   }
 
   load();
   return {
     destroy() {
       alive = false;
-      clearTimeout(timer);
+      stopFollowing?.();
       save.cancel();
       savePrefs(project, prefs);
       panels?.destroy();

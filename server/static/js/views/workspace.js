@@ -3,6 +3,7 @@
 
 import { api } from "../api.js";
 import { parseExpressions } from "../filters.js";
+import { follow } from "../live.js";
 import { MetricPanels } from "../panels.js";
 import { go, links } from "../router.js";
 import { knownKeys, runColumns } from "../runtable.js";
@@ -16,8 +17,7 @@ import { ARTIFACT_ICON } from "./artifacts.js";
 import { loading, setCrumbs, showError, tagChip } from "./common.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
-const LIVE_MS = 5000;
-const IDLE_MS = 30000;
+const LIVE_MS = 5000; // polling, against a server without change feeds
 
 export function workspaceView(el, route) {
   const project = route.project;
@@ -37,7 +37,7 @@ export function workspaceView(el, route) {
   let seq = 0;
   let aborter = null;
   let alive = true;
-  let timer = 0;
+  let stopFollowing = null;
   let lastPoll = 0;
   let table = null;
   let panels = null;
@@ -83,7 +83,7 @@ export function workspaceView(el, route) {
       built = true;
       apply(result);
       performance.mark("tl:runs-complete"); // for bench/bench_dashboard.py
-      schedulePoll();
+      followChanges();
     } catch (err) {
       if (alive) showError(el, err, load);
     }
@@ -682,27 +682,25 @@ export function workspaceView(el, route) {
 
   // -- live -----------------------------------------------------------------------------
 
-  function schedulePoll() {
-    clearTimeout(timer);
-    const running = runs.some((r) => r.state === "running");
-    timer = setTimeout(poll, running ? LIVE_MS : IDLE_MS);
-  }
-
-  async function poll() {
-    if (!alive) return;
-    if (document.visibilityState === "visible" && !document.querySelector("dialog[open]")) {
-      lastPoll = Date.now();
-      await refresh({ silent: true });
-      if (ui.count) ui.count.title = `updated ${fmtAgo(lastPoll / 1000)}`;
-    }
-    if (alive) schedulePoll();
+  function followChanges() {
+    stopFollowing?.();
+    stopFollowing = follow(
+      api.feeds.project(project),
+      async () => {
+        if (!alive || document.querySelector("dialog[open]")) return;
+        lastPoll = Date.now();
+        await refresh({ silent: true });
+        if (ui.count) ui.count.title = `updated ${fmtAgo(lastPoll / 1000)}`;
+      },
+      { busy: () => runs.some((r) => r.state === "running"), fallbackMs: LIVE_MS },
+    );
   }
 
   load();
   return {
     destroy() {
       alive = false;
-      clearTimeout(timer);
+      stopFollowing?.();
       aborter?.abort();
       save.cancel();
       savePrefs(project, prefs);
