@@ -58,8 +58,43 @@ function valueCell(v) {
 }
 
 /**
+ * The columns people look at first, for runs whose table has no chosen columns: the
+ * summary metrics most runs have (numbers, by how many runs have them) and the config
+ * keys whose values differ between the runs (the first ones seen; the first few config
+ * keys when nothing differs).
+ */
+const JUDGED = /loss|acc|f1|auc|score|err|bleu|rouge|reward|perplexity|ppl|precision|recall|map|iou|mse|mae|rmse/i;
+
+export function defaultColumns(runs, { metrics = 5, config = 4 } = {}) {
+  const seen = new Map(); // summary key -> runs having a number there
+  const values = new Map(); // config key -> Set of JSON values
+  for (const run of runs.slice(0, 2000)) {
+    for (const [k, v] of Object.entries(flatten(run.summary))) {
+      if (!k.startsWith("_") && (typeof v === "number" || asNumber(v) !== null)) seen.set(k, (seen.get(k) || 0) + 1);
+    }
+    for (const [k, v] of Object.entries(flatten(run.config))) {
+      if (k.startsWith("_")) continue;
+      if (!values.has(k)) values.set(k, new Set());
+      values.get(k).add(JSON.stringify(v));
+    }
+  }
+  // Among keys as common, what people judge runs by (losses, accuracies, scores) first.
+  const judged = (k) => (JUDGED.test(k) ? 0 : 1);
+  const summary = [...seen]
+    .sort((a, b) => b[1] - a[1] || judged(a[0]) - judged(b[0]) || a[0].localeCompare(b[0]))
+    .slice(0, metrics)
+    .map(([k]) => `summary.${k}`);
+  let varying = [...values].filter(([, v]) => v.size > 1).map(([k]) => k);
+  if (!varying.length) varying = [...values.keys()];
+  return [...summary, ...varying.slice(0, config).map((k) => `config.${k}`)];
+}
+
+/**
  * ctx: {project, selected: Set, drawnIds: Set, hidden: Set, onToggleHidden(run),
- *       onToggleSelect(run), onToggleAll(), allSelected(), onToggleGroup(item), extra: [ids]}
+ *       onToggleSelect(run), onToggleAll(), allSelected(), onToggleGroup(item), extra: [ids],
+ *       pinned: Set of ids, widths: {id: px}, onTogglePin(id)}
+ * Order: selection, eye, name and the pinned columns (all kept on the left), then state,
+ * duration, the chosen config and summary columns, tags, created, user, host.
  */
 export function runColumns(ctx) {
   const cols = [
@@ -168,19 +203,57 @@ export function runColumns(ctx) {
     { id: "user", label: "User", width: 90, sortable: true, cell: ({ run }) => h("span", { text: run.user || "", title: run.user || "" }), groupCell: (item) => aggregate(item.runs.map((r) => r.user)) },
     { id: "host", label: "Host", width: 110, sortable: true, cell: ({ run }) => h("span", { text: run.host || "", title: run.host || "" }), groupCell: (item) => aggregate(item.runs.map((r) => r.host)) },
   ];
-  for (const id of ctx.extra) {
+  const pinned = ctx.pinned || new Set();
+  const extras = ctx.extra.map((id) => {
     const [kind, ...rest] = id.split(".");
-    cols.push({
+    const name = rest.join(".");
+    const isPinned = pinned.has(id);
+    return {
       id,
-      label: rest.join("."),
-      title: id,
+      label: name,
+      title: `${id} (drag to move, drag the edge to resize)`,
       width: 112,
       sortable: true,
+      movable: true,
+      pinned: isPinned,
       className: `c-${kind}`,
-      header: () => h("span", { class: "col-head" }, h("span", { class: `col-kind ${kind}`, text: kind === "config" ? "c" : "s" }), h("span", { text: rest.join(".") })),
+      header: () =>
+        h(
+          "span",
+          { class: "col-head" },
+          h("span", { class: `col-kind ${kind}`, text: kind === "config" ? "c" : "s" }),
+          h("span", { class: "col-name", text: name }),
+          h("button", {
+            class: ["icon-btn", "pin-btn", isPinned && "on"],
+            type: "button",
+            text: isPinned ? "◆" : "◇",
+            title: isPinned ? "Unpin" : "Pin to the left",
+            attrs: { "aria-label": `${isPinned ? "Unpin" : "Pin"} ${id}`, "aria-pressed": String(isPinned) },
+            on: { click: (e) => (e.stopPropagation(), ctx.onTogglePin?.(id)) },
+          }),
+        ),
       cell: ({ run }) => valueCell(columnValue(run, id)),
       groupCell: (item) => aggregate(item.runs.map((r) => columnValue(r, id))),
-    });
+    };
+  });
+  const byId = new Map(cols.map((c) => [c.id, c]));
+  const fixed = ["_select", "_eye", "name"].map((id) => ({ ...byId.get(id), pinned: true }));
+  const ordered = [
+    ...fixed,
+    ...extras.filter((c) => c.pinned),
+    byId.get("state"),
+    byId.get("runtime"),
+    ...extras.filter((c) => !c.pinned),
+    byId.get("tags"),
+    byId.get("created_at"),
+    byId.get("user"),
+    byId.get("host"),
+  ];
+  for (const col of ordered) {
+    if (col.id.startsWith("_")) continue;
+    col.resizable = true;
+    const width = ctx.widths?.[col.id];
+    if (Number.isFinite(width)) col.width = width;
   }
-  return cols;
+  return ordered;
 }

@@ -19,6 +19,8 @@ export const DEFAULTS = Object.freeze({
   sort: ["-created_at"],
   groupBy: "",
   columns: null, // null: chosen automatically from the runs' config and summary
+  columnWidths: {}, // column id -> px
+  pinnedColumns: [], // column ids kept on the left with the name
   hidden: [],
   maxRuns: 20,
   x: "step",
@@ -55,6 +57,8 @@ export const SHARED = Object.freeze([
   "syncZoom",
   "maxRuns",
   "columns",
+  "columnWidths",
+  "pinnedColumns",
   "panels",
   "sectionOrder",
   "panelOrder",

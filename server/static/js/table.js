@@ -1,6 +1,8 @@
 // A virtualised table: only the rows in view (plus a margin) exist in the DOM,
 // so thousands of runs open as fast as ten. Rows have one fixed height; the
-// header stays on top; columns have fixed widths (horizontal scroll).
+// header stays on top; columns have fixed widths (horizontal scroll), pinned ones
+// (the first columns) stay on the left; a column may be resized by dragging its
+// header's right edge and moved by dragging its header onto another.
 
 import { h } from "./util/dom.js";
 
@@ -8,8 +10,10 @@ const OVERSCAN = 8;
 
 export class VirtualTable {
   /**
-   * opts: {rowHeight, onSort(columnId), rowClass(item) -> string}
-   * columns: [{id, label | header(), width, sortable, cell(item) -> Node|string, groupCell(item)}]
+   * opts: {rowHeight, onSort(column), onResize(column, width), onMove(fromId, toId),
+   *        rowClass(item) -> string}
+   * columns: [{id, label | header(), width, sortable, pinned, resizable, movable,
+   *            cell(item) -> Node|string, groupCell(item)}] (pinned ones first)
    */
   constructor(el, opts = {}) {
     this.el = el;
@@ -33,10 +37,33 @@ export class VirtualTable {
 
   setColumns(columns) {
     this.columns = columns;
-    this.template = columns.map((c) => `${c.width}px`).join(" ");
-    this.width = columns.reduce((sum, c) => sum + c.width, 0);
+    this.layout();
     this.renderHead();
     this.invalidate();
+  }
+
+  layout() {
+    const columns = this.columns;
+    this.template = columns.map((c) => `${c.width}px`).join(" ");
+    this.width = columns.reduce((sum, c) => sum + c.width, 0);
+    // Pinned columns stick at the sum of the widths before them.
+    this.lefts = new Map();
+    let left = 0;
+    for (const col of columns) {
+      if (!col.pinned) break;
+      this.lefts.set(col.id, left);
+      left += col.width;
+    }
+  }
+
+  /** Class and style of a column's cells (header and body). */
+  cellAttrs(col, base) {
+    const left = this.lefts.get(col.id);
+    const last = left !== undefined && !this.columns[this.columns.indexOf(col) + 1]?.pinned;
+    return {
+      class: [base, col.className, left !== undefined && "vt-pinned", last && "vt-pinned-last"],
+      style: left !== undefined ? { left: `${left}px` } : undefined,
+    };
   }
 
   setSort(sort) {
@@ -68,24 +95,80 @@ export class VirtualTable {
       ...this.columns.map((col) => {
         const sorted = this.sort && this.sort.id === col.id ? (this.sort.desc ? "desc" : "asc") : null;
         const content = col.header ? col.header() : col.label;
+        const { class: classes, style } = this.cellAttrs(col, "vt-th");
         const cell = h(
           "div",
           {
-            class: ["vt-th", col.sortable && "sortable", sorted && `sorted-${sorted}`, col.className],
+            class: [...classes, col.sortable && "sortable", sorted && `sorted-${sorted}`, col.movable && "movable"],
+            style,
             title: col.title || (typeof content === "string" ? content : ""),
-            attrs: { role: "columnheader", "aria-sort": sorted ? (sorted === "desc" ? "descending" : "ascending") : null },
+            attrs: { role: "columnheader", "aria-sort": sorted ? (sorted === "desc" ? "descending" : "ascending") : null, draggable: col.movable ? "true" : null },
             dataset: { col: col.id },
           },
           h("span", { class: "vt-th-label" }, content),
           sorted ? h("span", { class: "sort-mark", text: sorted === "desc" ? "▼" : "▲" }) : null,
+          col.resizable ? this.resizeHandle(col) : null,
         );
         if (col.sortable) cell.addEventListener("click", (e) => {
-          if (e.target.closest("button, input")) return;
+          if (e.target.closest("button, input, .vt-resize")) return;
           this.opts.onSort?.(col);
         });
+        if (col.movable) this.makeMovable(cell, col);
         return cell;
       }),
     );
+  }
+
+  resizeHandle(col) {
+    const handle = h("span", { class: "vt-resize", title: "Drag to resize", attrs: { "aria-hidden": "true" } });
+    handle.addEventListener("pointerdown", (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      handle.setPointerCapture(e.pointerId);
+      // A movable header is draggable: no drag of the column while resizing it.
+      const header = handle.parentElement;
+      const draggable = header.getAttribute("draggable");
+      header.setAttribute("draggable", "false");
+      const startX = e.clientX;
+      const startWidth = col.width;
+      const move = (ev) => {
+        col.width = Math.max(48, Math.min(800, Math.round(startWidth + ev.clientX - startX)));
+        this.layout();
+        this.head.style.gridTemplateColumns = this.template;
+        this.head.style.width = `${this.width}px`;
+        for (const row of this.rendered.values()) row.style.gridTemplateColumns = this.template;
+        this.body.style.width = `${this.width}px`;
+      };
+      const up = () => {
+        if (draggable !== null) header.setAttribute("draggable", draggable);
+        handle.removeEventListener("pointermove", move);
+        handle.removeEventListener("pointerup", up);
+        if (col.width !== startWidth) this.opts.onResize?.(col, col.width);
+      };
+      handle.addEventListener("pointermove", move);
+      handle.addEventListener("pointerup", up);
+    });
+    handle.addEventListener("click", (e) => e.stopPropagation());
+    return handle;
+  }
+
+  makeMovable(cell, col) {
+    cell.addEventListener("dragstart", (e) => {
+      e.dataTransfer.setData("text/x-trackline-column", col.id);
+      e.dataTransfer.effectAllowed = "move";
+    });
+    cell.addEventListener("dragover", (e) => {
+      if (!e.dataTransfer.types.includes("text/x-trackline-column")) return;
+      e.preventDefault();
+      cell.classList.add("drop-target");
+    });
+    cell.addEventListener("dragleave", () => cell.classList.remove("drop-target"));
+    cell.addEventListener("drop", (e) => {
+      e.preventDefault();
+      cell.classList.remove("drop-target");
+      const from = e.dataTransfer.getData("text/x-trackline-column");
+      if (from && from !== col.id) this.opts.onMove?.(from, col.id);
+    });
   }
 
   paint() {
@@ -121,7 +204,8 @@ export class VirtualTable {
     });
     for (const col of this.columns) {
       const content = group ? (col.groupCell ? col.groupCell(item) : "") : col.cell(item);
-      row.appendChild(h("div", { class: ["vt-td", col.className], attrs: { role: "cell" } }, content));
+      const { class: classes, style } = this.cellAttrs(col, "vt-td");
+      row.appendChild(h("div", { class: classes, style, attrs: { role: "cell" } }, content));
     }
     return row;
   }

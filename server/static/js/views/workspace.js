@@ -6,7 +6,7 @@ import { parseExpressions } from "../filters.js";
 import { follow } from "../live.js";
 import { MetricPanels } from "../panels.js";
 import { go, links } from "../router.js";
-import { knownKeys, runColumns } from "../runtable.js";
+import { defaultColumns, knownKeys, runColumns } from "../runtable.js";
 import { fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
@@ -197,6 +197,21 @@ export function workspaceView(el, route) {
         table.setSort(sortState());
         refresh();
       },
+      onResize: (col, width) => {
+        prefs.columnWidths = { ...prefs.columnWidths, [col.id]: width };
+        save();
+      },
+      onMove: (from, to) => {
+        const now = chosenColumns().filter((c) => c !== from);
+        const at = now.indexOf(to);
+        if (at < 0) return;
+        // Dropped on a column to the right: after it; to the left: before it.
+        const before = chosenColumns().indexOf(from) > chosenColumns().indexOf(to);
+        now.splice(before ? at : at + 1, 0, from);
+        prefs.columns = now;
+        save();
+        renderTable();
+      },
       rowClass: (item) => (item.type === "run" && selected.has(item.run.id) ? "selected" : ""),
     });
     table.setSort(sortState());
@@ -369,10 +384,7 @@ export function workspaceView(el, route) {
   }
 
   function chosenColumns() {
-    if (prefs.columns) return prefs.columns;
-    const config = [...known.config].filter((k) => !k.startsWith("_")).slice(0, 4).map((k) => `config.${k}`);
-    const summary = [...known.summary].filter((k) => !k.startsWith("_")).slice(0, 4).map((k) => `summary.${k}`);
-    return [...config, ...summary];
+    return prefs.columns || defaultColumns(runs);
   }
 
   function fillColumnsMenu() {
@@ -468,6 +480,15 @@ export function workspaceView(el, route) {
       drawnIds: new Set(drawn.map((r) => r.id)),
       maxRuns: prefs.maxRuns,
       extra: chosenColumns(),
+      pinned: new Set(prefs.pinnedColumns),
+      widths: prefs.columnWidths,
+      onTogglePin: (id) => {
+        const now = new Set(prefs.pinnedColumns);
+        now.has(id) ? now.delete(id) : now.add(id);
+        prefs.pinnedColumns = [...now];
+        save();
+        renderTable();
+      },
       colorOf: (run) => run.color,
       allSelected: () => order.length > 0 && order.every((r) => selected.has(r.id)),
       onToggleAll: () => {
