@@ -1,10 +1,13 @@
-// Compare runs: config and summary side by side, differences highlighted,
-// and parallel coordinates from the config values to a chosen metric.
+// Compare runs: their metric charts overlaid (the workspace's panels, one line per run),
+// config and summary side by side with differences highlighted, parallel coordinates
+// from the config values to a chosen metric, and the git difference of two of them.
 
 import { api } from "../api.js";
+import { gitCompareCard } from "../gitcompare.js";
+import { MetricPanels } from "../panels.js";
 import { parallelCoordinates } from "../parcoords.js";
 import { links } from "../router.js";
-import { flatten } from "../store.js";
+import { flatten, loadPrefs, savePrefs } from "../store.js";
 import { runColor } from "../util/colors.js";
 import { h, mount } from "../util/dom.js";
 import { fmtNumber, fmtValue } from "../util/format.js";
@@ -17,6 +20,8 @@ export function compareView(el, route) {
   const { project } = route;
   const ids = route.runs.slice(0, MAX_RUNS);
   let alive = true;
+  let panels = null;
+  const prefs = loadPrefs(project); // the workspace's chart settings
   setCrumbs([{ text: "Projects", href: links.projects() }, { text: project, href: links.project(project) }, { text: "Compare" }]);
 
   const load = async () => {
@@ -64,28 +69,53 @@ export function compareView(el, route) {
     };
     metricSelect.addEventListener("change", drawPc);
 
+    const chartsHost = h("div", { class: "metric-panels" });
     mount(
       el,
       h(
         "section",
         { class: "page compare" },
         h("div", { class: "page-head" }, h("h1", { text: `Compare ${runs.length} runs` }), h("div", { class: "spacer" }), search, h("label", { class: "tool check" }, onlyDiff, h("span", { text: "Only differences" }))),
+        h("section", { class: "card compare-charts" }, h("div", { class: "card-head" }, h("h2", { text: "Charts" }), h("span", { class: "muted small", text: "every chosen run on each chart" })), h("div", { class: "charts-pane single" }, chartsHost)),
+        tables,
         h(
           "section",
           { class: "card" },
           h("div", { class: "card-head" }, h("h2", { text: "Parallel coordinates" }), h("div", { class: "spacer" }), h("label", { class: "tool" }, h("span", { text: "Metric" }), metricSelect)),
           pcHost,
         ),
-        tables,
+        runs.length > 1 ? gitSection(runs) : null,
       ),
     );
     drawPc();
+    panels?.destroy();
+    panels = new MetricPanels(chartsHost, { settings: prefs, onSettings: () => savePrefs(project, prefs), root: null });
+    panels.setRuns(runs.map((r) => ({ id: r.id, name: r.name || r.id, color: runColor(r.id, project), state: r.state, start_time: r.start_time, step_metrics: r.step_metrics })));
+    api
+      .metricKeys(runs.map((r) => r.id))
+      .then((found) => alive && panels && panels.setKeys(found.keys))
+      .catch(() => {});
+  }
+
+  /** The git card for two of the runs (A and B, chosen; the first two at first). */
+  function gitSection(runs) {
+    const host = h("div");
+    const choose = (label, index) =>
+      h("select", { class: "select small", attrs: { "aria-label": `Git run ${label}` } }, runs.map((r, i) => h("option", { value: String(i), text: `${label}: ${r.name || r.id}`, selected: i === index })));
+    const a = choose("A", 0);
+    const b = choose("B", 1);
+    const fill = () => mount(host, gitCompareCard(runs[Number(a.value)], runs[Number(b.value)]));
+    a.addEventListener("change", fill);
+    b.addEventListener("change", fill);
+    fill();
+    return h("div", { class: "git-section" }, runs.length > 2 ? h("div", { class: "toolbar" }, a, b) : null, host);
   }
 
   load();
   return {
     destroy() {
       alive = false;
+      panels?.destroy();
     },
   };
 }
@@ -123,7 +153,7 @@ function sideBySide(title, values, runs, onlyDiff, filter, keep = () => true) {
           { class: "scroll-x" },
           h(
             "table",
-            { class: "table compare-table" },
+            { class: "table compare-table", style: { "--runs": String(runs.length) } },
             h(
               "thead",
               null,
