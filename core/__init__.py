@@ -28,6 +28,15 @@ from ._run import Run as Run
 from ._run import RunFinishedError as RunFinishedError
 from ._run import Summary as Summary
 from ._run_data import RunData as RunData
+from ._wandb import AlertLevel as AlertLevel
+from ._wandb import Settings as Settings
+from ._wandb import alert as alert
+from ._wandb import log_artifact as log_artifact
+from ._wandb import log_model as log_model
+from ._wandb import login as login
+from ._wandb import setup as setup
+from ._wandb import use_artifact as use_artifact
+from ._wandb import use_model as use_model
 from ._warn import TracklineWarning as TracklineWarning
 from .artifacts import Artifact as Artifact
 from .media import Audio as Audio
@@ -39,6 +48,7 @@ from .media import Video as Video
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlertLevel",
     "Api",
     "ApiError",
     "Artifact",
@@ -51,21 +61,29 @@ __all__ = [
     "RunData",
     "RunFinishedError",
     "RunNotFoundError",
+    "Settings",
     "Summary",
     "Table",
     "TracklineError",
     "TracklineWarning",
     "Video",
     "__version__",
+    "alert",
     "current_run",
     "define_metric",
     "finish",
     "init",
     "list_runs",
     "log",
+    "log_artifact",
+    "log_model",
+    "login",
     "open_run",
     "save",
+    "setup",
     "unwatch",
+    "use_artifact",
+    "use_model",
     "watch",
 ]
 
@@ -78,6 +96,16 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> _typing.Any:
+    # W&B's module-level run, config and summary: the current run's (inert before init).
+    if name == "run":
+        return current_run()
+    if name in ("config", "summary"):
+        run = current_run()
+        if run is None:
+            from ._wandb import PreInit
+
+            return PreInit(name)
+        return getattr(run, name)
     # PEP 562: framework-backed helpers are imported on first use only.
     if name in _LAZY:
         import importlib

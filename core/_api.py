@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from . import _settings
+from . import _settings, _wandb
 from ._config import as_mapping
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
 from ._reader import LocalRun
@@ -30,6 +32,15 @@ def init(
     id: str | None = None,
     resume: str | bool | None = None,
     console: bool | None = None,
+    *,
+    entity: str | None = None,
+    reinit: Any = None,
+    settings: Mapping[str, Any] | None = None,
+    save_code: bool | None = None,
+    config_include_keys: Any = None,
+    config_exclude_keys: Any = None,
+    allow_val_change: bool | None = None,
+    **wandb_options: Any,
 ) -> Run:
     """Start a run and make it the current one.
 
@@ -50,20 +61,35 @@ def init(
             it to, ``"never"``/``None`` refuses an existing id.
         console: record what the process prints (stdout, stderr); default on, unless
             ``TRACKLINE_CONSOLE=off``.
+
+    W&B's keywords work too: ``entity`` (the owner: ``entity/project``), ``resume=True``
+    or ``"auto"`` (``"allow"``), ``settings=trackline.Settings(mode=..., console="off")``,
+    ``save_code`` (saves the main script), ``config_include_keys``/``config_exclude_keys``,
+    ``reinit`` and ``allow_val_change`` (a second ``init`` always finishes the first run;
+    config values may always change); the others are accepted and named once.
     """
     global _current
-    if resume is True:
-        resume = "allow"
-    if resume is False:
-        resume = None
+    del reinit, allow_val_change  # always so here: see above
+    project, resume, config, extra = _wandb.init_options(
+        project,
+        resume,
+        settings,
+        entity,
+        config,
+        config_include_keys,
+        config_exclude_keys,
+        wandb_options,
+    )
+    mode = mode or extra.get("mode")
+    console = console if console is not None else extra.get("console")
     if resume is not None and resume not in RESUME_OPTIONS:
         raise ValueError(f"resume must be one of {RESUME_OPTIONS}, not {resume!r}")
     if config is not None:
         as_mapping(config)  # a wrong type is a call-site error: raise before anything starts
     if project is not None:
         check_project(project)  # "" too: not a name, though it would fall back to the default
-    settings = _settings.resolve(project, mode, dir, console)
-    check_project(settings.project)  # a name the server refuses could never be uploaded
+    resolved = _settings.resolve(project, mode, dir, console)
+    check_project(resolved.project)  # a name the server refuses could never be uploaded
     if _current is not None:
         _current.finish()
         _current = None
@@ -71,24 +97,24 @@ def init(
     if not valid_run_id(run_id):
         raise ValueError(f"run id must be 1-64 letters, digits, '-' or '_', not {run_id!r}")
     previous: LocalRun | None = None
-    if settings.mode != "disabled":
-        run_dir = settings.runs_dir / run_id
+    if resolved.mode != "disabled":
+        run_dir = resolved.runs_dir / run_id
         exists = (run_dir / "main.tlog").exists()
         if exists and resume in (None, "never"):
             raise ValueError(
-                f"run {run_id!r} already exists in {settings.runs_dir}; pass resume='allow' to continue it"
+                f"run {run_id!r} already exists in {resolved.runs_dir}; pass resume='allow' to continue it"
             )
         if not exists and resume == "must":
             raise ValueError(
-                f"run {run_id!r} does not exist in {settings.runs_dir}, and resume='must'"
+                f"run {run_id!r} does not exist in {resolved.runs_dir}, and resume='must'"
             )
         if exists:
             previous = LocalRun(run_dir)
     if previous is not None:
-        settings = _settings.resolve(project or previous.project, mode, dir, console)
-        check_project(settings.project)
+        resolved = _settings.resolve(project or previous.project, mode, dir, console)
+        check_project(resolved.project)
     run = Run(
-        settings,
+        resolved,
         run_id,
         name or (previous.name if previous else None) or new_run_name(),
         group=group if group is not None else (previous.group if previous else None),
@@ -99,6 +125,10 @@ def init(
         resumed_from=previous,
     )
     _current = run
+    if save_code:
+        main = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+        if main is not None and main.is_file():
+            run.save(str(main), policy="now", base_path=str(main.parent))
     return run
 
 
@@ -120,9 +150,25 @@ def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = 
     _require().log(data, step=step, commit=commit)
 
 
-def define_metric(name: str, summary: str = "last", step_metric: str | None = None) -> None:
-    """``define_metric`` on the current run."""
-    _require().define_metric(name, summary=summary, step_metric=step_metric)
+def define_metric(
+    name: str,
+    step_metric: str | None = None,
+    step_sync: bool | None = None,
+    hidden: bool | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    overwrite: bool | None = None,
+) -> None:
+    """``define_metric`` on the current run (W&B's signature; see :meth:`Run.define_metric`)."""
+    _require().define_metric(
+        name,
+        step_metric=step_metric,
+        step_sync=step_sync,
+        hidden=hidden,
+        summary=summary,
+        goal=goal,
+        overwrite=overwrite,
+    )
 
 
 def save(

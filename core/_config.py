@@ -86,8 +86,13 @@ class Config:
         object.__setattr__(self, "_data", {})
         object.__setattr__(self, "_emit", emit)
 
-    def update(self, values: Any = None, **kwargs: Any) -> None:
-        """Merge keys from a mapping, Namespace, dataclass or ``to_dict()`` object."""
+    def update(
+        self, values: Any = None, allow_val_change: bool | None = None, **kwargs: Any
+    ) -> None:
+        """Merge keys from a mapping, Namespace, dataclass or ``to_dict()`` object.
+
+        ``allow_val_change`` is W&B's: values may always change here (each change is kept).
+        """
         merged = dict(as_mapping(values))
         merged.update(kwargs)
         if not merged:
@@ -96,6 +101,12 @@ class Config:
         self._data.update(plain)
         if self._emit is not None:
             self._emit(plain)
+
+    def setdefaults(self, values: Any = None, **kwargs: Any) -> None:
+        """Set the keys that are not set yet (W&B's ``config.setdefaults``)."""
+        merged = dict(as_mapping(values))
+        merged.update(kwargs)
+        self.update({k: v for k, v in merged.items() if k not in self._data})
 
     def _load(self, values: Mapping[str, Any]) -> None:
         """Set values without recording them (they are already in the run log)."""

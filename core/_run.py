@@ -378,6 +378,10 @@ class Run:
         try:
             scalar = to_scalar(value)
         except Unsupported as exc:
+            histogram = _array_histogram(value)
+            if histogram is not None:  # an array or tensor: a histogram of it, as in W&B
+                self._media.append((key, histogram))
+                return False
             warn_once(
                 f"value:{key}",
                 f"trackline: cannot log {key!r} of type {exc}; dropped",
@@ -452,18 +456,44 @@ class Run:
         self._emit(Histogram(self.step if step is None else step, time.time(), key, edges, counts))
 
     def define_metric(
-        self, name: str, summary: str = "last", step_metric: str | None = None
+        self,
+        name: str,
+        step_metric: str | None = None,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
     ) -> None:
         """Say how ``name`` (or a glob such as ``"val/*"``) is summarised and plotted.
 
-        Args:
-            summary: ``last`` (default), ``first``, ``min``, ``max``, ``mean`` or ``none``.
+        W&B's signature. Args:
             step_metric: another metric to use as this one's x-axis, such as ``"epoch"``.
+            summary: ``last`` (default), ``first``, ``min``, ``max``, ``mean``, ``none``, or
+                ``best`` with ``goal="minimize"`` (min) or ``"maximize"`` (max). W&B's lists
+                (``"min,max"``) keep their first rule here.
+            step_sync, hidden, overwrite: accepted; rows keep their own steps, and every
+                metric is shown.
         """
         if not isinstance(name, str) or not name:
             raise TypeError("define_metric() needs a non-empty metric name")
+        summary = _summary_rule(summary, goal)
         self._summarizer.define(name, summary, step_metric)
         self._emit(DefineMetric(name, summary, step_metric))
+
+    @property
+    def entity(self) -> str | None:
+        """The owner (user or team) in ``entity/project``; ``None``: the key's own user."""
+        return self.project.split("/", 1)[0] if "/" in self.project else None
+
+    @property
+    def url(self) -> str | None:
+        """The run's page in the dashboard: with a server and a project named with its
+        entity (``entity/project``); otherwise ``None`` (no request is made to find out)."""
+        server = self._settings.server
+        if server is None or "/" not in self.project:
+            return None
+        return f"{server.rstrip('/')}/#/p/{self.project}/r/{self.id}"
 
     @property
     def name(self) -> str:
@@ -646,11 +676,30 @@ class Run:
 
     # -- integrations --------------------------------------------------------------
 
-    def watch(self, model: Any, log: str = "gradients", log_freq: int = 100, **kwargs: Any) -> Any:
-        """Log gradient and/or parameter histograms of a torch model (see ``trackline.watch``)."""
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int = 1000,
+        idx: int | None = None,
+        log_graph: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Log gradient and/or parameter histograms of a torch model or list of models
+        every ``log_freq`` backward passes (W&B's signature; see ``trackline.watch``)."""
         from trackline.integrations.torch import watch
 
-        return watch(model, log=log, log_freq=log_freq, run=self, **kwargs)
+        return watch(
+            models,
+            criterion,
+            log=log,
+            log_freq=log_freq,
+            idx=idx,
+            log_graph=log_graph,
+            run=self,
+            **kwargs,
+        )
 
     def unwatch(self, model: Any = None) -> None:
         from trackline.integrations.torch import unwatch
@@ -664,6 +713,40 @@ class Run:
         raise TypeError(
             "a trackline Run cannot be pickled; pass its id and use resume='allow' instead"
         )
+
+
+def _array_histogram(value: Any) -> Any:
+    """A histogram of an array or tensor of numbers (64 bins), or ``None``."""
+    module = type(value).__module__.split(".", 1)[0]
+    if module not in ("numpy", "torch", "tensorflow", "jax", "jaxlib"):
+        return None
+    try:
+        if module == "torch":
+            value = value.detach().float().cpu().numpy()  # a host copy, as W&B makes
+        from .media import Histogram
+
+        return as_media(Histogram(value))
+    except Exception:  # not numbers: dropped with the usual warning
+        return None
+
+
+def _summary_rule(summary: str | None, goal: str | None) -> str:
+    """W&B's summary and goal as one of trackline's rules."""
+    if summary is None:
+        return "last"
+    if not isinstance(summary, str):
+        raise TypeError(f"summary must be a string, not {type(summary).__name__}")
+    rules = [part.strip() for part in summary.split(",") if part.strip()]
+    rule = rules[0] if rules else "last"
+    if len(rules) > 1:
+        warn_once(f"summary:{summary}", f"trackline: summary={summary!r} keeps {rule!r} only")
+    if rule == "best":
+        if goal not in ("minimize", "maximize"):
+            raise ValueError('summary="best" needs goal="minimize" or goal="maximize"')
+        return "min" if goal == "minimize" else "max"
+    if rule == "copy":
+        return "last"
+    return rule
 
 
 def _as_step(step: Any) -> int:

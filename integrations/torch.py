@@ -47,22 +47,27 @@ _watches: dict[int, Watch] = {}
 
 
 def watch(
-    model: Any,
+    models: Any,
+    criterion: Any = None,
     log: str | None = "gradients",
-    log_freq: int = 100,
+    log_freq: int = 1000,
+    idx: int | None = None,
     log_graph: bool = False,
     *,
     include: Include = None,
     bins: int = DEFAULT_BINS,
     run: trackline.Run | None = None,
     step: Callable[[], int] | None = None,
-) -> Watch:
+) -> Any:
     """Log histograms of a model's gradients and/or parameters every ``log_freq`` backward passes.
 
+    W&B's signature and defaults (``criterion`` and ``idx`` are accepted and unused).
+
     Args:
-        model: a ``torch.nn.Module``; DDP/DataParallel and ``torch.compile`` wrappers are unwrapped.
+        models: a ``torch.nn.Module`` (DDP/DataParallel and ``torch.compile`` wrappers are
+            unwrapped), or a list or tuple of them (then a list of watches is returned).
         log: ``"gradients"``, ``"parameters"``, ``"all"`` or ``None`` (hooks nothing).
-        log_freq: log on every ``log_freq``-th backward pass.
+        log_freq: log on every ``log_freq``-th backward pass (W&B's default, 1000).
         log_graph: also save the module tree (``repr(model)``) as ``model_graph.txt``.
         include: only parameters whose name matches: a glob (``"encoder.*"``), a list
             of globs, or a callable taking the name.
@@ -72,6 +77,22 @@ def watch(
 
     Watching a model again replaces its previous watch. Returns the :class:`Watch`.
     """
+    del criterion, idx
+    if isinstance(models, (list, tuple)):
+        return [
+            watch(
+                m,
+                log=log,
+                log_freq=log_freq,
+                log_graph=log_graph,
+                include=include,
+                bins=bins,
+                run=run,
+                step=step,
+            )
+            for m in models
+        ]
+    model = models
     if log is not None and log not in LOG_CHOICES:
         raise ValueError(f"log must be one of {LOG_CHOICES} or None, not {log!r}")
     if isinstance(log_freq, bool) or not isinstance(log_freq, int) or log_freq < 1:

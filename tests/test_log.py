@@ -115,10 +115,14 @@ def test_unsupported_values_warn_once_per_key_and_are_dropped() -> None:
         run.log({"obj": object(), "ok": 1.0})
     run.log({"obj": object(), "ok": 2.0})  # no second warning for the same key
     with pytest.warns(TracklineWarning, match="shape"):
-        run.log({"vec": np.arange(3), "ok": 3.0})
-    history = read(run).history()
-    assert [r["ok"] for r in history] == [1.0, 2.0, 3.0]
-    assert all("obj" not in r and "vec" not in r for r in history)
+        run.log({"words": np.array(["a", "b"]), "ok": 3.0})  # no numbers: dropped
+    run.log({"vec": np.arange(3), "ok": 4.0})  # numbers: a histogram, as in W&B
+    run.finish()
+    local = read(run)
+    history = local.history()
+    assert [r["ok"] for r in history] == [1.0, 2.0, 3.0, 4.0]
+    assert all("obj" not in r and "vec" not in r and "words" not in r for r in history)
+    assert [(m.key, m.kind, m.step) for m in local.media()] == [("vec", "histogram", 3)]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,90 @@
+"""`import trackline as wandb`: a script written for W&B runs unchanged but for its import.
+
+The fixture script (tests/fixtures/wandb_scripts) trains a tiny real torch model with
+W&B's idioms; the recorded run is read back and checked key by key.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trackline
+
+SCRIPTS = Path(__file__).parent / "fixtures" / "wandb_scripts"
+pytest.importorskip("torch")
+
+
+def run_script(name: str, cwd: Path, env_extra: dict[str, str] | None = None) -> trackline.LocalRun:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
+    env.update(TRACKLINE_DIR=str(cwd / "tl"), TRACKLINE_MODE="offline", **(env_extra or {}))
+    script = cwd / name
+    script.write_text((SCRIPTS / name).read_text())
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    return trackline.open_run(
+        run_id if (cwd / "tl" / "runs" / run_id).exists() else cwd / "tl" / "runs" / run_id
+    )
+
+
+def test_a_wandb_style_script_records_everything(tmp_path: Path) -> None:
+    run = run_script("pytorch_basics.py", tmp_path)
+    assert run.state == "finished"
+    assert run.project == "acme/wandb-style"  # entity selects the owner
+    assert run.job_type == "train" and run.tags == ["baseline"]
+    # config: excluded key gone, update and setdefaults as in W&B
+    assert run.config == {"lr": 0.05, "epochs": 3, "batch_size": 16, "hidden": 8, "dropout": 0.0}
+    # define_metric: min, best+maximize -> max, step metric recorded
+    assert run.summary["val/loss"] == pytest.approx(1 / 3)
+    assert run.summary["val/acc"] == pytest.approx(0.9)
+    assert run.summary["final_note"] == "done" and run.summary["params"] == 4 * 8 + 8 + 8 + 1
+    assert run.summary["_alerts"] == [
+        {"title": "Training done", "text": "val/acc reached 0.9", "level": "INFO"}
+    ]
+    rules = {d.name: d for d in run.define_metrics}
+    assert rules["val/*"].step_metric == "epoch"
+    rows = run.history(keys=["train/loss"])
+    assert len(rows) == 12  # 3 epochs x 4 batches, one row each
+    # arrays and tensors logged as values became histograms, as in W&B
+    logged = {m.key: m for m in run.media()}
+    for key in ("weights", "preds"):
+        assert logged[key].kind == "histogram", logged[key]
+    assert sum(logged["preds"].items[0]["counts"]) == 50
+    keys = {h.key for h in run.histograms()}
+    assert any(k.startswith("gradients/") for k in keys)  # watch(log="all", log_freq=5)
+    assert any(k.startswith("parameters/") for k in keys)
+    # save_code kept the script; log_model made a model artifact
+    assert run.files["pytorch_basics.py"].policy == "now"
+    artifacts = run.artifacts()
+    assert [(a.name, a.artifact_type) for a in artifacts] == [("tiny-model", "model")]
+
+
+def test_config_and_summary_before_init_say_init_comes_first() -> None:
+    assert trackline.run is None
+    with pytest.raises(trackline.TracklineError, match=r"before trackline\.init"):
+        trackline.config.lr = 0.1
+    with pytest.raises(trackline.TracklineError, match=r"before trackline\.init"):
+        _ = trackline.summary["x"]
+
+
+def test_wandb_init_keywords(tmp_path: Path) -> None:
+    with pytest.warns(trackline.TracklineWarning, match="magic, monitor_gym"):
+        run = trackline.init(
+            project="p", resume="auto", reinit=True, monitor_gym=True, magic=True
+        )
+    assert trackline.run is run and trackline.config is run.config
+    trackline.config.lr = 0.1
+    assert run.config["lr"] == 0.1
+    trackline.finish()
+    with pytest.raises(TypeError, match="not_a_wandb_option"):
+        trackline.init(project="p", not_a_wandb_option=1)
+    with pytest.raises(ValueError, match="goal"):
+        trackline.init(project="p")
+        trackline.define_metric("x", summary="best")
+    trackline.finish()
