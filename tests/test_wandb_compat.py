@@ -75,9 +75,7 @@ def test_config_and_summary_before_init_say_init_comes_first() -> None:
 
 def test_wandb_init_keywords(tmp_path: Path) -> None:
     with pytest.warns(trackline.TracklineWarning, match="magic, monitor_gym"):
-        run = trackline.init(
-            project="p", resume="auto", reinit=True, monitor_gym=True, magic=True
-        )
+        run = trackline.init(project="p", resume="auto", reinit=True, monitor_gym=True, magic=True)
     assert trackline.run is run and trackline.config is run.config
     trackline.config.lr = 0.1
     assert run.config["lr"] == 0.1
