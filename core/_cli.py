@@ -14,9 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import _cli_import, _cli_local
+    from . import _cli_import, _cli_local, _cli_wandb
 
-    for command in _cli_local.COMMANDS + _cli_import.COMMANDS:
+    for command in _cli_local.COMMANDS + _cli_import.COMMANDS + _cli_wandb.COMMANDS:
         main.add_command(command)
     try:
         from . import _cli_remote

@@ -85,8 +85,10 @@ def init_options(
                 extra[name] = settings[name]
         if settings.get("console") in ("off", False):
             extra["console"] = False
-    project = project or extra.pop("project", None)
-    entity = entity or extra.pop("entity", None)
+    if project is None:  # "" is a (bad) name, refused later like any other
+        project = extra.pop("project", None)
+    if entity is None:
+        entity = extra.pop("entity", None)
     if entity and project and "/" not in project:
         project = f"{entity}/{project}"
     elif entity and not project:

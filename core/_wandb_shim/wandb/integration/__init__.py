@@ -1,0 +1,1 @@
+"""W&B's framework integrations, as trackline records them."""
