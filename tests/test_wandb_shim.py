@@ -1,0 +1,87 @@
+"""`trackline wandb -- CMD`: an unmodified W&B Keras script records W&B's keys and steps,
+and `import wandb` means trackline only inside that command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trackline
+
+SCRIPTS = Path(__file__).parent / "fixtures" / "wandb_scripts"
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
+    env.update(TRACKLINE_DIR=str(tmp_path / "tl"), TRACKLINE_MODE="offline", KERAS_BACKEND="torch")
+    return env
+
+
+def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    script = tmp_path / "keras_metrics_logger.py"
+    script.write_text((SCRIPTS / script.name).read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run = trackline.open_run(tmp_path / "tl" / "runs" / run_id)
+    assert run.state == "finished" and run.project == "keras-wandb"
+    assert run.config == {"epochs": 3, "batch_size": 16, "units": 8}
+    epochs = [r for r in run.history() if "epoch/epoch" in r]
+    assert [r["epoch/epoch"] for r in epochs] == [0, 1, 2]
+    assert {"epoch/loss", "epoch/accuracy", "epoch/val_loss", "epoch/learning_rate"} <= set(
+        epochs[0]
+    )
+    batches = [r for r in run.history() if "batch/batch_step" in r]
+    # 72 training samples / 16 = 5 batches per epoch, every 2nd logged: 3 per epoch
+    assert [r["batch/batch_step"] for r in batches] == [0, 2, 4, 6, 8, 10, 12, 14, 16]
+    assert {d.name: d.step_metric for d in run.define_metrics} == {
+        "epoch/*": "epoch/epoch",
+        "batch/*": "batch/batch_step",
+    }
+    assert run.summary["best_epoch"] in (0, 1, 2) and "best_val_loss" in run.summary
+    assert [a.artifact_type for a in run.artifacts()] == ["model"] * 3  # one per epoch
+    assert [r["epoch"] for r in run.history() if "epoch" in r] == [0, 1, 2]  # WandbCallback
+
+
+def test_wandb_means_trackline_only_inside_the_command(tmp_path: Path) -> None:
+    probe = "import wandb, sys; print(wandb.__file__); print(wandb.init.__module__)"
+    inside = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, "-c", probe],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert "_wandb_shim" in inside.stdout and "trackline._api" in inside.stdout
+    outside = subprocess.run(
+        [sys.executable, "-c", probe], env=env_for(tmp_path), capture_output=True, text=True
+    )
+    try:
+        import wandb  # noqa: F401 - a real wandb, where installed, stays the real one
+    except ImportError:
+        assert outside.returncode != 0 and "No module named 'wandb'" in outside.stderr
+    else:
+        assert "_wandb_shim" not in outside.stdout
+
+
+def test_a_missing_command_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", "no-such-program-here"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "command not found: no-such-program-here" in done.stderr
