@@ -37,21 +37,25 @@ import os
 from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trackline
 from trackline._names import new_run_id
 
 _Logger: Any = None
 _PLLogger: Any = None
+# Each package's own rank_zero_experiment: on other ranks `experiment` is that package's
+# DummyExperiment, also when both packages are installed.
+_experiment: Any = None
+_pl_experiment: Any = None
 try:
-    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.fabric.loggers.logger import rank_zero_experiment as _experiment
     from lightning.fabric.utilities.rank_zero import rank_zero_only
     from lightning.pytorch.loggers.logger import Logger as _Logger
 except ImportError:
     pass
 try:
-    from lightning_fabric.loggers.logger import rank_zero_experiment
+    from lightning_fabric.loggers.logger import rank_zero_experiment as _pl_experiment
     from lightning_fabric.utilities.rank_zero import rank_zero_only
     from pytorch_lightning.loggers.logger import Logger as _PLLogger
 except ImportError:
@@ -115,9 +119,12 @@ class _TracklineLoggerBody:
 
     # -- the Logger contract --------------------------------------------------------
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> trackline.Run:
+    if TYPE_CHECKING:
+
+        @property
+        def experiment(self) -> trackline.Run: ...  # each class below defines it
+
+    def _experiment(self) -> trackline.Run:
         """The run: the given one, the current one, or one this logger starts (or reopens)."""
         run = self._run
         if run is not None and (self._given or run.state == "running"):
@@ -150,8 +157,10 @@ class _TracklineLoggerBody:
         return self._run.id if self._run is not None else self._id
 
     @property
-    def save_dir(self) -> str | None:
-        return self._save_dir
+    def save_dir(self) -> str:
+        """Where Lightning puts checkpoints (``save_dir/name/version``) and LightningCLI its
+        config: the ``save_dir`` given, else the working directory (as W&B's logger does)."""
+        return self._save_dir if self._save_dir is not None else "."
 
     @rank_zero_only
     def log_hyperparams(
@@ -251,11 +260,23 @@ if _Logger is not None:
     class TracklineLogger(_TracklineLoggerBody, _Logger):  # type: ignore[misc,valid-type]
         """A ``lightning.pytorch`` ``Logger`` that logs to trackline (see the module docstring)."""
 
+        @property  # type: ignore[misc]
+        @_experiment  # type: ignore[untyped-decorator]
+        def experiment(self) -> trackline.Run:
+            """The run (on ranks other than 0, Lightning's ``DummyExperiment``)."""
+            return self._experiment()
+
 
 if _PLLogger is not None:
 
     class PLTracklineLogger(_TracklineLoggerBody, _PLLogger):  # type: ignore[misc,valid-type]
         """A ``pytorch_lightning`` ``Logger`` that logs to trackline (see the module docstring)."""
+
+        @property  # type: ignore[misc]
+        @_pl_experiment  # type: ignore[untyped-decorator]
+        def experiment(self) -> trackline.Run:
+            """The run (on ranks other than 0, pytorch_lightning's ``DummyExperiment``)."""
+            return self._experiment()
 
     if _Logger is None:
         TracklineLogger = PLTracklineLogger  # type: ignore[misc]

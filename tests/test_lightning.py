@@ -295,3 +295,69 @@ class _DDPModule(_L.LightningModule):  # type: ignore[misc,name-defined]
 
     def configure_optimizers(self) -> Any:
         return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_lightning_cli_without_save_dir(
+    package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LightningCLI saves its config to trainer.log_dir, which must not be None."""
+    pytest.importorskip("jsonargparse")
+    L = lightning(package)
+    cli_module = __import__(f"{package}.cli", fromlist=["LightningCLI"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train.py"])  # pytest's own arguments are not the CLI's
+    monkeypatch.setenv("JSONARGPARSE_DEPRECATION_WARNINGS", "off")  # Lightning's, not ours
+    base = type(make_module(package))
+
+    class Model(base):  # type: ignore[misc,valid-type]
+        def __init__(self, hidden: int = 8, lr: float = 0.1) -> None:
+            super().__init__(hidden=hidden, lr=lr)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    class Data(L.LightningDataModule):  # type: ignore[misc,name-defined]
+        def train_dataloader(self) -> Any:
+            return loader()
+
+        def val_dataloader(self) -> Any:
+            return loader(8)
+
+    cli = cli_module.LightningCLI(
+        Model,
+        Data,
+        trainer_defaults={
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "log_every_n_steps": 1,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        },
+        # As a user's command line (or YAML) names it: no save_dir.
+        args=[
+            "fit",
+            "--model.hidden=4",
+            "--seed_everything=0",
+            f"--trainer.logger=trackline.integrations.lightning.{logger_class(package).__name__}",
+            "--trainer.logger.project=cli",
+        ],
+    )
+    run = cli.trainer.logger.experiment
+    assert cli.trainer.log_dir == "."
+    assert (tmp_path / "config.yaml").exists()  # LightningCLI's saved config
+    assert run.config["hidden"] == 4
+    assert trackline.open_run(run.dir).state == "finished"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_other_ranks_get_their_packages_dummy_experiment(
+    package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fabric = "lightning.fabric" if package == "lightning.pytorch" else "lightning_fabric"
+    dummy = __import__(f"{fabric}.loggers.logger", fromlist=["_DummyExperiment"])
+    rank_zero = __import__(f"{fabric}.utilities.rank_zero", fromlist=["rank_zero_only"])
+    monkeypatch.setattr(rank_zero.rank_zero_only, "rank", 1)
+    logger = logger_class(package)(project="ranks")
+    assert type(logger.experiment) is dummy._DummyExperiment
+    assert trackline.current_run() is None  # rank 1 started no run
