@@ -11,8 +11,8 @@ or, opted in once per process, ``report_to="trackline"``:
 
 What it records, on the world-process-zero only:
 
-* at ``on_train_begin``, into the config: ``training_args`` (``TrainingArguments.to_dict()``),
-  ``model_config`` (the model's ``config.to_dict()``) and ``num_parameters``;
+* at ``on_train_begin``, into the config, flat as W&B's callback writes it: the model's
+  ``config.to_dict()``, then ``TrainingArguments.to_dict()``, and ``model/num_parameters``;
 * every ``on_log`` at ``state.global_step``: ``eval_*`` keys as ``eval/*``, ``test_*``
   as ``test/*``, the rest as ``train/*`` (``train/loss``, ``train/learning_rate``,
   ``train/epoch``); the end-of-training aggregates (``train_runtime``,
@@ -143,15 +143,17 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         if state.is_hyper_param_search and self._owned:
             self._run = None  # a new trial: a new run, not the previous trial's reopened
         run = self._acquire(args, state)
-        config: dict[str, Any] = {"training_args": args.to_dict()}
+        # Flat, as W&B's callback writes it: the model's config, then the arguments.
+        config: dict[str, Any] = {}
         model_config = getattr(model, "config", None)
         if model_config is not None:
-            config["model_config"] = (
+            config.update(
                 model_config if isinstance(model_config, dict) else model_config.to_dict()
             )
+        config.update(args.to_dict())
         if model is not None:
             count = getattr(model, "num_parameters", None)
-            config["num_parameters"] = (
+            config["model/num_parameters"] = (
                 count() if callable(count) else sum(p.numel() for p in model.parameters())
             )
         run.config.update(config)
@@ -253,12 +255,22 @@ def _rename(logs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def register() -> None:
+def register(**init_kwargs: Any) -> None:
     """Make ``TrainingArguments(report_to="trackline")`` use :class:`TracklineCallback`.
 
     transformers keeps its ``report_to`` names in a hard-coded dict; this adds
     ``"trackline"`` to it, in this process. Nothing is registered on import.
+    ``init_kwargs`` (``project="x"``, ``tags=[...]``, ...) go to the callback, so the
+    project needs no environment variable.
     """
     from transformers.integrations import integration_utils
 
-    integration_utils.INTEGRATION_TO_CALLBACK["trackline"] = TracklineCallback
+    callback: Any = TracklineCallback
+    if init_kwargs:
+        # A class, not a partial: the Trainer instantiates what is a type.
+        class ConfiguredTracklineCallback(TracklineCallback):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**{**init_kwargs, **kwargs})
+
+        callback = ConfiguredTracklineCallback
+    integration_utils.INTEGRATION_TO_CALLBACK["trackline"] = callback

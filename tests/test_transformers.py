@@ -100,11 +100,12 @@ def test_train_evaluate_predict_checkpoints_and_watch(
     run = trackline.open_run(callback.run.dir)
     assert (run.project, run.name, run.tags, run.state) == ("hf-env", "tiny", ["bert"], "finished")
 
-    assert run.config["training_args"]["learning_rate"] == 1e-3
-    assert run.config["training_args"]["logging_steps"] == 2
-    assert run.config["model_config"]["hidden_size"] == 32
-    assert run.config["model_config"]["num_hidden_layers"] == 2
-    assert run.config["num_parameters"] == trainer.model.num_parameters() == 37922
+    # Flat, as W&B's callback writes it.
+    assert run.config["learning_rate"] == 1e-3
+    assert run.config["logging_steps"] == 2
+    assert run.config["hidden_size"] == 32
+    assert run.config["num_hidden_layers"] == 2
+    assert run.config["model/num_parameters"] == trainer.model.num_parameters() == 37922
 
     history = run.history()
     assert [r["_step"] for r in history if "train/loss" in r] == [2, 4, 6]
@@ -187,6 +188,15 @@ def test_register_adds_report_to_trackline_and_import_does_not(
     trainer.train()
     run = trackline.open_run(callbacks[0].run.dir)
     assert [r["_step"] for r in run.history()] == [2, 4, 6]
+    # The project (and any init argument) without an environment variable.
+    tl_hf.register(project="hf-registered", tags=["reg"])
+    trainer = make_trainer(tmp_path, report_to="trackline", eval_strategy="no")
+    (callback,) = [
+        c for c in trainer.callback_handler.callbacks if isinstance(c, TracklineCallback)
+    ]
+    trainer.train()
+    run = trackline.open_run(callback.run.dir)
+    assert (run.project, run.tags) == ("hf-registered", ["reg"])
 
 
 def test_invalid_options() -> None:
