@@ -26,14 +26,18 @@ class Media:
         """
         raise NotImplementedError
 
+    def frozen(self) -> Media:
+        """What is logged: this object as it is now (a table that grows later is copied)."""
+        return self
+
 
 def as_media(value: Any) -> list[Media] | None:
     """``value`` as a list of media objects, or ``None`` if it is not media."""
     if isinstance(value, Media):
-        return [value]
+        return [value.frozen()]
     if isinstance(value, (list, tuple)) and value:
         if all(isinstance(v, Media) for v in value):
-            return list(value)
+            return [v.frozen() for v in value]
         if all(_is_image_object(v) for v in value):
             from .media import Image
 

@@ -577,8 +577,74 @@ class Table(Media):
         if len(set(names)) != len(names):
             raise ValueError(f"Table: column names must be unique: {names}")
         self.columns: list[str] = names
-        self._arrays: list[Any] = arrays  # a pyarrow Array, or a list of Image | None
-        self.rows = len(arrays[0])
+        self._built: list[Any] = arrays  # a pyarrow Array, or a list of Image | None
+        self._pending: list[list[Any]] = []  # rows added by add_data, not yet in _built
+
+    # -- W&B's Table methods ---------------------------------------------------------------
+
+    @property
+    def _arrays(self) -> list[Any]:
+        if self._pending:
+            pa = _pyarrow()
+            rows, self._pending = self._pending, []
+            columns = []
+            for j, (name, column) in enumerate(zip(self.columns, self._built, strict=True)):
+                before = column if isinstance(column, list) else column.to_pylist()
+                columns.append(_column(pa, name, before + [_cell(row[j]) for row in rows]))
+            self._built = columns
+        return self._built
+
+    @property
+    def rows(self) -> int:
+        return len(self._built[0]) + len(self._pending)
+
+    @property
+    def data(self) -> list[list[Any]]:
+        """The rows, as lists of cells."""
+        columns = [c if isinstance(c, list) else c.to_pylist() for c in self._arrays]
+        return [list(row) for row in zip(*columns, strict=True)]
+
+    def add_data(self, *cells: Any) -> None:
+        """Append one row (one cell per column). A table already logged keeps its rows."""
+        if len(cells) != len(self.columns):
+            raise ValueError(f"Table.add_data: {len(cells)} cells for {len(self.columns)} columns")
+        self._pending.append(list(cells))
+
+    def add_column(self, name: str, data: Sequence[Any]) -> None:
+        """Append a column of ``len(data) == rows`` cells."""
+        name = str(name)
+        if name in self.columns:
+            raise ValueError(f"Table.add_column: there is a column {name!r} already")
+        cells = list(data)
+        if len(cells) != self.rows:
+            raise ValueError(f"Table.add_column: {len(cells)} cells for {self.rows} rows")
+        arrays = self._arrays
+        self._built = [*arrays, _column(_pyarrow(), name, [_cell(c) for c in cells])]
+        self.columns = [*self.columns, name]
+
+    def get_column(self, name: str, convert_to: str | None = None) -> Any:
+        """A column's cells as a list (``convert_to="numpy"``: an array)."""
+        if name not in self.columns:
+            raise KeyError(f"Table has no column {name!r}")
+        column = self._arrays[self.columns.index(name)]
+        values = column if isinstance(column, list) else column.to_pylist()
+        if convert_to == "numpy":
+            import numpy as np
+
+            return np.asarray(values)
+        return values
+
+    def get_index(self) -> list[int]:
+        """The row numbers, 0 to ``rows - 1``."""
+        return list(range(self.rows))
+
+    def frozen(self) -> Table:
+        copy = Table.__new__(Table)
+        copy.columns = list(self.columns)
+        copy._built = list(self._arrays)  # pyarrow arrays are immutable; image lists copied
+        copy._built = [list(c) if isinstance(c, list) else c for c in copy._built]
+        copy._pending = []
+        return copy
 
     @staticmethod
     def _from_rows(

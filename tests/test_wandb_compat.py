@@ -86,3 +86,32 @@ def test_wandb_init_keywords(tmp_path: Path) -> None:
         trackline.init(project="p")
         trackline.define_metric("x", summary="best")
     trackline.finish()
+
+
+def test_wandb_table_methods_and_logged_snapshots(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    import numpy as np
+
+    run = trackline.init(project="tables")
+    table = trackline.Table(columns=["epoch", "loss"])
+    for epoch in range(3):
+        table.add_data(epoch, 1.0 / (epoch + 1))
+    run.log({"progress": table})  # this table has 3 rows, whatever is added later
+    table.add_data(3, 0.25)
+    table.add_column("tag", ["a", "b", "c", "d"])
+    assert table.rows == 4 and table.columns == ["epoch", "loss", "tag"]
+    assert table.get_column("loss") == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
+    assert list(table.get_column("epoch", convert_to="numpy")) == list(np.arange(4))
+    assert table.get_index() == [0, 1, 2, 3]
+    assert table.data[3] == [3, 0.25, "d"]
+    run.log({"progress": table})
+    with pytest.raises(ValueError, match="2 cells for 3 columns"):
+        table.add_data(1, 2)
+    with pytest.raises(ValueError, match="3 cells for 4 rows"):
+        table.add_column("short", [1, 2, 3])
+    with pytest.raises(KeyError):
+        table.get_column("nope")
+    run.finish()
+    logged = [m for m in trackline.open_run(run.dir).media() if m.key == "progress"]
+    assert [m.items[0]["rows"] for m in logged] == [3, 4]
+    assert [m.items[0]["columns"] for m in logged] == [["epoch", "loss"], ["epoch", "loss", "tag"]]
