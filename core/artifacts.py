@@ -26,11 +26,12 @@ import os
 import posixpath
 import re
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ._config import encodable
 from ._errors import TracklineError
@@ -124,6 +125,7 @@ class Artifact:
         self.description = description
         self._sources: dict[str, Path] = {}
         self.references: dict[str, str] = {}
+        self._scratch: Path | None = None  # files written by new_file() and add()
 
     def add_file(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Add one file, as ``name`` (default: its file name); returns the name used."""
@@ -159,6 +161,45 @@ class Artifact:
             raise ArtifactError(f"{key!r} is already in artifact {self.name!r}")
         self.references[key] = uri
         return key
+
+    @contextlib.contextmanager
+    def new_file(
+        self, name: str, mode: str = "w", encoding: str | None = None
+    ) -> Iterator[IO[Any]]:
+        """Write a new file into the artifact: ``with artifact.new_file("labels.txt") as f:``."""
+        key = entry_name(name)
+        if key in self._sources or key in self.references:
+            raise ArtifactError(f"{key!r} is already in artifact {self.name!r}")
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="trackline-artifact-"))
+        target = self._scratch / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, mode, encoding=encoding) as handle:
+            yield handle
+        self._add(target, key)
+
+    def add(self, obj: Any, name: str) -> str:
+        """Add a trackline media object (a ``Table``, an ``Image``...) as ``name``, stored
+        as the media thread would store it (a table as Parquet)."""
+        from ._media_base import Media
+
+        if not isinstance(obj, Media):
+            raise TypeError(f"add() takes a trackline media object, not {type(obj).__name__}")
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="trackline-artifact-"))
+        folder = Path(tempfile.mkdtemp(dir=self._scratch))
+        item = obj.frozen().write(folder)
+        if "path" not in item:
+            raise ArtifactError(f"a {type(obj).__name__} has no file to add")
+        # The path is relative to the folder above the media folder (a run directory).
+        return self._add(folder.parent / item["path"], entry_name(name))
+
+    def get_entry(self, name: str) -> Path:
+        """The file added as ``name`` (before the artifact is logged)."""
+        try:
+            return self._sources[entry_name(name)]
+        except KeyError:
+            raise ArtifactError(f"no entry {name!r} in artifact {self.name!r}") from None
 
     def _add(self, source: Path, name: str) -> str:
         if name in self._sources or name in self.references:

@@ -115,3 +115,27 @@ def test_wandb_table_methods_and_logged_snapshots(tmp_path: Path) -> None:
     logged = [m for m in trackline.open_run(run.dir).media() if m.key == "progress"]
     assert [m.items[0]["rows"] for m in logged] == [3, 4]
     assert [m.items[0]["columns"] for m in logged] == [["epoch", "loss"], ["epoch", "loss", "tag"]]
+
+
+def test_wandb_artifact_new_file_add_and_get_entry(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    run = trackline.init(project="arts")
+    artifact = trackline.Artifact("dataset", "dataset")
+    with artifact.new_file("labels.txt") as f:
+        f.write("cat\ndog\n")
+    artifact.add(trackline.Table(columns=["a"], data=[[1], [2]]), "split.parquet")
+    assert artifact.get_entry("labels.txt").read_text() == "cat\ndog\n"
+    assert sorted(artifact.files) == ["labels.txt", "split.parquet"]
+    with pytest.raises(trackline.TracklineError, match="already in artifact"):
+        with artifact.new_file("labels.txt") as f:
+            f.write("again")
+    with pytest.raises(TypeError):
+        artifact.add(object(), "x")
+    run.log_artifact(artifact)
+    run.finish()
+    (logged,) = trackline.open_run(run.dir).artifacts()
+    assert sorted(f.path for f in logged.files) == ["labels.txt", "split.parquet"]
+    version = trackline.init(project="arts").use_artifact("dataset:latest")
+    root = Path(version.download(tmp_path / "got"))
+    assert (root / "labels.txt").read_text() == "cat\ndog\n"
+    trackline.finish()
