@@ -126,9 +126,11 @@ def test_wandb_artifact_new_file_add_and_get_entry(tmp_path: Path) -> None:
     artifact.add(trackline.Table(columns=["a"], data=[[1], [2]]), "split.parquet")
     assert artifact.get_entry("labels.txt").read_text() == "cat\ndog\n"
     assert sorted(artifact.files) == ["labels.txt", "split.parquet"]
-    with pytest.raises(trackline.TracklineError, match="already in artifact"):
-        with artifact.new_file("labels.txt") as f:
-            f.write("again")
+    with (
+        pytest.raises(trackline.TracklineError, match="already in artifact"),
+        artifact.new_file("labels.txt") as f,
+    ):
+        f.write("again")
     with pytest.raises(TypeError):
         artifact.add(object(), "x")
     run.log_artifact(artifact)
