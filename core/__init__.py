@@ -41,7 +41,10 @@ from ._warn import TracklineWarning as TracklineWarning
 from .artifacts import Artifact as Artifact
 from .media import Audio as Audio
 from .media import Histogram as Histogram
+from .media import Html as Html
 from .media import Image as Image
+from .media import Molecule as Molecule
+from .media import Object3D as Object3D
 from .media import Table as Table
 from .media import Video as Video
 
@@ -55,8 +58,11 @@ __all__ = [
     "Audio",
     "Config",
     "Histogram",
+    "Html",
     "Image",
     "LocalRun",
+    "Molecule",
+    "Object3D",
     "Run",
     "RunData",
     "RunFinishedError",

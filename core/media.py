@@ -1004,3 +1004,88 @@ def _gif_sizes(data: bytes) -> dict[str, int | None]:
     except (PIL.UnidentifiedImageError, OSError):
         return {"frames": None, "width": None, "height": None}  # stored anyway
     return {"frames": frames, "width": width, "height": height}
+
+
+# -- files shown as downloads: HTML, 3D objects, molecules ----------------------------------
+
+
+class _FileMedia(Media):
+    """Media stored as given (bytes read when created), offered by the dashboard as a
+    download, never rendered in its page."""
+
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self, data: Any, file_type: str | None = None) -> None:
+        name = type(self).__name__
+        if isinstance(data, (str, os.PathLike)) and Path(data).is_file():
+            path = Path(data)
+            self.data = path.read_bytes()
+            ext = path.name.lower().split(".", 1)[-1] if "." in path.name else ""
+        elif hasattr(data, "read"):
+            content = data.read()
+            self.data = content.encode() if isinstance(content, str) else bytes(content)
+            ext = (file_type or "").lower()
+        else:
+            raise TypeError(f"{name} takes a path to a file or an open file, not {data!r:.80}")
+        ext = (file_type or ext).lower().lstrip(".")
+        if ext not in self.extensions:
+            raise ValueError(
+                f"{name}: file type {ext!r} is not one of {', '.join(self.extensions)}"
+            )
+        self.ext = ext
+
+    def write(self, media_dir: Path) -> dict[str, Any]:
+        item = _store(media_dir, self.data, self.ext)
+        item["format"] = self.ext
+        return item
+
+
+class Html(_FileMedia):
+    """An HTML page: ``Html("<h1>report</h1>")``, a path or an open file. Stored and
+    downloadable; the dashboard never renders it (its scripts could act as you)."""
+
+    kind = "html"
+    extensions = ("html",)
+
+    def __init__(self, data: Any, inject: bool = True) -> None:
+        if isinstance(data, str) and (len(data) > 1024 or "<" in data or not Path(data).is_file()):
+            self.data = data.encode()  # the page itself, not a path
+            self.ext = "html"
+            return
+        super().__init__(data, "html")
+
+
+class Object3D(_FileMedia):
+    """A 3D object: a file (``.obj``, ``.gltf``, ``.glb``, ``.babylon``, ``.stl``,
+    ``.pts.json``) or a point cloud array of shape (N, 3), (N, 4) or (N, 6), stored as
+    ``.pts.json``."""
+
+    kind = "object3d"
+    extensions = ("obj", "gltf", "glb", "babylon", "stl", "pts.json")
+
+    def __init__(self, data_or_path: Any, file_type: str | None = None, **_: Any) -> None:
+        if type(data_or_path).__module__.partition(".")[0] in ("numpy", "torch"):
+            import json
+
+            np = _np()
+            points = np.asarray(data_or_path, dtype=float)
+            if points.ndim != 2 or points.shape[1] not in (3, 4, 6):
+                raise ValueError(
+                    f"Object3D: a point cloud has shape (N, 3), (N, 4) or (N, 6), "
+                    f"not {_shape_text(points.shape)}"
+                )
+            self.data = json.dumps(points.tolist()).encode()
+            self.ext = "pts.json"
+            return
+        super().__init__(data_or_path, file_type)
+
+
+class Molecule(_FileMedia):
+    """A molecule file: ``.pdb``, ``.pqr``, ``.mmcif``, ``.mcif``, ``.cif``, ``.sdf``,
+    ``.sd``, ``.gro``, ``.mol2`` or ``.mmtf``."""
+
+    kind = "molecule"
+    extensions = ("pdb", "pqr", "mmcif", "mcif", "cif", "sdf", "sd", "gro", "mol2", "mmtf")
+
+    def __init__(self, data_or_path: Any, file_type: str | None = None, **_: Any) -> None:
+        super().__init__(data_or_path, file_type)

@@ -141,3 +141,36 @@ def test_wandb_artifact_new_file_add_and_get_entry(tmp_path: Path) -> None:
     root = Path(version.download(tmp_path / "got"))
     assert (root / "labels.txt").read_text() == "cat\ndog\n"
     trackline.finish()
+
+
+def test_html_object3d_and_molecule_are_stored_as_given(tmp_path: Path) -> None:
+    import numpy as np
+
+    pdb = tmp_path / "water.pdb"
+    pdb.write_text(
+        "HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\nEND\n"
+    )
+    run = trackline.init(project="files")
+    page = "<h1>report</h1><script>alert(1)</script>"
+    run.log(
+        {
+            "page": trackline.Html(page),
+            "cloud": trackline.Object3D(np.zeros((5, 3))),
+            "water": trackline.Molecule(str(pdb)),
+        }
+    )
+    with pytest.raises(ValueError, match="file type 'txt'"):
+        trackline.Molecule(str(pdb), file_type="txt")
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        trackline.Object3D(np.zeros((5, 2)))
+    run.finish()
+    local = trackline.open_run(run.dir)
+    media = {m.key: m for m in local.media()}
+    assert {k: m.kind for k, m in media.items()} == {
+        "page": "html",
+        "cloud": "object3d",
+        "water": "molecule",
+    }
+    assert (local.path / media["page"].items[0]["path"]).read_text() == page
+    assert media["cloud"].items[0]["path"].endswith(".pts.json")
+    assert (local.path / media["water"].items[0]["path"]).read_bytes() == pdb.read_bytes()

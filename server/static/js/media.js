@@ -213,7 +213,7 @@ export class MediaPanels {
     }
     if (group.kind === "table") return new TablePanel(this.runId, key, group.entries);
     if (group.kind === "image" || group.kind === "video" || group.kind === "audio") return new ItemsPanel(this, key, group.kind, group.entries);
-    return new OtherPanel(key, group);
+    return new OtherPanel(this.runId, key, group);
   }
 
   /** A live run: new steps and new keys (new keys rebuild the view). */
@@ -330,14 +330,35 @@ class ItemsPanel {
 }
 
 /** A kind this dashboard does not draw: its descriptions as text. */
+// HTML pages, 3D objects, molecules and kinds this page does not draw: each logged file as
+// a download (never rendered here: an HTML page's scripts would run as the viewer).
+const KIND_LABEL = { html: "HTML page", object3d: "3D object", molecule: "molecule" };
+
 class OtherPanel {
-  constructor(key, group) {
+  constructor(runId, key, group) {
     const last = group.entries[group.entries.length - 1];
+    const items = (last?.items || []).filter((item) => item && item.path);
+    const label = KIND_LABEL[group.kind] || group.kind;
+    const files = items.map((item, i) => {
+      const name = `${key.replace(/[^\w.-]+/g, "_")}-${last.step}${items.length > 1 ? `-${i}` : ""}.${item.format || item.path.split(".").slice(1).join(".") || "bin"}`;
+      const button = h("button", { class: "btn small", type: "button", title: `Download ${name}` }, icon(ICONS.download, 14), ` ${label}${item.size ? ` · ${fmtBytes(item.size)}` : ""}`);
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        try {
+          saveBlob(await api.mediaBlob(runId, item, "application/octet-stream"), name);
+        } finally {
+          button.disabled = false;
+        }
+      });
+      return button;
+    });
     this.el = h(
       "div",
       { class: "panel media-panel", dataset: { key, kind: group.kind || "" } },
-      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), h("span", { class: "panel-status", text: `${group.kind} · ${group.entries.length} steps` })),
-      h("pre", { class: "code", text: JSON.stringify(last?.items ?? null, null, 2).slice(0, 4000) }),
+      h("div", { class: "panel-head" }, h("span", { class: "panel-title", text: key, title: key }), h("span", { class: "panel-status", text: `${label} · ${group.entries.length} step${group.entries.length === 1 ? "" : "s"}` })),
+      files.length
+        ? h("div", { class: "media-downloads" }, h("p", { class: "muted small", text: `Step ${last.step}: stored as logged, offered as a download.` }), files)
+        : h("pre", { class: "code", text: JSON.stringify(last?.items ?? null, null, 2).slice(0, 4000) }),
     );
   }
 }
