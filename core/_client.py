@@ -31,7 +31,7 @@ from ._errors import TracklineError
 from ._fold import from_dict
 from ._settings import env
 from ._transport import retry_after
-from .artifacts import entry_name, parse_ref
+from .artifacts import entry_name, parse_ref, sha256_file
 from .records import Environment, GitInfo
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -335,7 +335,7 @@ class Api:
         folder = cache_dir() / "artifacts"
         cached = folder / sha256
         fits = cached.is_file() and (size is None or cached.stat().st_size == size)
-        if fits and _sha256(cached) == sha256:
+        if fits and sha256_file(cached) == sha256:
             return cached
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".{sha256}.{uuid.uuid4().hex}.part"
@@ -471,14 +471,6 @@ def cache_dir() -> Path:
         return Path(configured).expanduser()
     xdg = env("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "trackline"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _place(cached: Path, destination: Path) -> None:

@@ -8,7 +8,6 @@ else happens on the training thread.
 from __future__ import annotations
 
 import glob as globlib
-import hashlib
 import os
 import shutil
 import sys
@@ -30,6 +29,7 @@ from ._summary import Summarizer
 from ._values import Deferred, Unsupported, flatten, key_problem, to_scalar
 from ._warn import flush_pending, warn_once
 from ._writer import HIGH_WATER, SOFT_LIMIT, NeedsResolve, Writer
+from .artifacts import sha256_file
 from .records import (
     ArtifactUsed,
     ConfigUpdate,
@@ -577,7 +577,7 @@ class Run:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            digest = _sha256(target)
+            digest = sha256_file(target)
         except OSError as exc:
             warn_once(f"save:{source}", f"trackline: could not save {source}: {exc}")
             return
@@ -783,14 +783,6 @@ def _glob_base(pattern: str) -> str:
             break
         base.append(part)
     return os.path.join(*base) if base else "."
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _same_file(source: Path, target: Path) -> bool:

@@ -21,7 +21,6 @@ the run directory for ``trackline status``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -38,6 +37,7 @@ from . import _credentials
 from ._names import RUN_ID
 from ._settings import env_float
 from ._warn import warn_once
+from .artifacts import sha256_file
 from .records import RunStart
 from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
 
@@ -398,11 +398,9 @@ class Shipper:
         cached = self._hashes.get(str(path))
         if cached is not None and cached[0] == signature:
             return cached[1]
-        digest = hashlib.sha256()
-        for chunk in _file_chunks(path):
-            digest.update(chunk)
-        self._hashes[str(path)] = (signature, digest.hexdigest())
-        return digest.hexdigest()
+        digest = sha256_file(path)
+        self._hashes[str(path)] = (signature, digest)
+        return digest
 
     def _write_progress(self) -> None:
         shipped, total = self.progress()
