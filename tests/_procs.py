@@ -12,6 +12,14 @@ import pytest
 Leftovers = list[subprocess.Popen[str] | int]
 
 
+#: Lines for a training script run as a subprocess, after ``run.finish()``: wait until the
+#: run's agent has exited (everything it had is shipped).
+AGENT_GONE = (
+    f"import sys as _sys; _sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
+    "import _procs; _procs.wait_gone(run._agent.pid, 120)\n"
+)
+
+
 def wait_gone(pid: int, timeout: float = 20.0) -> None:
     """Wait until ``pid`` has exited (a zombie has); fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _procs import AGENT_GONE
 from _server import ServerProcess
 from test_dashboard import CHROMIUM, Page, sdk_env
 from test_dashboard import browser as browser  # the module's own chromium
@@ -29,17 +30,10 @@ SCRIPT = textwrap.dedent(
     run = trackline.init(project="files")
     run.log({{"report": trackline.Html({PAGE!r}), "cloud": trackline.Object3D(np.ones((4, 3)))}})
     run.finish()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(run._agent.pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
+    <agent gone>
     print(run.id)
     """
-)
+).replace("<agent gone>\n", AGENT_GONE)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _procs import AGENT_GONE
 from _server import ServerProcess, wait_for
 from test_dashboard import CHROMIUM, TIMEOUT_MS, Page, sdk_env
 from test_dashboard import browser as browser  # the module's own chromium
@@ -43,17 +44,10 @@ PRINTER = textwrap.dedent(
         else:
             print(f"step {i} loss {1 / i:.5f}")
     run.finish()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(run._agent.pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
+    <agent gone>
     print("RUN", run.id, file=sys.__stderr__)
     """
-)
+).replace("<agent gone>\n", AGENT_GONE)
 
 LIVE = textwrap.dedent(
     """
