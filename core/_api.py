@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _settings, _wandb
 from ._config import as_mapping
+from ._literals import Mode, Resume, SavePolicy
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
 from ._reader import LocalRun
 from ._run import Run, _tags
@@ -28,9 +29,9 @@ def init(
     group: str | None = None,
     job_type: str | None = None,
     dir: str | os.PathLike[str] | None = None,
-    mode: str | None = None,
+    mode: Mode | None = None,
     id: str | None = None,
-    resume: str | bool | None = None,
+    resume: Resume | None = None,
     console: bool | None = None,
     *,
     entity: str | None = None,
@@ -172,7 +173,7 @@ def define_metric(
 
 
 def save(
-    path: str | os.PathLike[str], policy: str = "now", base_path: str | None = None
+    path: str | os.PathLike[str], policy: SavePolicy = "now", base_path: str | None = None
 ) -> list[str]:
     """``save`` on the current run."""
     return _require().save(path, policy=policy, base_path=base_path)

@@ -22,6 +22,7 @@ from . import _agent_launch, _console, _hooks, _liveness
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._errors import TracklineError
+from ._literals import RunState, SavePolicy
 from ._media_base import as_media
 from ._media_worker import MediaJob, MediaWorker
 from ._settings import Settings
@@ -131,7 +132,7 @@ class Run:
         self._media: list[tuple[str, list[Any]]] = []
         self._save_later: list[tuple[Path, Path, str]] = []
         self._finished = False
-        self._state = "running"
+        self._state: RunState = "running"
         self._writer: Writer | None = None
         self._console: _console.Capture | None = None
         self._agent: _agent_launch.AgentHandle | None = None
@@ -197,7 +198,7 @@ class Run:
         self,
         exit_code: int | None = None,
         *,
-        state: str | None = None,
+        state: RunState | None = None,
         traceback: str | None = None,
     ) -> None:
         """End the run: flush, record the final state, fsync. Idempotent; bounded in time.
@@ -260,7 +261,7 @@ class Run:
         )
 
     @property
-    def state(self) -> str:
+    def state(self) -> RunState:
         """``running`` until the run finishes; then its final state."""
         return self._state
 
@@ -527,7 +528,7 @@ class Run:
     def save(
         self,
         path: str | os.PathLike[str],
-        policy: str = "now",
+        policy: SavePolicy = "now",
         base_path: str | os.PathLike[str] | None = None,
     ) -> list[str]:
         """Put files into the run directory (``files/``); returns their names there.

@@ -76,7 +76,7 @@ def init_options(
     include: Iterable[str] | None,
     exclude: Iterable[str] | None,
     ignored: Mapping[str, Any],
-) -> tuple[str | None, str | None, Any, dict[str, Any]]:
+) -> tuple[str | None, Any, Any, dict[str, Any]]:
     """W&B's ``init`` arguments as trackline's: (project, resume, config, extra settings)."""
     extra: dict[str, Any] = {}
     if settings:
