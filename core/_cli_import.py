@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -10,52 +11,45 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ._names import check_project
 from ._settings import base_dir
+from .importers import Imported
 
 
 @click.group("import")
 def import_group() -> None:
-    """Import runs from TensorBoard (more sources to come) as trackline runs."""
+    """Import runs from TensorBoard or MLflow as trackline runs."""
 
 
-@import_group.command("tensorboard")
-@click.argument("logdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--project", default=None, help="Default: the log directory's name.")
-@click.option(
+_DIR = click.option(
     "--dir",
     "target",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the runs go (default TRACKLINE_DIR or ./.trackline); then `trackline sync`.",
 )
-def tensorboard_command(logdir: Path, project: str | None, target: Path | None) -> None:
-    """Import every directory of TensorBoard event files under LOGDIR as a finished run.
 
-    Importing again skips what is already imported; an interrupted import leaves no half
-    run. Scalars, histograms, hparams (config) and text (summary) are imported with their
-    steps and wall times.
-    """
-    from .importers.tensorboard import event_dirs, import_logdir
 
-    name = project or "".join(
-        c if c.isalnum() or c in "._-" else "-" for c in logdir.resolve().name
-    )
+def _checked_project(name: str) -> str:
     try:
-        check_project(name)
+        return check_project(name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--project") from None
+
+
+def _runs_dir(target: Path | None) -> Path:
     runs_dir = base_dir(target) / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
+    return runs_dir
+
+
+def _report(results: Iterator[Imported], total: int | None, runs_dir: Path, where: str) -> None:
+    """Drive an importer with a progress bar; one line per run, a total at the end."""
     console = Console(stderr=True)
-    total = len(event_dirs(logdir))
-    if not total:
-        console.print(f"no TensorBoard event files under {logdir}")
-        return
     imported = skipped = points = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("importing", total=total)
-            for result in import_logdir(logdir, runs_dir, name):
+            for result in results:
                 progress.advance(task)
                 if result.skipped:
                     skipped += 1
@@ -70,9 +64,62 @@ def tensorboard_command(logdir: Path, project: str | None, target: Path | None) 
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     console.print(
-        f"{imported} run(s) imported ({points:,} points) into project {name!r}, "
-        f"{skipped} already imported; upload them with `trackline sync {runs_dir.parent}`"
+        f"{imported} run(s) imported ({points:,} points) {where}, {skipped} already imported; "
+        f"upload them with `trackline sync {runs_dir.parent}`"
     )
+
+
+@import_group.command("tensorboard")
+@click.argument("logdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--project", default=None, help="Default: the log directory's name.")
+@_DIR
+def tensorboard_command(logdir: Path, project: str | None, target: Path | None) -> None:
+    """Import every directory of TensorBoard event files under LOGDIR as a finished run.
+
+    Importing again skips what is already imported; an interrupted import leaves no half
+    run. Scalars, histograms, hparams (config) and text (summary) are imported with their
+    steps and wall times.
+    """
+    from .importers.tensorboard import event_dirs, import_logdir
+
+    name = project or "".join(
+        c if c.isalnum() or c in "._-" else "-" for c in logdir.resolve().name
+    )
+    name = _checked_project(name)
+    total = len(event_dirs(logdir))
+    if not total:
+        Console(stderr=True).print(f"no TensorBoard event files under {logdir}")
+        return
+    runs_dir = _runs_dir(target)
+    _report(import_logdir(logdir, runs_dir, name), total, runs_dir, f"into project {name!r}")
+
+
+@import_group.command("mlflow")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow's store: sqlite:///mlflow.db, http://host:5000, ... (default MLFLOW_TRACKING_URI).",
+)
+@click.option(
+    "--experiment", "experiments", multiple=True, help="Only this experiment (repeatable)."
+)
+@click.option("--project", default=None, help="One project for all (default: one per experiment).")
+@_DIR
+def mlflow_command(
+    tracking_uri: str | None, experiments: tuple[str, ...], project: str | None, target: Path | None
+) -> None:
+    """Import MLflow runs: params, every metric's history, tags, status, artifacts.
+
+    Each experiment becomes a project (or all go to --project); importing again skips what
+    is already imported.
+    """
+    from .importers.mlflow import import_tracking
+
+    if project is not None:
+        _checked_project(project)
+    runs_dir = _runs_dir(target)
+    results = import_tracking(tracking_uri, runs_dir, list(experiments) or None, project)
+    _report(results, None, runs_dir, "from MLflow")
 
 
 COMMANDS = [import_group]

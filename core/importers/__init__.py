@@ -39,12 +39,19 @@ def stable_run_id(kind: str, identity: str) -> str:
     return f"{kind}-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def write_run(runs_dir: Path, run_id: str, records: Iterable[Record]) -> Path:
-    """Write ``records`` as run ``run_id`` under ``runs_dir``, all or nothing."""
+def write_run(
+    runs_dir: Path, run_id: str, records: Iterable[Record], files: dict[str, Path] | None = None
+) -> Path:
+    """Write ``records`` as run ``run_id`` under ``runs_dir``, all or nothing; ``files``
+    (name in ``files/`` -> source, named by the records' ``FileSaved``) are copied in."""
     final = runs_dir / run_id
     temp = runs_dir / f".import-{run_id}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     (temp / "files").mkdir(parents=True)
+    for name, source in (files or {}).items():
+        target = temp / "files" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
     log = LogFile(temp / "main.tlog")
     try:
         batch: list[bytes] = []
@@ -77,3 +84,13 @@ def plain(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def verify(run_dir: Path, expected: int) -> int:
+    """The metric points the written run holds, read back; an error if they are not all there."""
+    from .._reader import LocalRun
+
+    found = sum(len(row) - 2 for row in LocalRun(run_dir).history())
+    if found != expected:
+        raise RuntimeError(f"{run_dir}: {found} points read back, {expected} imported")
+    return found

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import Finish, Histogram, Metrics, Record, RunStart, SummaryUpdate
-from . import Imported, already_imported, clean_key, plain, stable_run_id, write_run
+from . import Imported, already_imported, clean_key, plain, stable_run_id, verify, write_run
 
 
 def event_dirs(logdir: Path) -> list[Path]:
@@ -163,13 +163,3 @@ def import_logdir(logdir: Path, runs_dir: Path, project: str) -> Iterator[Import
         write_run(runs_dir, run_id, records)
         result.points_written = verify(runs_dir / run_id, points)
         yield result
-
-
-def verify(run_dir: Path, expected: int) -> int:
-    """The metric points the written run holds, read back; an error if they are not all there."""
-    from .._reader import LocalRun
-
-    found = sum(len(row) - 2 for row in LocalRun(run_dir).history())
-    if found != expected:
-        raise RuntimeError(f"{run_dir}: {found} points read back, {expected} imported")
-    return found
