@@ -375,6 +375,16 @@ class Result:
 
 
 def open_page(browser: Any, server: Server, prefs: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    # The user's view settings live on the server too (and win there): set them both ways,
+    # so that a data directory reused from an earlier run measures what it says.
+    for project, values in prefs.items():
+        saved = httpx.put(
+            f"{server.url}/api/v1/projects/{project}/view",
+            json=values,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30,
+        )
+        saved.raise_for_status()
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     script = f"localStorage.setItem('trackline.apiKey', {json.dumps(ADMIN_KEY)});"
     for project, values in prefs.items():

@@ -383,8 +383,11 @@ export function workspaceView(el, route) {
     mount(ui.groupSelect, options.map(([value, label]) => h("option", { value, text: label, selected: value === current })));
   }
 
+  let defaults = { runs: null, columns: [] }; // defaultColumns(runs), once per fetched list
   function chosenColumns() {
-    return prefs.columns || defaultColumns(runs);
+    if (prefs.columns) return prefs.columns;
+    if (defaults.runs !== runs) defaults = { runs, columns: defaultColumns(runs) };
+    return defaults.columns;
   }
 
   function fillColumnsMenu() {
