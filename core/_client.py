@@ -84,16 +84,44 @@ def _rows(columns: dict[str, Any], with_step: bool = True) -> list[dict[str, Any
     return rows
 
 
-#: How many times a request answered 503 or 429 with ``Retry-After`` is sent again.
-BUSY_RETRIES = 5
+#: Requests that mean the same however often they are sent: retried on 502, 503 and 504
+#: and on a lost connection, with backoff. Others (POST, PATCH) only when the request
+#: cannot have reached the server (no connection) or the server said to come back.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Seconds before each retry of a failed idempotent request (then it fails).
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+#: The request never left: safe to send again whatever it does.
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
+#: The connection failed (not a slow answer: a read timeout is not retried).
+_LOST_CONNECTION = (*_UNSENT, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
+def _wait_before_retry(method: str, response: httpx.Response | None, attempt: int) -> float | None:
+    """Seconds to wait before sending the request again, or ``None`` to stop.
+
+    ``response`` is ``None`` when no answer came (the connection failed).
+    """
+    if attempt >= len(BACKOFF):
+        return None
+    if response is not None:
+        if response.status_code in (429, 503) and (wait := retry_after(response)) is not None:
+            return wait
+        if method in IDEMPOTENT and response.status_code in (502, 503, 504):
+            return BACKOFF[attempt]
+        return None
+    return BACKOFF[attempt]
 
 
 class Api:
     """A client of a trackline server.
 
     A server too busy to answer (503 or 429 with ``Retry-After``) is waited out: the
-    request is sent again after the time it asks for (at most 60 s), up to
-    ``BUSY_RETRIES`` times.
+    request is sent again after the time it asks for (at most 60 s). Reads and other
+    idempotent requests are also sent again on 502, 503 and 504 (a proxy in front of a
+    restarting server) and on a lost connection, with backoff (0.5 to 8 s, five times);
+    a POST or PATCH only when its connection failed before it was sent.
 
     Args:
         server: the server's URL; default ``TRACKLINE_SERVER`` or the one of ``trackline login``.
@@ -139,30 +167,45 @@ class Api:
         return self._http
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        # A busy server (503, 429) says when to come back: wait that long, a few times.
-        for _ in range(BUSY_RETRIES):
-            response = self._client.request(method, path, **kwargs)
-            wait = retry_after(response) if response.status_code in (429, 503) else None
-            if wait is None:
-                break
+        method = method.upper()
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except _LOST_CONNECTION as exc:
+                wait = _wait_before_retry(method, None, attempt)
+                if wait is None or not (isinstance(exc, _UNSENT) or method in IDEMPOTENT):
+                    raise
+            else:
+                wait = _wait_before_retry(method, response, attempt)
+                if wait is None:
+                    break
             time.sleep(wait)
-        else:
-            response = self._client.request(method, path, **kwargs)
+            attempt += 1
         if response.status_code >= 400:
             raise _error(response)
         return response
 
     @contextlib.contextmanager
     def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """A response whose body is not read yet; 503 and 429 waited out as in ``_request``."""
-        for attempt in range(BUSY_RETRIES + 1):
-            with self._client.stream(method, path, **kwargs) as response:
-                busy = response.status_code in (429, 503) and attempt < BUSY_RETRIES
-                wait = retry_after(response) if busy else None
-                if wait is None:
-                    yield response
-                    return
+        """A response whose body is not read yet; retried as in ``_request`` until it starts."""
+        method = method.upper()
+        attempt = 0
+        while True:
+            with contextlib.ExitStack() as stack:
+                try:
+                    response = stack.enter_context(self._client.stream(method, path, **kwargs))
+                except _LOST_CONNECTION as exc:
+                    wait = _wait_before_retry(method, None, attempt)
+                    if wait is None or not (isinstance(exc, _UNSENT) or method in IDEMPOTENT):
+                        raise
+                else:
+                    wait = _wait_before_retry(method, response, attempt)
+                    if wait is None:
+                        yield response  # the caller reads it; the stack closes it after
+                        return
             time.sleep(wait)
+            attempt += 1
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         # msgspec decodes the large history answers about 4x faster than the json module.
