@@ -98,20 +98,23 @@ _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _LOST_CONNECTION = (*_UNSENT, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
-def _wait_before_retry(method: str, response: httpx.Response | None, attempt: int) -> float | None:
+def _wait_before_retry(
+    method: str, answer: httpx.Response | BaseException, attempt: int
+) -> float | None:
     """Seconds to wait before sending the request again, or ``None`` to stop.
 
-    ``response`` is ``None`` when no answer came (the connection failed).
+    ``answer`` is the response, or the connection error raised instead of one.
     """
     if attempt >= len(BACKOFF):
         return None
-    if response is not None:
-        if response.status_code in (429, 503) and (wait := retry_after(response)) is not None:
-            return wait
-        if method in IDEMPOTENT and response.status_code in (502, 503, 504):
-            return BACKOFF[attempt]
-        return None
-    return BACKOFF[attempt]
+    if isinstance(answer, BaseException):
+        # Lost before it was sent: safe for any request; after: only an idempotent one.
+        return BACKOFF[attempt] if isinstance(answer, _UNSENT) or method in IDEMPOTENT else None
+    if answer.status_code in (429, 503) and (wait := retry_after(answer)) is not None:
+        return wait
+    if method in IDEMPOTENT and answer.status_code in (502, 503, 504):
+        return BACKOFF[attempt]
+    return None
 
 
 class Api:
@@ -173,8 +176,8 @@ class Api:
             try:
                 response = self._client.request(method, path, **kwargs)
             except _LOST_CONNECTION as exc:
-                wait = _wait_before_retry(method, None, attempt)
-                if wait is None or not (isinstance(exc, _UNSENT) or method in IDEMPOTENT):
+                wait = _wait_before_retry(method, exc, attempt)
+                if wait is None:
                     raise
             else:
                 wait = _wait_before_retry(method, response, attempt)
@@ -196,8 +199,8 @@ class Api:
                 try:
                     response = stack.enter_context(self._client.stream(method, path, **kwargs))
                 except _LOST_CONNECTION as exc:
-                    wait = _wait_before_retry(method, None, attempt)
-                    if wait is None or not (isinstance(exc, _UNSENT) or method in IDEMPOTENT):
+                    wait = _wait_before_retry(method, exc, attempt)
+                    if wait is None:
                         raise
                 else:
                     wait = _wait_before_retry(method, response, attempt)
