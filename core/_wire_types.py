@@ -370,3 +370,103 @@ ALL: tuple[type[_Wire], ...] = (
     LogPage,
     Changes,
 )
+
+
+# -- reports -------------------------------------------------------------------------
+
+
+class ReportInfo(_Wire, frozen=True):
+    """A report in a project's list: where it is (``slug``), its title and version."""
+
+    slug: str
+    title: str
+    version: int
+    created_by: str
+    created_at: float
+    updated_by: str
+    updated_at: float
+
+
+class ReportBlock(_Wire, frozen=True):
+    """A run set or panel of a report: its kind, the line its fenced block opens on
+    (1-based, in ``body``) and its settings with defaults filled in."""
+
+    index: int
+    kind: str
+    line: int
+    settings: dict[str, Any]
+
+
+class Report(ReportInfo, frozen=True):
+    """A report (or one version of it): its markdown ``body`` and the blocks read from it."""
+
+    project: str
+    body: str
+    blocks: list[ReportBlock]
+
+
+class ReportList(_Wire, frozen=True):
+    reports: list[ReportInfo]
+
+
+class ReportVersion(_Wire, frozen=True):
+    version: int
+    title: str
+    author: str
+    created_at: float
+
+
+class ReportVersions(_Wire, frozen=True):
+    versions: list[ReportVersion]
+
+
+class ReportRunSet(_Wire, frozen=True):
+    """A run set's runs as resolved now: ``missing`` names fixed runs not found."""
+
+    name: str
+    colors: str
+    runs: list[Run]
+    missing: list[str]
+    error: str | None = None
+
+
+class ReportPanelData(_Wire, frozen=True):
+    """What one panel draws besides the run sets' runs: ``series`` for a line chart,
+    ``git`` for a diff, or ``error`` when it cannot be drawn."""
+
+    index: int
+    series: list[dict[str, Any]] | None = None
+    git: dict[str, Any] | None = None
+    run: str | None = None
+    error: str | None = None
+
+
+class ReportData(_Wire, frozen=True):
+    """A report with everything its panels draw, in one answer."""
+
+    report: Report
+    runsets: list[ReportRunSet]
+    panels: list[ReportPanelData]
+
+
+class ShareLink(_Wire, frozen=True):
+    """A read-only link to a report; its token is shown only when it is made."""
+
+    id: int
+    prefix: str
+    created_by: str
+    created_at: float
+    expires_at: float | None
+    revoked: bool
+
+
+class CreatedShareLink(ShareLink, frozen=True):
+    token: str
+
+
+class ShareLinks(_Wire, frozen=True):
+    shares: list[ShareLink]
+
+
+class Deleted(_Wire, frozen=True):
+    deleted: str

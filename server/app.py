@@ -27,6 +27,7 @@ from . import (
     routes_live,
     routes_logs,
     routes_query,
+    routes_reports,
     routes_users,
     routes_views,
 )
@@ -92,6 +93,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_logs.router)
     app.include_router(routes_views.router)
     app.include_router(routes_live.router)
+    app.include_router(routes_reports.router)
     _errors(app)
     openapi.install(app)
     docs.install(app, CONTENT_SECURITY_POLICY)

@@ -73,6 +73,11 @@ def _view_settings(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[7])
 
 
+def _reports(conn: sa.Connection) -> None:
+    """Version 8: reports, their versions and share links (new tables only)."""
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[8])
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -80,6 +85,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (4, _blob_owners),
     (5, _console_lines),
     (7, _view_settings),
+    (8, _reports),
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = sa.MetaData()
 
@@ -312,10 +312,57 @@ view_settings = sa.Table(
     sa.Column("updated_at", _float, nullable=False),
 )
 
+# -- reports (schema version 8) ------------------------------------------------------------
+
+#: A project's report: its current title and markdown (run sets and panels are fenced
+#: blocks in it, see ``trackline._report_format``); every save is a row of ``report_versions``.
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("slug", sa.String(128), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("created_at", _float, nullable=False),
+    sa.Column("updated_by", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("updated_at", _float, nullable=False),
+    sa.UniqueConstraint("project_id", "slug", name="uq_reports_project_slug"),
+)
+
+report_versions = sa.Table(
+    "report_versions",
+    metadata,
+    sa.Column("report_id", sa.Integer, sa.ForeignKey("reports.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("created_at", _float, nullable=False),
+)
+
+#: Read-only links to one report; the token is stored hashed, like API keys.
+report_shares = sa.Table(
+    "report_shares",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("report_id", sa.Integer, sa.ForeignKey("reports.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    sa.Column("created_at", _float, nullable=False),
+    sa.Column("expires_at", _float, nullable=True),
+    sa.Column("revoked_at", _float, nullable=True),
+)
+sa.Index("ix_report_shares_report", report_shares.c.report_id)
+
 #: Tables added by each schema version (what its migration creates).
 ADDED_IN = {
     2: [artifacts, artifact_versions, artifact_aliases, artifact_usage],
     4: [blob_owners],
     5: [console_lines],
     7: [view_settings],
+    8: [reports, report_versions, report_shares],
 }
