@@ -24,10 +24,11 @@ def _register() -> None:
         return
     for command in _cli_remote.COMMANDS:
         main.add_command(command)
-    from . import _cli_artifact, _cli_keys
+    from . import _cli_artifact, _cli_keys, _cli_report
 
     main.add_command(_cli_artifact.artifact_group)
     main.add_command(_cli_keys.keys_group)
+    main.add_command(_cli_report.report_group)
 
 
 _register()

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from . import _credentials
+from . import _credentials, _report_format
 from ._errors import TracklineError
 from ._fold import from_dict
 from ._settings import env
@@ -402,6 +402,69 @@ class Api:
         finally:
             temp.unlink(missing_ok=True)
         return cached
+
+    # -- reports -----------------------------------------------------------------------
+
+    def _report_url(self, path: str) -> str:
+        """``[entity/]project/report`` as the report's API path."""
+        parts = path.split("/")
+        if len(parts) == 2:
+            parts = [self.viewer()["name"], *parts]
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"name a report as [entity/]project/report, not {path!r}")
+        entity, project, slug = parts
+        return f"/projects/{_q(entity)}/{_q(project)}/reports/{_q(slug)}"
+
+    def reports(self, project: str) -> list[dict[str, Any]]:
+        """A project's reports (slug, title, version, who saved it last and when)."""
+        entity, name = self._project_path(project).split("/", 1)
+        return list(self._json("GET", f"/projects/{_q(entity)}/{_q(name)}/reports")["reports"])
+
+    def report(self, path: str, version: int | None = None) -> dict[str, Any]:
+        """A report (or one of its ``version``s): title, markdown ``body``, its blocks."""
+        params = {} if version is None else {"version": version}
+        return dict(self._json("GET", self._report_url(path), params=params))
+
+    def pull_report(self, path: str, version: int | None = None) -> str:
+        """The report as the markdown file ``trackline report pull`` writes."""
+        found = self.report(path, version)
+        where = f"{found['project']}/{found['slug']}"
+        doc = _report_format.Document(
+            report=where, version=found["version"], title=found["title"], body=found["body"]
+        )
+        return _report_format.write_document(doc)
+
+    def push_report(self, text: str, to: str | None = None, force: bool = False) -> dict[str, Any]:
+        """Create or update a report from a pulled (and edited) file: a new version when
+        anything changed. Refused (``ApiError`` 409) when the report moved on since the
+        version in the file's front matter, unless ``force``."""
+        doc = _report_format.read_document(text)
+        try:  # a malformed block fails here, before any request, naming the file's line
+            _report_format.blocks(doc.body)
+        except _report_format.ReportFormatError as exc:
+            above = text[: len(text) - len(doc.body)].count("\n")
+            message = str(exc).split(": ", 1)[1]
+            raise _report_format.ReportFormatError(exc.line + above, message) from None
+        path = to or doc.report
+        if path is None:
+            raise ValueError("the file names no report (front matter `report:`): say where")
+        url = self._report_url(path)
+        save = {"title": doc.title, "body": doc.body, "base_version": doc.version, "force": force}
+        try:
+            return dict(self._json("PUT", url, json=save))
+        except ApiError as exc:
+            if exc.status != 404 or not exc.detail.startswith("no report "):
+                raise
+        folder, slug = url.rsplit("/reports/", 1)
+        new = {"title": doc.title, "body": doc.body, "slug": slug}
+        return dict(self._json("POST", folder + "/reports", json=new))
+
+    def share_report(self, path: str, expires_in_days: float | None = None) -> dict[str, Any]:
+        """A new read-only link to the report: its ``token`` (shown once) and ``url``."""
+        body = {"expires_in_days": expires_in_days}
+        made = dict(self._json("POST", self._report_url(path) + "/shares", json=body))
+        made["url"] = f"{self.server}/#/shared/{made['token']}"
+        return made
 
 
 class ArtifactCollection:

@@ -333,45 +333,6 @@ class Changes(_Wire, frozen=True):
     changed: bool
 
 
-#: Every response type, for the OpenAPI document's components.
-ALL: tuple[type[_Wire], ...] = (
-    ErrorBody,
-    Health,
-    Viewer,
-    CreatedUser,
-    CreatedKey,
-    KeyList,
-    Revoked,
-    CreatedTeam,
-    Membership,
-    Project,
-    ProjectList,
-    Visibility,
-    Run,
-    RunPage,
-    Columns,
-    Histograms,
-    MediaList,
-    TablePage,
-    RunFiles,
-    MetricKeys,
-    SeriesList,
-    Offsets,
-    Appended,
-    Heartbeat,
-    Blob,
-    FileLinked,
-    ArtifactList,
-    Artifact,
-    ArtifactVersion,
-    Lineage,
-    RunArtifacts,
-    ViewSettings,
-    LogPage,
-    Changes,
-)
-
-
 # -- reports -------------------------------------------------------------------------
 
 
@@ -470,3 +431,55 @@ class ShareLinks(_Wire, frozen=True):
 
 class Deleted(_Wire, frozen=True):
     deleted: str
+
+
+#: Every response type, for the OpenAPI document's components.
+ALL: tuple[type[_Wire], ...] = (
+    ErrorBody,
+    Health,
+    Viewer,
+    CreatedUser,
+    CreatedKey,
+    KeyList,
+    Revoked,
+    CreatedTeam,
+    Membership,
+    Project,
+    ProjectList,
+    Visibility,
+    Run,
+    RunPage,
+    Columns,
+    Histograms,
+    MediaList,
+    TablePage,
+    RunFiles,
+    MetricKeys,
+    SeriesList,
+    Offsets,
+    Appended,
+    Heartbeat,
+    Blob,
+    FileLinked,
+    ArtifactList,
+    Artifact,
+    ArtifactVersion,
+    Lineage,
+    RunArtifacts,
+    ViewSettings,
+    LogPage,
+    Changes,
+    ReportInfo,
+    ReportBlock,
+    Report,
+    ReportList,
+    ReportVersion,
+    ReportVersions,
+    ReportRunSet,
+    ReportPanelData,
+    ReportData,
+    ShareLink,
+    CreatedShareLink,
+    ShareLinks,
+    Deleted,
+)

@@ -83,6 +83,17 @@
  */
 
 /**
+ * @typedef {Object} CreatedShareLink
+ * @property {number} id
+ * @property {string} prefix
+ * @property {string} created_by
+ * @property {number} created_at
+ * @property {?number} expires_at
+ * @property {boolean} revoked
+ * @property {string} token
+ */
+
+/**
  * @typedef {Object} CreatedTeam
  * @property {string} name
  */
@@ -91,6 +102,11 @@
  * @typedef {Object} CreatedUser
  * @property {string} name
  * @property {string} api_key
+ */
+
+/**
+ * @typedef {Object} Deleted
+ * @property {string} deleted
  */
 
 /**
@@ -224,6 +240,88 @@
  */
 
 /**
+ * A report (or one version of it): its markdown ``body`` and the blocks read from it.
+ * @typedef {Object} Report
+ * @property {string} slug
+ * @property {string} title
+ * @property {number} version
+ * @property {string} created_by
+ * @property {number} created_at
+ * @property {string} updated_by
+ * @property {number} updated_at
+ * @property {string} project
+ * @property {string} body
+ * @property {Array<ReportBlock>} blocks
+ */
+
+/**
+ * A run set or panel of a report: its kind, the line its fenced block opens on
+ * @typedef {Object} ReportBlock
+ * @property {number} index
+ * @property {string} kind
+ * @property {number} line
+ * @property {Object<string, *>} settings
+ */
+
+/**
+ * A report with everything its panels draw, in one answer.
+ * @typedef {Object} ReportData
+ * @property {Report} report
+ * @property {Array<ReportRunSet>} runsets
+ * @property {Array<ReportPanelData>} panels
+ */
+
+/**
+ * A report in a project's list: where it is (``slug``), its title and version.
+ * @typedef {Object} ReportInfo
+ * @property {string} slug
+ * @property {string} title
+ * @property {number} version
+ * @property {string} created_by
+ * @property {number} created_at
+ * @property {string} updated_by
+ * @property {number} updated_at
+ */
+
+/**
+ * @typedef {Object} ReportList
+ * @property {Array<ReportInfo>} reports
+ */
+
+/**
+ * What one panel draws besides the run sets' runs: ``series`` for a line chart,
+ * @typedef {Object} ReportPanelData
+ * @property {number} index
+ * @property {?Array<Object<string, *>>} [series]
+ * @property {?Object<string, *>} [git]
+ * @property {?string} [run]
+ * @property {?string} [error]
+ */
+
+/**
+ * A run set's runs as resolved now: ``missing`` names fixed runs not found.
+ * @typedef {Object} ReportRunSet
+ * @property {string} name
+ * @property {string} colors
+ * @property {Array<Run>} runs
+ * @property {Array<string>} missing
+ * @property {?string} [error]
+ */
+
+/**
+ * @typedef {Object} ReportVersion
+ * @property {number} version
+ * @property {string} title
+ * @property {string} author
+ * @property {number} created_at
+ */
+
+/**
+ * @typedef {Object} ReportVersions
+ * @property {Array<ReportVersion>} versions
+ */
+
+/**
  * @typedef {Object} Revoked
  * @property {number} revoked
  */
@@ -287,6 +385,22 @@
 /**
  * @typedef {Object} SeriesList
  * @property {Array<Object<string, *>>} series
+ */
+
+/**
+ * A read-only link to a report; its token is shown only when it is made.
+ * @typedef {Object} ShareLink
+ * @property {number} id
+ * @property {string} prefix
+ * @property {string} created_by
+ * @property {number} created_at
+ * @property {?number} expires_at
+ * @property {boolean} revoked
+ */
+
+/**
+ * @typedef {Object} ShareLinks
+ * @property {Array<ShareLink>} shares
  */
 
 /**
