@@ -398,6 +398,8 @@ class ReportPanelData(_Wire, frozen=True):
     index: int
     series: list[dict[str, Any]] | None = None
     git: dict[str, Any] | None = None
+    diff: str | None = None
+    diff_truncated: bool | None = None
     run: str | None = None
     error: str | None = None
 

@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from trackline import _report_format as rf
 
-from . import history, query
+from . import history, possession, query
 from .blockcache import BlockCache
-from .schema import entities, projects, report_shares, report_versions, reports
+from .files import FileStore
+from .schema import blobs, entities, projects, report_shares, report_versions, reports, run_files
 
 #: Longest markdown body and title a report may hold.
 MAX_BODY = 1_000_000
@@ -326,6 +327,7 @@ def panel_data(
     project: str,
     timeout: float,
     cache: BlockCache | None,
+    store: FileStore,
 ) -> dict[str, Any]:
     """The report ``doc`` with its run sets' runs and each panel's data.
 
@@ -343,7 +345,7 @@ def panel_data(
     panels = []
     for block in blocks:
         if block["kind"] in ("line", "diff"):
-            panels.append(_panel(conn, block, runsets, pk_of, cache))
+            panels.append(_panel(conn, block, runsets, pk_of, cache, store))
     return {"report": doc, "runsets": runsets, "panels": panels}
 
 
@@ -369,6 +371,7 @@ def _panel(
     runsets: list[dict[str, Any]],
     rows: dict[str, Any],
     cache: BlockCache | None,
+    store: FileStore,
 ) -> dict[str, Any]:
     settings = block["settings"]
     out: dict[str, Any] = {"index": block["index"]}
@@ -378,7 +381,10 @@ def _panel(
             out["error"] = f"no run {settings['run']} in this project"
             return out
         detail = query.run_dict(row, None, time.time(), 0.0, detail=True)
-        out.update(run=row.run_id, git=detail.get("git") or {})
+        git = detail.get("git") or {}
+        out.update(run=row.run_id, git=git)
+        if git.get("diff_file"):
+            out.update(_diff(conn, row, git["diff_file"], store))
         return out
     wanted = set(settings["runsets"]) or {s["name"] for s in runsets}
     chosen = {r["id"] for s in runsets if s["name"] in wanted for r in s["runs"]}
@@ -387,3 +393,24 @@ def _panel(
         conn, refs, settings["keys"], settings["samples"], settings["x"], (None, None), cache
     )
     return out
+
+
+#: The most of a run's git diff a report shows.
+MAX_DIFF = 256 * 1024
+
+
+def _diff(conn: sa.Connection, run: Any, path: str, store: FileStore) -> dict[str, Any]:
+    entry = conn.execute(
+        sa.select(run_files.c.sha256, blobs.c.size)
+        .select_from(run_files.join(blobs, blobs.c.sha256 == run_files.c.sha256))
+        .where(run_files.c.run_pk == run.id, run_files.c.path == path)
+    ).first()
+    if entry is None or not possession.run_has(conn, run, entry.sha256):
+        return {}
+    data = bytearray()
+    for chunk in store.read(entry.sha256):
+        data += chunk
+        if len(data) >= MAX_DIFF:
+            break
+    text = bytes(data[:MAX_DIFF]).decode("utf-8", "replace")
+    return {"diff": text, "diff_truncated": entry.size > MAX_DIFF}

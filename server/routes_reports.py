@@ -240,7 +240,7 @@ async def report_data(
 
 def _data(ctx: Context, conn: sa.Connection, doc: dict[str, Any], project_id: int) -> Json:
     data = reports.panel_data(
-        conn, doc, project_id, doc["project"], ctx.config.heartbeat_timeout, ctx.blocks
+        conn, doc, project_id, doc["project"], ctx.config.heartbeat_timeout, ctx.blocks, ctx.store
     )
     return Json(data, sanitized=False)
 

@@ -74,6 +74,21 @@ const projectPath = (project) => {
   return `/projects/${seg(entity)}/${seg(rest.join("/"))}`;
 };
 
+const reportPath = (project, slug) => `${projectPath(project)}/reports/${seg(slug)}`;
+
+function seriesNumbers(data) {
+  for (const panel of data.panels || []) {
+    for (const s of panel.series || []) {
+      if (s.kind !== "number") continue;
+      numbers(s.x);
+      numbers(s.y);
+      numbers(s.min);
+      numbers(s.max);
+    }
+  }
+  return data;
+}
+
 /** Floats JSON cannot hold come as "NaN", "Infinity", "-Infinity" (server/wire.py). */
 function numbers(list) {
   if (!list) return list;
@@ -157,6 +172,41 @@ export const api = {
     }
     return out;
   },
+
+  // -- reports ---------------------------------------------------------------------
+
+  /** [{slug, title, version, created_by, created_at, updated_by, updated_at}] */
+  reports: async (project) => (await request("GET", `${projectPath(project)}/reports`)).reports,
+
+  /** A report (or a version): {slug, title, version, project, body, blocks: [{index, kind, line, settings}], ...} */
+  report: (project, slug, version) => request("GET", reportPath(project, slug), { query: { version } }),
+
+  /** {title, body, slug?} -> the new report (version 1). */
+  createReport: (project, body) => request("POST", `${projectPath(project)}/reports`, { body }),
+
+  /** {title, body, base_version, force?} -> the saved report; 409 when base_version moved. */
+  saveReport: (project, slug, body) => request("PUT", reportPath(project, slug), { body }),
+
+  deleteReport: (project, slug) => request("DELETE", reportPath(project, slug)),
+
+  /** [{version, title, author, created_at}], newest first */
+  reportVersions: async (project, slug) => (await request("GET", `${reportPath(project, slug)}/versions`)).versions,
+
+  restoreReport: (project, slug, version) => request("POST", `${reportPath(project, slug)}/versions/${version}/restore`),
+
+  /** {report, runsets: [{name, colors, runs, missing, error?}], panels: [{index, series?, git?, run?, error?}]} */
+  reportData: async (project, slug, version) => seriesNumbers(await request("GET", `${reportPath(project, slug)}/data`, { query: { version } })),
+
+  /** The same as reportData, read through a share link's token (no API key needed). */
+  sharedReport: async (token) => seriesNumbers(await request("GET", `/shared/${seg(token)}`)),
+
+  /** [{id, prefix, created_by, created_at, expires_at, revoked}] */
+  shareLinks: async (project, slug) => (await request("GET", `${reportPath(project, slug)}/shares`)).shares,
+
+  /** {id, token, ...}: the token is shown once. */
+  createShareLink: (project, slug, expiresInDays) => request("POST", `${reportPath(project, slug)}/shares`, { body: { expires_in_days: expiresInDays ?? null } }),
+
+  revokeShareLink: (project, slug, id) => request("DELETE", `${reportPath(project, slug)}/shares/${id}`),
 
   /** System samples: {steps, times, values: {key: [...]}, kinds}. */
   async system(runId, signal) {

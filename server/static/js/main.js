@@ -7,6 +7,7 @@ import { setCrumbs } from "./views/common.js";
 import { artifactsView, artifactVersionView } from "./views/artifacts.js";
 import { compareView } from "./views/compare.js";
 import { projectsView } from "./views/projects.js";
+import { reportView, reportsView, sharedView } from "./views/report.js";
 import { runView } from "./views/runpage.js";
 import { workspaceView } from "./views/workspace.js";
 
@@ -17,6 +18,9 @@ const VIEWS = {
   compare: compareView,
   artifacts: artifactsView,
   artifactVersion: artifactVersionView,
+  reports: reportsView,
+  report: reportView,
+  shared: sharedView,
   notfound: (el, route) => {
     setCrumbs([{ text: "Not found" }]);
     mount(el, h("section", { class: "card narrow" }, h("h2", { text: "No such page" }), h("p", null, "Nothing lives at ", h("code", { text: `#/${route.path}` }), ". ", h("a", { href: "#/projects", text: "All projects" }))));

@@ -83,6 +83,18 @@ class Panel {
     };
   }
 
+  /** This chart as a report's line panel settings (core/_report_format.py LinePanel). */
+  reportSettings() {
+    const view = this.view();
+    const settings = { keys: this.keys.slice(), x: this.xAxis(), log: !!view.log };
+    // A report smooths by EMA only: other smoothers start from no smoothing.
+    if (view.smoothAlgo === "ema" && view.smoothing > 0 && view.smoothing < 1) settings.smoothing = view.smoothing;
+    if (view.yMin !== null) settings.y_min = view.yMin;
+    if (view.yMax !== null) settings.y_max = view.yMax;
+    if (this.custom) settings.title = this.title;
+    return { settings, runs: this.runs().map((r) => r.id) };
+  }
+
   /** The x axis: the panel's own, else the workspace's, or the key's step metric (define_metric). */
   xAxis() {
     return this.own().x || this.owner.xOf(this.key);
@@ -755,6 +767,12 @@ export class MetricPanels {
           close();
           panel.setOwn(null);
         }),
+        this.opts.onAddToReport
+          ? button("Add to report", () => {
+              close();
+              this.opts.onAddToReport(panel.reportSettings());
+            })
+          : null,
         panel.custom
           ? button(
               "Delete panel",

@@ -1,6 +1,7 @@
 // Hash routing: #/projects, #/p/<entity>/<project>, #/p/<entity>/<project>/r/<run>,
 // #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
-// #/p/<entity>/<project>/artifacts/<name>/<vN or alias>
+// #/p/<entity>/<project>/artifacts/<name>/<vN or alias>, #/p/<entity>/<project>/reports[/<slug>[/edit]][?v=N],
+// #/shared/<token>
 
 export function parse(hash) {
   const raw = (hash || "").replace(/^#\/?/, "");
@@ -16,9 +17,15 @@ export function parse(hash) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
       return { name: "compare", project, runs };
     }
+    if (parts[3] === "reports" && parts.length === 4) return { name: "reports", project };
+    if (parts[3] === "reports" && (parts.length === 5 || (parts.length === 6 && parts[5] === "edit"))) {
+      const version = Number(query.get("v")) || null;
+      return { name: "report", project, slug: parts[4], edit: parts.length === 6, version };
+    }
     if (parts[3] === "artifacts" && parts.length === 4) return { name: "artifacts", project, filter: query.get("q") || "" };
     if (parts[3] === "artifacts" && parts.length === 6) return { name: "artifactVersion", project, artifact: parts[4], ref: parts[5] };
   }
+  if (parts[0] === "shared" && parts.length === 2) return { name: "shared", token: parts[1] };
   return { name: "notfound", path: raw };
 }
 
@@ -30,6 +37,10 @@ export const links = {
   project: (project) => `#/p/${projectHash(project)}`,
   run: (project, runId) => `#/p/${projectHash(project)}/r/${enc(runId)}`,
   compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
+  reports: (project) => `#/p/${projectHash(project)}/reports`,
+  report: (project, slug, version) => `#/p/${projectHash(project)}/reports/${enc(slug)}${version ? `?v=${version}` : ""}`,
+  editReport: (project, slug) => `#/p/${projectHash(project)}/reports/${enc(slug)}/edit`,
+  shared: (token) => `#/shared/${enc(token)}`,
   artifacts: (project, filter) => `#/p/${projectHash(project)}/artifacts${filter ? `?q=${enc(filter)}` : ""}`,
   artifactVersion: (project, name, ref) => `#/p/${projectHash(project)}/artifacts/${enc(name)}/${enc(ref)}`,
 };

@@ -294,6 +294,8 @@
  * @property {number} index
  * @property {?Array<Object<string, *>>} [series]
  * @property {?Object<string, *>} [git]
+ * @property {?string} [diff]
+ * @property {?boolean} [diff_truncated]
  * @property {?string} [run]
  * @property {?string} [error]
  */

@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { parseExpressions } from "../filters.js";
 import { follow } from "../live.js";
 import { MetricPanels } from "../panels.js";
+import { blockText } from "../reportsource.js";
 import { go, links } from "../router.js";
 import { defaultColumns, knownKeys, runColumns } from "../runtable.js";
 import { fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
@@ -14,6 +15,7 @@ import { assignColors, runColor } from "../util/colors.js";
 import { debounce, h, icon, mount } from "../util/dom.js";
 import { fmtAgo, fmtValue } from "../util/format.js";
 import { ARTIFACT_ICON } from "./artifacts.js";
+import { addToReport } from "./report.js";
 import { loading, setCrumbs, showError, tagChip } from "./common.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
@@ -178,6 +180,7 @@ export function workspaceView(el, route) {
         h("span", { class: ["badge", info.public ? "badge-public" : "badge-private"], text: info.public ? "public" : "private" }),
         ui.count,
         h("div", { class: "spacer" }),
+        h("a", { class: "btn small nav-reports", href: links.reports(project), title: "Reports: findings with live charts, shareable" }, "Reports"),
         h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
         layoutSwitch(),
       ),
@@ -590,6 +593,7 @@ export function workspaceView(el, route) {
       h("button", { class: "btn small ghost", type: "button", text: "Remove tag", on: { click: () => bulk("remove") } }),
       h("span", { class: "sep" }),
       h("a", { class: "btn small", href: links.compare(project, chosen.slice(0, 50).map((r) => r.id)), text: "Compare" }),
+      h("button", { class: "btn small ghost add-selection-report", type: "button", text: "Add to report", on: { click: () => addSelectionToReport(chosen.map((r) => r.id)) } }),
       h("button", {
         class: "btn small ghost",
         type: "button",
@@ -652,10 +656,36 @@ export function workspaceView(el, route) {
       metricsEl,
       systemSection,
     );
-    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, onReset: resetWorkspace, root: ui.chartsPane });
+    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, onReset: resetWorkspace, root: ui.chartsPane, onAddToReport: addChartToReport });
     if (prefs.systemOpen) {
       system = new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
     }
+  }
+
+  /**
+   * A chart, or the chosen runs, into a report: a run set of the workspace's filter (live)
+   * when one is set, else of the runs shown, and the panels.
+   */
+  function reportRunset(runIds) {
+    const { parsed } = query();
+    const live = parsed.where.length && !runIds;
+    const settings = live ? { name: "filtered", where: parsed.where, limit: 50 } : { name: `runs ${new Date().toISOString().slice(0, 16).replace("T", " ")}`, runs: (runIds || shownRunIds()).slice(0, 200) };
+    return { block: blockText("runset", settings), name: settings.name };
+  }
+
+  function shownRunIds() {
+    return drawn.map((r) => r.id);
+  }
+
+  function addChartToReport({ settings }) {
+    const set = reportRunset(null);
+    addToReport(project, [set.block, blockText("line", { ...settings, runsets: [set.name] })], ui.root);
+  }
+
+  function addSelectionToReport(ids) {
+    const set = reportRunset(ids);
+    const columns = ["state", ...defaultColumns(runs, { metrics: 4, config: 3 }).filter((c) => c.startsWith("summary.") || c.startsWith("config."))];
+    addToReport(project, [set.block, blockText("table", { runsets: [set.name], columns })], ui.root);
   }
 
   /** Forget the saved settings (server and browser) and show the workspace as new. */
