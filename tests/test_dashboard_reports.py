@@ -128,7 +128,9 @@ def test_build_edit_reorder_version_and_restore(
     table.drag_to(body.locator('.report-panel[data-kind="line"]'))
     expect(p.locator(".save-status")).to_have_text("Saved · version 3", timeout=20_000)
     assert kinds_in_order(p)[:2] == ["table", "line"]
-    assert source.input_value().index("trackline table") < source.input_value().index("trackline line")
+    assert source.input_value().index("trackline table") < source.input_value().index(
+        "trackline line"
+    )
     # A panel's settings, changed in place.
     bar = body.locator('.report-panel[data-kind="bar"]')
     bar.get_by_role("button", name="Settings").click()
@@ -233,6 +235,7 @@ def test_html_export_opens_offline_with_the_charts(
     offline = browser.new_context(offline=True)
     try:
         asked: list[str] = []
+
         def guard(route: Any) -> None:
             if route.request.url.startswith("file:"):
                 route.continue_()
@@ -258,3 +261,44 @@ def test_html_export_opens_offline_with_the_charts(
         )
     finally:
         offline.close()
+
+
+def test_links_reproduce_a_workspace_view_and_a_run_tab(
+    browser: Any, page: Page, lab: tuple[ServerProcess, list[str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, _ = lab
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    p = page.goto("/p/admin/lab")
+    where = p.get_by_label("Filter expression")
+    where.fill("lr < 0.05")
+    where.press("Enter")
+    expect(p.locator(".count-line")).to_have_text("2 of 3 runs match")
+    p.locator('.panel[data-key="loss"] .panel-menu-btn').click()
+    p.get_by_label("Log scale (y)").check()
+    p.get_by_role("button", name="Close").click()
+    p.get_by_role("button", name="Copy link").click()
+    url = p.evaluate("navigator.clipboard.readText()")
+    assert "#/p/admin/lab?view=" in url
+    other = Page(browser, server.url)  # the same user in a fresh browser: its own settings
+    try:
+        o = other.page
+        o.goto(url)
+        expect(o.locator(".linked-view")).to_be_visible()
+        expect(o.get_by_label("Filter expression")).to_have_value("lr < 0.05")
+        expect(o.locator(".count-line")).to_have_text("2 of 3 runs match")
+        o.locator('.panel[data-key="loss"] .panel-menu-btn').click()
+        expect(o.get_by_label("Log scale (y)")).to_be_checked()
+        o.get_by_role("button", name="Close").click()
+        other.shot("workspace-linked-view")
+        o.get_by_role("button", name="Back to mine").click()
+        expect(o.locator(".linked-view")).to_have_count(0)
+        other.check_clean()
+    finally:
+        other.close()
+    # A run page's tab is in its URL.
+    p = page.goto("/p/admin/lab/r/rep0?tab=System")
+    expect(p.get_by_role("tab", name="System")).to_have_attribute("aria-selected", "true")
+    p.get_by_role("tab", name="Logs").click()
+    assert p.url.endswith("/p/admin/lab/r/rep0?tab=Logs")

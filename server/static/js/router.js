@@ -1,4 +1,4 @@
-// Hash routing: #/projects, #/p/<entity>/<project>, #/p/<entity>/<project>/r/<run>,
+// Hash routing: #/projects, #/p/<entity>/<project>[?view=<settings>], #/p/<entity>/<project>/r/<run>[?tab=Logs],
 // #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
 // #/p/<entity>/<project>/artifacts/<name>/<vN or alias>, #/p/<entity>/<project>/reports[/<slug>[/edit]][?v=N],
 // #/shared/<token>
@@ -11,8 +11,8 @@ export function parse(hash) {
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "projects")) return { name: "projects" };
   if (parts[0] === "p" && parts.length >= 3) {
     const project = `${parts[1]}/${parts[2]}`;
-    if (parts.length === 3) return { name: "workspace", project };
-    if (parts[3] === "r" && parts.length === 5) return { name: "run", project, runId: parts[4] };
+    if (parts.length === 3) return { name: "workspace", project, view: query.get("view") || null };
+    if (parts[3] === "r" && parts.length === 5) return { name: "run", project, runId: parts[4], tab: query.get("tab") || null };
     if (parts[3] === "compare" && parts.length === 4) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
       return { name: "compare", project, runs };
@@ -35,7 +35,9 @@ const projectHash = (project) => project.split("/").map(enc).join("/");
 export const links = {
   projects: () => "#/projects",
   project: (project) => `#/p/${projectHash(project)}`,
-  run: (project, runId) => `#/p/${projectHash(project)}/r/${enc(runId)}`,
+  run: (project, runId, tab) => `#/p/${projectHash(project)}/r/${enc(runId)}${tab && tab !== "Overview" ? `?tab=${enc(tab)}` : ""}`,
+  /** The workspace as someone set it up: `view` is an encoded settings document (store.js). */
+  workspaceView: (project, view) => `#/p/${projectHash(project)}?view=${enc(view)}`,
   compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
   reports: (project) => `#/p/${projectHash(project)}/reports`,
   report: (project, slug, version) => `#/p/${projectHash(project)}/reports/${enc(slug)}${version ? `?v=${version}` : ""}`,
@@ -49,6 +51,11 @@ export function start(onRoute) {
   const fire = () => onRoute(parse(window.location.hash));
   window.addEventListener("hashchange", fire);
   fire();
+}
+
+/** Put `hash` in the address bar without showing the page again (the view already shows it). */
+export function replace(hash) {
+  if (window.location.hash !== hash) history.replaceState(history.state, "", hash);
 }
 
 export function go(hash) {

@@ -223,3 +223,33 @@ export function flatten(obj, prefix = "", out = {}, depth = 0) {
   }
   return out;
 }
+
+// -- a view in a link ---------------------------------------------------------------------
+
+async function pipe(bytes, stream) {
+  const out = new Response(new Blob([bytes]).stream().pipeThrough(stream));
+  return new Uint8Array(await out.arrayBuffer());
+}
+
+/** The workspace's settings (filters too) as a short URL-safe text, for a link. */
+export async function encodeView(prefs) {
+  const text = JSON.stringify(prefs);
+  const packed = await pipe(new TextEncoder().encode(text), new CompressionStream("deflate-raw"));
+  let out = "";
+  for (let i = 0; i < packed.length; i += 8192) out += String.fromCharCode(...packed.subarray(i, i + 8192));
+  return btoa(out).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Settings from a link (over the defaults, wrong shapes dropped); null if unreadable. */
+export async function decodeView(text) {
+  try {
+    const raw = atob(String(text).replace(/-/g, "+").replace(/_/g, "/"));
+    const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    const plain = await pipe(bytes, new DecompressionStream("deflate-raw"));
+    if (plain.length > 1 << 20) return null;
+    const found = JSON.parse(new TextDecoder().decode(plain));
+    return found && typeof found === "object" && !Array.isArray(found) ? withDefaults(found) : null;
+  } catch {
+    return null;
+  }
+}

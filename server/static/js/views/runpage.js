@@ -9,7 +9,7 @@ import { follow } from "../live.js";
 import { LogsView } from "../logs.js";
 import { MediaPanels } from "../media.js";
 import { MetricPanels } from "../panels.js";
-import { links } from "../router.js";
+import { links, replace } from "../router.js";
 import { loadPrefs, savePrefs, flatten } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { assignColors, runColor } from "../util/colors.js";
@@ -30,7 +30,7 @@ export function runView(el, route) {
   let run = null;
   let alive = true;
   let stopFollowing = null;
-  let tab = "Overview";
+  let tab = TABS.includes(route.tab) ? route.tab : "Overview";
   let panels = null;
   let system = null;
   let media = null;
@@ -131,6 +131,7 @@ export function runView(el, route) {
           on: {
             click: () => {
               tab = name;
+              replace(links.run(project, runId, name));
               renderTabs();
               renderTab();
             },

@@ -6,9 +6,9 @@ import { parseExpressions } from "../filters.js";
 import { follow } from "../live.js";
 import { MetricPanels } from "../panels.js";
 import { blockText } from "../reportsource.js";
-import { go, links } from "../router.js";
+import { go, links, replace } from "../router.js";
 import { defaultColumns, knownKeys, runColumns } from "../runtable.js";
-import { fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
+import { decodeView, encodeView, fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
 import { assignColors, runColor } from "../util/colors.js";
@@ -16,7 +16,7 @@ import { debounce, h, icon, mount } from "../util/dom.js";
 import { fmtAgo, fmtValue } from "../util/format.js";
 import { ARTIFACT_ICON } from "./artifacts.js";
 import { addToReport } from "./report.js";
-import { loading, setCrumbs, showError, tagChip } from "./common.js";
+import { loading, setCrumbs, showError, tagChip, toast } from "./common.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
 const LIVE_MS = 5000; // polling, against a server without change feeds
@@ -25,7 +25,9 @@ export function workspaceView(el, route) {
   const project = route.project;
   setCrumbs([{ text: "Projects", href: links.projects() }, { text: project }]);
   const prefs = loadPrefs(project);
-  const save = debounce(() => savePrefs(project, prefs), 300);
+  // A view from a link is shown, not saved, until the reader keeps it as theirs.
+  let linked = false;
+  const save = debounce(() => linked || savePrefs(project, prefs), 300);
   const hidden = new Set(prefs.hidden);
   const selected = new Set();
   const expanded = new Set();
@@ -60,8 +62,17 @@ export function workspaceView(el, route) {
     try {
       // The signed-in user's charts and layout from the server, before anything is built
       // (they do not filter the runs: those are fetched meanwhile).
+      // A view from a link wins over the reader's own, filters included (before any fetch).
+      if (route.view && !linked) {
+        const fromLink = await decodeView(route.view);
+        if (!fromLink) toast("The view in this link could not be read: showing yours.");
+        else if (alive) {
+          linked = true;
+          usePrefs(fromLink);
+        }
+      }
       const fromServer = fetchPrefs(project).then((found) => {
-        if (found && alive) usePrefs(found);
+        if (found && alive && !linked) usePrefs(found);
       });
       const projectInfo = Promise.all([api.project(project), fromServer]).then(([found]) => found);
       projectInfo.catch(() => {}); // handled below, whichever request fails first
@@ -180,10 +191,12 @@ export function workspaceView(el, route) {
         h("span", { class: ["badge", info.public ? "badge-public" : "badge-private"], text: info.public ? "public" : "private" }),
         ui.count,
         h("div", { class: "spacer" }),
+        h("button", { class: "btn small copy-view-link", type: "button", text: "Copy link", title: "A link to this workspace as you see it: filters, columns, charts", on: { click: copyViewLink } }),
         h("a", { class: "btn small nav-reports", href: links.reports(project), title: "Reports: findings with live charts, shareable" }, "Reports"),
         h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
         layoutSwitch(),
       ),
+      linked ? linkedBanner() : null,
       filterBar(),
       ui.whereError,
       ui.selection,
@@ -688,6 +701,40 @@ export function workspaceView(el, route) {
     addToReport(project, [set.block, blockText("table", { runsets: [set.name], columns })], ui.root);
   }
 
+  async function copyViewLink() {
+    const url = `${window.location.origin}${window.location.pathname}${links.workspaceView(project, await encodeView(prefs))}`;
+    try {
+      await navigator.clipboard.writeText(url);
+      toast("Link copied: it opens this workspace as you see it now", "info");
+    } catch {
+      window.history.replaceState(window.history.state, "", url);
+      toast("The link is in the address bar", "info");
+    }
+  }
+
+  function linkedBanner() {
+    const banner = h(
+      "div",
+      { class: "report-banner linked-view" },
+      h("span", { text: "You are looking at a view from a link (filters, columns and charts as its author set them). " }),
+      h("button", {
+        class: "btn small",
+        type: "button",
+        text: "Keep it as mine",
+        on: {
+          click: () => {
+            linked = false;
+            savePrefs(project, prefs);
+            banner.remove();
+            replace(links.project(project));
+          },
+        },
+      }),
+      h("button", { class: "btn small ghost", type: "button", text: "Back to mine", on: { click: () => go(links.project(project)) } }),
+    );
+    return banner;
+  }
+
   /** Forget the saved settings (server and browser) and show the workspace as new. */
   async function resetWorkspace() {
     usePrefs(await resetPrefs(project));
@@ -757,7 +804,7 @@ export function workspaceView(el, route) {
       stopFollowing?.();
       aborter?.abort();
       save.cancel();
-      savePrefs(project, prefs);
+      if (!linked) savePrefs(project, prefs);
       table?.destroy();
       panels?.destroy();
       system?.destroy();
