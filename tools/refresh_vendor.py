@@ -39,6 +39,14 @@ class Package:
     files: dict[str, str]
 
 
+#: KaTeX's fonts (woff2 only: every browser the dashboard runs in reads it).
+KATEX_FONTS = (
+    "AMS-Regular Caligraphic-Bold Caligraphic-Regular Fraktur-Bold Fraktur-Regular Main-Bold "
+    "Main-BoldItalic Main-Italic Main-Regular Math-BoldItalic Math-Italic SansSerif-Bold "
+    "SansSerif-Italic SansSerif-Regular Script-Regular Size1-Regular Size2-Regular "
+    "Size3-Regular Size4-Regular Typewriter-Regular"
+).split()
+
 PACKAGES = (
     Package(
         "uplot",
@@ -47,6 +55,31 @@ PACKAGES = (
             "dist/uPlot.esm.js": "uPlot.esm.js",
             "dist/uPlot.min.css": "uPlot.min.css",
             "LICENSE": "LICENSE",
+        },
+    ),
+    # Reports and notes: markdown-it walked into DOM (util/markdown.js), never HTML.
+    Package(
+        "markdown-it",
+        "15.0.3",
+        {"dist/browser/markdown-it.esm.min.mjs": "markdown-it.js", "LICENSE": "LICENSE"},
+    ),
+    Package(
+        "markdown-it-footnote",
+        "4.0.0",
+        {"index.mjs": "markdown-it-footnote.js", "LICENSE": "LICENSE"},
+    ),
+    # Math in reports and notes, loaded only when a page has some; KaTeX builds DOM nodes.
+    Package(
+        "katex",
+        "0.19.1",
+        {
+            "dist/katex.mjs": "katex.js",
+            "dist/katex.min.css": "katex.min.css",
+            "LICENSE": "LICENSE",
+            **{
+                f"dist/fonts/KaTeX_{font}.woff2": f"fonts/KaTeX_{font}.woff2"
+                for font in KATEX_FONTS
+            },
         },
     ),
     # The API's pages at /api/v1/docs (server/app.py), which load nothing from elsewhere.
@@ -107,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not target.is_file() or target.read_bytes() != data:
                         stale.append(str(target.relative_to(ROOT)))
                     continue
-                folder.mkdir(parents=True, exist_ok=True)
+                target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             print(f"{package.name}@{package.version}: {', '.join(sorted(contents))}")
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"

@@ -9,6 +9,7 @@ import { runColor } from "./util/colors.js";
 import { h } from "./util/dom.js";
 import { fmtNumber, fmtValue, asNumber } from "./util/format.js";
 import { keyTitle } from "./util/keys.js";
+import { renderMath } from "./util/markdown.js";
 import { smoothEma } from "./util/smooth.js";
 import { diffView } from "./views/runpage.js";
 
@@ -219,11 +220,9 @@ const DRAW = {
   },
 
   math(body, s) {
-    const box = h("div", { class: "rp-math" });
+    const box = h("div", { class: "rp-math math math-display", text: s.tex });
     body.append(box);
-    const katex = globalThis.katex;
-    if (katex && typeof katex.render === "function") katex.render(s.tex, box, { displayMode: true, throwOnError: false, trust: false });
-    else box.append(h("code", { text: s.tex }));
+    renderMath([[box, s.tex, true]]);
   },
 };
 

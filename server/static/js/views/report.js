@@ -171,27 +171,18 @@ class ReportPage {
   /** The report's body: markdown parts with panels between them. */
   renderBody(source, { editable = false, stale = false } = {}) {
     const ctx = this.panelContext();
-    const root = h("div", { class: "report-body" });
-    const blocks = [];
-    for (const part of splitSource(source)) {
-      if (part.type === "text") {
-        if (part.text.trim()) root.append(renderMarkdown(part.text));
-        continue;
-      }
-      blocks.push(part);
-      if (part.error) {
-        root.append(h("div", { class: "report-panel rp-error", dataset: { index: String(part.index) } }, h("p", { class: "error small", text: part.error })));
-        continue;
-      }
-      if (part.kind === "runset") {
-        root.append(this.runsetNote(part, editable));
-        continue;
-      }
-      const data = stale ? null : ctx.byIndex.get(part.index);
-      const card = renderPanel(part, { ...ctx, data });
+    const byLine = new Map(splitSource(source).filter((p) => p.type === "block").map((p) => [p.line, p]));
+    const fence = (info, content, line) => {
+      const part = byLine.get(line);
+      if (!part) return null;
+      if (part.error) return h("div", { class: "report-panel rp-error", dataset: { index: String(part.index) } }, h("p", { class: "error small", text: part.error }));
+      if (part.kind === "runset") return this.runsetNote(part, editable);
+      const card = renderPanel(part, { ...ctx, data: stale ? null : ctx.byIndex.get(part.index) });
       if (editable) this.makeEditable(card, part);
-      root.append(card);
-    }
+      return card;
+    };
+    const root = renderMarkdown(source, { fence });
+    root.classList.add("report-body");
     return root;
   }
 
