@@ -7,6 +7,9 @@ Measures, against the issue's targets:
   with all 100 runs overlaid;
 * the latency of a filter change in that workspace, from the Enter key to the table
   and charts updated and painted (target <= 200 ms);
+* opening a report of 12 line panels over 20 of those runs (the issue's "12 panels over
+  20 runs x 100,000 steps"): first chart painted (target <= 1 s) and every panel drawn
+  (target <= 2 s);
 * opening the run table of a project of 2,000 runs (virtualised rows), from navigation
   to the first rows painted (target <= 1 s); and, for comparison, MLflow's UI opening
   the same 2,000 runs seeded into ``mlflow server`` (``mlflow_ui.py``; ``--no-mlflow``
@@ -65,7 +68,15 @@ CURVES = "curves"
 MANY = "many"
 POST_BYTES = 16 * 1024 * 1024
 
-TARGETS_MS = {"first_chart": 1000.0, "filter_change": 200.0, "table_2000": 1000.0}
+TARGETS_MS = {
+    "first_chart": 1000.0,
+    "filter_change": 200.0,
+    "table_2000": 1000.0,
+    "report_first": 1000.0,
+    "report_complete": 2000.0,
+}
+REPORT_PANELS = 12
+REPORT_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -450,6 +461,59 @@ def time_filter_changes(browser: Any, server: Server, repeats: int) -> Result:
     return result
 
 
+def report_source() -> str:
+    """12 line panels over steps (as the workspace's) on one run set of 20 runs: every key,
+    and two panels of two keys each. (An x of time reads every point: see README.)"""
+    blocks = [f'{{"name": "sweep", "limit": {REPORT_RUNS}}}']
+    panels = [{"keys": [key]} for key in KEYS]
+    panels += [{"keys": ["train/loss", "eval/loss"]}, {"keys": ["train/acc", "eval/acc"]}]
+    parts = ["# Benchmark report", "", "Twelve charts, twenty runs.", ""]
+    parts += ["```trackline runset", blocks[0], "```", ""]
+    for i, panel in enumerate(panels[:REPORT_PANELS]):
+        parts += [f"Panel {i + 1}.", "", "```trackline line", json.dumps(panel), "```", ""]
+    return "\n".join(parts)
+
+
+def time_report(browser: Any, server: Server, repeats: int) -> list[Result]:
+    first = Result(f"report, first of {REPORT_PANELS} charts", target_ms=TARGETS_MS["report_first"])
+    complete = Result(
+        f"report, all {REPORT_PANELS} charts ({REPORT_RUNS} runs)",
+        target_ms=TARGETS_MS["report_complete"],
+    )
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    base = f"{server.url}/api/v1/projects/admin/{CURVES}/reports"
+    httpx.delete(f"{base}/bench", headers=headers, timeout=30)
+    made = httpx.post(
+        base,
+        json={"title": "Bench", "slug": "bench", "body": report_source()},
+        headers=headers,
+        timeout=30,
+    )
+    made.raise_for_status()
+    cold = ""
+    for i in range(repeats + 1):
+        context, page = open_page(browser, server, {})
+        page.goto(f"{server.url}/#/p/admin/{CURVES}/reports/bench")
+        at = page.evaluate(WAIT_MARK, ["tl:chart-painted", 0])
+        done = page.evaluate(WAIT_MARK, ["tl:report-drawn", 0])
+        series = page.evaluate(
+            "() => [...document.querySelectorAll('.rp-chart[data-series]')].map((e) => +e.dataset.series)"
+        )
+        context.close()
+        if at is None or done is None:
+            raise SystemExit("the report was not drawn within 60 s")
+        if len(series) != REPORT_PANELS or min(series) < REPORT_RUNS:
+            raise SystemExit(f"the report drew {series}, not {REPORT_PANELS} x {REPORT_RUNS} lines")
+        if i == 0:
+            cold = f"cold {at:.0f} ms / {done:.0f} ms"
+            continue
+        first.samples_ms.append(at)
+        complete.samples_ms.append(done)
+        log(f"  report: first chart {at:.0f} ms, all {REPORT_PANELS} {done:.0f} ms")
+    first.note = f"{cold}; one request answers every panel's series (GET .../reports/{{slug}}/data)"
+    return [first, complete]
+
+
 def time_table(browser: Any, server: Server, size: Size) -> Result:
     result = Result(f"run table, {size.table_runs} runs", target_ms=TARGETS_MS["table_2000"])
     completes: list[float] = []
@@ -479,16 +543,19 @@ def time_table(browser: Any, server: Server, size: Size) -> Result:
     return result
 
 
-def measure(server: Server, size: Size) -> list[Result]:
+def measure(server: Server, size: Size, only: str | None = None) -> list[Result]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+            if only == "report":
+                return time_report(browser, server, size.repeats)
             return [
                 time_first_chart(browser, server, 20, size.repeats),
                 time_first_chart(browser, server, 100, size.repeats),
                 time_filter_changes(browser, server, 1 if size.repeats < 5 else 2),
+                *time_report(browser, server, size.repeats),
                 time_table(browser, server, size),
             ]
         finally:
@@ -551,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow's UI")
+    parser.add_argument("--only", choices=["report"], help="measure only this")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"needs chromium at {CHROMIUM} (apt-get install -y chromium)", file=sys.stderr)
@@ -565,10 +633,11 @@ def main(argv: list[str] | None = None) -> int:
         with Server(data_dir / "server") as server:
             seed_curves(server, size)
             seed_many(server, size)
-            results = measure(server, size)
-        if not args.no_mlflow:
+            results = measure(server, size, args.only)
+        if not args.no_mlflow and args.only is None:
             try:
-                results.append(measure_mlflow(data_dir, size, results[-1]))
+                table = next(r for r in results if r.name.startswith("run table"))
+                results.append(measure_mlflow(data_dir, size, table))
             except Exception as exc:  # a peer failing must not hide our own numbers
                 log(f"MLflow UI: {type(exc).__name__}: {exc}")
                 results.append(Result("MLflow UI run table", note=f"failed: {exc}"))

@@ -134,22 +134,12 @@ const DRAW = {
         sampled: s.band && item.sampled,
       });
     }
-    const host = h("div", { class: "rp-chart" });
+    const host = h("div", { class: "rp-chart", style: { minHeight: "240px" } });
     body.append(host);
-    const chart = new LineChart(host, { height: 240 });
-    (ctx.charts || []).push(chart);
-    const xKind = ["step", "time", "relative"].includes(s.x) ? s.x : "metric";
-    const yRange = s.y_min !== null || s.y_max !== null ? [s.y_min, s.y_max] : null;
-    chart.update(lines, {
-      smoothing: s.smoothing,
-      smooth: s.smoothing > 0 ? (y) => smoothEma(y, s.smoothing) : null,
-      log: s.log,
-      yRange,
-      xKind,
-      xTitle: xKind === "metric" ? s.x : xKind === "step" ? "Step" : xKind === "time" ? "Time" : "Relative time",
-      yTitle: many ? "" : s.keys[0],
-      emptyText: runs.length ? "No points for these keys" : "No runs in this panel's run sets",
-    });
+    const draw = () => drawLine(host, s, lines, runs, many, ctx);
+    // Many panels: the page draws them one after another, yielding between them.
+    if (ctx.defer) ctx.defer(draw);
+    else draw();
   },
 
   table(body, s, runs, ctx) {
@@ -225,6 +215,23 @@ const DRAW = {
     renderMath([[box, s.tex, true]]);
   },
 };
+
+function drawLine(host, s, lines, runs, many, ctx) {
+  const chart = new LineChart(host, { height: 240 });
+  (ctx.charts || []).push(chart);
+  const xKind = ["step", "time", "relative"].includes(s.x) ? s.x : "metric";
+  const yRange = s.y_min !== null || s.y_max !== null ? [s.y_min, s.y_max] : null;
+  chart.update(lines, {
+    smoothing: s.smoothing,
+    smooth: s.smoothing > 0 ? (y) => smoothEma(y, s.smoothing) : null,
+    log: s.log,
+    yRange,
+    xKind,
+    xTitle: xKind === "metric" ? s.x : xKind === "step" ? "Step" : xKind === "time" ? "Time" : "Relative time",
+    yTitle: many ? "" : s.keys[0],
+    emptyText: runs.length ? "No points for these keys" : "No runs in this panel's run sets",
+  });
+}
 
 function runLink(run, ctx) {
   const href = ctx.runHref ? ctx.runHref(run) : null;
