@@ -40,12 +40,28 @@ class Package:
 
 
 #: KaTeX's fonts (woff2 only: every browser the dashboard runs in reads it).
-KATEX_FONTS = (
-    "AMS-Regular Caligraphic-Bold Caligraphic-Regular Fraktur-Bold Fraktur-Regular Main-Bold "
-    "Main-BoldItalic Main-Italic Main-Regular Math-BoldItalic Math-Italic SansSerif-Bold "
-    "SansSerif-Italic SansSerif-Regular Script-Regular Size1-Regular Size2-Regular "
-    "Size3-Regular Size4-Regular Typewriter-Regular"
-).split()
+KATEX_FONTS = [
+    "AMS-Regular",
+    "Caligraphic-Bold",
+    "Caligraphic-Regular",
+    "Fraktur-Bold",
+    "Fraktur-Regular",
+    "Main-Bold",
+    "Main-BoldItalic",
+    "Main-Italic",
+    "Main-Regular",
+    "Math-BoldItalic",
+    "Math-Italic",
+    "SansSerif-Bold",
+    "SansSerif-Italic",
+    "SansSerif-Regular",
+    "Script-Regular",
+    "Size1-Regular",
+    "Size2-Regular",
+    "Size3-Regular",
+    "Size4-Regular",
+    "Typewriter-Regular",
+]
 
 PACKAGES = (
     Package(
