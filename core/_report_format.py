@@ -95,6 +95,14 @@ class DiffPanel(_Panel, kw_only=True):
     run: str
 
 
+class MediaPanel(_Panel, kw_only=True):
+    """A run's media under ``key``: images, video or audio with a step slider, a
+    histogram over steps, or a table's first rows."""
+
+    run: str
+    key: str
+
+
 class MathPanel(_Panel, kw_only=True):
     tex: str
 
@@ -107,6 +115,7 @@ PANELS: dict[str, type[_Block]] = {
     "scatter": ScatterPanel,
     "parcoords": ParcoordsPanel,
     "diff": DiffPanel,
+    "media": MediaPanel,
     "math": MathPanel,
 }
 

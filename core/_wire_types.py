@@ -400,6 +400,8 @@ class ReportPanelData(_Wire, frozen=True):
     git: dict[str, Any] | None = None
     diff: str | None = None
     diff_truncated: bool | None = None
+    histograms: list[dict[str, Any]] | None = None
+    media: list[dict[str, Any]] | None = None
     run: str | None = None
     error: str | None = None
 

@@ -17,10 +17,22 @@ from typing import Any
 import sqlalchemy as sa
 from trackline import _report_format as rf
 
-from . import history, possession, query
+from . import history, possession, query, tables
 from .blockcache import BlockCache
 from .files import FileStore
-from .schema import blobs, entities, projects, report_shares, report_versions, reports, run_files
+from .runstate import unpack
+from .schema import (
+    blobs,
+    entities,
+    histograms,
+    media,
+    projects,
+    report_shares,
+    report_versions,
+    reports,
+    run_files,
+    runs,
+)
 
 #: Longest markdown body and title a report may hold.
 MAX_BODY = 1_000_000
@@ -344,7 +356,7 @@ def panel_data(
     pk_of = {row.run_id: row for row in rows}
     panels = []
     for block in blocks:
-        if block["kind"] in ("line", "diff"):
+        if block["kind"] in ("line", "diff", "media"):
             panels.append(_panel(conn, block, runsets, pk_of, cache, store))
     return {"report": doc, "runsets": runsets, "panels": panels}
 
@@ -386,6 +398,13 @@ def _panel(
         if git.get("diff_file"):
             out.update(_diff(conn, row, git["diff_file"], store))
         return out
+    if block["kind"] == "media":
+        row = rows.get(settings["run"])
+        if row is None:
+            out["error"] = f"no run {settings['run']} in this project"
+            return out
+        out.update(run=row.run_id, **media_of(conn, row, settings["key"], store))
+        return out
     wanted = set(settings["runsets"]) or {s["name"] for s in runsets}
     chosen = {r["id"] for s in runsets if s["name"] in wanted for r in s["runs"]}
     refs = [history.RunRef(rows[r].id, r, rows[r].start_time) for r in chosen if r in rows]
@@ -419,3 +438,85 @@ def _diff(conn: sa.Connection, run: Any, path: str, store: FileStore) -> dict[st
             break
     text = bytes(data[:MAX_DIFF]).decode("utf-8", "replace")
     return {"diff": text, "diff_truncated": entry.size > MAX_DIFF}
+
+
+#: The most steps of a media key a report carries (the newest ones).
+MAX_MEDIA_STEPS = 200
+#: Rows of a logged table a report shows.
+TABLE_ROWS = 50
+
+
+def media_of(conn: sa.Connection, run: Any, key: str, store: FileStore) -> dict[str, Any]:
+    """A run's ``key`` as a report's media panel draws it: ``histograms`` (per step), or
+    ``media`` (per step: kind and items; a table's newest version with its first rows)."""
+    found = conn.execute(
+        sa.select(histograms.c.step, histograms.c.data)
+        .where(histograms.c.run_pk == run.id, histograms.c.key == key)
+        .order_by(histograms.c.id.desc())
+        .limit(MAX_MEDIA_STEPS)
+    ).all()
+    if found:
+        out = []
+        for step, data in reversed(found):
+            edges, counts = unpack(data)
+            out.append({"step": step, "edges": edges, "counts": counts})
+        return {"histograms": out}
+    logged = conn.execute(
+        sa.select(media.c.step, media.c.kind, media.c["items"])
+        .where(media.c.run_pk == run.id, media.c.key == key)
+        .order_by(media.c.id.desc())
+        .limit(MAX_MEDIA_STEPS)
+    ).all()
+    if not logged:
+        return {"error": f"run {run.run_id} logged nothing under {key!r}"}
+    entries = [
+        {"step": step, "kind": kind, "items": unpack(items, [])}
+        for step, kind, items in reversed(logged)
+    ]
+    newest = entries[-1]
+    if newest["kind"] == "histogram":  # trackline.Histogram: its bins inline
+        return {
+            "histograms": [
+                {
+                    "step": e["step"],
+                    "edges": e["items"][0]["edges"],
+                    "counts": e["items"][0]["counts"],
+                }
+                for e in entries
+                if e["kind"] == "histogram" and e["items"]
+            ]
+        }
+    if newest["kind"] == "table" and newest["items"]:
+        newest["table"] = _table_rows(conn, run, newest["items"][0], store)
+    return {"media": entries}
+
+
+def _table_rows(conn: sa.Connection, run: Any, item: dict[str, Any], store: FileStore) -> Any:
+    sha = item.get("sha256")
+    stored = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha)).first()
+    if not isinstance(sha, str) or stored is None or not possession.run_has(conn, run, sha):
+        return {"error": "the table is not uploaded yet"}
+    try:
+        return tables.table_page(store, sha, stored.size, 0, TABLE_ROWS)
+    except tables.TableError as exc:
+        return {"error": str(exc)}
+
+
+def media_path_shown(
+    conn: sa.Connection, doc: dict[str, Any], project_id: int, index: int, path: str
+) -> Any:
+    """The run row whose file ``path`` the report's media panel ``index`` shows, or None."""
+    block = next((b for b in doc["blocks"] if b["index"] == index and b["kind"] == "media"), None)
+    if block is None:
+        return None
+    settings = block["settings"]
+    run = conn.execute(
+        sa.select(runs).where(runs.c.run_id == settings["run"], runs.c.project_id == project_id)
+    ).first()
+    if run is None:
+        return None
+    logged = conn.execute(
+        sa.select(media.c["items"]).where(media.c.run_pk == run.id, media.c.key == settings["key"])
+    ).all()
+    shown = any(item.get("path") == path for (items,) in logged for item in unpack(items, []))
+    return run if shown else None

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, history, ingest, possession, query
+from . import auth, history, ingest, possession, query, tables
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
 from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
@@ -380,8 +380,6 @@ def run_media(
     return Json({"media": out})
 
 
-#: A logged table is read whole to page through it; larger ones are downloaded instead.
-MAX_TABLE_BYTES = 256 * 1024 * 1024
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$")]
 
 
@@ -412,43 +410,10 @@ def media_table(
         raise ApiError(404, f"run {run_id} logged no table {sha256}")
     if stored is None or not held:
         raise ApiError(404, "the table is not uploaded yet")
-    if stored.size > MAX_TABLE_BYTES:
-        raise ApiError(413, "the table is too large to preview; download its file")
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ApiError(501, "reading tables needs pyarrow on the server") from None
-    try:
-        table = pq.read_table(pa.BufferReader(b"".join(ctx.store.read(sha256))))
-    except (pa.ArrowException, OSError) as exc:
-        raise ApiError(422, f"the table cannot be read: {exc}") from None
-    page = table.slice(offset, limit).to_pydict()
-    columns = table.column_names
-    cells = [[_cell(value) for value in page[name]] for name in columns]
-    kinds = [
-        "image" if (f.metadata or {}).get(b"trackline.kind") == b"image" else str(f.type)
-        for f in table.schema
-    ]
-    return Json(
-        {
-            "columns": columns,
-            "types": kinds,
-            "total": table.num_rows,
-            "offset": offset,
-            "rows": [list(row_cells) for row_cells in zip(*cells, strict=True)] if cells else [],
-        }
-    )
-
-
-def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_cell(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _cell(v) for k, v in value.items()}
-    return str(value)
+        return Json(tables.table_page(ctx.store, sha256, stored.size, offset, limit))
+    except tables.TableError as exc:
+        raise ApiError(exc.status, str(exc)) from None
 
 
 def _held_files(conn: sa.Connection, run: Any) -> Any:
@@ -505,15 +470,21 @@ def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
         raise ApiError(400, f"unsafe file name {path!r}")
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        entry = conn.execute(
-            sa.select(run_files.c.sha256, blobs.c.size)
-            .select_from(
-                _held_files(conn, row).outerjoin(blobs, blob_owners.c.sha256 == blobs.c.sha256)
-            )
-            .where(run_files.c.run_pk == row.id, run_files.c.path == safe)
-        ).first()
+        return file_response(ctx, conn, row, safe)
+
+
+def file_response(ctx: Context, conn: sa.Connection, row: Any, safe: str) -> Response:
+    """The run's file ``safe`` (a checked relative path) as a download, if its content is
+    uploaded and held by the run's entity; else 404."""
+    entry = conn.execute(
+        sa.select(run_files.c.sha256, blobs.c.size)
+        .select_from(
+            _held_files(conn, row).outerjoin(blobs, blob_owners.c.sha256 == blobs.c.sha256)
+        )
+        .where(run_files.c.run_pk == row.id, run_files.c.path == safe)
+    ).first()
     if entry is None:
-        raise ApiError(404, f"run {run_id} has no file {safe!r}")
+        raise ApiError(404, f"run {row.run_id} has no file {safe!r}")
     if entry.size is None:
         raise ApiError(404, f"the content of {safe!r} is not uploaded yet")
     name = safe.rsplit("/", 1)[-1].replace('"', "")

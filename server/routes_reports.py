@@ -13,16 +13,17 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from trackline import _report_format as rf
 from trackline import _wire_types as wt
 
-from . import auth, reports
+from . import auth, ingest, reports
 from .deps import ApiError, Context, Ctx, MaybeUser, User
 from .limits import HEAVY_QUERY
-from .openapi import ERRORS, OPTIONAL_AUTH, answers, errors
-from .routes_query import Entity, ProjectName, _project
+from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
+from .routes_query import Entity, ProjectName, _project, file_response
 from .wire import Json
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=errors(*ERRORS))
@@ -313,3 +314,28 @@ async def shared_report(token: Token, ctx: Ctx) -> Json:
             return _data(ctx, conn, doc, found.project_id)
 
     return await run_in_threadpool(work)
+
+
+@router.get(
+    "/shared/{token}/files/{index}/{path:path}",
+    summary="A file a shared report's media panel shows",
+    responses=answers(None, media=BINARY),
+    openapi_extra={"security": [{}]},
+)
+def shared_file(
+    token: Token,
+    index: Annotated[int, PathParam(ge=0, le=rf.MAX_BLOCKS, description="The panel's index.")],
+    path: str,
+    ctx: Ctx,
+) -> Response:
+    """Only a file that media panel ``index`` of the report shows; anything else is 404."""
+    safe = ingest.safe_path(path)
+    with ctx.db.read() as conn:
+        found = reports.shared_report(conn, token)
+        if found is None or safe is None:
+            raise ApiError(404, "no such shared file")
+        doc = reports.document(conn, found, reports.project_path(conn, found.project_id))
+        run = reports.media_path_shown(conn, doc, found.project_id, index, safe)
+        if run is None:
+            raise ApiError(404, "no such shared file")
+        return file_response(ctx, conn, run, safe)

@@ -279,6 +279,7 @@ def test_links_reproduce_a_workspace_view_and_a_run_tab(
     p.get_by_label("Log scale (y)").check()
     p.get_by_role("button", name="Close").click()
     p.get_by_role("button", name="Copy link").click()
+    expect(p.locator(".toast")).to_contain_text("Link copied")
     url = p.evaluate("navigator.clipboard.readText()")
     assert "#/p/admin/lab?view=" in url
     other = Page(browser, server.url)  # the same user in a fresh browser: its own settings
@@ -302,3 +303,57 @@ def test_links_reproduce_a_workspace_view_and_a_run_tab(
     expect(p.get_by_role("tab", name="System")).to_have_attribute("aria-selected", "true")
     p.get_by_role("tab", name="Logs").click()
     assert p.url.endswith("/p/admin/lab/r/rep0?tab=Logs")
+
+
+def test_media_panels_through_a_share_link(
+    browser: Any,
+    page: Page,
+    lab: tuple[ServerProcess, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+    import trackline
+    from playwright.sync_api import expect
+    from trackline._transport import Shipper
+
+    server, _ = lab
+    monkeypatch.setenv("TRACKLINE_AGENT", "0")
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    run = trackline.init(project="gallery", mode="offline")
+    for step in range(3):
+        picture = np.zeros((16, 16, 3), np.uint8)
+        picture[..., step] = 255
+        run.log(
+            {
+                "samples": trackline.Image(picture, caption=f"colour {step}"),
+                "weights": trackline.Histogram(np.random.default_rng(step).normal(size=500)),
+            },
+            step=step,
+        )
+    run.finish()
+    shipper = Shipper(run.dir, server.url)
+    assert shipper.pump(final=True), (shipper.error, shipper.files_failed)
+    shipper.close()
+    body = "".join(
+        f'```trackline media\n{{"run": "{run.id}", "key": "{key}"}}\n```\n\n'
+        for key in ("samples", "weights")
+    )
+    with server.client() as admin:
+        base = "/projects/admin/gallery/reports"
+        admin.post(base, json={"title": "Gallery", "body": body}).raise_for_status()
+        token = admin.post(f"{base}/gallery/shares", json={}).json()["token"]
+    stranger = Page(browser, server.url, key=None)
+    try:
+        s = stranger.goto(f"/shared/{token}")
+        images = s.locator('[data-kind="media"] .rp-media-frame img')
+        expect(images).to_have_count(1)
+        expect(s.locator(".rp-media-item figcaption")).to_have_text("colour 2")
+        s.get_by_role("button", name="Previous step").first.click()
+        expect(s.locator(".rp-media-item figcaption")).to_have_text("colour 1")
+        expect(images).to_have_js_property("complete", True)
+        assert images.evaluate("(img) => img.naturalWidth") == 16
+        expect(s.locator(".hist-canvas")).to_have_count(1)
+        stranger.shot("report-media-shared")
+        stranger.check_clean()
+    finally:
+        stranger.close()

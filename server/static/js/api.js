@@ -200,6 +200,14 @@ export const api = {
   /** The same as reportData, read through a share link's token (no API key needed). */
   sharedReport: async (token) => seriesNumbers(await request("GET", `/shared/${seg(token)}`)),
 
+  /** A file a shared report's media panel `index` shows, as a Blob of `type`. */
+  async sharedFile(token, index, path, type) {
+    const response = await fetch(`${BASE}/shared/${seg(token)}/files/${index}/${path.split("/").map(seg).join("/")}`);
+    if (!response.ok) await fail(response);
+    const blob = await response.blob();
+    return type ? new Blob([blob], { type }) : blob;
+  },
+
   /** [{id, prefix, created_by, created_at, expires_at, revoked}] */
   shareLinks: async (project, slug) => (await request("GET", `${reportPath(project, slug)}/shares`)).shares,
 

@@ -1,10 +1,13 @@
 // A report's live panels, drawn from what GET .../reports/{slug}/data answers: the run
 // sets' runs (with config and summary) and, per panel, its series or git diff. The same
 // code draws a report for its authors, through a share link, and before an HTML export.
-// Kinds: line, table, bar, scatter, parcoords, diff, math (see core/_report_format.py).
+// Kinds: line, table, bar, scatter, parcoords, diff, media, math (core/_report_format.py).
 
 import { LineChart } from "./chart.js";
+import { HistogramPanel } from "./histograms.js";
+import { mimeOf } from "./media.js";
 import { parallelCoordinates } from "./parcoords.js";
+import { StepSlider } from "./stepslider.js";
 import { runColor } from "./util/colors.js";
 import { h } from "./util/dom.js";
 import { fmtNumber, fmtValue, asNumber } from "./util/format.js";
@@ -73,9 +76,11 @@ const label = (field) => keyTitle(field.replace(/^(config|summary)\./, ""));
  */
 export function renderPanel(block, ctx) {
   const s = block.settings;
+  ctx = { ...ctx, index: block.index };
   const runs = panelRuns(s, ctx.runsets, ctx.project);
   const body = h("div", { class: "rp-body" });
-  const title = s.title || defaultTitle(block);
+  // A histogram panel titles itself.
+  const title = s.title || (ctx.data && ctx.data.histograms ? "" : defaultTitle(block));
   const card = h(
     "figure",
     { class: ["report-panel", `rp-kind-${block.kind}`], dataset: { kind: block.kind, index: String(block.index) } },
@@ -103,6 +108,8 @@ function defaultTitle(block) {
       return `${label(s.y)} vs ${label(s.x)}`;
     case "diff":
       return "Git diff";
+    case "media":
+      return s.key;
     default:
       return "";
   }
@@ -209,6 +216,49 @@ const DRAW = {
     if (data.diff_truncated) body.append(h("p", { class: "muted small", text: "Showing the first 256 KB of the diff." }));
   },
 
+  media(body, s, runs, ctx) {
+    const data = ctx.data || {};
+    if (data.histograms) {
+      body.append(new HistogramPanel(s.key, data.histograms).el);
+      return;
+    }
+    const entries = data.media || [];
+    if (!entries.length) {
+      body.append(h("p", { class: "muted small", text: "Save the report to show this panel." }));
+      return;
+    }
+    const kind = entries[entries.length - 1].kind;
+    if (kind === "table") {
+      body.append(tableRows(entries[entries.length - 1]));
+      return;
+    }
+    const grid = h("div", { class: "rp-media-grid" });
+    const urls = [];
+    const show = (index) => {
+      for (const url of urls.splice(0)) URL.revokeObjectURL(url);
+      const entry = entries[index];
+      grid.replaceChildren(
+        ...entry.items.map((item) => {
+          const holder = h("figure", { class: "rp-media-item" }, h("div", { class: "rp-media-frame" }), item.caption ? h("figcaption", { class: "muted small", text: item.caption }) : null);
+          ctx
+            .fetchFile(item, ctx.index, mimeOf(item))
+            .then((blob) => {
+              const url = URL.createObjectURL(blob);
+              urls.push(url);
+              const tag = entry.kind === "video" ? "video" : entry.kind === "audio" ? "audio" : "img";
+              const el = tag === "img" ? h("img", { attrs: { src: url, alt: item.caption || s.key } }) : h(tag, { controls: true, attrs: { src: url } });
+              holder.firstChild.replaceChildren(el);
+            })
+            .catch((err) => holder.firstChild.replaceChildren(h("span", { class: "muted small", text: err.status === 404 ? "not uploaded (yet)" : err.message })));
+          return holder;
+        }),
+      );
+    };
+    const slider = new StepSlider(entries.map((e) => e.step), (index) => show(index));
+    show(entries.length - 1);
+    body.append(grid, entries.length > 1 ? slider.el : null);
+  },
+
   math(body, s) {
     const box = h("div", { class: "rp-math math math-display", text: s.tex });
     body.append(box);
@@ -276,5 +326,18 @@ function scatterSvg(points, s) {
     text((W + pad.l) / 2, H - 6, label(s.x), "middle"),
     text(12, pad.t + 10, label(s.y), "start"),
     ...points.map((p) => svg("circle", { cx: px(p.x), cy: py(p.y), r: 5, fill: p.run.color, class: "rp-dot" }, svg("title", null, document.createTextNode(`${p.run.name}: ${fmtNumber(p.x)}, ${fmtNumber(p.y)}`)))),
+  );
+}
+
+function tableRows(entry) {
+  const page = entry.table;
+  if (!page || page.error) return h("p", { class: "muted small", text: page ? page.error : "No rows to show." });
+  const head = h("tr", null, ...page.columns.map((c, i) => h("th", { text: c, title: page.types[i] })));
+  const rows = page.rows.map((row) => h("tr", null, ...row.map((cell) => h("td", { class: typeof cell === "number" ? "num" : null, text: cell === null ? "–" : fmtValue(cell) }))));
+  return h(
+    "div",
+    { class: "rp-table-wrap" },
+    h("table", { class: "rp-table" }, h("thead", null, head), h("tbody", null, ...rows)),
+    h("p", { class: "muted small", text: `Step ${entry.step}: the first ${page.rows.length} of ${page.total} rows.` }),
   );
 }

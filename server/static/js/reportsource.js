@@ -2,7 +2,7 @@
 // replace, move) as text. It mirrors core/_report_format.py, which stays the judge: the
 // server refuses (422, naming the line) what this lets through.
 
-export const KINDS = ["line", "table", "bar", "scatter", "parcoords", "diff", "math", "runset"];
+export const KINDS = ["line", "table", "bar", "scatter", "parcoords", "diff", "media", "math", "runset"];
 
 /** Settings each kind starts with when inserted, and the defaults the server fills in. */
 export const TEMPLATES = {
@@ -13,6 +13,7 @@ export const TEMPLATES = {
   scatter: { x: "config.lr", y: "summary.loss" },
   parcoords: { columns: ["config.lr", "summary.loss"] },
   diff: { run: "RUN_ID" },
+  media: { run: "RUN_ID", key: "samples" },
   math: { tex: "\\mathcal{L} = -\\sum_i y_i \\log p_i" },
 };
 const DEFAULTS = {

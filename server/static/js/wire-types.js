@@ -296,6 +296,8 @@
  * @property {?Object<string, *>} [git]
  * @property {?string} [diff]
  * @property {?boolean} [diff_truncated]
+ * @property {?Array<Object<string, *>>} [histograms]
+ * @property {?Array<Object<string, *>>} [media]
  * @property {?string} [run]
  * @property {?string} [error]
  */

@@ -167,6 +167,11 @@ class ReportPage {
       byIndex,
       runHref: this.route.shared ? null : (run) => links.run(project, run.id),
       defer: (draw) => this.pending.push(draw),
+      fetchFile: (item, index, type) => {
+        if (this.route.shared) return api.sharedFile(this.route.token, index, item.path, type);
+        const panel = byIndex.get(index);
+        return api.mediaBlob(panel.run, item, type);
+      },
     };
   }
 
