@@ -73,6 +73,13 @@ def _view_settings(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[7])
 
 
+def _deactivation(conn: sa.Connection) -> None:
+    """Version 9: ``entities.deactivated_at``, null for every existing user (a new column)."""
+    column = schema.entities.c.deactivated_at
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE entities ADD COLUMN {column.name} {kind}"))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -80,6 +87,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (4, _blob_owners),
     (5, _console_lines),
     (7, _view_settings),
+    (9, _deactivation),
 ]
 
 
