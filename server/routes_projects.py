@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 from trackline import _wire_types as wt
 from trackline._names import ENTITY, PROJECT
 
@@ -68,12 +68,6 @@ class ProjectPatch(BaseModel):
     public: bool | None = Field(None, description="Anyone may read a public project.")
     name: str | None = Field(None, pattern=PROJECT, description="A new name (same owner).")
 
-    @model_validator(mode="after")
-    def _something(self) -> ProjectPatch:
-        if self.public is None and self.name is None:
-            raise ValueError("give `public`, `name` or both")
-        return self
-
 
 @router.patch(
     "/projects/{entity}/{project}",
@@ -83,7 +77,7 @@ class ProjectPatch(BaseModel):
 def patch_project(
     entity: Entity, project: ProjectName, body: ProjectPatch, ctx: Ctx, user: User
 ) -> Json:
-    """Renaming keeps the runs, artifacts and settings (they refer to the project, not its
+    """A field left out (or null) stays as it is. Renaming keeps the runs, artifacts and settings (they refer to the project, not its
     name); a name the owner already uses is a 409. A client that logs to the old name
     afterwards starts a new project of that name."""
     with ctx.db.write() as conn:
