@@ -1,6 +1,7 @@
 // Hash routing: #/projects, #/p/<entity>/<project>, #/p/<entity>/<project>/r/<run>,
 // #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
-// #/p/<entity>/<project>/artifacts/<name>/<vN or alias>
+// #/p/<entity>/<project>/artifacts/<name>/<vN or alias>, #/p/<entity>/<project>/settings,
+// #/teams, #/teams/<team>, #/admin
 
 export function parse(hash) {
   const raw = (hash || "").replace(/^#\/?/, "");
@@ -8,9 +9,12 @@ export function parse(hash) {
   const parts = pathPart.split("/").filter(Boolean).map(decodeURIComponent);
   const query = new URLSearchParams(queryPart);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "projects")) return { name: "projects" };
+  if (parts[0] === "teams" && parts.length <= 2) return parts.length === 1 ? { name: "teams" } : { name: "team", team: parts[1] };
+  if (parts[0] === "admin" && parts.length === 1) return { name: "admin" };
   if (parts[0] === "p" && parts.length >= 3) {
     const project = `${parts[1]}/${parts[2]}`;
     if (parts.length === 3) return { name: "workspace", project };
+    if (parts[3] === "settings" && parts.length === 4) return { name: "settings", project };
     if (parts[3] === "r" && parts.length === 5) return { name: "run", project, runId: parts[4] };
     if (parts[3] === "compare" && parts.length === 4) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
@@ -31,6 +35,10 @@ export const links = {
   run: (project, runId) => `#/p/${projectHash(project)}/r/${enc(runId)}`,
   compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
   artifacts: (project, filter) => `#/p/${projectHash(project)}/artifacts${filter ? `?q=${enc(filter)}` : ""}`,
+  settings: (project) => `#/p/${projectHash(project)}/settings`,
+  teams: () => "#/teams",
+  team: (team) => `#/teams/${enc(team)}`,
+  admin: () => "#/admin",
   artifactVersion: (project, name, ref) => `#/p/${projectHash(project)}/artifacts/${enc(name)}/${enc(ref)}`,
 };
 

@@ -179,6 +179,7 @@ export function workspaceView(el, route) {
         ui.count,
         h("div", { class: "spacer" }),
         h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
+        h("a", { class: "btn small nav-settings", href: links.settings(project), title: "Visibility, name, owner, deletion" }, "Settings"),
         layoutSwitch(),
       ),
       filterBar(),
