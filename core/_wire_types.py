@@ -93,6 +93,51 @@ class Membership(_Wire, frozen=True):
     role: str
 
 
+class UserInfo(_Wire, frozen=True):
+    """A user as an admin sees it: deactivated users keep their keys, which are refused."""
+
+    name: str
+    admin: bool
+    deactivated: bool
+    keys: int
+    created_at: float
+    deactivated_at: float | None = None
+
+
+class UserList(_Wire, frozen=True):
+    users: list[UserInfo]
+
+
+class Activation(_Wire, frozen=True):
+    """A user after ``deactivate`` or ``reactivate``."""
+
+    name: str
+    deactivated: bool
+
+
+class TeamSummary(_Wire, frozen=True):
+    """A team the caller is in (``role``), or any team for an admin (``role`` null)."""
+
+    name: str
+    role: str | None
+    members: int
+    projects: int
+
+
+class TeamList(_Wire, frozen=True):
+    teams: list[TeamSummary]
+
+
+class TeamMember(_Wire, frozen=True):
+    user: str
+    role: str
+
+
+class MemberRemoved(_Wire, frozen=True):
+    team: str
+    user: str
+
+
 class Project(_Wire, frozen=True):
     entity: str
     name: str
@@ -105,6 +150,22 @@ class Project(_Wire, frozen=True):
 
 class ProjectList(_Wire, frozen=True):
     projects: list[Project]
+
+
+class Team(_Wire, frozen=True):
+    """A team: its members with their roles, and its projects; ``role`` is the caller's."""
+
+    name: str
+    role: str | None
+    members: list[TeamMember]
+    projects: list[Project]
+
+
+class ProjectDeleted(_Wire, frozen=True):
+    """A deleted project's path and how many runs went with it."""
+
+    deleted: str
+    runs: int
 
 
 class Visibility(_Wire, frozen=True):
@@ -448,8 +509,14 @@ ALL: tuple[type[_Wire], ...] = (
     Revoked,
     CreatedTeam,
     Membership,
+    UserList,
+    Activation,
+    TeamList,
+    Team,
+    MemberRemoved,
     Project,
     ProjectList,
+    ProjectDeleted,
     Visibility,
     Run,
     RunPage,

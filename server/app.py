@@ -26,8 +26,10 @@ from . import (
     routes_ingest,
     routes_live,
     routes_logs,
+    routes_projects,
     routes_query,
     routes_reports,
+    routes_teams,
     routes_users,
     routes_views,
 )
@@ -89,6 +91,8 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_users.router)
     app.include_router(routes_query.router)
+    app.include_router(routes_projects.router)
+    app.include_router(routes_teams.router)
     app.include_router(routes_artifacts.router)
     app.include_router(routes_logs.router)
     app.include_router(routes_views.router)

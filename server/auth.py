@@ -60,7 +60,7 @@ def user_for_key(conn: sa.Connection, key: str) -> User | None:
     row = conn.execute(
         sa.select(entities.c.id, entities.c.name, entities.c.is_admin, api_keys.c.id.label("key"))
         .select_from(api_keys.join(entities, api_keys.c.user_id == entities.c.id))
-        .where(api_keys.c.key_hash == hash_key(key))
+        .where(api_keys.c.key_hash == hash_key(key), entities.c.deactivated_at.is_(None))
     ).first()
     if row is None:
         return None

@@ -53,6 +53,12 @@ class BlockCache:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= len(evicted)
 
+    def clear(self) -> None:
+        """Forget every entry (after chunks were deleted: SQLite may reuse their ids)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
     @classmethod
     def for_database(cls, is_sqlite: bool) -> BlockCache:
         """The cache a server on this database gets (see ``DEFAULT_MB``)."""

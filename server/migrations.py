@@ -78,6 +78,15 @@ def _reports(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[8])
 
 
+def _deactivation(conn: sa.Connection) -> None:
+    """Version 9: ``entities.deactivated_at``, null for every existing user (a new column)."""
+    column = schema.entities.c.deactivated_at
+    if column.name in {c["name"] for c in sa.inspect(conn).get_columns("entities")}:
+        return  # a database made from these tables by an older test or tool
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE entities ADD COLUMN {column.name} {kind}"))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -86,6 +95,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (5, _console_lines),
     (7, _view_settings),
     (8, _reports),
+    (9, _deactivation),
 ]
 
 

@@ -113,26 +113,6 @@ def get_project(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser)
         return Json(query.project_dict(row, count))
 
 
-class ProjectPatch(BaseModel):
-    public: bool
-
-
-@router.patch(
-    "/projects/{entity}/{project}",
-    summary="Make a project public or private",
-    responses=answers(wt.Visibility),
-)
-def patch_project(
-    entity: Entity, project: ProjectName, body: ProjectPatch, ctx: Ctx, user: User
-) -> Json:
-    with ctx.db.write() as conn:
-        row = _project(conn, entity, project, user)
-        if not user.can_manage(row.entity_id):
-            raise ApiError(403, f"{user.name} may not change project {entity}/{project}")
-        conn.execute(projects.update().where(projects.c.id == row.id).values(public=body.public))
-    return Json(wt.Visibility(entity=entity, name=project, public=body.public))
-
-
 class RunQuery(BaseModel):
     filters: dict[str, Any] | None = Field(None, description="See the filter language in docs.")
     sort: list[str] = Field(default_factory=list, description='e.g. ["-summary.acc"]')

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from trackline import _report_format as rf
@@ -319,6 +319,7 @@ async def shared_report(token: Token, ctx: Ctx) -> Json:
 @router.get(
     "/shared/{token}/files/{index}/{path:path}",
     summary="A file a shared report's media panel shows",
+    response_class=StreamingResponse,
     responses=answers(None, media=BINARY),
     openapi_extra={"security": [{}]},
 )

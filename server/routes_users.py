@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from trackline import _wire_types as wt
 from trackline._names import ENTITY
 
-from . import auth, ingest
+from . import auth, ingest, routes_teams
 from .deps import ApiError, Ctx, User
 from .openapi import ERRORS, answers, errors
 from .routes_query import Entity
@@ -154,8 +154,8 @@ class NewMember(BaseModel):
 
 @router.post(
     "/teams/{team}/members",
-    summary="Add a user to a team",
-    responses=answers(wt.Membership),
+    summary="Add a user to a team, or change a member's role",
+    responses=answers(wt.Membership, 409),
 )
 def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
@@ -167,6 +167,12 @@ def add_member(team: Entity, body: NewMember, ctx: Ctx, user: User) -> Json:
         member = auth.entity_by_name(conn, body.user)
         if member is None or member.kind != "user":
             raise ApiError(404, f"no user {body.user}")
+        auth.lock_entity(conn, found.id)
+        demoted = (
+            body.role != "admin" and routes_teams.role_of(conn, found.id, member.id) == "admin"
+        )
+        if demoted and routes_teams.admins_left(conn, found.id, member.id) == 0:
+            raise ApiError(409, f"{body.user} is the last admin of team {team}: make another first")
         conn.execute(
             members.delete().where(members.c.team_id == found.id, members.c.user_id == member.id)
         )

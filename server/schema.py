@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 
@@ -38,6 +38,8 @@ entities = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # "user" | "team"
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", _float, nullable=False),
+    # When an admin deactivated the user (version 9): its keys are refused while set.
+    sa.Column("deactivated_at", _float, nullable=True),
 )
 
 members = sa.Table(

@@ -246,7 +246,27 @@ def test_real_answers_decode_as_their_types(shared_server: ServerProcess) -> Non
             ("GET", "/projects/admin/typed/artifacts/model/best/lineage", wt.Lineage, {}),
             ("PATCH", "/projects/admin/typed", wt.Visibility, {"json": {"public": True}}),
             ("POST", "/teams", wt.CreatedTeam, {"json": {"name": "typed-team"}}),
-            ("POST", "/teams/typed-team/members", wt.Membership, {"json": {"user": "admin"}}),
+            (
+                "POST",
+                "/teams/typed-team/members",
+                wt.Membership,
+                {"json": {"user": "admin", "role": "admin"}},
+            ),
+            ("POST", "/users", wt.CreatedUser, {"json": {"name": "typed-user"}}),
+            ("POST", "/teams/typed-team/members", wt.Membership, {"json": {"user": "typed-user"}}),
+            ("GET", "/teams", wt.TeamList, {}),
+            ("GET", "/teams/typed-team", wt.Team, {}),
+            ("DELETE", "/teams/typed-team/members/typed-user", wt.MemberRemoved, {}),
+            ("GET", "/users", wt.UserList, {}),
+            ("POST", "/users/typed-user/deactivate", wt.Activation, {}),
+            ("POST", "/users/typed-user/reactivate", wt.Activation, {}),
+            ("POST", "/projects/admin/typed/transfer", wt.Project, {"json": {"to": "typed-team"}}),
+            (
+                "DELETE",
+                "/projects/typed-team/typed",
+                wt.ProjectDeleted,
+                {"params": {"confirm": "typed-team/typed"}},
+            ),
         ]
         for method, path, kind, request in answers:
             answer = admin.request(method, path, **request)  # type: ignore[arg-type]

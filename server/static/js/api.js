@@ -1,6 +1,6 @@
 // The query API, in one place: every URL, parameter and response shape the
 // dashboard relies on lives here (server: server/routes_query.py and
-// server/routes_artifacts.py, /api/v1).
+// server/routes_artifacts.py, routes_projects.py, routes_teams.py, /api/v1).
 // Reads send the API key when one is stored; public projects work without.
 
 const BASE = "/api/v1";
@@ -374,6 +374,49 @@ export const api = {
     if (!response.ok) await fail(response);
     return response.blob();
   },
+
+  // -- project settings (server/routes_projects.py) ---------------------------------------
+
+  /** Change `public` and/or `name`: {entity, name, public}; 409 when the name is taken. */
+  patchProject: (project, changes) => request("PATCH", projectPath(project), { body: changes }),
+
+  /** Give the project to a team the caller administers: the project as it is now (new path). */
+  transferProject: (project, team) => request("POST", `${projectPath(project)}/transfer`, { body: { to: team } }),
+
+  /** Delete a project and its runs: {deleted, runs}; `confirm` must repeat "entity/name". */
+  deleteProject: (project, confirm) => request("DELETE", projectPath(project), { query: { confirm } }),
+
+  // -- teams and users (server/routes_teams.py, server/routes_users.py) ---------------------
+
+  /** [{name, role, members, projects}]: the caller's teams (every team for an admin; role null). */
+  teams: async () => (await request("GET", "/teams")).teams,
+
+  /** {name, role, members: [{user, role}], projects: [project]}; 404 for a team the caller is not in. */
+  team: (team) => request("GET", `/teams/${seg(team)}`),
+
+  /** Create a team managed by the caller: {name}. */
+  createTeam: (name) => request("POST", "/teams", { body: { name } }),
+
+  /** Add a user to a team or change its role ("member" | "admin"): {team, user, role}. */
+  setMember: (team, user, role) => request("POST", `/teams/${seg(team)}/members`, { body: { user, role } }),
+
+  /** Take a user out of a team: {team, user}; 409 for the team's last admin. */
+  removeMember: (team, user) => request("DELETE", `/teams/${seg(team)}/members/${seg(user)}`),
+
+  /** Admin: [{name, admin, deactivated, deactivated_at, keys, created_at}]. */
+  users: async () => (await request("GET", "/users")).users,
+
+  /** Admin: a new user and its first API key, {name, api_key} (the key is shown only now). */
+  createUser: (name, admin) => request("POST", "/users", { body: { name, admin } }),
+
+  /** Admin: {name, deactivated}; a deactivated user's keys are refused until reactivated. */
+  setDeactivated: (user, deactivated) => request("POST", `/users/${seg(user)}/${deactivated ? "deactivate" : "reactivate"}`),
+
+  /** A user's keys (another user's: admin), [{id, prefix, created_at}]. */
+  keys: async (user) => (await request("GET", "/keys", { query: { user } })).keys,
+
+  /** Revoke a key by id: {revoked}; 409 for a user's last key or the key of this request. */
+  revokeKey: (id) => request("DELETE", `/keys/${seg(String(id))}`),
 };
 
 /** Save a Blob under a file name (through a temporary object URL). */

@@ -1,7 +1,7 @@
 // Hash routing: #/projects, #/p/<entity>/<project>[?view=<settings>], #/p/<entity>/<project>/r/<run>[?tab=Logs],
 // #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
 // #/p/<entity>/<project>/artifacts/<name>/<vN or alias>, #/p/<entity>/<project>/reports[/<slug>[/edit]][?v=N],
-// #/shared/<token>
+// #/p/<entity>/<project>/settings, #/shared/<token>, #/teams, #/teams/<team>, #/admin
 
 export function parse(hash) {
   const raw = (hash || "").replace(/^#\/?/, "");
@@ -9,9 +9,12 @@ export function parse(hash) {
   const parts = pathPart.split("/").filter(Boolean).map(decodeURIComponent);
   const query = new URLSearchParams(queryPart);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "projects")) return { name: "projects" };
+  if (parts[0] === "teams" && parts.length <= 2) return parts.length === 1 ? { name: "teams" } : { name: "team", team: parts[1] };
+  if (parts[0] === "admin" && parts.length === 1) return { name: "admin" };
   if (parts[0] === "p" && parts.length >= 3) {
     const project = `${parts[1]}/${parts[2]}`;
     if (parts.length === 3) return { name: "workspace", project, view: query.get("view") || null };
+    if (parts[3] === "settings" && parts.length === 4) return { name: "settings", project };
     if (parts[3] === "r" && parts.length === 5) return { name: "run", project, runId: parts[4], tab: query.get("tab") || null };
     if (parts[3] === "compare" && parts.length === 4) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
@@ -44,6 +47,10 @@ export const links = {
   editReport: (project, slug) => `#/p/${projectHash(project)}/reports/${enc(slug)}/edit`,
   shared: (token) => `#/shared/${enc(token)}`,
   artifacts: (project, filter) => `#/p/${projectHash(project)}/artifacts${filter ? `?q=${enc(filter)}` : ""}`,
+  settings: (project) => `#/p/${projectHash(project)}/settings`,
+  teams: () => "#/teams",
+  team: (team) => `#/teams/${enc(team)}`,
+  admin: () => "#/admin",
   artifactVersion: (project, name, ref) => `#/p/${projectHash(project)}/artifacts/${enc(name)}/${enc(ref)}`,
 };
 

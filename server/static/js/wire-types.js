@@ -2,6 +2,13 @@
 // The JSON the server answers, for the dashboard's code (JSDoc typedefs only).
 
 /**
+ * A user after ``deactivate`` or ``reactivate``.
+ * @typedef {Object} Activation
+ * @property {string} name
+ * @property {boolean} deactivated
+ */
+
+/**
  * @typedef {Object} Appended
  * @property {number} committed
  * @property {number} applied
@@ -203,6 +210,12 @@
  */
 
 /**
+ * @typedef {Object} MemberRemoved
+ * @property {string} team
+ * @property {string} user
+ */
+
+/**
  * @typedef {Object} Membership
  * @property {string} team
  * @property {string} user
@@ -232,6 +245,13 @@
  * @property {?number} [created_at]
  * @property {?number} [updated_at]
  * @property {?number} [runs]
+ */
+
+/**
+ * A deleted project's path and how many runs went with it.
+ * @typedef {Object} ProjectDeleted
+ * @property {string} deleted
+ * @property {number} runs
  */
 
 /**
@@ -421,6 +441,51 @@
  * @property {number} total
  * @property {number} offset
  * @property {Array<Array<*>>} rows
+ */
+
+/**
+ * A team: its members with their roles, and its projects; ``role`` is the caller's.
+ * @typedef {Object} Team
+ * @property {string} name
+ * @property {?string} role
+ * @property {Array<TeamMember>} members
+ * @property {Array<Project>} projects
+ */
+
+/**
+ * @typedef {Object} TeamList
+ * @property {Array<TeamSummary>} teams
+ */
+
+/**
+ * @typedef {Object} TeamMember
+ * @property {string} user
+ * @property {string} role
+ */
+
+/**
+ * A team the caller is in (``role``), or any team for an admin (``role`` null).
+ * @typedef {Object} TeamSummary
+ * @property {string} name
+ * @property {?string} role
+ * @property {number} members
+ * @property {number} projects
+ */
+
+/**
+ * A user as an admin sees it: deactivated users keep their keys, which are refused.
+ * @typedef {Object} UserInfo
+ * @property {string} name
+ * @property {boolean} admin
+ * @property {boolean} deactivated
+ * @property {number} keys
+ * @property {number} created_at
+ * @property {?number} [deactivated_at]
+ */
+
+/**
+ * @typedef {Object} UserList
+ * @property {Array<UserInfo>} users
  */
 
 /**

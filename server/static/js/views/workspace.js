@@ -194,6 +194,7 @@ export function workspaceView(el, route) {
         h("button", { class: "btn small copy-view-link", type: "button", text: "Copy link", title: "A link to this workspace as you see it: filters, columns, charts", on: { click: copyViewLink } }),
         h("a", { class: "btn small nav-reports", href: links.reports(project), title: "Reports: findings with live charts, shareable" }, "Reports"),
         h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
+        h("a", { class: "btn small nav-settings", href: links.settings(project), title: "Visibility, name, owner, deletion" }, "Settings"),
         layoutSwitch(),
       ),
       linked ? linkedBanner() : null,
