@@ -249,3 +249,15 @@ def test_share_links(team: Team) -> None:
     with team.client(None) as anonymous:
         gone = anonymous.get(f"/shared/{token}")
         assert gone.status_code == 404 and "revoked or expired" in gone.json()["detail"]
+
+
+def test_deleting_the_project_deletes_its_reports_and_links(team: Team) -> None:
+    _create(team)
+    url = "/projects/lab/vision/reports/sweep-3-findings"
+    with team.client("owner") as owner:
+        token = owner.post(url + "/shares", json={}).json()["token"]
+        gone = owner.delete("/projects/lab/vision", params={"confirm": "lab/vision"})
+        assert gone.status_code == 200, gone.text
+        assert owner.get(url).status_code == 404
+    with team.client(None) as anonymous:
+        assert anonymous.get(f"/shared/{token}").status_code == 404
