@@ -498,6 +498,30 @@ class Deleted(_Wire, frozen=True):
     deleted: str
 
 
+# -- the trash -----------------------------------------------------------------------
+
+
+class Trashed(_Wire, frozen=True):
+    """Runs moved to the trash, and when they will be purged unless restored."""
+
+    runs: list[str]
+    purge_at: float
+
+
+class TrashedRun(Run, frozen=True):
+    deleted_at: float | None = None
+    deleted_by: str | None = None
+    purge_at: float | None = None
+
+
+class TrashList(_Wire, frozen=True):
+    runs: list[TrashedRun]
+
+
+class Restored(_Wire, frozen=True):
+    restored: str
+
+
 #: Every response type, for the OpenAPI document's components.
 ALL: tuple[type[_Wire], ...] = (
     ErrorBody,
@@ -553,4 +577,8 @@ ALL: tuple[type[_Wire], ...] = (
     CreatedShareLink,
     ShareLinks,
     Deleted,
+    Trashed,
+    TrashedRun,
+    TrashList,
+    Restored,
 )

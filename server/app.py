@@ -7,13 +7,17 @@ its pages at ``/api/v1/docs``; the dashboard's static files are served at ``/``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from trackline import __version__
@@ -30,8 +34,10 @@ from . import (
     routes_query,
     routes_reports,
     routes_teams,
+    routes_trash,
     routes_users,
     routes_views,
+    trash,
 )
 from .blockcache import BlockCache
 from .config import ServerConfig
@@ -79,6 +85,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        lifespan=_housekeeping,
     )
     app.state.ctx = Context(
         config,
@@ -98,11 +105,42 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_views.router)
     app.include_router(routes_live.router)
     app.include_router(routes_reports.router)
+    app.include_router(routes_trash.router)
     _errors(app)
     openapi.install(app)
     docs.install(app, CONTENT_SECURITY_POLICY)
     app.mount("/", DashboardFiles(directory=STATIC, html=True), name="static")
     return app
+
+
+#: How often each server process purges runs whose time in the trash is over.
+PURGE_EVERY_S = 3600.0
+
+
+@contextlib.asynccontextmanager
+async def _housekeeping(app: FastAPI) -> AsyncIterator[None]:
+    """Purge the trash now and every ``PURGE_EVERY_S`` while the app runs."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await run_in_threadpool(_purge_trash, app.state.ctx)
+            except Exception as exc:  # a failed purge is retried next time
+                log.warning("purging the trash: %s", exc)
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _purge_trash(ctx: Context) -> None:
+    with ctx.db.write() as conn:
+        purged = trash.purge(conn)
+    if purged:
+        log.info("purged %d runs from the trash", purged)
 
 
 #: The dashboard builds its DOM without innerHTML and loads nothing from elsewhere.

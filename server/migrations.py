@@ -87,6 +87,15 @@ def _deactivation(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE entities ADD COLUMN {column.name} {kind}"))
 
 
+def _run_trash(conn: sa.Connection) -> None:
+    """Version 10: ``runs.deleted_at`` and ``runs.deleted_by`` (the trash), null for all."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+    for column in (schema.runs.c.deleted_at, schema.runs.c.deleted_by):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}"))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -96,6 +105,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (7, _view_settings),
     (8, _reports),
     (9, _deactivation),
+    (10, _run_trash),
 ]
 
 

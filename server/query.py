@@ -95,6 +95,7 @@ def visible_projects(conn: sa.Connection, user: auth.User | None) -> list[dict[s
             sa.func.count().label("runs"),
             sa.func.max(runs.c.updated_at).label("updated_at"),
         )
+        .where(runs.c.deleted_at.is_(None))
         .group_by(runs.c.project_id)
         .subquery()
     )
@@ -204,7 +205,9 @@ def run_dict(
 def project_runs(conn: sa.Connection, project_id: int) -> list[Any]:
     return list(
         conn.execute(
-            sa.select(runs).where(runs.c.project_id == project_id).order_by(runs.c.created_at)
+            sa.select(runs)
+            .where(runs.c.project_id == project_id, runs.c.deleted_at.is_(None))
+            .order_by(runs.c.created_at)
         )
     )
 

@@ -511,7 +511,11 @@ def media_path_shown(
         return None
     settings = block["settings"]
     run = conn.execute(
-        sa.select(runs).where(runs.c.run_id == settings["run"], runs.c.project_id == project_id)
+        sa.select(runs).where(
+            runs.c.run_id == settings["run"],
+            runs.c.project_id == project_id,
+            runs.c.deleted_at.is_(None),
+        )
     ).first()
     if run is None:
         return None

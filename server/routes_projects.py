@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from trackline import _wire_types as wt
 from trackline._names import ENTITY, PROJECT
 
-from . import auth, possession, query
+from . import auth, possession, query, trash
 from .deps import ApiError, Ctx, User
 from .openapi import ERRORS, answers, errors
 from .routes_query import Entity, ProjectName, _project
@@ -29,18 +29,12 @@ from .schema import (
     artifact_usage,
     artifact_versions,
     artifacts,
-    chunks,
-    console_lines,
-    histograms,
-    media,
     projects,
     report_shares,
     report_versions,
     reports,
     run_files,
     runs,
-    series,
-    streams,
     view_settings,
 )
 from .wire import Json
@@ -186,11 +180,7 @@ def delete_project_rows(conn: sa.Connection, project_id: int) -> int:
         artifact_versions.delete().where(artifact_versions.c.artifact_id.in_(artifact_ids))
     )
     conn.execute(artifacts.delete().where(artifacts.c.project_id == project_id))
-    series_ids = sa.select(series.c.id).where(series.c.run_pk.in_(run_pks))
-    conn.execute(chunks.delete().where(chunks.c.series_id.in_(series_ids)))
-    for table in (series, histograms, media, run_files, streams, console_lines):
-        conn.execute(table.delete().where(table.c.run_pk.in_(run_pks)))
-    conn.execute(runs.delete().where(runs.c.project_id == project_id))
+    trash.delete_run_rows(conn, run_pks)
     conn.execute(view_settings.delete().where(view_settings.c.project_id == project_id))
     report_ids = sa.select(reports.c.id).where(reports.c.project_id == project_id)
     for table in (report_shares, report_versions):

@@ -51,7 +51,11 @@ def _project(conn: sa.Connection, entity: str, name: str, user: auth.User | None
 
 
 def load_run(
-    conn: sa.Connection, run_id: str, user: auth.User | None, write: bool = False
+    conn: sa.Connection,
+    run_id: str,
+    user: auth.User | None,
+    write: bool = False,
+    trashed: bool = False,
 ) -> tuple[Any, str | None]:
     """The run row and its project path, if the caller may read (or ``write``) it.
 
@@ -59,7 +63,7 @@ def load_run(
     read but not change gets 403 for a ``write``.
     """
     row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-    if row is None:
+    if row is None or (row.deleted_at is not None) != trashed:
         raise not_found(user, f"no run {run_id}")
     if row.project_id is None:
         if user is None or (user.id != row.creator_id and not user.is_admin):
@@ -108,7 +112,9 @@ def get_project(entity: Entity, project: ProjectName, ctx: Ctx, user: MaybeUser)
     with ctx.db.read() as conn:
         row = _project(conn, entity, project, user)
         count = conn.execute(
-            sa.select(sa.func.count()).where(runs.c.project_id == row.id)
+            sa.select(sa.func.count()).where(
+                runs.c.project_id == row.id, runs.c.deleted_at.is_(None)
+            )
         ).scalar_one()
         return Json(query.project_dict(row, count))
 

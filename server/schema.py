@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 metadata = sa.MetaData()
 
@@ -103,6 +103,9 @@ runs = sa.Table(
     sa.Column("config", sa.LargeBinary, nullable=False),
     sa.Column("summary", sa.LargeBinary, nullable=False),
     sa.Column("state_blob", sa.LargeBinary, nullable=False),
+    # In the trash since (server time), by whom; purged TRASH_DAYS later (schema version 10).
+    sa.Column("deleted_at", _float, nullable=True),
+    sa.Column("deleted_by", sa.Integer, nullable=True),
 )
 sa.Index("ix_runs_project", runs.c.project_id)
 

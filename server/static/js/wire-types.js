@@ -346,6 +346,11 @@
  */
 
 /**
+ * @typedef {Object} Restored
+ * @property {string} restored
+ */
+
+/**
  * @typedef {Object} Revoked
  * @property {number} revoked
  */
@@ -470,6 +475,46 @@
  * @property {?string} role
  * @property {number} members
  * @property {number} projects
+ */
+
+/**
+ * @typedef {Object} TrashList
+ * @property {Array<TrashedRun>} runs
+ */
+
+/**
+ * Runs moved to the trash, and when they will be purged unless restored.
+ * @typedef {Object} Trashed
+ * @property {Array<string>} runs
+ * @property {number} purge_at
+ */
+
+/**
+ * @typedef {Object} TrashedRun
+ * @property {string} id
+ * @property {?string} project
+ * @property {?string} name
+ * @property {string} state
+ * @property {Array<string>} tags
+ * @property {Object<string, *>} config
+ * @property {Object<string, *>} summary
+ * @property {?string} [group]
+ * @property {?string} [job_type]
+ * @property {?string} [notes]
+ * @property {?string} [host]
+ * @property {?string} [user]
+ * @property {?number} [start_time]
+ * @property {?number} [end_time]
+ * @property {?number} [created_at]
+ * @property {?number} [updated_at]
+ * @property {?number} [heartbeat_at]
+ * @property {?number} [last_step]
+ * @property {?number} [runtime]
+ * @property {?number} [exit_code]
+ * @property {Array<Array<string>>} [step_metrics]
+ * @property {?number} [deleted_at]
+ * @property {?string} [deleted_by]
+ * @property {?number} [purge_at]
  */
 
 /**
