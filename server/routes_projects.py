@@ -61,6 +61,15 @@ def _taken(conn: sa.Connection, entity_id: int, name: str) -> bool:
     )
 
 
+def _update(conn: sa.Connection, project_id: int, values: dict[str, Any], taken: str) -> None:
+    """Change the project's row; a name taken meanwhile by a concurrent request is a 409."""
+    try:
+        with conn.begin_nested():
+            conn.execute(projects.update().where(projects.c.id == project_id).values(**values))
+    except sa.exc.IntegrityError:
+        raise ApiError(409, taken) from None
+
+
 class ProjectPatch(BaseModel):
     public: bool | None = Field(None, description="Anyone may read a public project.")
     name: str | None = Field(None, pattern=PROJECT, description="A new name (same owner).")
@@ -87,7 +96,7 @@ def patch_project(
                 raise ApiError(409, f"{entity} already has a project {body.name}")
             values["name"] = body.name
         if values:
-            conn.execute(projects.update().where(projects.c.id == row.id).values(**values))
+            _update(conn, row.id, values, f"{entity} already has a project {body.name}")
         public = bool(values.get("public", row.public))
     return Json(wt.Visibility(entity=entity, name=values.get("name", row.name), public=public))
 
@@ -120,7 +129,7 @@ def transfer_project(
         possession.grant(
             conn, team.id, possession.held(conn, row.entity_id, _content(conn, row.id))
         )
-        conn.execute(projects.update().where(projects.c.id == row.id).values(entity_id=team.id))
+        _update(conn, row.id, {"entity_id": team.id}, f"{body.to} already has a project {row.name}")
         moved = query.project_row(conn, team.name, row.name)
         count = conn.execute(
             sa.select(sa.func.count()).where(runs.c.project_id == row.id)
@@ -156,9 +165,9 @@ def delete_project_rows(conn: sa.Connection, project_id: int) -> int:
     of other projects that used this project's artifacts lose that lineage.
     """
     run_pks = sa.select(runs.c.id).where(runs.c.project_id == project_id)
-    count = int(
-        conn.execute(sa.select(sa.func.count()).where(runs.c.project_id == project_id)).scalar_one()
-    )
+    # Ingest holds a run's row while it applies records: wait for those in flight, and
+    # keep new ones out until the runs are gone (PostgreSQL; SQLite has one writer).
+    count = len(conn.execute(run_pks.with_for_update()).all())
     artifact_ids = sa.select(artifacts.c.id).where(artifacts.c.project_id == project_id)
     version_ids = sa.select(artifact_versions.c.id).where(
         artifact_versions.c.artifact_id.in_(artifact_ids)

@@ -413,3 +413,42 @@ def test_a_version_7_database_gets_the_deactivation_column(database_url: str) ->
             assert row.deactivated_at is None
     finally:
         db.dispose()
+
+
+def test_a_name_taken_by_a_concurrent_request_is_a_409(database_url: str) -> None:
+    """The unique (owner, name) constraint, hit after the check passed: 409, and the
+    transaction goes on (a savepoint), on both databases."""
+    from trackline.server.deps import ApiError
+    from trackline.server.routes_projects import _update
+
+    db = Database(database_url)
+    try:
+        db.migrate()
+        with db.write() as conn:
+            owner = conn.execute(
+                schema.entities.insert()
+                .values(name="racer", kind="user", is_admin=False, created_at=0.0)
+                .returning(schema.entities.c.id)
+            ).scalar_one()
+            ids = [
+                conn.execute(
+                    schema.projects.insert()
+                    .values(entity_id=owner, name=name, public=False, created_at=0.0)
+                    .returning(schema.projects.c.id)
+                ).scalar_one()
+                for name in ("a", "b")
+            ]
+            with pytest.raises(ApiError) as refused:
+                _update(conn, ids[0], {"name": "b"}, "racer already has a project b")
+            assert (refused.value.status, refused.value.message) == (
+                409,
+                "racer already has a project b",
+            )
+            _update(conn, ids[0], {"name": "c"}, "unused")
+        with db.read() as conn:
+            names = conn.execute(
+                sa.select(schema.projects.c.name).order_by(schema.projects.c.name)
+            ).scalars()
+            assert list(names) == ["b", "c"]
+    finally:
+        db.dispose()
