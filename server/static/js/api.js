@@ -173,6 +173,21 @@ export const api = {
     return out;
   },
 
+  // -- the trash -------------------------------------------------------------------
+
+  /** Move runs of a project to its trash: {runs (those moved), purge_at}. */
+  deleteRuns: (project, runIds) => request("POST", `${projectPath(project)}/runs/delete`, { body: { runs: runIds } }),
+
+  deleteRun: (runId) => request("DELETE", `/runs/${seg(runId)}`),
+
+  /** The project's deleted runs: [{...run, deleted_at, deleted_by, purge_at}]. */
+  trash: async (project) => (await request("GET", `${projectPath(project)}/trash`)).runs,
+
+  restoreRun: (runId) => request("POST", `/runs/${seg(runId)}/restore`),
+
+  /** Delete a run in the trash for good. */
+  purgeRun: (runId) => request("DELETE", `/runs/${seg(runId)}/trash`),
+
   // -- reports ---------------------------------------------------------------------
 
   /** [{slug, title, version, created_by, created_at, updated_by, updated_at}] */

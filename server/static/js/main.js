@@ -13,6 +13,7 @@ import { reportView, reportsView, sharedView } from "./views/report.js";
 import { runView } from "./views/runpage.js";
 import { settingsView } from "./views/settings.js";
 import { teamsView, teamView } from "./views/teams.js";
+import { trashView } from "./views/trash.js";
 import { workspaceView } from "./views/workspace.js";
 
 const VIEWS = {
@@ -29,6 +30,7 @@ const VIEWS = {
   teams: teamsView,
   team: teamView,
   admin: adminView,
+  trash: trashView,
   notfound: (el, route) => {
     setCrumbs([{ text: "Not found" }]);
     mount(el, h("section", { class: "card narrow" }, h("h2", { text: "No such page" }), h("p", null, "Nothing lives at ", h("code", { text: `#/${route.path}` }), ". ", h("a", { href: "#/projects", text: "All projects" }))));

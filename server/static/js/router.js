@@ -1,7 +1,7 @@
 // Hash routing: #/projects, #/p/<entity>/<project>[?view=<settings>], #/p/<entity>/<project>/r/<run>[?tab=Logs],
 // #/p/<entity>/<project>/compare?runs=a,b,c, #/p/<entity>/<project>/artifacts[?q=text],
 // #/p/<entity>/<project>/artifacts/<name>/<vN or alias>, #/p/<entity>/<project>/reports[/<slug>[/edit]][?v=N],
-// #/p/<entity>/<project>/settings, #/shared/<token>, #/teams, #/teams/<team>, #/admin
+// #/p/<entity>/<project>/settings, #/p/<entity>/<project>/trash, #/shared/<token>, #/teams, #/teams/<team>, #/admin
 
 export function parse(hash) {
   const raw = (hash || "").replace(/^#\/?/, "");
@@ -20,6 +20,7 @@ export function parse(hash) {
       const runs = (query.get("runs") || "").split(",").filter(Boolean);
       return { name: "compare", project, runs };
     }
+    if (parts[3] === "trash" && parts.length === 4) return { name: "trash", project };
     if (parts[3] === "reports" && parts.length === 4) return { name: "reports", project };
     if (parts[3] === "reports" && (parts.length === 5 || (parts.length === 6 && parts[5] === "edit"))) {
       const version = Number(query.get("v")) || null;
@@ -43,6 +44,7 @@ export const links = {
   workspaceView: (project, view) => `#/p/${projectHash(project)}?view=${enc(view)}`,
   compare: (project, runIds) => `#/p/${projectHash(project)}/compare?runs=${runIds.map(enc).join(",")}`,
   reports: (project) => `#/p/${projectHash(project)}/reports`,
+  trash: (project) => `#/p/${projectHash(project)}/trash`,
   report: (project, slug, version) => `#/p/${projectHash(project)}/reports/${enc(slug)}${version ? `?v=${version}` : ""}`,
   editReport: (project, slug) => `#/p/${projectHash(project)}/reports/${enc(slug)}/edit`,
   shared: (token) => `#/shared/${enc(token)}`,

@@ -71,3 +71,31 @@ export function toast(message, kind = "error") {
   box.appendChild(item);
   setTimeout(() => item.remove(), 6000);
 }
+
+/**
+ * Ask in the page (no window.confirm): resolves true when `yes` is pressed. The dialog
+ * says `question`; `detail` explains.
+ */
+export function confirmInPage(question, detail, yes = "OK") {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "dialog confirm-dialog" });
+    const done = (answer) => {
+      dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    dialog.addEventListener("cancel", () => resolve(false));
+    dialog.append(
+      h("h2", { text: question }),
+      detail ? h("p", { class: "muted", text: detail }) : null,
+      h(
+        "div",
+        { class: "row gap" },
+        h("button", { class: "btn danger", type: "button", text: yes, on: { click: () => done(true) } }),
+        h("button", { class: "btn", type: "button", text: "Cancel", on: { click: () => done(false) } }),
+      ),
+    );
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  });
+}

@@ -9,7 +9,7 @@ import { follow } from "../live.js";
 import { LogsView } from "../logs.js";
 import { MediaPanels } from "../media.js";
 import { MetricPanels } from "../panels.js";
-import { links, replace } from "../router.js";
+import { go, links, replace } from "../router.js";
 import { loadPrefs, savePrefs, flatten } from "../store.js";
 import { SystemPanels } from "../system.js";
 import { assignColors, runColor } from "../util/colors.js";
@@ -17,7 +17,7 @@ import { h, icon, ICONS, mount, debounce } from "../util/dom.js";
 import { fmtBytes, fmtDate, fmtDuration, fmtNumber, fmtValue } from "../util/format.js";
 import { renderMarkdown } from "../util/markdown.js";
 import { runArtifactsTab } from "./artifacts.js";
-import { loading, setCrumbs, showError, stateBadge, tagChip, toast } from "./common.js";
+import { confirmInPage, loading, setCrumbs, showError, stateBadge, tagChip, toast } from "./common.js";
 
 const LIVE_MS = 5000;
 const DIFF_SHOW_MAX = 2 * 1024 * 1024;
@@ -69,9 +69,26 @@ export function runView(el, route) {
   function renderHead() {
     const title = h("h1", { class: "run-name", text: run.name || run.id });
     const rename = h("button", { class: "btn ghost small", type: "button", text: "Rename", on: { click: startRename } });
+    const remove = h("button", {
+      class: "btn ghost small danger delete-run",
+      type: "button",
+      text: "Delete",
+      on: {
+        click: async () => {
+          if (!(await confirmInPage("Delete this run?", "It goes to the project's trash, where it can be restored for 30 days.", "Move to trash"))) return;
+          try {
+            await api.deleteRun(run.id);
+            toast("The run is in the project's trash", "info");
+            go(links.project(project));
+          } catch (err) {
+            toast(err.status === 401 || err.status === 403 ? "Deleting a run needs an API key that may write to this project." : `Could not delete: ${err.message}`);
+          }
+        },
+      },
+    });
     mount(
       ui.head,
-      h("div", { class: "run-title" }, h("span", { class: "swatch big", style: { background: runColor(run.id, project) } }), title, stateBadge(run.state), rename),
+      h("div", { class: "run-title" }, h("span", { class: "swatch big", style: { background: runColor(run.id, project) } }), title, stateBadge(run.state), rename, remove),
       h("div", { class: "run-sub muted" }, h("span", { class: "mono", text: run.id }), run.group ? h("span", { text: `group ${run.group}` }) : null, run.job_type ? h("span", { text: `job ${run.job_type}` }) : null, h("span", { text: `started ${fmtDate(run.start_time)}` })),
       tagEditor(),
     );

@@ -16,7 +16,7 @@ import { debounce, h, icon, mount } from "../util/dom.js";
 import { fmtAgo, fmtValue } from "../util/format.js";
 import { ARTIFACT_ICON } from "./artifacts.js";
 import { addToReport } from "./report.js";
-import { loading, setCrumbs, showError, tagChip, toast } from "./common.js";
+import { confirmInPage, loading, setCrumbs, showError, tagChip, toast } from "./common.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
 const LIVE_MS = 5000; // polling, against a server without change feeds
@@ -192,6 +192,7 @@ export function workspaceView(el, route) {
         ui.count,
         h("div", { class: "spacer" }),
         h("button", { class: "btn small copy-view-link", type: "button", text: "Copy link", title: "A link to this workspace as you see it: filters, columns, charts", on: { click: copyViewLink } }),
+        h("a", { class: "btn small ghost nav-trash", href: links.trash(project), title: "Deleted runs, restorable for 30 days" }, "Trash"),
         h("a", { class: "btn small nav-reports", href: links.reports(project), title: "Reports: findings with live charts, shareable" }, "Reports"),
         h("a", { class: "btn small nav-artifacts", href: links.artifacts(project), title: "Datasets and models logged in this project" }, icon(ARTIFACT_ICON, 14), "Artifacts"),
         h("a", { class: "btn small nav-settings", href: links.settings(project), title: "Visibility, name, owner, deletion" }, "Settings"),
@@ -608,6 +609,7 @@ export function workspaceView(el, route) {
       h("span", { class: "sep" }),
       h("a", { class: "btn small", href: links.compare(project, chosen.slice(0, 50).map((r) => r.id)), text: "Compare" }),
       h("button", { class: "btn small ghost add-selection-report", type: "button", text: "Add to report", on: { click: () => addSelectionToReport(chosen.map((r) => r.id)) } }),
+      h("button", { class: "btn small ghost danger delete-selection", type: "button", text: "Delete", on: { click: () => deleteSelection(chosen.map((r) => r.id)) } }),
       h("button", {
         class: "btn small ghost",
         type: "button",
@@ -700,6 +702,21 @@ export function workspaceView(el, route) {
     const set = reportRunset(ids);
     const columns = ["state", ...defaultColumns(runs, { metrics: 4, config: 3 }).filter((c) => c.startsWith("summary.") || c.startsWith("config."))];
     addToReport(project, [set.block, blockText("table", { runsets: [set.name], columns })], ui.root);
+  }
+
+  async function deleteSelection(ids) {
+    const n = ids.length;
+    const sure = await confirmInPage(`Delete ${n} run${n === 1 ? "" : "s"}?`, "They go to the project's trash, where they can be restored for 30 days.", "Move to trash");
+    if (!sure) return;
+    try {
+      const done = await api.deleteRuns(project, ids);
+      for (const id of done.runs) selected.delete(id);
+      if (info) info = { ...info, runs: Math.max(0, info.runs - done.runs.length) };
+      toast(`${done.runs.length} run${done.runs.length === 1 ? "" : "s"} moved to the trash`, "info");
+      await refresh();
+    } catch (err) {
+      toast(err.status === 401 || err.status === 403 ? "Deleting runs needs an API key that may write to this project." : `Could not delete: ${err.message}`);
+    }
   }
 
   async function copyViewLink() {
