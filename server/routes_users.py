@@ -70,14 +70,27 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
 
 @router.post(
     "/keys",
-    summary="A new API key for the caller",
+    summary="A new API key for the caller (or, for an admin, a user)",
     status_code=201,
     responses=answers(wt.CreatedKey, status=201),
 )
-def create_key(ctx: Ctx, user: User) -> Json:
+def create_key(
+    ctx: Ctx,
+    user: User,
+    of: Annotated[str | None, Query(alias="user", description="A user's name (admin)")] = None,
+) -> Json:
+    """The key is in this answer only (it is stored hashed)."""
     with ctx.db.write() as conn:
-        key_id, key = auth.create_key(conn, user.id)
-    return Json(wt.CreatedKey(id=key_id, name=user.name, api_key=key), status_code=201)
+        owner_id, owner = user.id, user.name
+        if of is not None and of != user.name:
+            if not user.is_admin:
+                raise ApiError(403, "only an admin may create another user's keys")
+            found = auth.entity_by_name(conn, of)
+            if found is None or found.kind != "user":
+                raise ApiError(404, f"no user {of!r}")
+            owner_id, owner = found.id, found.name
+        key_id, key = auth.create_key(conn, owner_id)
+    return Json(wt.CreatedKey(id=key_id, name=owner, api_key=key), status_code=201)
 
 
 @router.get(

@@ -274,6 +274,18 @@ def test_admin_creates_deactivates_and_revokes(browser: Any, users: Users) -> No
         expect(row.get_by_role("button", name="Keys (1)")).to_be_visible()
         with u.server.client(second["api_key"]) as revoked:
             assert revoked.get("/viewer").status_code == 401
+        # A new key for the user, made by the admin: shown once, and it works.
+        row.get_by_role("button", name="Keys (1)").click()
+        p.locator(f'table.keys[data-user="{name}"]').locator("xpath=..").get_by_role(
+            "button", name="New key"
+        ).click()
+        made = p.locator('input[name="new-key"]')
+        expect(made).to_be_visible()
+        with u.server.client(made.input_value()) as again:
+            assert again.get("/viewer").json()["name"] == name
+            # Only an admin makes keys for others.
+            assert again.post("/keys", params={"user": "admin"}).status_code == 403
+        expect(row.get_by_role("button", name="Keys (2)")).to_be_visible()
         # The admin cannot deactivate itself: the button says so.
         expect(p.locator('.user-row[data-user="admin"] button[name="deactivate"]')).to_be_disabled()
         page.check_clean()

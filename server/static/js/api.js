@@ -430,6 +430,9 @@ export const api = {
   /** A user's keys (another user's: admin), [{id, prefix, created_at}]. */
   keys: async (user) => (await request("GET", "/keys", { query: { user } })).keys,
 
+  /** A new key for a user (another user's: admin): {id, name, api_key}, the key shown once. */
+  createKeyFor: (user) => request("POST", "/keys", { query: { user } }),
+
   /** Revoke a key by id: {revoked}; 409 for a user's last key or the key of this request. */
   revokeKey: (id) => request("DELETE", `/keys/${seg(String(id))}`),
 };

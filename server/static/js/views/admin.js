@@ -41,8 +41,25 @@ export function adminView(el) {
         report(status, err);
         return;
       }
+      const newKey = h("button", {
+        class: "btn small",
+        type: "button",
+        name: "new-key",
+        text: "New key",
+        on: {
+          click: async () => {
+            try {
+              created = await api.createKeyFor(user);
+              load();
+            } catch (err) {
+              report(status, err);
+            }
+          },
+        },
+      });
       mount(
         cell,
+        newKey,
         h(
           "table",
           { class: "table compact keys", dataset: { user } },
