@@ -72,6 +72,13 @@ from .runlog import RunLogError
     help="Dashboards waiting for live changes at once per process; more are refused (503).",
 )
 @click.option(
+    "--upload-part-mb",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0625, max=64),
+    help="Part size of large file uploads (keep it under your proxy's body limit).",
+)
+@click.option(
     "--quota-gb",
     default=None,
     type=click.FloatRange(min=0, min_open=True),
@@ -90,6 +97,7 @@ def server_command(
     max_ingest: int,
     max_queries: int,
     max_waiters: int,
+    upload_part_mb: float,
     quota_gb: float | None,
     log_level: str,
 ) -> None:
@@ -115,6 +123,7 @@ def server_command(
         max_ingest=max_ingest,
         max_queries=max_queries,
         max_waiters=max_waiters,
+        upload_part=round(upload_part_mb * 1024 * 1024),
         quota_bytes=None if quota_gb is None else max(1, round(quota_gb * 1e9)),
         admin_key=os.environ.get("TRACKLINE_ADMIN_KEY") or None,
     )
@@ -336,6 +345,8 @@ def status_command(directory: str | None, wide: bool, as_json: bool) -> None:
         files = "-"
         if row["uploaded"] is not None:
             files = f"{row['files_pending']} pending" if row["files_pending"] else "ok"
+            for path, (have, whole) in row["uploading"].items():
+                files += f", {path.rsplit('/', 1)[-1]} {_bytes(have)}/{_bytes(whole)}"
             if row["files_failed"]:
                 files += f", {len(row['files_failed'])} failed"
         if wide:
@@ -373,6 +384,8 @@ def _upload_status(run_dir: Path) -> dict[str, Any]:
         "size": size,
         "files_pending": pending,
         "files_failed": state.get("files_failed") or {},
+        # Files going up in parts: path -> [bytes the server has, size].
+        "uploading": state.get("uploading") or {},
         "server": state.get("server"),
         "error": state.get("error"),
     }

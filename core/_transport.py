@@ -7,7 +7,9 @@ sends whole frames in compressed batches, and moves on with the offset the
 server answers; a lost answer is harmless (the server acknowledges what it
 has without applying it twice) and a 409 says where to go on from. Files and
 media named by the records are uploaded by content hash when the server says
-it lacks them.
+it lacks them: a file above ``TRACKLINE_UPLOAD_PART_MB`` (16) in parts of the server's
+part size, a few at once, resumed where it stopped after a kill of either side (see
+``server/routes_uploads.py``); an older server without uploads in parts gets one PUT.
 
 ``pump`` never raises and never sleeps: on a connection error, a 5xx or a 429
 it schedules the next attempt (exponential backoff with jitter, capped; the
@@ -21,6 +23,7 @@ the run directory for ``trackline status``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -28,6 +31,7 @@ import re
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,9 @@ ARTIFACT_BLOBS = "artifacts/blobs"
 RETRY_REFUSED = 60.0
 #: The longest ``Retry-After`` obeyed, in seconds.
 RETRY_AFTER_MAX = 60.0
+#: Parts of one file sent at once.
+PART_WORKERS = 4
+_MIB = 1024 * 1024
 
 
 class PermanentError(Exception):
@@ -110,6 +117,10 @@ class Shipper:
             backoff_max if backoff_max is not None else _knob("TRACKLINE_UPLOAD_BACKOFF_MAX", 30.0)
         )
         self.budget = budget
+        #: Files larger than this go in parts (the server's part size).
+        self.part_threshold = int(_knob("TRACKLINE_UPLOAD_PART_MB", 16) * _MIB)
+        #: Files being sent in parts: run-dir path -> [bytes the server has, size].
+        self.uploading: dict[str, list[int]] = {}
         headers = {"user-agent": "trackline-shipper"}
         if self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"
@@ -349,12 +360,15 @@ class Shipper:
             if time.monotonic() - started > self.budget:
                 return
             try:
-                self._upload(path, sha)
+                if not self._upload(path, sha, started):
+                    return  # in parts, and out of time: the next pump goes on with it
             except PermanentError as exc:
                 self.files_failed[path] = str(exc)
+            self.uploading.pop(path, None)
             self.wanted.pop(path, None)
 
-    def _upload(self, name: str, sha: str | None) -> None:
+    def _upload(self, name: str, sha: str | None, started: float) -> bool:
+        """Send one file; False when it goes in parts and the time ran out first."""
         root = self.run_dir.resolve()
         target = (root / name).resolve()
         if root not in target.parents:
@@ -372,6 +386,14 @@ class Shipper:
             # Changed since it was recorded (a "live" file): a later record names the new content.
             raise PermanentError(f"{name} changed since it was recorded")
         size = target.stat().st_size
+        if size > self.part_threshold:
+            done = self._upload_in_parts(name, target, actual, size, started)
+            if done is None:  # a server without uploads in parts: one PUT after all
+                self.part_threshold = 2**62
+            elif not done:
+                return False
+            else:
+                return self._link(name, sha, actual)
         response = self._request(
             "PUT",
             f"/blobs/{actual}",
@@ -385,12 +407,91 @@ class Shipper:
             raise PermanentError(
                 f"upload of {name}: HTTP {response.status_code} {_detail(response)}"
             )
+        return self._link(name, sha, actual)
+
+    def _link(self, name: str, sha: str | None, actual: str) -> bool:
+        """A file recorded without its hash (a git diff) is named once uploaded."""
         if sha is None:
             response = self._request(
                 "POST", f"/runs/{self.run_id}/files", json={"path": name, "sha256": actual}
             )
             if response.status_code != 200:
                 raise PermanentError(f"{name}: HTTP {response.status_code} {_detail(response)}")
+        return True
+
+    def _upload_in_parts(
+        self, name: str, path: Path, sha: str, size: int, started: float
+    ) -> bool | None:
+        """True once the server has the whole; False when the time ran out (the server
+        keeps the parts it has: the next call sends the others); None: no such route."""
+        response = self._request(
+            "POST", f"/blobs/{sha}/uploads", params={"run": self.run_id}, json={"size": size}
+        )
+        if response.status_code in (404, 405) and _detail(response) in (
+            "Not Found",
+            "Method Not Allowed",
+        ):
+            return None
+        if response.status_code != 200:
+            raise PermanentError(
+                f"upload of {name}: HTTP {response.status_code} {_detail(response)}"
+            )
+        upload = response.json()
+        part_size = int(upload["part_size"])
+        received = set(upload["received"])
+        missing = [n for n in range(int(upload["parts"])) if n not in received]
+        have = sum(min(part_size, size - n * part_size) for n in received)
+        self.uploading[name] = [have, size]
+        url = f"/uploads/{upload['id']}"
+        with ThreadPoolExecutor(PART_WORKERS, thread_name_prefix="trackline-part") as pool:
+            running: set[Future[int]] = set()
+            failure: BaseException | None = None
+            while missing or running:
+                out_of_time = time.monotonic() - started > self.budget
+                while missing and len(running) < PART_WORKERS and not out_of_time and not failure:
+                    number = missing.pop(0)
+                    offset = number * part_size
+                    length = min(part_size, size - offset)
+                    running.add(pool.submit(self._send_part, url, number, path, offset, length))
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        self.uploading[name][0] += future.result()
+                    except BaseException as exc:
+                        failure = failure or exc
+            if failure is not None:
+                raise failure
+        if missing:
+            self._write_progress()
+            return False
+        response = self._request("POST", url + "/complete")
+        if response.status_code == 200:
+            return True
+        if response.status_code in (404, 409):  # expired meanwhile, or a part lost: again
+            return False
+        raise PermanentError(f"upload of {name}: HTTP {response.status_code} {_detail(response)}")
+
+    def _send_part(self, url: str, number: int, path: Path, offset: int, length: int) -> int:
+        digest = hashlib.sha256()
+        for chunk in _file_range(path, offset, length):
+            digest.update(chunk)
+        response = self._request(
+            "PUT",
+            f"{url}/parts/{number}",
+            content=_file_range(path, offset, length),
+            headers={
+                "content-type": "application/octet-stream",
+                "content-length": str(length),
+                "x-part-sha256": digest.hexdigest(),
+            },
+        )
+        if response.status_code == 404:  # the upload expired meanwhile: start it again
+            raise _Transient(f"part {number}: {_detail(response)}")
+        if response.status_code != 200:
+            raise PermanentError(f"part {number}: HTTP {response.status_code} {_detail(response)}")
+        return length
 
     def _sha256(self, path: Path) -> str:
         stat = path.stat()
@@ -410,6 +511,7 @@ class Shipper:
             "committed": self.committed,
             "sizes": self.sizes,
             "files_pending": len(self.wanted),
+            "uploading": self.uploading,
             "files_failed": self.files_failed,
             "failed": self.failed,
             "error": self.error,
@@ -467,6 +569,16 @@ def _file_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
     with open(path, "rb") as file:
         while left != 0 and (chunk := file.read(_CHUNK if left < 0 else min(_CHUNK, left))):
             left -= len(chunk) if left > 0 else 0
+            yield chunk
+
+
+def _file_range(path: Path, offset: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of the file from ``offset``, in chunks."""
+    with open(path, "rb") as file:
+        file.seek(offset)
+        left = length
+        while left > 0 and (chunk := file.read(min(_CHUNK, left))):
+            left -= len(chunk)
             yield chunk
 
 

@@ -522,6 +522,27 @@ class Restored(_Wire, frozen=True):
     restored: str
 
 
+# -- uploads in parts -------------------------------------------------------------
+
+
+class Upload(_Wire, frozen=True):
+    """An upload in parts: its ``parts`` (numbered from 0, each ``part_size`` bytes but the
+    last) and the numbers of those the server has (``received``)."""
+
+    id: str
+    sha256: str
+    size: int
+    part_size: int
+    parts: int
+    received: list[int]
+
+
+class UploadPart(_Wire, frozen=True):
+    upload: str
+    number: int
+    size: int
+
+
 #: Every response type, for the OpenAPI document's components.
 ALL: tuple[type[_Wire], ...] = (
     ErrorBody,
@@ -581,4 +602,6 @@ ALL: tuple[type[_Wire], ...] = (
     TrashedRun,
     TrashList,
     Restored,
+    Upload,
+    UploadPart,
 )

@@ -35,6 +35,7 @@ from . import (
     routes_reports,
     routes_teams,
     routes_trash,
+    routes_uploads,
     routes_users,
     routes_views,
     trash,
@@ -106,6 +107,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_live.router)
     app.include_router(routes_reports.router)
     app.include_router(routes_trash.router)
+    app.include_router(routes_uploads.router)
     _errors(app)
     openapi.install(app)
     docs.install(app, CONTENT_SECURITY_POLICY)
@@ -119,7 +121,7 @@ PURGE_EVERY_S = 3600.0
 
 @contextlib.asynccontextmanager
 async def _housekeeping(app: FastAPI) -> AsyncIterator[None]:
-    """Purge the trash now and every ``PURGE_EVERY_S`` while the app runs."""
+    """Purge the trash and drop expired uploads now and every ``PURGE_EVERY_S``."""
 
     async def loop() -> None:
         while True:
@@ -141,6 +143,9 @@ def _purge_trash(ctx: Context) -> None:
         purged = trash.purge(conn)
     if purged:
         log.info("purged %d runs from the trash", purged)
+    dropped = routes_uploads.drop_expired(ctx)
+    if dropped:
+        log.info("dropped %d unfinished uploads", dropped)
 
 
 #: The dashboard builds its DOM without innerHTML and loads nothing from elsewhere.

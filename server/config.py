@@ -38,6 +38,10 @@ class ServerConfig:
     max_queries: int = 16
     #: Requests waiting on a change feed at once per process; past it, 503.
     max_waiters: int = 256
+    #: Parts of an upload in parts (never above ``max_body``); an unfinished upload is
+    #: dropped this long after its last part.
+    upload_part: int = 16 * 1024 * 1024
+    upload_expiry: float = 24 * 3600.0
     #: Bytes each entity may store (see ``ingest.storage_used``); past it, 507. None: no quota.
     quota_bytes: int | None = None
 
@@ -69,6 +73,8 @@ class ServerConfig:
             "MAX_INGEST": str(self.max_ingest),
             "MAX_QUERIES": str(self.max_queries),
             "MAX_WAITERS": str(self.max_waiters),
+            "UPLOAD_PART": str(self.upload_part),
+            "UPLOAD_EXPIRY": repr(self.upload_expiry),
         }
         if self.quota_bytes is not None:
             env["QUOTA_BYTES"] = str(self.quota_bytes)
@@ -85,6 +91,8 @@ class ServerConfig:
         options: dict[str, object] = {}
         if (timeout := get("HEARTBEAT_TIMEOUT")) is not None:
             options["heartbeat_timeout"] = float(timeout)
+        if (expiry := get("UPLOAD_EXPIRY")) is not None:
+            options["upload_expiry"] = float(expiry)
         for name in (
             "MAX_BODY",
             "MAX_DECOMPRESSED",
@@ -92,6 +100,7 @@ class ServerConfig:
             "MAX_INGEST",
             "MAX_QUERIES",
             "MAX_WAITERS",
+            "UPLOAD_PART",
             "QUOTA_BYTES",
         ):
             if (value := get(name)) is not None:

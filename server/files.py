@@ -23,17 +23,37 @@ def valid_sha256(value: str) -> bool:
 
 
 class FileStore(Protocol):
-    """Where blobs live. ``put`` consumes a finished temporary file."""
+    """Where blobs live. ``put`` consumes a finished temporary file.
+
+    Uploads in parts (``server/uploads.py``): ``write_part`` keeps one part where every
+    server sharing the store sees it; ``assemble`` returns a temporary file of the whole
+    (to verify, then ``put``); ``drop_upload`` forgets an upload's parts.
+    """
 
     def has(self, sha256: str) -> bool: ...
 
     def put(self, sha256: str, source: Path) -> None: ...
 
-    def read(self, sha256: str) -> Iterator[bytes]: ...
+    def read(self, sha256: str, start: int = 0) -> Iterator[bytes]: ...
 
     def temp_dir(self) -> Path: ...
 
     def describe(self) -> str: ...
+
+    def write_part(self, upload: str, number: int, offset: int, source: Path) -> None: ...
+
+    def assemble(self, upload: str, parts: list[tuple[int, int, int]]) -> Path: ...
+
+    def drop_upload(self, upload: str, numbers: list[int]) -> None: ...
+
+
+_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _upload_name(upload: str) -> str:
+    if not _UPLOAD_ID.match(upload):
+        raise ValueError(f"not an upload id: {upload!r}")
+    return upload
 
 
 def _relative(sha256: str) -> str:
@@ -61,13 +81,46 @@ class LocalStore:
     def path(self, sha256: str) -> Path:
         return self.root / _relative(sha256)
 
-    def read(self, sha256: str) -> Iterator[bytes]:
+    def read(self, sha256: str, start: int = 0) -> Iterator[bytes]:
         with open(self.root / _relative(sha256), "rb") as file:
+            file.seek(start)
             while chunk := file.read(_CHUNK):
                 yield chunk
 
     def temp_dir(self) -> Path:
         return self.root / "tmp"
+
+    # Parts are written where they belong in one sparse file per upload, so the whole is
+    # there when the last part lands: assembling costs no copy.
+
+    def _upload_file(self, upload: str) -> Path:
+        return self.root / "uploads" / _upload_name(upload)
+
+    def write_part(self, upload: str, number: int, offset: int, source: Path) -> None:
+        target = self._upload_file(upload)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            with open(source, "rb") as part:
+                at = offset
+                while chunk := part.read(_CHUNK):
+                    os.pwrite(fd, chunk, at)
+                    at += len(chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def assemble(self, upload: str, parts: list[tuple[int, int, int]]) -> Path:
+        target = self._upload_file(upload)
+        size = sum(part_size for _, _, part_size in parts)
+        with open(target, "r+b") as file:
+            file.truncate(size)  # a part re-sent shorter must not leave bytes past the end
+        temp = self.temp_dir() / f"assembled-{upload}"
+        os.replace(target, temp)
+        return temp
+
+    def drop_upload(self, upload: str, numbers: list[int]) -> None:
+        self._upload_file(upload).unlink(missing_ok=True)
 
     def describe(self) -> str:
         return str(self.root)
@@ -113,8 +166,9 @@ class S3Store:
         finally:
             source.unlink(missing_ok=True)
 
-    def read(self, sha256: str) -> Iterator[bytes]:
-        body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))["Body"]
+    def read(self, sha256: str, start: int = 0) -> Iterator[bytes]:
+        extra = {"Range": f"bytes={start}-"} if start else {}
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), **extra)["Body"]
         try:
             while chunk := body.read(_CHUNK):
                 yield chunk
@@ -123,6 +177,33 @@ class S3Store:
 
     def temp_dir(self) -> Path:
         return self._tmp
+
+    # Parts are objects under ``uploads/<id>/<number>`` (any server can finish the upload);
+    # assembling streams them, in order, into one local file to verify and put.
+
+    def _part_key(self, upload: str, number: int) -> str:
+        relative = f"uploads/{_upload_name(upload)}/{int(number)}"
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def write_part(self, upload: str, number: int, offset: int, source: Path) -> None:
+        self.client.upload_file(str(source), self.bucket, self._part_key(upload, number))
+
+    def assemble(self, upload: str, parts: list[tuple[int, int, int]]) -> Path:
+        temp = self._tmp / f"assembled-{_upload_name(upload)}"
+        with open(temp, "wb") as out:
+            for number, _, _ in sorted(parts, key=lambda p: p[1]):
+                key = self._part_key(upload, number)
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                try:
+                    while chunk := body.read(_CHUNK):
+                        out.write(chunk)
+                finally:
+                    body.close()
+        return temp
+
+    def drop_upload(self, upload: str, numbers: list[int]) -> None:
+        for number in numbers:
+            self.client.delete_object(Bucket=self.bucket, Key=self._part_key(upload, number))
 
     def describe(self) -> str:
         return self.url

@@ -96,6 +96,11 @@ def _run_trash(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}"))
 
 
+def _uploads(conn: sa.Connection) -> None:
+    """Version 11: uploads in parts (new tables only)."""
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[11])
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -106,6 +111,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (8, _reports),
     (9, _deactivation),
     (10, _run_trash),
+    (11, _uploads),
 ]
 
 

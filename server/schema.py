@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 metadata = sa.MetaData()
 
@@ -363,6 +363,33 @@ report_shares = sa.Table(
 )
 sa.Index("ix_report_shares_report", report_shares.c.report_id)
 
+# -- uploads in parts (schema version 11) ----------------------------------------------
+
+#: A file being uploaded in parts: whose, for which run's entity, its size and part size.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("part_size", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("entities.id"), nullable=False),
+    # The entity of the run it is uploaded for (it holds the content once complete).
+    sa.Column("entity_id", sa.Integer, nullable=True),
+    sa.Column("created_at", _float, nullable=False),
+    sa.Column("updated_at", _float, nullable=False),
+)
+sa.Index("ix_uploads_owner", uploads.c.user_id, uploads.c.sha256)
+
+upload_parts = sa.Table(
+    "upload_parts",
+    metadata,
+    sa.Column("upload_id", sa.String(32), sa.ForeignKey("uploads.id"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+)
+
 #: Tables added by each schema version (what its migration creates).
 ADDED_IN = {
     2: [artifacts, artifact_versions, artifact_aliases, artifact_usage],
@@ -370,4 +397,5 @@ ADDED_IN = {
     5: [console_lines],
     7: [view_settings],
     8: [reports, report_versions, report_shares],
+    11: [uploads, upload_parts],
 }

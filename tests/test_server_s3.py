@@ -94,3 +94,40 @@ def test_files_go_to_s3_once(s3: tuple[str, Any], tmp_path: Path) -> None:
             assert all(f["uploaded"] for f in run.files())
     finally:
         server.stop()
+
+
+def test_uploads_in_parts_on_s3(s3: tuple[str, Any], tmp_path: Path) -> None:
+    """Parts are objects any server can read; the whole is checked, stored as a blob, and
+    the parts are gone."""
+    endpoint, client = s3
+    server = ServerProcess(
+        tmp_path / "server",
+        files="s3://tl-bucket/trackline",
+        extra_args=("--s3-endpoint-url", endpoint, "--upload-part-mb", "0.25"),
+        env=AWS_ENV,
+    ).start()
+    part = 256 * 1024
+    content = bytes(range(256)) * (part * 5 // 256) + b"tail"
+    sha = hashlib.sha256(content).hexdigest()
+    try:
+        with server.client() as api:
+            upload = api.post(f"/blobs/{sha}/uploads", json={"size": len(content)}).json()
+            assert upload["parts"] == 6
+            for n in reversed(range(6)):  # any order
+                piece = content[n * part : (n + 1) * part]
+                api.put(
+                    f"/uploads/{upload['id']}/parts/{n}",
+                    content=piece,
+                    headers={"x-part-sha256": hashlib.sha256(piece).hexdigest()},
+                ).raise_for_status()
+            listed = client.list_objects_v2(Bucket="tl-bucket", Prefix="trackline/uploads/")
+            assert len(listed.get("Contents", [])) == 6
+            done = api.post(f"/uploads/{upload['id']}/complete")
+            assert done.status_code == 200, done.text
+            assert done.json() == {"sha256": sha, "size": len(content), "stored": True}
+        stored = client.get_object(Bucket="tl-bucket", Key=f"trackline/blobs/{sha[:2]}/{sha}")
+        assert stored["Body"].read() == content
+        listed = client.list_objects_v2(Bucket="tl-bucket", Prefix="trackline/uploads/")
+        assert listed.get("Contents", []) == []
+    finally:
+        server.stop()

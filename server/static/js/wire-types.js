@@ -518,6 +518,24 @@
  */
 
 /**
+ * An upload in parts: its ``parts`` (numbered from 0, each ``part_size`` bytes but the
+ * @typedef {Object} Upload
+ * @property {string} id
+ * @property {string} sha256
+ * @property {number} size
+ * @property {number} part_size
+ * @property {number} parts
+ * @property {Array<number>} received
+ */
+
+/**
+ * @typedef {Object} UploadPart
+ * @property {string} upload
+ * @property {number} number
+ * @property {number} size
+ */
+
+/**
  * A user as an admin sees it: deactivated users keep their keys, which are refused.
  * @typedef {Object} UserInfo
  * @property {string} name
