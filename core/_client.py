@@ -17,7 +17,6 @@ import math
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -384,23 +383,41 @@ class Api:
         if fits and sha256_file(cached) == sha256:
             return cached
         folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{sha256}.{uuid.uuid4().hex}.part"
-        digest = hashlib.sha256()
-        try:
-            where = {"run": run} if run is not None else {"artifact": artifact}
-            with self._client.stream("GET", f"/blobs/{sha256}", params=where) as response:
+        # One partial file per content: a download cut short goes on from where it
+        # stopped (HTTP Range); a lock keeps two processes from writing it at once.
+        temp = folder / f".{sha256}.partial"
+        where = {"run": run} if run is not None else {"artifact": artifact}
+        with open(temp, "ab") as file, _locked(file):
+            digest = hashlib.sha256()
+            have = file.tell()
+            if have:
+                with open(temp, "rb") as done:
+                    while piece := done.read(1 << 20):
+                        digest.update(piece)
+            headers = {"range": f"bytes={have}-"} if have else {}
+            with self._client.stream(
+                "GET", f"/blobs/{sha256}", params=where, headers=headers
+            ) as response:
+                if response.status_code == 416:  # the partial file is no prefix of it
+                    response.read()
+                    file.truncate(0)
+                    temp.unlink(missing_ok=True)
+                    return self.fetch_blob(sha256, size, run=run, artifact=artifact)
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
-                with open(temp, "wb") as file:
-                    for chunk in response.iter_bytes(1 << 20):
-                        digest.update(chunk)
-                        file.write(chunk)
+                if response.status_code == 200 and have:  # the whole again, not the rest
+                    file.truncate(0)
+                    file.seek(0)
+                    digest = hashlib.sha256()
+                for chunk in response.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    file.write(chunk)
+            file.flush()
             if digest.hexdigest() != sha256:
+                temp.unlink(missing_ok=True)
                 raise ApiError(502, f"downloaded content does not match its sha256 {sha256}")
             os.replace(temp, cached)
-        finally:
-            temp.unlink(missing_ok=True)
         return cached
 
     # -- reports -----------------------------------------------------------------------
@@ -796,3 +813,18 @@ class Run:
 
 def _q(part: str) -> str:
     return quote(part, safe="")
+
+
+@contextlib.contextmanager
+def _locked(file: Any) -> Iterator[None]:
+    """An exclusive lock on an open file while the block runs (where the OS has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)

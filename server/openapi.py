@@ -28,6 +28,7 @@ _REASONS = {
     409: "Conflicts with the current state.",
     413: "The body is larger than the server takes.",
     415: "Unsupported Content-Encoding.",
+    416: "The byte range asked for is outside the content.",
     422: "The request does not match its schema.",
     501: "The server lacks an optional component (pyarrow).",
     503: "The server is busy: retry after `Retry-After` seconds.",

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from trackline import _wire_types as wt
 
-from . import artifacts, auth, possession
+from . import artifacts, auth, possession, ranges
 from .deps import ApiError, Ctx, MaybeUser
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
 from .routes_query import Entity, ProjectName, RunId, _project, load_run
@@ -185,21 +185,24 @@ def _readable_blob(
     "/blobs/{sha256}",
     summary="Download content of a run or artifact version",
     response_class=StreamingResponse,
-    responses=answers(None, 400, media=BINARY),
+    responses=answers(None, 400, 416, media=BINARY),
     openapi_extra=OPTIONAL_AUTH,
 )
 def get_blob(
-    sha256: Sha256, ctx: Ctx, user: MaybeUser, run: RunParam = None, artifact: ArtifactParam = None
+    sha256: Sha256,
+    ctx: Ctx,
+    user: MaybeUser,
+    run: RunParam = None,
+    artifact: ArtifactParam = None,
+    range_header: Annotated[
+        str | None, Header(alias="range", description="`bytes=N-`: from byte N on (206).")
+    ] = None,
 ) -> StreamingResponse:
     """Content by its hash, through a run or artifact version that has it (``_readable_blob``):
-    a hash alone grants nothing."""
+    a hash alone grants nothing. A ``Range`` goes on with an interrupted download."""
     with ctx.db.read() as conn:
         size = _readable_blob(conn, sha256, user, run, artifact)
-    return StreamingResponse(
-        ctx.store.read(sha256),
-        media_type="application/octet-stream",
-        headers={"content-length": str(size)},
-    )
+    return ranges.content_response(ctx.store, sha256, size, range_header)
 
 
 @router.head(

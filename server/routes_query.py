@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, history, ingest, possession, query, tables
+from . import auth, history, ingest, possession, query, ranges, tables
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
 from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
@@ -447,19 +447,29 @@ def list_files(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     "/runs/{run_id}/files/{path:path}",
     summary="Download a run's file",
     response_class=StreamingResponse,
-    responses=answers(None, 400, media=BINARY),
+    responses=answers(None, 400, 416, media=BINARY),
     openapi_extra=OPTIONAL_AUTH,
 )
-def get_file(run_id: RunId, path: str, ctx: Ctx, user: MaybeUser) -> Response:
+def get_file(
+    run_id: RunId,
+    path: str,
+    ctx: Ctx,
+    user: MaybeUser,
+    range_header: Annotated[
+        str | None, Header(alias="range", description="`bytes=N-`: from byte N on (206).")
+    ] = None,
+) -> Response:
     safe = ingest.safe_path(path)
     if safe is None:
         raise ApiError(400, f"unsafe file name {path!r}")
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        return file_response(ctx, conn, row, safe)
+        return file_response(ctx, conn, row, safe, range_header)
 
 
-def file_response(ctx: Context, conn: sa.Connection, row: Any, safe: str) -> Response:
+def file_response(
+    ctx: Context, conn: sa.Connection, row: Any, safe: str, range_header: str | None = None
+) -> Response:
     """The run's file ``safe`` (a checked relative path) as a download, if its content is
     uploaded and held by the run's entity; else 404."""
     entry = conn.execute(
@@ -474,14 +484,8 @@ def file_response(ctx: Context, conn: sa.Connection, row: Any, safe: str) -> Res
     if entry.size is None:
         raise ApiError(404, f"the content of {safe!r} is not uploaded yet")
     name = safe.rsplit("/", 1)[-1].replace('"', "")
-    return StreamingResponse(
-        ctx.store.read(entry.sha256),
-        media_type="application/octet-stream",
-        headers={
-            "content-length": str(entry.size),
-            "content-disposition": f'attachment; filename="{name}"',
-        },
-    )
+    disposition = {"content-disposition": f'attachment; filename="{name}"'}
+    return ranges.content_response(ctx.store, entry.sha256, entry.size, range_header, disposition)
 
 
 # -- metrics across runs ---------------------------------------------------------------

@@ -225,3 +225,42 @@ def test_unfinished_uploads_expire(server: ServerProcess, big_run: tuple[Any, by
         assert fresh["id"] != upload["id"] and fresh["received"] == []
         assert client.get(f"/uploads/{upload['id']}").status_code == 404
     assert not leftover.exists()
+
+
+def test_downloads_go_on_from_where_they_stopped(
+    server: ServerProcess, big_run: tuple[Any, bytes, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackline._client import Api, cache_dir
+
+    run, data, _ = big_run
+    _ship(run.dir, server, Proxy(PROXY_LIMIT))
+    sha = hashlib.sha256(data).hexdigest()
+    with server.client() as client:
+        part = client.get(f"/blobs/{sha}", params={"run": run.id}, headers={"range": "bytes=100-"})
+        assert part.status_code == 206 and part.content == data[100:]
+        assert part.headers["content-range"] == f"bytes 100-{SIZE - 1}/{SIZE}"
+        tail = client.get(f"/blobs/{sha}", params={"run": run.id}, headers={"range": "bytes=-10"})
+        assert tail.status_code == 206 and tail.content == data[-10:]
+        middle = client.get(f"/blobs/{sha}", params={"run": run.id}, headers={"range": "bytes=5-9"})
+        assert middle.content == data[5:10]
+        beyond = client.get(
+            f"/blobs/{sha}", params={"run": run.id}, headers={"range": f"bytes={SIZE}-"}
+        )
+        assert beyond.status_code == 416
+        files = client.get(f"/runs/{run.id}/files").json()["files"]
+        path = next(f["path"] for f in files if f["path"].endswith("checkpoint.bin"))
+        again = client.get(f"/runs/{run.id}/files/{path}", headers={"range": "bytes=1000-"})
+        assert again.status_code == 206 and again.content == data[1000:]
+    # trackline.Api: a download cut short goes on from the partial file.
+    monkeypatch.setenv("TRACKLINE_CACHE_DIR", str(Path(run.dir).parent / "cache"))
+    folder = cache_dir() / "artifacts"
+    folder.mkdir(parents=True)
+    (folder / f".{sha}.partial").write_bytes(data[: SIZE // 2])
+    received: list[int] = []
+    with Api(server.url, ADMIN_KEY) as api:
+        api._client.event_hooks["response"].append(
+            lambda response: received.append(int(response.headers.get("content-length", 0)))
+        )
+        got = api.fetch_blob(sha, SIZE, run=run.id)
+    assert got.read_bytes() == data and received == [SIZE - SIZE // 2]
+    assert not (folder / f".{sha}.partial").exists()
