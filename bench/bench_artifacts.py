@@ -1,11 +1,15 @@
-"""Artifact upload throughput: a 500 MB checkpoint (random bytes) to a local server.
+"""Artifact upload throughput: a 500 MB (or 2 GB) checkpoint (random bytes) to a local server.
 
 A trackline server (SQLite, local files) on loopback; the checkpoint is logged with
 ``run.log_artifact`` and shipped two ways, each timed from the ``log_artifact`` call
 to the moment the server has every byte:
 
 * ``sync``: an offline run, then a ``Shipper`` (what ``trackline sync`` runs) uploads it;
-* ``online``: an online run; its agent ships the log and the file while the run lives.
+* ``online``: an online run; its agent ships the log and the file while the run lives;
+* ``one PUT``: ``sync`` again with uploads in parts turned off (how files went before).
+
+Files above 16 MB go up in parts (``server/routes_uploads.py``); the server's resident
+memory is sampled while it receives (it should stay flat: parts are written, not held).
 
 The limit is a plain ``shutil.copyfile`` of the same file on the same disk (the upload
 also has to hash, send over loopback and write the file once more). Also reported:
@@ -14,6 +18,7 @@ second run logging the same content (nothing to upload: content-addressed).
 
     python bench/bench_artifacts.py            # 500 MB
     python bench/bench_artifacts.py --quick    # 50 MB
+    python bench/bench_artifacts.py --size-mb 2048   # the issue's 2 GB case
     python bench/bench_artifacts.py --json results.json
 """
 
@@ -67,6 +72,40 @@ def _start_server(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the server did not start; see {root / 'server.log'}")
+
+
+class _PeakRss:
+    """The most resident memory of a process (and its children) while the block runs."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.base = self._rss()
+        self.peak = self.base
+        self._stop = False
+
+    def _rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            total += child.memory_info().rss
+        return int(total)
+
+    def _watch(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.05)
+
+    def __enter__(self) -> _PeakRss:
+        import threading
+
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop = True
+        self._thread.join()
 
 
 def _write_random(path: Path, size: int) -> None:
@@ -124,17 +163,48 @@ def measure(size: int, root: Path) -> dict[str, Any]:
     process, url = _start_server(root)
     os.environ["TRACKLINE_DIR"] = str(root / "tl")
     try:
-        # sync: an offline run, then the Shipper that `trackline sync` uses.
+        # sync: an offline run, then the Shipper that `trackline sync` uses (in parts).
         os.environ.pop("TRACKLINE_SERVER", None)
         started = time.perf_counter()
         run, call = _log("bench-sync", source, "offline")
         run.finish()
         finished = time.perf_counter()
-        with Shipper(run.dir, url, ADMIN_KEY, live=False, budget=600) as shipper:
+        with (
+            _PeakRss(process.pid) as rss,
+            Shipper(run.dir, url, ADMIN_KEY, live=False, budget=600) as shipper,
+        ):
             while not shipper.pump(final=True):
                 time.sleep(0.01)
         shipped = time.perf_counter()
         _wait_complete(url, "admin/bench-sync/checkpoint:latest")
+        results.update(server_rss_base_mb=rss.base / MB, server_rss_peak_mb=rss.peak / MB)
+        log_line(
+            f"server RSS while receiving: {rss.base / MB:.0f} MB before, "
+            f"{rss.peak / MB:.0f} MB at most"
+        )
+
+        # the same in one PUT (parts only above 1 TB): the way before uploads in parts
+        _write_random(source, size)
+        os.environ["TRACKLINE_UPLOAD_PART_MB"] = str(1 << 20)
+        try:
+            run, _ = _log("bench-put", source, "offline")
+            run.finish()
+            put_started = time.perf_counter()
+            with (
+                _PeakRss(process.pid) as put_rss,
+                Shipper(run.dir, url, ADMIN_KEY, live=False, budget=600) as shipper,
+            ):
+                while not shipper.pump(final=True):
+                    time.sleep(0.01)
+            results["put_upload_s"] = time.perf_counter() - put_started
+            results["put_server_rss_peak_mb"] = put_rss.peak / MB
+        finally:
+            os.environ.pop("TRACKLINE_UPLOAD_PART_MB")
+        log_line(
+            f"one PUT: upload {results['put_upload_s']:.2f}s = "
+            f"{size / MB / results['put_upload_s']:.0f} MB/s, server RSS at most "
+            f"{put_rss.peak / MB:.0f} MB"
+        )
         results.update(
             sync_log_call_s=call,
             sync_finish_s=finished - started - call,

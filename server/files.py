@@ -106,7 +106,6 @@ class LocalStore:
                 while chunk := part.read(_CHUNK):
                     os.pwrite(fd, chunk, at)
                     at += len(chunk)
-            os.fsync(fd)
         finally:
             os.close(fd)
 
