@@ -34,6 +34,7 @@ from ._wandb import alert as alert
 from ._wandb import log_artifact as log_artifact
 from ._wandb import log_model as log_model
 from ._wandb import login as login
+from ._wandb import restore as restore
 from ._wandb import setup as setup
 from ._wandb import use_artifact as use_artifact
 from ._wandb import use_model as use_model
@@ -86,6 +87,7 @@ __all__ = [
     "login",
     "open_run",
     "save",
+    "restore",
     "setup",
     "unwatch",
     "use_artifact",

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ._errors import TracklineError
 from ._warn import warn_once
@@ -182,6 +182,42 @@ def use_model(name: str) -> str:
     """Download a model artifact version and return the local path of its files."""
     version = use_artifact(name, type="model")
     return str(version.download())
+
+
+def restore(
+    name: str,
+    run_path: str | None = None,
+    replace: bool = False,
+    root: str | os.PathLike[str] | None = None,
+) -> IO[str]:
+    """W&B's ``wandb.restore``: a file a run saved (``run.save``), from the server, opened.
+
+    ``run_path`` is ``entity/project/run_id`` (default: the current run, e.g. resumed);
+    ``root`` is where it goes (default: the current run's directory, else the working
+    directory). A file already there is kept unless ``replace``. A run without such a
+    file: ``ValueError``.
+    """
+    from ._api import current_run
+    from ._client import Api
+
+    run = current_run()
+    if run_path is None:
+        if run is None:
+            raise ValueError("restore() needs run_path='entity/project/run_id' or an active run")
+        run_path = run.id
+    folder = Path(root) if root is not None else Path(run.dir if run is not None else ".")
+    target = folder / name
+    if target.is_file() and not replace:
+        return open(target, encoding="utf-8")
+    with Api() as api:
+        found = api.run(run_path)
+        paths = {f["path"] for f in found.files()}
+        path = next((p for p in (f"files/{name}", name) if p in paths), None)
+        if path is None:
+            raise ValueError(f"run {run_path} has no file {name!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        found.download(path, target)
+    return open(target, encoding="utf-8")
 
 
 def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:

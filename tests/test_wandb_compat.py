@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trackline
+import trackline as wandb
+from _server import fixture_shared_server  # noqa: F401 - fixture
 
 SCRIPTS = Path(__file__).parent / "fixtures" / "wandb_scripts"
 pytest.importorskip("torch")
@@ -174,3 +177,30 @@ def test_html_object3d_and_molecule_are_stored_as_given(tmp_path: Path) -> None:
     assert (local.path / media["page"].items[0]["path"]).read_text() == page
     assert media["cloud"].items[0]["path"].endswith(".pts.json")
     assert (local.path / media["water"].items[0]["path"]).read_bytes() == pdb.read_bytes()
+
+
+def test_restore_brings_back_a_saved_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_server: Any
+) -> None:
+    """wandb.restore: a file a run saved, downloaded from the server into a new run's dir."""
+    from _server import ADMIN_KEY
+    from trackline._transport import Shipper
+
+    monkeypatch.setenv("TRACKLINE_AGENT", "0")
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    monkeypatch.setenv("TRACKLINE_SERVER", shared_server.url)
+    (tmp_path / "model.cfg").write_text("layers = 4\n")
+    first = wandb.init(project="restore", mode="offline")
+    first.save(str(tmp_path / "model.cfg"), policy="now")
+    first.finish()
+    with Shipper(first.dir, shared_server.url, ADMIN_KEY, live=False, budget=30) as shipper:
+        assert shipper.pump(final=True)
+    second = wandb.init(project="restore", mode="offline")
+    with wandb.restore("model.cfg", run_path=f"admin/restore/{first.id}") as restored:
+        assert restored.read() == "layers = 4\n"
+    assert Path(restored.name).parent == Path(second.dir)
+    with pytest.raises(ValueError, match=r"has no file 'nope\.cfg'"):
+        wandb.restore("nope.cfg", run_path=first.id)
+    second.finish()
+    with pytest.raises(ValueError, match="needs run_path"):
+        wandb.restore("model.cfg")
