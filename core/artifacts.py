@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from ._config import encodable
 from ._errors import TracklineError
@@ -127,8 +127,17 @@ class Artifact:
         self.references: dict[str, str] = {}
         self._scratch: Path | None = None  # files written by new_file() and add()
 
-    def add_file(self, path: str | os.PathLike[str], name: str | None = None) -> str:
-        """Add one file, as ``name`` (default: its file name); returns the name used."""
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        policy: Literal["mutable", "immutable"] = "mutable",
+    ) -> str:
+        """Add one file, as ``name`` (default: its file name); returns the name used.
+
+        ``policy`` is W&B's: either way the content is copied when the version is logged
+        (W&B's ``"mutable"``), so a later change to the file cannot change the version.
+        """
         source = Path(path)
         if source.is_dir():
             raise IsADirectoryError(f"{source} is a directory: use add_dir()")

@@ -54,6 +54,48 @@ def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
     assert [r["epoch"] for r in run.history() if "epoch" in r] == [0, 1, 2]  # WandbCallback
 
 
+def test_lightnings_own_wandb_logger_records_what_wandb_would(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    script = tmp_path / "lightning_wandb_logger.py"
+    script.write_text((SCRIPTS / script.name).read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    # WandbLogger passes dir="." (its save_dir): the run is in ./runs, as W&B's in ./wandb.
+    run = trackline.open_run(tmp_path / "runs" / run_id)
+    assert run.state == "finished" and run.project == "lightning-wandb"
+    assert run.config == {"lr": 0.01, "hidden": 8, "batch_size": 8}
+    rows = run.history()
+    train = [r for r in rows if "train/loss" in r]
+    # 8 batches per epoch, every 2nd step logged; Lightning's step counter as W&B's x axis
+    assert [r["trainer/global_step"] for r in train] == [1, 3, 5, 7, 9, 11, 13, 15]
+    val = [r for r in rows if "val/loss" in r]
+    assert [(r["epoch"], r["trainer/global_step"]) for r in val] == [(0, 7), (1, 15)]
+    assert {d.name: d.step_metric for d in run.define_metrics} == {
+        "trainer/global_step": None,
+        "*": "trainer/global_step",
+    }
+    models = run.artifacts()
+    assert [(a.name, a.artifact_type) for a in models] == [(f"model-{run_id}", "model")] * 2
+    assert set(models[-1].aliases) == {"latest", "best"}
+    # The stand-in's package metadata (what Lightning checks) exists in the command only.
+    probe = "import importlib.metadata as m; print(m.version('wandb'))"
+    outside = subprocess.run(
+        [sys.executable, "-c", probe], env=env_for(tmp_path), capture_output=True, text=True
+    )
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        assert outside.returncode != 0 and "PackageNotFoundError" in outside.stderr
+
+
 def test_wandb_means_trackline_only_inside_the_command(tmp_path: Path) -> None:
     probe = "import wandb, sys; print(wandb.__file__); print(wandb.init.__module__)"
     inside = subprocess.run(

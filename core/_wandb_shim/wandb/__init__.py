@@ -17,3 +17,19 @@ __version__ = "0.19.0"
 def __getattr__(name: str) -> Any:
     # run, config and summary are the current run's, looked up at each use (as in W&B).
     return getattr(_trackline, name)
+
+
+def require(*_requirements: Any, **_options: Any) -> None:
+    """W&B's feature switches (``wandb.require("service")``): nothing to switch here."""
+
+
+def termlog(message: str = "", **_options: Any) -> None:
+    print(f"wandb: {message}")
+
+
+def termwarn(message: str = "", **_options: Any) -> None:
+    print(f"wandb: WARNING {message}")
+
+
+def termerror(message: str = "", **_options: Any) -> None:
+    print(f"wandb: ERROR {message}")

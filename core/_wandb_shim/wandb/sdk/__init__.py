@@ -1,0 +1,1 @@
+"""``wandb.sdk``: the names libraries import from it (Lightning's ``WandbLogger``)."""
