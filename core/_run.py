@@ -677,6 +677,10 @@ class Run:
 
     # -- integrations --------------------------------------------------------------
 
+    def _label(self, **_labels: Any) -> None:
+        """W&B's private ``run._label(code=...)``, which its integrations call to say who
+        made the run: nothing to record here."""
+
     def watch(
         self,
         models: Any,

@@ -96,6 +96,36 @@ def test_lightnings_own_wandb_logger_records_what_wandb_would(tmp_path: Path) ->
         assert outside.returncode != 0 and "PackageNotFoundError" in outside.stderr
 
 
+def test_transformers_report_to_wandb_records_what_wandb_would(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    script = tmp_path / "hf_report_to_wandb.py"
+    script.write_text((SCRIPTS / script.name).read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run = trackline.open_run(tmp_path / "tl" / "runs" / run_id)
+    assert (run.state, run.project, run.name) == ("finished", "hf-wandb", "tiny-bert")
+    # W&B's HF callback: TrainingArguments and the model config flat, the parameter count
+    assert run.config["learning_rate"] == 0.001 and run.config["hidden_size"] == 32
+    assert run.config["model/num_parameters"] > 0
+    rows = run.history()
+    train = [r for r in rows if "train/loss" in r]
+    assert [r["train/global_step"] for r in train] == [2, 4, 6]
+    assert [r["train/global_step"] for r in rows if "eval/loss" in r] == [3, 6]
+    assert {d.name: d.step_metric for d in run.define_metrics} == {
+        "train/global_step": None,
+        "*": "train/global_step",
+    }
+    assert run.summary["train_loss"] > 0 and "total_flos" in run.summary
+
+
 def test_wandb_means_trackline_only_inside_the_command(tmp_path: Path) -> None:
     probe = "import wandb, sys; print(wandb.__file__); print(wandb.init.__module__)"
     inside = subprocess.run(
