@@ -12,6 +12,7 @@ if _typing.TYPE_CHECKING:
     from ._client import Api as Api
     from ._client import ApiError as ApiError
 
+from . import plot as plot
 from ._api import current_run as current_run
 from ._api import define_metric as define_metric
 from ._api import finish as finish
@@ -86,6 +87,7 @@ __all__ = [
     "log_model",
     "login",
     "open_run",
+    "plot",
     "restore",
     "save",
     "setup",

@@ -3,12 +3,15 @@
 // (api.TABLE_ROWS_PATH), and the Parquet file to download. Cells are text only.
 
 import { api, saveBlob } from "./api.js";
+import { customChart } from "./customchart.js";
 import { StepSlider } from "./stepslider.js";
 import { h, icon, ICONS, mount } from "./util/dom.js";
 import { fmtBytes, fmtNumber, fmtValue } from "./util/format.js";
 import { toast } from "./views/common.js";
 
 const PAGE = 100;
+// A chart draws at most this many of its table's rows.
+const CHART_ROWS = 20000;
 
 export class TablePanel {
   /** entries: [{step, items}] sorted by step; items are Table descriptions. */
@@ -76,9 +79,26 @@ export class TablePanel {
     const body = h("tbody");
     const scroller = h("div", { class: "table-scroll" }, h("table", { class: "table compact media-table" }, head, body));
     const note = h("p", { class: "muted small table-note" });
-    const box = h("div", { class: "table-item", dataset: { sha: item.sha256 || "" } }, meta, scroller, note);
+    // A chart logged with trackline.plot.*: drawn above its table.
+    const chart = item.chart ? h("div", { class: "chart-host" }, h("p", { class: "muted small", text: "Drawing the chart…" })) : null;
+    const box = h("div", { class: "table-item", dataset: { sha: item.sha256 || "" } }, chart, meta, scroller, note);
     this.loadRows(item, body, note, signal);
+    if (chart) this.loadChart(item, chart, signal);
     return box;
+  }
+
+  async loadChart(item, host, signal) {
+    try {
+      const rows = [];
+      let page;
+      do {
+        page = await api.tableRows(this.runId, item.sha256, { offset: rows.length, limit: 1000 }, signal);
+        rows.push(...(page.rows || []));
+      } while ((page.rows || []).length && rows.length < Math.min(page.total ?? 0, CHART_ROWS));
+      mount(host, customChart(item.chart, { columns: page.columns, rows }));
+    } catch (err) {
+      if (err.name !== "AbortError") mount(host, h("p", { class: "muted small", text: `Could not draw the chart: ${err.message}` }));
+    }
   }
 
   async loadRows(item, body, note, signal, offset = 0) {
