@@ -31,7 +31,9 @@ def test_exported_names_match_all() -> None:
         if not name.startswith("_") and not isinstance(getattr(trackline, name), types.ModuleType)
     } | {"__version__"}
     exported = set(trackline.__all__)
-    assert exported - {"watch", "unwatch", "Api", "ApiError"} <= public
+    # plot is a module (trackline.plot.line, as wandb.plot.line)
+    assert isinstance(trackline.plot, types.ModuleType)
+    assert exported - {"watch", "unwatch", "Api", "ApiError", "plot"} <= public
     assert public - exported == set()
 
 
