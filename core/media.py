@@ -36,7 +36,7 @@ import operator
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -296,14 +296,34 @@ class Image(Media):
     - a path (``str`` or ``os.PathLike``) to an image file: its bytes are read now.
     - another ``Image`` (its caption is replaced when ``caption`` is given).
 
+    Overlays as W&B takes them, drawn on the image in the dashboard with a toggle per class:
+
+    - ``masks={"predictions": {"mask_data": array, "class_labels": {0: "bg", 1: "cat"}}}``:
+      a 2-D array of class ids (0-255) the image's size, stored as a PNG of its own;
+    - ``boxes={"truth": {"box_data": [{"position": {"minX", "maxX", "minY", "maxY"}
+      (or {"middle": [x, y], "width", "height"}), "class_id": 1, "box_caption": "cat",
+      "scores": {"iou": 0.8}, "domain": "pixel"}], "class_labels": {1: "cat"}}}``:
+      positions in pixels with ``"domain": "pixel"``, else as fractions of the image.
+
     The item description: ``path``, ``sha256``, ``size``, ``width``, ``height``,
-    ``channels``, ``format`` and ``caption``.
+    ``channels``, ``format``, ``caption``; with overlays ``masks`` (per name: the mask
+    file's ``path``, ``sha256``, ``class_labels``) and ``boxes`` (per name, as given).
     """
 
     kind = "image"
 
-    def __init__(self, data: Any, caption: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        caption: str | None = None,
+        masks: Mapping[str, Any] | None = None,
+        boxes: Mapping[str, Any] | None = None,
+        classes: Any = None,
+        **_wandb: Any,
+    ) -> None:
         self.caption = None if caption is None else str(caption)
+        self._masks = _masks(masks)
+        self._boxes = _boxes(boxes)
         self._pixels: Array | None = None
         self._encoded: bytes | None = None
         self.format = "png"
@@ -313,6 +333,8 @@ class Image(Media):
             self.width, self.height, self.channels = data.width, data.height, data.channels
             if caption is None:
                 self.caption = data.caption
+            self._masks = self._masks or data._masks
+            self._boxes = self._boxes or data._boxes
         elif _mro_has(data, "matplotlib.figure", "Figure"):
             self._from_figure(data)
         elif _mro_has(data, "PIL.Image", "Image"):
@@ -397,7 +419,7 @@ class Image(Media):
         return buffer.getvalue()
 
     def write(self, media_dir: Path) -> dict[str, Any]:
-        """Encode (PNG) and store the image; its description."""
+        """Encode (PNG) and store the image (and its masks); its description."""
         item = _store(media_dir, self._file_bytes(), self.format)
         item.update(
             width=self.width,
@@ -406,10 +428,82 @@ class Image(Media):
             format=self.format,
             caption=self.caption,
         )
+        if self._masks:
+            import PIL.Image
+
+            item["masks"] = {}
+            files = []
+            for name, (mask, labels) in self._masks.items():
+                buffer = io.BytesIO()
+                PIL.Image.fromarray(mask).save(buffer, format="PNG")
+                stored = _store(media_dir, buffer.getvalue(), "png")
+                item["masks"][name] = {**stored, "class_labels": labels}
+                files.append(stored)
+            item["files"] = files  # uploaded with the image
+        if self._boxes:
+            item["boxes"] = self._boxes
         return item
 
     def __repr__(self) -> str:
         return f"<trackline.Image {self.width}x{self.height}x{self.channels} {self.format}>"
+
+
+def _labels(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"Image: {what} class_labels must be a dict of class id -> name")
+    return {str(int(k)): str(v) for k, v in value.items()}
+
+
+def _masks(masks: Mapping[str, Any] | None) -> dict[str, tuple[Any, dict[str, str]]]:
+    """Each mask as (a private uint8 array of class ids, its class labels)."""
+    import numpy as np
+
+    out: dict[str, tuple[Any, dict[str, str]]] = {}
+    for name, mask in (masks or {}).items():
+        if not isinstance(mask, Mapping) or "mask_data" not in mask:
+            raise TypeError(f"Image: masks[{name!r}] needs 'mask_data' (a 2-D array of class ids)")
+        array, _owned = _as_array(mask["mask_data"], "Image mask")
+        if array.ndim != 2:
+            raise ValueError(f"Image: masks[{name!r}] must be 2-D, not {_shape_text(array.shape)}")
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(f"Image: masks[{name!r}] class ids must be 0 to 255")
+        out[str(name)] = (
+            np.ascontiguousarray(array, dtype=np.uint8),
+            _labels(mask.get("class_labels"), f"masks[{name!r}]"),
+        )
+    return out
+
+
+_BOX_KEYS = ("position", "class_id", "box_caption", "scores", "domain")
+
+
+def _boxes(boxes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Boxes as plain JSON: positions as numbers, the rest as given (W&B's layout)."""
+    out: dict[str, Any] = {}
+    for name, group in (boxes or {}).items():
+        if not isinstance(group, Mapping) or "box_data" not in group:
+            raise TypeError(f"Image: boxes[{name!r}] needs 'box_data' (a list of boxes)")
+        data = []
+        for box in group["box_data"]:
+            position = box.get("position") if isinstance(box, Mapping) else None
+            if not isinstance(position, Mapping):
+                raise TypeError(f"Image: each box of boxes[{name!r}] needs a 'position' dict")
+            clean = {k: box[k] for k in _BOX_KEYS if k in box}
+            clean["position"] = {
+                k: [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v)
+                for k, v in position.items()
+            }
+            clean["class_id"] = int(box.get("class_id", 0))
+            if "scores" in box:
+                clean["scores"] = {str(k): float(v) for k, v in box["scores"].items()}
+            data.append(clean)
+        out[str(name)] = {
+            "box_data": data,
+            "class_labels": _labels(group.get("class_labels"), f"boxes[{name!r}]"),
+        }
+    return out
 
 
 # -- histograms ------------------------------------------------------------------------------

@@ -132,3 +132,81 @@ def test_charts_are_drawn_on_the_run_page(browser: Any, charted: tuple[ServerPro
         page.check_clean()
     finally:
         page.close()
+
+
+@pytestmark_browser
+@pytest.mark.slow
+def test_image_masks_and_boxes_are_drawn_with_class_toggles(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("TRACKLINE_AGENT", "0")
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    server = ServerProcess(tmp_path / "server").start()
+    try:
+        image = np.zeros((40, 60, 3), np.uint8)
+        mask = np.zeros((40, 60), np.uint8)
+        mask[10:30, 10:30] = 1  # a "cat" square on the left
+        mask[:, 45:] = 2  # "sky" on the right
+        boxes = [
+            {
+                "position": {"minX": 0.1, "maxX": 0.5, "minY": 0.25, "maxY": 0.75},
+                "class_id": 1,
+                "box_caption": "cat",
+                "scores": {"conf": 0.9},
+            },
+            {
+                "position": {"middle": [50, 20], "width": 10, "height": 10},
+                "domain": "pixel",
+                "class_id": 2,
+            },
+        ]
+        run = trackline.init(project="seg", mode="offline")
+        run.log(
+            {
+                "seg": trackline.Image(
+                    image,
+                    masks={
+                        "pred": {"mask_data": mask, "class_labels": {0: "bg", 1: "cat", 2: "sky"}}
+                    },
+                    boxes={"truth": {"box_data": boxes, "class_labels": {1: "cat", 2: "sky"}}},
+                )
+            }
+        )
+        run.finish()
+        with pytest.raises(ValueError, match="0 to 255"):
+            trackline.Image(image, masks={"m": {"mask_data": np.full((40, 60), 300)}})
+        with pytest.raises(TypeError, match="needs 'box_data'"):
+            trackline.Image(image, boxes={"b": {"boxes": []}})
+        shipper = Shipper(run.dir, server.url, budget=30, live=False)
+        deadline = time.monotonic() + 60
+        while not shipper.pump(final=True) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shipper.close()
+        page = Page(browser, server.url)
+        try:
+            p = page.goto(f"/p/admin/seg/r/{run.id}?tab=Media")
+            item = p.locator('.media-panel[data-key="seg"] .media-item')
+            expect(item.locator(".overlay-box")).to_have_count(2)
+            p.wait_for_function(
+                "() => document.querySelector('.media-panel[data-key=\"seg\"]').dataset.loaded === 'true'"
+            )
+
+            def mask_pixel(x: int, y: int) -> list[int]:
+                return p.evaluate(
+                    f"""() => Array.from(document.querySelector('.overlay-mask')
+                        .getContext('2d').getImageData({x}, {y}, 1, 1).data)"""
+                )
+
+            assert mask_pixel(20, 20)[3] > 0 and mask_pixel(55, 5)[3] > 0  # cat, sky drawn
+            page.shot("image-overlays")
+            item.get_by_label("pred: cat").uncheck()
+            assert mask_pixel(20, 20)[3] == 0 and mask_pixel(55, 5)[3] > 0
+            item.get_by_label("truth: sky").uncheck()
+            expect(item.locator(".overlay-box")).to_have_count(1)
+            page.check_clean()
+        finally:
+            page.close()
+    finally:
+        server.stop()

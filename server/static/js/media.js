@@ -6,6 +6,7 @@
 
 import { api, saveBlob } from "./api.js";
 import { HistogramPanel } from "./histograms.js";
+import { imageOverlay } from "./overlays.js";
 import { StepSlider } from "./stepslider.js";
 import { TablePanel } from "./tableview.js";
 import { h, icon, ICONS, mount } from "./util/dom.js";
@@ -301,9 +302,12 @@ class ItemsPanel {
     const media = video
       ? h("video", { class: "media-img", muted: true, loop: true, autoplay: true, playsInline: true, controls: true, attrs: { width, height } })
       : h("img", { class: ["media-img", width > (item.width || width) && "pixelated"], alt: item.caption || this.key, attrs: { width, height }, decoding: "async" });
+    // Masks and boxes (trackline.Image(masks=, boxes=)) over the image, toggled per class.
+    const overlay = !video && (item.masks || item.boxes) ? imageOverlay(item, (file) => this.owner.blobs.get(file)) : null;
+    const shown = overlay ? h("span", { class: "overlay-wrap", style: { width: `${width}px`, height: `${height}px` } }, media, overlay.layer) : media;
     const frame = video
       ? h("div", { class: "media-thumb" }, media)
-      : h("button", { class: "media-thumb", type: "button", title: "Enlarge", on: { click: () => this.owner.lightbox.open(this.key, step, items, index) } }, media);
+      : h("button", { class: "media-thumb", type: "button", title: "Enlarge", on: { click: () => this.owner.lightbox.open(this.key, step, items, index) } }, shown);
     const ready = this.owner.blobs.get(item).then(
       (url) => {
         media.src = url;
@@ -312,7 +316,8 @@ class ItemsPanel {
       (err) => frame.replaceChildren(h("span", { class: "media-missing", text: err.status === 404 ? "not uploaded yet" : "could not load" })),
     );
     const extra = this.kind === "video" ? [item.frames ? `${item.frames} frames` : "", item.fps ? `${fmtNumber(item.fps)} fps` : ""].filter(Boolean).join(" · ") : "";
-    return [h("figure", { class: "media-item" }, frame, caption(item.caption), extra ? h("figcaption", { class: "media-meta", text: extra }) : null), ready];
+    const all = overlay ? Promise.all([ready, overlay.ready.catch(() => null)]) : ready;
+    return [h("figure", { class: "media-item" }, frame, caption(item.caption), extra ? h("figcaption", { class: "media-meta", text: extra }) : null, overlay ? overlay.legend : null), all];
   }
 
   audio(item) {
