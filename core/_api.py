@@ -126,6 +126,10 @@ def init(
         resumed_from=previous,
     )
     _current = run
+    if wandb_options.get("sync_tensorboard"):
+        from . import _tensorboard_sync
+
+        _tensorboard_sync.start(run)
     if save_code:
         main = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
         if main is not None and main.is_file():

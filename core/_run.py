@@ -214,6 +214,8 @@ class Run:
             state = "finished" if not exit_code else "failed"
         self._state = state
         _hooks.unregister(self)
+        if "trackline._tensorboard_sync" in sys.modules:  # init(sync_tensorboard=True)
+            sys.modules["trackline._tensorboard_sync"].stop()
         if self._api is not None:
             self._api.close()
         if self._inert is not None and self._inert != "disabled":

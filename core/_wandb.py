@@ -16,6 +16,9 @@ from typing import IO, Any
 from ._errors import TracklineError
 from ._warn import warn_once
 
+#: ``init`` keywords of W&B that ``init`` acts on itself (see ``_api.init``).
+HONOURED_INIT_OPTIONS = frozenset({"sync_tensorboard"})
+
 #: ``init`` keywords of W&B that trackline accepts without acting on them.
 IGNORED_INIT_OPTIONS = (
     "anonymous",
@@ -109,7 +112,9 @@ def init_options(
     unknown = sorted(set(ignored) - set(IGNORED_INIT_OPTIONS))
     if unknown:
         raise TypeError(f"init() got unexpected keyword arguments: {', '.join(unknown)}")
-    noted = sorted(k for k, v in ignored.items() if v not in (None, False))
+    noted = sorted(
+        k for k, v in ignored.items() if v not in (None, False) and k not in HONOURED_INIT_OPTIONS
+    )
     if noted:
         warn_once(
             "wandb-init:" + ",".join(noted),

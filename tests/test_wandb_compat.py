@@ -204,3 +204,32 @@ def test_restore_brings_back_a_saved_file(
     second.finish()
     with pytest.raises(ValueError, match="needs run_path"):
         wandb.restore("model.cfg")
+
+
+def test_sync_tensorboard_mirrors_the_summary_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    monkeypatch.setenv("TRACKLINE_AGENT", "0")
+    run = wandb.init(project="tb-sync", mode="offline", sync_tensorboard=True)
+    writer = SummaryWriter(str(tmp_path / "events"))
+    for step in range(3):
+        writer.add_scalar("train/loss", torch.tensor(1.0 / (step + 1)), step)
+        writer.add_scalars("lr", {"a": 0.1, "b": 0.2}, global_step=step)
+    writer.add_histogram("weights", torch.arange(10.0), 2)
+    writer.close()
+    run.finish()
+    assert not hasattr(SummaryWriter.add_scalar, "__wrapped__")  # the patch ends with the run
+    recorded = trackline.open_run(run.dir)
+    rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in recorded.history()]
+    assert rows[:2] == [
+        {"train/loss": 1.0, "global_step": 0},
+        {"lr/a": 0.1, "lr/b": 0.2, "global_step": 0},
+    ]
+    assert [r["global_step"] for r in rows if "train/loss" in r] == [0, 1, 2]
+    assert recorded.media("weights")[0].kind == "histogram"
+    assert {d.name: d.step_metric for d in recorded.define_metrics} == {"*": "global_step"}
+    assert list((tmp_path / "events").glob("events.out.tfevents.*"))  # still written
