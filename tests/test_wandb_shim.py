@@ -126,6 +126,32 @@ def test_transformers_report_to_wandb_records_what_wandb_would(tmp_path: Path) -
     assert run.summary["train_loss"] > 0 and "total_flos" in run.summary
 
 
+def test_wandbs_fabric_logger_records_what_wandb_would(tmp_path: Path) -> None:
+    pytest.importorskip("lightning")
+    script = tmp_path / "fabric_wandb_logger.py"
+    script.write_text((SCRIPTS / script.name).read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run = trackline.open_run(tmp_path / "runs" / run_id)  # save_dir "." as W&B's
+    assert (run.state, run.project) == ("finished", "fabric-wandb")
+    assert run.config == {"lr": 0.05, "batch_size": 16}
+    rows = run.history()
+    assert [r["trainer/global_step"] for r in rows] == list(range(10))
+    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+    assert {d.name: d.step_metric for d in run.define_metrics} == {
+        "trainer/global_step": None,
+        "*": "trainer/global_step",
+    }
+
+
 def test_wandb_means_trackline_only_inside_the_command(tmp_path: Path) -> None:
     probe = "import wandb, sys; print(wandb.__file__); print(wandb.init.__module__)"
     inside = subprocess.run(

@@ -1,0 +1,1 @@
+"""``wandb.integration.lightning``: W&B's own Lightning integrations (see ``fabric``)."""
