@@ -57,7 +57,8 @@ class WandbLogger(Logger):
 
     @property
     def version(self) -> str | None:
-        return self._experiment.id if self._experiment is not None else self._wandb_init.get("id")
+        found = self._experiment.id if self._experiment is not None else self._wandb_init.get("id")
+        return None if found is None else str(found)
 
     @property
     def root_dir(self) -> str | None:
