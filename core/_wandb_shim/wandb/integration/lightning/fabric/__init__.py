@@ -53,7 +53,8 @@ class WandbLogger(Logger):
 
     @property
     def name(self) -> str | None:
-        return self._wandb_init.get("project")
+        project = self._wandb_init.get("project")
+        return None if project is None else str(project)
 
     @property
     def version(self) -> str | None:
@@ -62,7 +63,7 @@ class WandbLogger(Logger):
 
     @property
     def root_dir(self) -> str | None:
-        return self._save_dir
+        return None if self._save_dir is None else str(self._save_dir)
 
     @property
     @rank_zero_experiment
