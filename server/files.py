@@ -7,10 +7,11 @@ so nothing a client sends can point outside the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -106,6 +107,27 @@ class LocalStore:
                 while chunk := part.read(_CHUNK):
                     os.pwrite(fd, chunk, at)
                     at += len(chunk)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def part_writer(self, upload: str, offset: int) -> Iterator[Callable[[bytes], None]]:
+        """Write a part's bytes straight into place as they arrive (no copy of a copy)."""
+        target = self._upload_file(upload)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+        at = offset
+
+        def write(chunk: bytes) -> None:
+            nonlocal at
+            view = memoryview(chunk)
+            while view:
+                done = os.pwrite(fd, view, at)
+                at += done
+                view = view[done:]
+
+        try:
+            yield write
         finally:
             os.close(fd)
 

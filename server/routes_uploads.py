@@ -14,9 +14,11 @@ of a server loses at most the parts in flight. An upload with no part for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -210,24 +212,30 @@ async def put_part(
     if number >= parts:
         raise ApiError(400, f"upload {upload} has parts 0 to {parts - 1}")
     expected = min(row.part_size, row.size - number * row.part_size)
+    offset = number * row.part_size
+    # Until it is checked, the part counts as missing (a bad copy sent again must not pass
+    # for the good one it overwrites).
+    await run_in_threadpool(_unrecord, ctx, upload, number)
+    direct = getattr(ctx.store, "part_writer", None)
     temp = ctx.store.temp_dir() / f"part-{upload}-{number}-{secrets.token_hex(4)}"
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(temp, "wb") as file:
+        with direct(upload, offset) if direct else _temp_writer(temp) as write:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > expected:
                     raise ApiError(413, f"part {number} has {expected} bytes", limit=expected)
                 digest.update(chunk)
-                file.write(chunk)
+                write(chunk)
         if size != expected:
             raise ApiError(400, f"part {number} has {expected} bytes, not {size}")
         if digest.hexdigest() != part_sha256:
             raise ApiError(
                 400, f"part {number} does not match its sha256", actual=digest.hexdigest()
             )
-        await run_in_threadpool(ctx.store.write_part, upload, number, number * row.part_size, temp)
+        if not direct:
+            await run_in_threadpool(ctx.store.write_part, upload, number, offset, temp)
     finally:
         temp.unlink(missing_ok=True)
 
@@ -321,3 +329,22 @@ def _sha256_of(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _unrecord(ctx: Context, upload: str, number: int) -> None:
+    with ctx.db.write() as conn:
+        conn.execute(
+            upload_parts.delete().where(
+                upload_parts.c.upload_id == upload, upload_parts.c.number == number
+            )
+        )
+
+
+@contextlib.contextmanager
+def _temp_writer(path: Path) -> Iterator[Callable[[bytes], None]]:
+    with open(path, "wb") as file:
+
+        def write(chunk: bytes) -> None:
+            file.write(chunk)
+
+        yield write
