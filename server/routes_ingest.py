@@ -186,17 +186,8 @@ async def put_blob(
             entity = possession.run_entity(conn, row.project_id, row.creator_id)
         known = conn.execute(sa.select(blobs.c.size).where(blobs.c.sha256 == sha256)).first()
         again = bool(possession.held(conn, user.id, [sha256]))
-    limit = ctx.config.max_blob
-    if ctx.config.quota_bytes is not None:
-        with ctx.db.read() as conn:
-            size_named = ingest.declared_size(conn, sha256, user)
-        if size_named is None:
-            raise ApiError(
-                507,
-                "under the server's storage quota only content that a run of yours names "
-                "is stored: log the record naming it first",
-            )
-        limit = min(limit, size_named)
+    with ctx.db.read() as conn:
+        limit = blob_limit(ctx, conn, sha256, user)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)
@@ -223,6 +214,22 @@ async def put_blob(
     finally:
         temp.unlink(missing_ok=True)
     return Json(wt.Blob(sha256=sha256, size=size, stored=not again))
+
+
+def blob_limit(ctx: Any, conn: sa.Connection, sha256: str, user: Any) -> int:
+    """The most bytes the caller may upload as ``sha256``: the server's limit, or under a
+    storage quota the size a run of the caller declared for it (none declared: 507)."""
+    limit = int(ctx.config.max_blob)
+    if ctx.config.quota_bytes is None:
+        return limit
+    size_named = ingest.declared_size(conn, sha256, user)
+    if size_named is None:
+        raise ApiError(
+            507,
+            "under the server's storage quota only content that a run of yours names "
+            "is stored: log the record naming it first",
+        )
+    return min(limit, size_named)
 
 
 class _Discard:

@@ -30,11 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, ingest, possession
+from . import auth, possession
 from .deps import ApiError, Context, Ctx, User
 from .limits import INGEST
 from .openapi import ERRORS, answers, errors
-from .routes_ingest import Sha256, _raw_body, _store_blob, _writable_run
+from .routes_ingest import Sha256, _raw_body, _store_blob, _writable_run, blob_limit
 from .schema import blobs, upload_parts, uploads
 from .wire import Json
 
@@ -131,16 +131,7 @@ async def start_upload(
             if run is not None:
                 row = _writable_run(conn, run, user)
                 entity = possession.run_entity(conn, row.project_id, row.creator_id)
-            limit = ctx.config.max_blob
-            if ctx.config.quota_bytes is not None:
-                named = ingest.declared_size(conn, sha256, user)
-                if named is None:
-                    raise ApiError(
-                        507,
-                        "under the server's storage quota only content that a run of yours "
-                        "names is stored: log the record naming it first",
-                    )
-                limit = min(limit, named)
+            limit = blob_limit(ctx, conn, sha256, user)
             if body.size > limit:
                 raise ApiError(413, f"file larger than the limit of {limit} bytes", limit=limit)
             same_entity = (

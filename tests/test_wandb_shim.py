@@ -20,10 +20,10 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
-    pytest.importorskip("keras")
-    script = tmp_path / "keras_metrics_logger.py"
-    script.write_text((SCRIPTS / script.name).read_text())
+def run_script(tmp_path: Path, name: str) -> str:
+    """Run fixture script ``name`` through `trackline wandb --`; the run id it prints."""
+    script = tmp_path / name
+    script.write_text((SCRIPTS / name).read_text())
     done = subprocess.run(
         [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
         cwd=tmp_path,
@@ -33,7 +33,12 @@ def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    return done.stdout.split("RUN ")[-1].split()[0]
+
+
+def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    run_id = run_script(tmp_path, "keras_metrics_logger.py")
     run = trackline.open_run(tmp_path / "tl" / "runs" / run_id)
     assert run.state == "finished" and run.project == "keras-wandb"
     assert run.config == {"epochs": 3, "batch_size": 16, "units": 8}
@@ -56,18 +61,7 @@ def test_an_unmodified_keras_script_records_wandbs_keys(tmp_path: Path) -> None:
 
 def test_lightnings_own_wandb_logger_records_what_wandb_would(tmp_path: Path) -> None:
     pytest.importorskip("lightning")
-    script = tmp_path / "lightning_wandb_logger.py"
-    script.write_text((SCRIPTS / script.name).read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run_id = run_script(tmp_path, "lightning_wandb_logger.py")
     # WandbLogger passes dir="." (its save_dir): the run is in ./runs, as W&B's in ./wandb.
     run = trackline.open_run(tmp_path / "runs" / run_id)
     assert run.state == "finished" and run.project == "lightning-wandb"
@@ -98,18 +92,7 @@ def test_lightnings_own_wandb_logger_records_what_wandb_would(tmp_path: Path) ->
 
 def test_transformers_report_to_wandb_records_what_wandb_would(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    script = tmp_path / "hf_report_to_wandb.py"
-    script.write_text((SCRIPTS / script.name).read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run_id = run_script(tmp_path, "hf_report_to_wandb.py")
     run = trackline.open_run(tmp_path / "tl" / "runs" / run_id)
     assert (run.state, run.project, run.name) == ("finished", "hf-wandb", "tiny-bert")
     # W&B's HF callback: TrainingArguments and the model config flat, the parameter count
@@ -128,18 +111,7 @@ def test_transformers_report_to_wandb_records_what_wandb_would(tmp_path: Path) -
 
 def test_wandbs_fabric_logger_records_what_wandb_would(tmp_path: Path) -> None:
     pytest.importorskip("lightning")
-    script = tmp_path / "fabric_wandb_logger.py"
-    script.write_text((SCRIPTS / script.name).read_text())
-    done = subprocess.run(
-        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run_id = done.stdout.split("RUN ")[-1].split()[0]
+    run_id = run_script(tmp_path, "fabric_wandb_logger.py")
     run = trackline.open_run(tmp_path / "runs" / run_id)  # save_dir "." as W&B's
     assert (run.state, run.project) == ("finished", "fabric-wandb")
     assert run.config == {"lr": 0.05, "batch_size": 16}
