@@ -357,3 +357,29 @@ def test_media_panels_through_a_share_link(
         stranger.check_clean()
     finally:
         stranger.close()
+
+
+def test_readers_who_may_not_write_see_no_edit(
+    browser: Any, page: Page, lab: tuple[ServerProcess, list[str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, ids = lab
+    _report(server, ids, "readonly")
+    with server.client() as admin:
+        admin.patch("/projects/admin/lab", json={"public": True}).raise_for_status()
+    reader = Page(browser, server.url, key=None)
+    try:
+        r = reader.goto("/p/admin/lab/reports/readonly")
+        expect(r.locator(".report-title")).to_contain_text("Shared")
+        expect(r.get_by_role("button", name="Versions")).to_be_visible()
+        expect(r.get_by_role("link", name="Edit")).to_have_count(0)
+        expect(r.get_by_role("button", name="Share")).to_have_count(0)
+        reader.errors = [e for e in reader.errors if "401" not in e]  # the viewer check
+        reader.check_clean()
+    finally:
+        reader.close()
+        with server.client() as admin:
+            admin.patch("/projects/admin/lab", json={"public": False}).raise_for_status()
+    p = page.goto("/p/admin/lab/reports/readonly")  # the owner does
+    expect(p.get_by_role("link", name="Edit")).to_be_visible()

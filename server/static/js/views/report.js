@@ -121,6 +121,10 @@ class ReportPage {
     if (this.destroyed) return;
     const report = this.data.report;
     this.project = report.project;
+    // Only those who may change the report see what changes it (the server checks anyway).
+    const viewer = this.route.shared ? null : await api.viewer().catch(() => null);
+    const owner = report.project.split("/")[0];
+    this.canWrite = !!viewer && (viewer.admin || viewer.name === owner || (viewer.teams || []).includes(owner));
     this.source = report.body;
     this.title = report.title;
     this.version = report.version;
@@ -239,11 +243,9 @@ class ReportPage {
     );
     const actions = h("div", { class: "report-actions screen-only" });
     if (!route.shared) {
-      if (!route.version) actions.append(h("a", { class: "btn small primary", href: links.editReport(project, report.slug), text: "Edit" }));
-      actions.append(
-        h("button", { class: "btn small", type: "button", text: "Versions", on: { click: () => this.toggleSide("versions") } }),
-        h("button", { class: "btn small", type: "button", text: "Share", on: { click: () => this.toggleSide("share") } }),
-      );
+      if (!route.version && this.canWrite) actions.append(h("a", { class: "btn small primary", href: links.editReport(project, report.slug), text: "Edit" }));
+      actions.append(h("button", { class: "btn small", type: "button", text: "Versions", on: { click: () => this.toggleSide("versions") } }));
+      if (this.canWrite) actions.append(h("button", { class: "btn small", type: "button", text: "Share", on: { click: () => this.toggleSide("share") } }));
     }
     actions.append(
       h("button", { class: "btn small", type: "button", text: "Download HTML", on: { click: () => this.exportHtml() } }),
@@ -256,7 +258,7 @@ class ReportPage {
           h("span", { text: `You are reading version ${route.version}. ` }),
           h("a", { href: links.report(project, report.slug), text: "Latest version" }),
           " · ",
-          h("button", { class: "btn small", type: "button", text: "Restore this version", on: { click: () => this.restore(route.version) } }),
+          this.canWrite ? h("button", { class: "btn small", type: "button", text: "Restore this version", on: { click: () => this.restore(route.version) } }) : null,
         )
       : null;
     this.side = h("aside", { class: "report-side screen-only", hidden: true });
@@ -302,7 +304,7 @@ class ReportPage {
         box,
         h("a", { href: links.report(project, slug, v.version === this.data.report.version && !this.route.version ? null : v.version), text: `v${v.version}` }),
         h("span", { class: "muted small", text: ` ${v.author} · ${fmtDate(v.created_at)}` }),
-        v.version !== versions[0].version ? h("button", { class: "btn small version-restore", type: "button", text: "Restore", on: { click: () => this.restore(v.version) } }) : h("span", { class: "muted small", text: " (latest)" }),
+        v.version === versions[0].version ? h("span", { class: "muted small", text: " (latest)" }) : this.canWrite ? h("button", { class: "btn small version-restore", type: "button", text: "Restore", on: { click: () => this.restore(v.version) } }) : null,
       );
     });
     this.diffHost = h("div", { class: "version-diff" });
