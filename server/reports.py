@@ -8,7 +8,6 @@ HTML export alike: a share link grants exactly this answer and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from trackline import _report_format as rf
 
-from . import history, possession, query, tables
+from . import auth, history, possession, query, tables
 from .blockcache import BlockCache
 from .files import FileStore
 from .runstate import unpack
@@ -254,10 +253,6 @@ def delete(conn: sa.Connection, report_id: int) -> None:
 # -- share links -----------------------------------------------------------------------
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def share(
     conn: sa.Connection, report_id: int, author: int, expires_at: float | None
 ) -> dict[str, Any]:
@@ -267,7 +262,7 @@ def share(
         report_shares.insert()
         .values(
             report_id=report_id,
-            token_hash=_hash(token),
+            token_hash=auth.hash_key(token),
             prefix=token[: len(SHARE_PREFIX) + 4],
             created_by=author,
             created_at=now,
@@ -320,7 +315,7 @@ def shared_report(conn: sa.Connection, token: str) -> Any:
     row = conn.execute(
         sa.select(
             report_shares.c.report_id, report_shares.c.expires_at, report_shares.c.revoked_at
-        ).where(report_shares.c.token_hash == _hash(token))
+        ).where(report_shares.c.token_hash == auth.hash_key(token))
     ).first()
     if row is None or row.revoked_at is not None:
         return None

@@ -50,6 +50,23 @@ def _project(conn: sa.Connection, entity: str, name: str, user: auth.User | None
     return row
 
 
+def writable_project(
+    conn: sa.Connection, entity: str, name: str, user: auth.User | None, doing: str
+) -> Any:
+    """The project, if the caller may write it: one it may not read answers as a missing
+    one (``_project``), one it may only read is 403 ("<user> may not <doing> of ...")."""
+    row = _project(conn, entity, name, user)
+    require_write(row, user, f"{entity}/{name}", doing)
+    return row
+
+
+def require_write(project: Any, user: auth.User | None, path: str, doing: str) -> None:
+    """403 ("<user> may not <doing> of <path>") unless the caller may write ``project``."""
+    if user is None or not user.can_write(project.entity_id):
+        who = user.name if user else "an anonymous caller"
+        raise ApiError(403, f"{who} may not {doing} of {path}")
+
+
 def load_run(
     conn: sa.Connection,
     run_id: str,

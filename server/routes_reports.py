@@ -23,7 +23,14 @@ from . import auth, ingest, reports
 from .deps import ApiError, Context, Ctx, MaybeUser, User
 from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
-from .routes_query import Entity, ProjectName, _project, file_response
+from .routes_query import (
+    Entity,
+    ProjectName,
+    _project,
+    file_response,
+    require_write,
+    writable_project,
+)
 from .wire import Json
 
 router = APIRouter(prefix="/api/v1", tags=["reports"], responses=errors(*ERRORS))
@@ -70,14 +77,8 @@ def _report(
     if found is None:
         raise ApiError(404, f"no report {entity}/{project}/{slug}")
     if write:
-        _may_write(row, user, entity, project)
+        require_write(row, user, f"{entity}/{project}", "change reports")
     return row, found
-
-
-def _may_write(row: Any, user: auth.User | None, entity: str, project: str) -> None:
-    if user is None or not user.can_write(row.entity_id):
-        name = user.name if user else "an anonymous caller"
-        raise ApiError(403, f"{name} may not change reports of {entity}/{project}")
 
 
 @router.get(
@@ -106,8 +107,7 @@ def create_report(
     _checked(body.body)
     path = f"{entity}/{project}"
     with ctx.db.write() as conn:
-        row = _project(conn, entity, project, user)
-        _may_write(row, user, entity, project)
+        row = writable_project(conn, entity, project, user, "change reports")
         slug = body.slug or reports.free_slug(conn, row.id, body.title)
         if reports.find(conn, row.id, slug) is not None:
             raise ApiError(409, f"{path} already has a report {slug!r}")

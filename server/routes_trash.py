@@ -8,7 +8,7 @@ purges it (at start, hourly, and whenever the trash is used).
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter
@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, query, trash
-from .deps import ApiError, Ctx, User
+from . import query, trash
+from .deps import Ctx, User
 from .openapi import ERRORS, answers, errors
-from .routes_query import Entity, ProjectName, RunId, _project, load_run
+from .routes_query import Entity, ProjectName, RunId, load_run, writable_project
 from .schema import entities, runs
 from .wire import Json
 
@@ -30,13 +30,6 @@ MAX_AT_ONCE = 1000
 
 class RunIds(BaseModel):
     runs: list[Annotated[str, Field(pattern=RUN_ID)]] = Field(min_length=1, max_length=MAX_AT_ONCE)
-
-
-def _writable_project(conn: sa.Connection, entity: str, project: str, user: auth.User) -> Any:
-    row = _project(conn, entity, project, user)
-    if not user.can_write(row.entity_id):
-        raise ApiError(403, f"{user.name} may not delete runs of {entity}/{project}")
-    return row
 
 
 @router.delete(
@@ -63,7 +56,7 @@ def delete_runs(entity: Entity, project: ProjectName, body: RunIds, ctx: Ctx, us
     """Runs of the project among ``runs`` (others, and runs already in the trash, are left)."""
     with ctx.db.write() as conn:
         trash.purge(conn)
-        row = _writable_project(conn, entity, project, user)
+        row = writable_project(conn, entity, project, user, "delete runs")
         found = conn.execute(
             sa.select(runs.c.id, runs.c.run_id).where(
                 runs.c.project_id == row.id,
@@ -84,7 +77,7 @@ def delete_runs(entity: Entity, project: ProjectName, body: RunIds, ctx: Ctx, us
 def list_trash(entity: Entity, project: ProjectName, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         trash.purge(conn)
-        row = _writable_project(conn, entity, project, user)
+        row = writable_project(conn, entity, project, user, "delete runs")
         found = trash.trashed(conn, row.id)
         names = dict(
             conn.execute(
