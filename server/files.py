@@ -98,17 +98,9 @@ class LocalStore:
         return self.root / "uploads" / _upload_name(upload)
 
     def write_part(self, upload: str, number: int, offset: int, source: Path) -> None:
-        target = self._upload_file(upload)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            with open(source, "rb") as part:
-                at = offset
-                while chunk := part.read(_CHUNK):
-                    os.pwrite(fd, chunk, at)
-                    at += len(chunk)
-        finally:
-            os.close(fd)
+        with open(source, "rb") as part, self.part_writer(upload, offset) as write:
+            while chunk := part.read(_CHUNK):
+                write(chunk)
 
     @contextlib.contextmanager
     def part_writer(self, upload: str, offset: int) -> Iterator[Callable[[bytes], None]]:

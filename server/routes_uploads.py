@@ -73,7 +73,7 @@ def _answer(conn: sa.Connection, row: Any) -> Json:
 def drop_expired(ctx: Context, now: float | None = None) -> int:
     """Forget uploads with no part for ``upload_expiry`` seconds (rows and parts); how many."""
     now = time.time() if now is None else now
-    with ctx.db.write() as conn:
+    with ctx.db.read() as conn:
         stale = (
             conn.execute(
                 sa.select(uploads.c.id).where(uploads.c.updated_at < now - ctx.config.upload_expiry)
@@ -81,21 +81,15 @@ def drop_expired(ctx: Context, now: float | None = None) -> int:
             .scalars()
             .all()
         )
-        found = {
-            upload: [
-                n
-                for n in conn.execute(
-                    sa.select(upload_parts.c.number).where(upload_parts.c.upload_id == upload)
-                ).scalars()
-            ]
-            for upload in stale
-        }
-        for upload in stale:
-            conn.execute(upload_parts.delete().where(upload_parts.c.upload_id == upload))
-            conn.execute(uploads.delete().where(uploads.c.id == upload))
-    for upload, numbers in found.items():
-        ctx.store.drop_upload(upload, numbers)
+        numbers = {upload: _part_numbers(conn, upload) for upload in stale}
+    for upload in stale:
+        _forget(ctx, upload, numbers[upload])
     return len(stale)
+
+
+def _part_numbers(conn: sa.Connection, upload: str) -> list[int]:
+    found = sa.select(upload_parts.c.number).where(upload_parts.c.upload_id == upload)
+    return [int(n) for n in conn.execute(found).scalars()]
 
 
 def _mine(conn: sa.Connection, upload: str, user: auth.User) -> Any:
@@ -298,11 +292,7 @@ async def complete_upload(upload: UploadId, ctx: Ctx, user: User) -> Json:
 def abort_upload(upload: UploadId, ctx: Ctx, user: User) -> Json:
     with ctx.db.read() as conn:
         _mine(conn, upload, user)
-        numbers = list(
-            conn.execute(
-                sa.select(upload_parts.c.number).where(upload_parts.c.upload_id == upload)
-            ).scalars()
-        )
+        numbers = _part_numbers(conn, upload)
     _forget(ctx, upload, numbers)
     return Json(wt.Deleted(deleted=upload))
 
