@@ -7,23 +7,13 @@ records that version in the file, so the next push from it is not taken for a co
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import click
 
 from . import _report_format
-from ._client import Api, ApiError
-
-_server = click.option("--server", default=None, help="Default: TRACKLINE_SERVER or login's.")
-_key = click.option("--key", default=None, help="Default: TRACKLINE_API_KEY or login's.")
-
-
-def _api(server: str | None, key: str | None) -> Api:
-    try:
-        return Api(server, key)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+from ._cli_artifact import _api, _key, _server, _when
+from ._client import ApiError
 
 
 @click.group("report")
@@ -45,7 +35,7 @@ def ls_command(project: str, server: str | None, key: str | None) -> None:
     if not found:
         click.echo(f"no reports in {project}")
     for report in found:
-        when = datetime.datetime.fromtimestamp(report["updated_at"]).strftime("%Y-%m-%d %H:%M")
+        when = _when(report["updated_at"])
         click.echo(f"{report['slug']}  v{report['version']}  {when}  {report['title']}")
 
 

@@ -332,14 +332,19 @@ class Api:
 
     # -- artifacts -------------------------------------------------------------------
 
-    def _artifact_path(self, path: str) -> tuple[str, str, str]:
-        """``[entity/]project/name`` as (entity, project, name)."""
+    def _owned_path(self, path: str, how: str) -> tuple[str, str, str]:
+        """``[entity/]project/name`` as (entity, project, name), the caller's entity when
+        left out; else ``ValueError`` saying ``name <how>``."""
         parts = path.split("/")
         if len(parts) == 2:
             parts = [self.viewer()["name"], *parts]
         if len(parts) != 3:
-            raise ValueError(f"name an artifact as [entity/]project/name, not {path!r}")
+            raise ValueError(f"name {how}, not {path!r}")
         return parts[0], parts[1], parts[2]
+
+    def _artifact_path(self, path: str) -> tuple[str, str, str]:
+        """``[entity/]project/name`` as (entity, project, name)."""
+        return self._owned_path(path, "an artifact as [entity/]project/name")
 
     def artifacts(self, project: str) -> list[ArtifactCollection]:
         """The artifacts of a project (``"name"`` or ``"entity/name"``)."""
@@ -424,12 +429,10 @@ class Api:
 
     def _report_url(self, path: str) -> str:
         """``[entity/]project/report`` as the report's API path."""
-        parts = path.split("/")
-        if len(parts) == 2:
-            parts = [self.viewer()["name"], *parts]
-        if len(parts) != 3 or not all(parts):
-            raise ValueError(f"name a report as [entity/]project/report, not {path!r}")
-        entity, project, slug = parts
+        how = "a report as [entity/]project/report"
+        entity, project, slug = self._owned_path(path, how)
+        if not (entity and project and slug):
+            raise ValueError(f"name {how}, not {path!r}")
         return f"/projects/{_q(entity)}/{_q(project)}/reports/{_q(slug)}"
 
     def reports(self, project: str) -> list[dict[str, Any]]:

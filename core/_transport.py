@@ -399,7 +399,7 @@ class Shipper:
             f"/blobs/{actual}",
             # For this run: the upload proves that the run's owner holds the content.
             params={"run": self.run_id},
-            content=_file_chunks(target, size),
+            content=_file_range(target, 0, size),
             # A declared length, not chunked encoding: the server parses the body faster.
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
         )
@@ -561,15 +561,6 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:500]
     return str(body)[:200]
-
-
-def _file_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
-    """The file's bytes in chunks; at most ``limit`` of them (a file that grows meanwhile)."""
-    left = limit if limit is not None else -1
-    with open(path, "rb") as file:
-        while left != 0 and (chunk := file.read(_CHUNK if left < 0 else min(_CHUNK, left))):
-            left -= len(chunk) if left > 0 else 0
-            yield chunk
 
 
 def _file_range(path: Path, offset: int, length: int) -> Iterator[bytes]:
