@@ -6,6 +6,7 @@ import { LineChart } from "./chart.js";
 import { runColor } from "./util/colors.js";
 import { h } from "./util/dom.js";
 import { fmtNumber, fmtValue } from "./util/format.js";
+import { barList, svgEl, svgPlot } from "./util/svgplot.js";
 
 const BINS = 30;
 
@@ -48,12 +49,14 @@ const DRAW = {
   scatter(box, spec, rows, col) {
     const [xi, yi] = [col(spec.x), col(spec.y)];
     const points = rows.map((r) => [numeric(r[xi]), numeric(r[yi])]).filter(([x, y]) => x !== null && y !== null);
-    box.append(svgPlot(points, spec.x, spec.y, (svg, px, py) => points.map(([x, y]) => el("circle", { cx: px(x), cy: py(y), r: 4, class: "cc-dot" }))));
+    const dots = (px, py) => points.map(([x, y]) => svgEl("circle", { cx: px(x), cy: py(y), r: 4, class: "cc-dot" }));
+    box.append(svgPlot(points, { xName: spec.x, yName: spec.y, className: "cc-svg", height: 280, zero: true }, dots));
   },
 
   bar(box, spec, rows, col) {
     const [li, vi] = [col(spec.label), col(spec.value)];
-    bars(box, rows.map((r) => [fmtValue(r[li]), numeric(r[vi])]).filter(([, v]) => v !== null));
+    const items = rows.map((r) => ({ name: fmtValue(r[li]), value: numeric(r[vi]) })).filter((item) => item.value !== null);
+    box.append(barList(items.map((item) => ({ ...item, color: runColor(item.name) }))));
   },
 
   histogram(box, spec, rows, col) {
@@ -66,11 +69,8 @@ const DRAW = {
     const counts = new Array(hi > lo ? BINS : 1).fill(0);
     for (const v of values) counts[Math.min(counts.length - 1, Math.floor((v - lo) / width))] += 1;
     const points = counts.map((c, i) => [lo + i * width, c]);
-    box.append(
-      svgPlot([...points, [hi, 0]], spec.value, "count", (svg, px, py) =>
-        counts.map((c, i) => el("rect", { x: px(lo + i * width), y: py(c), width: Math.max(1, px(lo + (i + 1) * width) - px(lo + i * width) - 1), height: py(0) - py(c), class: "cc-bin" })),
-      ),
-    );
+    const bins = (px, py) => counts.map((c, i) => svgEl("rect", { x: px(lo + i * width), y: py(c), width: Math.max(1, px(lo + (i + 1) * width) - px(lo + i * width) - 1), height: py(0) - py(c), class: "cc-bin" }));
+    box.append(svgPlot([...points, [hi, 0]], { xName: spec.value, yName: "count", className: "cc-svg", height: 280, zero: true }, bins));
   },
 
   confusion(box, spec, rows, col) {
@@ -94,59 +94,3 @@ const DRAW = {
     box.append(h("div", { class: "cc-matrix-wrap" }, h("table", { class: "cc-matrix" }, h("thead", null, head), h("tbody", null, ...body))));
   },
 };
-
-function bars(box, items) {
-  const top = Math.max(1e-12, ...items.map(([, v]) => Math.abs(v)));
-  box.append(
-    h(
-      "div",
-      { class: "rp-bars" },
-      ...items.map(([label, v]) =>
-        h(
-          "div",
-          { class: "rp-bar-row" },
-          h("span", { class: "rp-bar-name", text: label, title: label }),
-          h("span", { class: "rp-bar-track" }, h("span", { class: "rp-bar", style: { width: `${(Math.abs(v) / top) * 100}%`, background: runColor(label) } })),
-          h("span", { class: "rp-bar-value num", text: fmtNumber(v) }),
-        ),
-      ),
-    ),
-  );
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function el(tag, attrs, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-  for (const c of children) if (c) node.append(c);
-  return node;
-}
-
-/** Axes around the points' range; marks(svg, px, py) adds the marks. */
-function svgPlot(points, xName, yName, marks) {
-  const W = 560;
-  const H = 280;
-  const pad = { l: 56, r: 16, t: 10, b: 40 };
-  const xs = points.map((p) => p[0]);
-  const ys = points.map((p) => p[1]);
-  const span = (lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]);
-  const [x0, x1] = span(Math.min(...xs), Math.max(...xs));
-  const [y0, y1] = span(Math.min(0, ...ys), Math.max(...ys));
-  const px = (v) => pad.l + ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r);
-  const py = (v) => H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
-  const text = (x, y, value, anchor) => el("text", { x, y, "text-anchor": anchor, class: "rp-axis" }, document.createTextNode(value));
-  const svg = el(
-    "svg",
-    { viewBox: `0 0 ${W} ${H}`, class: "cc-svg", role: "img", "aria-label": `${yName} against ${xName}` },
-    el("line", { x1: pad.l, y1: H - pad.b, x2: W - pad.r, y2: H - pad.b, class: "rp-axis-line" }),
-    el("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: "rp-axis-line" }),
-    text(pad.l, H - pad.b + 16, fmtNumber(x0, 3), "start"),
-    text(W - pad.r, H - pad.b + 16, fmtNumber(x1, 3), "end"),
-    text(pad.l - 6, H - pad.b, fmtNumber(y0, 3), "end"),
-    text(pad.l - 6, pad.t + 10, fmtNumber(y1, 3), "end"),
-    text((W + pad.l) / 2, H - 6, xName, "middle"),
-  );
-  svg.append(el("text", { x: 12, y: pad.t + 10, class: "rp-axis" }, document.createTextNode(yName)));
-  for (const mark of marks(svg, px, py)) svg.append(mark);
-  return svg;
-}

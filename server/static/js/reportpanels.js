@@ -14,6 +14,7 @@ import { fmtNumber, fmtValue, asNumber } from "./util/format.js";
 import { keyTitle } from "./util/keys.js";
 import { renderMath } from "./util/markdown.js";
 import { smoothEma } from "./util/smooth.js";
+import { barList, svgEl, svgPlot } from "./util/svgplot.js";
 import { diffView } from "./views/runpage.js";
 
 /** Colour schemes a run set may pick; "default" keeps each run's own colour. */
@@ -172,22 +173,7 @@ const DRAW = {
       body.append(h("p", { class: "muted small", text: `No run has a number for ${s.key}.` }));
       return;
     }
-    const top = Math.max(...items.map((x) => Math.abs(x.v))) || 1;
-    body.append(
-      h(
-        "div",
-        { class: "rp-bars" },
-        ...items.map(({ run, v }) =>
-          h(
-            "div",
-            { class: "rp-bar-row" },
-            h("span", { class: "rp-bar-name" }, runLink(run, ctx)),
-            h("span", { class: "rp-bar-track" }, h("span", { class: "rp-bar", style: { width: `${(Math.abs(v) / top) * 100}%`, background: run.color } })),
-            h("span", { class: "rp-bar-value num", text: fmtNumber(v) }),
-          ),
-        ),
-      ),
-    );
+    body.append(barList(items.map(({ run, v }) => ({ name: runLink(run, ctx), value: v, color: run.color }))));
   },
 
   scatter(body, s, runs) {
@@ -198,7 +184,8 @@ const DRAW = {
       body.append(h("p", { class: "muted small", text: `No run has numbers for both ${s.x} and ${s.y}.` }));
       return;
     }
-    body.append(scatterSvg(points, s));
+    const dots = (px, py) => points.map((p) => svgEl("circle", { cx: px(p.x), cy: py(p.y), r: 5, fill: p.run.color, class: "rp-dot" }, svgEl("title", null, document.createTextNode(`${p.run.name}: ${fmtNumber(p.x)}, ${fmtNumber(p.y)}`))));
+    body.append(svgPlot(points.map((p) => [p.x, p.y]), { xName: label(s.x), yName: label(s.y), className: "rp-scatter" }, dots));
   },
 
   parcoords(body, s, runs) {
@@ -292,41 +279,6 @@ function summaryKeys(runs) {
   const counts = new Map();
   for (const run of runs) for (const [k, v] of Object.entries(run.summary || {})) if (typeof v === "number") counts.set(k, (counts.get(k) || 0) + 1);
   return [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([k]) => `summary.${k}`);
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children) if (c) el.append(c);
-  return el;
-}
-
-function scatterSvg(points, s) {
-  const W = 560;
-  const H = 300;
-  const pad = { l: 56, r: 16, t: 12, b: 40 };
-  const xs = points.map((p) => p.x);
-  const ys = points.map((p) => p.y);
-  const span = (lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]);
-  const [x0, x1] = span(Math.min(...xs), Math.max(...xs));
-  const [y0, y1] = span(Math.min(...ys), Math.max(...ys));
-  const px = (v) => pad.l + ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r);
-  const py = (v) => H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
-  const text = (x, y, value, anchor) => svg("text", { x, y, "text-anchor": anchor, class: "rp-axis" }, document.createTextNode(value));
-  return svg(
-    "svg",
-    { viewBox: `0 0 ${W} ${H}`, class: "rp-scatter", role: "img", "aria-label": `${s.y} against ${s.x}` },
-    svg("line", { x1: pad.l, y1: H - pad.b, x2: W - pad.r, y2: H - pad.b, class: "rp-axis-line" }),
-    svg("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: H - pad.b, class: "rp-axis-line" }),
-    text(pad.l, H - pad.b + 16, fmtNumber(x0, 3), "start"),
-    text(W - pad.r, H - pad.b + 16, fmtNumber(x1, 3), "end"),
-    text(pad.l - 6, H - pad.b, fmtNumber(y0, 3), "end"),
-    text(pad.l - 6, pad.t + 10, fmtNumber(y1, 3), "end"),
-    text((W + pad.l) / 2, H - 6, label(s.x), "middle"),
-    text(12, pad.t + 10, label(s.y), "start"),
-    ...points.map((p) => svg("circle", { cx: px(p.x), cy: py(p.y), r: 5, fill: p.run.color, class: "rp-dot" }, svg("title", null, document.createTextNode(`${p.run.name}: ${fmtNumber(p.x)}, ${fmtNumber(p.y)}`)))),
-  );
 }
 
 function tableRows(entry) {
