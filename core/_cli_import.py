@@ -16,7 +16,7 @@ from .importers import Imported
 
 @click.group("import")
 def import_group() -> None:
-    """Import runs from TensorBoard or MLflow as trackline runs."""
+    """Import runs from W&B, TensorBoard or MLflow as trackline runs."""
 
 
 _DIR = click.option(
@@ -120,6 +120,38 @@ def mlflow_command(
     runs_dir = _runs_dir(target)
     results = import_tracking(tracking_uri, runs_dir, list(experiments) or None, project)
     _report(results, None, runs_dir, "from MLflow")
+
+
+@import_group.command("wandb")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--project", default=None, help="One project for all (default: each run's W&B project)."
+)
+@_DIR
+def wandb_command(path: Path, project: str | None, target: Path | None) -> None:
+    """Import W&B run directories (offline-run-*, run-*) found under PATH.
+
+    PATH is a run directory, a wandb/ directory or anything above them. History,
+    config, summary, define_metric rules, histograms, images, tables, system metrics,
+    console output, saved files and the exit state are imported; importing again skips
+    what is already imported. Reading needs the wandb package (its record definitions).
+    """
+    from .importers.wandb_runs import find_runs, import_runs
+
+    if project is not None:
+        _checked_project(project)
+    try:
+        groups, problems = find_runs(path)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    console = Console(stderr=True)
+    for problem in problems:
+        console.print(f"skipped {problem}")
+    if not groups:
+        console.print(f"no W&B run files (*.wandb) to import under {path}")
+        return
+    runs_dir = _runs_dir(target)
+    _report(import_runs(groups, runs_dir, project), len(groups), runs_dir, "from W&B")
 
 
 COMMANDS = [import_group]

@@ -40,19 +40,37 @@ def stable_run_id(kind: str, identity: str) -> str:
 
 
 def write_run(
-    runs_dir: Path, run_id: str, records: Iterable[Record], files: dict[str, Path] | None = None
+    runs_dir: Path,
+    run_id: str,
+    records: Iterable[Record],
+    files: dict[str, Path] | None = None,
+    copies: dict[str, Path] | None = None,
+    streams: dict[str, Iterable[Record]] | None = None,
 ) -> Path:
-    """Write ``records`` as run ``run_id`` under ``runs_dir``, all or nothing; ``files``
-    (name in ``files/`` -> source, named by the records' ``FileSaved``) are copied in."""
+    """Write ``records`` as run ``run_id`` under ``runs_dir``, all or nothing.
+
+    ``files`` (name in ``files/`` -> source, named by the records' ``FileSaved``) are
+    copied in, and ``copies`` (a path in the run directory -> source: ``media/...``,
+    ``git.diff``); ``streams`` are the other run logs' records (``system``, ``console``).
+    """
     final = runs_dir / run_id
     temp = runs_dir / f".import-{run_id}-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     (temp / "files").mkdir(parents=True)
-    for name, source in (files or {}).items():
-        target = temp / "files" / name
+    placed = {f"files/{name}": source for name, source in (files or {}).items()}
+    for name, source in {**placed, **(copies or {})}.items():
+        target = temp / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    log = LogFile(temp / "main.tlog")
+    for stream, stream_records in (streams or {}).items():
+        _write_log(temp / f"{stream}.tlog", stream_records)
+    _write_log(temp / "main.tlog", records)
+    os.replace(temp, final)
+    return final
+
+
+def _write_log(path: Path, records: Iterable[Record]) -> None:
+    log = LogFile(path)
     try:
         batch: list[bytes] = []
         for record in records:
@@ -65,8 +83,6 @@ def write_run(
         log.sync()
     finally:
         log.close()
-    os.replace(temp, final)
-    return final
 
 
 def already_imported(runs_dir: Path, run_id: str) -> bool:
