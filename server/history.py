@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from . import chunks as ch
 from .blockcache import BlockCache
 from .series import Blocks, SeriesInfo, list_series, read_blocks, read_points
-from .wire import float_list, sanitize
+from .wire import sanitize
 
 X_AXES = ("step", "time", "relative")
 MAX_SAMPLES = 100_000
@@ -323,10 +323,11 @@ def _series(
         x, y = x[start:stop], y[start:stop]
     total = len(x)
     base.update(kind="number", total=total)
+    # numpy arrays, as the block summaries give: ``wire.Json`` writes them (non-finite
+    # floats by name) and ``series_wire`` copies their memory.
     if total <= samples:
-        ys = float_list(y.astype(np.float64))
-        xs_all = float_list(x) if x.dtype.kind == "f" else x.tolist()
-        base.update(sampled=False, x=xs_all, y=ys, min=ys, max=ys, count=[1] * total)
+        ys = y.astype(np.float64)
+        base.update(sampled=False, x=x, y=ys, min=ys, max=ys, count=np.ones(total, np.int64))
         return base
     lo = float(x[0]) if low is None else float(low)
     hi = float(x[-1]) if high is None else float(high)
@@ -341,13 +342,5 @@ def _series(
     sums = np.add.reduceat(np.where(nan, 0.0, y), starts)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(finite_counts > 0, sums / np.maximum(finite_counts, 1), np.nan)
-    xs = x[starts]
-    base.update(
-        sampled=True,
-        x=float_list(xs) if xs.dtype.kind == "f" else xs.tolist(),
-        y=float_list(means),
-        min=float_list(mins),
-        max=float_list(maxs),
-        count=counts.tolist(),
-    )
+    base.update(sampled=True, x=x[starts], y=means, min=mins, max=maxs, count=counts)
     return base

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, history, ingest, possession, query, ranges, tables
+from . import auth, history, ingest, possession, query, ranges, series_wire, tables
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
 from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
@@ -563,20 +563,35 @@ class SeriesQuery(BaseModel):
 @router.post(
     "/metrics/series",
     summary="Downsampled series of runs x keys",
-    responses=answers(wt.SeriesList),
+    responses=answers(
+        wt.SeriesList,
+        media={series_wire.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    ),
     openapi_extra=OPTIONAL_AUTH,
     dependencies=[HEAVY_QUERY],
 )
-async def metric_series(body: SeriesQuery, ctx: Ctx, user: MaybeUser) -> Json:
-    """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``)."""
+async def metric_series(
+    body: SeriesQuery,
+    ctx: Ctx,
+    user: MaybeUser,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Per (run, key): x, mean y, min, max and count per bucket (see ``history.py``).
 
-    def work() -> Json:
+    With ``Accept: application/x-trackline-series`` the same series come as float64
+    arrays behind a JSON header (``server/series_wire.py``): what the dashboard asks for.
+    """
+
+    def work() -> Response:
         with ctx.db.read() as conn:
             rows = _runs(conn, body.runs, user)
             refs = [history.RunRef(r.id, r.run_id, r.start_time) for r in rows]
             found = history.sample(
                 conn, refs, body.keys, body.samples, body.x, body.range or (None, None), ctx.blocks
             )
+        if series_wire.wants_binary(accept):
+            answer = memoryview(series_wire.encode(found))  # sent without a copy
+            return Response(answer, media_type=series_wire.MEDIA_TYPE)
         return Json({"series": found}, sanitized=True)
 
     return await run_in_threadpool(work)

@@ -283,15 +283,7 @@ def read_blocks(
     the listed version are fetched. A series with a chunk that has none (text,
     unsorted) is left out.
     """
-    listed = (
-        conn.execute(
-            sa.select(chunks.c.id, chunks.c.series_id, chunks.c.n, chunks.c.step_max)
-            .where(chunks.c.series_id.in_([i.id for i in infos]))
-            .order_by(chunks.c.series_id, chunks.c.seq)
-        ).all()
-        if infos
-        else []
-    )
+    listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
     found: dict[int, bytes] = {}
     missing = []
     for chunk_id, _, n, step_max in listed:
@@ -324,6 +316,25 @@ def read_blocks(
 
 
 _IDS_PER_QUERY = 10_000
+
+
+def _chunk_list(conn: sa.Connection, series_ids: list[int]) -> list[tuple[int, int, int, int]]:
+    """(chunk id, series id, n, step_max) of these series' chunks, in series and step order.
+
+    Thousands of small rows: read as plain tuples through the driver's cursor, which
+    takes a fifth of the time SQLAlchemy's rows take.
+    """
+    query = (
+        sa.select(chunks.c.id, chunks.c.series_id, chunks.c.n, chunks.c.step_max)
+        .where(chunks.c.series_id.in_(sa.bindparam("ids", expanding=True)))
+        .order_by(chunks.c.series_id, chunks.c.seq)
+    )
+    rows: list[tuple[int, int, int, int]] = []
+    for i in range(0, len(series_ids), _IDS_PER_QUERY):
+        result = conn.execute(query, {"ids": series_ids[i : i + _IDS_PER_QUERY]})
+        rows.extend(result.cursor.fetchall() if result.cursor is not None else [])
+    rows.sort(key=operator.itemgetter(1))  # stable: each series keeps its seq order
+    return rows
 
 
 def _block_blobs(conn: sa.Connection, chunk_ids: list[int]) -> Iterable[Any]:

@@ -29,7 +29,7 @@ from trackline.records import (
     RunStart,
     SummaryUpdate,
 )
-from trackline.server import chunks
+from trackline.server import chunks, series_wire
 from trackline.server.app import create_app
 from trackline.server.config import ServerConfig
 
@@ -209,6 +209,27 @@ def brute_force(steps: np.ndarray, values: np.ndarray, samples: int) -> dict[str
     return out
 
 
+def binary_equals_json(client: TestClient, body: dict[str, Any]) -> None:
+    """The binary answer (what the dashboard asks for) holds what the JSON one does."""
+    as_json = client.post("/api/v1/metrics/series", json=body).json()["series"]
+    answer = client.post(
+        "/api/v1/metrics/series", json=body, headers={"accept": series_wire.MEDIA_TYPE}
+    )
+    assert answer.headers["content-type"] == series_wire.MEDIA_TYPE
+    as_binary = series_wire.decode(answer.content)
+    assert len(as_binary) == len(as_json) > 0
+    for got, expected in zip(as_binary, as_json, strict=True):
+        if expected["kind"] != "number":
+            assert got == expected
+            continue
+        assert {k: v for k, v in got.items() if k not in series_wire.ARRAYS} == {
+            k: v for k, v in expected.items() if k not in series_wire.ARRAYS
+        }
+        for name in series_wire.ARRAYS:
+            wanted = np.array([float(v) for v in expected[name]])
+            assert np.array_equal(got[name], wanted, equal_nan=True), name
+
+
 def test_series_downsampling_keeps_min_and_max(app_client: TestClient) -> None:
     rng = np.random.default_rng(1)
     n = 3000
@@ -241,6 +262,8 @@ def test_series_downsampling_keeps_min_and_max(app_client: TestClient) -> None:
     ).json()["series"][0]
     assert by_epoch["x"] == [float(e) for e in range(30)]
     assert by_epoch["count"] == [100] * 30
+    for variant in ({}, {"range": [1000, 1050]}, {"x": "relative"}, {"x": "e", "samples": 30}):
+        binary_equals_json(app_client, {**body, **variant, "keys": ["v", "e"]})
     keys = app_client.post("/api/v1/metrics/keys", json={"runs": ["ds"]}).json()
     assert keys["keys"] == ["e", "v"] and keys["points"] == {"e": n, "v": n}
 
@@ -269,6 +292,14 @@ def test_series_from_block_summaries_equal_the_points(app_client: TestClient) ->
         expected = float(np.nanmean(part))
         assert mean == ("Infinity" if math.isinf(expected) else pytest.approx(expected))
         start += count
+    ship(
+        app_client,
+        [
+            RunStart(run_id="txt", project="q", name="t", start_time=1.0),
+            *(Metrics(s, 1.0 + s, {"phase": f"p{s}", "v": float(s)}) for s in range(30)),
+        ],
+    )
+    binary_equals_json(app_client, {"runs": ["blk", "txt"], "keys": ["v", "phase"], "samples": 10})
 
 
 def test_history_samples_keys_and_exports(app_client: TestClient) -> None:

@@ -514,7 +514,7 @@ def test_block_cache_budget_by_database(monkeypatch: pytest.MonkeyPatch) -> None
     from trackline.server.blockcache import DEFAULT_MB, BlockCache
 
     monkeypatch.delenv("TRACKLINE_BLOCK_CACHE_MB", raising=False)
-    assert BlockCache.for_database(is_sqlite=True).max_bytes == 0  # the page cache serves
+    assert BlockCache.for_database(is_sqlite=True).max_bytes == DEFAULT_MB * 2**20
     assert BlockCache.for_database(is_sqlite=False).max_bytes == DEFAULT_MB * 2**20
     monkeypatch.setenv("TRACKLINE_BLOCK_CACHE_MB", "1.5")
     assert BlockCache.for_database(is_sqlite=True).max_bytes == int(1.5 * 2**20)

@@ -89,6 +89,31 @@ function seriesNumbers(data) {
   return data;
 }
 
+/** The binary layout of downsampled series (server/series_wire.py). */
+const SERIES_BINARY = "application/x-trackline-series";
+const SERIES_ARRAYS = ["x", "y", "min", "max", "count"];
+
+/**
+ * A binary series answer as the JSON one reads: a uint32 header length, the JSON header,
+ * padding to 8, then per numeric series x, y, min, max, count as float64 (n each).
+ */
+function decodeSeries(buffer) {
+  const length = new DataView(buffer).getUint32(0, true);
+  const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
+  const base = 4 + length + ((8 - ((4 + length) % 8)) % 8);
+  for (const s of head.series) {
+    if (s.kind !== "number") continue;
+    let at = base + s.offset;
+    for (const name of SERIES_ARRAYS) {
+      s[name] = Array.from(new Float64Array(buffer, at, s.n));
+      at += 8 * s.n;
+    }
+    delete s.n;
+    delete s.offset;
+  }
+  return head.series;
+}
+
 /** Floats JSON cannot hold come as "NaN", "Infinity", "-Infinity" (server/wire.py). */
 function numbers(list) {
   if (!list) return list;
@@ -162,15 +187,15 @@ export const api = {
   async series({ runs, keys, samples, x = "step", range = null }, signal) {
     const body = { runs, keys, samples, x };
     if (range) body.range = range;
-    const out = (await request("POST", "/metrics/series", { body, signal })).series;
-    for (const s of out) {
-      if (s.kind !== "number") continue;
-      numbers(s.x);
-      numbers(s.y);
-      numbers(s.min);
-      numbers(s.max);
-    }
-    return out;
+    const init = {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json", Accept: SERIES_BINARY }),
+      body: JSON.stringify(body),
+      signal,
+    };
+    const response = await fetch(url("/metrics/series"), init);
+    if (!response.ok) await fail(response);
+    return decodeSeries(await response.arrayBuffer());
   },
 
   // -- the trash -------------------------------------------------------------------
