@@ -103,6 +103,8 @@ class Encoded:
     vals: bytes
     flags: bytes
     times: bytes
+    #: Per block: its first and last point's time (``block_times``); empty without blocks.
+    block_times: bytes = b""
 
     def row(self) -> dict[str, Any]:
         return {
@@ -240,6 +242,7 @@ def encode(points: Points) -> Encoded:
             # JSON-safe bounds in the table: infinities are clamped for the index only.
             v_min = v_min if math.isfinite(v_min) else math.copysign(1e308, v_min)
             v_max = v_max if math.isfinite(v_max) else math.copysign(1e308, v_max)
+    summarized = is_sorted and dtype in ("f", "i", "x")
     return Encoded(
         n=n,
         step_min=step_min,
@@ -249,14 +252,23 @@ def encode(points: Points) -> Encoded:
         dtype=dtype,
         dense=dense,
         sorted=is_sorted,
-        blocks=block_summary(steps, values).tobytes()
-        if is_sorted and dtype in ("f", "i", "x")
-        else b"",
+        blocks=block_summary(steps, values).tobytes() if summarized else b"",
+        block_times=block_time_bounds(points.times).tobytes() if summarized else b"",
         steps=b"" if dense else steps.tobytes(),
         vals=vals,
         flags=flags,
         times=points.times.astype(np.float64).tobytes(),
     )
+
+
+def block_time_bounds(times: Float64Array) -> Float64Array:
+    """Per block of ``BLOCK`` points: the times of its first and last point, as pairs."""
+    n = len(times)
+    starts = np.arange(0, n, BLOCK)
+    bounds = np.empty((len(starts), 2), dtype=np.float64)
+    bounds[:, 0] = times[starts]
+    bounds[:, 1] = times[np.minimum(starts + BLOCK, n) - 1]
+    return bounds.reshape(-1)
 
 
 def block_summary(steps: Int64Array, values: Float64Array) -> npt.NDArray[Any]:

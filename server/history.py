@@ -195,18 +195,21 @@ def sample(
     metric_x = x_axis not in X_AXES
     with_times = x_axis in ("time", "relative")
     step_range = x_range if x_axis == "step" else (None, None)
-    # Long, ordered series over steps: the precomputed block summaries are enough.
-    whole_steps = x_axis == "step" and x_range == (None, None)
-    long = [i for i in infos if whole_steps and i.ordered and i.count > samples * ch.BLOCK]
-    summarized = read_blocks(conn, long, cache)
-    rest = [i for i in infos if i.id not in summarized.spans]
+    # Long, ordered series over steps or time: the precomputed block summaries are enough.
+    whole = x_range == (None, None) and x_axis in X_AXES
+    long = [i for i in infos if whole and i.ordered and i.count > samples * ch.BLOCK]
+    summarized = read_blocks(conn, long, cache, with_times=with_times)
+    if with_times:
+        from_blocks = _series_over_time(summarized, infos, by_pk, samples, x_axis)
+    else:
+        from_blocks = _series_from_blocks(summarized, infos, by_pk, samples)
+    rest = [i for i in infos if i.id not in from_blocks]
     points = read_points(conn, rest, with_times=with_times, step_range=step_range)
     x_points: dict[int, ch.Points] = {}
     if metric_x:
         x_infos = list_series(conn, list(by_pk), ("m",), [x_axis])
         read = read_points(conn, x_infos, with_times=False)
         x_points = {info.run_pk: read[info.id] for info in x_infos}
-    from_blocks = _series_from_blocks(summarized, infos, by_pk, samples)
     out = []
     for info in infos:
         run = by_pk[info.run_pk]
@@ -263,6 +266,80 @@ def _series_from_blocks(
             "total": int(total),
             "sampled": True,
             "x": xs[cut],
+            "y": means[cut],
+            "min": lows[cut],
+            "max": highs[cut],
+            "count": counts[cut],
+        }
+    return out
+
+
+def _series_over_time(
+    summarized: Blocks,
+    infos: list[SeriesInfo],
+    runs: dict[int, RunRef],
+    samples: int,
+    x_axis: str,
+) -> dict[int, dict[str, Any]]:
+    """Buckets of whole blocks over wall time (or time since the run's start), from the
+    blocks' time bounds: equal widths of time, each bucket from its first block's first
+    point. A series whose times go back (a clock set back) is left to its points."""
+    times = summarized.times
+    if times is None or not summarized.spans:
+        return {}
+    firsts, lasts = times[:, 0], times[:, 1]
+    chosen: list[tuple[int, int, npt.NDArray[np.intp], float]] = []
+    for series_id, (start, stop) in summarized.spans.items():
+        t_first, t_last = firsts[start:stop], lasts[start:stop]
+        if not ((np.diff(t_first) >= 0).all() and (t_first[1:] >= t_last[:-1]).all()):
+            continue
+        lo, hi = float(t_first[0]), float(t_last[-1])
+        width = (hi - lo) / samples or 1.0
+        bucket = np.minimum(((t_first - lo) / width).astype(np.int64), samples - 1)
+        starts = start + np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        chosen.append((series_id, stop, starts, lo))
+    if not chosen:
+        return {}
+    # Each series's buckets, then its end (a bucket thrown away), so that no bucket runs
+    # into the blocks of a series left out.
+    blocks = summarized.array
+    pieces, marks = [], []
+    for _, stop, own, _ in chosen:
+        pieces.append(own)
+        marks.append(np.ones(len(own), np.bool_))
+        if stop < len(blocks):
+            pieces.append(np.array([stop]))
+            marks.append(np.zeros(1, np.bool_))
+    starts, kept = np.concatenate(pieces), np.concatenate(marks)
+    finite = np.add.reduceat(blocks["finite"], starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(
+            finite > 0, np.add.reduceat(blocks["sum"], starts) / np.maximum(finite, 1), np.nan
+        )
+    lows = np.fmin.reduceat(blocks["min"], starts)
+    highs = np.fmax.reduceat(blocks["max"], starts)
+    counts = np.add.reduceat(blocks["n"], starts)
+    xs = firsts[np.minimum(starts, len(blocks) - 1)]
+    means, lows, highs, counts, xs = (a[kept] for a in (means, lows, highs, counts, xs))
+    info_of = {info.id: info for info in infos}
+    out: dict[int, dict[str, Any]] = {}
+    at = 0
+    for series_id, _stop, own, lo in chosen:
+        info = info_of[series_id]
+        run = runs[info.run_pk]
+        cut = slice(at, at + len(own))
+        at += len(own)
+        x = xs[cut]
+        if x_axis == "relative":
+            x = x - (run.start_time if run.start_time is not None else lo)
+        out[series_id] = {
+            "run": run.run_id,
+            "key": info.key,
+            "x_axis": x_axis,
+            "kind": "number",
+            "total": int(counts[cut].sum()),
+            "sampled": True,
+            "x": x,
             "y": means[cut],
             "min": lows[cut],
             "max": highs[cut],

@@ -101,6 +101,12 @@ def _uploads(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[11])
 
 
+def _block_times(conn: sa.Connection) -> None:
+    """Version 12: block time bounds for charts over time (a new table; chunks written
+    before keep reading their points for those charts)."""
+    schema.metadata.create_all(conn, tables=schema.ADDED_IN[12])
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -112,6 +118,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (9, _deactivation),
     (10, _run_trash),
     (11, _uploads),
+    (12, _block_times),
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 metadata = sa.MetaData()
 
@@ -162,6 +162,17 @@ chunks = sa.Table(
     sa.Column("flags", sa.LargeBinary, nullable=False),
     sa.Column("times", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("series_id", "seq", name="uq_chunks_series_seq"),
+)
+
+#: Per chunk with block summaries: the time of each block's first and last point
+#: (float64 pairs), so that charts over wall time read these instead of the points.
+#: Written since schema 12; a chunk without a row (ingested before) reads its points.
+block_times = sa.Table(
+    "block_times",
+    metadata,
+    sa.Column("series_id", sa.Integer, sa.ForeignKey("series.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("times", sa.LargeBinary, nullable=False),
 )
 
 #: PostgreSQL: block summaries stored uncompressed (``STORAGE EXTERNAL``). They are
@@ -398,4 +409,5 @@ ADDED_IN = {
     7: [view_settings],
     8: [reports, report_versions, report_shares],
     11: [uploads, upload_parts],
+    12: [block_times],
 }

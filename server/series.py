@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from . import chunks as ch
 from .blockcache import BlockCache
-from .schema import chunks, series
+from .schema import block_times, chunks, series
 
 _CHUNK_COLUMNS = (
     chunks.c.series_id,
@@ -44,6 +44,8 @@ class SeriesWriter:
         self._known: dict[tuple[str, str], dict[str, Any]] | None = None
         self._inserts: list[dict[str, Any]] = []
         self._updates: list[dict[str, Any]] = []
+        #: (series id, seq) -> the block times of a chunk written in this batch
+        self._times: dict[tuple[int, int], bytes] = {}
         self._dirty: dict[int, dict[str, Any]] = {}
 
     def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
@@ -101,9 +103,11 @@ class SeriesWriter:
         else:
             pieces = ch.split(points)
             for piece in pieces:
+                encoded = ch.encode(piece)
                 self._inserts.append(
-                    {"series_id": info["id"], "seq": info["chunks"], **ch.encode(piece).row()}
+                    {"series_id": info["id"], "seq": info["chunks"], **encoded.row()}
                 )
+                self._times[(info["id"], info["chunks"])] = encoded.block_times
                 info["chunks"] += 1
             info["last_n"] = len(pieces[-1])
         info["count"] += len(points)
@@ -124,18 +128,23 @@ class SeriesWriter:
         )
         if pending is not None:  # merged again within this batch
             previous = _decode_row(pending, with_times=True)
-            pending.update(ch.encode(ch.concat([previous, points])).row())
+            encoded = ch.encode(ch.concat([previous, points]))
+            pending.update(encoded.row())
+            self._times[(info["id"], seq)] = encoded.block_times
             return
         row = self.conn.execute(
             sa.select(chunks).where(chunks.c.series_id == info["id"], chunks.c.seq == seq)
         ).one()
         previous = _decode_row(row._mapping, with_times=True)
-        encoded = ch.encode(ch.concat([previous, points])).row()
-        self._updates.append({"b_id": row.id, **encoded})
+        encoded = ch.encode(ch.concat([previous, points]))
+        self._updates.append({"b_id": row.id, **encoded.row()})
+        self._times[(info["id"], seq)] = encoded.block_times
 
     def flush(self) -> None:
         if self._inserts:
             self.conn.execute(chunks.insert(), self._inserts)
+        if self._times:
+            self._write_block_times()
         if self._updates:
             columns = [c for c in self._updates[0] if c != "b_id"]
             self.conn.execute(
@@ -170,6 +179,25 @@ class SeriesWriter:
                 ],
             )
         self._inserts, self._updates, self._dirty = [], [], {}
+        self._times = {}
+
+    def _write_block_times(self) -> None:
+        """Replace the block times of the chunks written (none for a chunk without blocks)."""
+        keys = [{"b_series": s, "b_seq": q} for s, q in self._times]
+        self.conn.execute(
+            block_times.delete().where(
+                block_times.c.series_id == sa.bindparam("b_series"),
+                block_times.c.seq == sa.bindparam("b_seq"),
+            ),
+            keys,
+        )
+        rows = [
+            {"series_id": s, "seq": q, "times": times}
+            for (s, q), times in self._times.items()
+            if times
+        ]
+        if rows:
+            self.conn.execute(block_times.insert(), rows)
 
 
 def _decode_row(row: Any, with_times: bool) -> ch.Points:
@@ -272,21 +300,27 @@ class Blocks:
 
     array: npt.NDArray[Any]
     spans: dict[int, tuple[int, int]]
+    #: With ``with_times``: per block its first and last point's time, shape (blocks, 2).
+    times: npt.NDArray[np.float64] | None = None
 
 
 def read_blocks(
-    conn: sa.Connection, infos: list[SeriesInfo], cache: BlockCache | None = None
+    conn: sa.Connection,
+    infos: list[SeriesInfo],
+    cache: BlockCache | None = None,
+    with_times: bool = False,
 ) -> Blocks:
     """The block summaries of these series, in one array read straight from the blobs.
 
     The chunks are listed first (small rows); only blobs ``cache`` does not hold at
     the listed version are fetched. A series with a chunk that has none (text,
-    unsorted) is left out.
+    unsorted) is left out; ``with_times``, also one with a chunk without block times
+    (written before schema 12).
     """
     listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
     found: dict[int, bytes] = {}
     missing = []
-    for chunk_id, _, n, step_max in listed:
+    for chunk_id, _, n, step_max, _ in listed:
         cached = None if cache is None else cache.get(chunk_id, (n, step_max))
         if cached is None:
             missing.append(chunk_id)
@@ -294,42 +328,68 @@ def read_blocks(
             found[chunk_id] = cached
     if missing:
         fetched = {chunk_id: blob for chunk_id, blob in _block_blobs(conn, missing)}
-        for chunk_id, _, n, step_max in listed:
+        for chunk_id, _, n, step_max, _ in listed:
             blob = fetched.get(chunk_id)
             if blob is not None:
                 blob = bytes(blob)
                 found[chunk_id] = blob
                 if cache is not None:
                     cache.put(chunk_id, (n, step_max), blob)
+    bounds = _block_times(conn, [i.id for i in infos]) if with_times and infos else {}
     pieces: list[bytes] = []
+    time_pieces: list[bytes] = []
     spans: dict[int, tuple[int, int]] = {}
     at = 0
     for series_id, group in itertools.groupby(listed, key=operator.itemgetter(1)):
-        blobs = [found.get(row[0], b"") for row in group]
+        rows = list(group)
+        blobs = [found.get(row[0], b"") for row in rows]
         if not all(blobs):
             continue
         count = sum(map(len, blobs)) // ch.BLOCK_DTYPE.itemsize
+        if with_times:
+            times = [bounds.get((series_id, row[4]), b"") for row in rows]
+            if sum(map(len, times)) != count * 16:
+                continue
+            time_pieces.extend(times)
         pieces.extend(blobs)
         spans[series_id] = (at, at + count)
         at += count
-    return Blocks(np.frombuffer(b"".join(pieces), dtype=ch.BLOCK_DTYPE), spans)
+    array = np.frombuffer(b"".join(pieces), dtype=ch.BLOCK_DTYPE)
+    if not with_times:
+        return Blocks(array, spans)
+    times_array = np.frombuffer(b"".join(time_pieces), dtype=np.float64).reshape(-1, 2)
+    return Blocks(array, spans, times_array)
+
+
+def _block_times(conn: sa.Connection, series_ids: list[int]) -> dict[tuple[int, int], bytes]:
+    """(series id, seq) -> the block times of that chunk."""
+    query = sa.select(block_times.c.series_id, block_times.c.seq, block_times.c.times).where(
+        block_times.c.series_id.in_(sa.bindparam("ids", expanding=True))
+    )
+    out: dict[tuple[int, int], bytes] = {}
+    for i in range(0, len(series_ids), _IDS_PER_QUERY):
+        for series_id, seq, times in conn.execute(
+            query, {"ids": series_ids[i : i + _IDS_PER_QUERY]}
+        ):
+            out[(series_id, seq)] = bytes(times)
+    return out
 
 
 _IDS_PER_QUERY = 10_000
 
 
-def _chunk_list(conn: sa.Connection, series_ids: list[int]) -> list[tuple[int, int, int, int]]:
-    """(chunk id, series id, n, step_max) of these series' chunks, in series and step order.
+def _chunk_list(conn: sa.Connection, series_ids: list[int]) -> list[tuple[int, int, int, int, int]]:
+    """(chunk id, series id, n, step_max, seq) of these series' chunks, in series and step order.
 
     Thousands of small rows: read as plain tuples through the driver's cursor, which
     takes a fifth of the time SQLAlchemy's rows take.
     """
     query = (
-        sa.select(chunks.c.id, chunks.c.series_id, chunks.c.n, chunks.c.step_max)
+        sa.select(chunks.c.id, chunks.c.series_id, chunks.c.n, chunks.c.step_max, chunks.c.seq)
         .where(chunks.c.series_id.in_(sa.bindparam("ids", expanding=True)))
         .order_by(chunks.c.series_id, chunks.c.seq)
     )
-    rows: list[tuple[int, int, int, int]] = []
+    rows: list[tuple[int, int, int, int, int]] = []
     for i in range(0, len(series_ids), _IDS_PER_QUERY):
         result = conn.execute(query, {"ids": series_ids[i : i + _IDS_PER_QUERY]})
         rows.extend(result.cursor.fetchall() if result.cursor is not None else [])

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from .schema import (
     artifact_usage,
     artifact_versions,
+    block_times,
     chunks,
     console_lines,
     histograms,
@@ -82,6 +83,7 @@ def delete_run_rows(conn: sa.Connection, run_pks: Any) -> None:
     )
     series_ids = sa.select(series.c.id).where(series.c.run_pk.in_(run_pks))
     conn.execute(chunks.delete().where(chunks.c.series_id.in_(series_ids)))
+    conn.execute(block_times.delete().where(block_times.c.series_id.in_(series_ids)))
     for table in (series, histograms, media, run_files, streams, console_lines):
         conn.execute(table.delete().where(table.c.run_pk.in_(run_pks)))
     conn.execute(runs.delete().where(runs.c.id.in_(run_pks)))

@@ -302,6 +302,73 @@ def test_series_from_block_summaries_equal_the_points(app_client: TestClient) ->
     binary_equals_json(app_client, {"runs": ["blk", "txt"], "keys": ["v", "phase"], "samples": 10})
 
 
+def by_block_over_time(
+    times: np.ndarray, values: np.ndarray, samples: int, origin: float = 0.0
+) -> dict[str, list[float]]:
+    """Equal-width buckets of time holding whole 64-point blocks, each bucket from its first
+    block's first point: what the server computes from block time bounds, from the points."""
+    firsts = times[:: chunks.BLOCK]
+    lo, hi = float(times[0]), float(times[-1])
+    bucket = np.minimum(((firsts - lo) / ((hi - lo) / samples)).astype(int), samples - 1)
+    out: dict[str, list[float]] = {"x": [], "y": [], "min": [], "max": [], "count": []}
+    for b in np.unique(bucket):
+        blocks = np.flatnonzero(bucket == b)
+        part = slice(blocks[0] * chunks.BLOCK, (blocks[-1] + 1) * chunks.BLOCK)
+        out["x"].append(float(times[part][0]) - origin)
+        out["y"].append(float(np.nanmean(values[part])))
+        out["min"].append(float(np.nanmin(values[part])))
+        out["max"].append(float(np.nanmax(values[part])))
+        out["count"].append(len(values[part]))
+    return out
+
+
+def test_series_over_time_from_block_time_bounds(app_client: TestClient) -> None:
+    """Long series over wall time or time since the start come from the blocks' time
+    bounds, no point read; a series whose clock went back, or whose chunks carry no block
+    times (ingested before schema 12), is bucketed from its points, and says the same."""
+    n = chunks.BLOCK * 50 + 9
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=n)
+    # Irregular but increasing wall times: a pause in the middle, as a real run has.
+    times = 5000.0 + np.cumsum(rng.uniform(0.1, 0.3, n))
+    times[n // 2 :] += 120.0
+    back = times.copy()
+    back[n // 3] = back[0]  # a clock set back once
+    for run_id, clock in (("tb", times), ("tback", back)):
+        records: list[Record] = [
+            RunStart(run_id=run_id, project="q", name=run_id, start_time=4990.0)
+        ]
+        records += [Metrics(s, float(clock[s]), {"v": float(values[s])}) for s in range(n)]
+        ship(app_client, records)
+    ask = {"runs": ["tb"], "keys": ["v"], "samples": 20}
+    for axis, origin in (("time", 0.0), ("relative", 4990.0)):
+        (found,) = app_client.post("/api/v1/metrics/series", json={**ask, "x": axis}).json()[
+            "series"
+        ]
+        expected = by_block_over_time(times, values, 20, origin)
+        assert found["sampled"] and found["total"] == n and found["x_axis"] == axis
+        assert found["count"] == expected["count"] and sum(found["count"]) == n
+        assert all(c % chunks.BLOCK == 0 for c in found["count"][:-1])  # whole blocks
+        for name in ("x", "y", "min", "max"):
+            assert found[name] == pytest.approx(expected[name]), name
+        binary_equals_json(app_client, {**ask, "x": axis, "runs": ["tb", "tback"]})
+    # The clock that went back: bucketed from the points (a bucket per 1/20 of the time).
+    (points,) = app_client.post(
+        "/api/v1/metrics/series", json={**ask, "runs": ["tback"], "x": "time"}
+    ).json()["series"]
+    assert sum(points["count"]) == n and points["x"] == sorted(points["x"])
+    assert points["x"][0] == pytest.approx(float(back.min()))
+    # Chunks without block times (an older server's) give the same answer from the points.
+    from trackline.server.schema import block_times
+
+    db = app_client.app.state.ctx.db  # type: ignore[attr-defined]
+    with db.write() as conn:
+        conn.execute(block_times.delete())
+    (old,) = app_client.post("/api/v1/metrics/series", json={**ask, "x": "time"}).json()["series"]
+    assert sum(old["count"]) == n and old["x"][0] == pytest.approx(float(times[0]))
+    assert max(old["max"]) == pytest.approx(float(values.max()))
+
+
 def test_history_samples_keys_and_exports(app_client: TestClient) -> None:
     records: list[Record] = [RunStart(run_id="ex", project="q", name="n", start_time=1000.0)]
     records += [Metrics(s, 1000.0 + s, {"a": float(s), "b": s, "t": f"s{s}"}) for s in range(50)]
