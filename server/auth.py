@@ -86,6 +86,22 @@ def create_entity(conn: sa.Connection, name: str, kind: str, is_admin: bool = Fa
     return int(result.scalar_one())
 
 
+class NameTaken(Exception):
+    """Another user or team has the name (perhaps created a moment ago by another server)."""
+
+
+def create_named(conn: sa.Connection, name: str, kind: str, is_admin: bool = False) -> int:
+    """``create_entity``, unless the name is taken: then ``NameTaken``, also when a
+    concurrent request (another server on the same PostgreSQL) took it after the check."""
+    if entity_by_name(conn, name) is not None:
+        raise NameTaken(name)
+    try:
+        with conn.begin_nested():
+            return create_entity(conn, name, kind, is_admin=is_admin)
+    except sa.exc.IntegrityError:
+        raise NameTaken(name) from None
+
+
 def add_key(conn: sa.Connection, user_id: int, key: str | None = None) -> str:
     """Store a new key (or the given one) for ``user_id``; returns it in clear, once."""
     return create_key(conn, user_id, key)[1]

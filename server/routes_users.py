@@ -61,9 +61,10 @@ def create_user(body: NewUser, ctx: Ctx, user: User) -> Json:
     if not user.is_admin:
         raise ApiError(403, "only an admin may create users")
     with ctx.db.write() as conn:
-        if auth.entity_by_name(conn, body.name) is not None:
-            raise ApiError(409, f"the name {body.name!r} is taken")
-        user_id = auth.create_entity(conn, body.name, "user", is_admin=body.admin)
+        try:
+            user_id = auth.create_named(conn, body.name, "user", is_admin=body.admin)
+        except auth.NameTaken:
+            raise ApiError(409, f"the name {body.name!r} is taken") from None
         key = auth.add_key(conn, user_id)
     return Json(wt.CreatedUser(name=body.name, api_key=key), status_code=201)
 
@@ -153,9 +154,10 @@ class NewTeam(BaseModel):
 )
 def create_team(body: NewTeam, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        if auth.entity_by_name(conn, body.name) is not None:
-            raise ApiError(409, f"the name {body.name!r} is taken")
-        team_id = auth.create_entity(conn, body.name, "team")
+        try:
+            team_id = auth.create_named(conn, body.name, "team")
+        except auth.NameTaken:
+            raise ApiError(409, f"the name {body.name!r} is taken") from None
         conn.execute(members.insert().values(team_id=team_id, user_id=user.id, role="admin"))
     return Json(wt.CreatedTeam(name=body.name), status_code=201)
 

@@ -554,3 +554,37 @@ def test_chart_queries_reuse_blocks_until_the_chunk_grows(
     grown = query()
     assert grown["total"] == 1500 and grown["max"][-1] == 1499.0 and len(fetched) == 2
     assert app_client.app.state.ctx.blocks.size > 0
+
+
+def test_a_name_taken_by_another_server_meanwhile_is_taken_not_an_error(database_url: str) -> None:
+    """Two servers on one database create the same team at once: the one that commits
+    second is told the name is taken (409), not a unique-index error (500)."""
+    import threading
+
+    from trackline.server import auth
+
+    first, second = Database(database_url), Database(database_url)
+    first.migrate()
+    outcome: list[str] = []
+
+    def other_server() -> None:
+        try:
+            with second.write() as conn:
+                auth.create_named(conn, "race", "team")
+            outcome.append("created")
+        except auth.NameTaken:
+            outcome.append("taken")
+
+    try:
+        with first.write() as conn:
+            auth.create_named(conn, "race", "team")
+            racer = threading.Thread(target=other_server)
+            racer.start()  # checks and inserts while this transaction holds the name
+            racer.join(0.5)
+        racer.join(30)
+        assert outcome == ["taken"]
+        with first.read() as conn:
+            assert auth.entity_by_name(conn, "race") is not None
+    finally:
+        first.dispose()
+        second.dispose()
