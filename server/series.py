@@ -47,6 +47,9 @@ class SeriesWriter:
         #: (series id, seq) -> the block times of a chunk written in this batch
         self._times: dict[tuple[int, int], bytes] = {}
         self._dirty: dict[int, dict[str, Any]] = {}
+        #: (series id, seq) of a stored last chunk -> points to merge into it at ``flush``:
+        #: one query reads all those chunks (a wide row touches thousands of series).
+        self._merges: dict[tuple[int, int], list[ch.Points]] = {}
 
     def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
         if self._known is None:
@@ -132,15 +135,25 @@ class SeriesWriter:
             pending.update(encoded.row())
             self._times[(info["id"], seq)] = encoded.block_times
             return
-        row = self.conn.execute(
-            sa.select(chunks).where(chunks.c.series_id == info["id"], chunks.c.seq == seq)
-        ).one()
-        previous = _decode_row(row._mapping, with_times=True)
-        encoded = ch.encode(ch.concat([previous, points]))
-        self._updates.append({"b_id": row.id, **encoded.row()})
-        self._times[(info["id"], seq)] = encoded.block_times
+        self._merges.setdefault((info["id"], seq), []).append(points)
+
+    def _apply_merges(self) -> None:
+        """Merge the points waiting for stored last chunks: read them in one query."""
+        wanted = list(self._merges)
+        key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
+        for i in range(0, len(wanted), _IDS_PER_QUERY // 2):
+            part = wanted[i : i + _IDS_PER_QUERY // 2]
+            for row in self.conn.execute(sa.select(chunks).where(key.in_(part))):
+                previous = _decode_row(row._mapping, with_times=True)
+                merged = ch.concat([previous, *self._merges[(row.series_id, row.seq)]])
+                encoded = ch.encode(merged)
+                self._updates.append({"b_id": row.id, **encoded.row()})
+                self._times[(row.series_id, row.seq)] = encoded.block_times
+        self._merges = {}
 
     def flush(self) -> None:
+        if self._merges:
+            self._apply_merges()
         if self._inserts:
             self.conn.execute(chunks.insert(), self._inserts)
         if self._times:
