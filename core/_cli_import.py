@@ -123,28 +123,48 @@ def mlflow_command(
 
 
 @import_group.command("wandb")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--from-server",
+    "server_project",
+    metavar="ENTITY/PROJECT",
+    default=None,
+    help="Read a project's runs through W&B's public API instead (W&B's key and host: "
+    "WANDB_API_KEY or `wandb login`, WANDB_BASE_URL).",
+)
 @click.option(
     "--project", default=None, help="One project for all (default: each run's W&B project)."
 )
 @_DIR
-def wandb_command(path: Path, project: str | None, target: Path | None) -> None:
-    """Import W&B run directories (offline-run-*, run-*) found under PATH.
+def wandb_command(
+    path: Path | None, server_project: str | None, project: str | None, target: Path | None
+) -> None:
+    """Import W&B runs: run directories found under PATH, or a project on W&B's server.
 
-    PATH is a run directory, a wandb/ directory or anything above them. History,
-    config, summary, define_metric rules, histograms, images, tables, system metrics,
-    console output, saved files and the exit state are imported; importing again skips
-    what is already imported. Reading needs the wandb package (its record definitions).
+    PATH is a run directory (offline-run-*, run-*), a wandb/ directory or anything above
+    them. History, config, summary, define_metric rules, histograms, images, tables,
+    system metrics, console output, saved files and the final state are imported;
+    importing again skips what is already imported. Needs the wandb package.
     """
-    from .importers.wandb_runs import find_runs, import_runs
-
+    if (path is None) == (server_project is None):
+        raise click.UsageError("give PATH (run directories) or --from-server ENTITY/PROJECT")
     if project is not None:
         _checked_project(project)
+    console = Console(stderr=True)
+    if server_project is not None:
+        from .importers.wandb_api import import_project
+
+        runs_dir = _runs_dir(target)
+        results = import_project(server_project, runs_dir, project)
+        _report(results, None, runs_dir, f"from W&B project {server_project}")
+        return
+    from .importers.wandb_runs import find_runs, import_runs
+
+    assert path is not None
     try:
         groups, problems = find_runs(path)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    console = Console(stderr=True)
     for problem in problems:
         console.print(f"skipped {problem}")
     if not groups:

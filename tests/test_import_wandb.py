@@ -245,3 +245,160 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
     )
     said = " ".join(skipped.output.split())
     assert skipped.exit_code == 0 and "not a W&B run file (no :W&B header)" in said, said
+
+
+def png(color: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wandb_project() -> list[dict[str, Any]]:
+    """Two runs as W&B's server holds them: rows as logged (nested, media, text)."""
+    image = png((200, 30, 30))
+    history = []
+    for step in range(30):
+        row: dict[str, Any] = {
+            "_step": step,
+            "_timestamp": 1_796_000_000.0 + step,
+            "_runtime": float(step),
+            "loss": 1.0 / (step + 1),
+            "train": {"lr": 0.1},
+            "phase": "warmup" if step < 5 else "main",
+        }
+        if step == 10:
+            row["sample"] = {
+                "_type": "image-file",
+                "path": "media/images/sample_10_ab12.png",
+                "width": 8,
+                "height": 8,
+                "format": "png",
+                "size": len(image),
+                "sha256": hashlib.sha256(image).hexdigest(),
+                "caption": "red",
+            }
+        if step == 20:
+            row["weights"] = {"_type": "histogram", "values": [1, 3, 2], "bins": [0.0, 1, 2, 3]}
+        history.append(row)
+    system = [
+        {
+            "system.cpu": 12.5,
+            "system.proc.memory.rssMB": 100.0,
+            "system.gpu.0.gpu": 50.0,
+            "_timestamp": 1_796_000_000.5 + i,
+            "_runtime": 0.5 + i,
+        }
+        for i in range(3)
+    ]
+    first = {
+        "id": "abc123",
+        "name": "bright-sun-1",
+        "state": "finished",
+        "tags": ["baseline"],
+        "notes": "from the cloud",
+        "group": "g1",
+        "job_type": "train",
+        "commit": "deadbeef",
+        "config": {"lr": 0.1, "layers": [4, 8], "optimizer": {"name": "adam"}},
+        "summary": {"loss": 1.0 / 30, "best_acc": 0.9, "_step": 29, "_wandb": {"runtime": 30}},
+        "history": history,
+        "system": system,
+        "files": {
+            "output.log": b"epoch 0 done\nepoch 1 done\n",
+            "notes.txt": b"kept\n",
+            "requirements.txt": b"torch==2.13.0\n",
+            "wandb-metadata.json": b"{}",
+            "media/images/sample_10_ab12.png": image,
+        },
+    }
+    second = {
+        **first,
+        "id": "def456",
+        "name": "dark-moon-2",
+        "state": "crashed",
+        "history": history[:3],
+        "system": [],
+        "files": {},
+        "summary": {},
+    }
+    return [first, second]
+
+
+def test_a_project_on_wandbs_server_imports_through_its_public_api(tmp_path: Path) -> None:
+    from _wandb_server import WandbServer
+
+    with WandbServer("acme", "proj", wandb_project()) as server:
+        env = wandb_env(tmp_path)
+        env.pop("WANDB_MODE")
+        env.update(WANDB_BASE_URL=server.url, WANDB_API_KEY="a" * 40)
+        command = [sys.executable, "-m", "trackline", "import", "wandb", "--dir", "tl"]
+        done = subprocess.run(
+            [*command, "--from-server", "acme/proj"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "2 run(s) imported (99 points)" in said, said
+        assert {"Runs", "Run", "HistoryPage", "RunFullHistory", "RunFiles"} <= set(
+            server.operations
+        )
+        runs = {r.name: r for r in trackline.list_runs(tmp_path / "tl")}
+        run = runs["bright-sun-1"]
+        assert (run.project, run.state, run.group, run.job_type) == (
+            "proj",
+            "finished",
+            "g1",
+            "train",
+        )
+        assert run.tags == ["wandb", "baseline"] and run.notes == "from the cloud"
+        assert run.config == {"lr": 0.1, "layers": [4, 8], "optimizer": {"name": "adam"}}
+        rows = run.history()
+        assert [r["_step"] for r in rows] == list(range(30))
+        assert rows[3]["loss"] == pytest.approx(0.25) and rows[3]["train/lr"] == 0.1
+        assert rows[0]["phase"] == "warmup" and rows[-1]["phase"] == "main"
+        assert rows[0]["_time"] == pytest.approx(1_796_000_000.0)
+        (image,) = [m for m in run.media() if m.key == "sample"]
+        assert image.step == 10 and image.items[0]["caption"] == "red"
+        stored = (run.path / image.items[0]["path"]).read_bytes()
+        assert stored == wandb_project()[0]["files"]["media/images/sample_10_ab12.png"]
+        (histogram,) = [m for m in run.media() if m.key == "weights"]
+        assert histogram.items[0]["counts"] == [1, 3, 2]
+        assert run.summary["best_acc"] == 0.9 and "_wandb" not in run.summary
+        assert run.summary["loss"] == pytest.approx(1 / 30)
+        assert run.console() == ["epoch 0 done", "epoch 1 done"]
+        assert sorted(run.files) == ["notes.txt", "requirements.txt"]
+        assert run.git is not None and run.git.commit == "deadbeef"
+        system = run.system()
+        assert len(system) == 3 and system[0]["proc/cpu_percent"] == 12.5
+        assert system[0]["proc/rss_bytes"] == 100 * 1024 * 1024
+        assert system[0]["gpu/0/util_percent"] == 50.0
+        crashed = runs["dark-moon-2"]
+        assert crashed.state == "crashed" and len(crashed.history()) == 3
+
+        again = subprocess.run(
+            [*command, "--from-server", "acme/proj"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert "2 already imported" in " ".join(again.stderr.split()), again.stderr
+        missing = subprocess.run(
+            [*command, "--from-server", "acme/nope"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert missing.returncode != 0, missing.stderr[-2000:]
+        assert "W&B: Could not find project nope" in missing.stderr, missing.stderr[-2000:]

@@ -92,7 +92,7 @@ def system_name(key: str) -> str:
     return clean_key("wandb/" + key.replace(".", "/"))
 
 
-def _system_factor(key: str) -> float:
+def system_factor(key: str) -> float:
     gpu = _GPU_KEY.fullmatch(key)
     pattern = f"gpu.{{i}}.{gpu[2]}" if gpu else key
     return _SYSTEM_NAMES.get(pattern, ("", 1.0))[1]
@@ -194,6 +194,7 @@ class _Run:
     partial_line: dict[str, str] = field(default_factory=dict)
     git: tuple[str | None, str | None] = (None, None)
     environment: dict[str, Any] = field(default_factory=dict)
+    final_state: tuple[str, str] | None = None
     max_step: int = -1
     step_offset: int = 0
     part_started: bool = False
@@ -276,8 +277,10 @@ class _Converter:
         for item in record.item:
             _put(tree, item)
         step = tree.pop("_step", None)
-        if not isinstance(step, int):
-            step = record.step.num
+        self.history_row(run, tree, step if isinstance(step, int) else record.step.num)
+
+    def history_row(self, run: _Run, tree: dict[str, Any], step: int) -> None:
+        """One history row (``_step`` taken out): metrics, and media where values are."""
         step = self._continued(run, step)
         when = tree.pop("_timestamp", None)
         when = float(when) if isinstance(when, (int, float)) else run.last_time
@@ -416,7 +419,7 @@ class _Converter:
         for item in record.item:
             value = _json(item.value_json)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[system_name(item.key)] = float(value) * _system_factor(item.key)
+                values[system_name(item.key)] = float(value) * system_factor(item.key)
         if values:
             run.system.append(SystemSample(_seconds(record.timestamp), values))
 
@@ -493,7 +496,10 @@ def _finish_records(run: _Run) -> Iterable[Record]:
         yield SummaryUpdate(explicit)
     for name, (policy, source) in sorted(run.saved.items()):
         yield FileSaved(name, policy, source.stat().st_size, sha256_file(source), end, None)
-    if run.exit_code is None:
+    if run.final_state is not None:  # from W&B's server
+        state, reason = run.final_state
+        yield Finish(end, state, exit_code=run.exit_code, reason=reason)
+    elif run.exit_code is None:
         yield Finish(end, "crashed", reason="imported; the W&B run has no exit record")
     else:
         state = "finished" if run.exit_code == 0 else "failed"
@@ -540,42 +546,45 @@ def _import_group(paths: list[Path], runs_dir: Path, project: str | None) -> Imp
     with tempfile.TemporaryDirectory(prefix="trackline-wandb-") as scratch:
         run = _Converter(project, Path(scratch)).convert(paths)
         assert run.start is not None
-        run_id = run.start.run_id
-        result = Imported(source, run_id, runs_dir / run_id)
-        if already_imported(runs_dir, run_id):
-            result.skipped = True
-            return result
-        start = RunStart(**{**_fields(run.start), "config": run.config})
-        copies = {f"media/{p.name}": p for p in (Path(scratch) / "media").glob("*") if p.is_file()}
-        diff = next(
-            (d / "diff.patch" for d in run.files_dirs if (d / "diff.patch").is_file()), None
+        if already_imported(runs_dir, run.start.run_id):
+            return Imported(source, run.start.run_id, runs_dir / run.start.run_id, skipped=True)
+        return write_converted(run, Path(scratch), runs_dir, source)
+
+
+def write_converted(run: _Run, scratch: Path, runs_dir: Path, source: str) -> Imported:
+    """Write a converted W&B run (media made under ``scratch``) and verify it."""
+    assert run.start is not None
+    run_id = run.start.run_id
+    result = Imported(source, run_id, runs_dir / run_id)
+    start = RunStart(**{**_fields(run.start), "config": run.config})
+    copies = {f"media/{p.name}": p for p in (scratch / "media").glob("*") if p.is_file()}
+    diff = next((d / "diff.patch" for d in run.files_dirs if (d / "diff.patch").is_file()), None)
+    if run.environment:
+        defaults = {"python": "", "platform": "", "hostname": "", "user": "", "argv": []}
+        defaults.update(executable="", cwd="")
+        run.system.insert(0, Environment(**{**defaults, **run.environment}))
+    commit, remote = run.git
+    if commit or remote or diff:
+        size = diff.stat().st_size if diff else 0
+        run.system.append(
+            GitInfo(commit, None, remote, diff is not None, "git.diff" if diff else None, size)
         )
-        if run.environment:
-            defaults = {"python": "", "platform": "", "hostname": "", "user": "", "argv": []}
-            defaults.update(executable="", cwd="")
-            run.system.insert(0, Environment(**{**defaults, **run.environment}))
-        commit, remote = run.git
-        if commit or remote or diff:
-            size = diff.stat().st_size if diff else 0
-            run.system.append(
-                GitInfo(commit, None, remote, diff is not None, "git.diff" if diff else None, size)
-            )
-            if diff is not None:
-                copies["git.diff"] = diff
-        tail = run.partial_line
-        for stream, rest in tail.items():
-            if rest:
-                run.console.append(Console(stream, [rest], run.last_time))
-        records = [start, *run.main, *_finish_records(run)]
-        files = {name: source for name, (_, source) in run.saved.items()}
-        write_run(
-            runs_dir,
-            run_id,
-            records,
-            files,
-            copies=copies,
-            streams={"system": run.system, "console": run.console},
-        )
+        if diff is not None:
+            copies["git.diff"] = diff
+    tail = run.partial_line
+    for stream, rest in tail.items():
+        if rest:
+            run.console.append(Console(stream, [rest], run.last_time))
+    records = [start, *run.main, *_finish_records(run)]
+    files = {name: source for name, (_, source) in run.saved.items()}
+    write_run(
+        runs_dir,
+        run_id,
+        records,
+        files,
+        copies=copies,
+        streams={"system": run.system, "console": run.console},
+    )
     result.points_read = run.points
     result.points_written = verify(runs_dir / run_id, run.points)
     result.notes = run.notes + [
