@@ -76,13 +76,10 @@ def import_project(
     entity, name = path.split("/")
     target = project or project_name(name)
     try:
-        runs = iter(api.runs(path))
-        first = next(runs, None)
+        found = list(api.runs(path))  # listed first: a page's runs are light
     except ValueError as exc:  # wandb's "Could not find project"
         raise RuntimeError(f"W&B: {exc} (entity {entity})") from None
-    if first is None:
-        return
-    for run in (first, *runs):
+    for run in found:
         yield _import_run(run, entity, name, target, runs_dir)
 
 
