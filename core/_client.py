@@ -25,7 +25,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from . import _credentials, _report_format
+from . import _credentials, _report_format, _series_binary
 from ._errors import TracklineError
 from ._fold import from_dict
 from ._settings import env
@@ -323,11 +323,15 @@ class Api:
         body: dict[str, Any] = {"runs": ids, "keys": keys, "samples": samples, "x": x}
         if range is not None:
             body["range"] = list(range)
-        series: list[dict[str, Any]] = self._json("POST", "/metrics/series", json=body)["series"]
+        # The binary answer: float64 arrays, no number written or parsed as text.
+        accept = {"accept": _series_binary.MEDIA_TYPE}
+        response = self._request("POST", "/metrics/series", json=body, headers=accept)
+        series = _series_binary.decode(response.content)
         for entry in series:
             if entry.get("kind") == "number":
-                for name in ("x", "y", "min", "max"):
-                    entry[name] = [_number(v) for v in entry[name]]
+                entry["count"] = [int(c) for c in entry["count"]]
+                if entry.get("x_axis") == "step":
+                    entry["x"] = [int(v) for v in entry["x"]]
         return series
 
     # -- artifacts -------------------------------------------------------------------

@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from trackline._series_binary import ARRAYS, MEDIA_TYPE
 
-MEDIA_TYPE = "application/x-trackline-series"
-ARRAYS = ("x", "y", "min", "max", "count")
+__all__ = ["ARRAYS", "MEDIA_TYPE", "encode", "wants_binary"]
 
 
 def wants_binary(accept: str | None) -> bool:
@@ -60,20 +60,4 @@ def encode(series: list[dict[str, Any]]) -> bytearray:
             column = entry.get(name)  # a report's chart without its band lacks min/max/count
             section[at : at + n] = np.nan if column is None else column
             at += n
-    return out
-
-
-def decode(data: bytes | bytearray) -> list[dict[str, Any]]:
-    """The series of a binary answer, arrays as numpy float64 (for tests and clients)."""
-    (length,) = struct.unpack_from("<I", data)
-    head = msgspec.json.decode(data[4 : 4 + length])["series"]
-    base = 4 + length + (-(4 + length) % 8)
-    out = []
-    for entry in head:
-        if entry.get("kind") == "number":
-            n, at = entry.pop("n"), base + entry.pop("offset")
-            for name in ARRAYS:
-                entry[name] = np.frombuffer(data, dtype="<f8", count=n, offset=at)
-                at += 8 * n
-        out.append(entry)
     return out

@@ -110,6 +110,9 @@ def test_history_system_and_exports(api: Api, project: list[str], tmp_path: Path
     series = api.series(project[:2], ["loss"], samples=10)
     assert len(series) == 2 and all(len(s["x"]) == 10 for s in series)
     assert any(math.isnan(v) for v in series[0]["y"]) is False  # NaN is left out of the means
+    # Read as the dashboard reads it (float64 arrays), given back as the JSON answer gives it.
+    assert all(type(v) is int for s in series for v in s["x"] + s["count"])
+    assert [sum(s["count"]) for s in series] == [30, 30]
 
 
 def test_update_and_errors(api: Api, project: list[str]) -> None:

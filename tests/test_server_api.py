@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from _server import ADMIN_KEY, fixture_app_client, log_bytes, post_log  # noqa: F401
 from fastapi.testclient import TestClient
+from trackline import _series_binary as series_binary
 from trackline._client import _rows
 from trackline.records import (
     ConfigUpdate,
@@ -216,7 +217,7 @@ def binary_equals_json(client: TestClient, body: dict[str, Any]) -> None:
         "/api/v1/metrics/series", json=body, headers={"accept": series_wire.MEDIA_TYPE}
     )
     assert answer.headers["content-type"] == series_wire.MEDIA_TYPE
-    as_binary = series_wire.decode(answer.content)
+    as_binary = series_binary.decode(answer.content)
     assert len(as_binary) == len(as_json) > 0
     for got, expected in zip(as_binary, as_json, strict=True):
         if expected["kind"] != "number":
@@ -227,7 +228,7 @@ def binary_equals_json(client: TestClient, body: dict[str, Any]) -> None:
         }
         for name in series_wire.ARRAYS:
             wanted = np.array([float(v) for v in expected[name]])
-            assert np.array_equal(got[name], wanted, equal_nan=True), name
+            assert np.array_equal(np.array(got[name]), wanted, equal_nan=True), name
 
 
 def test_series_downsampling_keeps_min_and_max(app_client: TestClient) -> None:
