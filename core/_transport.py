@@ -280,11 +280,19 @@ class Shipper:
         if response.status_code == 404:
             self.committed = dict.fromkeys(STREAMS, 0)
             return
+        if response.status_code == 410:
+            raise self._deleted(response)
         if response.status_code != 200:
             raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
         body = response.json()
         self.committed = {s: int(body["offsets"].get(s, 0)) for s in STREAMS}
         self._want(body.get("missing", []))
+
+    def _deleted(self, response: httpx.Response) -> PermanentError:
+        """The run was deleted for good on the server: say so once; the local copy stays."""
+        message = f"{_detail(response)} (its local copy stays in {self.run_dir})"
+        warn_once(f"purged:{self.run_id}", f"trackline: {message}")
+        return PermanentError(message)
 
     def _want(self, missing: list[dict[str, Any]]) -> None:
         for item in missing:
@@ -346,6 +354,8 @@ class Shipper:
                 return
         if stream == "console" and response.status_code == 422:
             raise PermanentError("the server predates console logs: upgrade it to see them")
+        if response.status_code == 410:
+            raise self._deleted(response)
         raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
 
     def _heartbeat(self) -> None:

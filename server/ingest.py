@@ -47,7 +47,7 @@ from trackline.runlog import (
     scan_frames,
 )
 
-from . import artifacts, auth, chunks, files, possession, runstate, series
+from . import artifacts, auth, chunks, files, possession, runstate, series, trash
 from .columnize import Columnizer
 from .schema import (
     blob_owners,
@@ -271,6 +271,7 @@ def get_or_create_run(conn: sa.Connection, run_id: str, user: auth.User) -> Any:
     """The run row, locked; created (without a project yet) if new. Checks write access."""
     row = _locked_run(conn, run_id)
     if row is None:
+        check_not_purged(conn, run_id, user)
         now = time.time()
         conn.execute(
             _insert(conn, runs)
@@ -295,6 +296,19 @@ def get_or_create_run(conn: sa.Connection, run_id: str, user: auth.User) -> Any:
         assert row is not None
     check_write(conn, row, user)
     return row
+
+
+def check_not_purged(conn: sa.Connection, run_id: str, user: auth.User) -> None:
+    """Refuse to bring back a run deleted for good: 410 to its creator (and admins), so
+    that an agent still holding it stops; to anyone else what a missing run gets."""
+    tombstone = trash.purged(conn, run_id)
+    if tombstone is None:
+        return
+    if tombstone.creator_id != user.id and not user.is_admin:
+        raise IngestError(404, f"no run {run_id}")
+    raise IngestError(
+        410, f"run {run_id} was deleted for good on the server; it is not uploaded again"
+    )
 
 
 def _locked_run(conn: sa.Connection, run_id: str) -> Any:

@@ -102,8 +102,8 @@ def _uploads(conn: sa.Connection) -> None:
 
 
 def _block_times(conn: sa.Connection) -> None:
-    """Version 12: block time bounds for charts over time (a new table; chunks written
-    before keep reading their points for those charts)."""
+    """Version 12: block time bounds for charts over time (chunks written before keep
+    reading their points for those charts) and tombstones of purged runs (new tables)."""
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[12])
 
 

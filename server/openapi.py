@@ -26,6 +26,7 @@ _REASONS = {
     403: "The caller may not do this.",
     404: "No such thing (or none the caller may see).",
     409: "Conflicts with the current state.",
+    410: "The run was deleted for good (its creator is told; anyone else gets 404).",
     413: "The body is larger than the server takes.",
     415: "Unsupported Content-Encoding.",
     416: "The byte range asked for is outside the content.",

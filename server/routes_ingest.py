@@ -55,6 +55,12 @@ def _writable_run(conn: sa.Connection, run_id: str, user: Any, **extra: Any) -> 
     gets (404 ``no run``, with the same ``extra``), one it may only read 403."""
     row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
     if row is None:
+        try:
+            ingest.check_not_purged(conn, run_id, user)
+        except ingest.IngestError as exc:
+            raise ApiError(
+                exc.status, exc.message, **(extra if exc.status == 404 else {})
+            ) from None
         raise ApiError(404, f"no run {run_id}", **extra)
     try:
         ingest.check_write(conn, row, user)
@@ -66,7 +72,7 @@ def _writable_run(conn: sa.Connection, run_id: str, user: Any, **extra: Any) -> 
 @router.get(
     "/runs/{run_id}/streams",
     summary="Committed offsets of a run's streams",
-    responses=answers(wt.Offsets),
+    responses=answers(wt.Offsets, 410),
 )
 def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     """Where to resume: the committed offset of each stream, and files still wanted."""
@@ -86,7 +92,7 @@ def get_streams(run_id: RunId, ctx: Ctx, user: User) -> Json:
     openapi_extra=_raw_body(min_length=1),  # even an empty range compresses to some bytes
     dependencies=[INGEST],
     responses={
-        **answers(wt.Appended, 409, *UPLOAD_ERRORS),
+        **answers(wt.Appended, 409, 410, *UPLOAD_ERRORS),
         409: {**errors(409)[409], "description": "Gap: the body starts past the committed offset."},
     },
 )

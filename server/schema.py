@@ -167,6 +167,16 @@ chunks = sa.Table(
 #: Per chunk with block summaries: the time of each block's first and last point
 #: (float64 pairs), so that charts over wall time read these instead of the points.
 #: Written since schema 12; a chunk without a row (ingested before) reads its points.
+#: Runs deleted for good: an agent still holding one is told so (410) instead of
+#: uploading it again as a new run. Since schema 12.
+purged_runs = sa.Table(
+    "purged_runs",
+    metadata,
+    sa.Column("run_id", sa.String(128), primary_key=True),
+    sa.Column("creator_id", sa.Integer, nullable=False),
+    sa.Column("purged_at", sa.Float, nullable=False),
+)
+
 block_times = sa.Table(
     "block_times",
     metadata,
@@ -409,5 +419,5 @@ ADDED_IN = {
     7: [view_settings],
     8: [reports, report_versions, report_shares],
     11: [uploads, upload_parts],
-    12: [block_times],
+    12: [block_times, purged_runs],
 }

@@ -22,6 +22,7 @@ from .schema import (
     console_lines,
     histograms,
     media,
+    purged_runs,
     run_files,
     runs,
     series,
@@ -98,7 +99,18 @@ def purge(conn: sa.Connection, now: float | None = None, run_pks: list[int] | No
         chosen = sa.and_(chosen, runs.c.deleted_at < now - TRASH_DAYS * DAY)
     else:
         chosen = sa.and_(chosen, runs.c.id.in_(run_pks))
-    found = [row.id for row in conn.execute(sa.select(runs.c.id).where(chosen))]
-    if found:
-        delete_run_rows(conn, found)
-    return len(found)
+    rows = conn.execute(sa.select(runs.c.id, runs.c.run_id, runs.c.creator_id).where(chosen)).all()
+    if rows:
+        delete_run_rows(conn, [row.id for row in rows])
+        ids = [row.run_id for row in rows]
+        conn.execute(purged_runs.delete().where(purged_runs.c.run_id.in_(ids)))
+        conn.execute(
+            purged_runs.insert(),
+            [{"run_id": r.run_id, "creator_id": r.creator_id, "purged_at": now} for r in rows],
+        )
+    return len(rows)
+
+
+def purged(conn: sa.Connection, run_id: str) -> Any:
+    """The tombstone of run ``run_id`` (``creator_id``, ``purged_at``), if it was purged."""
+    return conn.execute(sa.select(purged_runs).where(purged_runs.c.run_id == run_id)).first()

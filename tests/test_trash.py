@@ -167,8 +167,70 @@ def test_purged_after_thirty_days_or_on_request(lab: Lab) -> None:
             ).scalar_one()
         assert names == {"runc"}
         assert orphans == {"series": 0, "streams": 0, "run_files": 0} and chunks == 0
+        with db.read() as conn:
+            times = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(schema.block_times)
+                .where(schema.block_times.c.series_id.not_in(sa.select(schema.series.c.id)))
+            ).scalar_one()
+        assert times == 0
     finally:
         db.dispose()
+    # An agent still holding a purged run is told (410) instead of bringing it back; anyone
+    # else gets what a missing run gets.
+    more = frames_bytes([Metrics(10, time.time(), {"loss": 0.01})])
+    headers = {"authorization": f"Bearer {lab.keys['owner']}"}
+    with httpx.Client(base_url=lab.server.url, headers=headers) as raw:
+        for run_id in ("runa", "runb"):
+            gone = raw.get(f"/api/v1/runs/{run_id}/streams")
+            assert gone.status_code == 410 and "deleted for good" in gone.json()["detail"]
+            assert post_log(raw, run_id, more, offset=500).status_code == 410
+    with lab.client("reader") as reader:
+        assert reader.get("/runs/runa/streams").status_code == 404
+    with lab.server.client() as admin:
+        assert admin.get("/runs/runa/streams").status_code == 410
+        assert admin.get("/runs/runa").status_code == 404
+    db = Database(lab.database_url)
+    try:
+        with db.read() as conn:
+            assert set(conn.execute(sa.select(schema.runs.c.run_id)).scalars()) == {"runc"}
+    finally:
+        db.dispose()
+
+
+def test_a_purged_run_still_training_is_not_uploaded_again(lab: Lab, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import trackline
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
+    env.update(TRACKLINE_SERVER=lab.server.url, TRACKLINE_API_KEY=lab.keys["owner"])
+
+    def sync() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "trackline", "sync", str(tmp_path / "tl")]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    run = trackline.init(project="vision", mode="offline", dir=tmp_path / "tl", name="long")
+    for step in range(5):
+        run.log({"loss": 1.0 / (step + 1)})
+    run.finish()
+    first = sync()
+    assert first.returncode == 0, first.stderr[-2000:]
+    with lab.client() as owner:
+        owner.post("/projects/owner/vision/runs/delete", json={"runs": [run.id]}).raise_for_status()
+        assert owner.delete(f"/runs/{run.id}/trash").status_code == 200
+    again = trackline.init(id=run.id, resume="allow", mode="offline", dir=tmp_path / "tl")
+    again.log({"loss": 0.1})
+    again.finish()
+    done = sync()
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "deleted for good on the server" in said, said
+    with lab.client() as owner:
+        assert owner.get(f"/runs/{run.id}").status_code == 404
+        assert run.id not in _ids(owner)
+    assert len(trackline.open_run(tmp_path / "tl" / "runs" / run.id).history()) == 6  # kept
 
 
 def test_a_version_9_database_gains_the_trash(database_url: str) -> None:
