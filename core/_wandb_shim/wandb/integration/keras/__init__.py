@@ -54,9 +54,12 @@ class WandbMetricsLogger(keras.callbacks.Callback):  # type: ignore[misc]
         self.global_batch = 0
         self.global_step = initial_global_step
         run = _run()
-        run.define_metric("epoch/*", step_metric="epoch/epoch")
-        if self.logging_batch_wise:
+        if self.logging_batch_wise:  # W&B's rules: one axis or the other
+            run.define_metric("batch/batch_step")
             run.define_metric("batch/*", step_metric="batch/batch_step")
+        else:
+            run.define_metric("epoch/epoch")
+            run.define_metric("epoch/*", step_metric="epoch/epoch")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         values = {f"epoch/{k}": v for k, v in _plain(logs).items()}
