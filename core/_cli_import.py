@@ -28,6 +28,27 @@ _DIR = click.option(
 )
 
 
+_SERVER = click.option(
+    "--server",
+    default=None,
+    help="Upload the runs to this server afterwards, as `trackline sync` does.",
+)
+_KEY = click.option(
+    "--key", default=None, help="API key for --server (default as `trackline sync`)."
+)
+
+
+def _upload(run_dirs: list[Path], server: str | None, key: str | None) -> None:
+    """``trackline sync`` of the runs just imported (or found already imported)."""
+    if server is None or not run_dirs:
+        return
+    from ._cli_remote import sync_command
+
+    click.get_current_context().invoke(
+        sync_command, dirs=tuple(str(d) for d in run_dirs), server=server, key=key, timeout=120.0
+    )
+
+
 def _checked_project(name: str) -> str:
     try:
         return check_project(name)
@@ -41,16 +62,21 @@ def _runs_dir(target: Path | None) -> Path:
     return runs_dir
 
 
-def _report(results: Iterator[Imported], total: int | None, runs_dir: Path, where: str) -> None:
-    """Drive an importer with a progress bar; one line per run, a total at the end."""
+def _report(
+    results: Iterator[Imported], total: int | None, runs_dir: Path, where: str
+) -> list[Path]:
+    """Drive an importer with a progress bar; one line per run, a total at the end; the
+    run directories imported or found already imported."""
     console = Console(stderr=True)
     imported = skipped = points = 0
+    run_dirs: list[Path] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("importing", total=total)
             for result in results:
                 progress.advance(task)
+                run_dirs.append(result.run_dir)
                 if result.skipped:
                     skipped += 1
                     continue
@@ -65,15 +91,20 @@ def _report(results: Iterator[Imported], total: int | None, runs_dir: Path, wher
         raise click.ClickException(str(exc)) from None
     console.print(
         f"{imported} run(s) imported ({points:,} points) {where}, {skipped} already imported; "
-        f"upload them with `trackline sync {runs_dir.parent}`"
+        f"upload them with `trackline sync {runs_dir.parent}` (or --server)"
     )
+    return run_dirs
 
 
 @import_group.command("tensorboard")
 @click.argument("logdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--project", default=None, help="Default: the log directory's name.")
 @_DIR
-def tensorboard_command(logdir: Path, project: str | None, target: Path | None) -> None:
+@_SERVER
+@_KEY
+def tensorboard_command(
+    logdir: Path, project: str | None, target: Path | None, server: str | None, key: str | None
+) -> None:
     """Import every directory of TensorBoard event files under LOGDIR as a finished run.
 
     Importing again skips what is already imported; an interrupted import leaves no half
@@ -91,7 +122,8 @@ def tensorboard_command(logdir: Path, project: str | None, target: Path | None) 
         Console(stderr=True).print(f"no TensorBoard event files under {logdir}")
         return
     runs_dir = _runs_dir(target)
-    _report(import_logdir(logdir, runs_dir, name), total, runs_dir, f"into project {name!r}")
+    done = _report(import_logdir(logdir, runs_dir, name), total, runs_dir, f"into project {name!r}")
+    _upload(done, server, key)
 
 
 @import_group.command("mlflow")
@@ -105,8 +137,15 @@ def tensorboard_command(logdir: Path, project: str | None, target: Path | None) 
 )
 @click.option("--project", default=None, help="One project for all (default: one per experiment).")
 @_DIR
+@_SERVER
+@_KEY
 def mlflow_command(
-    tracking_uri: str | None, experiments: tuple[str, ...], project: str | None, target: Path | None
+    tracking_uri: str | None,
+    experiments: tuple[str, ...],
+    project: str | None,
+    target: Path | None,
+    server: str | None,
+    key: str | None,
 ) -> None:
     """Import MLflow runs: params, every metric's history, tags, status, artifacts.
 
@@ -119,7 +158,7 @@ def mlflow_command(
         _checked_project(project)
     runs_dir = _runs_dir(target)
     results = import_tracking(tracking_uri, runs_dir, list(experiments) or None, project)
-    _report(results, None, runs_dir, "from MLflow")
+    _upload(_report(results, None, runs_dir, "from MLflow"), server, key)
 
 
 @import_group.command("wandb")
@@ -136,8 +175,15 @@ def mlflow_command(
     "--project", default=None, help="One project for all (default: each run's W&B project)."
 )
 @_DIR
+@_SERVER
+@_KEY
 def wandb_command(
-    path: Path | None, server_project: str | None, project: str | None, target: Path | None
+    path: Path | None,
+    server_project: str | None,
+    project: str | None,
+    target: Path | None,
+    server: str | None,
+    key: str | None,
 ) -> None:
     """Import W&B runs: run directories found under PATH, or a project on W&B's server.
 
@@ -156,7 +202,7 @@ def wandb_command(
 
         runs_dir = _runs_dir(target)
         results = import_project(server_project, runs_dir, project)
-        _report(results, None, runs_dir, f"from W&B project {server_project}")
+        _upload(_report(results, None, runs_dir, f"from W&B project {server_project}"), server, key)
         return
     from .importers.wandb_runs import find_runs, import_runs
 
@@ -171,7 +217,8 @@ def wandb_command(
         console.print(f"no W&B run files (*.wandb) to import under {path}")
         return
     runs_dir = _runs_dir(target)
-    _report(import_runs(groups, runs_dir, project), len(groups), runs_dir, "from W&B")
+    done = _report(import_runs(groups, runs_dir, project), len(groups), runs_dir, "from W&B")
+    _upload(done, server, key)
 
 
 COMMANDS = [import_group]

@@ -140,16 +140,19 @@ def test_wandbs_own_run_imports_as_the_stand_in_records_it(tmp_path: Path) -> No
     assert "1 already imported" in import_wandb(tmp_path / "w", tmp_path / "tl")
     assert {p: p.read_bytes() for p in (tmp_path / "tl").rglob("*.tlog")} == before
     server = ServerProcess(tmp_path / "server").start()
-    try:
-        env = {**os.environ, "TRACKLINE_SERVER": server.url, "TRACKLINE_API_KEY": ADMIN_KEY}
-        synced = subprocess.run(
-            [sys.executable, "-m", "trackline", "sync", str(tmp_path / "tl")],
+    try:  # imported again straight to a server: nothing new imported, all uploaded
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
+        command = [sys.executable, "-m", "trackline", "import", "wandb", str(tmp_path / "w")]
+        uploaded = subprocess.run(
+            [*command, "--dir", str(tmp_path / "tl"), "--server", server.url, "--key", ADMIN_KEY],
             env=env,
             capture_output=True,
             text=True,
             timeout=120,
         )
-        assert synced.returncode == 0, synced.stderr[-2000:]
+        said = " ".join(uploaded.stderr.split())
+        assert uploaded.returncode == 0, uploaded.stderr[-2000:]
+        assert "1 already imported" in said and "1 run(s) up to date" in said, said
         with trackline.Api(server.url, ADMIN_KEY) as api:
             (remote,) = api.runs("admin/wandb-everything")
             assert remote.state == "finished" and remote.config == imported.config
