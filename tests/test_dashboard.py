@@ -65,6 +65,8 @@ SEED_SCRIPT = textwrap.dedent(
             if step % 50 == 0:
                 time.sleep(0.1)  # long enough for a few system samples
         run.summary["best_acc"] = 1 - min(2.0 * math.exp(-s * lr * 8) + 0.1 for s in range(spec["steps"])) / 2.5
+        for alert in spec.get("alerts", []):
+            trackline.alert(**alert)
         if spec.get("fail"):
             run.finish(exit_code=1, state="failed", traceback="RuntimeError: seeded failure")
         else:
@@ -148,6 +150,10 @@ def run_specs() -> list[dict[str, Any]]:
                 "batch_size": 8,
             },
             "notes": "<img src=z onerror=alert(5)> [click](javascript:alert(6)) **safe**",
+            "alerts": [
+                {"title": "<b>loss spike</b>", "text": "<img src=w onerror=alert(7)>"},
+                {"title": "done", "text": "finished", "level": "WARN"},
+            ],
         }
     )
     specs.append(
@@ -483,6 +489,13 @@ def test_user_strings_never_become_html(
     expect(p.locator(".run-name")).to_have_text(XSS_NAME)
     expect(p.locator(".notes-view")).to_contain_text("<img src=z onerror=alert(5)>")
     expect(p.locator(".tree")).to_contain_text("<script>key")
+    # Alerts (wandb.alert) listed on the run page, newest first, as text.
+    items = p.locator(".alerts .alert-item")
+    expect(items).to_have_count(2)
+    expect(items.first).to_have_text("WARN: done finished")
+    expect(items.nth(1)).to_contain_text("<b>loss spike</b> <img src=w onerror=alert(7)>")
+    expect(p.locator(".summary-table")).not_to_contain_text("_alerts")
+    page.shot("run-alerts")
     # A javascript: link is refused: no link, its source shows as text.
     expect(p.locator(".notes-view")).to_contain_text("[click](javascript:alert(6))")
     expect(p.locator(".notes-view a", has_text="click")).to_have_count(0)
@@ -490,7 +503,12 @@ def test_user_strings_never_become_html(
     expect(p.locator(".compare-table").first).to_contain_text("<i>adam</i>")
     page.shot("xss-compare")
     assert p.evaluate("window.__xss") == []
-    assert p.locator("img[src='x'], img[src='y'], img[src='z'], b, script:not([src])").count() == 0
+    assert (
+        p.locator(
+            "img[src='x'], img[src='y'], img[src='z'], img[src='w'], b, script:not([src])"
+        ).count()
+        == 0
+    )
     assert not page.dialogs
 
 

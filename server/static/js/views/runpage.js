@@ -231,7 +231,21 @@ export function runView(el, route) {
       run.traceback ? h("details", { class: "traceback" }, h("summary", { text: "Traceback" }), h("pre", { class: "code", text: run.traceback })) : null,
       // Rows the SDK dropped because its disk refused them: the charts have a hole there.
       (run.gaps || []).map((g) => h("p", { class: "gap-notice warn", text: `${fmtNumber(g.rows)} rows of steps ${g.first_step}-${g.last_step} lost: ${g.reason}` })),
+      alertsList(run.summary?._alerts),
     );
+  }
+
+  /** wandb.alert / trackline's alerts, kept in the summary's ``_alerts`` (newest last). */
+  function alertsList(alerts) {
+    if (!Array.isArray(alerts) || !alerts.length) return null;
+    const item = (a) =>
+      h(
+        "li",
+        { class: `alert-item alert-${String(a?.level || "INFO").toLowerCase()}` },
+        h("strong", { text: `${a?.level || "INFO"}: ${a?.title ?? ""}` }),
+        a?.text ? h("span", { text: ` ${a.text}` }) : null,
+      );
+    return h("div", { class: "alerts" }, h("h3", { text: `Alerts (${alerts.length})` }), h("ul", null, alerts.slice(-20).reverse().map(item)));
   }
 
   function summaryCard() {
@@ -305,7 +319,8 @@ export function runView(el, route) {
   }
 
   function summaryTable(summary) {
-    const flat = flatten(summary || {});
+    const { _alerts: _shownAbove, ...rest } = summary || {}; // alerts have their own list
+    const flat = flatten(rest);
     const keys = Object.keys(flat).sort();
     if (!keys.length) return h("p", { class: "muted small", text: "No summary yet." });
     return h(
