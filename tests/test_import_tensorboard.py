@@ -56,6 +56,7 @@ TF_WRITER = textwrap.dedent(
         for step in range(50):
             tf.summary.scalar("loss", 2.0 / (step + 1), step=step)
         tf.summary.histogram("w", tf.random.normal([200]), step=0)
+        tf.summary.image("pictures", tf.zeros([2, 4, 6, 3]), step=3, max_outputs=2)
     writer.flush()
     """
 )
@@ -104,7 +105,7 @@ def test_event_files_become_runs_with_every_point(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # rich wraps lines at the terminal's width
     # run-a, run-b, and add_hparams's two: its experiment and its session (a sub-directory)
-    assert "4 run(s) imported" in said and "1 image tag(s) not imported" in said
+    assert "4 run(s) imported" in said and "not imported" not in said
     runs = {r.name: r for r in trackline.list_runs(target)}
     assert set(runs) >= {"run-a", "run-b"}
     for name in ("run-a", "run-b"):
@@ -123,6 +124,9 @@ def test_event_files_become_runs_with_every_point(tmp_path: Path) -> None:
         assert run.state == "finished" and run.project == "tb"
         assert [h.step for h in run.histograms("weights")] == [0, 100, 200]
         assert run.summary["notes/text_summary"].startswith("lr=")
+        (image,) = [m for m in run.media() if m.key == "sample"]  # add_image, as a PNG
+        assert (image.kind, image.step, image.items[0]["width"]) == ("image", 0, 8)
+        assert (run.path / image.items[0]["path"]).read_bytes()[:4] == b"\x89PNG"
     sweep = next(r for n, r in runs.items() if n not in ("run-a", "run-b"))
     hparams = [r for r in runs.values() if r.config]
     assert hparams and hparams[0].config == {"lr": 0.1, "optimizer": "adam", "layers": 3.0}
@@ -186,6 +190,9 @@ def test_tensorflow_scalar_tensors(tmp_path: Path) -> None:
         math.isclose(got[k], v, rel_tol=1e-6) for k, (_, v) in source.items()
     )
     assert [h.key for h in run.histograms()] == ["w"]
+    (images,) = run.media()
+    assert (images.key, images.step, len(images.items)) == ("pictures", 3, 2)
+    assert (images.items[0]["width"], images.items[0]["height"]) == (6, 4)
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,19 +3,20 @@
 Every directory holding ``events.out.tfevents.*`` files becomes a run: scalars (old
 ``simple_value`` summaries and TF2 scalar tensors) as metric rows with their steps and
 wall times, histograms as histogram records, hparams (the HParams plugin) as config and
-its metric values as summary, text as summary strings (the latest per tag). Images are
-counted and named in the report, not imported.
+its metric values as summary, text as summary strings (the latest per tag), images
+(``add_image``, ``tf.summary.image``) as image media at their steps.
 """
 
 from __future__ import annotations
 
 import getpass
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..records import Finish, Histogram, Metrics, Record, RunStart, SummaryUpdate
+from ..records import Finish, Histogram, MediaRecord, Metrics, Record, RunStart, SummaryUpdate
 from . import Imported, already_imported, clean_key, plain, stable_run_id, verify, write_run
 
 
@@ -68,17 +69,56 @@ def _hparams(acc: Any) -> tuple[dict[str, Any], list[str]]:
     return config, metrics
 
 
+def _image_media(
+    tag: str, step: int, when: float, encoded: list[bytes], media_dir: Path
+) -> MediaRecord | None:
+    """Encoded images (PNG, JPEG, GIF) of one tag at one step as an image media record."""
+    from ..media import Image
+
+    items = []
+    for data in encoded:
+        with tempfile.NamedTemporaryFile(suffix=".img") as file:
+            file.write(data)
+            file.flush()
+            try:
+                items.append(Image(file.name).write(media_dir))
+            except Exception:  # not an image Pillow reads: left out, as TensorBoard shows none
+                continue
+    return MediaRecord(step, when, clean_key(tag), "image", items) if items else None
+
+
+def read_images(acc: Any, media_dir: Path) -> list[MediaRecord]:
+    """Images: old-style image summaries (``add_image``) and TF2 image tensors."""
+    tags = acc.Tags()
+    found: list[MediaRecord | None] = []
+    for tag in tags.get("images", []):
+        for e in acc.Images(tag):
+            found.append(
+                _image_media(tag, e.step, e.wall_time, [e.encoded_image_string], media_dir)
+            )
+    for tag in tags.get("tensors", []):
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name != "images":
+            continue
+        for e in acc.Tensors(tag):
+            value = _tensor_value(e).ravel().tolist()  # width, height, then the images
+            found.append(_image_media(tag, e.step, e.wall_time, list(value[2:]), media_dir))
+    return [m for m in found if m is not None]
+
+
 def read_run(
-    path: Path,
-) -> tuple[list[Metrics], list[Histogram], dict[str, Any], dict[str, Any], list[str], int]:
-    """(rows, histograms, config, summary, notes, points) of one event-file directory."""
+    path: Path, media_dir: Path | None = None
+) -> tuple[
+    list[Metrics], list[Histogram | MediaRecord], dict[str, Any], dict[str, Any], list[str], int
+]:
+    """(rows, histograms and images, config, summary, notes, points) of one event-file
+    directory; images are stored in ``media_dir`` (without one, counted in the notes)."""
     acc = _accumulator(path)
     tags = acc.Tags()
     points: dict[tuple[int, str], tuple[float, float]] = {}  # (step, key) -> (time, value)
     for tag in tags.get("scalars", []):
         for e in acc.Scalars(tag):
             points[(e.step, clean_key(tag))] = (e.wall_time, float(e.value))
-    histograms: list[Histogram] = []
+    histograms: list[Histogram | MediaRecord] = []
     summary: dict[str, Any] = {}
     notes: list[str] = []
     for tag in tags.get("histograms", []):
@@ -110,9 +150,10 @@ def read_run(
             value = _tensor_value(events[-1])
             text = value.item() if getattr(value, "size", 0) == 1 else value.ravel()[0]
             summary[clean_key(tag)] = text.decode() if isinstance(text, bytes) else str(text)
-    images = len(tags.get("images", []))
-    if images:
-        notes.append(f"{images} image tag(s) not imported")
+    if media_dir is not None:
+        histograms += read_images(acc, media_dir)
+    elif tags.get("images"):
+        notes.append(f"{len(tags['images'])} image tag(s) not imported")
     config, _metric_tags = _hparams(acc)
     by_step: dict[int, dict[str, float | int | str]] = {}
     times: dict[int, float] = {}
@@ -135,7 +176,9 @@ def import_logdir(logdir: Path, runs_dir: Path, project: str) -> Iterator[Import
             result.skipped = True
             yield result
             continue
-        rows, histograms, config, summary, notes, points = read_run(path)
+        scratch = tempfile.TemporaryDirectory(prefix="trackline-tb-")
+        media_dir = Path(scratch.name) / "media"
+        rows, histograms, config, summary, notes, points = read_run(path, media_dir)
         result.points_read = points
         result.notes = notes
         times = [r.time for r in rows] + [h.time for h in histograms]
@@ -154,12 +197,14 @@ def import_logdir(logdir: Path, runs_dir: Path, project: str) -> Iterator[Import
                 user=getpass.getuser(),
             )
         ]
-        timeline: list[Metrics | Histogram] = [*rows, *histograms]
+        timeline: list[Metrics | Histogram | MediaRecord] = [*rows, *histograms]
         timeline.sort(key=lambda r: (r.step, r.time))
         records += timeline
         if summary:
             records.append(SummaryUpdate(summary))
         records.append(Finish(time=end, state="finished", exit_code=0, reason="imported"))
-        write_run(runs_dir, run_id, records)
+        copies = {f"media/{p.name}": p for p in media_dir.glob("*") if p.is_file()}
+        with scratch:
+            write_run(runs_dir, run_id, records, copies=copies)
         result.points_written = verify(runs_dir / run_id, points)
         yield result
