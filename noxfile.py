@@ -48,6 +48,24 @@ def chaos(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def deploy(session: nox.Session) -> None:
+    """deploy/'s nginx config in front of two servers on PostgreSQL + S3, each killed in turn,
+    at 10x the test suite's size (nginx and PostgreSQL from Debian: apt-get install nginx
+    postgresql); prints the table."""
+    session.install(*CONSTRAINTS, "-e", ".[server,s3,dev]")
+    session.env["TRACKLINE_DEPLOY_SCALE"] = "10"
+    session.run(
+        "pytest",
+        "-s",
+        "tests/test_deploy.py",
+        "tests/test_server_storage.py",
+        "-k",
+        "deploy or several_servers",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
 @nox.parametrize("keras", ["3.15.1", "3.12.0"])
 def keras(session: nox.Session, keras: str) -> None:
     session.install(

@@ -29,29 +29,54 @@ from .runlog import RunLogError
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option(
     "--data-dir",
+    envvar="TRACKLINE_DATA_DIR",
+    show_envvar=True,
     type=click.Path(file_okay=False),
     default=None,
     help="Where the SQLite database and files go (default ~/.trackline/server).",
 )
 @click.option(
     "--database-url",
+    envvar="TRACKLINE_DATABASE_URL",
+    show_envvar=True,
     default=None,
     help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in --data-dir).",
 )
 @click.option(
-    "--files", default=None, help="A directory or s3://bucket/prefix (default: --data-dir/files)."
+    "--files",
+    envvar="TRACKLINE_FILES",
+    show_envvar=True,
+    default=None,
+    help="A directory or s3://bucket/prefix (default: --data-dir/files).",
 )
-@click.option("--s3-endpoint-url", default=None, help="For S3-compatible stores other than AWS.")
+@click.option(
+    "--s3-endpoint-url",
+    envvar="TRACKLINE_S3_ENDPOINT_URL",
+    default=None,
+    help="For S3-compatible stores other than AWS.",
+)
 @click.option(
     "--heartbeat-timeout",
+    envvar="TRACKLINE_HEARTBEAT_TIMEOUT",
+    show_envvar=True,
     default=120.0,
     show_default=True,
     type=float,
     help="Seconds without a heartbeat after which a running run is reported crashed.",
 )
-@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--workers",
+    envvar="TRACKLINE_WORKERS",
+    show_envvar=True,
+    default=1,
+    show_default=True,
+    type=int,
+    help="Server processes.",
+)
 @click.option(
     "--max-ingest",
+    envvar="TRACKLINE_MAX_INGEST",
+    show_envvar=True,
     default=32,
     show_default=True,
     type=click.IntRange(min=1),
@@ -59,6 +84,8 @@ from .runlog import RunLogError
 )
 @click.option(
     "--max-queries",
+    envvar="TRACKLINE_MAX_QUERIES",
+    show_envvar=True,
     default=16,
     show_default=True,
     type=click.IntRange(min=1),
@@ -66,6 +93,8 @@ from .runlog import RunLogError
 )
 @click.option(
     "--max-waiters",
+    envvar="TRACKLINE_MAX_WAITERS",
+    show_envvar=True,
     default=256,
     show_default=True,
     type=click.IntRange(min=1),
@@ -73,6 +102,8 @@ from .runlog import RunLogError
 )
 @click.option(
     "--upload-part-mb",
+    envvar="TRACKLINE_UPLOAD_PART_MB",
+    show_envvar=True,
     default=16.0,
     show_default=True,
     type=click.FloatRange(min=0.0625, max=64),
@@ -80,6 +111,8 @@ from .runlog import RunLogError
 )
 @click.option(
     "--quota-gb",
+    envvar="TRACKLINE_QUOTA_GB",
+    show_envvar=True,
     default=None,
     type=click.FloatRange(min=0, min_open=True),
     help="Storage per user or team (run logs and their files), in GB; past it uploads get 507.",

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -162,6 +162,48 @@ def fixture_shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 # -- PostgreSQL --------------------------------------------------------------------------
+
+
+class MotoS3:
+    """moto's standalone S3 server on a free port with bucket ``tl-bucket``; ``env`` holds
+    the fake credentials a server process needs."""
+
+    env: ClassVar[dict[str, str]] = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def __init__(self, work: Path, bucket: str = "tl-bucket") -> None:
+        self.work, self.bucket = work, bucket
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MotoS3:
+        pytest.importorskip("moto", reason="S3 needs moto[server]")
+        import boto3
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        log = open(self.work / "moto.log", "wb")
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = subprocess.Popen(argv, stdout=log, stderr=log)
+        log.close()
+        wait_for(lambda: httpx.get(self.url, timeout=2).status_code < 500, 60, 0.1, "moto")
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=self.bucket)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(15)
 
 
 class Postgres:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from _server import ADMIN_KEY, ServerProcess, free_port, wait_for
+from _server import ADMIN_KEY, MotoS3, ServerProcess, wait_for
 from trackline import runlog
 from trackline._client import Api
 from trackline._transport import Shipper
@@ -24,11 +21,7 @@ pytest.importorskip("moto", reason="the S3 tests need moto[server]")
 
 pytestmark = pytest.mark.slow
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+AWS_ENV = MotoS3.env
 
 
 @pytest.fixture
@@ -36,23 +29,8 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, A
     """moto's S3 server on a free port, with a bucket; (endpoint URL, boto3 client)."""
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
-    port = free_port()
-    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=log,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(url, timeout=2).status_code < 500, 60, 0.1, "moto")
-        client = boto3.client("s3", endpoint_url=url)
-        client.create_bucket(Bucket="tl-bucket")
-        yield url, client
-    finally:
-        process.terminate()
-        process.wait(15)
+    with MotoS3(tmp_path / "moto") as moto:
+        yield moto.url, boto3.client("s3", endpoint_url=moto.url)
 
 
 def test_files_go_to_s3_once(s3: tuple[str, Any], tmp_path: Path) -> None:

@@ -588,3 +588,46 @@ def test_a_name_taken_by_another_server_meanwhile_is_taken_not_an_error(database
     finally:
         first.dispose()
         second.dispose()
+
+
+@pytest.mark.parametrize("start_from", ["fresh", "version 1"])
+def test_several_servers_starting_at_once_migrate_once(
+    database_url: str, tmp_path: Path, start_from: str
+) -> None:
+    """Three servers started together on one database: one creates or upgrades the schema
+    (an advisory lock on PostgreSQL, the write lock on SQLite), the others wait and find it
+    done; all come up and agree."""
+    from _server import ServerProcess
+
+    added = {t.name for tables in schema.ADDED_IN.values() for t in tables}
+    if start_from == "version 1":
+        db = Database(database_url)
+        try:
+            with db.write() as conn:
+                version_1 = [t for t in schema.metadata.sorted_tables if t.name not in added]
+                schema.metadata.create_all(conn, tables=version_1)
+                conn.execute(schema.schema_version.insert().values(id=1, version=1, applied_at=0.0))
+        finally:
+            db.dispose()
+    servers = [
+        ServerProcess(tmp_path / f"s{i}", database_url=database_url).start(wait=False)
+        for i in range(3)
+    ]
+    try:
+        for server in servers:
+            server.wait_ready(120)
+        db = Database(database_url)
+        try:
+            with db.read() as conn:
+                assert migrations.current_version(conn) == schema.SCHEMA_VERSION
+                assert added <= set(sa.inspect(conn).get_table_names())
+                admins = conn.execute(sa.select(sa.func.count()).select_from(schema.entities))
+                assert admins.scalar_one() == 1  # the first admin, created once
+        finally:
+            db.dispose()
+        for server in servers:
+            with server.client() as client:
+                assert client.get("/projects").status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
