@@ -12,10 +12,29 @@ error the client shows, so a newer client asking something else fails loudly.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+
+def wandb_offline_env(work: Path, home: Path) -> dict[str, str]:
+    """The environment of a process run by W&B itself, offline: its run directories under
+    ``work``, its settings and caches under ``home``, no trackline or W&B variable inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKLINE_", "WANDB_"))}
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        WANDB_DIR=str(work),
+        WANDB_CONFIG_DIR=str(home / "config"),
+        WANDB_CACHE_DIR=str(home / "cache"),
+        WANDB_DATA_DIR=str(home / "data"),
+        WANDB_ARTIFACT_DIR=str(home / "artifacts"),
+    )
+    return env
+
 
 VIEWER = {"id": "VXNlcjox", "entity": "acme", "username": "ada", "email": "ada@example.com"}
 

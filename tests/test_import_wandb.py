@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import trackline
 from _server import ADMIN_KEY, ServerProcess
+from _wandb_server import wandb_offline_env
 from click.testing import CliRunner
 from trackline._cli import main
 from trackline.importers.wandb_files import BLOCK, WandbFileError, scan
@@ -29,18 +30,7 @@ SCRIPTS = Path(__file__).parent / "fixtures" / "wandb_scripts"
 
 def wandb_env(tmp_path: Path) -> dict[str, str]:
     """W&B offline, everything it writes under ``tmp_path``; trackline's stand-in not in reach."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKLINE_", "WANDB_"))}
-    home = tmp_path / "wandb-home"
-    env.update(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        WANDB_DIR=str(tmp_path),
-        WANDB_CONFIG_DIR=str(home / "config"),
-        WANDB_CACHE_DIR=str(home / "cache"),
-        WANDB_DATA_DIR=str(home / "data"),
-        WANDB_ARTIFACT_DIR=str(home / "artifacts"),
-    )
-    return env
+    return wandb_offline_env(tmp_path, tmp_path / "wandb-home")
 
 
 def run_with_wandb(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import trackline
+from _wandb_server import wandb_offline_env
 
 pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
@@ -63,15 +64,7 @@ def test_the_stand_in_records_what_wandb_records(name: str, tmp_path: Path) -> N
         env = dict(base)
         command = [sys.executable, name]
         if tool == "wandb":
-            home = tmp_path / "wandb-home"
-            env.update(
-                WANDB_MODE="offline",
-                WANDB_SILENT="true",
-                WANDB_DIR=str(work),
-                WANDB_CONFIG_DIR=str(home / "config"),
-                WANDB_CACHE_DIR=str(home / "cache"),
-                WANDB_DATA_DIR=str(home / "data"),
-            )
+            env.update(wandb_offline_env(work, tmp_path / "wandb-home"))
         else:
             env.update(TRACKLINE_DIR=str(work / "tl"), TRACKLINE_MODE="offline")
             command = [sys.executable, "-m", "trackline", "wandb", "--", *command]
