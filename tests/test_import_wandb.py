@@ -103,27 +103,33 @@ def test_wandbs_own_run_imports_as_the_stand_in_records_it(tmp_path: Path) -> No
     assert imported.environment is not None and imported.environment.cpu_count > 0
     assert any(name.endswith("notes.txt") for name in imported.files)
 
-    # The same script, unmodified, through the stand-in records the same shape.
-    work = tmp_path / "shim"
-    work.mkdir()
-    (work / "script.py").write_text(script)
+    # The same script through both of trackline's routes records the same shape: unmodified
+    # under `trackline wandb --`, and with its import changed to `import trackline as wandb`.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKLINE_", "WANDB_"))}
-    env.update(TRACKLINE_DIR=str(work / "tl"), TRACKLINE_MODE="offline")
-    shim = subprocess.run(
-        [sys.executable, "-m", "trackline", "wandb", "--", sys.executable, "script.py"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert shim.returncode == 0, shim.stderr[-3000:]
-    (recorded,) = trackline.list_runs(work / "tl")
-    assert shape(recorded) == shape(imported)
-    for a, b in zip(recorded.history(), imported.history(), strict=True):
-        assert {k: v for k, v in a.items() if k != "_time"} == pytest.approx(
-            {k: v for k, v in b.items() if k != "_time"}
+    routes = {
+        "shim": (script, ["-m", "trackline", "wandb", "--", sys.executable, "script.py"]),
+        "direct": (script.replace("import wandb\n", "import trackline as wandb\n"), ["script.py"]),
+    }
+    for route, (source, argv) in routes.items():
+        assert source.count("import trackline as wandb") == (route == "direct")
+        work = tmp_path / route
+        work.mkdir()
+        (work / "script.py").write_text(source)
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=work,
+            env={**env, "TRACKLINE_DIR": str(work / "tl"), "TRACKLINE_MODE": "offline"},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
+        assert done.returncode == 0, f"{route}: {done.stderr[-3000:]}"
+        (recorded,) = trackline.list_runs(work / "tl")
+        assert shape(recorded) == shape(imported), route
+        for a, b in zip(recorded.history(), imported.history(), strict=True):
+            assert {k: v for k, v in a.items() if k != "_time"} == pytest.approx(
+                {k: v for k, v in b.items() if k != "_time"}
+            )
 
     # Again: nothing changes. Then to a server, point for point.
     before = {p: p.read_bytes() for p in (tmp_path / "tl").rglob("*.tlog")}
