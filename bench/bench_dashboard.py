@@ -328,7 +328,8 @@ def seed_many(server: Server, size: Size) -> None:
 
 # -- browser measurements ----------------------------------------------------------------
 
-# The dashboard sets performance marks: "tl:chart-painted" (a chart drew lines and the
+# The dashboard sets performance marks when the page sets window.__tracklineMarks (see
+# server/static/js/util/marks.js): "tl:chart-painted" (a chart drew lines and the
 # frame after was painted), "tl:runs-applied" (the table and charts show a new run list),
 # "tl:table-rendered" (the run table drew its rows).
 WAIT_MARK = """
@@ -397,7 +398,9 @@ def open_page(browser: Any, server: Server, prefs: dict[str, dict[str, Any]]) ->
         )
         saved.raise_for_status()
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    script = f"localStorage.setItem('trackline.apiKey', {json.dumps(ADMIN_KEY)});"
+    # The app's timing marks (server/static/js/util/marks.js) are on for this page only.
+    script = "window.__tracklineMarks = true;"
+    script += f"localStorage.setItem('trackline.apiKey', {json.dumps(ADMIN_KEY)});"
     for project, values in prefs.items():
         script += f"localStorage.setItem({json.dumps('trackline.ws.' + project)}, {json.dumps(json.dumps(values))});"
     context.add_init_script(script)

@@ -12,6 +12,7 @@ import { withAlpha } from "./util/colors.js";
 import { fmtCompact, fmtDate, fmtDuration, fmtNumber } from "./util/format.js";
 import { smoothEma } from "./util/smooth.js";
 import { DURATION_INCRS, INTEGER_INCRS, durationLabels, tickLabels } from "./util/ticks.js";
+import { mark } from "./util/marks.js";
 
 const AXIS_FONT = '11px system-ui, -apple-system, "Segoe UI", sans-serif';
 const GRID = "rgba(0,0,0,0.07)";
@@ -129,7 +130,7 @@ export class LineChart {
     }
     this.renderLegend();
     // For the benchmark (bench/bench_dashboard.py): a chart with lines is on screen.
-    requestAnimationFrame(() => performance.mark("tl:chart-painted"));
+    mark("tl:chart-painted", true);
   }
 
   options(series, log, { xKind, xTitle, yTitle, xWhole, yWhole }, width) {

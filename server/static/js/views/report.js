@@ -14,6 +14,7 @@ import { fmtAgo, fmtDate } from "../util/format.js";
 import { lineDiff } from "../util/linediff.js";
 import { renderMarkdown } from "../util/markdown.js";
 import { loading, setCrumbs, showError, toast } from "./common.js";
+import { mark } from "../util/marks.js";
 
 const AUTOSAVE_MS = 1500;
 
@@ -188,7 +189,7 @@ class ReportPage {
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
     // For the benchmark (bench/bench_dashboard.py): every panel is on screen.
-    requestAnimationFrame(() => performance.mark("tl:report-drawn"));
+    mark("tl:report-drawn", true);
   }
 
   /** The report's body: markdown parts with panels between them. */

@@ -17,6 +17,7 @@ import { fmtAgo, fmtValue } from "../util/format.js";
 import { ARTIFACT_ICON } from "./artifacts.js";
 import { addToReport } from "./report.js";
 import { confirmInPage, loading, setCrumbs, showError, tagChip, toast } from "./common.js";
+import { mark } from "../util/marks.js";
 
 const STATES = ["running", "finished", "crashed", "failed", "killed"];
 const LIVE_MS = 5000; // polling, against a server without change feeds
@@ -95,7 +96,7 @@ export function workspaceView(el, route) {
       if (!built) build();
       built = true;
       apply(result);
-      performance.mark("tl:runs-complete"); // for bench/bench_dashboard.py
+      mark("tl:runs-complete");
       followChanges();
     } catch (err) {
       if (alive) showError(el, err, load);
@@ -135,7 +136,7 @@ export function workspaceView(el, route) {
     ui.root?.classList.add("busy");
     try {
       const result = await fetchRuns(silent ? null : apply);
-      performance.mark("tl:runs-fetched");
+      mark("tl:runs-fetched");
       if (result && alive) apply(result, { silent });
     } catch (err) {
       if (err.name === "AbortError" || !alive) return;
@@ -164,7 +165,7 @@ export function workspaceView(el, route) {
     renderTable();
     updateCounts(result.total);
     updateCharts();
-    performance.mark("tl:runs-applied"); // for bench/bench_dashboard.py
+    mark("tl:runs-applied");
     if (silent) {
       // Live: refetch the charts of runs that are (or just stopped) running.
       const live = runs.filter((r) => r.state === "running" || before.get(r.id)?.state === "running").map((r) => r.id);
@@ -490,7 +491,7 @@ export function workspaceView(el, route) {
     ui.root.dataset.rows = String(items.length);
     ui.root.dataset.groups = groups ? String(groups.length) : "0";
     renderSelection();
-    performance.mark("tl:table-rendered");
+    mark("tl:table-rendered");
   }
 
   function tableContext() {
