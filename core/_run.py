@@ -16,13 +16,13 @@ import traceback as tb
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _agent_launch, _console, _hooks, _liveness
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._errors import TracklineError
-from ._literals import RunState, SavePolicy
+from ._literals import Mode, RunState, SavePolicy
 from ._media_base import as_media
 from ._media_worker import MediaJob, MediaWorker
 from ._settings import Settings
@@ -193,6 +193,22 @@ class Run:
             if self._console is not None:
                 self._writer.console = self._console.log
         _hooks.register(self)
+
+    def reopen(self) -> Run:
+        """This run again after ``finish``: a new ``Run`` appending to the same run log, in
+        the same directory and mode (``init(id=..., resume="allow")``). A running run is
+        returned as it is."""
+        if not self._finished:
+            return self
+        from ._api import init
+
+        return init(
+            id=self.id,
+            resume="allow",
+            project=self.project,
+            mode=cast(Mode, self.mode),
+            dir=self.dir.parent.parent,
+        )
 
     def finish(
         self,

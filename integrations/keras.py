@@ -44,6 +44,7 @@ from typing import Any
 
 import keras
 import trackline
+from trackline.integrations._lease import RunLease, checkpoint_artifact_name
 
 #: With a learning-rate schedule, batch rows read the rate from the device this often.
 LR_REFRESH_BATCHES = 25
@@ -97,9 +98,7 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.best: float | None = None
         self._warned = False
         self._init_kwargs = init_kwargs
-        self._run = run
-        self._given = run is not None
-        self._owned = False
+        self._lease = RunLease(run)
         self._opened_by: str | None = None  # the begin hook that started our run
         self._in_fit = False
         self._batches = 0  # training batches done in this fit
@@ -113,34 +112,20 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
     @property
     def run(self) -> trackline.Run | None:
         """The run this callback logs to (``None`` before its first event)."""
-        return self._run
+        return self._lease.run
 
-    # -- run ownership --------------------------------------------------------------
+    # -- run ownership (integrations/_lease.py) ----------------------------------------
 
     def _acquire(self, hook: str) -> trackline.Run:
-        run = self._run
-        if run is not None and (self._given or run.state == "running"):
-            return run
-        current = trackline.current_run()
-        if current is not None:
-            self._run, self._owned = current, False
-            return current
-        if run is not None and self._owned:  # ours, finished by an earlier call: reopen it
-            run = trackline.init(
-                id=run.id,
-                resume="allow",
-                project=run.project,
-                mode=run.mode,
-                dir=run.dir.parent.parent,
-            )
-        else:
-            run = trackline.init(**self._init_kwargs)
-        self._run, self._owned, self._opened_by = run, True, hook
+        run = self._lease.acquire(lambda: trackline.init(**self._init_kwargs))
+        if self._lease.started:
+            self._opened_by = hook
         return run
 
     def _release(self, hook: str) -> None:
-        if self._owned and self._opened_by == hook and self._run is not None:
-            self._run.finish()
+        run = self._lease.run
+        if self._lease.owned and self._opened_by == hook and run is not None:
+            run.finish()
             self._opened_by = None
 
     # -- fit ------------------------------------------------------------------------
@@ -160,15 +145,15 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         done = self._epoch_start + batch + 1
         due = done // self._every > self._batches // self._every
         self._batches = done
-        if not due or self._run is None:
+        if not due or self._lease.run is None:
             return
         row = {f"batch/{key}": value for key, value in (logs or {}).items()}
         if "batch/learning_rate" not in row and (lr := self._batch_learning_rate()) is not None:
             row["batch/learning_rate"] = lr
-        self._run.log(row, step=self._base + self._batches)
+        self._lease.run.log(row, step=self._base + self._batches)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        run = self._run
+        run = self._lease.run
         if run is None:
             return
         logs = logs or {}
@@ -192,9 +177,9 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._acquire("evaluate")
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._in_fit or self._run is None:
+        if self._in_fit or self._lease.run is None:
             return
-        self._run.log({f"eval/{key}": value for key, value in (logs or {}).items()})
+        self._lease.run.log({f"eval/{key}": value for key, value in (logs or {}).items()})
         self._release("evaluate")
 
     def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -202,12 +187,12 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._predict_start = time.perf_counter()
 
     def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self._run is None:
+        if self._lease.run is None:
             return
         row = {"predict/seconds": time.perf_counter() - self._predict_start}
         if (self.params or {}).get("steps") is not None:
             row["predict/batches"] = self.params["steps"]
-        self._run.log(row)
+        self._lease.run.log(row)
         self._release("predict")
 
     # -- helpers --------------------------------------------------------------------
@@ -288,10 +273,10 @@ class TracklineCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._save_model(metadata, ["latest", "best"] if improved else ["latest"])
 
     def _save_model(self, metadata: dict[str, Any], aliases: list[str]) -> None:
-        run = self._run
+        run = self._lease.run
         assert run is not None
         name = "model.weights.h5" if self.save_weights_only else "model.keras"
-        artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
+        artifact = trackline.Artifact(checkpoint_artifact_name(run.id), "model", metadata=metadata)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp, name)
             if self.save_weights_only:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import trackline
 from trackline._names import new_run_id
+from trackline.integrations._lease import RunLease, checkpoint_artifact_name
 
 _Logger: Any = None
 _PLLogger: Any = None
@@ -109,9 +110,7 @@ class _TracklineLoggerBody:
         self._prefix = prefix
         self._save_dir = os.fspath(save_dir) if save_dir is not None else None
         self._init_kwargs = init_kwargs
-        self._run = run
-        self._given = run is not None
-        self._owned = False
+        self._lease = RunLease(run)
         run_id = version or init_kwargs.pop("id", None) or os.environ.get("TRACKLINE_RUN_ID")
         self._id: str = run.id if run is not None else run_id or new_run_id()
         self._checkpoint_callbacks: dict[int, Any] = {}
@@ -126,35 +125,30 @@ class _TracklineLoggerBody:
 
     def _experiment(self) -> trackline.Run:
         """The run: the given one, the current one, or one this logger starts (or reopens)."""
-        run = self._run
-        if run is not None and (self._given or run.state == "running"):
-            return run
-        current = trackline.current_run()
-        if current is not None:
-            self._run, self._owned, self._id = current, False, current.id
-            return current
-        self._run = trackline.init(
-            project=self._project,
-            name=self._name,
-            dir=self._save_dir,
-            id=self._id,
-            resume="allow",
-            **self._init_kwargs,
+        run = self._lease.acquire(
+            lambda: trackline.init(
+                project=self._project,
+                name=self._name,
+                dir=self._save_dir,
+                id=self._id,
+                resume="allow",
+                **self._init_kwargs,
+            )
         )
-        self._owned = True
-        return self._run
+        self._id = run.id
+        return run
 
     @property
     def name(self) -> str:
         """The project (Lightning puts checkpoints under ``save_dir/name/version``)."""
-        if self._run is not None:
-            return str(self._run.project)
+        if self._lease.run is not None:
+            return str(self._lease.run.project)
         return self._project or os.environ.get("TRACKLINE_PROJECT") or "default"
 
     @property
     def version(self) -> str:
         """The run id."""
-        return self._run.id if self._run is not None else self._id
+        return self._lease.run.id if self._lease.run is not None else self._id
 
     @property
     def save_dir(self) -> str:
@@ -187,14 +181,14 @@ class _TracklineLoggerBody:
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
-        if self._run is None:
+        if self._lease.run is None:
             return  # nothing was logged: no run to end
         if status == "success":
             for callback in self._checkpoint_callbacks.values():
                 self._log_checkpoints(callback)
-        if self._owned and self._run.state == "running":
+        if self._lease.owned and self._lease.run.state == "running":
             state = _FINAL_STATES.get(status, "failed")
-            self._run.finish(exit_code=None if state == "finished" else 1, state=state)
+            self._lease.run.finish(exit_code=None if state == "finished" else 1, state=state)
 
     @rank_zero_only
     def watch(
@@ -210,13 +204,14 @@ class _TracklineLoggerBody:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        run = state.pop("_run")
+        lease = state.pop("_lease")
+        run = lease.run
         if run is not None and run.state == "running":
-            if self._owned:
+            if lease.owned:
                 run.finish()  # two processes must never write one run log
             else:
                 state["_id"] = new_run_id()  # not ours to close: the other process starts its own
-        state.update(_run=None, _given=False, _owned=False)
+        state["_lease"] = RunLease()
         return state
 
     # -- checkpoints ----------------------------------------------------------------
@@ -237,7 +232,9 @@ class _TracklineLoggerBody:
             score = scores.get(path)
             if score is not None:
                 metadata["score"] = float(score)
-            artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
+            artifact = trackline.Artifact(
+                checkpoint_artifact_name(run.id), "model", metadata=metadata
+            )
             artifact.add_file(path)
             run.log_artifact(artifact, ["latest", "best"] if path == best else ["latest"])
             self._logged[path] = mtime

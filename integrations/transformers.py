@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import trackline
+from trackline.integrations._lease import RunLease, checkpoint_artifact_name
 from transformers import TrainerCallback
 
 __all__ = ["TracklineCallback", "register"]
@@ -98,50 +99,33 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         self.watch = watch
         self.watch_log_freq = watch_log_freq
         self._init_kwargs = init_kwargs
-        self._run = run
-        self._given = run is not None
-        self._owned = False
+        self._lease = RunLease(run)
         self._watched: Any = None
 
     @property
     def run(self) -> trackline.Run | None:
         """The run this callback logs to (``None`` before its first event)."""
-        return self._run
+        return self._lease.run
 
     def _acquire(self, args: Any, state: Any) -> trackline.Run:
-        run = self._run
-        if run is not None and (self._given or run.state == "running"):
-            return run
-        current = trackline.current_run()
-        if current is not None:
-            self._run, self._owned = current, False
-            return current
-        if run is not None and self._owned:  # ours, finished at the end of training: reopen it
-            run = trackline.init(
-                id=run.id,
-                resume="allow",
-                project=run.project,
-                mode=run.mode,
-                dir=run.dir.parent.parent,
-            )
-        else:
+        def start() -> trackline.Run:
             kwargs = dict(self._init_kwargs)
             if state.trial_name is not None:  # hyperparameter search: a run per trial
                 kwargs.setdefault("name", state.trial_name)
                 kwargs.setdefault("group", args.run_name or None)
             elif args.run_name and args.run_name != args.output_dir:
                 kwargs.setdefault("name", args.run_name)
-            run = trackline.init(**kwargs)
-        self._run, self._owned = run, True
-        return run
+            return trackline.init(**kwargs)
+
+        return self._lease.acquire(start)
 
     def on_train_begin(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
     ) -> None:
         if not state.is_world_process_zero:
             return
-        if state.is_hyper_param_search and self._owned:
-            self._run = None  # a new trial: a new run, not the previous trial's reopened
+        if state.is_hyper_param_search and self._lease.owned:
+            self._lease.forget()  # a new trial: a new run, not the previous trial's reopened
         run = self._acquire(args, state)
         # Flat, as W&B's callback writes it: the model's config, then the arguments.
         config: dict[str, Any] = {}
@@ -212,7 +196,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         metadata: dict[str, Any] = {"global_step": state.global_step, "epoch": state.epoch}
         if state.best_metric is not None:
             metadata["best_metric"] = state.best_metric
-        artifact = trackline.Artifact(f"model-{run.id}", "model", metadata=metadata)
+        artifact = trackline.Artifact(checkpoint_artifact_name(run.id), "model", metadata=metadata)
         artifact.add_dir(folder)
         if len(artifact):
             run.log_artifact(artifact, aliases)  # copies the files now
@@ -239,7 +223,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_pretrained(Path(tmp, "model"))
                 self._log_model(run, Path(tmp, "model"), state, ["latest", "final"])
-        if self._owned:
+        if self._lease.owned:
             run.finish()
 
 

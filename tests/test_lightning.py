@@ -210,12 +210,12 @@ def test_log_hyperparams_namespace_prefix_and_a_user_run(package: str) -> None:
 @pytest.mark.parametrize("package", PACKAGES[:1])
 def test_pickling_drops_the_run_and_keeps_the_id(package: str) -> None:
     logger = logger_class(package)(project="pl")
-    assert logger._run is None
+    assert logger._lease.run is None
     version = logger.version
     logger.log_metrics({"a": 1.0}, step=0)
     copy = pickle.loads(pickle.dumps(logger))
-    assert copy._run is None and copy.version == version
-    assert logger._run.state == "finished"  # handed over: the unpickling process reopens it
+    assert copy._lease.run is None and copy.version == version
+    assert logger._lease.run.state == "finished"  # handed over: the unpickling process reopens it
     copy.log_metrics({"a": 2.0}, step=1)
     copy.finalize("success")
     run = trackline.open_run(copy.experiment.dir)
