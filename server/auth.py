@@ -155,8 +155,12 @@ def bootstrap(conn: sa.Connection, admin_key: str | None) -> str | None:
     """On first start: the admin user and its key; returns a key it created, else ``None``.
 
     ``admin_key`` (``TRACKLINE_ADMIN_KEY``) becomes the admin's key, also on a later
-    start, so that automation can rely on it.
+    start, so that automation can rely on it. Servers starting at once take turns, so
+    exactly one creates the admin.
     """
+    from .migrations import serialize
+
+    serialize(conn)
     admin = conn.execute(
         sa.select(entities.c.id).where(entities.c.is_admin.is_(True)).order_by(entities.c.id)
     ).first()

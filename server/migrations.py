@@ -136,10 +136,16 @@ def current_version(conn: sa.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
-def upgrade(conn: sa.Connection, target: int = schema.SCHEMA_VERSION) -> int:
-    """Bring the database to ``target`` inside the caller's transaction."""
+def serialize(conn: sa.Connection) -> None:
+    """Hold the start-up lock until the caller's transaction ends: servers starting at once
+    on one PostgreSQL database take turns (SQLite's write lock already makes them)."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+
+
+def upgrade(conn: sa.Connection, target: int = schema.SCHEMA_VERSION) -> int:
+    """Bring the database to ``target`` inside the caller's transaction."""
+    serialize(conn)
     version = current_version(conn)
     if version is None:
         schema.metadata.create_all(conn)
