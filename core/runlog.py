@@ -282,8 +282,11 @@ class LogFile:
             return
         check_header(existing)
         self.end = HEADER_SIZE + valid_length(memoryview(existing)[HEADER_SIZE:], HEADER_SIZE)
-        if self.end < len(existing):
-            self._set_aside(existing[self.end :])
+        tail = existing[self.end :]
+        if tail.strip(b"\0"):
+            self._set_aside(tail)
+        elif tail:  # only zeros past the data (a pre-extended file): nothing to keep
+            self._cut()
 
     def _set_aside(self, tail: bytes) -> None:
         """Keep a torn tail's bytes in a file of their own, then cut it."""

@@ -134,3 +134,19 @@ def test_zeros_with_frames_after_them_are_not_the_end(tmp_path: Path) -> None:
     body = memoryview(path.read_bytes())[runlog.HEADER_SIZE :]
     assert runlog.scan_frames(body).bad
     assert runlog.read_records(path) == [f.record for f in frames]
+
+
+def test_reopening_a_log_with_a_zero_tail_cuts_it_and_appends_after_the_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 3)
+    expected = runlog.read_records(path)
+    path.write_bytes(data + bytes(4096))
+    log = runlog.LogFile(path)
+    assert log.end == len(data)
+    log.append(Metrics(3, 3.0, {"x": 3.0}))
+    log.close()
+    assert runlog.read_records(path)[:-1] == expected
+    assert runlog.read_records(path)[-1].values == {"x": 3.0}  # type: ignore[union-attr]
+    assert not list(tmp_path.glob("*.torn-*"))  # zeros are not a torn tail worth keeping
