@@ -42,6 +42,8 @@ class Params:
     import_repeats: int = 5
     batch_size: int = 64
     child_timeout_s: float = 1_800.0
+    #: (i) SIGKILLs of a process logging flat out, at random moments (trackline only).
+    sigkill_kills: int = 10
 
     @classmethod
     def quick(cls) -> Params:
@@ -52,6 +54,7 @@ class Params:
             train_reps=1,
             import_repeats=1,
             child_timeout_s=600.0,
+            sigkill_kills=2,
         )
 
     def to_json(self) -> str:

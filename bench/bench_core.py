@@ -505,6 +505,11 @@ def measure_tool(tool: str, params: Params, keep: bool) -> dict[str, Any]:
         if imports:
             result["import_s"] = median(imports)
             result["import_runs_s"] = imports
+        if tool == TRACKLINE and params.sigkill_kills:
+            lost = sigkill_losses(workdir / "sigkill", params.sigkill_kills)
+            result["sigkill_lost_runs"] = lost
+            result["sigkill_lost"] = median([float(n) for n in lost])
+            result["sigkill_lost_max"] = max(lost)
     finally:
         if keep:
             log_line(f"  kept {workdir}")
@@ -512,6 +517,57 @@ def measure_tool(tool: str, params: Params, keep: bool) -> dict[str, Any]:
             _rmtree(workdir)
     result["wall_s"] = time.perf_counter() - started
     return result
+
+
+#: The child of (i): logs 10 scalars per row flat out; after each log() returns it writes
+#: the count of returned calls into a memory-mapped file, which survives its SIGKILL.
+SIGKILL_CHILD = """
+import mmap, struct, sys, trackline
+run = trackline.init(project="bench", dir=sys.argv[1], mode="offline")
+with open(sys.argv[2], "wb") as f:
+    f.write(bytes(8))
+with open(sys.argv[2], "r+b") as f:
+    counter = mmap.mmap(f.fileno(), 8)
+pack = struct.Struct("<Q").pack_into
+print(run.dir, flush=True)
+i = 0
+while True:
+    run.log({f"m{k}": float(i + k) for k in range(10)})
+    i += 1
+    pack(counter, 0, i)
+"""
+
+
+def sigkill_losses(workdir: Path, kills: int) -> list[int]:
+    """(i) Rows whose log() had returned but that are not in the run after a SIGKILL, per kill."""
+    import random
+    import signal
+
+    import trackline
+
+    rng = random.Random(13)
+    lost: list[int] = []
+    for i in range(kills):
+        sub = workdir / str(i)
+        sub.mkdir(parents=True)
+        counter = sub / "returned.bin"
+        child = subprocess.Popen(
+            [sys.executable, "-c", SIGKILL_CHILD, str(sub), str(counter)],
+            cwd=sub,
+            env=child_env(sub),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        run_dir = child.stdout.readline().strip()
+        time.sleep(rng.uniform(0.1, 0.6))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+        returned = int.from_bytes(counter.read_bytes()[:8], "little")
+        steps = {row["_step"] for row in trackline.open_run(run_dir).history()}
+        lost.append(sum(1 for step in range(returned) if step not in steps))
+    return lost
 
 
 def _rmtree(path: Path) -> None:
@@ -588,6 +644,8 @@ METRICS = (
     Metric("    added per step, wall clock (µs)", "console_added_us_per_step", 1, 1),
     Metric("    the tee, in print() per step (µs)", "console_tee_us_per_step", 1, 2),
     Metric("    writer thread's CPU per step (µs)", "console_threads_us_per_step", 1, 2),
+    Metric("(i) rows lost at SIGKILL, median of kills", "sigkill_lost", 1, 0, 0, "0"),
+    Metric("    rows lost at SIGKILL, worst kill", "sigkill_lost_max", 1, 0, ratio=False),
 )
 
 
@@ -752,6 +810,9 @@ def notes(results: Results, tools: Sequence[str], params: Params) -> list[str]:
         "(h) trackline only: the loop of (e) also printing one line per step to a file, "
         f"{params.train_reps} alternating pairs of (TRACKLINE_CONSOLE=off, capture on) loops, "
         "both logging; the tee's cost is timed around log() + print().",
+        f"(i) trackline only: a process logging 10 scalars per row flat out, SIGKILLed "
+        f"{params.sigkill_kills} times at random moments (0.1-0.6 s in); rows whose log() had "
+        "returned (counted in a memory-mapped file) but that trackline.open_run does not read.",
         "(g) every (step, key, value) of (c), read back with the tool's own reader "
         "(W&B: the .wandb file, LevelDB framing + wandb's protobuf).",
     ]

@@ -129,6 +129,17 @@ class Scan(NamedTuple):
     bad: bool  # bad bytes at ``pos`` with no valid frame after them (a torn tail)
 
 
+def data_end(view: memoryview) -> int:
+    """Offset just past the last non-zero byte of ``view``: where its zero tail begins.
+
+    A run log may be longer than its data (extended ahead of the writer, or zero-filled
+    by a file system after a crash). A zero frame header (length 0, CRC 0) with only
+    zeros after it is the end of the data, never a torn frame; zeros with a frame after
+    them are read as before.
+    """
+    return len(view.tobytes().rstrip(b"\0"))
+
+
 def scan_frames(view: memoryview, wait_for_partial: bool = False) -> Scan:
     """The frames of a byte range beginning at a frame: the one frame decoder.
 
@@ -144,9 +155,15 @@ def scan_frames(view: memoryview, wait_for_partial: bool = False) -> Scan:
     payloads: list[tuple[int, int]] = []
     pos = 0
     resync: Resync | None = None
+    zeros_from: int | None = None
     while pos + head <= size:
         length, crc = unpack(view, pos)
         end = pos + head + length
+        if length == 0 and crc == 0:
+            if zeros_from is None:
+                zeros_from = data_end(view)  # once: a scan never copies its range twice
+            if pos >= zeros_from:
+                return Scan(payloads, pos, 0, False)  # a pre-extended file's zeros: end of data
         if length <= MAX_FRAME and end <= size and crc32(view[pos + head : end]) == crc:
             payloads.append((pos + head, end))
             pos = end
@@ -265,8 +282,11 @@ class LogFile:
             return
         check_header(existing)
         self.end = HEADER_SIZE + valid_length(memoryview(existing)[HEADER_SIZE:], HEADER_SIZE)
-        if self.end < len(existing):
-            self._set_aside(existing[self.end :])
+        tail = existing[self.end :]
+        if tail.strip(b"\0"):
+            self._set_aside(tail)
+        elif tail:  # only zeros past the data (a pre-extended file): nothing to keep
+            self._cut()
 
     def _set_aside(self, tail: bytes) -> None:
         """Keep a torn tail's bytes in a file of their own, then cut it."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trackline
 from trackline import runlog
+from trackline._transport import _read_frames
 from trackline.records import Metrics, RunStart
 
 
@@ -99,3 +100,53 @@ def test_bad_bytes_claiming_long_frames_everywhere_cost_linear_work() -> None:
     frames = b"".join(runlog.frame_record(Metrics(i, 1.0, {"x": 1.0})) for i in range(3))
     torn = runlog.frame_record(Metrics(9, 1.0, {"x": 9.0}))[:-5] + frames
     assert [f.record.step for f in runlog.iter_frames(torn)] == [0, 1, 2]  # type: ignore[union-attr]
+
+
+def test_a_zero_tail_is_the_end_of_the_data_not_a_torn_frame(tmp_path: Path) -> None:
+    # A run log extended ahead of its writer (or zero-filled after a crash) is longer
+    # than its data: readers, the shipper and ingest all stop at the zeros, cleanly.
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 30)
+    expected = runlog.read_records(path)
+    path.write_bytes(data + bytes(1 << 20))
+    assert runlog.read_records(path) == expected
+    body = memoryview(path.read_bytes())[runlog.HEADER_SIZE :]
+    end = len(data) - runlog.HEADER_SIZE
+    assert runlog.valid_length(body) == end
+    for waiting in (False, True):
+        scan = runlog.scan_frames(body, wait_for_partial=waiting)
+        assert (scan.pos, scan.partial, scan.bad) == (end, 0, False)
+        assert len(scan.payloads) == len(expected)
+    # The agent's shipper reads whole frames only: never a byte of the zero tail.
+    assert _read_frames(path, 0, 1 << 16) == data
+    assert _read_frames(path, len(data), 1 << 16) == b""
+
+
+def test_zeros_with_frames_after_them_are_not_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 6)
+    frames = runlog.read_log(path)
+    cut = frames[3].start
+    path.write_bytes(data[:cut] + bytes(64) + data[cut:] + bytes(100))
+    assert runlog.read_records(path) == [f.record for f in frames]
+    # Zeros then stray bytes at the very end: a torn tail after the zeros, not "end of data".
+    path.write_bytes(data + bytes(64) + b"\x01" * 9)
+    body = memoryview(path.read_bytes())[runlog.HEADER_SIZE :]
+    assert runlog.scan_frames(body).bad
+    assert runlog.read_records(path) == [f.record for f in frames]
+
+
+def test_reopening_a_log_with_a_zero_tail_cuts_it_and_appends_after_the_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "main.tlog"
+    data = write_log(path, 3)
+    expected = runlog.read_records(path)
+    path.write_bytes(data + bytes(4096))
+    log = runlog.LogFile(path)
+    assert log.end == len(data)
+    log.append(Metrics(3, 3.0, {"x": 3.0}))
+    log.close()
+    assert runlog.read_records(path)[:-1] == expected
+    assert runlog.read_records(path)[-1].values == {"x": 3.0}  # type: ignore[union-attr]
+    assert not list(tmp_path.glob("*.torn-*"))  # zeros are not a torn tail worth keeping
