@@ -223,6 +223,21 @@ def sample(
     return out
 
 
+def _reduce_blocks(
+    blocks: npt.NDArray[Any], starts: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
+    """Mean (of the finite values), min, max and count of the buckets of whole blocks that
+    begin at ``starts`` (each runs to the next start)."""
+    finite = np.add.reduceat(blocks["finite"], starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(
+            finite > 0, np.add.reduceat(blocks["sum"], starts) / np.maximum(finite, 1), np.nan
+        )
+    lows = np.fmin.reduceat(blocks["min"], starts)
+    highs = np.fmax.reduceat(blocks["max"], starts)
+    return means, lows, highs, np.add.reduceat(blocks["n"], starts)
+
+
 def _series_from_blocks(
     summarized: Blocks, infos: list[SeriesInfo], runs: dict[int, RunRef], samples: int
 ) -> dict[int, dict[str, Any]]:
@@ -241,15 +256,8 @@ def _series_from_blocks(
     starts = np.concatenate(firsts)
     offsets = [start for start, _ in summarized.spans.values()]
     blocks = summarized.array
-    finite = np.add.reduceat(blocks["finite"], starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(
-            finite > 0, np.add.reduceat(blocks["sum"], starts) / np.maximum(finite, 1), np.nan
-        )
+    means, lows, highs, counts = _reduce_blocks(blocks, starts)
     xs = blocks["first"][starts]
-    lows = np.fmin.reduceat(blocks["min"], starts)
-    highs = np.fmax.reduceat(blocks["max"], starts)
-    counts = np.add.reduceat(blocks["n"], starts)
     totals = np.add.reduceat(blocks["n"].astype(np.int64), offsets).tolist()
     info_of = {info.id: info for info in infos}
     out: dict[int, dict[str, Any]] = {}
@@ -311,14 +319,7 @@ def _series_over_time(
             pieces.append(np.array([stop]))
             marks.append(np.zeros(1, np.bool_))
     starts, kept = np.concatenate(pieces), np.concatenate(marks)
-    finite = np.add.reduceat(blocks["finite"], starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(
-            finite > 0, np.add.reduceat(blocks["sum"], starts) / np.maximum(finite, 1), np.nan
-        )
-    lows = np.fmin.reduceat(blocks["min"], starts)
-    highs = np.fmax.reduceat(blocks["max"], starts)
-    counts = np.add.reduceat(blocks["n"], starts)
+    means, lows, highs, counts = _reduce_blocks(blocks, starts)
     xs = firsts[np.minimum(starts, len(blocks) - 1)]
     means, lows, highs, counts, xs = (a[kept] for a in (means, lows, highs, counts, xs))
     info_of = {info.id: info for info in infos}
