@@ -36,6 +36,12 @@ if not PACKAGES:
 from trackline.integrations import lightning as tl_lightning  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logger's ``save_dir`` defaults to the working directory, where checkpoints go."""
+    monkeypatch.chdir(tmp_path)
+
+
 def lightning(package: str) -> Any:
     return __import__(package, fromlist=["Trainer"])
 
