@@ -21,7 +21,7 @@ from ._cli_table import table as plain_table
 from ._reader import record_verdict
 from ._settings import base_dir
 from ._transport import STREAMS, Shipper, read_progress
-from .runlog import RunLogError
+from .runlog import RunLogError, data_size
 
 
 @click.command("server")
@@ -400,10 +400,7 @@ def _upload_status(run_dir: Path) -> dict[str, Any]:
     sent: dict[str, int] = {}
     size: dict[str, int] = {}
     for stream in STREAMS:
-        try:
-            size[stream] = (run_dir / f"{stream}.tlog").stat().st_size
-        except OSError:
-            size[stream] = 0
+        size[stream] = data_size(run_dir / f"{stream}.tlog")  # without reserved zeros
         sent[stream] = min(int(committed.get(stream, 0) or 0), size[stream])
     done, total = sum(sent.values()), sum(size.values())
     pending = int(state.get("files_pending") or 0)

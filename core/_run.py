@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _agent_launch, _console, _hooks, _liveness
+from . import _agent_launch, _console, _hooks, _liveness, runlog
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._errors import TracklineError
@@ -160,12 +160,13 @@ class Run:
     def _start(self, resumed: bool) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "files").mkdir(exist_ok=True)
+        path = self.dir / "main.tlog"
         self._writer = Writer(
-            LogFile(self.dir / "main.tlog"),
+            LogFile(path, mapped=self._settings.mapped_log and runlog.can_map(self.dir)),
             self._settings.flush_interval,
             self._settings.max_buffer_bytes,
         )
-        self._buffer_append = self._writer.buffer.append
+        self._buffer_append = self._writer.append
         self._buffer = self._writer.buffer
         self._media_worker = MediaWorker(self._buffer_append)
         start = RunStart(

@@ -78,6 +78,9 @@ class Settings:
     console: bool = True
     #: Bound of the console text kept per run, in characters (``TRACKLINE_CONSOLE_MAX_MB``).
     console_max_chars: int = 100_000_000
+    #: Whether ``log`` copies rows into the memory-mapped run log before returning, where
+    #: the file system allows it (``TRACKLINE_MAPPED_LOG=off``: queue them for the writer).
+    mapped_log: bool = True
 
     @property
     def runs_dir(self) -> Path:
@@ -113,4 +116,5 @@ def resolve(
         max_buffer_bytes=int(env_float("TRACKLINE_MAX_BUFFER_MB", 64.0) * 1024 * 1024),
         console=console if console is not None else console_from_env(),
         console_max_chars=int(env_float("TRACKLINE_CONSOLE_MAX_MB", 100.0) * 1_000_000),
+        mapped_log=env_flag("TRACKLINE_MAPPED_LOG", True),
     )

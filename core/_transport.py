@@ -43,7 +43,7 @@ from ._settings import env_float
 from ._warn import warn_once
 from .artifacts import sha256_file
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
+from .runlog import FRAME, HEADER_SIZE, check_header, data_size, iter_frames
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
 STREAMS = ("main", "system", "console")
@@ -314,6 +314,8 @@ class Shipper:
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             data = _read_frames(path, offset, self.batch_bytes) if size > offset else b""
+            if size > offset + len(data):  # a mapped log's reserved zeros are not data
+                self.sizes[stream] = max(offset + len(data), data_size(path))
             if not data:
                 self.caught_up[stream] = True
                 self._waiting_since.pop(stream, None)

@@ -1,10 +1,17 @@
-"""The writer thread: drains the in-memory buffer into the run log in batches.
+"""Appending records to the run log: on the caller's thread where it can be, else queued.
 
-The training thread only appends to a deque (no lock, no syscall). This
-thread wakes every ``flush_interval`` seconds, encodes what has arrived,
-writes it with one ``write`` call and so hands it to the OS: records survive
-the death of the training process from then on. ``close`` drains, writes the
-final record and fsyncs, within a time limit.
+``append`` frames a record and copies it into the memory-mapped room of the run log
+(``LogFile.put``) before it returns: from then on it survives the death of the
+training process (SIGKILL included; power loss is the fsync's job). Where that cannot
+be done it is queued, in order, for the writer thread: a record whose values must be
+read off the training thread (``NeedsResolve``: CUDA tensors), a log without mapped
+room (the disk refused to reserve it, or a burst outran the reservation), and every
+record after one still queued, so that the file keeps the order of the calls.
+
+The writer thread wakes every ``flush_interval`` seconds (or when woken), reserves
+room ahead (``LogFile.extend``), and writes what was queued with one ``write`` call.
+``close`` drains, writes the final record, cuts the reserved zeros off and fsyncs,
+within a time limit.
 
 When the disk refuses frames (full, I/O error) they stay in memory, oldest
 first, and are tried again at every drain. Past ``max_buffer`` bytes the
@@ -20,12 +27,13 @@ import os
 import threading
 import time
 from typing import Any
+from zlib import crc32
 
 from . import runlog
 from ._console import ConsoleLog
 from ._values import Deferred
 from ._warn import warn, warn_once
-from .records import Gap, Histogram, Metrics, Record, decode
+from .records import Gap, Histogram, Metrics, Record, decode, encode
 
 #: Above this many buffered records ``log`` waits for the writer (backpressure, not loss).
 HIGH_WATER = 500_000
@@ -66,10 +74,15 @@ class Writer:
     def __init__(
         self, logfile: runlog.LogFile, flush_interval: float = 0.1, max_buffer: int = MAX_BUFFER
     ) -> None:
-        self.buffer: collections.deque[Record | NeedsResolve | _Marker | _ConsoleEnd] = (
+        #: What waits for the writer thread: framed records, records to encode or resolve,
+        #: and markers.
+        self.buffer: collections.deque[bytes | Record | NeedsResolve | _Marker | _ConsoleEnd] = (
             collections.deque()
         )
         self._file = logfile
+        #: Records handed over (queued) and not yet written or dropped. While any are,
+        #: ``append`` queues too: a record never reaches the file before an earlier one.
+        self._held = 0
         self._interval = flush_interval
         self._wake = threading.Event()
         self._room = threading.Condition()
@@ -86,6 +99,34 @@ class Writer:
         self.failed: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="trackline-writer", daemon=True)
         self._thread.start()
+
+    def append(self, item: Record | NeedsResolve) -> None:
+        """Write ``item`` to the run log before returning where it can be, else queue it.
+
+        Thread-safe (the training, media and writer threads all append).
+        """
+        file = self._file
+        if file.room and type(item) is not NeedsResolve:
+            try:
+                payload = encode(item)  # type: ignore[arg-type]
+            except Exception:  # the writer thread says why, once
+                payload = None
+            if payload is not None:
+                data = _pack_frame(len(payload), crc32(payload)) + payload
+                with file.lock:
+                    if not self._held and file.put(data):
+                        self.written += 1
+                        if file.room - file.end < runlog.WINDOW:
+                            self._wake.set()  # into the last mapped window: reserve more
+                        return
+                    self._held += 1
+                    self.buffer.append(data)
+                if self._held == 1:
+                    self._wake.set()  # the first one queued: no room, or the disk refused
+                return
+        with file.lock:
+            self._held += 1
+            self.buffer.append(item)
 
     def wait_for_room(self, timeout: float = 30.0) -> None:
         """Block the caller until the buffer is below the high-water mark (disk too slow)."""
@@ -118,7 +159,7 @@ class Writer:
         if self.console is not None:
             self.buffer.append(_ConsoleEnd())  # the last lines, after the capture stopped
         if final is not None:
-            self.buffer.append(final)
+            self.append(final)
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
@@ -133,6 +174,8 @@ class Writer:
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
+            if not self._stopping:
+                self._file.extend()
             self._drain()
             if self._stopping:
                 self._drain()
@@ -153,6 +196,16 @@ class Writer:
                 item = buffer.popleft()
             except IndexError:
                 break
+            if type(item) is bytes:
+                frames.append(item)
+                added += len(item)
+                count += 1
+                if count >= _BATCH:
+                    self._unwritten_bytes += added + _OVERHEAD * count
+                    added = count = 0
+                    self._write()
+                    frames = self._unwritten
+                continue
             if type(item) is NeedsResolve:
                 item = item.resolve()
             elif type(item) is _Marker:
@@ -166,6 +219,8 @@ class Writer:
                 data = encode(item)  # type: ignore[arg-type]
             except Exception as exc:
                 warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
+                with self._file.lock:
+                    self._held -= 1
                 continue
             frames.append(data)
             added += len(data)
@@ -192,16 +247,18 @@ class Writer:
             if gap is not None:  # the dropped rows' place in the log is before the rest
                 batch.insert(0, runlog.frame_record(gap.record()))
             error: OSError | None = None
-            try:
-                self._file.write(batch)
-                written = len(batch)
-            except OSError as exc:
-                error, written = exc, getattr(exc, "written", 0)
-            self.written += written
-            if gap is not None and written:
-                self._gap = None
-                batch.pop(0)
-                written -= 1
+            with self._file.lock:
+                try:
+                    self._file.write(batch)
+                    written = len(batch)
+                except OSError as exc:
+                    error, written = exc, getattr(exc, "written", 0)
+                self.written += written
+                if gap is not None and written:
+                    self._gap = None
+                    batch.pop(0)
+                    written -= 1
+                self._held -= written
             done += written
             size += sum(map(len, batch[:written]))
             if error is not None:
@@ -235,6 +292,8 @@ class Writer:
             if isinstance(record, _DROPPABLE):
                 gap.add(record.step, len(data))
                 self._unwritten_bytes -= len(data) + _OVERHEAD
+                with self._file.lock:
+                    self._held -= 1
             else:
                 kept.append(data)  # a start, config or finish record: small, never dropped
         if gap.rows:
@@ -255,11 +314,17 @@ class Writer:
                 self._write()
             if self._unwritten:
                 warn(f"trackline could not write {len(self._unwritten)} records to its run log")
+            with self._file.lock:
+                self._file.release()  # the reserved zeros go before the fsync
             self._file.sync()
         except OSError as exc:
             warn(f"trackline could not sync its run log: {exc}")
         finally:
-            self._file.close()
+            with self._file.lock:
+                self._file.close()
+
+
+_pack_frame = runlog.FRAME.pack
 
 
 class _GapCount:

@@ -15,8 +15,10 @@ shipping (byte ranges addressed by offset) possible.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -73,13 +75,17 @@ class Frame(NamedTuple):
 
 
 def frame_end(view: memoryview, pos: int) -> int | None:
-    """End of the frame at ``pos`` if its length and CRC check out, else ``None``."""
+    """End of the frame at ``pos`` if its length and CRC check out, else ``None``.
+
+    No record encodes to nothing, so a frame of length 0 is never valid: a zero header
+    is either the end of the data or bad bytes (a frame whose header has not arrived).
+    """
     size = len(view)
     if pos + FRAME.size > size:
         return None
     length, crc = FRAME.unpack_from(view, pos)
     end: int = pos + FRAME.size + length
-    if length > MAX_FRAME or end > size or zlib.crc32(view[pos + FRAME.size : end]) != crc:
+    if not 0 < length <= MAX_FRAME or end > size or zlib.crc32(view[pos + FRAME.size : end]) != crc:
         return None
     return end
 
@@ -102,6 +108,14 @@ class Resync:
     def __init__(self, view: memoryview) -> None:
         self.view = view
         self.work_left = RESYNC_WORK * len(view) + (1 << 20)
+        self._data_end: int | None = None
+
+    @property
+    def data_end(self) -> int:
+        """Where the range's zero tail begins (``data_end``), computed once."""
+        if self._data_end is None:
+            self._data_end = data_end(self.view)
+        return self._data_end
 
     def next_frame(self, pos: int) -> int | None:
         """The start of the first whole, valid frame after ``pos``; ``None`` if there is none."""
@@ -110,6 +124,8 @@ class Resync:
         unpack = FRAME.unpack_from
         for candidate in range(pos + 1, size - FRAME.size + 1):
             length = unpack(view, candidate)[0]
+            if length == 0 and candidate >= self.data_end:
+                return None  # only zeros from here: no frame after the bad bytes
             # Cheap test first: most offsets of bad bytes claim a length past the end.
             if candidate + FRAME.size + length <= size:
                 self.work_left -= length
@@ -140,6 +156,26 @@ def data_end(view: memoryview) -> int:
     return len(view.tobytes().rstrip(b"\0"))
 
 
+def data_size(path: str | os.PathLike[str]) -> int:
+    """The size of a run log file without its zero tail (a mapped log's reserved room).
+
+    For progress and status; byte offsets of frames never depend on it. ``0`` if missing.
+    """
+    try:
+        with open(path, "rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            while size > 0:
+                start = max(0, size - (256 << 10))
+                file.seek(start)
+                kept = len(file.read(size - start).rstrip(b"\0"))
+                if kept:
+                    return start + kept
+                size = start
+    except FileNotFoundError:
+        pass
+    return 0
+
+
 def scan_frames(view: memoryview, wait_for_partial: bool = False) -> Scan:
     """The frames of a byte range beginning at a frame: the one frame decoder.
 
@@ -155,20 +191,18 @@ def scan_frames(view: memoryview, wait_for_partial: bool = False) -> Scan:
     payloads: list[tuple[int, int]] = []
     pos = 0
     resync: Resync | None = None
-    zeros_from: int | None = None
     while pos + head <= size:
         length, crc = unpack(view, pos)
         end = pos + head + length
-        if length == 0 and crc == 0:
-            if zeros_from is None:
-                zeros_from = data_end(view)  # once: a scan never copies its range twice
-            if pos >= zeros_from:
+        if length == 0:
+            resync = resync or Resync(view)  # once: a scan never copies its range twice
+            if crc == 0 and pos >= resync.data_end:
                 return Scan(payloads, pos, 0, False)  # a pre-extended file's zeros: end of data
-        if length <= MAX_FRAME and end <= size and crc32(view[pos + head : end]) == crc:
+        elif length <= MAX_FRAME and end <= size and crc32(view[pos + head : end]) == crc:
             payloads.append((pos + head, end))
             pos = end
             continue
-        if wait_for_partial and length <= MAX_FRAME and end > size:
+        if wait_for_partial and 0 < length <= MAX_FRAME and end > size:
             return Scan(payloads, pos, head + length, False)
         resync = resync or Resync(view)
         found = resync.next_frame(pos)
@@ -245,11 +279,57 @@ class RawFile:
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
 
+    def allocate(self, offset: int, length: int) -> None:
+        """Reserve disk blocks for ``[offset, offset + length)``, growing the file to cover it."""
+        os.posix_fallocate(self.fd, offset, length)
+
+    def map(self, offset: int, length: int) -> mmap.mmap:
+        return mmap.mmap(
+            self.fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset
+        )
+
     def fsync(self) -> None:
         os.fsync(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+#: File systems where a page of a reserved (``posix_fallocate``) range, written through a
+#: shared mapping, never needs a new block: a full disk cannot fault (SIGBUS) the writer.
+#: Copy-on-write and network file systems (btrfs, zfs, nfs, ...) are not among them.
+MAPPABLE_FILE_SYSTEMS = frozenset({"ext4", "ext3", "xfs", "tmpfs", "overlay"})
+
+
+def file_system(path: str | os.PathLike[str]) -> str | None:
+    """The type of the file system ``path`` is on (``/proc/self/mountinfo``), or ``None``."""
+    target = os.path.realpath(path)
+    best, kind = -1, None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                fields = line.split()
+                if "-" not in fields:
+                    continue
+                mount = fields[4].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) > best:
+                    best, kind = len(mount), fields[fields.index("-") + 1]
+    except OSError:
+        return None
+    return kind
+
+
+def can_map(path: str | os.PathLike[str]) -> bool:
+    """Whether a run log at ``path`` may be written through a shared mapping."""
+    return file_system(path) in MAPPABLE_FILE_SYSTEMS
+
+
+#: A mapped run log is reserved and mapped in windows of this many bytes (a power of two).
+WINDOW_SHIFT = 22
+WINDOW = 1 << WINDOW_SHIFT
+#: Whole windows kept reserved and mapped past the one the data ends in.
+WINDOWS_AHEAD = 1
 
 
 class LogFile:
@@ -259,19 +339,41 @@ class LogFile:
     the end of the last whole frame, and a failed write is cut back to it. On
     open, a torn tail (a killed writer) is moved aside to ``<name>.torn-<offset>``
     and cut; bad bytes with valid frames after them stay (readers skip them).
+
+    With ``mapped``, the file is also reserved on disk (``posix_fallocate``) and
+    memory-mapped ahead of its data, a window at a time, so that ``put`` appends a
+    frame with one memory copy: the bytes are in the page cache, which outlives the
+    process, before ``put`` returns. The reserved zeros past the data are not a torn
+    frame (``data_end``); ``extend`` keeps room ahead, ``close`` cuts them off. Where
+    more than one thread uses the file, each call but ``extend`` is made holding ``lock``.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], raw: Callable[[int], RawFile] = RawFile
+        self,
+        path: str | os.PathLike[str],
+        raw: Callable[[int], RawFile] = RawFile,
+        mapped: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.lock = threading.Lock()
+        #: Every byte of ``[end, room)`` is reserved on disk and mapped: ``put`` writes there.
+        self.room = 0
+        #: Why the last ``extend`` could not reserve room (``None``: it could).
+        self.refused: OSError | None = None
+        self._mapped = mapped
+        self._windows: dict[int, mmap.mmap] = {}
         # Not O_APPEND: every write goes to an explicit offset (pwrite), so that
         # the bytes of a failed write are overwritten, never appended after.
         self._raw = raw(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        existing = self.path.read_bytes()
         #: End of the last whole frame: where the next frame goes.
         self.end = 0
         self._torn = False
+        self._open()
+        if mapped:
+            self.extend()
+
+    def _open(self) -> None:
+        existing = self.path.read_bytes()
         if header_bytes().startswith(existing):  # new, or only part of a header made it
             try:
                 self._write_all(memoryview(header_bytes()), 0)
@@ -302,6 +404,7 @@ class LogFile:
         self._cut()
 
     def _cut(self) -> None:
+        self._unmap()  # a page past the end of the file must never be written
         try:
             self._raw.truncate(self.end)
             self._torn = False
@@ -321,15 +424,89 @@ class LogFile:
             done += n
         return done
 
+    def put(self, data: bytes) -> bool:
+        """Append one framed record into the mapped room; ``False`` (nothing written) if it
+        does not fit. A memory copy, no system call: the training thread's path."""
+        end = self.end
+        new = end + len(data)
+        if new > self.room:
+            return False
+        offset = end & (WINDOW - 1)
+        if offset + len(data) <= WINDOW:
+            self._windows[end >> WINDOW_SHIFT][offset : offset + len(data)] = data
+        else:
+            self._copy(end, memoryview(data))
+        self.end = new
+        return True
+
+    def _copy(self, pos: int, data: memoryview) -> None:
+        """Copy ``data`` to ``pos`` across as many windows as it spans."""
+        done = 0
+        while done < len(data):
+            offset = (pos + done) & (WINDOW - 1)
+            n = min(WINDOW - offset, len(data) - done)
+            self._windows[(pos + done) >> WINDOW_SHIFT][offset : offset + n] = data[done : done + n]
+            done += n
+
+    def extend(self) -> bool:
+        """Reserve and map room until ``WINDOWS_AHEAD`` whole windows lie past the data.
+
+        Called by one thread (the writer's) without ``lock``: the new windows lie past
+        ``room``, where nothing writes until they are published. ``False`` (and ``refused``
+        set) when the disk refuses: ``put`` then finds no room and frames take ``write``.
+        """
+        if not self._mapped or self._raw.fd < 0:
+            return False
+        with self.lock:
+            end, room = self.end, self.room
+        target = ((end >> WINDOW_SHIFT) + 1 + WINDOWS_AHEAD) << WINDOW_SHIFT
+        while room < target:
+            start = max(room, end)
+            index = start >> WINDOW_SHIFT
+            stop = (index + 1) << WINDOW_SHIFT
+            try:
+                self._raw.allocate(start, stop - start)
+                window = self._raw.map(index << WINDOW_SHIFT, WINDOW)
+            except (OSError, ValueError) as exc:
+                self.refused = exc if isinstance(exc, OSError) else OSError(str(exc))
+                return False
+            with self.lock:
+                if self.end > start or self._raw.fd < 0:  # written or closed meanwhile
+                    window.close()
+                    return False
+                self._windows[index] = window
+                self.room = room = stop
+        self.refused = None
+        with self.lock:
+            for index in [i for i in self._windows if (i + 1) << WINDOW_SHIFT <= self.end]:
+                self._windows.pop(index).close()  # wholly below the data: never written again
+        return True
+
+    def release(self) -> None:
+        """Stop mapping: unmap and cut the reserved zeros off; ``put`` finds no room after."""
+        if self._mapped and self._raw.fd >= 0:
+            self._cut()
+        self._mapped = False
+
+    def _unmap(self) -> None:
+        for window in self._windows.values():
+            window.close()
+        self._windows.clear()
+        self.room = min(self.room, self.end)
+
     def write(self, frames: Sequence[bytes]) -> None:
         """Write already framed records and hand them to the OS.
 
-        Raises ``WriteFailed`` (an ``OSError``) saying how many of ``frames``
-        reached the file whole; nothing of the others is left in it.
+        Into the mapped room when they fit; otherwise with ``pwrite``. Raises
+        ``WriteFailed`` (an ``OSError``) saying how many of ``frames`` reached the
+        file whole; nothing of the others is left in it.
         """
         if self._torn:
             self._cut()
         data = b"".join(frames)
+        if self.room and self.put(data):
+            return
+        self._unmap()  # past the room: a failed write is cut back, under the mapped pages
         try:
             self._write_all(memoryview(data), self.end)
         except _Partial as partial:
@@ -348,11 +525,13 @@ class LogFile:
         self.write([frame_record(record)])
 
     def sync(self) -> None:
+        """``fsync``: the mapped frames too (they are the same page cache)."""
         self._raw.fsync()
 
     def close(self) -> None:
+        """Unmap, cut the reserved zeros off (a mapped file) and close."""
         if self._raw.fd >= 0:
-            if self._torn:
+            if self._torn or self._windows or self._mapped:
                 self._cut()
             self._raw.close()
             self._raw.fd = -1

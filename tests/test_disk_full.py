@@ -7,6 +7,7 @@ Everything above that layer is the real code, on real files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -296,45 +297,72 @@ TRAIN = textwrap.dedent(
     import trackline
 
     warnings.simplefilter("ignore")
-    filler, report = sys.argv[1], sys.argv[2]
+    filler, report, pad = sys.argv[1], sys.argv[2], int(sys.argv[3])
     run = trackline.init(project="p", id="full-disk-run", resume="allow")
+    mapped = bool(run._writer._file.room)
+    extra = {"pad": "x" * pad} if pad else {}
     for step in range(50_000):
-        run.log({"loss": step * 0.5, "acc": 1.0}, step=step)
+        run.log({"loss": step * 0.5, "acc": 1.0, **extra}, step=step)
     run._writer.flush()
+    refused = run._writer._file.refused is not None
     os.unlink(filler)  # space comes back
     for step in range(50_000, 51_000):
-        run.log({"loss": step * 0.5, "acc": 1.0}, step=step)
+        run.log({"loss": step * 0.5, "acc": 1.0, **extra}, step=step)
     run._writer.flush()
     left = len(run._writer._unwritten)
     run.finish()
     with open(report, "w") as f:
-        json.dump({"written": run._writer.written, "left": left}, f)
+        json.dump(
+            {"written": run._writer.written, "left": left, "mapped": mapped, "refused": refused},
+            f,
+        )
     """
 )
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tmpfs"
+#: (tmpfs size, bytes left free by the filler, padding of each row): a disk too small for
+#: the mapped run log's reservation (rows queue for the writer from the start), and one
+#: where the mapping is in use when the disk fills (the reservation runs out, then writes).
+DISKS = {"unmapped": ("2m", 512 * 1024, 0), "mapped": ("24m", 9 * 1024 * 1024, 200)}
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    mount = where / "tmpfs"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a 2 MiB tmpfs here: {done.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a {size} tmpfs here: {done.stderr.decode().strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.fixture(params=sorted(DISKS))
+def filling_tmpfs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    with mounted_tmpfs(tmp_path, DISKS[request.param][0]) as mount:
+        yield mount, request.param
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path, "2m") as mount:
+        yield mount
+
+
 def test_a_full_tmpfs_loses_no_row_silently_and_resume_keeps_every_frame(
-    small_tmpfs: Path, tmp_path: Path
+    filling_tmpfs: tuple[Path, str], tmp_path: Path
 ) -> None:
+    small_tmpfs, kind = filling_tmpfs
+    _, free, pad = DISKS[kind]
     filler = small_tmpfs / "filler"
-    filler.write_bytes(b"\0" * (1536 * 1024))  # 0.5 MiB left for the run
+    total = os.statvfs(small_tmpfs)
+    filler.write_bytes(b"\0" * (total.f_bavail * total.f_frsize - free))
     report = tmp_path / "report.json"
     env = {
         **os.environ,
@@ -343,9 +371,15 @@ def test_a_full_tmpfs_loses_no_row_silently_and_resume_keeps_every_frame(
         "TRACKLINE_MAX_BUFFER_MB": "0.5",
     }
     subprocess.run(
-        [sys.executable, "-c", TRAIN, str(filler), str(report)], env=env, check=True, timeout=300
+        [sys.executable, "-c", TRAIN, str(filler), str(report), str(pad)],
+        env=env,
+        check=True,
+        timeout=300,
     )
     written = json.loads(report.read_text())
+    # Mapped: rows went to the mapping until its reservation ran out and no more was had;
+    # unmapped: the disk never had room for the reservation.
+    assert written["mapped"] == (kind == "mapped") and written["refused"]
     run_dir = small_tmpfs / "tl" / "runs" / "full-disk-run"
     path = run_dir / "main.tlog"
     records = runlog.read_records(path)

@@ -152,6 +152,7 @@ def test_finish_returns_in_bounded_time_when_the_disk_hangs(
     trackline_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
+    monkeypatch.setenv("TRACKLINE_MAPPED_LOG", "off")  # as on a network file system
     run = trackline.init(project="p")
     release = threading.Event()
 
@@ -167,9 +168,27 @@ def test_finish_returns_in_bounded_time_when_the_disk_hangs(
     release.set()
 
 
+def test_finish_returns_in_bounded_time_when_fsync_hangs_on_a_mapped_log(
+    trackline_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKLINE_FINISH_TIMEOUT", "0.5")
+    run = trackline.init(project="p")
+    assert run._writer is not None and run._writer._file.room  # rows go to the mapping
+    release = threading.Event()
+    monkeypatch.setattr(runlog.RawFile, "fsync", lambda self: release.wait(30))
+    run.log({"a": 1.0})
+    started = time.monotonic()
+    with pytest.warns(TracklineWarning, match="not synced"):
+        run.finish()
+    assert time.monotonic() - started < 5
+    release.set()
+    assert [r["a"] for r in trackline.open_run(run.dir).history()] == [1.0]
+
+
 def test_disk_errors_warn_and_are_retried(
     trackline_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("TRACKLINE_MAPPED_LOG", "off")  # the queued path: see test_disk_full
     run = trackline.init(project="p")
     real_write = runlog.LogFile.write
     failures = {"left": 3}

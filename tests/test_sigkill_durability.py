@@ -13,7 +13,6 @@ import struct
 import time
 from pathlib import Path
 
-import pytest
 import trackline
 from _procs import Leftovers, wait_gone
 from test_crash import kill, start_child
@@ -56,11 +55,6 @@ def missing_rows(run_dir: Path, returned: int) -> list[int]:
     return [i for i in range(returned) if i not in steps]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 §1 not done yet: rows wait up to flush_interval (100 ms) in memory "
-    "for the writer thread, so a SIGKILL loses the last rows that log() returned",
-)
 def test_every_returned_log_survives_sigkill_at_random_points(
     tmp_path: Path, leftovers: Leftovers
 ) -> None:
