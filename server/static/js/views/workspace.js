@@ -1,145 +1,87 @@
-// The project workspace: the run table (filter, sort, group, select, tag,
-// show/hide in charts) beside the chart panels and system charts, kept live.
+// The project workspace's page: the run table (filter, sort, group, select, tag, show or
+// hide in charts) beside the chart panels and system charts. It builds the DOM from the
+// workspace's state (../workspace-state.js), turns the reader's actions into calls on
+// it, and draws again when the state says what changed.
 
-import { api } from "../api.js";
-import { parseExpressions } from "../filters.js";
-import { follow } from "../live.js";
 import { MetricPanels } from "../panels.js";
-import { blockText } from "../reportsource.js";
 import { go, links, replace } from "../router.js";
-import { defaultColumns, knownKeys, runColumns } from "../runtable.js";
-import { decodeView, encodeView, fetchPrefs, loadPrefs, resetPrefs, savePrefs } from "../store.js";
+import { runColumns } from "../runtable.js";
 import { SystemPanels } from "../system.js";
 import { VirtualTable } from "../table.js";
-import { assignColors, runColor } from "../util/colors.js";
 import { debounce, h, icon, mount } from "../util/dom.js";
-import { fmtAgo, fmtValue } from "../util/format.js";
+import { fmtAgo } from "../util/format.js";
+import { STATES, WorkspaceState } from "../workspace-state.js";
 import { ARTIFACT_ICON } from "./artifacts.js";
 import { addToReport } from "./report.js";
 import { confirmInPage, loading, setCrumbs, showError, tagChip, toast } from "./common.js";
 import { mark } from "../util/marks.js";
 
-const STATES = ["running", "finished", "crashed", "failed", "killed"];
-const LIVE_MS = 5000; // polling, against a server without change feeds
-
 export function workspaceView(el, route) {
   const project = route.project;
   setCrumbs([{ text: "Projects", href: links.projects() }, { text: project }]);
-  const prefs = loadPrefs(project);
-  // A view from a link is shown, not saved, until the reader keeps it as theirs.
-  let linked = false;
-  const save = debounce(() => linked || savePrefs(project, prefs), 300);
-  const hidden = new Set(prefs.hidden);
-  const selected = new Set();
-  const expanded = new Set();
-  const keysOfRun = new Map();
-  const known = { config: new Set(), summary: new Set(), tags: new Set() };
-  let info = null;
-  let runs = [];
-  let groups = null;
-  let order = [];
-  let drawn = [];
-  let seq = 0;
-  let aborter = null;
-  let alive = true;
-  let stopFollowing = null;
+  const state = new WorkspaceState(project);
+  const prefs = state.prefs; // the same object for the view's life (usePrefs refills it)
   let lastPoll = 0;
   let table = null;
   let panels = null;
   let system = null;
   const ui = {};
 
-  /** Take `found` as the settings (the server's, or the defaults after a reset). */
-  const usePrefs = (found) => {
-    for (const name of Object.keys(prefs)) delete prefs[name];
-    Object.assign(prefs, found);
-    hidden.clear();
-    for (const id of prefs.hidden) hidden.add(id);
-  };
+  state.on("runs", showRuns);
+  state.on("query", () => refresh());
+  state.on("columns", () => renderTable());
+  state.on("selection", () => redrawRows());
+  state.on("visibility", () => {
+    redrawRows();
+    updateCharts();
+  });
+  state.on("keys", (keys) => panels?.setKeys(keys));
 
   const load = async () => {
     mount(el, loading("Loading runs…"));
     let built = false;
     try {
-      // The signed-in user's charts and layout from the server, before anything is built
-      // (they do not filter the runs: those are fetched meanwhile).
       // A view from a link wins over the reader's own, filters included (before any fetch).
-      if (route.view && !linked) {
-        const fromLink = await decodeView(route.view);
-        if (!fromLink) toast("The view in this link could not be read: showing yours.");
-        else if (alive) {
-          linked = true;
-          usePrefs(fromLink);
-        }
+      if (route.view && !state.linked) {
+        if (!(await state.useLinkedView(route.view))) toast("The view in this link could not be read: showing yours.");
       }
-      const fromServer = fetchPrefs(project).then((found) => {
-        if (found && alive && !linked) usePrefs(found);
-      });
-      const projectInfo = Promise.all([api.project(project), fromServer]).then(([found]) => found);
+      const projectInfo = state.loadProject();
       projectInfo.catch(() => {}); // handled below, whichever request fails first
       // A big project shows its first page of runs while the rest arrive.
-      const all = fetchRuns((partial) => {
+      const all = state.fetchRuns((partial) => {
         projectInfo
-          .then((found) => {
-            info = found;
-            if (!alive || built) return;
+          .then(() => {
+            if (!state.alive || built) return;
             build();
             built = true;
-            apply(partial);
+            state.take(partial);
           })
           .catch(() => {}); // the error shows from the await below
       });
       all.catch(() => {}); // likewise
-      info = await projectInfo;
+      await projectInfo;
       const result = await all;
-      if (!alive || !result) return;
+      if (!state.alive || !result) return;
       if (!built) build();
       built = true;
-      apply(result);
+      state.take(result);
       mark("tl:runs-complete");
       followChanges();
     } catch (err) {
-      if (alive) showError(el, err, load);
+      if (state.alive) showError(el, err, load);
     }
   };
 
-  function query() {
-    const parsed = parseExpressions(prefs.where, known.config, known.summary);
-    return {
-      parsed,
-      q: {
-        state: prefs.states,
-        tags: prefs.tags,
-        search: prefs.search.trim() || undefined,
-        where: parsed.where,
-        sort: prefs.sort,
-        groupBy: prefs.groupBy || undefined,
-      },
-    };
-  }
-
-  /** Fetch the runs for the current filters; resolves with the result (stale ones with null). */
-  async function fetchRuns(onPartial) {
-    const mine = ++seq;
-    aborter?.abort();
-    aborter = new AbortController();
-    const { q } = query();
-    const result = await api.allRuns(project, q, aborter.signal, (partial) => {
-      if (mine === seq && onPartial) onPartial(partial);
-    });
-    return mine === seq ? result : null;
-  }
-
   async function refresh({ silent = false } = {}) {
-    const { parsed } = query();
+    const { parsed } = state.query();
     if (ui.whereError) ui.whereError.textContent = parsed.errors.join("; ");
     ui.root?.classList.add("busy");
     try {
-      const result = await fetchRuns(silent ? null : apply);
+      const result = await state.fetchRuns(silent ? null : (partial) => state.take(partial));
       mark("tl:runs-fetched");
-      if (result && alive) apply(result, { silent });
+      if (result && state.alive) state.take(result, { silent });
     } catch (err) {
-      if (err.name === "AbortError" || !alive) return;
+      if (err.name === "AbortError" || !state.alive) return;
       if (err.status === 400 && ui.whereError) ui.whereError.textContent = err.detail;
       else if (!silent) showError(el, err, load);
     } finally {
@@ -147,36 +89,25 @@ export function workspaceView(el, route) {
     }
   }
 
-  function apply(result, { silent = false } = {}) {
-    const before = new Map(runs.map((r) => [r.id, r]));
-    runs = result.runs;
-    groups = result.groups || null;
-    if (silent) for (const r of runs) if (r.state === "running" || before.get(r.id)?.state === "running") keysOfRun.delete(r.id);
-    updateKeys(); // in parallel with drawing the table
-    assignColors(project, runs);
-    for (const run of runs) run.color = runColor(run.id, project);
-    const keys = knownKeys(runs);
-    const knownBefore = known.config.size;
-    for (const k of keys.config) known.config.add(k);
-    if (known.config.size !== knownBefore && ui.groupSelect && document.activeElement !== ui.groupSelect) fillGroupOptions();
-    for (const k of keys.summary) known.summary.add(k);
-    for (const run of runs) for (const t of run.tags) known.tags.add(t);
-    if (ui.whereError && !query().parsed.errors.length) ui.whereError.textContent = "";
+  /** The state took a list of runs: draw the table, the counts and the charts. */
+  function showRuns({ total, silent, configGrew, live }) {
+    if (configGrew && ui.groupSelect && document.activeElement !== ui.groupSelect) fillGroupOptions();
+    if (ui.whereError && !state.query().parsed.errors.length) ui.whereError.textContent = "";
     renderTable();
-    updateCounts(result.total);
+    updateCounts(total);
     updateCharts();
     mark("tl:runs-applied");
     if (silent) {
       // Live: refetch the charts of runs that are (or just stopped) running.
-      const live = runs.filter((r) => r.state === "running" || before.get(r.id)?.state === "running").map((r) => r.id);
-      panels?.refreshLive(live.filter((id) => drawn.some((d) => d.id === id)));
-      if (system && prefs.systemOpen) system.setRuns(drawn, live);
+      panels?.refreshLive(live.filter((id) => state.drawn.some((d) => d.id === id)));
+      if (system && prefs.systemOpen) system.setRuns(state.drawn, live);
     }
   }
 
   // -- layout ---------------------------------------------------------------------------
 
   function build() {
+    const info = state.info;
     ui.count = h("span", { class: "muted count-line" });
     ui.whereError = h("div", { class: "filter-error", attrs: { role: "status" } });
     ui.selection = h("div", { class: "selection-bar", hidden: true });
@@ -199,7 +130,7 @@ export function workspaceView(el, route) {
         h("a", { class: "btn small nav-settings", href: links.settings(project), title: "Visibility, name, owner, deletion" }, "Settings"),
         layoutSwitch(),
       ),
-      linked ? linkedBanner() : null,
+      state.linked ? linkedBanner() : null,
       filterBar(),
       ui.whereError,
       ui.selection,
@@ -209,38 +140,15 @@ export function workspaceView(el, route) {
     table = new VirtualTable(ui.tablePane, {
       rowHeight: 34,
       onSort: (col) => {
-        const current = prefs.sort[0] || "";
-        const field = col.id;
-        prefs.sort = current === `-${field}` ? [field] : current === field ? ["-created_at"] : [`-${field}`];
-        save();
-        table.setSort(sortState());
-        refresh();
+        state.sortBy(col.id);
+        table.setSort(state.sortState());
       },
-      onResize: (col, width) => {
-        prefs.columnWidths = { ...prefs.columnWidths, [col.id]: width };
-        save();
-      },
-      onMove: (from, to) => {
-        const now = chosenColumns().filter((c) => c !== from);
-        const at = now.indexOf(to);
-        if (at < 0) return;
-        // Dropped on a column to the right: after it; to the left: before it.
-        const before = chosenColumns().indexOf(from) > chosenColumns().indexOf(to);
-        now.splice(before ? at : at + 1, 0, from);
-        prefs.columns = now;
-        save();
-        renderTable();
-      },
-      rowClass: (item) => (item.type === "run" && selected.has(item.run.id) ? "selected" : ""),
+      onResize: (col, width) => state.setColumnWidth(col.id, width),
+      onMove: (from, to) => state.moveColumn(from, to),
+      rowClass: (item) => (item.type === "run" && state.selected.has(item.run.id) ? "selected" : ""),
     });
-    table.setSort(sortState());
+    table.setSort(state.sortState());
     buildCharts();
-  }
-
-  function sortState() {
-    const first = prefs.sort[0];
-    if (!first) return null;
-    return { id: first.replace(/^[-+]/, ""), desc: first.startsWith("-") };
   }
 
   function layoutSwitch() {
@@ -257,8 +165,7 @@ export function workspaceView(el, route) {
         attrs: { "aria-pressed": String(prefs.layout === mode) },
         on: {
           click: () => {
-            prefs.layout = mode;
-            save();
+            state.setPref("layout", mode);
             ui.root.classList.remove("layout-split", "layout-table", "layout-charts");
             ui.root.classList.add(`layout-${mode}`);
             buttons.forEach((b, i) => {
@@ -282,12 +189,7 @@ export function workspaceView(el, route) {
       value: prefs.search,
       attrs: { "aria-label": "Search runs" },
     });
-    const searchNow = () => {
-      if (prefs.search === search.value) return;
-      prefs.search = search.value;
-      save();
-      refresh();
-    };
+    const searchNow = () => state.setText("search", search.value);
     const later = debounce(searchNow, 250);
     search.addEventListener("input", later);
     search.addEventListener("keydown", (e) => {
@@ -306,30 +208,24 @@ export function workspaceView(el, route) {
       spellcheck: false,
       attrs: { "aria-label": "Filter expression" },
     });
-    const applyWhere = () => {
-      if (prefs.where === where.value) return;
-      prefs.where = where.value;
-      save();
-      refresh();
-    };
+    const applyWhere = () => state.setText("where", where.value);
     where.addEventListener("keydown", (e) => {
       if (e.key === "Enter") applyWhere();
     });
     where.addEventListener("change", applyWhere);
 
-    const stateChips = STATES.map((state) => {
+    const stateChips = STATES.map((runState) => {
       const chip = h("button", {
-        class: ["chip", `chip-${state}`, prefs.states.includes(state) && "on"],
+        class: ["chip", `chip-${runState}`, prefs.states.includes(runState) && "on"],
         type: "button",
-        text: state,
-        attrs: { "aria-pressed": String(prefs.states.includes(state)) },
+        text: runState,
+        attrs: { "aria-pressed": String(prefs.states.includes(runState)) },
         on: {
           click: () => {
-            prefs.states = prefs.states.includes(state) ? prefs.states.filter((s) => s !== state) : [...prefs.states, state];
-            chip.classList.toggle("on", prefs.states.includes(state));
-            chip.setAttribute("aria-pressed", String(prefs.states.includes(state)));
-            save();
-            refresh();
+            const on = !prefs.states.includes(runState);
+            chip.classList.toggle("on", on);
+            chip.setAttribute("aria-pressed", String(on));
+            state.toggleState(runState);
           },
         },
       });
@@ -344,34 +240,23 @@ export function workspaceView(el, route) {
         tagChips,
         prefs.tags.map((t) =>
           tagChip(t, (tag) => {
-            prefs.tags = prefs.tags.filter((x) => x !== tag);
-            save();
+            state.removeTagFilter(tag);
             renderTagChips();
-            refresh();
           }),
         ),
       );
-    tagInput.addEventListener("focus", () => mount(tagList, [...known.tags].sort().map((t) => h("option", { value: t }))));
+    tagInput.addEventListener("focus", () => mount(tagList, [...state.known.tags].sort().map((t) => h("option", { value: t }))));
     tagInput.addEventListener("keydown", (e) => {
       if (e.key !== "Enter") return;
       const tag = tagInput.value.trim();
       tagInput.value = "";
-      if (!tag || prefs.tags.includes(tag)) return;
-      prefs.tags = [...prefs.tags, tag];
-      save();
-      renderTagChips();
-      refresh();
+      if (state.addTagFilter(tag)) renderTagChips();
     });
     renderTagChips();
 
     ui.groupSelect = h("select", { class: "select", name: "group-by", attrs: { "aria-label": "Group by" } });
     ui.groupSelect.addEventListener("focus", fillGroupOptions);
-    ui.groupSelect.addEventListener("change", () => {
-      prefs.groupBy = ui.groupSelect.value;
-      expanded.clear();
-      save();
-      refresh();
-    });
+    ui.groupSelect.addEventListener("change", () => state.setGroupBy(ui.groupSelect.value));
     fillGroupOptions();
 
     ui.columnsMenu = h("details", { class: "menu" });
@@ -391,22 +276,8 @@ export function workspaceView(el, route) {
   }
 
   function fillGroupOptions() {
-    const options = [
-      ["", "none"],
-      ["group", "group"],
-      ["job_type", "job type"],
-      ...[...known.config].slice(0, 300).map((k) => [`config.${k}`, k]),
-    ];
-    if (prefs.groupBy && !options.some(([v]) => v === prefs.groupBy)) options.push([prefs.groupBy, prefs.groupBy]);
     const current = prefs.groupBy;
-    mount(ui.groupSelect, options.map(([value, label]) => h("option", { value, text: label, selected: value === current })));
-  }
-
-  let defaults = { runs: null, columns: [] }; // defaultColumns(runs), once per fetched list
-  function chosenColumns() {
-    if (prefs.columns) return prefs.columns;
-    if (defaults.runs !== runs) defaults = { runs, columns: defaultColumns(runs) };
-    return defaults.columns;
+    mount(ui.groupSelect, state.groupOptions().map(([value, label]) => h("option", { value, text: label, selected: value === current })));
   }
 
   function fillColumnsMenu() {
@@ -415,26 +286,18 @@ export function workspaceView(el, route) {
     const list = h("div", { class: "menu-list" });
     const fill = () => {
       const text = filter.value.trim().toLowerCase();
-      const chosen = new Set(chosenColumns());
-      const all = [...[...known.config].map((k) => `config.${k}`), ...[...known.summary].map((k) => `summary.${k}`)];
+      const chosen = new Set(state.chosenColumns());
       mount(
         list,
-        all
+        state
+          .columnChoices()
           .filter((id) => !text || id.toLowerCase().includes(text))
           .slice(0, 300)
           .map((id) => {
             const box = h("input", {
               type: "checkbox",
               checked: chosen.has(id),
-              on: {
-                change: () => {
-                  const now = chosenColumns().filter((c) => c !== id);
-                  if (box.checked) now.push(id);
-                  prefs.columns = now;
-                  save();
-                  renderTable();
-                },
-              },
+              on: { change: () => state.setColumn(id, box.checked) },
             });
             return h("label", { class: "menu-item" }, box, h("span", { text: id }));
           }),
@@ -452,9 +315,7 @@ export function workspaceView(el, route) {
         text: "Automatic",
         on: {
           click: () => {
-            prefs.columns = null;
-            save();
-            renderTable();
+            state.setColumns(null);
             fill();
           },
         },
@@ -465,31 +326,11 @@ export function workspaceView(el, route) {
   // -- table ----------------------------------------------------------------------------
 
   function renderTable() {
-    const byId = new Map(runs.map((r) => [r.id, r]));
-    const items = [];
-    order = [];
-    if (groups) {
-      for (const g of groups) {
-        const members = g.runs.map((id) => byId.get(id)).filter(Boolean);
-        const label = `${prefs.groupBy.replace(/^config\./, "")} = ${g.value === null ? "(none)" : fmtValue(g.value)}`;
-        const open = expanded.has(label);
-        items.push({ type: "group", label, value: g.value, count: g.count, runs: members, expanded: open });
-        for (const run of members) {
-          order.push(run);
-          if (open) items.push({ type: "run", run });
-        }
-      }
-    } else {
-      for (const run of runs) {
-        order.push(run);
-        items.push({ type: "run", run });
-      }
-    }
-    computeDrawn();
+    const items = state.arrange();
     table.setColumns(runColumns(tableContext()));
     table.setItems(items);
     ui.root.dataset.rows = String(items.length);
-    ui.root.dataset.groups = groups ? String(groups.length) : "0";
+    ui.root.dataset.groups = state.groups ? String(state.groups.length) : "0";
     renderSelection();
     mark("tl:table-rendered");
   }
@@ -497,54 +338,22 @@ export function workspaceView(el, route) {
   function tableContext() {
     return {
       project,
-      selected,
-      hidden,
-      drawnIds: new Set(drawn.map((r) => r.id)),
+      selected: state.selected,
+      hidden: state.hidden,
+      drawnIds: new Set(state.drawn.map((r) => r.id)),
       maxRuns: prefs.maxRuns,
-      extra: chosenColumns(),
+      extra: state.chosenColumns(),
       pinned: new Set(prefs.pinnedColumns),
       widths: prefs.columnWidths,
-      onTogglePin: (id) => {
-        const now = new Set(prefs.pinnedColumns);
-        now.has(id) ? now.delete(id) : now.add(id);
-        prefs.pinnedColumns = [...now];
-        save();
-        renderTable();
-      },
+      onTogglePin: (id) => state.togglePin(id),
       colorOf: (run) => run.color,
-      allSelected: () => order.length > 0 && order.every((r) => selected.has(r.id)),
-      onToggleAll: () => {
-        const all = order.length > 0 && order.every((r) => selected.has(r.id));
-        for (const r of order) all ? selected.delete(r.id) : selected.add(r.id);
-        redrawRows();
-      },
-      onToggleSelect: (...list) => {
-        const on = !list.every((r) => selected.has(r.id));
-        for (const r of list) on ? selected.add(r.id) : selected.delete(r.id);
-        redrawRows();
-      },
-      onToggleHidden: (run) => {
-        hidden.has(run.id) ? hidden.delete(run.id) : hidden.add(run.id);
-        visibilityChanged();
-      },
-      onToggleAllHidden: () => {
-        const anyShown = order.some((r) => !hidden.has(r.id));
-        for (const r of order) anyShown ? hidden.add(r.id) : hidden.delete(r.id);
-        visibilityChanged();
-      },
-      onToggleGroup: (item) => {
-        expanded.has(item.label) ? expanded.delete(item.label) : expanded.add(item.label);
-        renderTable();
-      },
+      allSelected: () => state.allSelected(),
+      onToggleAll: () => state.toggleAll(),
+      onToggleSelect: (...list) => state.toggleSelect(...list),
+      onToggleHidden: (run) => state.toggleHidden(run),
+      onToggleAllHidden: () => state.toggleAllHidden(),
+      onToggleGroup: (item) => state.toggleGroup(item.label),
     };
-  }
-
-  function visibilityChanged() {
-    prefs.hidden = [...hidden];
-    save();
-    computeDrawn();
-    redrawRows();
-    updateCharts();
   }
 
   function redrawRows() {
@@ -552,19 +361,15 @@ export function workspaceView(el, route) {
     renderSelection();
   }
 
-  function computeDrawn() {
-    drawn = order.filter((r) => !hidden.has(r.id)).slice(0, prefs.maxRuns);
-  }
-
   function updateCounts(total) {
-    const all = info?.runs ?? total;
+    const all = state.info?.runs ?? total;
     ui.count.textContent = total === all ? `${all} run${all === 1 ? "" : "s"}` : `${total} of ${all} runs match`;
     ui.root.dataset.total = String(total);
   }
 
   function renderSelection() {
     const bar = ui.selection;
-    const chosen = runs.filter((r) => selected.has(r.id));
+    const chosen = state.selectedRuns();
     const key = chosen.map((r) => r.id).join(",");
     if (key === bar.dataset.key) return; // same selection: keep what is typed there
     bar.dataset.key = key;
@@ -584,15 +389,7 @@ export function workspaceView(el, route) {
       }
       status.textContent = "Saving…";
       try {
-        await Promise.all(
-          chosen.map(async (run) => {
-            const tags = mode === "add" ? [...new Set([...run.tags, tag])] : run.tags.filter((t) => t !== tag);
-            if (tags.length === run.tags.length && tags.every((t, i) => t === run.tags[i])) return;
-            const fresh = await api.patchRun(run.id, { tags });
-            run.tags = fresh.tags;
-          }),
-        );
-        known.tags.add(tag);
+        await state.tagRuns(chosen, tag, mode);
         status.textContent = `${mode === "add" ? "Tagged" : "Untagged"} ${chosen.length} run${chosen.length === 1 ? "" : "s"}.`;
         tagInput.value = "";
         table.invalidate();
@@ -609,30 +406,10 @@ export function workspaceView(el, route) {
       h("button", { class: "btn small ghost", type: "button", text: "Remove tag", on: { click: () => bulk("remove") } }),
       h("span", { class: "sep" }),
       h("a", { class: "btn small", href: links.compare(project, chosen.slice(0, 50).map((r) => r.id)), text: "Compare" }),
-      h("button", { class: "btn small ghost add-selection-report", type: "button", text: "Add to report", on: { click: () => addSelectionToReport(chosen.map((r) => r.id)) } }),
+      h("button", { class: "btn small ghost add-selection-report", type: "button", text: "Add to report", on: { click: () => addToReport(project, state.selectionReportBlocks(chosen.map((r) => r.id)), ui.root) } }),
       h("button", { class: "btn small ghost danger delete-selection", type: "button", text: "Delete", on: { click: () => deleteSelection(chosen.map((r) => r.id)) } }),
-      h("button", {
-        class: "btn small ghost",
-        type: "button",
-        text: "Chart only these",
-        on: {
-          click: () => {
-            for (const r of order) selected.has(r.id) ? hidden.delete(r.id) : hidden.add(r.id);
-            visibilityChanged();
-          },
-        },
-      }),
-      h("button", {
-        class: "btn small ghost",
-        type: "button",
-        text: "Clear",
-        on: {
-          click: () => {
-            selected.clear();
-            redrawRows();
-          },
-        },
-      }),
+      h("button", { class: "btn small ghost", type: "button", text: "Chart only these", on: { click: () => state.chartOnlySelected() } }),
+      h("button", { class: "btn small ghost", type: "button", text: "Clear", on: { click: () => state.clearSelection() } }),
       status,
     );
   }
@@ -645,11 +422,7 @@ export function workspaceView(el, route) {
       { class: "select small", name: "max-runs", attrs: { "aria-label": "Runs in charts" } },
       [5, 10, 20, 50, 100, 200].map((n) => h("option", { value: String(n), text: String(n), selected: n === prefs.maxRuns })),
     );
-    maxSelect.addEventListener("change", () => {
-      prefs.maxRuns = Number(maxSelect.value);
-      save();
-      visibilityChanged();
-    });
+    maxSelect.addEventListener("change", () => state.setMaxRuns(Number(maxSelect.value)));
     ui.drawnNote = h("span", { class: "muted small" });
     const metricsEl = h("div", { class: "metric-panels" });
     const systemBody = h("div", { class: "system-body" });
@@ -660,11 +433,10 @@ export function workspaceView(el, route) {
       systemBody,
     );
     systemSection.addEventListener("toggle", () => {
-      prefs.systemOpen = systemSection.open;
-      save();
+      state.setPref("systemOpen", systemSection.open);
       if (systemSection.open) {
         system = system || new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
-        system.setRuns(drawn);
+        system.setRuns(state.drawn);
       }
     });
     mount(
@@ -673,46 +445,36 @@ export function workspaceView(el, route) {
       metricsEl,
       systemSection,
     );
-    panels = new MetricPanels(metricsEl, { settings: prefs, onSettings: save, onReset: resetWorkspace, root: ui.chartsPane, onAddToReport: addChartToReport });
+    panels = new MetricPanels(metricsEl, {
+      settings: prefs,
+      onSettings: state.save,
+      onReset: resetWorkspace,
+      root: ui.chartsPane,
+      onAddToReport: ({ settings }) => addToReport(project, state.chartReportBlocks(settings), ui.root),
+    });
     if (prefs.systemOpen) {
       system = new SystemPanels(systemBody, { maxRuns: 10, syncZoom: () => prefs.syncZoom !== false });
     }
   }
 
-  /**
-   * A chart, or the chosen runs, into a report: a run set of the workspace's filter (live)
-   * when one is set, else of the runs shown, and the panels.
-   */
-  function reportRunset(runIds) {
-    const { parsed } = query();
-    const live = parsed.where.length && !runIds;
-    const settings = live ? { name: "filtered", where: parsed.where, limit: 50 } : { name: `runs ${new Date().toISOString().slice(0, 16).replace("T", " ")}`, runs: (runIds || shownRunIds()).slice(0, 200) };
-    return { block: blockText("runset", settings), name: settings.name };
+  function updateCharts() {
+    if (!panels) return;
+    const drawn = state.drawn;
+    const visible = state.visibleCount();
+    ui.drawnNote.textContent = visible > drawn.length ? `showing the first ${drawn.length} of ${visible} visible runs` : `${drawn.length} run${drawn.length === 1 ? "" : "s"} shown`;
+    ui.chartsPane.dataset.drawn = String(drawn.length);
+    panels.setRuns(state.chartRuns());
+    if (system && prefs.systemOpen) system.setRuns(drawn);
   }
 
-  function shownRunIds() {
-    return drawn.map((r) => r.id);
-  }
-
-  function addChartToReport({ settings }) {
-    const set = reportRunset(null);
-    addToReport(project, [set.block, blockText("line", { ...settings, runsets: [set.name] })], ui.root);
-  }
-
-  function addSelectionToReport(ids) {
-    const set = reportRunset(ids);
-    const columns = ["state", ...defaultColumns(runs, { metrics: 4, config: 3 }).filter((c) => c.startsWith("summary.") || c.startsWith("config."))];
-    addToReport(project, [set.block, blockText("table", { runsets: [set.name], columns })], ui.root);
-  }
+  // -- actions --------------------------------------------------------------------------
 
   async function deleteSelection(ids) {
     const n = ids.length;
     const sure = await confirmInPage(`Delete ${n} run${n === 1 ? "" : "s"}?`, "They go to the project's trash, where they can be restored for 30 days.", "Move to trash");
     if (!sure) return;
     try {
-      const done = await api.deleteRuns(project, ids);
-      for (const id of done.runs) selected.delete(id);
-      if (info) info = { ...info, runs: Math.max(0, info.runs - done.runs.length) };
+      const done = await state.deleteRuns(ids);
       toast(`${done.runs.length} run${done.runs.length === 1 ? "" : "s"} moved to the trash`, "info");
       await refresh();
     } catch (err) {
@@ -721,7 +483,7 @@ export function workspaceView(el, route) {
   }
 
   async function copyViewLink() {
-    const url = `${window.location.origin}${window.location.pathname}${links.workspaceView(project, await encodeView(prefs))}`;
+    const url = `${window.location.origin}${window.location.pathname}${links.workspaceView(project, await state.encodedView())}`;
     try {
       await navigator.clipboard.writeText(url);
       toast("Link copied: it opens this workspace as you see it now", "info");
@@ -742,8 +504,7 @@ export function workspaceView(el, route) {
         text: "Keep it as mine",
         on: {
           click: () => {
-            linked = false;
-            savePrefs(project, prefs);
+            state.keepLinkedView();
             banner.remove();
             replace(links.project(project));
           },
@@ -756,74 +517,25 @@ export function workspaceView(el, route) {
 
   /** Forget the saved settings (server and browser) and show the workspace as new. */
   async function resetWorkspace() {
-    usePrefs(await resetPrefs(project));
+    await state.reset();
     go(links.project(project));
-  }
-
-  function updateCharts() {
-    if (!panels) return;
-    const visible = order.filter((r) => !hidden.has(r.id)).length;
-    ui.drawnNote.textContent = visible > drawn.length ? `showing the first ${drawn.length} of ${visible} visible runs` : `${drawn.length} run${drawn.length === 1 ? "" : "s"} shown`;
-    ui.chartsPane.dataset.drawn = String(drawn.length);
-    panels.setRuns(drawn.map((r) => ({ id: r.id, name: r.name || r.id, color: r.color, state: r.state, start_time: r.start_time, step_metrics: r.step_metrics })));
-    if (system && prefs.systemOpen) system.setRuns(drawn);
-  }
-
-  let keysPending = false;
-  let keysAgain = false;
-  async function updateKeys() {
-    if (keysPending) {
-      keysAgain = true;
-      return;
-    }
-    const ids = runs.slice(0, 1000).map((r) => r.id);
-    const unknown = ids.filter((id) => !keysOfRun.has(id));
-    if (unknown.length) {
-      keysPending = true;
-      try {
-        const found = await api.metricKeys(unknown);
-        for (const id of unknown) keysOfRun.set(id, found.runs[id] || []);
-      } catch (err) {
-        if (err.name !== "AbortError") console.warn("metric keys:", err);
-      } finally {
-        keysPending = false;
-      }
-      if (!alive) return;
-    }
-    if (keysAgain) {
-      keysAgain = false;
-      updateKeys();
-      return;
-    }
-    const keys = new Set();
-    for (const id of ids) for (const k of keysOfRun.get(id) || []) keys.add(k);
-    panels?.setKeys([...keys].sort());
   }
 
   // -- live -----------------------------------------------------------------------------
 
   function followChanges() {
-    stopFollowing?.();
-    stopFollowing = follow(
-      api.feeds.project(project),
-      async () => {
-        if (!alive || document.querySelector("dialog[open]")) return;
-        lastPoll = Date.now();
-        await refresh({ silent: true });
-        if (ui.count) ui.count.title = `updated ${fmtAgo(lastPoll / 1000)}`;
-      },
-      { busy: () => runs.some((r) => r.state === "running"), fallbackMs: LIVE_MS },
-    );
+    state.follow(async () => {
+      if (!state.alive || document.querySelector("dialog[open]")) return;
+      lastPoll = Date.now();
+      await refresh({ silent: true });
+      if (ui.count) ui.count.title = `updated ${fmtAgo(lastPoll / 1000)}`;
+    });
   }
 
   load();
   return {
     destroy() {
-      alive = false;
-      stopFollowing?.();
-      aborter?.abort();
-      save.cancel();
-      if (!linked) savePrefs(project, prefs);
+      state.destroy();
       table?.destroy();
       panels?.destroy();
       system?.destroy();
