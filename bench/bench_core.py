@@ -83,6 +83,10 @@ class Adapter:
     def finish(self) -> None:
         raise NotImplementedError
 
+    def located(self) -> dict[str, Any]:
+        """What a reader needs, after this process is gone, to find the run (set as attributes)."""
+        raise NotImplementedError
+
     def read_back(self) -> Points:
         """Every point of the last finished run, read with the tool's own reader."""
         raise NotImplementedError
@@ -104,11 +108,15 @@ class TracklineAdapter(Adapter):
         return log
 
     def finish(self) -> None:
+        self.run_dir = self.run.dir
         self.run.finish()
+
+    def located(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run.dir)}
 
     def read_back(self) -> Points:
         points: Points = {}
-        for row in self.module.open_run(self.run.dir).history():
+        for row in self.module.open_run(self.run_dir).history():
             step = row["_step"]
             for key, value in row.items():
                 if not key.startswith("_"):
@@ -132,17 +140,24 @@ class WandbAdapter(Adapter):
         return log
 
     def finish(self) -> None:
-        # The run file is next to the run's files/ directory: run-<id>.wandb.
-        self.run_file = Path(self.run.dir).parent / f"run-{self.run.id}.wandb"
+        self.run_file = self.located()["run_file"]
         self.run.finish()
 
+    def located(self) -> dict[str, Any]:
+        # The run file is next to the run's files/ directory: run-<id>.wandb.
+        return {"run_file": str(Path(self.run.dir).parent / f"run-{self.run.id}.wandb")}
+
     def read_back(self) -> Points:
+        from google.protobuf.message import DecodeError
         from wandb.proto import wandb_internal_pb2
 
         points: Points = {}
-        for payload in wandb_payloads(self.run_file):
+        for payload in wandb_payloads(Path(self.run_file)):
             record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]
-            record.ParseFromString(payload)
+            try:
+                record.ParseFromString(payload)
+            except DecodeError:  # a record torn by a kill
+                continue
             if record.WhichOneof("record_type") != "history":
                 continue
             items = {
@@ -184,6 +199,9 @@ class MlflowAdapter(Adapter):
     def finish(self) -> None:
         self.module.end_run()
 
+    def located(self) -> dict[str, Any]:
+        return {"run_id": self.run_id}
+
     def read_back(self) -> Points:
         client = self.module.MlflowClient()
         points: Points = {}
@@ -220,6 +238,9 @@ class TensorBoardAdapter(Adapter):
 
     def finish(self) -> None:
         self.writer.close()
+
+    def located(self) -> dict[str, Any]:
+        return {"logdir": str(self.logdir)}
 
     def read_back(self) -> Points:
         from tensorboard.backend.event_processing import event_accumulator
@@ -505,8 +526,8 @@ def measure_tool(tool: str, params: Params, keep: bool) -> dict[str, Any]:
         if imports:
             result["import_s"] = median(imports)
             result["import_runs_s"] = imports
-        if tool == TRACKLINE and params.sigkill_kills:
-            lost = sigkill_losses(workdir / "sigkill", params.sigkill_kills)
+        if params.sigkill_kills:
+            lost = sigkill_losses(tool, workdir / "sigkill", params.sigkill_kills)
             result["sigkill_lost_runs"] = lost
             result["sigkill_lost"] = median([float(n) for n in lost])
             result["sigkill_lost_max"] = max(lost)
@@ -519,31 +540,32 @@ def measure_tool(tool: str, params: Params, keep: bool) -> dict[str, Any]:
     return result
 
 
-#: The child of (i): logs 10 scalars per row flat out; after each log() returns it writes
-#: the count of returned calls into a memory-mapped file, which survives its SIGKILL.
-SIGKILL_CHILD = """
-import mmap, struct, sys, trackline
-run = trackline.init(project="bench", dir=sys.argv[1], mode="offline")
-with open(sys.argv[2], "wb") as f:
-    f.write(bytes(8))
-with open(sys.argv[2], "r+b") as f:
-    counter = mmap.mmap(f.fileno(), 8)
-pack = struct.Struct("<Q").pack_into
-print(run.dir, flush=True)
-i = 0
-while True:
-    run.log({f"m{k}": float(i + k) for k in range(10)})
-    i += 1
-    pack(counter, 0, i)
-"""
+def child_sigkill(tool: str, workdir: Path, counter_path: Path) -> None:
+    """The child of (i): logs 10 scalars per row flat out; after each log() returns it writes
+    the count of returned calls into a memory-mapped file, which survives its SIGKILL."""
+    import mmap
+    import struct
+
+    adapter = ADAPTERS[tool](workdir)
+    adapter.import_tool()
+    adapter.setup()
+    log = adapter.start("sigkill")
+    counter_path.write_bytes(bytes(8))
+    with open(counter_path, "r+b") as f:
+        counter = mmap.mmap(f.fileno(), 8)
+    pack = struct.Struct("<Q").pack_into
+    print(json.dumps(adapter.located()), flush=True)
+    i = 0
+    while True:
+        log({f"m{k}": float(i + k) for k in range(10)}, step=i)
+        i += 1
+        pack(counter, 0, i)
 
 
-def sigkill_losses(workdir: Path, kills: int) -> list[int]:
+def sigkill_losses(tool: str, workdir: Path, kills: int) -> list[int]:
     """(i) Rows whose log() had returned but that are not in the run after a SIGKILL, per kill."""
     import random
     import signal
-
-    import trackline
 
     rng = random.Random(13)
     lost: list[int] = []
@@ -552,22 +574,57 @@ def sigkill_losses(workdir: Path, kills: int) -> list[int]:
         sub.mkdir(parents=True)
         counter = sub / "returned.bin"
         child = subprocess.Popen(
-            [sys.executable, "-c", SIGKILL_CHILD, str(sub), str(counter)],
+            [
+                sys.executable,
+                str(HERE),
+                "--sigkill-child",
+                tool,
+                "--workdir",
+                str(sub),
+                "--out",
+                str(counter),
+            ],
             cwd=sub,
             env=child_env(sub),
             stdout=subprocess.PIPE,
             text=True,
         )
         assert child.stdout is not None
-        run_dir = child.stdout.readline().strip()
+        located = json.loads(child.stdout.readline())
         time.sleep(rng.uniform(0.1, 0.6))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
         returned = int.from_bytes(counter.read_bytes()[:8], "little")
-        steps = {row["_step"] for row in trackline.open_run(run_dir).history()}
+        helpers_settle(sub)
+        adapter = ADAPTERS[tool](sub)
+        adapter.import_tool()
+        adapter.setup()
+        adapter.__dict__.update(located)
+        try:
+            points = adapter.read_back()
+        except Exception:  # nothing readable left by the kill
+            points = {}
+        steps = set(points.get("m0", {}))
         lost.append(sum(1 for step in range(returned) if step not in steps))
     return lost
+
+
+def helpers_settle(workdir: Path, quiet_s: float = 1.0, limit_s: float = 20.0) -> None:
+    """Wait until no file under ``workdir`` has grown for ``quiet_s``: a helper process the
+    killed one left behind (W&B's core) may still be writing what it was sent."""
+    deadline = time.monotonic() + limit_s
+    last: tuple[int, float] | None = None
+    while time.monotonic() < deadline:
+        files = [p for p in workdir.rglob("*") if p.is_file()]
+        now = (
+            sum(p.stat().st_size for p in files),
+            max((p.stat().st_mtime for p in files), default=0),
+        )
+        if now == last:
+            return
+        last = now
+        time.sleep(quiet_s)
 
 
 def _rmtree(path: Path) -> None:
@@ -644,7 +701,7 @@ METRICS = (
     Metric("    added per step, wall clock (µs)", "console_added_us_per_step", 1, 1),
     Metric("    the tee, in print() per step (µs)", "console_tee_us_per_step", 1, 2),
     Metric("    writer thread's CPU per step (µs)", "console_threads_us_per_step", 1, 2),
-    Metric("(i) rows lost at SIGKILL, median of kills", "sigkill_lost", 1, 0, 0, "0"),
+    Metric("(i) rows lost at SIGKILL, median of kills", "sigkill_lost", 1, 0, 0, "0", ratio=False),
     Metric("    rows lost at SIGKILL, worst kill", "sigkill_lost_max", 1, 0, ratio=False),
 )
 
@@ -810,9 +867,10 @@ def notes(results: Results, tools: Sequence[str], params: Params) -> list[str]:
         "(h) trackline only: the loop of (e) also printing one line per step to a file, "
         f"{params.train_reps} alternating pairs of (TRACKLINE_CONSOLE=off, capture on) loops, "
         "both logging; the tee's cost is timed around log() + print().",
-        f"(i) trackline only: a process logging 10 scalars per row flat out, SIGKILLed "
-        f"{params.sigkill_kills} times at random moments (0.1-0.6 s in); rows whose log() had "
-        "returned (counted in a memory-mapped file) but that trackline.open_run does not read.",
+        f"(i) a process logging 10 scalars per row flat out, SIGKILLed {params.sigkill_kills} "
+        "times per tool at random moments (0.1-0.6 s after its first row); rows whose log() had "
+        "returned (counted in a memory-mapped file) but that the tool's reader does not find "
+        "(read once the files stop growing: W&B's core process outlives the kill).",
         "(g) every (step, key, value) of (c), read back with the tool's own reader "
         "(W&B: the .wandb file, LevelDB framing + wandb's protobuf).",
     ]
@@ -840,6 +898,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     # Internal: how the parent starts a child.
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--sigkill-child", help=argparse.SUPPRESS)
     parser.add_argument("--import-only", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -851,6 +910,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.import_only:
         child_import_only(args.import_only, args.workdir, args.out)
+        return 0
+    if args.sigkill_child:
+        child_sigkill(args.sigkill_child, args.workdir, args.out)
         return 0
     if args.child:
         child_measure(args.child, args.workdir, Params.from_json(args.params), args.out)
