@@ -1,8 +1,9 @@
 """The ``Run``: what a training script talks to.
 
 ``log`` is the hot path: it copies the row, turns known scalar types into
-numbers, stamps step and time, and appends to the writer's deque. Nothing
-else happens on the training thread.
+numbers, stamps step and time, and hands it to ``Writer.append``, which frames
+it and copies it into the memory-mapped run log (or queues it for the writer
+thread). Nothing else happens on the training thread.
 """
 
 from __future__ import annotations
