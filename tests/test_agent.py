@@ -119,11 +119,10 @@ def test_first_and_last_sample_do_not_wait_for_the_interval(
     tmp_path: Path, leftovers: Leftovers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRACKLINE_SYSTEM_INTERVAL", "60")
-    started = time.monotonic()
     run, _ = run_to_end(tmp_path, "time.sleep(1.0)\nrun.finish()\n", leftovers)
-    assert time.monotonic() - started < 30  # the agent left at the end, not after 60 s
     assert run.state == "finished" and run.environment is not None
-    assert len(run.system()) == 2  # one right at the start, one at the end
+    first, last = run.system()  # one right at the start, one at the end
+    assert last["_time"] - first["_time"] < 60  # not after the interval
 
 
 def test_process_exiting_without_finish_is_crashed(tmp_path: Path, leftovers: Leftovers) -> None:
