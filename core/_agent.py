@@ -34,7 +34,7 @@ import psutil
 from . import _environment, _gitinfo
 from ._system import OnError, Sampler
 from .records import FileSaved, Finish, Record, RunStart, SystemSample
-from .runlog import HEADER_SIZE, LogFile, check_header, iter_frames
+from .runlog import HEADER_SIZE, LogFile, check_header, iter_frames, trim_reserved
 
 #: The longest the loop sleeps: how late a dead training process may be noticed.
 WAKE = 0.5
@@ -332,10 +332,17 @@ class Agent:
                     "finish",
                     lambda: self.log.append(Finish(time.time(), state="crashed", reason=reason)),
                 )
+                # The room its mapped log had reserved ahead of the data: zeros, on disk.
+                self._try("main.tlog", self._trim_main_log)
         self._try("system.tlog", self.log.sync)
         self.log.close()
         self.sampler.close()
         self._ship_the_rest()
+
+    def _trim_main_log(self) -> None:
+        self._follow_main_log()  # to the end of its last whole frame
+        if self.main_log.offset:
+            trim_reserved(self.main_log.path, self.main_log.offset)
 
     def _chores(self) -> None:
         self._try("main.tlog", self._follow_main_log)

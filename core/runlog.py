@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -375,6 +377,7 @@ class LogFile:
         # Not O_APPEND: every write goes to an explicit offset (pwrite), so that
         # the bytes of a failed write are overwritten, never appended after.
         self._raw = raw(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        _hold_shared(self._raw.fd)  # so that no one trims the file under this writer
         #: End of the last whole frame: where the next frame goes.
         self.end = 0
         self._torn = False
@@ -545,6 +548,49 @@ class LogFile:
                 self._cut()
             self._raw.close()
             self._raw.fd = -1
+
+
+def _hold_shared(fd: int, wait: float = 2.0) -> None:
+    """Take a shared ``flock`` on a writer's file, waiting out a ``trim_reserved`` (briefly)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return  # held for long by someone else: write anyway, as before locks
+            time.sleep(0.01)
+        except OSError:
+            return  # no locks on this file system
+
+
+def trim_reserved(path: str | os.PathLike[str], end: int) -> bool:
+    """Cut a dead writer's reserved zeros off a mapped run log at ``end`` (the end of its
+    last whole frame, as its follower read it). Nothing happens while any writer has the
+    file open (it holds a shared lock) or when anything but zeros lies past ``end``."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a writer has it open, or no locks here: leave it
+        size = os.fstat(fd).st_size
+        if size <= end:
+            return False
+        position = end
+        while position < size:  # only zeros past the end, or leave it alone
+            piece = os.pread(fd, min(1 << 20, size - position), position)
+            if not piece or piece.strip(b"\0"):
+                return False
+            position += len(piece)
+        os.ftruncate(fd, end)
+        return True
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 class _Partial(Exception):

@@ -272,3 +272,21 @@ def test_the_reservation_lands_rows_and_finish_on_a_disk_that_filled(tmp_path: P
         assert run.state == "finished"
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_trimming_waits_for_writers_and_keeps_anything_but_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "main.tlog"
+    log = runlog.LogFile(path, mapped=True)
+    for step in range(10):
+        assert log.put(runlog.frame_record(row(step)))
+    end = log.end
+    assert not runlog.trim_reserved(path, end)  # a writer holds it: its room stays
+    assert path.stat().st_size == log.room
+    assert not runlog.trim_reserved(path, end - 3)  # past that: not only zeros
+    # The writer dies: its descriptors close (the mappings hold copies), its lock goes.
+    for window in log._windows.values():
+        window.close()
+    os.close(log._raw.fd)
+    log._raw.fd = -1
+    assert runlog.trim_reserved(path, end)
+    assert path.stat().st_size == end and steps(path) == list(range(10))
