@@ -196,18 +196,8 @@ class Writer:
                 item = buffer.popleft()
             except IndexError:
                 break
-            if type(item) is bytes:
-                frames.append(item)
-                added += len(item)
-                count += 1
-                if count >= _BATCH:
-                    self._unwritten_bytes += added + _OVERHEAD * count
-                    added = count = 0
-                    self._write()
-                    frames = self._unwritten
-                continue
-            if type(item) is NeedsResolve:
-                item = item.resolve()
+            if type(item) is bytes:  # framed by ``append``
+                data = item
             elif type(item) is _Marker:
                 markers.append(item)
                 continue
@@ -215,13 +205,16 @@ class Writer:
                 if console is not None:
                     console.drain(final=True)
                 continue
-            try:
-                data = encode(item)  # type: ignore[arg-type]
-            except Exception as exc:
-                warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
-                with self._file.lock:
-                    self._held -= 1
-                continue
+            else:
+                if type(item) is NeedsResolve:
+                    item = item.resolve()
+                try:
+                    data = encode(item)  # type: ignore[arg-type]
+                except Exception as exc:
+                    warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
+                    with self._file.lock:
+                        self._held -= 1
+                    continue
             frames.append(data)
             added += len(data)
             count += 1

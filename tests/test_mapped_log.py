@@ -39,6 +39,22 @@ def steps(path: Path) -> list[int]:
     return [r.step for r in runlog.read_records(path) if type(r) is Metrics]
 
 
+def logged(path: Path, rows: int) -> runlog.LogFile:
+    """A mapped run log holding ``rows`` rows, each put into the mapping."""
+    log = runlog.LogFile(path, mapped=True)
+    for step in range(rows):
+        assert log.put(runlog.frame_record(row(step)))
+    return log
+
+
+def die(log: runlog.LogFile) -> None:
+    """As its process's death does: close every descriptor (the mappings hold copies)."""
+    for window in log._windows.values():
+        window.close()
+    os.close(log._raw.fd)
+    log._raw.fd = -1
+
+
 class Reservations(runlog.RawFile):
     """A file whose disk may refuse to reserve room (``posix_fallocate``)."""
 
@@ -100,11 +116,9 @@ def test_a_frame_across_two_windows_reads_back(tmp_path: Path) -> None:
 
 def test_reopening_a_mapped_log_after_a_kill_appends_after_the_data(tmp_path: Path) -> None:
     path = tmp_path / "main.tlog"
-    log = runlog.LogFile(path, mapped=True)
-    for step in range(100):
-        assert log.put(runlog.frame_record(row(step)))
+    log = logged(path, 100)
     end = log.end
-    # As after SIGKILL: nothing cut, the reserved zeros still there.
+    die(log)  # as by SIGKILL: nothing cut, the reserved zeros still there
     assert path.stat().st_size > end
     again = runlog.LogFile(path, mapped=True)
     assert again.end == end
@@ -276,17 +290,11 @@ def test_the_reservation_lands_rows_and_finish_on_a_disk_that_filled(tmp_path: P
 
 def test_trimming_waits_for_writers_and_keeps_anything_but_zeros(tmp_path: Path) -> None:
     path = tmp_path / "main.tlog"
-    log = runlog.LogFile(path, mapped=True)
-    for step in range(10):
-        assert log.put(runlog.frame_record(row(step)))
+    log = logged(path, 10)
     end = log.end
     assert not runlog.trim_reserved(path, end)  # a writer holds it: its room stays
     assert path.stat().st_size == log.room
     assert not runlog.trim_reserved(path, end - 3)  # past that: not only zeros
-    # The writer dies: its descriptors close (the mappings hold copies), its lock goes.
-    for window in log._windows.values():
-        window.close()
-    os.close(log._raw.fd)
-    log._raw.fd = -1
+    die(log)  # and its lock goes with it
     assert runlog.trim_reserved(path, end)
     assert path.stat().st_size == end and steps(path) == list(range(10))
