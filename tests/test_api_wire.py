@@ -9,9 +9,6 @@ field added on one side only fails here. An answer of the wrong shape is a clear
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,11 @@ import msgspec
 import msgspec.inspect as mi
 import pytest
 import trackline
-from _server import ADMIN_KEY, ServerProcess, fixture_shared_server  # noqa: F401
+from _server import ADMIN_KEY, ServerProcess, fixture_shared_server, ship  # noqa: F401
 from trackline import _client
 from trackline import _wire_types as wt
 from trackline._client import Api, ApiError
-from trackline._transport import PermanentError, Shipper, _decoded
+from trackline._transport import PermanentError, _decoded
 
 REPORT = """# Wire
 
@@ -80,14 +77,13 @@ def fixture_decoded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module", name="shipped")
 def fixture_shipped(
     shared_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
+) -> tuple[str, str]:
     """Two runs with every kind of record (metrics, text, media, histograms, a file, an
     artifact logged by the first, a summary with inf), shipped to the server: their ids."""
     base = tmp_path_factory.mktemp("wire-runs")
-    previous = os.environ.get("TRACKLINE_AGENT")
-    os.environ["TRACKLINE_AGENT"] = "0"
     ids = []
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRACKLINE_AGENT", "0")
         for i in range(2):
             run = trackline.init(
                 project="wire", dir=base, mode="offline", config={"lr": 0.1, "i": i}, tags=["t"]
@@ -99,27 +95,19 @@ def fixture_shipped(
             notes = base / f"notes-{i}.txt"
             notes.write_text("notes")
             run.save(notes, base_path=base)
-            weights = base / "model.bin"
-            weights.write_bytes(b"weights %d" % i)
-            artifact = trackline.Artifact("model", type="model", metadata={"acc": float("inf")})
-            artifact.add_file(weights)
-            artifact.add_reference("s3://bucket/raw/")
             if i == 0:
+                weights = base / "model.bin"
+                weights.write_bytes(b"weights 0")
+                artifact = trackline.Artifact("model", "model", metadata={"acc": float("inf")})
+                artifact.add_file(weights)
+                artifact.add_reference("s3://bucket/raw/")
                 run.log_artifact(artifact, aliases=["latest", "best"])
             run.summary["best"] = float("inf")
             run.finish()
-            with Shipper(run.dir, shared_server.url, ADMIN_KEY, live=False) as shipper:
-                deadline = time.monotonic() + 30
-                while not shipper.pump(final=True):
-                    assert time.monotonic() < deadline, shipper.error
+            ship(run.dir, shared_server.url)
             ids.append(run.id)
             trackline.finish()
-    finally:
-        if previous is None:
-            os.environ.pop("TRACKLINE_AGENT", None)
-        else:
-            os.environ["TRACKLINE_AGENT"] = previous
-    yield ids[0], ids[1]
+    return ids[0], ids[1]
 
 
 def test_every_api_method_decodes_its_wire_type(
