@@ -78,7 +78,7 @@ def _versions(api: Api, path: str) -> None:
         table.add_row(
             f"v{version.version}",
             ", ".join(version.aliases),
-            str(version._data.get("file_count", "")),
+            "" if version.file_count is None else str(version.file_count),
             str(version.size),
             version.digest[:12],
             version.producer or "-",

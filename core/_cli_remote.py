@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from . import _credentials
+from . import _wire_types as wt
 from ._cli_table import console, output_options, print_json
 from ._cli_table import table as plain_table
 from ._reader import record_verdict
@@ -221,8 +222,11 @@ def login_command(server: str | None, key: str | None) -> None:
         raise click.ClickException(f"{server} does not accept this API key")
     if response.status_code != 200:
         raise click.ClickException(f"{server} answered HTTP {response.status_code}")
+    try:
+        name = wt.decode(response.content, wt.Viewer).name
+    except wt.WireError as exc:
+        raise click.ClickException(f"{server} is no trackline server ({exc})") from None
     path = _credentials.save(server, key)
-    name = response.json().get("name", "?")
     click.echo(f"logged in to {server} as {name}; credentials in {path}")
 
 

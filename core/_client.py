@@ -19,13 +19,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
 from . import _credentials, _report_format, _series_binary
+from . import _wire_types as wt
 from ._errors import TracklineError
 from ._fold import from_dict
 from ._settings import env
@@ -35,6 +36,7 @@ from .records import Environment, GitInfo
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _PAGE = 1000
+T = TypeVar("T")
 
 
 class ApiError(TracklineError):
@@ -64,15 +66,15 @@ def _numbers(value: Any) -> Any:
     return value
 
 
-def _rows(columns: dict[str, Any], with_step: bool = True) -> list[dict[str, Any]]:
-    """Column JSON (``steps``, ``times``, ``values``, ``kinds``) as row dicts."""
-    kinds: dict[str, str] = columns.get("kinds", {})
+def _rows(columns: wt.Columns, with_step: bool = True) -> list[dict[str, Any]]:
+    """Columns (``steps``, ``times``, ``values``, ``kinds``) as row dicts."""
+    kinds = columns.kinds
     values: dict[str, list[Any]] = {}
-    for key, column in columns["values"].items():
+    for key, column in columns.values.items():
         values[key] = [_number(v) for v in column] if kinds.get(key) == "number" else column
     rows = []
-    times = columns["times"]
-    for i, step in enumerate(columns["steps"]):
+    times = columns.times
+    for i, step in enumerate(columns.steps):
         row: dict[str, Any] = {"_step": step} if with_step else {}
         row["_time"] = _number(times[i])
         for key, column in values.items():
@@ -156,7 +158,7 @@ class Api:
             "transport": transport,
         }
         self._http = httpx.Client(**self._options)
-        self._viewer: dict[str, Any] | None = None
+        self._viewer: wt.Viewer | None = None
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -209,9 +211,9 @@ class Api:
             time.sleep(wait)
             attempt += 1
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        # msgspec decodes the large history answers about 4x faster than the json module.
-        return msgspec.json.decode(self._request(method, path, **kwargs).content)
+    def _json(self, kind: type[T], method: str, path: str, **kwargs: Any) -> T:
+        """The answer as its wire type (the one the server's route declares)."""
+        return _decoded(self._request(method, path, **kwargs), kind)
 
     def close(self) -> None:
         self._http.close()
@@ -224,45 +226,49 @@ class Api:
 
     # -- users and projects --------------------------------------------------------------
 
+    def _who(self) -> wt.Viewer:
+        if self._viewer is None:
+            self._viewer = self._json(wt.Viewer, "GET", "/viewer")
+        return self._viewer
+
     def viewer(self) -> dict[str, Any]:
         """Who the API key belongs to: ``name``, ``admin``, ``teams``, ``storage``
         (``used_bytes`` and ``quota_bytes``, None without a quota)."""
-        if self._viewer is None:
-            self._viewer = self._json("GET", "/viewer")
-        return self._viewer
+        return _plain(self._who())
 
     def keys(self, user: str | None = None) -> list[dict[str, Any]]:
         """API keys of the caller (or of ``user``, for an admin): ``id``, ``prefix``,
         ``created_at``. The keys themselves are stored hashed and cannot be listed."""
         params = {} if user is None else {"user": user}
-        return list(self._json("GET", "/keys", params=params)["keys"])
+        return _plains(self._json(wt.KeyList, "GET", "/keys", params=params).keys)
 
     def create_key(self) -> str:
         """A new API key for the caller, returned in clear this once."""
-        return str(self._json("POST", "/keys")["api_key"])
+        return self._json(wt.CreatedKey, "POST", "/keys").api_key
 
     def revoke_key(self, key_id: int) -> None:
         """Revoke a key by its ``id`` (see ``keys()``): requests made with it are refused
         from then on. A user's last key cannot be revoked, nor the key making the request."""
-        self._json("DELETE", f"/keys/{int(key_id)}")
+        self._json(wt.Revoked, "DELETE", f"/keys/{int(key_id)}")
 
     def _project_path(self, project: str) -> str:
         if "/" in project:
             return project
-        return f"{self.viewer()['name']}/{project}"
+        return f"{self._who().name}/{project}"
 
     def projects(self) -> list[Project]:
         """The projects this key (or anyone, for public ones) can read."""
-        return [Project(self, p) for p in self._json("GET", "/projects")["projects"]]
+        return [Project(self, p) for p in self._json(wt.ProjectList, "GET", "/projects").projects]
 
     def project(self, project: str) -> Project:
         """One project: ``"name"`` (the caller's own) or ``"entity/name"``."""
         entity, name = self._project_path(project).split("/", 1)
-        return Project(self, self._json("GET", f"/projects/{_q(entity)}/{_q(name)}"))
+        return Project(self, self._json(wt.Project, "GET", f"/projects/{_q(entity)}/{_q(name)}"))
 
     def set_public(self, project: str, public: bool = True) -> None:
         entity, name = self._project_path(project).split("/", 1)
-        self._json("PATCH", f"/projects/{_q(entity)}/{_q(name)}", json={"public": public})
+        url = f"/projects/{_q(entity)}/{_q(name)}"
+        self._json(wt.Visibility, "PATCH", url, json={"public": public})
 
     # -- runs --------------------------------------------------------------------------
 
@@ -288,23 +294,23 @@ class Api:
             if page <= 0:
                 break
             body = {"filters": filters, "sort": sort, "limit": page, "offset": offset}
-            result = self._json("POST", f"/projects/{_q(entity)}/{_q(name)}/runs/query", json=body)
-            found.extend(Run(self, r) for r in result["runs"])
-            offset += len(result["runs"])
-            if not result["runs"] or offset >= result["total"]:
+            url = f"/projects/{_q(entity)}/{_q(name)}/runs/query"
+            result = self._json(wt.RunPage, "POST", url, json=body)
+            found.extend(Run(self, r) for r in result.runs)
+            offset += len(result.runs)
+            if not result.runs or offset >= result.total:
                 break
         return found
 
     def run(self, path: str) -> Run:
         """A run by its id (or ``entity/project/id``)."""
         run_id = path.rsplit("/", 1)[-1]
-        return Run(self, self._json("GET", f"/runs/{_q(run_id)}"), detailed=True)
+        return Run(self, self._json(wt.RunDetail, "GET", f"/runs/{_q(run_id)}"))
 
     def metric_keys(self, runs: list[str | Run]) -> list[str]:
         """The metric keys logged by any of ``runs``."""
         ids = [r.id if isinstance(r, Run) else r for r in runs]
-        keys: list[str] = self._json("POST", "/metrics/keys", json={"runs": ids})["keys"]
-        return keys
+        return self._json(wt.MetricKeys, "POST", "/metrics/keys", json={"runs": ids}).keys
 
     def series(
         self,
@@ -326,7 +332,10 @@ class Api:
         # The binary answer: float64 arrays, no number written or parsed as text.
         accept = {"accept": _series_binary.MEDIA_TYPE}
         response = self._request("POST", "/metrics/series", json=body, headers=accept)
-        series = _series_binary.decode(response.content)
+        try:
+            series = _series_binary.decode(response.content)
+        except wt.WireError as exc:
+            raise _mismatch(response, exc) from None
         for entry in series:
             if entry.get("kind") == "number":
                 entry["count"] = [int(c) for c in entry["count"]]
@@ -341,7 +350,7 @@ class Api:
         left out; else ``ValueError`` saying ``name <how>``."""
         parts = path.split("/")
         if len(parts) == 2:
-            parts = [self.viewer()["name"], *parts]
+            parts = [self._who().name, *parts]
         if len(parts) != 3:
             raise ValueError(f"name {how}, not {path!r}")
         return parts[0], parts[1], parts[2]
@@ -353,23 +362,23 @@ class Api:
     def artifacts(self, project: str) -> list[ArtifactCollection]:
         """The artifacts of a project (``"name"`` or ``"entity/name"``)."""
         entity, name = self._project_path(project).split("/", 1)
-        found = self._json("GET", f"/projects/{_q(entity)}/{_q(name)}/artifacts")["artifacts"]
-        return [ArtifactCollection(self, data) for data in found]
+        url = f"/projects/{_q(entity)}/{_q(name)}/artifacts"
+        return [
+            ArtifactCollection(self, a) for a in self._json(wt.ArtifactList, "GET", url).artifacts
+        ]
 
     def artifact(self, ref: str) -> ArtifactVersion:
         """A version: ``"[entity/]project/name[:alias|vN]"`` (``latest`` by default)."""
         path, which = parse_ref(ref)
         entity, project, name = self._artifact_path(path)
-        data = self._json(
-            "GET", f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/{_q(which)}"
-        )
-        return ArtifactVersion(self, data)
+        url = f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/{_q(which)}"
+        return ArtifactVersion(self, self._json(wt.ArtifactVersion, "GET", url))
 
     def artifact_versions(self, path: str) -> list[ArtifactVersion]:
         """Every version of an artifact (``"[entity/]project/name"``), oldest first."""
         entity, project, name = self._artifact_path(path)
-        data = self._json("GET", f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}")
-        return [ArtifactVersion(self, v) for v in data["versions"]]
+        url = f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}"
+        return [ArtifactVersion(self, v) for v in self._json(wt.Artifact, "GET", url).versions]
 
     def fetch_blob(
         self,
@@ -442,19 +451,25 @@ class Api:
     def reports(self, project: str) -> list[dict[str, Any]]:
         """A project's reports (slug, title, version, who saved it last and when)."""
         entity, name = self._project_path(project).split("/", 1)
-        return list(self._json("GET", f"/projects/{_q(entity)}/{_q(name)}/reports")["reports"])
+        url = f"/projects/{_q(entity)}/{_q(name)}/reports"
+        return _plains(self._json(wt.ReportList, "GET", url).reports)
+
+    def _report(self, path: str, version: int | None) -> wt.Report:
+        params = {} if version is None else {"version": version}
+        return self._json(wt.Report, "GET", self._report_url(path), params=params)
 
     def report(self, path: str, version: int | None = None) -> dict[str, Any]:
         """A report (or one of its ``version``s): title, markdown ``body``, its blocks."""
-        params = {} if version is None else {"version": version}
-        return dict(self._json("GET", self._report_url(path), params=params))
+        return _plain(self._report(path, version))
 
     def pull_report(self, path: str, version: int | None = None) -> str:
         """The report as the markdown file ``trackline report pull`` writes."""
-        found = self.report(path, version)
-        where = f"{found['project']}/{found['slug']}"
+        found = self._report(path, version)
         doc = _report_format.Document(
-            report=where, version=found["version"], title=found["title"], body=found["body"]
+            report=f"{found.project}/{found.slug}",
+            version=found.version,
+            title=found.title,
+            body=found.body,
         )
         return _report_format.write_document(doc)
 
@@ -475,18 +490,19 @@ class Api:
         url = self._report_url(path)
         save = {"title": doc.title, "body": doc.body, "base_version": doc.version, "force": force}
         try:
-            return dict(self._json("PUT", url, json=save))
+            return _plain(self._json(wt.Report, "PUT", url, json=save))
         except ApiError as exc:
             if exc.status != 404 or not exc.detail.startswith("no report "):
                 raise
         folder, slug = url.rsplit("/reports/", 1)
         new = {"title": doc.title, "body": doc.body, "slug": slug}
-        return dict(self._json("POST", folder + "/reports", json=new))
+        return _plain(self._json(wt.Report, "POST", folder + "/reports", json=new))
 
     def share_report(self, path: str, expires_in_days: float | None = None) -> dict[str, Any]:
         """A new read-only link to the report: its ``token`` (shown once) and ``url``."""
         body = {"expires_in_days": expires_in_days}
-        made = dict(self._json("POST", self._report_url(path) + "/shares", json=body))
+        url = self._report_url(path) + "/shares"
+        made = _plain(self._json(wt.CreatedShareLink, "POST", url, json=body))
         made["url"] = f"{self.server}/#/shared/{made['token']}"
         return made
 
@@ -494,14 +510,14 @@ class Api:
 class ArtifactCollection:
     """An artifact of a project: ``name``, ``type``, ``aliases`` (alias -> ``vN``)."""
 
-    def __init__(self, api: Api, data: dict[str, Any]) -> None:
+    def __init__(self, api: Api, data: wt.ArtifactSummary) -> None:
         self._api = api
-        self.name: str = data["name"]
-        self.type: str = data["type"]
-        self.path: str = data["path"]
-        self.version_count: int = data.get("versions", 0)
-        self.aliases: dict[str, str] = data.get("aliases", {})
-        self.updated_at: float | None = data.get("updated_at")
+        self.name: str = data.name
+        self.type: str = data.type
+        self.path: str = data.path
+        self.version_count: int = data.versions
+        self.aliases: dict[str, str] = dict(data.aliases)
+        self.updated_at: float | None = data.updated_at
 
     def versions(self) -> list[ArtifactVersion]:
         return self._api.artifact_versions(self.path)
@@ -521,41 +537,46 @@ class ArtifactVersion:
     produced it and which runs used it.
     """
 
-    def __init__(self, api: Api, data: dict[str, Any]) -> None:
+    def __init__(self, api: Api, data: wt.ArtifactVersion) -> None:
         self._api = api
         self._data = data
-        self.path: str = data["path"]
-        self.name: str = data["name"]
-        self.type: str = data["type"]
-        self.version: int = data["version"]
-        self.digest: str = data["digest"]
-        self.aliases: list[str] = list(data.get("aliases") or [])
-        self.metadata: dict[str, Any] = _numbers(data.get("metadata") or {})
-        self.description: str | None = data.get("description")
-        self.size: int = data.get("size", 0)
-        self.producer: str | None = data.get("producer")
-        self.created_at: float | None = data.get("created_at")
+        self.path: str = data.path
+        self.name: str = data.name
+        self.type: str = data.type
+        self.version: int = data.version
+        self.digest: str = data.digest or ""
+        self.aliases: list[str] = list(data.aliases)
+        self.metadata: dict[str, Any] = _numbers(data.metadata)
+        self.description: str | None = data.description
+        self.size: int | None = data.size
+        self.file_count: int | None = data.file_count
+        self.producer: str | None = data.producer
+        self.created_at: float | None = data.created_at
 
-    def _detail(self) -> dict[str, Any]:
-        if "files" not in self._data:
+    def _files(self) -> list[wt.ManifestFile]:
+        """The version's files (its detail, fetched once when listed without)."""
+        if self._data.files is None:
             self._data = self._api.artifact(f"{self.path}:v{self.version}")._data
-        return self._data
+        return self._data.files or []
 
     @property
     def manifest(self) -> dict[str, dict[str, Any]]:
         """Name in the artifact -> ``{"sha256", "size", "uploaded"}``."""
         return {
-            f["path"]: {k: v for k, v in f.items() if k != "path"} for f in self._detail()["files"]
+            f.path: {"sha256": f.sha256, "size": f.size, "uploaded": f.uploaded}
+            for f in self._files()
         }
 
     @property
     def references(self) -> dict[str, str]:
-        return dict(self._detail().get("references") or {})
+        self._files()
+        return dict(self._data.references or {})
 
     @property
     def complete(self) -> bool:
         """Every file uploaded (the producer's agent may still be uploading)."""
-        return bool(self._detail().get("complete"))
+        self._files()
+        return bool(self._data.complete)
 
     def download(self, root: str | os.PathLike[str] | None = None) -> Path:
         """The files under ``root`` (default ``./artifacts/<name>-v<N>``); returns ``root``.
@@ -566,8 +587,8 @@ class ArtifactVersion:
         target = (
             Path(root) if root is not None else Path("artifacts") / f"{self.name}-v{self.version}"
         )
-        files = self._detail()["files"]
-        missing = [f["path"] for f in files if not f.get("uploaded", True)]
+        files = self._files()
+        missing = [f.path for f in files if not f.uploaded]
         if missing:
             raise ApiError(
                 409,
@@ -577,9 +598,9 @@ class ArtifactVersion:
         target.mkdir(parents=True, exist_ok=True)
         for entry in files:
             cached = self._api.fetch_blob(
-                entry["sha256"], entry["size"], artifact=f"{self.path}:v{self.version}"
+                entry.sha256, entry.size, artifact=f"{self.path}:v{self.version}"
             )
-            destination = target / entry_name(entry["path"])
+            destination = target / entry_name(entry.path)
             destination.parent.mkdir(parents=True, exist_ok=True)
             _place(cached, destination)
         return target
@@ -587,11 +608,10 @@ class ArtifactVersion:
     def lineage(self) -> dict[str, Any]:
         """``{"producer": {"id", "name", "project"} | None, "consumers": [...]}``."""
         entity, project, name = self._api._artifact_path(self.path)
-        data: dict[str, Any] = self._api._json(
-            "GET",
-            f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/v{self.version}/lineage",
-        )
-        return {"producer": data["producer"], "consumers": data["consumers"]}
+        url = f"/projects/{_q(entity)}/{_q(project)}/artifacts/{_q(name)}/v{self.version}/lineage"
+        data = self._api._json(wt.Lineage, "GET", url)
+        producer = None if data.producer is None else _plain(data.producer)
+        return {"producer": producer, "consumers": _plains(data.consumers)}
 
     def __repr__(self) -> str:
         return f"<ArtifactVersion {self.path}:v{self.version} {self.aliases}>"
@@ -618,6 +638,30 @@ def _place(cached: Path, destination: Path) -> None:
         shutil.copyfile(cached, destination)
 
 
+def _plain(value: msgspec.Struct) -> dict[str, Any]:
+    """A decoded answer as the dict that the public methods return."""
+    out: dict[str, Any] = msgspec.to_builtins(value)
+    return out
+
+
+def _plains(values: list[T]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = msgspec.to_builtins(values)
+    return out
+
+
+def _mismatch(response: httpx.Response, exc: wt.WireError) -> ApiError:
+    """The ``ApiError`` for an answer that is not what the endpoint's wire type says."""
+    where = f"{response.request.method} {response.request.url.path}"
+    return ApiError(502, f"{where}: {exc}", response.content[:500])
+
+
+def _decoded(response: httpx.Response, kind: type[T]) -> T:
+    try:
+        return wt.decode(response.content, kind)
+    except wt.WireError as exc:
+        raise _mismatch(response, exc) from None
+
+
 def _error(response: httpx.Response) -> ApiError:
     """The ``ApiError`` for a 4xx/5xx answer: its ``detail``, and the body when it is JSON."""
     try:
@@ -631,14 +675,14 @@ def _error(response: httpx.Response) -> ApiError:
 class Project:
     """A project as the server lists it."""
 
-    def __init__(self, api: Api, data: dict[str, Any]) -> None:
+    def __init__(self, api: Api, data: wt.Project) -> None:
         self._api = api
-        self.entity: str = data["entity"]
-        self.name: str = data["name"]
-        self.path: str = data["path"]
-        self.public: bool = data["public"]
-        self.run_count: int | None = data.get("runs")
-        self.created_at: float | None = data.get("created_at")
+        self.entity: str = data.entity
+        self.name: str = data.name
+        self.path: str = data.path
+        self.public: bool = data.public
+        self.run_count: int | None = data.runs
+        self.created_at: float | None = data.created_at
 
     def runs(
         self, filters: dict[str, Any] | None = None, order: str | list[str] | None = None
@@ -655,63 +699,64 @@ class Run:
     ``history()``, ``system()`` and the files are fetched when asked for.
     """
 
-    def __init__(self, api: Api, data: dict[str, Any], detailed: bool = False) -> None:
+    def __init__(self, api: Api, data: wt.Run) -> None:
         self._api = api
-        self._load(data, detailed)
+        self._load(data)
 
-    def _load(self, data: dict[str, Any], detailed: bool) -> None:
+    def _load(self, data: wt.Run) -> None:
         self._data = data
-        self._detailed = detailed
-        self.id: str = data["id"]
-        self.project: str | None = data.get("project")
-        self.name: str = data["name"]
-        self.state: str = data["state"]
-        self.group: str | None = data.get("group")
-        self.job_type: str | None = data.get("job_type")
-        self.tags: list[str] = list(data.get("tags") or [])
-        self.notes: str | None = data.get("notes")
-        self.config: dict[str, Any] = _numbers(data.get("config") or {})
-        self.summary: dict[str, Any] = _numbers(data.get("summary") or {})
-        self.host: str = data.get("host", "")
-        self.user: str = data.get("user", "")
-        self.start_time: float | None = data.get("start_time")
-        self.end_time: float | None = data.get("end_time")
-        self.created_at: float | None = data.get("created_at")
-        self.updated_at: float | None = data.get("updated_at")
-        self.heartbeat_at: float | None = data.get("heartbeat_at")
-        self.last_step: int = data.get("last_step", -1)
-        self.runtime: float | None = data.get("runtime")
-        self.exit_code: int | None = data.get("exit_code")
+        self.id: str = data.id
+        self.project: str | None = data.project
+        self.name: str | None = data.name
+        self.state: str = data.state
+        self.group: str | None = data.group
+        self.job_type: str | None = data.job_type
+        self.tags: list[str] = list(data.tags)
+        self.notes: str | None = data.notes
+        self.config: dict[str, Any] = _numbers(data.config)
+        self.summary: dict[str, Any] = _numbers(data.summary)
+        self.host: str | None = data.host
+        self.user: str | None = data.user
+        self.start_time: float | None = data.start_time
+        self.end_time: float | None = data.end_time
+        self.created_at: float | None = data.created_at
+        self.updated_at: float | None = data.updated_at
+        self.heartbeat_at: float | None = data.heartbeat_at
+        self.last_step: int = -1 if data.last_step is None else data.last_step
+        self.runtime: float | None = data.runtime
+        self.exit_code: int | None = data.exit_code
 
-    def _detail(self, name: str) -> Any:
-        if not self._detailed:
+    def _detail(self) -> wt.RunDetail:
+        """The run in detail: a run listed by ``Api.runs`` is fetched again once."""
+        if not isinstance(self._data, wt.RunDetail):
             self.refresh()
-        return self._data.get(name)
+        assert isinstance(self._data, wt.RunDetail)
+        return self._data
 
     @property
     def git(self) -> GitInfo | None:
         """The git state the run started in: the same type as ``LocalRun.git``."""
-        data = self._detail("git")
+        data = self._detail().git
         return None if data is None else from_dict(GitInfo, data)
 
     @property
     def environment(self) -> Environment | None:
         """The machine and interpreter: the same type as ``LocalRun.environment``."""
-        data = self._detail("environment")
+        data = self._detail().environment
         return None if data is None else from_dict(Environment, data)
 
     @property
     def traceback(self) -> str | None:
-        return self._detail("traceback")  # type: ignore[no-any-return]
+        return self._detail().traceback
 
     @property
     def gaps(self) -> list[dict[str, Any]]:
         """Rows the SDK dropped because its disk refused them (``first_step``, ``rows``, ...)."""
-        return self._detail("gaps") or []  # type: ignore[no-any-return]
+        return list(self._detail().gaps)
 
     def refresh(self) -> Run:
         """Fetch the run again (state, summary, ... as they are now)."""
-        self._load(self._api._json("GET", f"/runs/{_q(self.id)}"), detailed=True)
+        self._load(self._api._json(wt.RunDetail, "GET", f"/runs/{_q(self.id)}"))
         return self
 
     def update(
@@ -721,7 +766,7 @@ class Run:
         body = {
             k: v for k, v in {"name": name, "tags": tags, "notes": notes}.items() if v is not None
         }
-        self._load(self._api._json("PATCH", f"/runs/{_q(self.id)}", json=body), detailed=True)
+        self._load(self._api._json(wt.RunDetail, "PATCH", f"/runs/{_q(self.id)}", json=body))
         return self
 
     def history(
@@ -736,7 +781,8 @@ class Run:
             params["keys"] = keys
         if samples is not None:
             params["samples"] = samples
-        columns = self._api._json("GET", f"/runs/{_q(self.id)}/history", params=params)
+        url = f"/runs/{_q(self.id)}/history"
+        columns = self._api._json(wt.Columns, "GET", url, params=params)
         rows = _rows(columns)
         if pandas:
             import pandas as pd
@@ -746,7 +792,8 @@ class Run:
 
     def system(self, pandas: bool = False) -> Any:
         """System samples as rows: ``_time`` and the sampled values."""
-        rows = _rows(self._api._json("GET", f"/runs/{_q(self.id)}/system"), with_step=False)
+        columns = self._api._json(wt.Columns, "GET", f"/runs/{_q(self.id)}/system")
+        rows = _rows(columns, with_step=False)
         if pandas:
             import pandas as pd
 
@@ -770,22 +817,17 @@ class Run:
 
     def histograms(self, key: str | None = None) -> list[dict[str, Any]]:
         params = {"key": key} if key is not None else {}
-        result: list[dict[str, Any]] = self._api._json(
-            "GET", f"/runs/{_q(self.id)}/histograms", params=params
-        )["histograms"]
-        return result
+        url = f"/runs/{_q(self.id)}/histograms"
+        return _plains(self._api._json(wt.Histograms, "GET", url, params=params).histograms)
 
     def media(self, key: str | None = None) -> list[dict[str, Any]]:
         params = {"key": key} if key is not None else {}
-        result: list[dict[str, Any]] = self._api._json(
-            "GET", f"/runs/{_q(self.id)}/media", params=params
-        )["media"]
-        return result
+        url = f"/runs/{_q(self.id)}/media"
+        return _plains(self._api._json(wt.MediaList, "GET", url, params=params).media)
 
     def files(self) -> list[dict[str, Any]]:
         """The run's files: ``path`` (in the run directory), ``sha256``, ``size``, ``uploaded``."""
-        result: list[dict[str, Any]] = self._api._json("GET", f"/runs/{_q(self.id)}/files")["files"]
-        return result
+        return _plains(self._api._json(wt.RunFiles, "GET", f"/runs/{_q(self.id)}/files").files)
 
     def file(self, path: str) -> bytes:
         """The content of one file (e.g. ``"files/model.pt"``)."""
@@ -809,10 +851,8 @@ class Run:
 
     def artifacts(self) -> dict[str, list[dict[str, Any]]]:
         """Artifact versions the run ``logged`` and ``used``: ``path``, ``version``, ``digest``."""
-        result: dict[str, list[dict[str, Any]]] = self._api._json(
-            "GET", f"/runs/{_q(self.id)}/artifacts"
-        )
-        return result
+        found = self._api._json(wt.RunArtifacts, "GET", f"/runs/{_q(self.id)}/artifacts")
+        return {"logged": _plains(found.logged), "used": _plains(found.used)}
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.name!r} {self.state}>"

@@ -14,7 +14,8 @@ import sys
 from array import array
 from typing import Any
 
-import msgspec
+from ._wire_types import SeriesList
+from ._wire_types import decode as decode_json
 
 MEDIA_TYPE = "application/x-trackline-series"
 ARRAYS = ("x", "y", "min", "max", "count")
@@ -24,7 +25,7 @@ def decode(data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
     """The series of a binary answer, arrays as lists of floats."""
     view = memoryview(data)
     (length,) = struct.unpack_from("<I", view)
-    head: list[dict[str, Any]] = msgspec.json.decode(view[4 : 4 + length])["series"]
+    head = decode_json(view[4 : 4 + length], SeriesList).series
     base = 4 + length + (-(4 + length) % 8)
     for entry in head:
         if entry.get("kind") != "number":

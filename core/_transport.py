@@ -33,11 +33,12 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from . import _credentials
+from . import _wire_types as wt
 from ._names import RUN_ID
 from ._settings import env_float
 from ._warn import warn_once
@@ -61,6 +62,7 @@ RETRY_AFTER_MAX = 60.0
 #: Parts of one file sent at once.
 PART_WORKERS = 4
 _MIB = 1024 * 1024
+T = TypeVar("T")
 
 
 class PermanentError(Exception):
@@ -284,9 +286,9 @@ class Shipper:
             raise self._deleted(response)
         if response.status_code != 200:
             raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
-        body = response.json()
-        self.committed = {s: int(body["offsets"].get(s, 0)) for s in STREAMS}
-        self._want(body.get("missing", []))
+        body = _decoded(response, wt.Offsets)
+        self.committed = {s: body.offsets.get(s, 0) for s in STREAMS}
+        self._want(body.missing)
 
     def _deleted(self, response: httpx.Response) -> PermanentError:
         """The run was deleted for good on the server: say so once; the local copy stays."""
@@ -294,11 +296,10 @@ class Shipper:
         warn_once(f"purged:{self.run_id}", f"trackline: {message}")
         return PermanentError(message)
 
-    def _want(self, missing: list[dict[str, Any]]) -> None:
+    def _want(self, missing: list[wt.WantedFile]) -> None:
         for item in missing:
-            path = item.get("path")
-            if isinstance(path, str) and path not in self.files_failed:
-                self.wanted[path] = item.get("sha256")
+            if item.path not in self.files_failed:
+                self.wanted[item.path] = item.sha256
 
     def _ship_stream(self, stream: str, final: bool, started: float) -> None:
         assert self.committed is not None
@@ -343,9 +344,9 @@ class Shipper:
             headers=headers,
         )
         if response.status_code == 200:
-            body = response.json()
-            self.committed[stream] = int(body["committed"])
-            self._want(body.get("missing", []))
+            body = _decoded(response, wt.Appended)
+            self.committed[stream] = body.committed
+            self._want(body.missing)
             if live:
                 self._last_heartbeat = time.monotonic()
             return
@@ -448,13 +449,13 @@ class Shipper:
             raise PermanentError(
                 f"upload of {name}: HTTP {response.status_code} {_detail(response)}"
             )
-        upload = response.json()
-        part_size = int(upload["part_size"])
-        received = set(upload["received"])
-        missing = [n for n in range(int(upload["parts"])) if n not in received]
+        upload = _decoded(response, wt.Upload)
+        part_size = upload.part_size
+        received = set(upload.received)
+        missing = [n for n in range(upload.parts) if n not in received]
         have = sum(min(part_size, size - n * part_size) for n in received)
         self.uploading[name] = [have, size]
-        url = f"/uploads/{upload['id']}"
+        url = f"/uploads/{upload.id}"
         with ThreadPoolExecutor(PART_WORKERS, thread_name_prefix="trackline-part") as pool:
             running: set[Future[int]] = set()
             failure: BaseException | None = None
@@ -563,6 +564,16 @@ def retry_after(response: httpx.Response) -> float | None:
     if not seconds >= 0:  # NaN too
         return None
     return min(seconds, RETRY_AFTER_MAX)
+
+
+def _decoded(response: httpx.Response, kind: type[T]) -> T:
+    """The answer as its wire type; a ``PermanentError`` naming the request and the field
+    when it is not (a server of another version: retrying would not help)."""
+    try:
+        return wt.decode(response.content, kind)
+    except wt.WireError as exc:
+        request = response.request
+        raise PermanentError(f"{request.method} {request.url.path}: {exc}") from None
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,7 +1,8 @@
 """The server's JSON responses as types, declared once for the server and for ``trackline.Api``.
 
 The server publishes their JSON Schemas in its OpenAPI document (``server/openapi.py``);
-a client may decode a response with ``msgspec.json.decode(data, type=...)``. Fields are
+a client decodes a response with ``decode(data, type)`` (``msgspec.json.decode`` that
+names the type and the field when they do not match). Fields are
 only ever added; a response may hold fields a type does not name yet (unknown fields are
 ignored on decoding). Floats that JSON cannot hold are sent as the strings ``"NaN"``,
 ``"Infinity"`` and ``"-Infinity"``, so a field that may hold one is typed ``Any``.
@@ -11,9 +12,26 @@ Only msgspec is imported: ``import trackline`` stays free of server dependencies
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+
+from ._errors import TracklineError
+
+T = TypeVar("T")
+
+
+class WireError(TracklineError, ValueError):
+    """An answer that does not match its wire type (a server of another version)."""
+
+
+def decode(data: bytes | memoryview, kind: type[T]) -> T:
+    """``data`` (JSON) as ``kind``; a ``WireError`` naming the type and the field (as
+    ``$.keys[0].id``) when it does not match."""
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.DecodeError as exc:  # a ValidationError is a DecodeError too
+        raise WireError(f"the answer does not match {kind.__name__}: {exc}") from None
 
 
 class _Wire(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +219,25 @@ class Run(_Wire, frozen=True):
     step_metrics: list[list[str]] = []
 
 
+class RunDetail(Run, frozen=True):
+    """A run in detail (``GET``/``PATCH /runs/{run_id}``): how it started and ended.
+
+    ``git`` and ``environment`` are the SDK's records (``trackline.records.GitInfo`` and
+    ``Environment``) as JSON; ``gaps`` the rows the SDK dropped when its disk refused them.
+    """
+
+    traceback: str | None = None
+    #: How the giver of a verdict (agent, sync) knew the run ended.
+    reason: str | None = None
+    argv: list[str] = []
+    pid: int | None = None
+    starts: int | None = None
+    git: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    define_metrics: list[dict[str, Any]] = []
+    gaps: list[dict[str, Any]] = []
+
+
 class RunPage(_Wire, frozen=True):
     """A page of a project's runs; ``groups`` when the query asked to group them."""
 
@@ -254,11 +291,17 @@ class TablePage(_Wire, frozen=True):
 
 
 class RunFile(_Wire, frozen=True):
+    """A file of a run: ``kind`` says what put it there (``file``: ``run.save``, with its
+    ``policy`` and ``source``; ``media``, ``artifact`` or ``git`` for the diff)."""
+
     path: str
     sha256: str | None
     size: int | None
     uploaded: bool
     time: Any = None
+    kind: str | None = None
+    policy: str | None = None
+    source: str | None = None
 
 
 class RunFiles(_Wire, frozen=True):
@@ -275,17 +318,25 @@ class SeriesList(_Wire, frozen=True):
     series: list[dict[str, Any]]
 
 
+class WantedFile(_Wire, frozen=True):
+    """A file of a run whose content the server does not have yet (``sha256`` null: a
+    file recorded without its hash, named once uploaded)."""
+
+    path: str
+    sha256: str | None
+
+
 class Offsets(_Wire, frozen=True):
     """Where to resume uploading a run: committed offset per stream, files still wanted."""
 
     offsets: dict[str, int]
-    missing: list[Any]
+    missing: list[WantedFile]
 
 
 class Appended(_Wire, frozen=True):
     committed: int
     applied: int
-    missing: list[Any]
+    missing: list[WantedFile]
 
 
 class Heartbeat(_Wire, frozen=True):
@@ -318,8 +369,21 @@ class ArtifactList(_Wire, frozen=True):
     artifacts: list[ArtifactSummary]
 
 
+class ManifestFile(_Wire, frozen=True):
+    """A file of an artifact version: its name in the artifact, content, and whether the
+    server has that content yet."""
+
+    path: str
+    sha256: str
+    size: int
+    uploaded: bool
+
+
 class ArtifactVersion(_Wire, frozen=True):
-    """A version; by alias or ``v<N>`` it adds ``files`` and ``complete``."""
+    """A version; by alias or ``v<N>`` it adds ``files``, ``references`` and ``complete``.
+
+    ``producer`` is the id of the run that logged it.
+    """
 
     name: str
     type: str
@@ -331,9 +395,10 @@ class ArtifactVersion(_Wire, frozen=True):
     size: int | None = None
     file_count: int | None = None
     description: str | None = None
-    producer: Any = None
+    producer: str | None = None
     created_at: float | None = None
-    files: list[dict[str, Any]] | None = None
+    files: list[ManifestFile] | None = None
+    references: dict[str, str] | None = None
     complete: bool | None = None
 
 
@@ -344,16 +409,37 @@ class Artifact(_Wire, frozen=True):
     versions: list[ArtifactVersion]
 
 
+class RunRef(_Wire, frozen=True):
+    """A run as lineage names it: its id, name and ``entity/project``."""
+
+    id: str
+    name: str | None
+    project: str
+
+
+class VersionRef(_Wire, frozen=True):
+    """An artifact version as a run's artifacts name it."""
+
+    path: str
+    name: str
+    type: str
+    version: int
+    digest: str | None
+
+
 class Lineage(_Wire, frozen=True):
+    """The run that produced a version and the runs that used it (those the caller may
+    read; ``producer`` null when it may read none)."""
+
     path: str
     version: int
-    producer: Any
-    consumers: list[Any]
+    producer: RunRef | None
+    consumers: list[RunRef]
 
 
 class RunArtifacts(_Wire, frozen=True):
-    logged: list[Any]
-    used: list[Any]
+    logged: list[VersionRef]
+    used: list[VersionRef]
 
 
 class ViewSettings(_Wire, frozen=True):
@@ -564,6 +650,7 @@ ALL: tuple[type[_Wire], ...] = (
     ProjectDeleted,
     Visibility,
     Run,
+    RunDetail,
     RunPage,
     Columns,
     Histograms,

@@ -226,7 +226,7 @@ def query_runs(
 @router.get(
     "/runs/{run_id}",
     summary="A run in detail",
-    responses=answers(wt.Run),
+    responses=answers(wt.RunDetail),
     openapi_extra=OPTIONAL_AUTH,
 )
 def get_run(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
@@ -242,7 +242,7 @@ class RunPatch(BaseModel):
 
 
 @router.patch(
-    "/runs/{run_id}", summary="Change a run's name, tags or notes", responses=answers(wt.Run)
+    "/runs/{run_id}", summary="Change a run's name, tags or notes", responses=answers(wt.RunDetail)
 )
 def patch_run(run_id: RunId, body: RunPatch, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:

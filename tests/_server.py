@@ -313,6 +313,16 @@ def frames_bytes(records: list[Any]) -> bytes:
     return b"".join(runlog.frame_record(r) for r in records)
 
 
+def ship(run_dir: Path, url: str, key: str = ADMIN_KEY, timeout: float = 30.0) -> None:
+    """Upload a finished run directory to the server, all of it, as its agent would."""
+    from trackline._transport import Shipper
+
+    with Shipper(run_dir, url, key, live=False) as shipper:
+        deadline = time.monotonic() + timeout
+        while not shipper.pump(final=True):
+            assert time.monotonic() < deadline, shipper.error
+
+
 def post_log(
     client: Any, run_id: str, data: bytes, offset: int = 0, stream: str = "main", **kwargs: Any
 ) -> Any:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import math
 import os
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trackline
-from _server import ADMIN_KEY, ServerProcess, fixture_shared_server  # noqa: F401
+from _server import ADMIN_KEY, ServerProcess, fixture_shared_server, ship  # noqa: F401
 from click.testing import CliRunner
 from trackline import _client, _credentials
 from trackline._cli import main as cli
 from trackline._client import Api, ApiError
-from trackline._transport import Shipper
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +39,7 @@ def project(shared_server: ServerProcess, tmp_path_factory: pytest.TempPathFacto
             run.log({"loss": float("nan")}, step=5)
             run.summary["best"] = float("inf") if i == 0 else float(i)
             run.finish()
-            with Shipper(run.dir, shared_server.url, ADMIN_KEY, live=False) as shipper:
-                deadline = time.monotonic() + 30
-                while not shipper.pump(final=True):
-                    assert time.monotonic() < deadline, shipper.error
+            ship(run.dir, shared_server.url)
             ids.append(run.id)
             trackline.finish()
     finally:

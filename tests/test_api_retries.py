@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pytest
 import trackline
 from _server import ADMIN_KEY, FlakyProxy, ServerProcess
+from trackline import _wire_types as wt
 
 
 @pytest.fixture(name="proxied")
@@ -41,8 +42,8 @@ def test_reads_and_unsent_writes_wait_for_a_server_that_comes_back(
         proxy.refuse()
         threading.Timer(1.2, proxy.accept).start()
         # A POST whose connection was refused never reached the server: sent again.
-        created = api._json("POST", "/keys")
-        assert created["name"] == "admin" and created["api_key"]
+        created = api._json(wt.CreatedKey, "POST", "/keys")
+        assert created.name == "admin" and created.api_key
 
 
 class Flaky(BaseHTTPRequestHandler):
@@ -59,7 +60,14 @@ class Flaky(BaseHTTPRequestHandler):
             self.send_response(502)
             self.end_headers()
             return
-        body = json.dumps({"name": "admin", "admin": True, "teams": [], "storage": {}}).encode()
+        body = json.dumps(
+            {
+                "name": "admin",
+                "admin": True,
+                "teams": [],
+                "storage": {"used_bytes": 0, "quota_bytes": None},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -83,7 +91,7 @@ def test_502_is_retried_for_reads_only() -> None:
             assert api.viewer()["name"] == "admin"
             assert Flaky.seen["GET"] == 3  # two 502s, then the answer
             with pytest.raises(trackline.ApiError) as raised:
-                api._json("POST", "/projects/admin/p/runs/query", json={})
+                api._json(wt.RunPage, "POST", "/projects/admin/p/runs/query", json={})
             assert raised.value.status == 502
             assert Flaky.seen["POST"] == 1  # the server may have acted on it: not sent again
     finally:

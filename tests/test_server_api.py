@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from _server import ADMIN_KEY, fixture_app_client, log_bytes, post_log  # noqa: F401
 from fastapi.testclient import TestClient
 from trackline import _series_binary as series_binary
 from trackline._client import _rows
+from trackline._wire_types import Columns
 from trackline.records import (
     ConfigUpdate,
     DefineMetric,
@@ -210,6 +212,11 @@ def brute_force(steps: np.ndarray, values: np.ndarray, samples: int) -> dict[str
     return out
 
 
+def _history(answer: Any) -> list[dict[str, Any]]:
+    """A history answer as ``trackline.Api`` reads it: decoded as ``Columns``, as rows."""
+    return _rows(msgspec.json.decode(answer.content, type=Columns))
+
+
 def binary_equals_json(client: TestClient, body: dict[str, Any]) -> None:
     """The binary answer (what the dashboard asks for) holds what the JSON one does."""
     as_json = client.post("/api/v1/metrics/series", json=body).json()["series"]
@@ -375,12 +382,12 @@ def test_history_samples_keys_and_exports(app_client: TestClient) -> None:
     records += [Metrics(s, 1000.0 + s, {"a": float(s), "b": s, "t": f"s{s}"}) for s in range(50)]
     records.append(Metrics(50, 1050.0, {"a": float("nan")}))
     ship(app_client, records)
-    full = _rows(app_client.get("/api/v1/runs/ex/history").json())
+    full = _history(app_client.get("/api/v1/runs/ex/history"))
     assert len(full) == 51 and full[0] == {"_step": 0, "_time": 1000.0, "a": 0.0, "b": 0, "t": "s0"}
     assert math.isnan(full[-1]["a"]) and "b" not in full[-1]
-    only_b = _rows(app_client.get("/api/v1/runs/ex/history", params={"keys": "b"}).json())
+    only_b = _history(app_client.get("/api/v1/runs/ex/history", params={"keys": "b"}))
     assert [r["b"] for r in only_b] == list(range(50))
-    sampled = _rows(app_client.get("/api/v1/runs/ex/history", params={"samples": 5}).json())
+    sampled = _history(app_client.get("/api/v1/runs/ex/history", params={"samples": 5}))
     assert [r["_step"] for r in sampled] == [0, 12, 25, 38, 50]
     csv_text = app_client.get("/api/v1/runs/ex/history", params={"format": "csv"}).text
     lines = csv_text.splitlines()
@@ -404,7 +411,7 @@ def test_history_of_chosen_keys_sampled(app_client: TestClient) -> None:
     ship(app_client, records)
 
     def rows(**params: Any) -> list[dict[str, Any]]:
-        return _rows(app_client.get("/api/v1/runs/ck/history", params=params).json())
+        return _history(app_client.get("/api/v1/runs/ck/history", params=params))
 
     together = rows(keys=["a", "b", "t"], samples=4)  # the same steps for all three
     assert together == [

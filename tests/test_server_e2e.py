@@ -31,6 +31,7 @@ from _server import (  # noqa: F401 - fixtures
 )
 from click.testing import CliRunner
 from trackline import RunData, runlog
+from trackline import _wire_types as wt
 from trackline._cli import main as cli
 from trackline._client import Api
 from trackline._transport import Shipper, read_progress
@@ -72,7 +73,7 @@ def assert_server_has(api: Api, run_dir: Path) -> None:
         assert canon(getattr(remote, field)) == canon(getattr(local, field)), field
     assert canon(remote.history()) == canon(local.history())
     assert canon(remote.system()) == canon(local.system())
-    stored = api._json("POST", "/metrics/keys", json={"runs": [local.id]})["points"]
+    stored = api._json(wt.MetricKeys, "POST", "/metrics/keys", json={"runs": [local.id]}).points
     assert stored == logged_points(run_dir)
     # One type for both: what is read locally and from the server is the same RunData.
     assert isinstance(local, RunData) and isinstance(remote, RunData)
@@ -204,10 +205,10 @@ def test_agent_killed_then_sync(online: ServerProcess, apis: Callable[..., Api])
     assert result.exit_code == 0, result.output
     assert_server_has(api, run.dir)
     before = api.run(run.id)
-    offsets = api._json("GET", f"/runs/{run.id}/streams")["offsets"]
+    offsets = api._json(wt.Offsets, "GET", f"/runs/{run.id}/streams").offsets
     again = runner.invoke(cli, ["sync", str(run.dir)])
     assert again.exit_code == 0, again.output
-    assert api._json("GET", f"/runs/{run.id}/streams")["offsets"] == offsets
+    assert api._json(wt.Offsets, "GET", f"/runs/{run.id}/streams").offsets == offsets
     assert api.run(run.id).updated_at == before.updated_at  # nothing applied twice
     status = runner.invoke(cli, ["status"])
     assert status.exit_code == 0 and run.id in status.output and "100%" in status.output
@@ -293,7 +294,9 @@ def test_fifty_runs_streaming_at_once(
     assert {r.state for r in found} == {"finished"}
     for run_dir in sorted((tmp_path / "many").iterdir())[::7]:
         assert_server_has(api, run_dir)
-    points = api._json("POST", "/metrics/keys", json={"runs": [r.id for r in found]})["points"]
+    points = api._json(
+        wt.MetricKeys, "POST", "/metrics/keys", json={"runs": [r.id for r in found]}
+    ).points
     assert points == {"a": 50 * 1000, "b": 50 * 1000}
 
 

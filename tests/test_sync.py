@@ -8,6 +8,7 @@ import pytest
 import trackline
 from _server import ADMIN_KEY, ServerProcess, fixture_shared_server, free_port  # noqa: F401
 from click.testing import CliRunner
+from trackline import _wire_types as wt
 from trackline._cli import main as cli
 from trackline._client import Api
 from trackline._transport import Shipper
@@ -68,7 +69,7 @@ def test_sync_resumes_an_interrupted_upload(
     with Api(shared_server.url, ADMIN_KEY) as api:
         remote = api.run(run.id)
         assert remote.history() == trackline.open_run(run.dir).history()
-        points = api._json("POST", "/metrics/keys", json={"runs": [run.id]})["points"]
+        points = api._json(wt.MetricKeys, "POST", "/metrics/keys", json={"runs": [run.id]}).points
         assert points == {"loss": 3000, "step_text": 3000}
 
 

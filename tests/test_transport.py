@@ -12,6 +12,7 @@ import httpx
 import pytest
 from _server import ADMIN_KEY, ServerProcess, fixture_shared_server, free_port  # noqa: F401
 from trackline import _transport, runlog
+from trackline import _wire_types as wt
 from trackline._client import Api
 from trackline._transport import Shipper, read_progress
 from trackline.records import FileSaved, Finish, MediaRecord, Metrics, Record, RunStart
@@ -106,7 +107,9 @@ def test_batches_resume_and_exactly_once(shared_server: ServerProcess, tmp_path:
     got = server_rows(shared_server, "batch1")
     assert [(r["_step"], r["v"], r["w"]) for r in got] == [(s, float(s), s) for s in range(2000)]
     with Api(shared_server.url, ADMIN_KEY) as api:
-        assert api._json("POST", "/metrics/keys", json={"runs": ["batch1"]})["points"] == {
+        assert api._json(
+            wt.MetricKeys, "POST", "/metrics/keys", json={"runs": ["batch1"]}
+        ).points == {
             "v": 2000,
             "w": 2000,
         }

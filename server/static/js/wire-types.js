@@ -12,7 +12,7 @@
  * @typedef {Object} Appended
  * @property {number} committed
  * @property {number} applied
- * @property {Array<*>} missing
+ * @property {Array<WantedFile>} missing
  */
 
 /**
@@ -40,7 +40,7 @@
  */
 
 /**
- * A version; by alias or ``v<N>`` it adds ``files`` and ``complete``.
+ * A version; by alias or ``v<N>`` it adds ``files``, ``references`` and ``complete``.
  * @typedef {Object} ArtifactVersion
  * @property {string} name
  * @property {string} type
@@ -52,9 +52,10 @@
  * @property {?number} [size]
  * @property {?number} [file_count]
  * @property {?string} [description]
- * @property {*} [producer]
+ * @property {?string} [producer]
  * @property {?number} [created_at]
- * @property {?Array<Object<string, *>>} [files]
+ * @property {?Array<ManifestFile>} [files]
+ * @property {?Object<string, string>} [references]
  * @property {?boolean} [complete]
  */
 
@@ -169,11 +170,12 @@
  */
 
 /**
+ * The run that produced a version and the runs that used it (those the caller may
  * @typedef {Object} Lineage
  * @property {string} path
  * @property {number} version
- * @property {*} producer
- * @property {Array<*>} consumers
+ * @property {?RunRef} producer
+ * @property {Array<RunRef>} consumers
  */
 
 /**
@@ -193,6 +195,15 @@
  * @property {number} next
  * @property {boolean} more
  * @property {number} total
+ */
+
+/**
+ * A file of an artifact version: its name in the artifact, content, and whether the
+ * @typedef {Object} ManifestFile
+ * @property {string} path
+ * @property {string} sha256
+ * @property {number} size
+ * @property {boolean} uploaded
  */
 
 /**
@@ -233,7 +244,7 @@
  * Where to resume uploading a run: committed offset per stream, files still wanted.
  * @typedef {Object} Offsets
  * @property {Object<string, number>} offsets
- * @property {Array<*>} missing
+ * @property {Array<WantedFile>} missing
  */
 
 /**
@@ -383,17 +394,56 @@
 
 /**
  * @typedef {Object} RunArtifacts
- * @property {Array<*>} logged
- * @property {Array<*>} used
+ * @property {Array<VersionRef>} logged
+ * @property {Array<VersionRef>} used
  */
 
 /**
+ * A run in detail (``GET``/``PATCH /runs/{run_id}``): how it started and ended.
+ * @typedef {Object} RunDetail
+ * @property {string} id
+ * @property {?string} project
+ * @property {?string} name
+ * @property {string} state
+ * @property {Array<string>} tags
+ * @property {Object<string, *>} config
+ * @property {Object<string, *>} summary
+ * @property {?string} [group]
+ * @property {?string} [job_type]
+ * @property {?string} [notes]
+ * @property {?string} [host]
+ * @property {?string} [user]
+ * @property {?number} [start_time]
+ * @property {?number} [end_time]
+ * @property {?number} [created_at]
+ * @property {?number} [updated_at]
+ * @property {?number} [heartbeat_at]
+ * @property {?number} [last_step]
+ * @property {?number} [runtime]
+ * @property {?number} [exit_code]
+ * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [traceback]
+ * @property {?string} [reason]
+ * @property {Array<string>} [argv]
+ * @property {?number} [pid]
+ * @property {?number} [starts]
+ * @property {?Object<string, *>} [git]
+ * @property {?Object<string, *>} [environment]
+ * @property {Array<Object<string, *>>} [define_metrics]
+ * @property {Array<Object<string, *>>} [gaps]
+ */
+
+/**
+ * A file of a run: ``kind`` says what put it there (``file``: ``run.save``, with its
  * @typedef {Object} RunFile
  * @property {string} path
  * @property {?string} sha256
  * @property {?number} size
  * @property {boolean} uploaded
  * @property {*} [time]
+ * @property {?string} [kind]
+ * @property {?string} [policy]
+ * @property {?string} [source]
  */
 
 /**
@@ -409,6 +459,14 @@
  * @property {number} limit
  * @property {Array<Run>} runs
  * @property {?Array<*>} [groups]
+ */
+
+/**
+ * A run as lineage names it: its id, name and ``entity/project``.
+ * @typedef {Object} RunRef
+ * @property {string} id
+ * @property {?string} name
+ * @property {string} project
  */
 
 /**
@@ -560,6 +618,16 @@
  */
 
 /**
+ * An artifact version as a run's artifacts name it.
+ * @typedef {Object} VersionRef
+ * @property {string} path
+ * @property {string} name
+ * @property {string} type
+ * @property {number} version
+ * @property {?string} digest
+ */
+
+/**
  * A user's dashboard settings for a project: ``{}`` and no time when none are saved.
  * @typedef {Object} ViewSettings
  * @property {Object<string, *>} settings
@@ -579,6 +647,13 @@
  * @property {string} entity
  * @property {string} name
  * @property {boolean} public
+ */
+
+/**
+ * A file of a run whose content the server does not have yet (``sha256`` null: a
+ * @typedef {Object} WantedFile
+ * @property {string} path
+ * @property {?string} sha256
  */
 
 export {};
