@@ -1,7 +1,9 @@
-"""Sessions: tests, lint, bench, chaos, and one per integration over two framework versions.
+"""Sessions: tests, lint, bench, chaos, deploy, and one per integration.
 
 ``nox -s tests`` is what CI runs (through the README's test command); the
-integration sessions re-run one adapter's tests against other framework releases.
+integration sessions re-run one adapter's tests against other framework releases:
+two each of Keras, Lightning and transformers, and one torch (2.13.0, the CPU build
+this machine installs from disk: other torch releases pull multi-GB CUDA builds).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A media object snapshots its data when it is created (on the training thread,
 so later changes to the caller's array do not leak in) and is encoded later,
-on the writer thread, by ``write``.
+on the media thread, by ``write`` (``_media_worker``).
 """
 
 from __future__ import annotations
