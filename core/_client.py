@@ -666,9 +666,12 @@ def _error(response: httpx.Response) -> ApiError:
     """The ``ApiError`` for a 4xx/5xx answer: its ``detail``, and the body when it is JSON."""
     try:
         body = response.json()
-    except ValueError:
+    except ValueError:  # a proxy's page, not the server's answer
         return ApiError(response.status_code, response.text[:500])
-    detail = str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:500]
+    try:
+        detail = wt.decode(response.content, wt.ErrorBody).detail
+    except wt.WireError:  # JSON, but not an error of ours (a proxy's)
+        detail = str(body)[:500]
     return ApiError(response.status_code, detail, body)
 
 

@@ -52,6 +52,14 @@ class ErrorBody(_Wire, frozen=True):
 
     detail: str
     errors: list[ValidationIssue] | None = None
+    #: A stream's committed offset (409 on a gap) or a part's size (413).
+    expected: int | None = None
+    #: The size limit that was passed (413).
+    limit: int | None = None
+    #: The run's committed offset of each stream.
+    offsets: dict[str, int] | None = None
+    #: The sha256 the server computed, when it differs from the one sent (400).
+    actual: str | None = None
 
 
 class Health(_Wire, frozen=True):

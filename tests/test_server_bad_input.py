@@ -26,6 +26,7 @@ from _server import (  # noqa: F401 - fixtures
     post_log,
 )
 from fastapi.testclient import TestClient
+from trackline import _wire_types as wt
 from trackline import runlog
 from trackline._client import _rows
 from trackline.records import DefineMetric, FileSaved, MediaRecord, Metrics, Record, RunStart
@@ -46,7 +47,7 @@ def stored_records() -> list[Record]:
 def snapshot(client: TestClient) -> Any:
     return (
         client.get(f"/api/v1/runs/{RUN}/streams").json(),
-        _rows(client.get(f"/api/v1/runs/{RUN}/history").json()),
+        _rows(wt.decode(client.get(f"/api/v1/runs/{RUN}/history").content, wt.Columns)),
         client.get(f"/api/v1/runs/{RUN}").json()["summary"],
     )
 
@@ -321,6 +322,6 @@ def test_fuzz_every_operation(tmp_path: Path) -> None:
     # A restart with TRACKLINE_ADMIN_KEY set brings that key back if the fuzz revoked it.
     restarted = create_app(config, announce=False)
     with TestClient(restarted, headers={"authorization": f"Bearer {ADMIN_KEY}"}) as client:
-        rows = _rows(client.get(f"/api/v1/runs/{RUN}/history").json())
+        rows = _rows(wt.decode(client.get(f"/api/v1/runs/{RUN}/history").content, wt.Columns))
         assert [r["x"] for r in rows[:20]] == [float(s) for s in range(20)]
     restarted.state.ctx.db.dispose()

@@ -29,6 +29,7 @@ from _server import (  # noqa: F401 - fixtures
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trackline import _wire_types as wt
 from trackline import runlog
 from trackline._client import _numbers, _rows
 from trackline.records import (
@@ -64,8 +65,10 @@ def canon(value: Any) -> Any:
 
 def server_view(client: Any, run_id: str) -> Any:
     run = client.get(f"/api/v1/runs/{run_id}").json()
-    history = _rows(client.get(f"/api/v1/runs/{run_id}/history").json())
-    system = _rows(client.get(f"/api/v1/runs/{run_id}/system").json(), with_step=False)
+    history = _rows(wt.decode(client.get(f"/api/v1/runs/{run_id}/history").content, wt.Columns))
+    system = _rows(
+        wt.decode(client.get(f"/api/v1/runs/{run_id}/system").content, wt.Columns), with_step=False
+    )
     return canon(
         {
             "name": run["name"],
@@ -256,7 +259,7 @@ def test_offsets_retry_gap_and_overlap(app_client: Any) -> None:
     assert rest.json()["committed"] == len(data)
     offsets = app_client.get("/api/v1/runs/offs/streams").json()["offsets"]
     assert offsets == {"main": len(data), "system": 0, "console": 0}
-    rows = _rows(app_client.get("/api/v1/runs/offs/history").json())
+    rows = _rows(wt.decode(app_client.get("/api/v1/runs/offs/history").content, wt.Columns))
     assert [r["x"] for r in rows] == [float(s) for s in range(10)]
 
 
@@ -274,7 +277,7 @@ def test_small_batches_are_merged_into_chunks(app_client: Any) -> None:
     with db.read() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(schema.chunks)).scalar_one()
     assert count == 3  # one per series: "a", "b" and the rows
-    rows = _rows(app_client.get("/api/v1/runs/slow/history").json())
+    rows = _rows(wt.decode(app_client.get("/api/v1/runs/slow/history").content, wt.Columns))
     assert [(r["_step"], r["a"], r["b"]) for r in rows] == [(s, float(s), s) for s in range(200)]
 
 
@@ -423,7 +426,7 @@ def test_nul_characters_and_big_numbers_are_stored(app_client: Any) -> None:
     run = app_client.get("/api/v1/runs/nul").json()
     assert run["name"] == "a\ufffdb"
     assert run["summary"]["s\x00"] == "v\x00"  # msgpack blobs keep everything
-    rows = _rows(app_client.get("/api/v1/runs/nul/history").json())
+    rows = _rows(wt.decode(app_client.get("/api/v1/runs/nul/history").content, wt.Columns))
     assert rows[0]["big"] == 2**63 - 1 and rows[0]["k\ufffdey"] == 1.0
 
 

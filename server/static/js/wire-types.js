@@ -122,6 +122,10 @@
  * @typedef {Object} ErrorBody
  * @property {string} detail
  * @property {?Array<ValidationIssue>} [errors]
+ * @property {?number} [expected]
+ * @property {?number} [limit]
+ * @property {?Object<string, number>} [offsets]
+ * @property {?string} [actual]
  */
 
 /**
