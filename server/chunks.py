@@ -287,9 +287,8 @@ def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array)
     lows = np.fmin.reduce(matrix, axis=1)
     highs = np.fmax.reduce(matrix, axis=1)
     # JSON-safe bounds, as ``encode`` clamps them: infinities only.
-    lows_clamped = np.where(np.isinf(lows), np.copysign(1e308, lows), lows)
-    highs_clamped = np.where(np.isinf(highs), np.copysign(1e308, highs), highs)
-    missing = np.isnan(lows).tolist()
+    lows_clamped, highs_clamped = _clamp_infinities(lows), _clamp_infinities(highs)
+    missing: list[bool] = np.isnan(lows).tolist()
     low_list, high_list = lows_clamped.tolist(), highs_clamped.tolist()
     blocks: list[bytes]
     bounds = b""
@@ -330,6 +329,13 @@ def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array)
                 times=time_bytes,
             )
         )
+    return out
+
+
+def _clamp_infinities(values: Float64Array) -> Float64Array:
+    out = values.copy()
+    infinite = np.isinf(out)
+    out[infinite] = np.copysign(1e308, out[infinite])
     return out
 
 

@@ -143,7 +143,7 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
             base, header, need = HEADER_SIZE, False, batch
         if not header and not sized and len(buffer) >= FRAME.size:
             sized = True
-            batch = _sized(batch, FRAME.unpack_from(buffer)[0])
+            batch = _sized(batch, int(FRAME.unpack_from(buffer)[0]))
             need = max(need, batch)
         if header or len(buffer) < need:
             continue
@@ -177,7 +177,7 @@ def _sized(batch: int, frame_length: int) -> int:
     """The bytes per body for frames of about ``frame_length`` bytes (see ``ROWS_PER_BATCH``)."""
     if not 0 < frame_length <= MAX_FRAME:
         return batch  # bad bytes: decoding finds them
-    return max(batch, min(BATCH_MAX, (frame_length + FRAME.size) * ROWS_PER_BATCH))
+    return max(batch, min(BATCH_MAX, (frame_length + int(FRAME.size)) * ROWS_PER_BATCH))
 
 
 def _check_header(data: bytes) -> None:
@@ -707,7 +707,7 @@ class Applier:
         metrics = self._metrics
         if len(metrics):
             store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
-            columns = [(clean(key, 1024) or "", *rest) for key, *rest in metrics.columns()]
+            columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
             store.ensure("m", [key for key, _, _ in columns])
             for key, points, encoded in columns:
                 store.append("m", key, points, encoded)

@@ -145,8 +145,10 @@ class SeriesWriter:
                 pairs = [(points, encoded)]
             else:
                 pairs = [(piece, ch.encode(piece)) for piece in ch.split(points)]
-            for piece, packed in pairs:
-                self._inserts.append({"series_id": info["id"], "seq": info["chunks"], **packed.row()})
+            for _, packed in pairs:
+                self._inserts.append(
+                    {"series_id": info["id"], "seq": info["chunks"], **packed.row()}
+                )
                 self._times[(info["id"], info["chunks"])] = packed.block_times
                 self._fresh.add((info["id"], info["chunks"]))
                 info["chunks"] += 1
