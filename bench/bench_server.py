@@ -44,7 +44,7 @@ import traceback
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,12 @@ class Size:
     small_steps: int = 10_000
     #: MLflow on PostgreSQL: points sent in its ingest measurement.
     mlflow_pg_points: int = 100_000
+    #: Wide rows (per-layer metrics): keys per row, and points per run of each width.
+    wide_keys: tuple[int, ...] = (2_000, 20_000)
+    wide_points: int = 4_000_000
+    wide_tries: int = 2
+    #: MLflow is sent fewer points of the same rows (it ingests ~100x slower).
+    mlflow_wide_points: int = 200_000
 
     @classmethod
     def quick(cls) -> Size:
@@ -120,6 +126,9 @@ class Size:
             small_runs=4,
             small_steps=1_000,
             mlflow_pg_points=10_000,
+            wide_points=400_000,
+            wide_tries=1,
+            mlflow_wide_points=40_000,
         )
 
     @property
@@ -269,6 +278,81 @@ def measure_trackline_ingest(
         if found != per_try:
             raise RuntimeError(f"trackline sync: {found:,} points on the server, {per_try:,} sent")
         section.update(cli_seconds=elapsed, cli_rate=per_try / elapsed)
+
+
+# -- wide rows: thousands of keys per row ------------------------------------------------------
+
+
+def wide_keys(width: int) -> list[str]:
+    """``width`` per-layer metric names, three levels deep (``layer007/block3/grad_norm``)."""
+    names = ("grad_norm", "weight_norm", "update_ratio", "act_mean", "act_std")
+    return [f"layer{j // 50:03d}/block{j // 5 % 10}/{names[j % 5]}" for j in range(width)]
+
+
+def write_wide_run(root: Path, width: int, rows: int, name: str) -> Path:
+    """One offline run of ``rows`` rows of ``width`` float keys, written by the SDK."""
+    import trackline
+
+    keys = wide_keys(width)
+    run = trackline.init(project="wide", name=name, dir=root, mode="offline")
+    for step in range(rows):
+        base = step * 0.001
+        run.log({key: base + j for j, key in enumerate(keys)}, step=step)
+    run.finish()
+    wait_for_agents()
+    return Path(run.dir)
+
+
+def measure_trackline_wide(
+    section: dict[str, Any], server: ServerProcess, size: Size, work: Path
+) -> None:
+    """(a) for rows of ``wide_keys`` keys: SDK-written runs shipped as ``trackline sync`` does."""
+    with server.client() as client:
+        for width in size.wide_keys:
+            rows = max(1, size.wide_points // width)
+            rates = []
+            for attempt in range(size.wide_tries):
+                run_dir = write_wide_run(work / f"w{width}-{attempt}", width, rows, f"w{width}")
+                started = time.perf_counter()
+                ship_run(run_dir, server.url)
+                elapsed = time.perf_counter() - started
+                found = points_on_server(client, [run_dir.name])
+                if found != rows * width:
+                    raise RuntimeError(f"{width} keys: {found:,} points, {rows * width:,} sent")
+                rates.append(rows * width / elapsed)
+                log_line(f"  {width:,} keys, try {attempt}: {rates[-1]:,.0f} points/s")
+            section[f"rate_{width}"] = median(rates)
+            section[f"rates_{width}"] = rates
+            section[f"rows_{width}"] = rows
+
+
+def measure_mlflow_wide(section: dict[str, Any], work: Path, size: Size, backend: str) -> None:
+    """MLflow's ingest of the same wide rows: ``log_batch`` of at most 1,000 metrics (its
+    limit), so a row of 2,000 keys takes 2 requests and one of 20,000 keys 20."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    with MlflowServer(work, backend) as server:
+        client = MlflowClient(server.url)
+        experiment = client.create_experiment("wide")
+        for width in size.wide_keys:
+            keys = wide_keys(width)
+            rows = max(1, size.mlflow_wide_points // width)
+            run_id = client.create_run(experiment).info.run_id
+            start_ms = int((time.time() - 86_400) * 1000)
+            metrics = [
+                Metric(key, step * 0.001 + j, start_ms + step * 50, step)
+                for step in range(rows)
+                for j, key in enumerate(keys)
+            ]
+            batches = [metrics[i : i + MLFLOW_BATCH] for i in range(0, len(metrics), MLFLOW_BATCH)]
+            started = time.perf_counter()
+            for batch in batches:
+                client.log_batch(run_id, metrics=batch)
+            elapsed = time.perf_counter() - started
+            section[f"rate_{width}"] = len(metrics) / elapsed
+            section[f"points_{width}"] = len(metrics)
+            log_line(f"  MLflow {width:,} keys: {len(metrics) / elapsed:,.0f} points/s")
 
 
 # -- trackline: last log -> queryable ------------------------------------------------------------
@@ -852,6 +936,25 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
     )
     pg_times = f"{ours / theirs:,.0f}x" if ours and theirs else "—"
     rows.append(["    ingest, PostgreSQL: trackline ÷ MLflow", "", pg_times, "", "", ""])
+    for width in size.wide_keys:
+        rows_n = int(_get(results, "wide_sqlite", f"rows_{width}") or 0)
+        label = f"{rows_n:,} rows x {width:,} keys" if rows_n else f"{width:,}-key rows"
+        for backend, peer, title in (
+            ("sqlite", "mlflow_wide_sqlite", "SQLite"),
+            ("postgres", "mlflow_wide_postgres", "PostgreSQL"),
+        ):
+            row(
+                f"    ingest, {label}, {title} (points/s, median of {size.wide_tries})",
+                (f"wide_{backend}", f"rate_{width}"),
+                (peer, f"rate_{width}"),
+                "n",
+                "≥ 1,000,000" if width <= 2_000 else "",
+                (lambda v: v >= TARGET_INGEST) if width <= 2_000 else None,
+                peer_text=pg_missing if backend == "postgres" else None,
+                what=f"ingest of {width:,}-key rows on {title} ≥ 1,000,000 points/s",
+            )
+            if backend == "postgres" and pg_missing:
+                rows[-1][2] = pg_missing
     row(
         "    SDK, offline, writing those runs (rows/s)",
         ("ingest_sqlite", "sdk_rows_per_s"),
@@ -1022,6 +1125,12 @@ def notes(results: Results, size: Size, load: tuple[float, float]) -> list[str]:
         + f" points/s. MLflow: log_batch of {MLFLOW_BATCH} metrics per request (built before "
         f"the clock starts), {mlflow.get('points', 0):,} points on SQLite (the small query set), "
         f"{results.sections.get('mlflow_postgres', {}).get('points', 0):,} on PostgreSQL.",
+        f"Wide rows (per-layer metrics, keys like layer007/block3/grad_norm, all floats): one "
+        f"offline run of {size.wide_points:,} points per width and try, written by the SDK and "
+        "shipped by a Shipper as `trackline sync` drives it (up to 32 MiB per request); MLflow: "
+        f"{size.mlflow_wide_points:,} points of the same rows by log_batch, which takes at most "
+        f"{MLFLOW_BATCH:,} metrics per request, so a 2,000-key row is 2 requests and a 20,000-key "
+        "row 20.",
         "(b) trackline: an online run (TRACKLINE_SERVER, TRACKLINE_API_KEY) in this process; "
         "the writer flushes every 0.1 s and the agent ships every 1 s, so about 0.1-1.2 s is "
         "expected; GET /runs/{id}/history polled every 10 ms; each try after a random pause. "
@@ -1057,7 +1166,7 @@ def _version(module: str) -> str:
 
 
 def measure_all(
-    results: Results, size: Size, work: Path, postgres: Postgres | None
+    results: Results, size: Size, work: Path, postgres: Postgres | None, wide_only: bool = False
 ) -> list[ServerProcess]:
     """Every section, in order; the trackline servers it started (stopped by the caller)."""
     backends: list[tuple[str, ServerProcess]] = [
@@ -1069,9 +1178,19 @@ def measure_all(
     for name, server in backends:
         guarded(results, f"start_{name}", partial(_start, server=server))
     for name, server in backends:
+        if wide_only:
+            break
         work_dir, cli = work / f"runs-{name}", name == "sqlite"
         ingest = partial(measure_trackline_ingest, server=server, size=size, work=work_dir, cli=cli)
         guarded(results, f"ingest_{name}", ingest)
+    for name, server in backends:
+        wide = partial(measure_trackline_wide, server=server, size=size, work=work / f"wide-{name}")
+        guarded(results, f"wide_{name}", wide)
+    if wide_only:
+        for _, server in backends:
+            server.stop()
+        mlflow_wide(results, size, work, postgres)
+        return [server for _, server in backends]
     for name, server in backends:
         work_dir = work / f"runs-latency-{name}"
         latency = partial(measure_trackline_latency, server=server, size=size, work=work_dir)
@@ -1085,6 +1204,7 @@ def measure_all(
     for _, server in backends:
         server.stop()
     guarded(results, "mlflow_sqlite", lambda s: measure_mlflow_sqlite(s, work / "mlflow", size))
+    mlflow_wide(results, size, work, postgres)
     if postgres is not None:
         database = postgres.new_database()
         guarded(
@@ -1093,6 +1213,23 @@ def measure_all(
             lambda s: measure_mlflow_postgres(s, work / "mlflow-pg", size, database),
         )
     return [server for _, server in backends]
+
+
+def mlflow_wide(results: Results, size: Size, work: Path, postgres: Postgres | None) -> None:
+    """MLflow's ingest of wide rows, on SQLite and (with a cluster) PostgreSQL."""
+    backend = f"sqlite:///{work / 'mlflow-wide' / 'mlflow.db'}"
+    guarded(
+        results,
+        "mlflow_wide_sqlite",
+        lambda s: measure_mlflow_wide(s, work / "mlflow-wide", size, backend),
+    )
+    if postgres is not None:
+        database = postgres.new_database()
+        guarded(
+            results,
+            "mlflow_wide_postgres",
+            lambda s: measure_mlflow_wide(s, work / "mlflow-wide-pg", size, database),
+        )
 
 
 def _start(section: dict[str, Any], server: ServerProcess) -> None:
@@ -1120,8 +1257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL (both tools)")
+    parser.add_argument(
+        "--wide-only", action="store_true", help="only the wide-row ingest cases (both tools)"
+    )
+    parser.add_argument("--wide-points", type=int, help="points per wide run (default 4,000,000)")
     args = parser.parse_args(argv)
     size = Size.quick() if args.quick else Size()
+    if args.wide_points:
+        size = replace(size, wide_points=args.wide_points)
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))
     results = Results()
     load_before = os.getloadavg()[0]
@@ -1129,7 +1272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     postgres, pg_problem = start_postgres(args.no_postgres)
     servers: list[ServerProcess] = []
     try:
-        servers = measure_all(results, size, work, postgres)
+        servers = measure_all(results, size, work, postgres, args.wide_only)
     finally:
         for server in servers:
             with contextlib.suppress(Exception):

@@ -84,7 +84,11 @@ class Shipper:
         server: the server's URL.
         api_key: default ``TRACKLINE_API_KEY`` or the key stored by ``trackline login``.
         live: the run is running (heartbeats are sent; ``trackline sync`` passes False).
-        batch_kb: the most log bytes per request (``TRACKLINE_UPLOAD_BATCH_KB``, 4096).
+        batch_kb: the most log bytes per request (``TRACKLINE_UPLOAD_BATCH_KB``, 4096); a
+            run shipped after the fact (``live=False``, ``trackline sync``) sends up to
+            ``TRACKLINE_SYNC_BATCH_KB`` (32768) if that is more and ``batch_kb`` is not
+            given: a wide row (thousands of keys) then gives each key hundreds of
+            points per request.
         batch_ms: how long new bytes may wait to fill a batch (``TRACKLINE_UPLOAD_BATCH_MS``, 0).
         heartbeat: seconds between heartbeats (``TRACKLINE_HEARTBEAT_INTERVAL``, 15).
         budget: the most seconds one ``pump`` spends sending.
@@ -109,6 +113,9 @@ class Shipper:
         self.api_key = api_key or _credentials.api_key(self.server)
         self.live = live
         self.batch_bytes = int(1024 * (batch_kb or _knob("TRACKLINE_UPLOAD_BATCH_KB", 4096)))
+        if not live and batch_kb is None:
+            sync_kb = _knob("TRACKLINE_SYNC_BATCH_KB", 32768)
+            self.batch_bytes = max(self.batch_bytes, int(1024 * min(sync_kb, 60 * 1024)))
         self.batch_seconds = (
             batch_ms if batch_ms is not None else _knob("TRACKLINE_UPLOAD_BATCH_MS", 0)
         ) / 1000

@@ -9,6 +9,7 @@ depends on.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,18 +54,38 @@ class Columnizer:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def columns(self) -> Iterator[tuple[str, ch.Points]]:
-        """Each key with its points in log order."""
-        parts: dict[str, list[tuple[list[int], ch.Points]]] = {}
+    def columns(self) -> Iterator[tuple[str, ch.Points, ch.Encoded | None]]:
+        """Each key with its points in log order, and its chunk when already encoded.
+
+        A group of rows of the same keys whose values are all floats (the usual wide
+        row: thousands of per-layer metrics) becomes one matrix: its keys' chunks are
+        encoded together (``chunks.encode_columns``) instead of one by one.
+        """
+        parts: dict[str, list[tuple[list[int], ch.Points, ch.Encoded | None]]] = {}
         for keys, shape in self._shapes.items():
+            rows = len(shape.steps)
+            if len(keys) > 1 and rows <= ch.CHUNK_MAX and _all_floats(shape.values):
+                steps = ch.i64(shape.steps)
+                times = ch.f64(shape.times)
+                matrix = np.ascontiguousarray(np.array(shape.values, dtype=np.float64).T)
+                encoded = ch.encode_columns(steps, times, matrix)
+                for j, key in enumerate(keys):
+                    points = ch.Points(steps, times, matrix[j], None, None)
+                    parts.setdefault(key, []).append((shape.index, points, encoded[j]))
+                continue
             transposed = list(zip(*shape.values, strict=True))
             for key, column in zip(keys, transposed, strict=True):
                 points = ch.from_lists(shape.steps, shape.times, list(column))
-                parts.setdefault(key, []).append((shape.index, points))
+                parts.setdefault(key, []).append((shape.index, points, None))
         for key, pieces in parts.items():
             if len(pieces) == 1:
-                yield key, pieces[0][1]
+                yield key, pieces[0][1], pieces[0][2]
                 continue
-            index = np.concatenate([np.asarray(i, dtype=np.int64) for i, _ in pieces])
-            merged = ch.concat([p for _, p in pieces])
-            yield key, merged.take(np.argsort(index, kind="stable"))
+            index = np.concatenate([np.asarray(i, dtype=np.int64) for i, _, _ in pieces])
+            merged = ch.concat([p for _, p, _ in pieces])
+            yield key, merged.take(np.argsort(index, kind="stable")), None
+
+
+def _all_floats(rows: list[tuple[Any, ...]]) -> bool:
+    """Whether every value of these rows is a float (not an int, bool or text)."""
+    return set(map(type, itertools.chain.from_iterable(rows))) == {float}

@@ -107,17 +107,24 @@ class Body:
 _decoder: msgspec.msgpack.Decoder[Record] = msgspec.msgpack.Decoder(Record)
 
 
-#: About this many bytes of frames are decoded and applied at a time (one frame may be more).
+#: About this many bytes of frames are decoded and applied at a time (one frame may be more)...
 BATCH = 1024 * 1024
+#: ... or enough for this many frames of the size the range's frames have, up to
+#: ``BATCH_MAX``: a wide row (thousands of keys, ~60 KB a frame) then gives each key a
+#: batch of hundreds of points, one chunk written per key, instead of a dozen points
+#: merged into its stored chunk again and again.
+ROWS_PER_BATCH = 512
+BATCH_MAX = 48 * 1024 * 1024
 
 
 def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> Iterator[Body]:
     """The records of a byte range starting at file offset ``offset``, a batch at a time.
 
     ``pieces`` are the range's bytes in order. Each body yielded holds the whole frames
-    of about ``batch`` bytes (or one bigger frame), so memory stays bounded however long
-    the range. Raises ``IngestError`` (400) at the first bad header or frame; the last
-    body (possibly empty) ends where the range ends.
+    of about ``batch`` bytes, or of ``ROWS_PER_BATCH`` frames as big as the first one
+    (at most ``BATCH_MAX`` bytes), or one bigger frame, so memory stays bounded however
+    long the range. Raises ``IngestError`` (400) at the first bad header or frame; the
+    last body (possibly empty) ends where the range ends.
     """
     if offset < 0:
         raise IngestError(400, "offset must be >= 0")
@@ -126,18 +133,25 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
     buffer = bytearray()
     base = offset  # the file offset of buffer[0]
     header = offset == 0
+    sized = False  # whether the batch was sized from a frame's length yet
     need = HEADER_SIZE if header else batch  # bytes to gather before decoding
     for piece in pieces:
         buffer += piece
-        if len(buffer) < need:
-            continue
-        if header:
+        if header and len(buffer) >= HEADER_SIZE:
             _check_header(bytes(buffer[:HEADER_SIZE]))
             del buffer[:HEADER_SIZE]
-            base, header = HEADER_SIZE, False
+            base, header, need = HEADER_SIZE, False, batch
+        if not header and not sized and len(buffer) >= FRAME.size:
+            sized = True
+            batch = _sized(batch, int(FRAME.unpack_from(buffer)[0]))
+            need = max(need, batch)
+        if header or len(buffer) < need:
+            continue
         body, used, wanted = _frames(bytes(buffer), base)
         del buffer[:used]
         base += used
+        if body.records:  # frames further on are sized like these (a run start is small)
+            batch = _sized(batch, used // len(body.records) - FRAME.size)
         need = max(batch, wanted)
         if body.records:
             yield body
@@ -157,6 +171,13 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
             bad_offset=base + used,
         )
     yield body
+
+
+def _sized(batch: int, frame_length: int) -> int:
+    """The bytes per body for frames of about ``frame_length`` bytes (see ``ROWS_PER_BATCH``)."""
+    if not 0 < frame_length <= MAX_FRAME:
+        return batch  # bad bytes: decoding finds them
+    return max(batch, min(BATCH_MAX, (frame_length + int(FRAME.size)) * ROWS_PER_BATCH))
 
 
 def _check_header(data: bytes) -> None:
@@ -686,15 +707,17 @@ class Applier:
         metrics = self._metrics
         if len(metrics):
             store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
-            for key, points in metrics.columns():
-                store.append("m", clean(key, 1024) or "", points)
+            columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
+            store.ensure("m", [key for key, _, _ in columns])
+            for key, points, encoded in columns:
+                store.append("m", key, points, encoded)
         system = self._system
         if len(system):
             base = store.count("S", "")
             rows = chunks.rows_points([base + i for i in range(len(system))], system.times)
             store.append("S", "", rows)
-            for key, points in system.columns():
-                points.steps = points.steps + base
+            for key, points, _ in system.columns():
+                points.steps = points.steps + base  # not pre-encoded: the steps change
                 store.append("s", clean(key, 1024) or "", points)
         store.flush()
         if self._histograms:

@@ -50,6 +50,8 @@ class SeriesWriter:
         #: (series id, seq) of a stored last chunk -> points to merge into it at ``flush``:
         #: one query reads all those chunks (a wide row touches thousands of series).
         self._merges: dict[tuple[int, int], list[ch.Points]] = {}
+        #: (series id, seq) of the chunks inserted in this batch: no block times to replace.
+        self._fresh: set[tuple[int, int]] = set()
 
     def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
         if self._known is None:
@@ -61,58 +63,96 @@ class SeriesWriter:
         found = self._series().get((kind, key))
         return 0 if found is None else int(found["count"])
 
-    def append(self, kind: str, key: str, points: ch.Points) -> None:
+    def ensure(self, kind: str, keys: Iterable[str]) -> None:
+        """Create the series of ``keys`` that do not exist yet, in one statement.
+
+        ``append`` creates a missing series itself; a wide row (thousands of new keys)
+        calls this first, so that they cost one insert instead of one each.
+        """
+        known = self._series()
+        new = [key for key in dict.fromkeys(keys) if (kind, key) not in known]
+        if not new:
+            return
+        self.conn.execute(
+            series.insert(),
+            [
+                {
+                    "run_pk": self.run_pk,
+                    "kind": kind,
+                    "key": key,
+                    "count": 0,
+                    "chunks": 0,
+                    "last_n": 0,
+                    "step_min": None,
+                    "step_max": None,
+                    "ordered": True,
+                }
+                for key in new
+            ],
+        )
+        query = sa.select(series.c.id, series.c.key).where(
+            series.c.run_pk == self.run_pk,
+            series.c.kind == kind,
+            series.c.key.in_(sa.bindparam("keys", expanding=True)),
+        )
+        for i in range(0, len(new), _IDS_PER_QUERY):
+            for series_id, key in self.conn.execute(query, {"keys": new[i : i + _IDS_PER_QUERY]}):
+                known[(kind, key)] = {
+                    "id": series_id,
+                    "count": 0,
+                    "chunks": 0,
+                    "last_n": 0,
+                    "step_min": None,
+                    "step_max": None,
+                    "ordered": True,
+                }
+
+    def append(
+        self, kind: str, key: str, points: ch.Points, encoded: ch.Encoded | None = None
+    ) -> None:
+        """Add a batch of points to a series; ``encoded``: the batch already packed as one
+        chunk (``chunks.encode_columns``), used when it becomes a chunk of its own."""
         if not len(points):
             return
         known = self._series()
         info = known.get((kind, key))
         if info is None:
-            new_id = self.conn.execute(
-                series.insert()
-                .values(
-                    run_pk=self.run_pk,
-                    kind=kind,
-                    key=key,
-                    count=0,
-                    chunks=0,
-                    last_n=0,
-                    step_min=None,
-                    step_max=None,
-                    ordered=True,
-                )
-                .returning(series.c.id)
-            ).scalar_one()
-            info = known[(kind, key)] = {
-                "id": new_id,
-                "count": 0,
-                "chunks": 0,
-                "last_n": 0,
-                "step_min": None,
-                "step_max": None,
-                "ordered": True,
-            }
-        steps = points.steps
-        first, low, high = int(steps[0]), int(steps.min()), int(steps.max())
-        increasing = bool(len(steps) < 2 or (np.diff(steps) > 0).all())
+            self.ensure(kind, [key])
+            info = known[(kind, key)]
+        if encoded is not None:
+            first = int(points.steps[0])
+            low, high, increasing = encoded.step_min, encoded.step_max, encoded.sorted
+        else:
+            steps = points.steps
+            first, low, high = int(steps[0]), int(steps.min()), int(steps.max())
+            increasing = bool(len(steps) < 2 or (np.diff(steps) > 0).all())
         ordered = bool(
             info["ordered"]
             and increasing
             and (info["step_max"] is None or first > info["step_max"])
         )
         last_n = int(info["last_n"])
-        if info["chunks"] and last_n < ch.MERGE_BELOW and last_n + len(points) <= ch.CHUNK_MAX:
+        if (
+            info["chunks"]
+            and last_n < ch.MERGE_BELOW
+            and len(points) < ch.MERGE_BATCH_BELOW
+            and last_n + len(points) <= ch.CHUNK_MAX
+        ):
             self._merge_into_last(info, points)
             info["last_n"] = last_n + len(points)
         else:
-            pieces = ch.split(points)
-            for piece in pieces:
-                encoded = ch.encode(piece)
+            if encoded is not None:
+                pairs = [(points, encoded)]
+            else:
+                pairs = [(piece, ch.encode(piece)) for piece in ch.split(points)]
+            for _, packed in pairs:
                 self._inserts.append(
-                    {"series_id": info["id"], "seq": info["chunks"], **encoded.row()}
+                    {"series_id": info["id"], "seq": info["chunks"], **packed.row()}
                 )
-                self._times[(info["id"], info["chunks"])] = encoded.block_times
+                self._times[(info["id"], info["chunks"])] = packed.block_times
+                self._fresh.add((info["id"], info["chunks"]))
                 info["chunks"] += 1
-            info["last_n"] = len(pieces[-1])
+            info["last_n"] = len(pairs[-1][0])
         info["count"] += len(points)
         info["step_min"] = low if info["step_min"] is None else min(low, info["step_min"])
         info["step_max"] = high if info["step_max"] is None else max(high, info["step_max"])
@@ -192,18 +232,20 @@ class SeriesWriter:
                 ],
             )
         self._inserts, self._updates, self._dirty = [], [], {}
-        self._times = {}
+        self._times, self._fresh = {}, set()
 
     def _write_block_times(self) -> None:
-        """Replace the block times of the chunks written (none for a chunk without blocks)."""
-        keys = [{"b_series": s, "b_seq": q} for s, q in self._times]
-        self.conn.execute(
-            block_times.delete().where(
-                block_times.c.series_id == sa.bindparam("b_series"),
-                block_times.c.seq == sa.bindparam("b_seq"),
-            ),
-            keys,
-        )
+        """Write the block times of the chunks written (none for a chunk without blocks);
+        those of a chunk rewritten by a merge replace its old ones."""
+        keys = [{"b_series": s, "b_seq": q} for s, q in self._times if (s, q) not in self._fresh]
+        if keys:
+            self.conn.execute(
+                block_times.delete().where(
+                    block_times.c.series_id == sa.bindparam("b_series"),
+                    block_times.c.seq == sa.bindparam("b_seq"),
+                ),
+                keys,
+            )
         rows = [
             {"series_id": s, "seq": q, "times": times}
             for (s, q), times in self._times.items()

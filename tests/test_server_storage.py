@@ -332,6 +332,70 @@ def test_chunks_round_trip(values: list[Any], data: st.DataObject) -> None:
     assert canon(got) == canon(values)
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_chunks_of_many_columns_equal_one_by_one(data: st.DataObject) -> None:
+    """``encode_columns`` (a wide row's keys at once) writes the bytes ``encode`` writes."""
+    n = data.draw(st.integers(1, 200))
+    width = data.draw(st.integers(1, 6))
+    steps = data.draw(
+        st.one_of(
+            st.just(list(range(7, 7 + n))),
+            st.lists(st.integers(-(2**40), 2**40), min_size=n, max_size=n),
+        )
+    )
+    floats = st.floats(allow_nan=True, allow_infinity=True)
+    matrix = [data.draw(st.lists(floats, min_size=n, max_size=n)) for _ in range(width)]
+    times = [1000.0 + i / 3 for i in range(n)]
+    step_array, time_array = chunks.i64(steps), chunks.f64(times)
+    together = chunks.encode_columns(step_array, time_array, np.array(matrix, dtype=np.float64))
+    for column, encoded in zip(matrix, together, strict=True):
+        alone = chunks.encode(chunks.from_lists(steps, times, column))
+        assert canon(encoded.row()) == canon(alone.row())
+        assert encoded.block_times == alone.block_times
+
+
+def test_wide_rows_are_stored_exactly(app_client: Any) -> None:
+    """Rows of thousands of keys (the columnar path), with rows of other shapes and types
+    mixed in, read back exactly, in ranges of any size, retried; each key gets a chunk
+    per big range, small ranges merge."""
+    keys = [f"layer{j // 50:02d}/w{j % 50}" for j in range(300)]
+    records: list[Record] = [start("wide")]
+    for step in range(700):
+        if step % 97 == 5:  # another shape: fewer keys, an int and a text among them
+            values: dict[str, Any] = {keys[0]: step, keys[1]: f"t{step}", keys[2]: 0.5}
+        else:
+            values = {k: step + j / 7 for j, k in enumerate(keys)}
+            if step == 40:
+                values[keys[3]] = float("nan")
+                values[keys[4]] = float("-inf")
+        records.append(Metrics(step, 1000.0 + step, values))
+    data = log_bytes(records)
+    ends = frame_ends(data)
+    cuts = [0, ends[150], ends[151], ends[152], len(data)]  # a big range, two small, a big
+    for lo, hi in itertools.pairwise(cuts):
+        assert post_log(app_client, "wide", data[lo:hi], lo).status_code == 200
+        assert post_log(app_client, "wide", data[lo:hi], lo).json()["applied"] == 0
+    rows = _rows(app_client.get("/api/v1/runs/wide/history", params={"keys": keys[:6]}).json())
+    want = [
+        {"_step": r.step, **{k: v for k, v in r.values.items() if k in keys[:6]}}
+        for r in records[1:]
+        if isinstance(r, Metrics)
+    ]
+    got = [{k: v for k, v in row.items() if k in {"_step", *keys[:6]}} for row in rows]
+    assert canon(got) == canon(want)
+    counts = app_client.post("/api/v1/metrics/keys", json={"runs": ["wide"]}).json()["points"]
+    assert counts[keys[-1]] == 700 - 8 and counts[keys[0]] == 700
+    db: Database = app_client.app.state.ctx.db
+    with db.read() as conn:
+        per_series = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(schema.chunks.join(schema.series))
+            .where(schema.series.c.key == keys[-1])
+        ).scalar_one()
+    assert per_series == 2  # the first range's chunk took the small ones; the last range its own
+
+
 def test_latest_per_step_keeps_the_last_value() -> None:
     points = chunks.from_lists(
         [5, 3, 5, 1, 3], [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]

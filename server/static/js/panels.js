@@ -25,9 +25,17 @@ const SLIDERS = ["M4 7h9", "M17 7h3", "M15 5v4", "M4 17h3", "M11 17h9", "M9 15v4
 // The share of the points "ignore outliers" keeps inside the y axis (W&B's 1st-99th percentile).
 const OUTLIERS = [0.01, 0.99];
 
-/** Section of a key: its prefix before "/", or "Charts". */
+// A workspace with more key panels than this opens with its sections collapsed but the first
+// (each one the reader opens stays open); sections and panels are put on the page a page at a
+// time as they scroll in, so 20,000 keys cost what the screen shows.
+const MANY_PANELS = 200;
+const SECTION_PAGE = 30;
+const PANEL_PAGE = 24;
+const COLLATOR = new Intl.Collator();
+
+/** Section of a key: its prefix before the last "/" ("a/b/c" -> "a/b"), or "Charts". */
 export function sectionOf(key) {
-  const at = key.indexOf("/");
+  const at = key.lastIndexOf("/");
   return at > 0 ? key.slice(0, at) : UNGROUPED;
 }
 
@@ -307,17 +315,28 @@ export class MetricPanels {
    */
   constructor(el, opts) {
     this.el = el;
+    el.classList.add("metric-panels");
     this.opts = opts;
     this.settings = opts.settings;
     this.chartHeight = opts.chartHeight ?? 210;
     this.runs = [];
     this.stepMetrics = [];
     this.keys = [];
-    this.panels = new Map();
+    this.sortedKeys = [];
+    this.searchTexts = new Map(); // panel id -> lower-case text the search looks in
+    this.panels = new Map(); // made as they are first put on the page
+    this.pending = null; // sections not on the page yet: [[name, ids]]
     this.queue = [];
     this.active = 0;
     this.aborter = new AbortController();
     this.observer = new IntersectionObserver((entries) => this.onIntersect(entries), { root: opts.root || null, rootMargin: "300px 0px" });
+    // Sentinels at the end of what is on the page: in sight, the next page goes on.
+    this.pager = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) if (entry.isIntersecting && entry.target.isConnected) entry.target.more();
+      },
+      { root: opts.root || null, rootMargin: "600px 0px" },
+    );
     this.toolbar = this.renderToolbar();
     this.sections = h("div", { class: "sections" });
     this.note = h("p", { class: "muted pad" });
@@ -369,7 +388,8 @@ export class MetricPanels {
       attrs: { "aria-label": "Search panels" },
       on: { input: () => this.changed({ panelSearch: this.search.value }, false) },
     });
-    this.xSelect = h("select", { class: "select small", attrs: { "aria-label": "X axis" }, on: { change: () => this.changed({ x: this.xSelect.value }, true) } });
+    const fillAll = () => this.xFilled || this.fillXOptions(true);
+    this.xSelect = h("select", { class: "select small", attrs: { "aria-label": "X axis" }, on: { change: () => this.changed({ x: this.xSelect.value }, true), focus: fillAll, mousedown: fillAll } });
     const smoothValue = h("span", { class: "smooth-value" });
     const slider = h("input", {
       type: "range",
@@ -454,9 +474,13 @@ export class MetricPanels {
     return options;
   }
 
-  fillXOptions() {
+  /** The x axis choices; every key only once the select is used (thousands of options). */
+  fillXOptions(all = false) {
     const x = this.settings.x;
-    mount(this.xSelect, this.xOptions(x).map(([value, label]) => h("option", { value, text: label, selected: value === x })));
+    const options = this.xOptions(x);
+    const shown = all ? options : options.filter(([value], i) => i < 3 || value === x);
+    this.xFilled = all;
+    mount(this.xSelect, shown.map(([value, label]) => h("option", { value, text: label, selected: value === x })));
   }
 
   /** The settings changed (a panel's or the layout): the owner saves them. */
@@ -512,12 +536,24 @@ export class MetricPanels {
     const same = keys.length === this.keys.length && keys.every((k, i) => k === this.keys[i]);
     if (same) return;
     this.keys = keys;
+    this.sortedKeys = [...keys].sort(COLLATOR.compare);
+    this.searchTexts = new Map();
     this.fillXOptions();
+    const known = new Set(keys);
     for (const [id, panel] of this.panels) {
-      if (!panel.custom && !keys.includes(id)) this.dropPanel(id);
+      if (!panel.custom && !known.has(id)) this.dropPanel(id);
     }
-    for (const key of keys) if (!this.panels.has(key)) this.panels.set(key, new Panel(this, key));
     this.layout();
+  }
+
+  /** The panel of ``id`` (a key, or "custom:<id>"), made the first time it is needed. */
+  panelOf(id) {
+    let panel = this.panels.get(id);
+    if (!panel) {
+      panel = new Panel(this, id);
+      this.panels.set(id, panel);
+    }
+    return panel;
   }
 
   dropPanel(id) {
@@ -534,32 +570,33 @@ export class MetricPanels {
     for (const [id, custom] of wanted) if (!this.panels.has(id)) this.panels.set(id, new Panel(this, null, custom));
   }
 
-  /** Sections in order: {name: [panels in order]}, hidden panels included. */
+  /** Sections in order: {name: [panel ids in order]}, hidden panels included. */
   sectioned() {
     const bySection = new Map();
-    const add = (name, panel) => {
-      if (!bySection.has(name)) bySection.set(name, []);
-      bySection.get(name).push(panel);
+    const add = (name, id) => {
+      let ids = bySection.get(name);
+      if (!ids) bySection.set(name, (ids = []));
+      ids.push(id);
     };
-    for (const panel of this.panels.values()) add(panel.custom ? CUSTOM : sectionOf(panel.key), panel);
+    for (const panel of this.panels.values()) if (panel.custom) add(CUSTOM, panel.id);
+    for (const key of this.sortedKeys) add(sectionOf(key), key);
     const rank = (name) => (name === CUSTOM ? 0 : name === UNGROUPED ? 1 : 2);
-    const natural = [...bySection.keys()].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    const natural = [...bySection.keys()].sort((a, b) => rank(a) - rank(b) || COLLATOR.compare(a, b));
     const chosen = (this.settings.sectionOrder || []).filter((name) => bySection.has(name));
+    const chosenSet = new Set(chosen);
     // Sections not in the chosen order follow it, but for a new custom section: first.
-    const rest = natural.filter((name) => !chosen.includes(name));
+    const rest = natural.filter((name) => !chosenSet.has(name));
     const names = rest[0] === CUSTOM ? [CUSTOM, ...chosen, ...rest.slice(1)] : [...chosen, ...rest];
     const out = new Map();
     for (const name of names) {
-      const panels = bySection.get(name);
+      const ids = bySection.get(name);
       const savedOrder = this.settings.panelOrder?.[name];
-      const order = Array.isArray(savedOrder) ? savedOrder : [];
-      const at = (p) => {
-        const i = order.indexOf(p.id);
-        return i < 0 ? Infinity : i;
-      };
-      // Chosen order first; the rest as they come (custom panels) or by key.
-      panels.sort((a, b) => at(a) - at(b) || (a.custom || b.custom ? 0 : a.key.localeCompare(b.key)));
-      out.set(name, panels);
+      if (Array.isArray(savedOrder) && savedOrder.length) {
+        // Chosen order first; the rest as they come (custom panels) or by key (stable sort).
+        const at = new Map(savedOrder.map((id, i) => [id, i]));
+        ids.sort((a, b) => (at.get(a) ?? Infinity) - (at.get(b) ?? Infinity));
+      }
+      out.set(name, ids);
     }
     return out;
   }
@@ -577,7 +614,7 @@ export class MetricPanels {
 
   movePanel(panel, by) {
     const name = panel.custom ? CUSTOM : sectionOf(panel.key);
-    const ids = (this.sectioned().get(name) || []).map((p) => p.id);
+    const ids = [...(this.sectioned().get(name) || [])];
     const i = ids.indexOf(panel.id);
     const j = i + by;
     if (i < 0 || j < 0 || j >= ids.length) return;
@@ -595,80 +632,157 @@ export class MetricPanels {
     this.layout();
   }
 
+  /** The lower-case text the panel search looks in: the title and keys. */
+  searchText(id) {
+    let text = this.searchTexts.get(id);
+    if (text === undefined) {
+      const custom = this.panels.get(id)?.custom;
+      text = (custom ? `${custom.title || ""} ${custom.keys.join(" ")}` : id).toLowerCase();
+      this.searchTexts.set(id, text);
+    }
+    return text;
+  }
+
   layout() {
     this.syncCustom();
+    for (const [id, panel] of this.panels) if (panel.custom) this.searchTexts.delete(id);
     const text = (this.settings.panelSearch || "").trim().toLowerCase();
     const terms = text.split(/\s+/).filter(Boolean);
-    const hiddenIds = new Set(this.settings.hiddenPanels || []);
-    const matches = (panel) => !terms.length || terms.every((t) => `${panel.title} ${panel.keys.join(" ")}`.toLowerCase().includes(t));
-    const sections = [...this.sectioned()].map(([name, panels]) => [name, panels.filter(matches)]).filter(([, panels]) => panels.length);
-    this.note.textContent = this.panels.size ? (sections.length ? "" : "No panel matches the search.") : this.runs.length ? "No metrics logged by these runs yet." : "";
+    const matches = (id) => {
+      const haystack = this.searchText(id);
+      return terms.every((t) => haystack.includes(t));
+    };
+    let sections = [...this.sectioned()];
+    if (terms.length) sections = sections.map(([name, ids]) => [name, ids.filter(matches)]).filter(([, ids]) => ids.length);
+    const total = this.keys.length + (this.settings.customPanels || []).length;
+    this.note.textContent = total ? (sections.length ? "" : "No panel matches the search.") : this.runs.length ? "No metrics logged by these runs yet." : "";
     this.note.hidden = !this.note.textContent;
-    const nodes = sections.map(([name, panels], index) => {
-      const shown = panels.filter((p) => !hiddenIds.has(p.id));
-      const hidden = panels.filter((p) => hiddenIds.has(p.id));
-      const collapsed = !!this.settings.collapsed?.[name];
-      const grid = h("div", { class: "panel-grid", hidden: collapsed });
-      for (const panel of shown) grid.appendChild(panel.el);
-      const toggle = h(
-        "button",
-        {
-          class: "section-head",
-          type: "button",
-          attrs: { "aria-expanded": String(!collapsed) },
-          on: {
-            click: () => {
-              const now = !grid.hidden;
-              grid.hidden = now;
-              toggle.setAttribute("aria-expanded", String(!now));
-              caret.replaceWith((caret = icon(now ? ICONS.caretRight : ICONS.caretDown, 14)));
-              this.settings.collapsed = { ...this.settings.collapsed, [name]: now };
-              this.saved();
-            },
-          },
-        },
-        null,
-      );
-      let caret = icon(collapsed ? ICONS.caretRight : ICONS.caretDown, 14);
-      toggle.append(caret, h("span", { class: "section-name", text: name }), h("span", { class: "count", text: String(shown.length) }));
-      const shelf = h(
-        "div",
-        { class: "hidden-panels", hidden: true },
-        hidden.map((p) => h("button", { class: "btn small ghost", type: "button", text: `Show ${p.title}`, dataset: { panel: p.id }, on: { click: () => this.setHidden(p, false) } })),
-      );
-      const bar = h(
-        "div",
-        { class: "section-bar" },
-        toggle,
-        hidden.length
-          ? h("button", {
-              class: "btn small ghost hidden-count",
-              type: "button",
-              text: `${hidden.length} hidden`,
-              title: "Show the hidden panels of this section",
-              on: { click: () => (shelf.hidden = !shelf.hidden) },
-            })
-          : null,
-        h("button", { class: "icon-btn", type: "button", title: "Move section up", disabled: index === 0, attrs: { "aria-label": `Move section ${name} up` }, on: { click: () => this.moveSection(name, -1) } }, icon(["M6 15l6-6 6 6"], 14)),
-        h("button", { class: "icon-btn", type: "button", title: "Move section down", disabled: index === sections.length - 1, attrs: { "aria-label": `Move section ${name} down` }, on: { click: () => this.moveSection(name, 1) } }, icon(ICONS.caretDown, 14)),
-      );
-      return h("section", { class: "panel-section", dataset: { section: name } }, bar, shelf, grid);
-    });
-    mount(this.sections, nodes);
-    // Panels on screen now start at once (the observer reports a frame later).
+    this.layoutState = {
+      hiddenIds: new Set(this.settings.hiddenPanels || []),
+      searching: terms.length > 0,
+      many: this.keys.length > MANY_PANELS,
+      count: sections.length,
+    };
+    this.el.dataset.sections = String(sections.length);
+    this.el.dataset.matches = String(sections.reduce((n, [, ids]) => n + ids.length, 0));
+    this.pending = sections.map((entry, index) => [...entry, index]);
+    mount(this.sections, []);
+    this.moreSections();
+    // Panels that left the page stop drawing; those on screen now start at once (the
+    // observer reports a frame later).
     const view = this.viewport(300);
     for (const panel of this.panels.values()) {
-      this.observer.unobserve(panel.el);
       if (!panel.el.isConnected) {
+        this.observer.unobserve(panel.el);
         panel.inView = false;
         continue;
       }
-      this.observer.observe(panel.el);
       if (view && panel.el.offsetParent) {
         const r = panel.el.getBoundingClientRect();
         if (r.bottom >= view.top && r.top <= view.bottom) this.setInView(panel, true);
       }
     }
+  }
+
+  /** Whether section ``name`` (the ``index``-th shown) starts collapsed. */
+  collapsedAt(name, index) {
+    const { searching, many } = this.layoutState;
+    if (searching) return false; // the matches show
+    const chosen = this.settings.collapsed?.[name];
+    if (chosen !== undefined) return !!chosen;
+    return many && index > 0;
+  }
+
+  /** The next page of sections, and a sentinel that brings the one after it. */
+  moreSections() {
+    this.sections.querySelector(":scope > .more-sentinel")?.remove();
+    const page = this.pending.splice(0, SECTION_PAGE);
+    for (const [name, ids, index] of page) this.sections.appendChild(this.renderSection(name, ids, index));
+    if (this.pending.length) {
+      const sentinel = h("div", { class: "more-sentinel", attrs: { "aria-hidden": "true" } });
+      sentinel.more = () => this.moreSections();
+      this.sections.appendChild(sentinel);
+      this.pager.observe(sentinel);
+    }
+  }
+
+  /** The next page of a section's panels (``grid.ids``), and a sentinel for the rest. */
+  fillGrid(grid) {
+    grid.querySelector(":scope > .more-sentinel")?.remove();
+    const next = grid.ids.slice(grid.filled, grid.filled + PANEL_PAGE);
+    grid.filled += next.length;
+    for (const id of next) {
+      const panel = this.panelOf(id);
+      grid.appendChild(panel.el);
+      this.observer.observe(panel.el);
+    }
+    if (grid.filled < grid.ids.length) {
+      const sentinel = h("div", { class: "more-sentinel", attrs: { "aria-hidden": "true" } });
+      sentinel.more = () => this.fillGrid(grid);
+      grid.appendChild(sentinel);
+      this.pager.observe(sentinel);
+    }
+  }
+
+  renderSection(name, ids, index) {
+    const { hiddenIds, count } = this.layoutState;
+    const shown = hiddenIds.size ? ids.filter((id) => !hiddenIds.has(id)) : ids;
+    const hidden = hiddenIds.size ? ids.filter((id) => hiddenIds.has(id)) : [];
+    const collapsed = this.collapsedAt(name, index);
+    const grid = h("div", { class: "panel-grid", hidden: collapsed });
+    grid.ids = shown;
+    grid.filled = 0;
+    if (!collapsed) this.fillGrid(grid);
+    const section = h("section", { class: "panel-section", dataset: { section: name, count: String(shown.length), collapsed: String(collapsed) } });
+    const toggle = h(
+      "button",
+      {
+        class: "section-head",
+        type: "button",
+        attrs: { "aria-expanded": String(!collapsed) },
+        on: {
+          click: () => {
+            const now = !grid.hidden;
+            grid.hidden = now;
+            if (!now && !grid.filled) this.fillGrid(grid);
+            section.dataset.collapsed = String(now);
+            toggle.setAttribute("aria-expanded", String(!now));
+            caret.replaceWith((caret = icon(now ? ICONS.caretRight : ICONS.caretDown, 14)));
+            this.settings.collapsed = { ...this.settings.collapsed, [name]: now };
+            this.saved();
+          },
+        },
+      },
+      null,
+    );
+    let caret = icon(collapsed ? ICONS.caretRight : ICONS.caretDown, 14);
+    toggle.append(caret, h("span", { class: "section-name", text: name }), h("span", { class: "count", text: String(shown.length) }));
+    const shelf = h(
+      "div",
+      { class: "hidden-panels", hidden: true },
+      hidden.map((id) => {
+        const panel = this.panelOf(id);
+        return h("button", { class: "btn small ghost", type: "button", text: `Show ${panel.title}`, dataset: { panel: id }, on: { click: () => this.setHidden(panel, false) } });
+      }),
+    );
+    const bar = h(
+      "div",
+      { class: "section-bar" },
+      toggle,
+      hidden.length
+        ? h("button", {
+            class: "btn small ghost hidden-count",
+            type: "button",
+            text: `${hidden.length} hidden`,
+            title: "Show the hidden panels of this section",
+            on: { click: () => (shelf.hidden = !shelf.hidden) },
+          })
+        : null,
+      h("button", { class: "icon-btn", type: "button", title: "Move section up", disabled: index === 0, attrs: { "aria-label": `Move section ${name} up` }, on: { click: () => this.moveSection(name, -1) } }, icon(["M6 15l6-6 6 6"], 14)),
+      h("button", { class: "icon-btn", type: "button", title: "Move section down", disabled: index === count - 1, attrs: { "aria-label": `Move section ${name} down` }, on: { click: () => this.moveSection(name, 1) } }, icon(ICONS.caretDown, 14)),
+    );
+    section.append(bar, shelf, grid);
+    return section;
   }
 
   /** A dialog of one panel's settings, applied as they change. */
@@ -924,6 +1038,7 @@ export class MetricPanels {
   destroy() {
     this.aborter.abort();
     this.observer.disconnect();
+    this.pager.disconnect();
     for (const panel of this.panels.values()) panel.destroy();
   }
 }

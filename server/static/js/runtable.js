@@ -27,7 +27,7 @@ function lookup(obj, key) {
 }
 
 /** The config and summary keys of some runs (dotted), in first-seen order. */
-export function knownKeys(runs, limit = 400) {
+export function knownKeys(runs, limit = 100_000) {
   const config = new Set();
   const summary = new Set();
   for (const run of runs.slice(0, 2000)) {

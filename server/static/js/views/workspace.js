@@ -16,6 +16,9 @@ import { addToReport } from "./report.js";
 import { confirmInPage, loading, setCrumbs, showError, tagChip, toast } from "./common.js";
 import { mark } from "../util/marks.js";
 
+/** Columns listed at once by the column picker; more are found by its search. */
+const COLUMN_CHOICES = 300;
+
 export function workspaceView(el, route) {
   const project = route.project;
   setCrumbs([{ text: "Projects", href: links.projects() }, { text: project }]);
@@ -285,23 +288,27 @@ export function workspaceView(el, route) {
     const filter = h("input", { class: "input small", type: "search", placeholder: "Find a key", attrs: { "aria-label": "Find a column" } });
     const list = h("div", { class: "menu-list" });
     const fill = () => {
-      const text = filter.value.trim().toLowerCase();
+      const terms = filter.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
       const chosen = new Set(state.chosenColumns());
-      mount(
-        list,
-        state
-          .columnChoices()
-          .filter((id) => !text || id.toLowerCase().includes(text))
-          .slice(0, 300)
-          .map((id) => {
-            const box = h("input", {
-              type: "checkbox",
-              checked: chosen.has(id),
-              on: { change: () => state.setColumn(id, box.checked) },
-            });
-            return h("label", { class: "menu-item" }, box, h("span", { text: id }));
-          }),
-      );
+      const found = state.columnChoices().filter((id) => {
+        const lower = id.toLowerCase();
+        return terms.every((t) => lower.includes(t));
+      });
+      // The chosen columns first, then the first matches (thousands of keys: search them).
+      const ordered = [...found.filter((id) => chosen.has(id)), ...found.filter((id) => !chosen.has(id))];
+      const items = ordered.slice(0, COLUMN_CHOICES).map((id) => {
+        const box = h("input", {
+          type: "checkbox",
+          checked: chosen.has(id),
+          on: { change: () => state.setColumn(id, box.checked) },
+        });
+        return h("label", { class: "menu-item", dataset: { column: id } }, box, h("span", { text: id }));
+      });
+      const more = found.length - items.length;
+      if (more > 0) items.push(h("p", { class: "muted small menu-more", text: `${more.toLocaleString()} more: refine the search` }));
+      if (!found.length) items.push(h("p", { class: "muted small menu-more", text: "No column matches." }));
+      list.dataset.matches = String(found.length);
+      mount(list, items);
     };
     filter.addEventListener("input", fill);
     fill();
