@@ -376,7 +376,8 @@ def test_wide_rows_are_stored_exactly(app_client: Any) -> None:
     for lo, hi in itertools.pairwise(cuts):
         assert post_log(app_client, "wide", data[lo:hi], lo).status_code == 200
         assert post_log(app_client, "wide", data[lo:hi], lo).json()["applied"] == 0
-    rows = _rows(app_client.get("/api/v1/runs/wide/history", params={"keys": keys[:6]}).json())
+    answer = app_client.get("/api/v1/runs/wide/history", params={"keys": keys[:6]})
+    rows = _rows(wt.decode(answer.content, wt.Columns))
     want = [
         {"_step": r.step, **{k: v for k, v in r.values.items() if k in keys[:6]}}
         for r in records[1:]
