@@ -14,6 +14,7 @@ import bisect
 import math
 import posixpath
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -115,6 +116,33 @@ BATCH = 1024 * 1024
 #: merged into its stored chunk again and again.
 ROWS_PER_BATCH = 512
 BATCH_MAX = 48 * 1024 * 1024
+#: Bytes of bodies beyond ``BATCH`` that all uploads of this process may hold at once. A
+#: decoded wide row takes about five times its bytes, so this bounds what a key holder
+#: sending many wide uploads at once can make the server hold; past it, an upload
+#: decodes ``BATCH`` at a time (slower, never refused).
+BIG_BODIES = 96 * 1024 * 1024
+
+
+class _Budget:
+    """A process-wide allowance of bytes, taken without waiting and given back."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self.left:
+                return False
+            self.left -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.left += size
+
+
+_big_bodies = _Budget(BIG_BODIES)
 
 
 def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> Iterator[Body]:
@@ -123,17 +151,27 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
     ``pieces`` are the range's bytes in order. Each body yielded holds the whole frames
     of about ``batch`` bytes, or of ``ROWS_PER_BATCH`` frames as big as the first one
     (at most ``BATCH_MAX`` bytes), or one bigger frame, so memory stays bounded however
-    long the range. Raises ``IngestError`` (400) at the first bad header or frame; the
-    last body (possibly empty) ends where the range ends.
+    long the range; bodies beyond ``BATCH`` come out of the process's ``BIG_BODIES``
+    budget, given back when the range is done. Raises ``IngestError`` (400) at the first
+    bad header or frame; the last body (possibly empty) ends where the range ends.
     """
     if offset < 0:
         raise IngestError(400, "offset must be >= 0")
     if 0 < offset < HEADER_SIZE:
         raise IngestError(400, f"offset {offset} is inside the run log header")
+    held = [0]  # bytes of ``_big_bodies`` this range holds
+    try:
+        yield from _decode(pieces, offset, batch, held)
+    finally:
+        _big_bodies.give(held[0])
+
+
+def _decode(pieces: Iterable[bytes], offset: int, batch: int, held: list[int]) -> Iterator[Body]:
     buffer = bytearray()
     base = offset  # the file offset of buffer[0]
     header = offset == 0
     sized = False  # whether the batch was sized from a frame's length yet
+    small = batch
     need = HEADER_SIZE if header else batch  # bytes to gather before decoding
     for piece in pieces:
         buffer += piece
@@ -143,7 +181,7 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
             base, header, need = HEADER_SIZE, False, batch
         if not header and not sized and len(buffer) >= FRAME.size:
             sized = True
-            batch = _sized(batch, int(FRAME.unpack_from(buffer)[0]))
+            batch = _granted(small, _sized(batch, int(FRAME.unpack_from(buffer)[0])), held)
             need = max(need, batch)
         if header or len(buffer) < need:
             continue
@@ -151,7 +189,7 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
         del buffer[:used]
         base += used
         if body.records:  # frames further on are sized like these (a run start is small)
-            batch = _sized(batch, used // len(body.records) - FRAME.size)
+            batch = _granted(small, _sized(batch, used // len(body.records) - FRAME.size), held)
         need = max(batch, wanted)
         if body.records:
             yield body
@@ -171,6 +209,15 @@ def decode_stream(pieces: Iterable[bytes], offset: int, batch: int = BATCH) -> I
             bad_offset=base + used,
         )
     yield body
+
+
+def _granted(small: int, want: int, held: list[int]) -> int:
+    """``want`` bytes per body if the process's big-body budget allows (``held[0]`` is what
+    this range holds of it already), else as much as it does hold beyond ``small``."""
+    extra = want - small
+    if extra > held[0] and _big_bodies.take(extra - held[0]):
+        held[0] = extra
+    return small + min(extra, held[0])
 
 
 def _sized(batch: int, frame_length: int) -> int:

@@ -443,3 +443,33 @@ def test_a_range_applied_in_batches_is_still_applied_exactly_once(server: Server
     with Api(server.url, ADMIN_KEY) as api:
         rows = api.run("batched").history()
     assert [row["loss"] for row in rows] == [float(s) for s in range(60_000)]
+
+
+def test_wide_bodies_share_a_bounded_budget_and_give_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trackline.server import ingest
+
+    wide = {f"layer{k}/grad_norm": float(k) for k in range(2_000)}
+    data = log_bytes([RunStart(run_id="wide1", project="p", name="n", start_time=1.0)])
+    data += b"".join(runlog.frame_record(Metrics(s, 1.0, wide)) for s in range(300))
+    pieces = [data[i : i + 65_536] for i in range(0, len(data), 65_536)]
+
+    def sizes() -> list[int]:
+        return [len(b.records) for b in ingest.decode_stream(iter(pieces), 0)]
+
+    budget = ingest._big_bodies
+    assert budget.left == ingest.BIG_BODIES
+    roomy = sizes()  # a few big bodies: hundreds of wide rows each
+    assert max(roomy) > 100 and budget.left == ingest.BIG_BODIES  # given back
+    taken = ingest.BIG_BODIES
+    assert budget.take(taken)  # other uploads hold it all: this one decodes BATCH at a time
+    try:
+        tight = sizes()
+        assert max(tight) <= ingest.BATCH // 30_000 + 1 and sum(tight) == sum(roomy)
+    finally:
+        budget.give(taken)
+    # A range refused halfway (a bad frame) gives its share back too.
+    with pytest.raises(ingest.IngestError):
+        list(ingest.decode_stream(iter([*pieces, b"\x01" * 64]), 0))
+    assert budget.left == ingest.BIG_BODIES
