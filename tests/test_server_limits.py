@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+import msgspec
 import psutil
 import pytest
 import trackline
 from _server import ADMIN_KEY, ServerProcess, log_bytes, wait_for
 from fastapi.testclient import TestClient
 from trackline import Api, runlog
+from trackline import _wire_types as wt
 from trackline._transport import Shipper, read_progress
 from trackline._warn import TracklineWarning
 from trackline.records import FileSaved, Metrics, Record, RunStart
@@ -231,8 +233,15 @@ class _BusyOnce(BaseHTTPRequestHandler):
 
     times: ClassVar[dict[str, list[float]]] = {}
     answers: ClassVar[dict[str, tuple[str, bytes]]] = {
-        "/api/v1/viewer": ("application/json", b'{"name": "me", "admin": false}'),
-        "/api/v1/runs/r": ("application/json", b'{"id": "r", "name": "r", "state": "finished"}'),
+        # Answers in the server's own shapes: the client decodes them as its wire types.
+        "/api/v1/viewer": (
+            "application/json",
+            msgspec.json.encode(wt.Viewer("me", False, [], wt.Storage(0, None))),
+        ),
+        "/api/v1/runs/r": (
+            "application/json",
+            msgspec.json.encode(wt.RunDetail("r", "p", "r", "finished", [], {}, {})),
+        ),
         "/api/v1/runs/r/history": ("text/csv", b"step,loss\n0,1.5\n"),
     }
 
