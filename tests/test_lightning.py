@@ -132,7 +132,8 @@ def test_fit_logs_hparams_metrics_checkpoints_next_to_csv_logger(
     fit = trainer(package, [logger, csv], tmp_path)
     fit.fit(module, loader(), loader(8))
 
-    run = trackline.open_run(logger.experiment.dir)
+    # By id: `logger.experiment` after a fit would reopen the run (as `test` does).
+    run = trackline.open_run(logger.version)
     assert (run.project, run.name, run.tags, run.state) == ("pl", "fit", ["t"], "finished")
     assert run.id == logger.version and logger.name == "pl"
     assert run.config == {
@@ -172,14 +173,14 @@ def test_log_model_true_logs_at_end_and_test_reopens_the_run(package: str, tmp_p
     fit = trainer(package, logger, tmp_path, max_epochs=3)
     module = make_module(package)
     fit.fit(module, loader(), loader(8))
-    run = trackline.open_run(logger.experiment.dir)
+    run = trackline.open_run(logger.version)
     best = Path(fit.checkpoint_callback.best_model_path).name
     (saved,) = run.artifacts()  # only what exists at the end
     assert (saved.metadata["file"], saved.aliases) == (best, ["latest", "best"])
     assert run.state == "finished"
 
     fit.test(module, loader(8))
-    run = trackline.open_run(logger.experiment.dir)
+    run = trackline.open_run(logger.version)
     assert (run.starts, run.state) == (2, "finished")
     assert [row["_step"] for row in run.history(keys=["test/loss"])] == [12]
 
@@ -189,7 +190,7 @@ def test_failed_fit_marks_the_run_failed(package: str, tmp_path: Path) -> None:
     logger = logger_class(package)(project="pl")
     with pytest.raises(RuntimeError, match="boom"):
         trainer(package, logger, tmp_path).fit(make_module(package, fail_at=2), loader(), loader(8))
-    run = trackline.open_run(logger.experiment.dir)
+    run = trackline.open_run(logger.version)
     assert run.state == "failed"
     assert [row["_step"] for row in run.history()] == [0, 1]
 
@@ -224,7 +225,7 @@ def test_pickling_drops_the_run_and_keeps_the_id(package: str) -> None:
     assert logger._lease.run.state == "finished"  # handed over: the unpickling process reopens it
     copy.log_metrics({"a": 2.0}, step=1)
     copy.finalize("success")
-    run = trackline.open_run(copy.experiment.dir)
+    run = trackline.open_run(copy.version)
     assert (run.id, run.starts, run.state) == (version, 2, "finished")
     assert [row["a"] for row in run.history()] == [1.0, 2.0]
 
@@ -349,11 +350,11 @@ def test_lightning_cli_without_save_dir(
             "--trainer.logger.project=cli",
         ],
     )
-    run = cli.trainer.logger.experiment
+    run = trackline.open_run(cli.trainer.logger.version)
     assert cli.trainer.log_dir == "."
     assert (tmp_path / "config.yaml").exists()  # LightningCLI's saved config
     assert run.config["hidden"] == 4
-    assert trackline.open_run(run.dir).state == "finished"
+    assert run.state == "finished"
 
 
 @pytest.mark.parametrize("package", PACKAGES)
