@@ -287,6 +287,11 @@ class RawFile:
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
 
+    def free_bytes(self) -> int:
+        """What the file system has left for this file's owner."""
+        stat = os.fstatvfs(self.fd)
+        return stat.f_bavail * stat.f_frsize
+
     def allocate(self, offset: int, length: int) -> None:
         """Reserve disk blocks for ``[offset, offset + length)``, growing the file to cover it."""
         os.posix_fallocate(self.fd, offset, length)
@@ -342,6 +347,10 @@ WINDOW_SHIFT = 21
 WINDOW = 1 << WINDOW_SHIFT
 #: Whole windows kept reserved and mapped past the one the data ends in.
 WINDOWS_AHEAD = 1
+#: Room is reserved only while the disk keeps this much free besides: the reservation
+#: must never be what fills a disk that the agent, the console log or the user's own
+#: checkpoints need. Nearer full, frames go through the writer thread as unmapped.
+RESERVE_FLOOR = 8 * 1024 * 1024
 
 
 class LogFile:
@@ -478,6 +487,8 @@ class LogFile:
             index = start >> WINDOW_SHIFT
             stop = (index + 1) << WINDOW_SHIFT
             try:
+                if self._raw.free_bytes() < stop - start + RESERVE_FLOOR:
+                    raise OSError(errno.ENOSPC, "too little free space to reserve more room")
                 self._raw.allocate(start, stop - start)
                 window = self._raw.map(index << WINDOW_SHIFT, WINDOW)
             except (OSError, ValueError) as exc:

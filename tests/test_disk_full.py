@@ -323,7 +323,7 @@ TRAIN = textwrap.dedent(
 #: (tmpfs size, bytes left free by the filler, padding of each row): a disk too small for
 #: the mapped run log's reservation (rows queue for the writer from the start), and one
 #: where the mapping is in use when the disk fills (the reservation runs out, then writes).
-DISKS = {"unmapped": ("2m", 512 * 1024, 0), "mapped": ("24m", 9 * 1024 * 1024, 200)}
+DISKS = {"unmapped": ("2m", 512 * 1024, 0), "mapped": ("40m", 16 * 1024 * 1024, 400)}
 
 
 @contextlib.contextmanager
