@@ -24,8 +24,6 @@ import httpx
 import trackline
 from _chaos_lab import ChaosError, Lab, RssSampler, Training, alive, remote_rows, tmpfs, wait_until
 
-#: Rows logged at least this long before a SIGKILL are on disk (the SDK's contract).
-DURABLE_AFTER = 0.3
 #: A key holder's request may grow the server's RSS by at most this much.
 RSS_BUDGET = 64 * 1024 * 1024
 #: A gzip bomb inflates to this many MB (past the server's 512 MB decompressed limit).
@@ -60,21 +58,13 @@ FULL = Size(steps=30000, rate=5000.0, bombs=4)
 DISK_ROWS = 5000
 
 
-def count(
-    lab: Lab, training: Training, logged: int, state: str, outcome: Outcome, killed: bool = False
-) -> Outcome:
+def count(lab: Lab, training: Training, logged: int, state: str, outcome: Outcome) -> Outcome:
     """Compare the first ``logged`` steps with the server's copy of the run.
 
-    After a kill, the rows returned in the last ``DURABLE_AFTER`` seconds are noted,
-    not counted: the SDK promises only rows logged 200 ms before a SIGKILL.
+    After a kill, ``logged`` is every ``log()`` that had returned: all of them are
+    on disk (the SDK's contract), so all of them must reach the server.
     """
     remote = remote_rows(lab.server, training.run_id)
-    if killed:
-        late = set(range(logged, training.logged()))
-        outcome.notes.append(
-            f"{len(late)} more returned in the last {DURABLE_AFTER}s before the kill, "
-            f"{len(late & remote.steps)} of them on the server"
-        )
     outcome.logged = logged
     outcome.on_server = remote.rows
     outcome.lost = len(set(range(logged)) - remote.steps)
@@ -106,15 +96,13 @@ def finished(training: Training, outcome: Outcome) -> None:
         outcome.problems.append(f"training exited with {code}: {training.err()[-300:]}")
 
 
-def kill_after_durable(training: Training, agent_too: bool = False) -> int:
-    """SIGKILL the training process (and its agent); the rows logged ``DURABLE_AFTER`` s
-    before."""
-    logged = training.logged()
-    time.sleep(DURABLE_AFTER)
+def kill_now(training: Training, agent_too: bool = False) -> int:
+    """SIGKILL the training process (and its agent) while it logs; the rows whose
+    ``log()`` had returned (its counter, written after each call, outlives it)."""
     if agent_too:
         os.kill(training.agent_pid, signal.SIGKILL)
     training.kill()
-    return logged
+    return training.logged()
 
 
 # -- the scenarios ---------------------------------------------------------------------
@@ -124,10 +112,10 @@ def kill_training(lab: Lab, size: Size) -> Outcome:
     """SIGKILL the training process mid-logging: the agent ships the rest, says crashed."""
     training = lab.train("kill_training", size.steps, "--hold", rate=size.rate)
     training.wait_logged(size.steps // 2)
-    logged = kill_after_durable(training)
+    logged = kill_now(training)
     outcome = Outcome()
     agent_gone(training, outcome)
-    return count(lab, training, logged, "crashed", outcome, killed=True)
+    return count(lab, training, logged, "crashed", outcome)
 
 
 def kill_agent(lab: Lab, size: Size) -> Outcome:
@@ -175,14 +163,14 @@ def kill_both(lab: Lab, size: Size) -> Outcome:
     """SIGKILL training and agent together; after sync the run is crashed everywhere."""
     training = lab.train("kill_both", size.steps, "--hold", rate=size.rate)
     training.wait_logged(size.steps // 2)
-    logged = kill_after_durable(training, agent_too=True)
+    logged = kill_now(training, agent_too=True)
     wait_until(lambda: not alive(training.agent_pid), 30, "the agent to die")
     lab.sync(training.run_dir)
     outcome = Outcome()
     local = trackline.open_run(training.run_dir).state
     if local != "crashed":
         outcome.problems.append(f"local run says {local}, not crashed")
-    return count(lab, training, logged, "crashed", outcome, killed=True)
+    return count(lab, training, logged, "crashed", outcome)
 
 
 def disk_full(lab: Lab, size: Size) -> Outcome:
