@@ -191,15 +191,15 @@ def _fork_parent(runs_dir: Path, parent_id: str, step: int) -> LocalRun:
 
 
 def _check_rewind(previous: LocalRun, step: int) -> None:
-    if step > previous.last_step:
-        raise ValueError(
-            f"rewind_to {step} is beyond the last step of run {previous.id!r} "
-            f"({previous.last_step}): nothing to rewind"
-        )
     if previous.fork_step is not None and step < previous.fork_step:
         raise ValueError(
             f"rewind_to {step} is before step {previous.fork_step}, where run {previous.id!r} "
             f"was forked from {previous.fork_from!r}: fork the parent again instead"
+        )
+    if step > previous.last_step:
+        raise ValueError(
+            f"rewind_to {step} is beyond the last step of run {previous.id!r} "
+            f"({previous.last_step}): nothing to rewind"
         )
 
 

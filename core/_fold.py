@@ -269,6 +269,8 @@ def _start(state: RunFold, record: RunStart) -> None:
     if record.fork_from is not None and state.starts == 1:
         state.fork_from, state.fork_step = record.fork_from, record.fork_step
         state.fork_summary = record.fork_summary
+        if record.fork_step is not None:  # its history reaches the fork step already
+            state.last_step = max(state.last_step, record.fork_step)
         if record.fork_summary:
             inherited = Summarizer.load(record.fork_summary)
             inherited.overrides = {}  # the parent's explicit values are not the fork's

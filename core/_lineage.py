@@ -63,7 +63,9 @@ def fork_args(fork_from: Any, fork_step: Any) -> tuple[str, int] | None:
     return parent, step
 
 
-def rewind_args(run_id: str | None, rewind_to: Any, resume_from: Any) -> tuple[str | None, int | None]:
+def rewind_args(
+    run_id: str | None, rewind_to: Any, resume_from: Any
+) -> tuple[str | None, int | None]:
     """(run id, rewind step) from ``init``'s ``id``, ``rewind_to`` and W&B's ``resume_from``."""
     step = None if rewind_to is None else step_of(rewind_to, "rewind_to")
     if resume_from is None:

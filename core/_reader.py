@@ -198,12 +198,12 @@ class LocalRun:
             if is_hidden:
                 hidden.append({"_step": record.step, "_time": record.time, **values})
                 continue
-            row = merged.get(record.step)
-            if row is None:
-                row = merged[record.step] = {"_step": record.step, "_time": record.time}
+            known = merged.get(record.step)
+            if known is None:
+                known = merged[record.step] = {"_step": record.step, "_time": record.time}
             else:
-                row["_time"] = record.time
-            row.update(values)
+                known["_time"] = record.time
+            known.update(values)
         rows = [merged[step] for step in sorted(merged)]
         if hidden:
             for row in hidden:
@@ -330,7 +330,7 @@ def read_start(run_dir: str | os.PathLike[str]) -> RunStart | None:
 
 def forks_of(runs_dir: str | os.PathLike[str], run_id: str) -> list[str]:
     """Ids of the runs under ``runs_dir`` whose first start forks them from ``run_id``."""
-    found = []
+    found: list[str] = []
     root = Path(runs_dir)
     if not root.is_dir():
         return found

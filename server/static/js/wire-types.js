@@ -379,12 +379,24 @@
  * @property {?number} [runtime]
  * @property {?number} [exit_code]
  * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [fork_from]
+ * @property {?number} [fork_step]
+ * @property {Array<number>} [rewinds]
+ * @property {Array<RunChild>} [children]
  */
 
 /**
  * @typedef {Object} RunArtifacts
  * @property {Array<*>} logged
  * @property {Array<*>} used
+ */
+
+/**
+ * A fork of a run: its id, name and the parent's step it branched after.
+ * @typedef {Object} RunChild
+ * @property {string} id
+ * @property {?string} [name]
+ * @property {?number} [fork_step]
  */
 
 /**
@@ -512,6 +524,10 @@
  * @property {?number} [runtime]
  * @property {?number} [exit_code]
  * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [fork_from]
+ * @property {?number} [fork_step]
+ * @property {Array<number>} [rewinds]
+ * @property {Array<RunChild>} [children]
  * @property {?number} [deleted_at]
  * @property {?string} [deleted_by]
  * @property {?number} [purge_at]
