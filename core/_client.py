@@ -709,6 +709,26 @@ class Run:
         """Rows the SDK dropped because its disk refused them (``first_step``, ``rows``, ...)."""
         return self._detail("gaps") or []  # type: ignore[no-any-return]
 
+    @property
+    def fork_from(self) -> str | None:
+        """The run this one was forked from (``None``, also when the caller may not read it)."""
+        return self._detail("fork_from")  # type: ignore[no-any-return]
+
+    @property
+    def fork_step(self) -> int | None:
+        """The parent's last step this fork inherits."""
+        return self._detail("fork_step")  # type: ignore[no-any-return]
+
+    @property
+    def children(self) -> list[str]:
+        """Ids of the forks of this run the caller may read."""
+        return [c["id"] for c in self._detail("children") or []]
+
+    @property
+    def rewinds(self) -> list[int]:
+        """Steps this run was rewound to, in order."""
+        return list(self._detail("rewinds") or [])
+
     def refresh(self) -> Run:
         """Fetch the run again (state, summary, ... as they are now)."""
         self._load(self._api._json("GET", f"/runs/{_q(self.id)}"), detailed=True)

@@ -272,10 +272,14 @@ def _start(state: RunFold, record: RunStart) -> None:
         if record.fork_step is not None:  # its history reaches the fork step already
             state.last_step = max(state.last_step, record.fork_step)
         if record.fork_summary:
-            inherited = Summarizer.load(record.fork_summary)
-            inherited.overrides = {}  # the parent's explicit values are not the fork's
-            state.summarizer = inherited
-            state.fork_summary = inherited.dump()
+            try:
+                inherited = Summarizer.load(record.fork_summary)
+                inherited.overrides = {}  # the parent's explicit values are not the fork's
+                state.fork_summary = inherited.dump()
+            except (TypeError, ValueError, KeyError, AttributeError):
+                state.fork_summary = None  # not a summary state: the fork's own rows only
+            else:
+                state.summarizer = inherited
 
 
 def _gap(gaps: list[Gap], record: Gap) -> None:

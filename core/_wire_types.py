@@ -202,6 +202,8 @@ class Run(_Wire, frozen=True):
     #: A fork's parent (absent to a caller who may not read it) and the last step inherited.
     fork_from: str | None = None
     fork_step: int | None = None
+    #: The parent's project (``entity/name``), once the parent is on the server.
+    fork_project: str | None = None
     #: Steps the run was rewound to, in order (detail only).
     rewinds: list[int] = []
     #: The run's forks the caller may read (detail only).
@@ -214,6 +216,7 @@ class RunChild(_Wire, frozen=True):
     id: str
     name: str | None = None
     fork_step: int | None = None
+    project: str | None = None
 
 
 class RunPage(_Wire, frozen=True):

@@ -23,7 +23,7 @@ from trackline._fold import caps
 from . import auth
 from . import chunks as ch
 from .runstate import unpack
-from .schema import chunks, projects, runs, series
+from .schema import chunks, entities, projects, runs, series
 from .series import SeriesInfo, list_series
 
 #: Ancestors followed at most (ids could, in principle, form a cycle).
@@ -101,10 +101,27 @@ def children_of(conn: sa.Connection, run_id: str, user: auth.User | None) -> lis
         .order_by(runs.c.created_at)
     ).all()
     return [
-        {"id": r.run_id, "name": r.name, "fork_step": r.fork_step}
+        {
+            "id": r.run_id,
+            "name": r.name,
+            "fork_step": r.fork_step,
+            "project": project_path(conn, r.project_id),
+        }
         for r in found
         if may_read(r, conn)
     ]
+
+
+def project_path(conn: sa.Connection, project_id: int | None) -> str | None:
+    """``entity/name`` of a project (``None`` for a run whose start has not arrived)."""
+    if project_id is None:
+        return None
+    row = conn.execute(
+        sa.select(entities.c.name, projects.c.name.label("project"))
+        .select_from(projects.join(entities, entities.c.id == projects.c.entity_id))
+        .where(projects.c.id == project_id)
+    ).first()
+    return None if row is None else f"{row.name}/{row.project}"
 
 
 @dataclass

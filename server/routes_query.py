@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
@@ -249,6 +249,8 @@ def _family(conn: sa.Connection, row: Any, user: auth.User | None) -> dict[str, 
         if parent is None or lineage.reader(user)(parent, conn):
             # Not uploaded yet: its id is the fork's own record, nothing of the parent.
             out.update(fork_from=row.parent_run_id, fork_step=row.fork_step)
+            if parent is not None:
+                out["fork_project"] = lineage.project_path(conn, parent.project_id)
     return out
 
 
@@ -556,12 +558,39 @@ def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
             .where(series.c.run_pk.in_(list(by_pk)), series.c.kind == "m")
             .order_by(series.c.key)
         ).all()
+        inherited = _inherited_keys(conn, rows, user)
     per_run: dict[str, list[str]] = {r.run_id: [] for r in rows}
     counts: dict[str, int] = {}
     for run_pk, key, count in found:
         per_run[by_pk[run_pk]].append(key)
         counts[key] = counts.get(key, 0) + int(count)
+    for run_id, keys in inherited.items():  # a fork charts its parent's keys too
+        for key in sorted(set(keys) - set(per_run[run_id])):
+            per_run[run_id].append(key)
+            counts.setdefault(key, 0)
     return Json({"keys": sorted(counts), "runs": per_run, "points": counts})
+
+
+def _inherited_keys(
+    conn: sa.Connection, rows: list[Any], user: auth.User | None
+) -> dict[str, list[str]]:
+    """Per fork: the metric keys its readable ancestors have up to its fork step."""
+    out: dict[str, list[str]] = {}
+    may_read = lineage.reader(user)
+    for row in rows:
+        if row.parent_run_id is None:
+            continue
+        keys: list[str] = []
+        for view in lineage.views_of(conn, row, may_read)[1:]:
+            keys += conn.execute(
+                sa.select(series.c.key).where(
+                    series.c.run_pk == view.pk,
+                    series.c.kind == "m",
+                    series.c.step_min <= int(min(view.limit, 2**62)),
+                )
+            ).scalars()
+        out[row.run_id] = keys
+    return out
 
 
 #: A number, not a string or boolean read as one.
@@ -574,7 +603,7 @@ class SeriesQuery(BaseModel):
     samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
     range: tuple[Bound, Bound] | None = Field(None, description="[low, high] of x")
-    rewound: bool = Field(
+    rewound: StrictBool = Field(
         False, description="Also the points a rewind hid, as entries marked rewound"
     )
 

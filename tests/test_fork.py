@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 import trackline
-from _server import ADMIN_KEY, ServerProcess, fixture_shared_server  # noqa: F401
+from _server import (  # noqa: F401
+    ADMIN_KEY,
+    ServerProcess,
+    fixture_app_client,
+    fixture_database_url,
+    fixture_postgres,
+    fixture_shared_server,
+)
 from click.testing import CliRunner
 from trackline import runlog
 from trackline._cli import main as cli
@@ -209,6 +216,8 @@ def test_sync_of_a_fork_before_its_parent(
         ]  # fmt: skip
         # By reference: the fork stores its own 3 rows x 2 keys, no point of the parent's.
         assert _points(client, "f-sync") == 6 and _points(client, "p-sync") == 20
+        assert api.run("p-sync").children == ["f-sync"]
+        assert (api.run("f-sync").fork_from, api.run("f-sync").fork_step) == ("p-sync", 5)
         children = client.get("/runs/p-sync").json()["children"]
         assert [c["id"] for c in children] == ["f-sync"] and children[0]["fork_step"] == 5
         series = client.post(
@@ -232,7 +241,7 @@ def test_a_rewound_run_on_the_server(
         remote = api.run("r-run")
         assert remote.history() == local.history()
         assert remote.summary == local.summary == {"loss": 4.5, "acc": 6}
-        assert client.get("/runs/r-run").json()["rewinds"] == [5]
+        assert client.get("/runs/r-run").json()["rewinds"] == [5] == api.run("r-run").rewinds
         body = {"runs": ["r-run"], "keys": ["loss"], "samples": 100}
         shown = client.post("/metrics/series", json=body).json()["series"]
         assert [s["x"] for s in shown] == [[0, 1, 2, 3, 4, 5, 6]]
@@ -278,3 +287,58 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
     with shared_server.client(bob) as client:
         # the parent's children list is the parent's: bob cannot ask for it at all
         assert client.get("/runs/secret-parent").status_code == 404
+
+
+# -- schema and hostile input -------------------------------------------------------------
+
+
+def test_a_version_12_database_gets_the_lineage_columns(database_url: str) -> None:
+    import sqlalchemy as sa
+    from trackline.server import migrations, schema
+    from trackline.server.db import Database
+
+    db = Database(database_url)
+    try:
+        db.migrate()
+        with db.write() as conn:  # as a version-12 server left it
+            conn.execute(sa.text("DROP INDEX ix_runs_parent"))
+            for table, column in (
+                ("runs", "parent_run_id"),
+                ("runs", "fork_step"),
+                ("chunks", "epoch"),
+            ):
+                conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+            conn.execute(sa.update(schema.schema_version).values(version=12))
+        assert db.migrate() == schema.SCHEMA_VERSION == 13
+        with db.read() as conn:
+            inspector = sa.inspect(conn)
+            assert {"parent_run_id", "fork_step"} <= {
+                c["name"] for c in inspector.get_columns("runs")
+            }
+            assert "epoch" in {c["name"] for c in inspector.get_columns("chunks")}
+            assert "ix_runs_parent" in {i["name"] for i in inspector.get_indexes("runs")}
+            assert migrations.current_version(conn) == 13
+    finally:
+        db.dispose()
+
+
+def test_hostile_fork_and_rewind_records_are_refused_or_harmless(app_client) -> None:  # type: ignore[no-untyped-def]
+    from _server import log_bytes, post_log
+    from trackline.records import Metrics
+
+    def start(run_id: str, **fork: object) -> RunStart:
+        return RunStart(run_id=run_id, project="hostile", name=run_id, start_time=1.0, **fork)
+
+    bad_id = post_log(app_client, "h1", log_bytes([start("h1", fork_from="../x", fork_step=1)]))
+    assert bad_id.status_code == 422
+    bad_step = post_log(app_client, "h2", log_bytes([start("h2", fork_from="p", fork_step=-3)]))
+    assert bad_step.status_code == 422
+    junk = {"rules": "not rules", "last": 5}
+    seeded = [
+        start("h3", fork_from="p", fork_step=1, fork_summary=junk),
+        Metrics(2, 2.0, {"x": 1.0}),
+    ]
+    assert post_log(app_client, "h3", log_bytes(seeded)).status_code == 200
+    assert app_client.get("/api/v1/runs/h3").json()["summary"] == {"x": 1.0}
+    far = post_log(app_client, "h4", log_bytes([start("h4"), Rewind(step=2**63 - 1, time=1.0)]))
+    assert far.status_code == 422

@@ -381,6 +381,7 @@
  * @property {Array<Array<string>>} [step_metrics]
  * @property {?string} [fork_from]
  * @property {?number} [fork_step]
+ * @property {?string} [fork_project]
  * @property {Array<number>} [rewinds]
  * @property {Array<RunChild>} [children]
  */
@@ -397,6 +398,7 @@
  * @property {string} id
  * @property {?string} [name]
  * @property {?number} [fork_step]
+ * @property {?string} [project]
  */
 
 /**
@@ -526,6 +528,7 @@
  * @property {Array<Array<string>>} [step_metrics]
  * @property {?string} [fork_from]
  * @property {?number} [fork_step]
+ * @property {?string} [fork_project]
  * @property {Array<number>} [rewinds]
  * @property {Array<RunChild>} [children]
  * @property {?number} [deleted_at]
