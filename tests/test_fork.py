@@ -342,3 +342,43 @@ def test_hostile_fork_and_rewind_records_are_refused_or_harmless(app_client) -> 
     assert app_client.get("/api/v1/runs/h3").json()["summary"] == {"x": 1.0}
     far = post_log(app_client, "h4", log_bytes([start("h4"), Rewind(step=2**63 - 1, time=1.0)]))
     assert far.status_code == 422
+
+
+def test_fork_and_rewind_read_the_same_on_both_databases(app_client) -> None:  # type: ignore[no-untyped-def]
+    """Shipped as raw run logs in any order (fork first, the rewind in a later body)."""
+    from _server import frames_bytes, log_bytes, post_log
+    from trackline.records import DefineMetric, Metrics
+
+    parent = [RunStart(run_id="pp", project="both", name="pp", start_time=1.0)]
+    parent += [DefineMetric("loss", "min")]
+    parent += [Metrics(s, 1.0 + s, {"loss": 10.0 - s}) for s in range(10)]
+    seed = {"last": {"loss": 6.0}, "rules": [["loss", "min", None]]}
+    seed["special"] = {"loss": ["min", 6.0, 0.0, 0]}
+    fork = [RunStart(run_id="ff", project="both", name="ff", start_time=2.0, fork_from="pp")]
+    fork[0] = RunStart(
+        **{
+            **{f: getattr(fork[0], f) for f in fork[0].__struct_fields__},
+            "fork_step": 4,
+            "fork_summary": seed,
+        }
+    )
+    fork += [Metrics(s, 5.0 + s, {"loss": 7.0 - s * 0.1}) for s in range(5, 8)]
+    head = log_bytes(fork)
+    assert post_log(app_client, "ff", head).status_code == 200
+    got = app_client.get("/api/v1/runs/ff/history").json()
+    assert got["steps"] == [5, 6, 7]
+    assert app_client.get("/api/v1/runs/ff").json()["summary"] == {"loss": 6.0}
+    assert post_log(app_client, "pp", log_bytes(parent)).status_code == 200
+    got = app_client.get("/api/v1/runs/ff/history").json()
+    assert got["steps"] == list(range(8)) and got["values"]["loss"][4:] == pytest.approx(
+        [6.0, 6.5, 6.4, 6.3]
+    )
+    # A rewind of the parent: a later body, then new rows; the fork still sees 0-4.
+    more = frames_bytes([Rewind(step=2, time=30.0), Metrics(3, 31.0, {"loss": 0.5})])
+    parent_size = len(log_bytes(parent))
+    assert post_log(app_client, "pp", more, offset=parent_size).status_code == 200
+    rows = app_client.get("/api/v1/runs/pp/history").json()
+    assert rows["steps"] == [0, 1, 2, 3] and rows["values"]["loss"] == [10.0, 9.0, 8.0, 0.5]
+    assert app_client.get("/api/v1/runs/pp").json()["summary"] == {"loss": 0.5}
+    fork_rows = app_client.get("/api/v1/runs/ff/history").json()
+    assert fork_rows["steps"] == [0, 1, 2, 3, 5, 6, 7]  # the parent's visible rows up to 4
