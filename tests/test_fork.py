@@ -382,3 +382,15 @@ def test_fork_and_rewind_read_the_same_on_both_databases(app_client) -> None:  #
     assert app_client.get("/api/v1/runs/pp").json()["summary"] == {"loss": 0.5}
     fork_rows = app_client.get("/api/v1/runs/ff/history").json()
     assert fork_rows["steps"] == [0, 1, 2, 3, 5, 6, 7]  # the parent's visible rows up to 4
+
+
+def test_show_names_the_lineage() -> None:
+    parent_run()
+    fork = trackline.init(fork_from="parent", fork_step=4, mode="offline", id="shown")
+    fork.finish()
+    rewound = trackline.init(id="parent", rewind_to=7, mode="offline")
+    rewound.finish()
+    out = CliRunner().invoke(cli, ["show", "shown"], terminal_width=120)
+    assert out.exit_code == 0 and "forked from parent after step 4" in out.output
+    out = CliRunner().invoke(cli, ["show", "parent"], terminal_width=120)
+    assert out.exit_code == 0 and "rewound to step 7" in out.output
