@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _settings, _wandb
+from . import _lineage, _settings, _wandb
 from ._config import as_mapping
 from ._literals import Mode, Resume, SavePolicy
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
@@ -41,6 +41,10 @@ def init(
     config_include_keys: Any = None,
     config_exclude_keys: Any = None,
     allow_val_change: bool | None = None,
+    fork_from: str | None = None,
+    fork_step: int | None = None,
+    rewind_to: int | None = None,
+    resume_from: str | None = None,
     **wandb_options: Any,
 ) -> Run:
     """Start a run and make it the current one.
@@ -62,12 +66,20 @@ def init(
             it to, ``"never"``/``None`` refuses an existing id.
         console: record what the process prints (stdout, stderr); default on, unless
             ``TRACKLINE_CONSOLE=off``.
+        fork_from, fork_step: start a new run that branches from run ``fork_from`` (in
+            this runs directory) after its step ``fork_step``: its history is the
+            parent's up to that step (by reference, not copied), its config the parent's
+            (``config`` overrides keys), its steps go on from ``fork_step + 1``.
+        rewind_to: with ``id``, continue that run from this step: its rows of later
+            steps are kept but hidden (``history(rewound=True)`` shows them), the summary
+            is recomputed from the visible rows, steps go on from ``rewind_to + 1``.
 
     W&B's keywords work too: ``entity`` (the owner: ``entity/project``), ``resume=True``
     or ``"auto"`` (``"allow"``), ``settings=trackline.Settings(mode=..., console="off")``,
     ``save_code`` (saves the main script), ``config_include_keys``/``config_exclude_keys``,
     ``reinit`` and ``allow_val_change`` (a second ``init`` always finishes the first run;
-    config values may always change); the others are accepted and named once.
+    config values may always change), ``fork_from="RUN_ID?_step=N"`` and
+    ``resume_from="RUN_ID?_step=N"`` (a rewind); the others are accepted and named once.
     """
     global _current
     del reinit, allow_val_change  # always so here: see above
@@ -87,6 +99,15 @@ def init(
         raise ValueError(f"resume must be one of {RESUME_OPTIONS}, not {resume!r}")
     if config is not None:
         as_mapping(config)  # a wrong type is a call-site error: raise before anything starts
+    fork = _lineage.fork_args(fork_from, fork_step)
+    id, rewind = _lineage.rewind_args(id, rewind_to, resume_from)
+    if rewind is not None:
+        if id is None:
+            raise ValueError("rewind_to needs id: the run to rewind")
+        if fork is not None:
+            raise ValueError("fork_from and rewind_to cannot be combined: fork, then rewind")
+        if resume in (None, "never"):
+            resume = "must"
     if project is not None:
         check_project(project)  # "" too: not a name, though it would fall back to the default
     resolved = _settings.resolve(project, mode, dir, console)
@@ -105,12 +126,26 @@ def init(
             raise ValueError(
                 f"run {run_id!r} already exists in {resolved.runs_dir}; pass resume='allow' to continue it"
             )
+        if not exists and rewind is not None:
+            raise ValueError(f"rewind_to: no run {run_id!r} in {resolved.runs_dir} to rewind")
         if not exists and resume == "must":
             raise ValueError(
                 f"run {run_id!r} does not exist in {resolved.runs_dir}, and resume='must'"
             )
+        if exists and fork is not None:
+            raise ValueError(
+                f"run {run_id!r} already exists; a fork is a new run: pass a new id or none"
+            )
         if exists:
             previous = LocalRun(run_dir)
+            if rewind is not None:
+                _check_rewind(previous, rewind)
+    parent: LocalRun | None = None
+    if fork is not None and resolved.mode != "disabled":
+        parent = _fork_parent(resolved.runs_dir, *fork)
+        if project is None:
+            resolved = _settings.resolve(parent.project, mode, dir, console)
+            check_project(resolved.project)
     if previous is not None:
         resolved = _settings.resolve(project or previous.project, mode, dir, console)
         check_project(resolved.project)
@@ -124,6 +159,8 @@ def init(
         notes=notes if notes is not None else (previous.notes if previous else None),
         config=config,
         resumed_from=previous,
+        fork=None if parent is None or fork is None else (parent, fork[1]),
+        rewind_to=rewind if previous is not None else None,
     )
     _current = run
     if wandb_options.get("sync_tensorboard"):
@@ -135,6 +172,35 @@ def init(
         if main is not None and main.is_file():
             run.save(str(main), policy="now", base_path=str(main.parent))
     return run
+
+
+def _fork_parent(runs_dir: Path, parent_id: str, step: int) -> LocalRun:
+    """The run to fork, read from this runs directory; ``ValueError`` if it cannot be."""
+    path = runs_dir / parent_id
+    if not (path / "main.tlog").exists():
+        raise ValueError(
+            f"fork_from: no run {parent_id!r} in {runs_dir} (a parent is forked from its "
+            "local run log: run the fork where the parent ran, or copy its run directory)"
+        )
+    parent = LocalRun(path)
+    if step > parent.last_step:
+        raise ValueError(
+            f"fork_step {step} is beyond the last step of run {parent_id!r} ({parent.last_step})"
+        )
+    return parent
+
+
+def _check_rewind(previous: LocalRun, step: int) -> None:
+    if previous.fork_step is not None and step < previous.fork_step:
+        raise ValueError(
+            f"rewind_to {step} is before step {previous.fork_step}, where run {previous.id!r} "
+            f"was forked from {previous.fork_from!r}: fork the parent again instead"
+        )
+    if step > previous.last_step:
+        raise ValueError(
+            f"rewind_to {step} is beyond the last step of run {previous.id!r} "
+            f"({previous.last_step}): nothing to rewind"
+        )
 
 
 def current_run() -> Run | None:

@@ -280,6 +280,11 @@ def _show(local: LocalRun, width: int, patterns: tuple[str, ...]) -> Group:
     if local.traceback:
         parts += ["[red]traceback:[/]", Text(local.traceback)]
     parts += [Text.assemble(("gap", "red"), f": {_gap_text(gap)}") for gap in local.gaps]
+    if local.fork_from is not None:
+        parts.append(Text(f"forked from {local.fork_from} after step {local.fork_step}"))
+    if local.rewinds:
+        steps = ", then ".join(str(s) for s in local.rewinds)
+        parts.append(Text(f"rewound to step {steps} (later rows hidden: history(rewound=True))"))
     parts.append(_mapping("config", local.config))
     series = metric_series(local.history())
     drawn = main_metrics(series, patterns)
@@ -388,6 +393,9 @@ def _as_dict(run: LocalRun, digest: dict[str, tuple[float, float, float]]) -> di
         "system": {k: {"mean": m, "max": p, "last": last} for k, (m, p, last) in digest.items()},
         "files": sorted(run.files),
         "gaps": [{f: getattr(g, f) for f in g.__struct_fields__} for g in run.gaps],
+        "fork_from": run.fork_from,
+        "fork_step": run.fork_step,
+        "rewinds": run.rewinds,
     }
 
 

@@ -757,6 +757,26 @@ class Run:
         """Rows the SDK dropped because its disk refused them (``first_step``, ``rows``, ...)."""
         return list(self._detail().gaps)
 
+    @property
+    def fork_from(self) -> str | None:
+        """The run this one was forked from (``None``, also when the caller may not read it)."""
+        return self._detail().fork_from
+
+    @property
+    def fork_step(self) -> int | None:
+        """The parent's last step this fork inherits."""
+        return self._detail().fork_step
+
+    @property
+    def children(self) -> list[str]:
+        """Ids of the forks of this run the caller may read."""
+        return [child.id for child in self._detail().children]
+
+    @property
+    def rewinds(self) -> list[int]:
+        """Steps this run was rewound to, in order."""
+        return list(self._detail().rewinds)
+
     def refresh(self) -> Run:
         """Fetch the run again (state, summary, ... as they are now)."""
         self._load(self._api._json(wt.RunDetail, "GET", f"/runs/{_q(self.id)}"))

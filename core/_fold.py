@@ -14,13 +14,20 @@ The rules:
 * else the agent's finish (a crash verdict) decides it, if it is not older than the
   last start (a verdict from before a resume is about the earlier process);
 * config merges, a run update replaces only what it names, summary overrides win over
-  computed values, ``define_metric`` rules apply to the rows after them.
+  computed values, ``define_metric`` rules apply to the rows after them;
+* a fork's first start names its parent and fork step, and its summary goes on from the
+  parent's summary state at that step (carried in the record);
+* a rewind to step N hides the rows of higher steps logged before it (they are kept);
+  the caller, who holds the rows, rebuilds the summary from what is visible
+  (:func:`rebuild_summary`, with every ``define_metric`` rule), and steps go on from N+1.
 
 Records that are not state (histograms, media, files, artifacts) pass through.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,6 +41,7 @@ from .records import (
     Gap,
     GitInfo,
     Metrics,
+    Rewind,
     RunStart,
     RunUpdate,
     SummaryUpdate,
@@ -71,6 +79,13 @@ class RunFold:
         self.git: GitInfo | None = None
         self.environment: Environment | None = None
         self.gaps: list[Gap] = []
+        #: Lineage of a fork: the parent's id and the last inherited step.
+        self.fork_from: str | None = None
+        self.fork_step: int | None = None
+        #: The parent's summary state at the fork step (``Summarizer.dump()``).
+        self.fork_summary: dict[str, Any] | None = None
+        #: Steps of the rewinds, in order; rows are in "epochs" between them (see ``caps``).
+        self.rewinds: list[int] = []
 
     @property
     def final(self) -> Finish | None:
@@ -130,6 +145,10 @@ _PLAIN = (
     "last_start",
     "starts",
     "last_step",
+    "fork_from",
+    "fork_step",
+    "fork_summary",
+    "rewinds",
 )
 _RECORDS: dict[str, type[msgspec.Struct]] = {
     "main_finish": Finish,
@@ -201,7 +220,34 @@ def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
         state.define_metrics.append(record)
     elif kind is Gap:
         _gap(state.gaps, record)
+    elif kind is Rewind:
+        state.rewinds.append(record.step)
+        state.last_step = min(state.last_step, record.step)
     return state
+
+
+def caps(rewinds: list[int]) -> list[float]:
+    """The highest visible step of each epoch's rows: epoch ``e`` holds the rows written
+    after ``e`` rewinds; a later rewind to N hides its rows above N. One entry per epoch
+    (``len(rewinds) + 1``); the last, the current epoch's, is infinite."""
+    out: list[float] = [math.inf]
+    for step in reversed(rewinds):
+        out.append(min(out[-1], step))
+    out.reverse()
+    return out
+
+
+def rebuild_summary(state: RunFold, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Recompute ``state``'s summary from ``rows`` (the visible rows' values, in log order),
+    starting from the fork's inherited state and applying every ``define_metric`` rule;
+    user overrides stay."""
+    summarizer = Summarizer.load(state.fork_summary or {})
+    for rule in state.define_metrics:
+        summarizer.define(rule.name, rule.summary, rule.step_metric)
+    for values in rows:
+        summarizer.add(values)
+    summarizer.overrides = dict(state.summarizer.overrides)
+    state.summarizer = summarizer
 
 
 def _start(state: RunFold, record: RunStart) -> None:
@@ -220,6 +266,20 @@ def _start(state: RunFold, record: RunStart) -> None:
         state.start_time = record.start_time
     state.last_start = record.start_time
     state.main_finish = None
+    if record.fork_from is not None and state.starts == 1:
+        state.fork_from, state.fork_step = record.fork_from, record.fork_step
+        state.fork_summary = record.fork_summary
+        if record.fork_step is not None:  # its history reaches the fork step already
+            state.last_step = max(state.last_step, record.fork_step)
+        if record.fork_summary:
+            try:
+                inherited = Summarizer.load(record.fork_summary)
+                inherited.overrides = {}  # the parent's explicit values are not the fork's
+                state.fork_summary = inherited.dump()
+            except (TypeError, ValueError, KeyError, AttributeError):
+                state.fork_summary = None  # not a summary state: the fork's own rows only
+            else:
+                state.summarizer = inherited
 
 
 def _gap(gaps: list[Gap], record: Gap) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 from . import _liveness
 from ._errors import TracklineError
-from ._fold import RunFold, fold
+from ._fold import RunFold, caps, fold, rebuild_summary
 from ._settings import base_dir
+from ._warn import warn_once
 from .records import (
     ArtifactLogged,
     ArtifactUsed,
@@ -21,9 +22,14 @@ from .records import (
     Histogram,
     MediaRecord,
     Metrics,
+    Rewind,
+    RunStart,
     SystemSample,
 )
-from .runlog import LogFile, read_records
+from .runlog import LogFile, decode_log, read_records
+
+#: Forks of forks are followed this deep at most (a guard against a cycle of ids).
+MAX_LINEAGE = 64
 
 
 class RunNotFoundError(TracklineError, FileNotFoundError):
@@ -49,6 +55,8 @@ class LocalRun:
             raise RunNotFoundError(f"no run log at {main}")
         self.files: dict[str, FileSaved] = {}
         self._rows: list[Metrics] = []
+        #: Per row of ``_rows``: how many rewinds came before it in the log (its epoch).
+        self._epochs: list[int] = []
         self._histograms: list[Histogram] = []
         self._media: list[MediaRecord] = []
         self._system: list[SystemSample] = []
@@ -80,6 +88,10 @@ class LocalRun:
         self.summary_overrides: dict[str, Any] = state.summarizer.overrides
         #: Rows the writer dropped because the disk refused them (see ``Gap``).
         self.gaps: list[Gap] = state.gaps
+        #: The parent's id and the last step inherited from it, for a fork; else ``None``.
+        self.fork_from, self.fork_step = state.fork_from, state.fork_step
+        #: The steps this run was rewound to (``init(id=..., rewind_to=N)``), in order.
+        self.rewinds: list[int] = state.rewinds
         final = state.final
         self.state = state.state
         self.end_time = None if final is None else final.time
@@ -95,6 +107,7 @@ class LocalRun:
             if type(record) is Metrics:
                 if main:
                     self._rows.append(record)
+                    self._epochs.append(len(state.rewinds))
             elif type(record) is SystemSample:
                 self._system.append(record)
             elif type(record) is Histogram:
@@ -111,6 +124,22 @@ class LocalRun:
             elif type(record) is ArtifactUsed:
                 self._used.append(record)
             fold(state, record, stream)
+            if type(record) is Rewind and main:
+                rebuild_summary(state, (r.values for r, _ in self._visible()))
+
+    def _visible(self, rewound: bool = False) -> list[tuple[Metrics, bool]]:
+        """The run's own rows in log order, each with whether it is rewound (hidden);
+        only the visible ones unless ``rewound``."""
+        rows = self._rows
+        if not self._fold.rewinds:
+            return [(r, False) for r in rows]
+        top = caps(self._fold.rewinds)
+        out = []
+        for record, epoch in zip(rows, self._epochs, strict=True):
+            hidden = record.step > top[epoch]
+            if rewound or not hidden:
+                out.append((record, hidden))
+        return out
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -135,32 +164,87 @@ class LocalRun:
             )
         return end - self.start_time
 
-    def history(self, keys: list[str] | None = None, pandas: bool = False) -> Any:
+    def history(
+        self,
+        keys: list[str] | None = None,
+        pandas: bool = False,
+        rewound: bool = False,
+        inherited: bool = True,
+    ) -> Any:
         """Rows ordered by step; rows of the same step are merged (later values win).
 
         Each row has ``_step``, ``_time`` and the logged keys. With ``keys``,
         only those keys, and only rows that have at least one of them.
+
+        A fork's history begins with its parent's rows up to ``fork_step``, read from the
+        parent's own run log (by reference; a warning says so when the parent is not in
+        this directory, and only the fork's own rows come back); ``inherited=False``
+        gives the fork's own rows only. Rows hidden by a rewind come back only with
+        ``rewound=True``, each marked ``"_rewound": True`` (not merged with the row of
+        the same step that replaced it).
         """
         merged: dict[int, dict[str, Any]] = {}
+        hidden: list[dict[str, Any]] = []
         wanted = set(keys) if keys is not None else None
-        for record in self._rows:
+        if inherited and self.fork_from is not None and self.fork_step is not None:
+            for row in self._inherited(keys):
+                merged[row["_step"]] = row
+        for record, is_hidden in self._visible(rewound):
             values = record.values
             if wanted is not None:
                 values = {k: v for k, v in values.items() if k in wanted}
                 if not values:
                     continue
-            row = merged.get(record.step)
-            if row is None:
-                row = merged[record.step] = {"_step": record.step, "_time": record.time}
+            if is_hidden:
+                hidden.append({"_step": record.step, "_time": record.time, **values})
+                continue
+            known = merged.get(record.step)
+            if known is None:
+                known = merged[record.step] = {"_step": record.step, "_time": record.time}
             else:
-                row["_time"] = record.time
-            row.update(values)
+                known["_time"] = record.time
+            known.update(values)
         rows = [merged[step] for step in sorted(merged)]
+        if hidden:
+            for row in hidden:
+                row["_rewound"] = True
+            rows = sorted(rows + _merge_by_step(hidden), key=lambda r: r["_step"])
         if pandas:
             import pandas as pd
 
             return pd.DataFrame(rows)
         return rows
+
+    def parent(self) -> LocalRun | None:
+        """The run this one was forked from, read from the same runs directory; ``None``
+        when this run is not a fork or its parent is not there."""
+        if self.fork_from is None:
+            return None
+        try:
+            return LocalRun(self.path.parent / self.fork_from)
+        except RunNotFoundError:
+            return None
+
+    def children(self) -> list[str]:
+        """Ids of the runs in the same runs directory forked from this one."""
+        return forks_of(self.path.parent, self.id)
+
+    def _inherited(self, keys: list[str] | None, depth: int = 0) -> list[dict[str, Any]]:
+        parent = self.parent() if depth < MAX_LINEAGE else None
+        if parent is None:
+            warn_once(
+                f"fork-parent:{self.id}",
+                f"trackline: run {self.id} is a fork of {self.fork_from} at step "
+                f"{self.fork_step}, which is not in {self.path.parent}; its history here "
+                "has only the fork's own rows (sync or copy the parent there to read them)",
+            )
+            return []
+        limit = self.fork_step if self.fork_step is not None else -1
+        rows = parent.history(keys, inherited=False)
+        if parent.fork_from is not None:
+            rows = parent._inherited(keys, depth + 1) + rows
+            rows = _merge_by_step(rows)
+        return [row for row in rows if row["_step"] <= limit]
 
     def histograms(self, key: str | None = None) -> list[Histogram]:
         """Histogram records, in the order logged (optionally of one key)."""
@@ -213,6 +297,48 @@ class LocalRun:
 
     def __repr__(self) -> str:
         return f"<LocalRun {self.id} {self.name!r} {self.state}>"
+
+
+def _merge_by_step(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the same step merged (later values win), ordered by step."""
+    merged: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        known = merged.get(row["_step"])
+        if known is None:
+            merged[row["_step"]] = dict(row)
+        else:
+            known.update(row)
+    return [merged[step] for step in sorted(merged)]
+
+
+def read_start(run_dir: str | os.PathLike[str]) -> RunStart | None:
+    """The first start record of a run directory (reads only the start of its log)."""
+    try:
+        with open(Path(run_dir) / "main.tlog", "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return None
+    try:
+        frames = decode_log(head)
+    except Exception:
+        return None
+    for frame in frames:
+        if type(frame.record) is RunStart:
+            return frame.record
+    return None
+
+
+def forks_of(runs_dir: str | os.PathLike[str], run_id: str) -> list[str]:
+    """Ids of the runs under ``runs_dir`` whose first start forks them from ``run_id``."""
+    found: list[str] = []
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return found
+    for child in sorted(root.iterdir()):
+        start = read_start(child)
+        if start is not None and start.fork_from == run_id:
+            found.append(start.run_id)
+    return found
 
 
 def find_run_dir(

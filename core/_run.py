@@ -41,6 +41,7 @@ from .records import (
     Histogram,
     Metrics,
     Record,
+    Rewind,
     RunStart,
     RunUpdate,
     SummaryUpdate,
@@ -113,6 +114,8 @@ class Run:
         notes: str | None = None,
         config: Mapping[str, Any] | None = None,
         resumed_from: Any = None,
+        fork: tuple[Any, int] | None = None,
+        rewind_to: int | None = None,
     ) -> None:
         self.id = run_id
         self.project = settings.project
@@ -142,14 +145,39 @@ class Run:
         self.dir = settings.runs_dir / run_id
         self.config = Config(self._emit_config)
         previous_config: dict[str, Any] = {}
+        #: The parent's id and the last step inherited from it, for a fork.
+        self.fork_from: str | None = None
+        self.fork_step: int | None = None
+        self._fork_summary: dict[str, Any] | None = None
+        self._inherited_rules: list[DefineMetric] = []
+        self._rewind_to = rewind_to
         if resumed_from is not None:
             previous_config = dict(resumed_from.config)
+            self.fork_from, self.fork_step = resumed_from.fork_from, resumed_from.fork_step
             self._step = resumed_from.last_step + 1
+            if rewind_to is not None:
+                self._step = rewind_to + 1
+            seed = resumed_from._fold.fork_summary
+            if seed:
+                self._summarizer = Summarizer.load(seed)
             for rule in resumed_from.define_metrics:
                 self._summarizer.define(rule.name, rule.summary, rule.step_metric)
-            for row in resumed_from.history():
-                self._summarizer.add({k: v for k, v in row.items() if not k.startswith("_")})
+            for row in resumed_from.history(inherited=False):
+                if rewind_to is None or row["_step"] <= rewind_to:
+                    self._summarizer.add({k: v for k, v in row.items() if not k.startswith("_")})
             self._summarizer.overrides.update(resumed_from.summary_overrides)
+        elif fork is not None:
+            parent, fork_step = fork
+            previous_config = dict(parent.config)
+            self.fork_from, self.fork_step = parent.id, fork_step
+            self._step = fork_step + 1
+            for rule in parent.define_metrics:
+                self._summarizer.define(rule.name, rule.summary, rule.step_metric)
+                self._inherited_rules.append(rule)
+            for row in parent.history():
+                if row["_step"] <= fork_step:
+                    self._summarizer.add({k: v for k, v in row.items() if not k.startswith("_")})
+            self._fork_summary = self._summarizer.dump()
         self.config._load(previous_config)
         if config is not None:
             self.config._load(encodable(_as_mapping(config)))
@@ -185,11 +213,18 @@ class Run:
             pid=os.getpid(),
             argv=list(_hooks.argv()),
             resumed=resumed,
+            fork_from=None if resumed else self.fork_from,
+            fork_step=None if resumed else self.fork_step,
+            fork_summary=None if resumed else self._fork_summary,
         )
         self._agent = _agent_launch.start(self.dir, self._settings)
         # Before the start record: a reader must not judge it by a resumed run's old processes.
         _liveness.record(self.dir, None if self._agent is None else self._agent.pid)
         self._buffer_append(start)
+        for rule in self._inherited_rules:  # the parent's rules hold for the fork's rows too
+            self._buffer_append(rule)
+        if self._rewind_to is not None:
+            self._buffer_append(Rewind(step=self._rewind_to, time=time.time()))
         if self._settings.console:
             self._console = _console.start(self.dir, self._settings.console_max_chars)
             if self._console is not None:

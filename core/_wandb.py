@@ -27,8 +27,6 @@ IGNORED_INIT_OPTIONS = (
     "sync_tensorboard",
     "tensorboard",
     "save_code_dir",
-    "fork_from",
-    "resume_from",
     "force",
 )
 

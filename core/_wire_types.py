@@ -225,6 +225,24 @@ class Run(_Wire, frozen=True):
     exit_code: int | None = None
     #: ``[name or glob, step metric]`` of the run's ``define_metric`` calls that named one.
     step_metrics: list[list[str]] = []
+    #: A fork's parent (absent to a caller who may not read it) and the last step inherited.
+    fork_from: str | None = None
+    fork_step: int | None = None
+    #: The parent's project (``entity/name``), once the parent is on the server.
+    fork_project: str | None = None
+    #: Steps the run was rewound to, in order (detail only).
+    rewinds: list[int] = []
+    #: The run's forks the caller may read (detail only).
+    children: list[RunChild] = []
+
+
+class RunChild(_Wire, frozen=True):
+    """A fork of a run: its id, name and the parent's step it branched after."""
+
+    id: str
+    name: str | None = None
+    fork_step: int | None = None
+    project: str | None = None
 
 
 class RunDetail(Run, frozen=True):
@@ -659,6 +677,7 @@ ALL: tuple[type[_Wire], ...] = (
     Visibility,
     Run,
     RunDetail,
+    RunChild,
     RunPage,
     Columns,
     Histograms,

@@ -41,6 +41,13 @@ class RunStart(_Record, tag="start", frozen=True):
     pid: int = 0
     argv: list[str] = []
     resumed: bool = False
+    #: A fork (``init(fork_from=..., fork_step=...)``): the parent run's id, and the last
+    #: step of the parent's history this run inherits (read by reference, never copied).
+    fork_from: str | None = None
+    fork_step: int | None = None
+    #: The parent's summary state at ``fork_step`` (``Summarizer.dump()``): the fork's
+    #: summary goes on from it, so it reads the same where the parent is absent.
+    fork_summary: dict[str, Any] | None = None
 
 
 class ConfigUpdate(_Record, tag="config", frozen=True):
@@ -234,6 +241,17 @@ class Console(_Record, tag="console", frozen=True):
     time: float
 
 
+class Rewind(_Record, tag="rewind", frozen=True):
+    """The run goes on from ``step`` (``init(id=..., rewind_to=step)``).
+
+    Rows of higher steps written before this record are kept but rewound: hidden from
+    the history and the summary unless asked for; rows after it are the run's again.
+    """
+
+    step: int
+    time: float
+
+
 Record = (
     RunStart
     | ConfigUpdate
@@ -252,6 +270,7 @@ Record = (
     | ArtifactUsed
     | Gap
     | Console
+    | Rewind
 )
 
 #: Final run states; ``running`` is the state before any of these.

@@ -24,6 +24,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from . import chunks as ch
+from . import lineage
 from .blockcache import BlockCache
 from .series import Blocks, SeriesInfo, list_series, read_blocks, read_points
 from .wire import sanitize
@@ -74,13 +75,25 @@ def history(
     keys: list[str] | None,
     samples: int | None = None,
     system: bool = False,
+    views: list[lineage.View] | None = None,
 ) -> Columns:
-    """The rows of a run (metrics, or system samples) as columns."""
+    """The rows of a run (metrics, or system samples) as columns.
+
+    ``views`` (``lineage.views_of``): a fork's inherited rows and rewound rows hidden.
+    """
     value_kind, row_kind = ("s", "S") if system else ("m", "r")
-    infos = list_series(conn, [run_pk], (value_kind,), keys)
-    points = read_points(conn, infos)
     row_points: ch.Points | None = None
-    if system or keys is None:
+    if views is not None and not system and not lineage.plain(views):
+        got = lineage.read(conn, views, (value_kind,), keys)
+        infos, points = got.infos, got.visible
+        if keys is None:
+            rows = lineage.read(conn, views, (row_kind,), None)
+            if rows.infos:
+                row_points = rows.visible[rows.infos[0].id]
+    else:
+        infos = list_series(conn, [run_pk], (value_kind,), keys)
+        points = read_points(conn, infos)
+    if row_points is None and (system or keys is None):
         rows_info = list_series(conn, [run_pk], (row_kind,))
         if rows_info:
             row_points = read_points(conn, rows_info)[rows_info[0].id]
@@ -188,8 +201,70 @@ def sample(
     x_axis: str = "step",
     x_range: tuple[float | None, float | None] = (None, None),
     cache: BlockCache | None = None,
+    views: dict[int, list[lineage.View]] | None = None,
+    rewound: bool = False,
 ) -> list[dict[str, Any]]:
-    """Downsampled series for every (run, key) that has points; see the module docstring."""
+    """Downsampled series for every (run, key) that has points; see the module docstring.
+
+    ``views`` (per run pk, ``lineage.views_of``): a fork's series begin with its parent's
+    points up to the fork step (the entry then says ``fork_step``), a rewound run's hide
+    the rewound points; with ``rewound``, those come as entries of their own marked
+    ``"rewound": true``.
+    """
+    special = {pk: v for pk, v in (views or {}).items() if pk in {r.pk for r in runs}}
+    special = {pk: v for pk, v in special.items() if not lineage.plain(v)}
+    out = _sample_plain(
+        conn, [r for r in runs if r.pk not in special], keys, samples, x_axis, x_range, cache
+    )
+    for pk, run_views in special.items():
+        run = next(r for r in runs if r.pk == pk)
+        out += _sample_lineage(conn, run, run_views, keys, samples, x_axis, x_range, rewound)
+    return out
+
+
+def _sample_lineage(
+    conn: sa.Connection,
+    run: RunRef,
+    views: list[lineage.View],
+    keys: list[str],
+    samples: int,
+    x_axis: str,
+    x_range: tuple[float | None, float | None],
+    rewound: bool,
+) -> list[dict[str, Any]]:
+    """``sample`` of one fork or rewound run, from its points over its lineage."""
+    with_times = x_axis in ("time", "relative")
+    got = lineage.read(conn, views, ("m",), keys, with_times=with_times, rewound=rewound)
+    x_source: ch.Points | None = None
+    if x_axis not in X_AXES:
+        x_read = lineage.read(conn, views, ("m",), [x_axis], with_times=False)
+        x_source = x_read.visible[x_read.infos[0].id] if x_read.infos else None
+    fork_step = int(views[1].limit) if len(views) > 1 else None
+    out = []
+    for info in got.infos:
+        entry = _series(got.visible[info.id], info, run, x_axis, x_source, samples, x_range)
+        if entry is not None:
+            if fork_step is not None and info.key in got.inherited:
+                entry["fork_step"] = fork_step
+            out.append(entry)
+        hidden = got.hidden.get(info.id)
+        if hidden is not None and len(hidden):
+            entry = _series(hidden, info, run, x_axis, x_source, samples, x_range)
+            if entry is not None:
+                entry["rewound"] = True
+                out.append(entry)
+    return out
+
+
+def _sample_plain(
+    conn: sa.Connection,
+    runs: list[RunRef],
+    keys: list[str],
+    samples: int,
+    x_axis: str,
+    x_range: tuple[float | None, float | None],
+    cache: BlockCache | None,
+) -> list[dict[str, Any]]:
     by_pk = {r.pk: r for r in runs}
     infos = list_series(conn, list(by_pk), ("m",), keys)
     metric_x = x_axis not in X_AXES

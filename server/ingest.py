@@ -24,8 +24,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from trackline._console import strip_ansi
-from trackline._fold import fold
-from trackline._names import project_problem
+from trackline._fold import fold, rebuild_summary
+from trackline._names import project_problem, valid_run_id
 from trackline.records import (
     ArtifactLogged,
     ArtifactUsed,
@@ -36,6 +36,7 @@ from trackline.records import (
     MediaRecord,
     Metrics,
     Record,
+    Rewind,
     RunStart,
     SystemSample,
 )
@@ -48,7 +49,7 @@ from trackline.runlog import (
     scan_frames,
 )
 
-from . import artifacts, auth, chunks, files, possession, runstate, series, trash
+from . import artifacts, auth, chunks, files, lineage, possession, runstate, series, trash
 from .columnize import Columnizer
 from .schema import (
     blob_owners,
@@ -624,6 +625,9 @@ class Applier:
                     fold(run, record)
             elif kind is SystemSample:
                 add_sample(len(self._system), record.time, record.values)
+            elif kind is Rewind and main:
+                self._rewind(record)
+                add_row = self._metrics.add
             else:
                 self._other(record, main)
         self.latest_time = max(
@@ -631,8 +635,41 @@ class Applier:
         )
         self._flush()
 
+    def _rewind(self, record: Rewind) -> None:
+        """Rows before the rewind go to chunks of the old epoch; the summary is rebuilt
+        from the visible points; later rows start new chunks (``lineage.py``)."""
+        if not -STEP_LIMIT <= record.step <= STEP_LIMIT:
+            raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
+        self._flush_rows()
+        state = self.state.fold
+        fold(state, record)
+        rebuild_summary(state, lineage.visible_values(self.conn, self.row.id, state.rewinds))
+        lineage.freeze(self.conn, self.row.id)
+
+    def _flush_rows(self) -> None:
+        """Write the buffered metric rows as chunks of the current epoch."""
+        metrics = self._metrics
+        if not len(metrics):
+            return
+        if min(metrics.steps) < -STEP_LIMIT or max(metrics.steps) > STEP_LIMIT:
+            raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
+        self.latest_time = max([self.latest_time, *metrics.times[-1:]])
+        store = series.SeriesWriter(self.conn, self.row.id, len(self.state.fold.rewinds))
+        store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
+        columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
+        store.ensure("m", [key for key, _, _ in columns])  # new series in one insert
+        for key, points, encoded in columns:
+            store.append("m", key, points, encoded)
+        store.flush()
+        self._metrics = Columnizer()
+
     def _other(self, record: Any, main: bool) -> None:
         kind = type(record)
+        if kind is RunStart and main and record.fork_from is not None:
+            if not valid_run_id(str(record.fork_from)) or not isinstance(record.fork_step, int):
+                raise IngestError(422, "a fork's start record needs a parent run id and a step")
+            if not 0 <= record.fork_step <= STEP_LIMIT:
+                raise IngestError(422, f"fork_step must be within 0..{STEP_LIMIT}")
         try:
             self.state.apply(record, self.stream)
         except ValueError as exc:  # the fold refuses a bad define_metric rule
@@ -746,18 +783,10 @@ class Applier:
     def _flush(self) -> None:
         run_pk = self.row.id
         steps_seen = [h["step"] for h in self._histograms] + [m["step"] for m in self._media]
-        if self._metrics.steps:
-            steps_seen += [min(self._metrics.steps), max(self._metrics.steps)]
         if steps_seen and (min(steps_seen) < -STEP_LIMIT or max(steps_seen) > STEP_LIMIT):
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
-        store = series.SeriesWriter(self.conn, run_pk)
-        metrics = self._metrics
-        if len(metrics):
-            store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
-            columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
-            store.ensure("m", [key for key, _, _ in columns])
-            for key, points, encoded in columns:
-                store.append("m", key, points, encoded)
+        self._flush_rows()
+        store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system
         if len(system):
             base = store.count("S", "")

@@ -107,6 +107,19 @@ def _block_times(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn, tables=schema.ADDED_IN[12])
 
 
+def _fork_and_rewind(conn: sa.Connection) -> None:
+    """Version 13 (fork and rewind): ``runs.parent_run_id`` and ``runs.fork_step`` (null
+    for every existing run), their index, and ``chunks.epoch`` (0: no rewind before)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+    for column in (schema.runs.c.parent_run_id, schema.runs.c.fork_step):
+        if column.name not in have:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {column.name} {kind}"))
+    schema.RUNS_BY_PARENT.create(conn, checkfirst=True)
+    if "epoch" not in {c["name"] for c in sa.inspect(conn).get_columns("chunks")}:
+        conn.execute(sa.text("ALTER TABLE chunks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0"))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -119,6 +132,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (10, _run_trash),
     (11, _uploads),
     (12, _block_times),
+    (13, _fork_and_rewind),
 ]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from trackline import _report_format as rf
 
-from . import auth, history, possession, query, tables
+from . import auth, history, lineage, possession, query, tables
 from .blockcache import BlockCache
 from .files import FileStore
 from .runstate import unpack
@@ -403,8 +403,20 @@ def _panel(
     wanted = set(settings["runsets"]) or {s["name"] for s in runsets}
     chosen = {r["id"] for s in runsets if s["name"] in wanted for r in s["runs"]}
     refs = [history.RunRef(rows[r].id, r, rows[r].start_time) for r in chosen if r in rows]
+    views = {
+        rows[r].id: lineage.views_of(conn, rows[r], _same_project(rows[r]))
+        for r in chosen
+        if r in rows
+    }
     found = history.sample(
-        conn, refs, settings["keys"], settings["samples"], settings["x"], (None, None), cache
+        conn,
+        refs,
+        settings["keys"],
+        settings["samples"],
+        settings["x"],
+        (None, None),
+        cache,
+        views=views,
     )
     if not settings["band"]:  # the chart draws the means only: half the bytes
         for series in found:
@@ -412,6 +424,12 @@ def _panel(
                 series.pop(name, None)
     out["series"] = found
     return out
+
+
+def _same_project(row: Any) -> lineage.MayRead:
+    """A report's readers may read its project: a fork's parent shows there only when it
+    is in the same project (a share link reaches no further)."""
+    return lambda parent, _conn: parent.deleted_at is None and parent.project_id == row.project_id
 
 
 #: The most of a run's git diff a report shows.

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 from starlette.concurrency import run_in_threadpool
 from trackline import _wire_types as wt
 from trackline._names import RUN_ID
 
-from . import auth, history, ingest, possession, query, ranges, series_wire, tables
+from . import auth, history, ingest, lineage, possession, query, ranges, series_wire, tables
 from .deps import ApiError, Context, Ctx, MaybeUser, User, not_found
 from .limits import HEAVY_QUERY
 from .openapi import BINARY, ERRORS, OPTIONAL_AUTH, answers, errors
@@ -232,7 +232,26 @@ def query_runs(
 def get_run(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
     with ctx.db.read() as conn:
         row, path = load_run(conn, run_id, user)
-    return Json(query.run_dict(row, path, time.time(), ctx.config.heartbeat_timeout, detail=True))
+        family = _family(conn, row, user)
+    out = query.run_dict(row, path, time.time(), ctx.config.heartbeat_timeout, detail=True)
+    return Json({**out, **family})
+
+
+def _family(conn: sa.Connection, row: Any, user: auth.User | None) -> dict[str, Any]:
+    """A run's lineage as its reader may see it: the parent only if readable (else as if
+    it had none: a private parent's id does not leak), the readable forks, the rewinds."""
+    out: dict[str, Any] = {
+        "rewinds": lineage.rewinds_of(row),
+        "children": lineage.children_of(conn, row.run_id, user),
+    }
+    if row.parent_run_id is not None:
+        parent = conn.execute(sa.select(runs).where(runs.c.run_id == row.parent_run_id)).first()
+        if parent is None or lineage.reader(user)(parent, conn):
+            # Not uploaded yet: its id is the fork's own record, nothing of the parent.
+            out.update(fork_from=row.parent_run_id, fork_step=row.fork_step)
+            if parent is not None:
+                out["fork_project"] = lineage.project_path(conn, parent.project_id)
+    return out
 
 
 class RunPatch(BaseModel):
@@ -309,7 +328,8 @@ async def run_history(
     def work() -> Response:
         with ctx.db.read() as conn:
             row, _ = load_run(conn, run_id, user)
-            columns = history.history(conn, row.id, keys, samples)
+            views = lineage.views_of(conn, row, lineage.reader(user))
+            columns = history.history(conn, row.id, keys, samples, views=views)
         return _export(columns, format, f"{run_id}-history")
 
     return await run_in_threadpool(work)
@@ -508,6 +528,11 @@ def file_response(
 # -- metrics across runs ---------------------------------------------------------------
 
 
+def _lineal(row: Any) -> bool:
+    """A fork or a rewound run: its series are read over its lineage (``lineage.py``)."""
+    return row.parent_run_id is not None or bool(lineage.rewinds_of(row))
+
+
 def _runs(conn: sa.Connection, run_ids: list[str], user: auth.User | None) -> list[Any]:
     if len(run_ids) > MAX_RUNS:
         raise ApiError(400, f"at most {MAX_RUNS} runs per request")
@@ -533,12 +558,39 @@ def metric_keys(body: KeysQuery, ctx: Ctx, user: MaybeUser) -> Json:
             .where(series.c.run_pk.in_(list(by_pk)), series.c.kind == "m")
             .order_by(series.c.key)
         ).all()
+        inherited = _inherited_keys(conn, rows, user)
     per_run: dict[str, list[str]] = {r.run_id: [] for r in rows}
     counts: dict[str, int] = {}
     for run_pk, key, count in found:
         per_run[by_pk[run_pk]].append(key)
         counts[key] = counts.get(key, 0) + int(count)
+    for run_id, keys in inherited.items():  # a fork charts its parent's keys too
+        for key in sorted(set(keys) - set(per_run[run_id])):
+            per_run[run_id].append(key)
+            counts.setdefault(key, 0)
     return Json({"keys": sorted(counts), "runs": per_run, "points": counts})
+
+
+def _inherited_keys(
+    conn: sa.Connection, rows: list[Any], user: auth.User | None
+) -> dict[str, list[str]]:
+    """Per fork: the metric keys its readable ancestors have up to its fork step."""
+    out: dict[str, list[str]] = {}
+    may_read = lineage.reader(user)
+    for row in rows:
+        if row.parent_run_id is None:
+            continue
+        keys: list[str] = []
+        for view in lineage.views_of(conn, row, may_read)[1:]:
+            keys += conn.execute(
+                sa.select(series.c.key).where(
+                    series.c.run_pk == view.pk,
+                    series.c.kind == "m",
+                    series.c.step_min <= int(min(view.limit, 2**62)),
+                )
+            ).scalars()
+        out[row.run_id] = keys
+    return out
 
 
 #: A number, not a string or boolean read as one.
@@ -551,6 +603,9 @@ class SeriesQuery(BaseModel):
     samples: int = Field(1000, ge=1, le=history.MAX_SAMPLES)
     x: str = Field("step", max_length=1024, description="step, time, relative or a metric key")
     range: tuple[Bound, Bound] | None = Field(None, description="[low, high] of x")
+    rewound: StrictBool = Field(
+        False, description="Also the points a rewind hid, as entries marked rewound"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> SeriesQuery:
@@ -586,8 +641,18 @@ async def metric_series(
         with ctx.db.read() as conn:
             rows = _runs(conn, body.runs, user)
             refs = [history.RunRef(r.id, r.run_id, r.start_time) for r in rows]
+            may_read = lineage.reader(user)
+            views = {r.id: lineage.views_of(conn, r, may_read) for r in rows if _lineal(r)}
             found = history.sample(
-                conn, refs, body.keys, body.samples, body.x, body.range or (None, None), ctx.blocks
+                conn,
+                refs,
+                body.keys,
+                body.samples,
+                body.x,
+                body.range or (None, None),
+                ctx.blocks,
+                views=views,
+                rewound=body.rewound,
             )
         if series_wire.wants_binary(accept):
             answer = memoryview(series_wire.encode(found))  # sent without a copy

@@ -29,6 +29,10 @@ _META = (
     "define_metrics",
     "gaps",
     "last_start",
+    "fork_from",
+    "fork_step",
+    "fork_summary",
+    "rewinds",
 )
 
 
@@ -119,6 +123,8 @@ class RunState:
             "state": state.state,
             "end_time": None if decided is None else decided.time,
             "exit_code": None if decided is None else decided.exit_code,
+            "parent_run_id": state.fork_from,
+            "fork_step": state.fork_step,
             "meta": pack(self.meta),
             "config": pack(state.config),
             "summary": pack(state.summary),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 metadata = sa.MetaData()
 
@@ -106,8 +106,14 @@ runs = sa.Table(
     # In the trash since (server time), by whom; purged TRASH_DAYS later (schema version 10).
     sa.Column("deleted_at", _float, nullable=True),
     sa.Column("deleted_by", sa.Integer, nullable=True),
+    # A fork's parent (its run id: the parent may arrive later) and the last step it
+    # inherits from it, read from the parent's chunks by reference (schema version 13).
+    sa.Column("parent_run_id", sa.String(64), nullable=True),
+    sa.Column("fork_step", sa.BigInteger, nullable=True),
 )
 sa.Index("ix_runs_project", runs.c.project_id)
+#: A run's forks (version 13).
+RUNS_BY_PARENT = sa.Index("ix_runs_parent", runs.c.parent_run_id)
 
 streams = sa.Table(
     "streams",
@@ -161,6 +167,9 @@ chunks = sa.Table(
     sa.Column("vals", sa.LargeBinary, nullable=False),
     sa.Column("flags", sa.LargeBinary, nullable=False),
     sa.Column("times", sa.LargeBinary, nullable=False),
+    # How many rewinds of the run came before this chunk's points (version 13): a rewind
+    # to step N hides the points above N of the chunks of earlier epochs.
+    sa.Column("epoch", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("series_id", "seq", name="uq_chunks_series_seq"),
 )
 

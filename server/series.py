@@ -38,9 +38,11 @@ _CHUNK_COLUMNS = (
 class SeriesWriter:
     """Buffers the chunk writes of one ingest batch of one run."""
 
-    def __init__(self, conn: sa.Connection, run_pk: int) -> None:
+    def __init__(self, conn: sa.Connection, run_pk: int, epoch: int = 0) -> None:
         self.conn = conn
         self.run_pk = run_pk
+        #: The run's rewinds so far: the chunks written belong to that epoch (``lineage.py``).
+        self.epoch = epoch
         self._known: dict[tuple[str, str], dict[str, Any]] | None = None
         self._inserts: list[dict[str, Any]] = []
         self._updates: list[dict[str, Any]] = []
@@ -147,7 +149,12 @@ class SeriesWriter:
                 pairs = [(piece, ch.encode(piece)) for piece in ch.split(points)]
             for _, packed in pairs:
                 self._inserts.append(
-                    {"series_id": info["id"], "seq": info["chunks"], **packed.row()}
+                    {
+                        "series_id": info["id"],
+                        "seq": info["chunks"],
+                        "epoch": self.epoch,
+                        **packed.row(),
+                    }
                 )
                 self._times[(info["id"], info["chunks"])] = packed.block_times
                 self._fresh.add((info["id"], info["chunks"]))

@@ -181,12 +181,15 @@ export const api = {
   metricKeys: (runIds, signal) => request("POST", "/metrics/keys", { body: { runs: runIds }, signal }),
 
   /**
-   * Downsampled series: [{run, key, x_axis, kind, total, sampled, x, y, min, max, count}].
+   * Downsampled series: [{run, key, x_axis, kind, total, sampled, x, y, min, max, count}];
+   * a fork's series has fork_step (its points up to there are its parent's), and with
+   * rewound, a rewound run's hidden points come as entries with rewound: true.
    * x: "step" | "time" | "relative" | a metric key; range: [lo, hi] of x or null.
    */
-  async series({ runs, keys, samples, x = "step", range = null }, signal) {
+  async series({ runs, keys, samples, x = "step", range = null, rewound = false }, signal) {
     const body = { runs, keys, samples, x };
     if (range) body.range = range;
+    if (rewound) body.rewound = true; // also the points a rewind hid, as entries of their own
     const init = {
       method: "POST",
       headers: headers({ "Content-Type": "application/json", Accept: SERIES_BINARY }),

@@ -11,6 +11,7 @@ import { api } from "./api.js";
 import { LineChart } from "./chart.js";
 import { mergePoints } from "./downsample.js";
 import { h, icon, ICONS, mount } from "./util/dom.js";
+import { withAlpha } from "./util/colors.js";
 import { fmtCompact } from "./util/format.js";
 import { keyTitle, keyUnit } from "./util/keys.js";
 import { percentileRange, smoother, SMOOTHERS } from "./util/smooth.js";
@@ -244,11 +245,12 @@ class Panel {
     // Many runs in one chart: fewer points per line (merged like the server's buckets).
     const width = this.host.clientWidth || 400;
     const perLine = lines.length > MANY_RUNS ? Math.max(width / 3, (width * MANY_RUNS) / lines.length) : Infinity;
-    for (let i = 0; i < lines.length; i++) {
-      const { run, key, k, s } = lines[i];
+    const byStep = this.xAxis() === "step" || this.xAxis() === "";
+    const found = lines.splice(0);
+    for (const { run, key, k, s } of found) {
       const merged = s.x.length > perLine ? mergePoints(s, Math.ceil(s.x.length / perLine)) : s;
       if (merged.sampled) sampled += 1;
-      lines[i] = {
+      const line = {
         id: many ? `${run.id}|${key}` : run.id,
         label: many ? `${run.name} · ${key}` : run.name,
         color: run.color,
@@ -259,6 +261,12 @@ class Panel {
         max: merged.max,
         sampled: merged.sampled,
       };
+      lines.push(...forkParts(line, s.fork_step, byStep));
+      const hidden = cache.get(run.id)?.get(rewoundKey(key));
+      if (hidden && hidden.kind === "number" && hidden.x.length) {
+        // Rows a rewind hid: faint and dotted, drawn only when asked for.
+        lines.push({ ...line, id: `${line.id}|rewound`, label: `${line.label} (rewound)`, color: withAlpha(run.color, 0.4), dash: [2, 4], x: hidden.x, y: hidden.y, min: hidden.min, max: hidden.max, sampled: hidden.sampled });
+      }
     }
     const view = this.view();
     const smooth = smoother(view.smoothAlgo, view.smoothing);
@@ -1017,13 +1025,13 @@ export class MetricPanels {
     const stale = new Set(panel.stale);
     try {
       const found = await api.series(
-        { runs: ids, keys: panel.keys, samples, x: panel.xAxis(), range: panel.zoom },
+        { runs: ids, keys: panel.keys, samples, x: panel.xAxis(), range: panel.zoom, rewound: !!this.opts.rewound },
         this.aborter.signal,
       );
       if (panel.cacheKey() !== key) return; // the view changed meanwhile
       const cache = panel.cache();
       for (const id of ids) cache.set(id, new Map(panel.keys.map((k) => [k, { kind: "number", x: [], y: [], total: 0, sampled: false }])));
-      for (const s of found) cache.get(s.run)?.set(s.key, s);
+      for (const s of found) cache.get(s.run)?.set(s.rewound ? rewoundKey(s.key) : s.key, s);
       for (const id of stale) panel.stale.delete(id);
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -1041,6 +1049,31 @@ export class MetricPanels {
     this.pager.disconnect();
     for (const panel of this.panels.values()) panel.destroy();
   }
+}
+
+/** Where a panel's cache keeps a run's rewound points of ``key``. */
+function rewoundKey(key) {
+  return `${key}\u0000rewound`;
+}
+
+/**
+ * A fork's line as two that meet at the fork step: its parent's part (x <= forkStep, lighter
+ * and dashed) and its own (solid), so the one line shows where the fork branched.
+ */
+export function forkParts(line, forkStep, byStep) {
+  if (forkStep === undefined || forkStep === null || !byStep) return [line];
+  let cut = 0;
+  while (cut < line.x.length && line.x[cut] <= forkStep) cut += 1;
+  if (cut === 0) return [line];
+  const part = (from, to) => ({
+    x: line.x.slice(from, to),
+    y: line.y.slice(from, to),
+    min: line.min ? line.min.slice(from, to) : line.min,
+    max: line.max ? line.max.slice(from, to) : line.max,
+  });
+  const inherited = { ...line, ...part(0, cut), id: `${line.id}|inherited`, label: `${line.label} (inherited)`, color: withAlpha(line.color, 0.5), dash: [6, 4], inherited: true };
+  if (cut >= line.x.length) return [inherited];
+  return [inherited, { ...line, ...part(cut - 1, line.x.length) }];
 }
 
 const COPY_ICON = ["M9 9h11v11H9z", "M5 15H4V4h11v1"];

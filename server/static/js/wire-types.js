@@ -394,12 +394,26 @@
  * @property {?number} [runtime]
  * @property {?number} [exit_code]
  * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [fork_from]
+ * @property {?number} [fork_step]
+ * @property {?string} [fork_project]
+ * @property {Array<number>} [rewinds]
+ * @property {Array<RunChild>} [children]
  */
 
 /**
  * @typedef {Object} RunArtifacts
  * @property {Array<VersionRef>} logged
  * @property {Array<VersionRef>} used
+ */
+
+/**
+ * A fork of a run: its id, name and the parent's step it branched after.
+ * @typedef {Object} RunChild
+ * @property {string} id
+ * @property {?string} [name]
+ * @property {?number} [fork_step]
+ * @property {?string} [project]
  */
 
 /**
@@ -426,6 +440,11 @@
  * @property {?number} [runtime]
  * @property {?number} [exit_code]
  * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [fork_from]
+ * @property {?number} [fork_step]
+ * @property {?string} [fork_project]
+ * @property {Array<number>} [rewinds]
+ * @property {Array<RunChild>} [children]
  * @property {?string} [traceback]
  * @property {?string} [reason]
  * @property {Array<string>} [argv]
@@ -574,6 +593,11 @@
  * @property {?number} [runtime]
  * @property {?number} [exit_code]
  * @property {Array<Array<string>>} [step_metrics]
+ * @property {?string} [fork_from]
+ * @property {?number} [fork_step]
+ * @property {?string} [fork_project]
+ * @property {Array<number>} [rewinds]
+ * @property {Array<RunChild>} [children]
  * @property {?number} [deleted_at]
  * @property {?string} [deleted_by]
  * @property {?number} [purge_at]

@@ -35,6 +35,7 @@ export function runView(el, route) {
   let system = null;
   let media = null;
   let logs = null;
+  let showRewound = false;
   const ui = {};
 
   const load = async () => {
@@ -170,8 +171,17 @@ export function runView(el, route) {
     if (tab === "Overview") mount(ui.body, overview());
     else if (tab === "Charts") {
       const host = h("div", { class: "metric-panels" });
-      mount(ui.body, h("div", { class: "charts-pane single" }, host));
-      panels = new MetricPanels(host, { settings: prefs, onSettings: save, root: null });
+      // A rewound run: the rows the rewind hid, one click away (faint and dotted).
+      const toggle = (run.rewinds || []).length
+        ? h(
+            "label",
+            { class: "rewound-toggle" },
+            h("input", { type: "checkbox", checked: showRewound, on: { change: (e) => { showRewound = e.target.checked; renderTab(); } } }),
+            " Show rewound rows",
+          )
+        : null;
+      mount(ui.body, h("div", { class: "charts-pane single" }, toggle, host));
+      panels = new MetricPanels(host, { settings: prefs, onSettings: save, root: null, rewound: showRewound });
       panels.setRuns([asLine()]);
       api.metricKeys([run.id]).then((found) => alive && panels && panels.setKeys(found.keys));
     } else if (tab === "Media") {
@@ -248,12 +258,55 @@ export function runView(el, route) {
     return h("div", { class: "alerts" }, h("h3", { text: `Alerts (${alerts.length})` }), h("ul", null, alerts.slice(-20).reverse().map(item)));
   }
 
+  /** The family tree: the parent (forked after its step N), this run, its forks; rewinds. */
+  function familyCard() {
+    const children = run.children || [];
+    const rewinds = run.rewinds || [];
+    if (!run.fork_from && !children.length && !rewinds.length) return null;
+    const runLink = (id, proj, name) =>
+      proj ? h("a", { href: links.run(proj, id), text: name || id, dataset: { run: id } }) : h("span", { class: "mono", text: id, title: "not on the server yet" });
+    const tree = h(
+      "ul",
+      { class: "family-tree" },
+      run.fork_from
+        ? h(
+            "li",
+            { class: "family-parent" },
+            h("span", { class: "muted", text: "forked from " }),
+            runLink(run.fork_from, run.fork_project, run.fork_from),
+            h("span", { class: "muted", text: ` after step ${fmtNumber(run.fork_step)}` }),
+          )
+        : null,
+      h(
+        "li",
+        { class: "family-self" },
+        h("strong", { text: run.name || run.id }),
+        children.length
+          ? h(
+              "ul",
+              { class: "family-children" },
+              children.map((c) =>
+                h("li", { class: "family-child" }, runLink(c.id, c.project, c.name), h("span", { class: "muted", text: ` from step ${fmtNumber(c.fork_step)}` })),
+              ),
+            )
+          : null,
+      ),
+    );
+    return h(
+      "section",
+      { class: "card family-card" },
+      h("h2", { text: "Lineage" }),
+      tree,
+      rewinds.length ? h("p", { class: "rewinds muted", text: `Rewound to step ${rewinds.map((s) => fmtNumber(s)).join(", then ")}: the rows logged after it before the rewind are hidden in charts (Show rewound rows on the Charts tab).` }) : null,
+    );
+  }
+
   function summaryCard() {
     return h("section", { class: "card summary-card" }, h("h2", { text: "Summary" }), summaryTable(run.summary));
   }
 
   function overview() {
-    const left = h("div", { class: "col" }, infoCard(), notesCard(), run.git ? diffCard(run.git) : null);
+    const left = h("div", { class: "col" }, infoCard(), familyCard(), notesCard(), run.git ? diffCard(run.git) : null);
     const right = h(
       "div",
       { class: "col" },

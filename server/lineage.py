@@ -1,0 +1,266 @@
+"""Forks and rewinds in the stored history: what of which run's chunks a run shows.
+
+Nothing is copied. A fork's rows are its parent's rows up to the fork step (read
+from the parent's own chunks, and its parent's, ...) and then its own. A rewind to
+step N is a mark in the run's state; chunks carry the number of rewinds before
+them (``epoch``), so the points above N of earlier epochs are hidden on read
+(``trackline._fold.caps``). A parent the reader may not read is as if absent: the
+fork shows its own rows only (promise 3: nothing of a private run leaks through a
+fork of it). A parent uploaded after its fork is found by id when it arrives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from trackline._fold import caps
+
+from . import auth
+from . import chunks as ch
+from .runstate import unpack
+from .schema import chunks, entities, projects, runs, series
+from .series import SeriesInfo, list_series
+
+#: Ancestors followed at most (ids could, in principle, form a cycle).
+MAX_DEPTH = 64
+
+MayRead = Callable[[Any, sa.Connection], bool]
+
+
+@dataclass(frozen=True)
+class View:
+    """The part of one run's chunks a run shows: steps up to ``limit`` of ``pk``'s chunks,
+    each epoch's points capped by its rewinds (``caps[epoch]``)."""
+
+    pk: int
+    run_id: str
+    limit: float
+    caps: list[float] = field(default_factory=lambda: [math.inf])
+
+    def cap(self, epoch: int) -> float:
+        top = self.caps[min(epoch, len(self.caps) - 1)]
+        return min(top, self.limit)
+
+
+def rewinds_of(row: Any) -> list[int]:
+    meta: dict[str, Any] = unpack(row.meta, {})
+    return [int(s) for s in meta.get("rewinds") or []]
+
+
+def plain(views: list[View]) -> bool:
+    """True when the views are the run's own chunks whole (no fork, no rewind)."""
+    return len(views) == 1 and views[0].limit == math.inf and len(views[0].caps) == 1
+
+
+def reader(user: auth.User | None) -> MayRead:
+    """Whether ``user`` may read a run row: the rule of ``routes_query.load_run``."""
+
+    def may_read(row: Any, conn: sa.Connection) -> bool:
+        if row.deleted_at is not None:
+            return False
+        if row.project_id is None:
+            return user is not None and (user.id == row.creator_id or user.is_admin)
+        project = conn.execute(
+            sa.select(projects.c.public, projects.c.entity_id).where(
+                projects.c.id == row.project_id
+            )
+        ).one()
+        return bool(project.public) or (user is not None and user.can_write(project.entity_id))
+
+    return may_read
+
+
+def views_of(conn: sa.Connection, row: Any, may_read: MayRead) -> list[View]:
+    """The run's own view, then one per readable ancestor (nearest first)."""
+    views = [View(row.id, row.run_id, math.inf, caps(rewinds_of(row)))]
+    limit: float = math.inf
+    seen = {row.run_id}
+    current = row
+    while current.parent_run_id is not None and len(views) <= MAX_DEPTH:
+        limit = min(limit, current.fork_step if current.fork_step is not None else -1)
+        parent = conn.execute(sa.select(runs).where(runs.c.run_id == current.parent_run_id)).first()
+        if parent is None or parent.run_id in seen or not may_read(parent, conn):
+            break  # not uploaded yet, or not the reader's to see: as if absent
+        seen.add(parent.run_id)
+        views.append(View(parent.id, parent.run_id, limit, caps(rewinds_of(parent))))
+        current = parent
+    return views
+
+
+def children_of(conn: sa.Connection, run_id: str, user: auth.User | None) -> list[dict[str, Any]]:
+    """The forks of a run the reader may read: id, name and fork step, oldest first."""
+    may_read = reader(user)
+    found = conn.execute(
+        sa.select(runs)
+        .where(runs.c.parent_run_id == run_id, runs.c.deleted_at.is_(None))
+        .order_by(runs.c.created_at)
+    ).all()
+    return [
+        {
+            "id": r.run_id,
+            "name": r.name,
+            "fork_step": r.fork_step,
+            "project": project_path(conn, r.project_id),
+        }
+        for r in found
+        if may_read(r, conn)
+    ]
+
+
+def project_path(conn: sa.Connection, project_id: int | None) -> str | None:
+    """``entity/name`` of a project (``None`` for a run whose start has not arrived)."""
+    if project_id is None:
+        return None
+    row = conn.execute(
+        sa.select(entities.c.name, projects.c.name.label("project"))
+        .select_from(projects.join(entities, entities.c.id == projects.c.entity_id))
+        .where(projects.c.id == project_id)
+    ).first()
+    return None if row is None else f"{row.name}/{row.project}"
+
+
+@dataclass
+class Read:
+    """Points per key over a lineage: ``visible`` (latest per step, by step) and, when
+    asked, ``hidden`` (rewound points, by step). ``inherited`` says which keys have
+    points from an ancestor (so the chart can draw that part apart)."""
+
+    infos: list[SeriesInfo]
+    visible: dict[int, ch.Points]
+    hidden: dict[int, ch.Points]
+    inherited: set[str]
+
+
+def _chunk_rows(
+    conn: sa.Connection, series_ids: list[int], with_times: bool
+) -> Iterator[tuple[int, int, ch.Points]]:
+    """(series id, epoch, points) of these series' chunks, in series and log order."""
+    if not series_ids:
+        return
+    columns: list[Any] = [
+        chunks.c.series_id,
+        chunks.c.epoch,
+        chunks.c.n,
+        chunks.c.step_min,
+        chunks.c.dtype,
+        chunks.c.dense,
+        chunks.c.steps,
+        chunks.c.vals,
+        chunks.c.flags,
+    ]
+    if with_times:
+        columns.append(chunks.c.times)
+    query = (
+        sa.select(*columns)
+        .where(chunks.c.series_id.in_(series_ids))
+        .order_by(chunks.c.series_id, chunks.c.seq)
+    )
+    for row in conn.execute(query):
+        m = row._mapping
+        points = ch.decode(
+            m["n"],
+            m["step_min"],
+            m["dtype"],
+            m["dense"],
+            m["steps"],
+            m["vals"],
+            m["flags"],
+            m["times"] if with_times else None,
+        )
+        if not with_times:
+            points.times = np.zeros(len(points), np.float64)
+        yield row.series_id, int(row.epoch), points
+
+
+def read(
+    conn: sa.Connection,
+    views: list[View],
+    kinds: tuple[str, ...],
+    keys: list[str] | None,
+    with_times: bool = True,
+    rewound: bool = False,
+) -> Read:
+    """The points of each key over ``views``: ancestors' first, so the run's own win."""
+    own = views[0]
+    per_view = {v.pk: v for v in views}
+    infos = list_series(conn, [v.pk for v in views], kinds, keys)
+    by_key: dict[tuple[str, str], list[SeriesInfo]] = {}
+    for info in infos:
+        by_key.setdefault((info.kind, info.key), []).append(info)
+    pieces: dict[int, list[ch.Points]] = {}
+    hidden_pieces: dict[int, list[ch.Points]] = {}
+    run_of = {i.id: i.run_pk for i in infos}
+    for series_id, epoch, points in _chunk_rows(conn, list(run_of), with_times):
+        view = per_view[run_of[series_id]]
+        top = view.cap(epoch)
+        if top == math.inf:
+            pieces.setdefault(series_id, []).append(points)
+            continue
+        keep = points.steps <= top
+        pieces.setdefault(series_id, []).append(points.take(np.flatnonzero(keep)))
+        if rewound and view is own:
+            hidden_pieces.setdefault(series_id, []).append(points.take(np.flatnonzero(~keep)))
+    out_infos: list[SeriesInfo] = []
+    visible: dict[int, ch.Points] = {}
+    hidden: dict[int, ch.Points] = {}
+    inherited: set[str] = set()
+    order = {v.pk: i for i, v in enumerate(views)}
+    for (kind, key), group in sorted(by_key.items()):
+        group.sort(key=lambda i: -order[i.run_pk])  # the farthest ancestor first
+        parts = [p for i in group for p in pieces.get(i.id, [])]
+        mine = next((i for i in group if i.run_pk == own.pk), None)
+        if any(i.run_pk != own.pk and any(len(p) for p in pieces.get(i.id, [])) for i in group):
+            inherited.add(key)
+        merged = ch.latest_per_step(ch.concat(parts), False) if parts else ch.concat_empty()
+        if not len(merged) and mine is None:
+            continue
+        info = SeriesInfo(
+            id=mine.id if mine is not None else -group[0].id,
+            run_pk=own.pk,
+            kind=kind,
+            key=key,
+            count=len(merged),
+            ordered=True,
+            step_min=int(merged.steps[0]) if len(merged) else None,
+            step_max=int(merged.steps[-1]) if len(merged) else None,
+        )
+        out_infos.append(info)
+        visible[info.id] = merged
+        if mine is not None and hidden_pieces.get(mine.id):
+            gone = ch.concat(hidden_pieces[mine.id])
+            if len(gone):
+                order_ = np.argsort(gone.steps, kind="stable")
+                hidden[info.id] = gone.take(order_)
+    return Read(out_infos, visible, hidden, inherited)
+
+
+def visible_values(
+    conn: sa.Connection, run_pk: int, rewinds: list[int]
+) -> Iterator[dict[str, Any]]:
+    """The run's own visible metric values in log order, one key at a time: what the
+    summary is rebuilt from after a rewind (each key's summary depends on its own
+    values only, so key by key is the same as row by row)."""
+    top = caps(rewinds)
+    infos = list_series(conn, [run_pk], ("m",))
+    keys = {i.id: i.key for i in infos}
+    for series_id, epoch, points in _chunk_rows(conn, list(keys), with_times=False):
+        cap = top[min(epoch, len(top) - 1)]
+        if cap != math.inf:
+            points = points.take(np.flatnonzero(points.steps <= cap))
+        key = keys[series_id]
+        for value in points.python_values():
+            yield {key: value}
+
+
+def freeze(conn: sa.Connection, run_pk: int) -> None:
+    """Start new chunks after a rewind: points of a new epoch never merge into an old chunk."""
+    conn.execute(
+        series.update()
+        .where(series.c.run_pk == run_pk, series.c.last_n < ch.MERGE_BELOW)
+        .values(last_n=ch.MERGE_BELOW)
+    )
