@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +102,8 @@ def test_twenty_thousand_keys_in_sections_lazily(page: Page) -> None:
     assert 1 < len(shown) < 200
     assert all(s["collapsed"] and s["panels"] == 0 for s in shown[1:])
     assert p.locator(".panel").count() <= 40  # not 20,000
+    Path("test-artifacts").mkdir(exist_ok=True)
+    p.screenshot(path="test-artifacts/dashboard-wide-sections.png")
     # Sections collapse and open; an opened one makes its panels then.
     second = p.locator('.panel-section[data-section="layer000/block1"]')
     second.locator(".section-head").click()
