@@ -340,11 +340,10 @@ def test_an_old_crash_verdict_does_not_apply_to_the_resumed_run(
     system.append(records.Finish(time=_time.time(), state="crashed"))
     system.close()
     run.finish()
-    (run.dir / "main.tlog").write_bytes(
-        (run.dir / "main.tlog").read_bytes()[:-40]
-    )  # lose the finish
-    data = runlog.read_log(run.dir / "main.tlog")
-    (run.dir / "main.tlog").write_bytes((run.dir / "main.tlog").read_bytes()[: data[-1].end])
+    # Lose the finish record: cut the file where its frame starts.
+    main = run.dir / "main.tlog"
+    finish = [f for f in runlog.read_log(main) if type(f.record) is records.Finish][-1]
+    main.write_bytes(main.read_bytes()[: finish.start])
     (run.dir / "system.tlog.verdict").rename(run.dir / "system.tlog")
     assert trackline.open_run(run.dir).state == "crashed"
     _time.sleep(0.01)
