@@ -12,6 +12,7 @@ from . import _settings, _wandb
 from ._config import as_mapping
 from ._literals import Mode, Resume, SavePolicy
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
+from ._ranks import RANKS_DIR, check_rank
 from ._reader import LocalRun
 from ._run import Run, _tags
 
@@ -41,6 +42,8 @@ def init(
     config_include_keys: Any = None,
     config_exclude_keys: Any = None,
     allow_val_change: bool | None = None,
+    rank: int | None = None,
+    rank_metrics: bool = False,
     **wandb_options: Any,
 ) -> Run:
     """Start a run and make it the current one.
@@ -62,6 +65,12 @@ def init(
             it to, ``"never"``/``None`` refuses an existing id.
         console: record what the process prints (stdout, stderr); default on, unless
             ``TRACKLINE_CONSOLE=off``.
+        rank: this process's rank in a distributed job: every rank passes the same ``id``
+            (and ``rank=torch.distributed.get_rank()``). Rank 0 is the run as without
+            ``rank``; another rank writes ``runs/<id>/ranks/<rank>/``, shipped into the
+            same run: its process and host recorded, its system stats as ``rank<k>/...``.
+        rank_metrics: a rank above zero records its ``log`` rows too, as ``rank<k>/<key>``
+            (default: only rank 0's rows are recorded).
 
     W&B's keywords work too: ``entity`` (the owner: ``entity/project``), ``resume=True``
     or ``"auto"`` (``"allow"``), ``settings=trackline.Settings(mode=..., console="off")``,
@@ -71,6 +80,7 @@ def init(
     """
     global _current
     del reinit, allow_val_change  # always so here: see above
+    rank = check_rank(rank)
     project, resume, config, extra = _wandb.init_options(
         project,
         resume,
@@ -97,9 +107,13 @@ def init(
     run_id = id or _settings.env("TRACKLINE_RUN_ID") or new_run_id()
     if not valid_run_id(run_id):
         raise ValueError(f"run id must be 1-64 letters, digits, '-' or '_', not {run_id!r}")
+    if rank and not (id or _settings.env("TRACKLINE_RUN_ID")):
+        raise ValueError(f"rank {rank} needs the run's id: pass id= (the same on every rank)")
     previous: LocalRun | None = None
     if resolved.mode != "disabled":
         run_dir = resolved.runs_dir / run_id
+        if rank:
+            run_dir = run_dir / RANKS_DIR / str(rank)
         exists = (run_dir / "main.tlog").exists()
         if exists and resume in (None, "never"):
             raise ValueError(
@@ -109,7 +123,7 @@ def init(
             raise ValueError(
                 f"run {run_id!r} does not exist in {resolved.runs_dir}, and resume='must'"
             )
-        if exists:
+        if exists and not rank:  # another rank's state is rank 0's, not its own log's
             previous = LocalRun(run_dir)
     if previous is not None:
         resolved = _settings.resolve(project or previous.project, mode, dir, console)
@@ -124,6 +138,8 @@ def init(
         notes=notes if notes is not None else (previous.notes if previous else None),
         config=config,
         resumed_from=previous,
+        rank=rank,
+        rank_metrics=bool(rank_metrics),
     )
     _current = run
     if wandb_options.get("sync_tensorboard"):

@@ -19,6 +19,7 @@ from . import _credentials
 from . import _wire_types as wt
 from ._cli_table import console, output_options, print_json
 from ._cli_table import table as plain_table
+from ._ranks import RANKS_DIR
 from ._reader import record_verdict
 from ._settings import base_dir
 from ._transport import STREAMS, Shipper, read_progress
@@ -320,11 +321,43 @@ def _sync_one(
     progress: Progress,
     task: object,
 ) -> str | None:
+    for rank, directory in rank_dirs(run_dir):
+        problem = _ship_one(directory, rank, server, key, timeout, progress, task)
+        if problem:
+            return problem if rank is None else f"rank {rank}: {problem}"
+    return None
+
+
+def rank_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
+    """The run's directory, then those of its other ranks (``ranks/<k>/``), by rank."""
+    found: list[tuple[int | None, Path]] = [(None, run_dir)]
+    holder = run_dir / RANKS_DIR
+    if holder.is_dir():
+        ranks = sorted(
+            (int(p.name), p)
+            for p in holder.iterdir()
+            if p.name.isdigit() and int(p.name) > 0 and (p / "main.tlog").exists()
+        )
+        found += ranks
+    return found
+
+
+def _ship_one(
+    run_dir: Path,
+    rank: int | None,
+    server: str,
+    key: str | None,
+    timeout: float,
+    progress: Progress,
+    task: object,
+) -> str | None:
     try:
         record_verdict(run_dir)  # a run killed with its agent: the server learns it crashed
     except (OSError, RunLogError) as exc:
         return f"could not record the crashed verdict: {exc}"
-    with Shipper(run_dir, server, key, live=False, backoff_max=5.0, budget=1.0) as shipper:
+    with Shipper(
+        run_dir, server, key, live=False, backoff_max=5.0, budget=1.0, rank=rank
+    ) as shipper:
         last_progress = time.monotonic()
         best = -1
         while True:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ._ranks import fold_rank, split_stream
 from ._summary import Summarizer
 from .records import (
     ConfigUpdate,
@@ -71,6 +72,8 @@ class RunFold:
         self.git: GitInfo | None = None
         self.environment: Environment | None = None
         self.gaps: list[Gap] = []
+        #: The other writers of a distributed run, by rank (``_ranks.py``); rank 0 is the run.
+        self.writers: dict[str, dict[str, Any]] = {}
 
     @property
     def final(self) -> Finish | None:
@@ -130,6 +133,7 @@ _PLAIN = (
     "last_start",
     "starts",
     "last_step",
+    "writers",
 )
 _RECORDS: dict[str, type[msgspec.Struct]] = {
     "main_finish": Finish,
@@ -164,9 +168,17 @@ def final(main: Finish | None, agent: Finish | None, last_start: float) -> Finis
 def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
     """Apply one record of ``stream`` (``"main"`` or ``"system"``) to ``state``; returns it.
 
+    ``"main.<k>"`` and ``"system.<k>"`` are the streams of rank ``k`` of a distributed
+    run: see ``trackline._ranks``.
+
     A bad ``define_metric`` record raises ``ValueError``; any other record that is
     not state leaves ``state`` unchanged.
     """
+    if "." in stream:  # "main.3": a record of another writer of a distributed run
+        base, rank = split_stream(stream)
+        if rank is not None:
+            fold_rank(state, record, base, rank)
+        return state
     kind = type(record)
     if kind is Metrics:
         if stream == "main":

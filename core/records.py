@@ -41,6 +41,8 @@ class RunStart(_Record, tag="start", frozen=True):
     pid: int = 0
     argv: list[str] = []
     resumed: bool = False
+    #: The writer's rank in a distributed run (``init(rank=k)``); ``None``: a standalone run.
+    rank: int | None = None
 
 
 class ConfigUpdate(_Record, tag="config", frozen=True):

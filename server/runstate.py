@@ -29,6 +29,7 @@ _META = (
     "define_metrics",
     "gaps",
     "last_start",
+    "writers",
 )
 
 
