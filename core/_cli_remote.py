@@ -236,16 +236,21 @@ def run_dirs(paths: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "main.tlog").exists():
+        if _is_run_dir(path):
             found.append(path)
             continue
         holder = path / "runs" if (path / "runs").is_dir() else path
         if holder.is_dir():
-            found.extend(sorted(p for p in holder.iterdir() if (p / "main.tlog").exists()))
+            found.extend(sorted(p for p in holder.iterdir() if _is_run_dir(p)))
     unique: dict[Path, Path] = {}
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def _is_run_dir(path: Path) -> bool:
+    """A run's directory: its log, or (on a node without rank 0) its other ranks' logs."""
+    return (path / "main.tlog").exists() or bool(rank_dirs(path))
 
 
 @click.command("sync")
@@ -330,7 +335,9 @@ def _sync_one(
 
 def rank_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
     """The run's directory, then those of its other ranks (``ranks/<k>/``), by rank."""
-    found: list[tuple[int | None, Path]] = [(None, run_dir)]
+    found: list[tuple[int | None, Path]] = []
+    if (run_dir / "main.tlog").exists():
+        found.append((None, run_dir))
     holder = run_dir / RANKS_DIR
     if holder.is_dir():
         ranks = sorted(

@@ -720,8 +720,9 @@ class Applier:
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
         store = series.SeriesWriter(self.conn, run_pk)
         metrics = self._metrics
-        if len(metrics) and own_rows:
-            store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
+        if len(metrics):
+            if own_rows:
+                store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
             for key, points in metrics.columns():
                 store.append("m", clean(key, 1024) or "", points)
         system = self._system
