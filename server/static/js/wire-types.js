@@ -435,6 +435,7 @@
  * @property {?Object<string, *>} [environment]
  * @property {Array<Object<string, *>>} [define_metrics]
  * @property {Array<Object<string, *>>} [gaps]
+ * @property {Array<Object<string, *>>} [writers]
  */
 
 /**
