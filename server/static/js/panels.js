@@ -25,6 +25,26 @@ const SLIDERS = ["M4 7h9", "M17 7h3", "M15 5v4", "M4 17h3", "M11 17h9", "M9 15v4
 // The share of the points "ignore outliers" keeps inside the y axis (W&B's 1st-99th percentile).
 const OUTLIERS = [0.01, 0.99];
 
+// A distributed run's rank k logs "rank<k>/<key>" (trackline.init(rank=k, rank_metrics=True)).
+const RANK_KEY = /^rank([0-9]+)\/(.+)$/;
+
+/**
+ * The keys of other ranks drawn in the panel of the key they repeat: "rank3/loss" in the
+ * panel of "loss" (one line per rank), when "loss" has a panel. Map(key -> its rank keys).
+ */
+export function rankSiblings(keys) {
+  const present = new Set(keys);
+  const siblings = new Map();
+  for (const key of keys) {
+    const m = RANK_KEY.exec(key);
+    if (!m || !present.has(m[2])) continue;
+    if (!siblings.has(m[2])) siblings.set(m[2], []);
+    siblings.get(m[2]).push([Number(m[1]), key]);
+  }
+  for (const [base, found] of siblings) siblings.set(base, found.sort((a, b) => a[0] - b[0]).map(([, key]) => key));
+  return siblings;
+}
+
 /** Section of a key: its prefix before "/", or "Charts". */
 export function sectionOf(key) {
   const at = key.indexOf("/");
@@ -206,6 +226,17 @@ class Panel {
     this.zoom = null;
     this.resetBtn.hidden = true;
     this.draw();
+    if (this.inView) this.owner.schedule(this);
+  }
+
+  /** Other ranks' keys of this panel's key ("rank3/loss" for "loss"): a line each. */
+  setRankKeys(rankKeys) {
+    if (this.custom) return;
+    const keys = [this.key, ...rankKeys];
+    if (keys.length === this.keys.length && keys.every((k, i) => k === this.keys[i])) return;
+    this.keys = keys;
+    this.caches.clear(); // refetched with the new keys
+    this.el.dataset.ranks = String(rankKeys.length);
     if (this.inView) this.owner.schedule(this);
   }
 
@@ -513,10 +544,16 @@ export class MetricPanels {
     if (same) return;
     this.keys = keys;
     this.fillXOptions();
+    const siblings = rankSiblings(keys);
+    const folded = new Set([...siblings.values()].flat());
+    const own = keys.filter((k) => !folded.has(k));
     for (const [id, panel] of this.panels) {
-      if (!panel.custom && !keys.includes(id)) this.dropPanel(id);
+      if (!panel.custom && !own.includes(id)) this.dropPanel(id);
     }
-    for (const key of keys) if (!this.panels.has(key)) this.panels.set(key, new Panel(this, key));
+    for (const key of own) {
+      if (!this.panels.has(key)) this.panels.set(key, new Panel(this, key));
+      this.panels.get(key).setRankKeys(siblings.get(key) || []);
+    }
     this.layout();
   }
 
