@@ -43,6 +43,7 @@ rank = int(os.environ["RANK"])
 dist.init_process_group("gloo", rank=rank, world_size=int(os.environ["WORLD_SIZE"]))
 run = trackline.init(project="dist", id=os.environ["RUN_ID"], rank=rank, rank_metrics=True)
 print(run._agent.pid if run._agent else 0, flush=True)
+print(f"hello from rank {{rank}}", file=sys.stderr, flush=True)  # its console, as console.<k>
 for step in range({steps}):
     total = torch.tensor([float(step)])
     dist.all_reduce(total)  # every rank at every step, as in data-parallel training
@@ -81,7 +82,6 @@ def start_ranks(
             "TRACKLINE_HOSTNAME": host,
             "TRACKLINE_DIR": str(tmp_path / host),  # each "node" has its own disk
             "TRACKLINE_SYSTEM_INTERVAL": "0.2",
-            "TRACKLINE_CONSOLE": "off",
             "VICTIM": str(-1 if victim is None else victim),
         }
         env.pop("TRACKLINE_SERVER", None)
@@ -159,8 +159,7 @@ def _close_clients() -> Any:
 
 
 def writers_of(api: trackline.Api) -> dict[int, dict[str, Any]]:
-    detail = api._json(wt.RunDetail, "GET", "/runs/ddp-run")
-    return {w["rank"]: w for w in detail.writers}
+    return {w["rank"]: w for w in api.run("ddp-run").writers}
 
 
 def test_four_ranks_on_two_nodes_arrive_once_each(
@@ -189,6 +188,12 @@ def test_four_ranks_on_two_nodes_arrive_once_each(
         assert key(rank, "proc/rss_bytes") in keys, rank
     assert {"host/cpu_percent", "rank2/host/cpu_percent"} <= keys
     assert not {"rank1/host/cpu_percent", "rank3/host/cpu_percent"} & keys
+    # Each rank's console, its lines marked with the rank.
+    with server.client() as client:
+        text = client.get("/runs/ddp-run/logs.txt").text
+    assert "hello from rank 0" in text
+    for rank in range(1, WORLD):
+        assert text.count(f"[rank{rank}] hello from rank {rank}") == 1
 
 
 def test_a_killed_rank_is_marked_crashed_and_the_others_complete(
@@ -243,3 +248,39 @@ def test_offline_ranks_read_whole_and_sync(
     assert_shipped_exactly(server, tmp_path, list(range(WORLD)))
     assert sorted(writers_of(api)) == [0, 1, 2, 3]
     wait_for(lambda: api.run("ddp-run").state == "finished", what="the run finished")
+
+
+def test_a_writers_state_does_not_depend_on_the_order_its_streams_arrive_in() -> None:
+    """Rank 2's start, rows and finish (main.2) and its agent's verdicts (system.2), in
+    either order: the same writer; the run's own state and summary are rank 0's."""
+    from trackline._fold import RunFold, fold
+    from trackline._ranks import writers
+    from trackline.records import Finish, Metrics, RunStart
+
+    rank0 = [RunStart("r", "p", "n", 10.0, host="a", rank=0), Metrics(0, 11.0, {"loss": 1.0})]
+    main2 = [
+        RunStart("r", "p", "other", 12.0, host="b", pid=7, rank=2, config={"lr": 9}),
+        Metrics(0, 13.0, {"loss": 2.0}),
+    ]
+    old_verdict = Finish(5.0, "crashed", reason="an earlier process")  # before its start
+    verdict = Finish(20.0, "crashed", reason="pid 7 gone")
+    for order in ("main first", "system first"):
+        state = RunFold()
+        for record in rank0:
+            fold(state, record)
+        streams = [(main2, "main.2"), ([old_verdict, verdict], "system.2")]
+        if order == "system first":
+            streams.reverse()
+        for records, stream in streams:
+            for record in records:
+                fold(state, record, stream)
+        assert state.state == "running" and state.name == "n" and state.config == {}
+        assert state.summary == {"loss": 1.0, "rank2/loss": 2.0}
+        (zero, two) = writers(state)
+        assert (zero["rank"], zero["host"], zero["state"]) == (0, "a", "running")
+        assert (two["rank"], two["host"], two["pid"], two["state"]) == (2, "b", 7, "crashed")
+        assert two["reason"] == "pid 7 gone"
+        # Its own finish wins over the verdict.
+        fold(state, Finish(19.0, "finished"), "main.2")
+        assert writers(state)[1]["state"] == "finished"
+        assert RunFold.load(state.dump()).writers == state.writers  # kept between batches
