@@ -98,3 +98,30 @@ def test_rank_keys_are_lines_in_the_panel_of_their_key(page: Page) -> None:
     ]
     assert loss.get_attribute("data-points") == str(30 * WORLD)
     page.shot("ranks-loss-per-rank")
+
+
+def test_ranks_as_a_min_mean_max_band(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    p = page.goto(f"/p/{PROJECT}")
+    loss = p.locator('.panel[data-key="loss"]')
+    expect(loss).to_have_attribute("data-ranks", str(WORLD - 1))
+    wait_chart(p, panel_chart("loss"))
+    loss.locator(".panel-menu-btn").click()
+    p.locator('input[name="rankBand"]').check()
+    p.get_by_role("button", name="Close").click()
+    expect(loss).to_have_attribute("data-band", "ranks")
+    state = chart_state(p, panel_chart("loss"))
+    assert [s["label"] for s in state["series"] if s["show"]][:1] == ["four-ranks"]
+    # The mean at step 0 of 2.0 + 0.1 * rank over four ranks, the band 2.0 .. 2.3.
+    mean, _, low, high = p.evaluate(
+        """() => document.querySelector('.panel[data-key="loss"] .panel-chart').chart.aligned
+            .cols[0].map((column) => column && column[0])"""
+    )
+    assert (mean, low, high) == pytest.approx((2.15, 2.0, 2.3))
+    assert "4 ranks" in loss.locator(".panel-status").inner_text()
+    page.shot("ranks-loss-band")
+    loss.locator(".panel-menu-btn").click()
+    p.locator('input[name="rankBand"]').uncheck()
+    p.get_by_role("button", name="Close").click()
+    expect(loss).to_have_attribute("data-band", "")

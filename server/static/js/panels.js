@@ -45,6 +45,41 @@ export function rankSiblings(keys) {
   return siblings;
 }
 
+/**
+ * Several ranks' series of one key as one: at each x any of them has, the mean of the
+ * values there, and their min and max as the band (each rank's own band where it was
+ * downsampled).
+ */
+export function rankBand(series) {
+  const at = new Map(); // x -> [sum, n, min, max]
+  for (const s of series) {
+    for (let i = 0; i < s.x.length; i++) {
+      const y = s.y[i];
+      if (y === null || y === undefined || !Number.isFinite(y)) continue;
+      const lo = s.min ? s.min[i] ?? y : y;
+      const hi = s.max ? s.max[i] ?? y : y;
+      const cell = at.get(s.x[i]);
+      if (cell) {
+        cell[0] += y;
+        cell[1] += 1;
+        cell[2] = Math.min(cell[2], lo);
+        cell[3] = Math.max(cell[3], hi);
+      } else at.set(s.x[i], [y, 1, lo, hi]);
+    }
+  }
+  const x = [...at.keys()].sort((a, b) => a - b);
+  const cells = x.map((v) => at.get(v));
+  return {
+    kind: "number",
+    x,
+    y: cells.map((c) => c[0] / c[1]),
+    min: cells.map((c) => c[2]),
+    max: cells.map((c) => c[3]),
+    total: series.reduce((n, s) => n + s.total, 0),
+    sampled: true,
+  };
+}
+
 /** Section of a key: its prefix before "/", or "Charts". */
 export function sectionOf(key) {
   const at = key.indexOf("/");
@@ -100,6 +135,7 @@ class Panel {
       yMin: own.yMin ?? null,
       yMax: own.yMax ?? null,
       outliers: !!own.outliers,
+      rankBand: !!own.rankBand,
     };
   }
 
@@ -248,11 +284,23 @@ class Panel {
     let sampled = 0;
     let total = 0;
     let text = false;
-    const many = this.keys.length > 1;
+    const view = this.view();
+    // Other ranks' keys ("rank3/loss"): a line each, or one min/mean/max band per run.
+    const band = !this.custom && this.keys.length > 1 && view.rankBand;
+    const many = this.keys.length > 1 && !band;
     for (const run of this.runs()) {
       // While a zoomed fetch is on its way, show the unzoomed data (uPlot zooms it).
       const byKey = cache.get(run.id) || (this.zoom && full ? full.get(run.id) : undefined);
       if (!byKey) continue;
+      if (band) {
+        const found = this.keys.map((key) => byKey.get(key)).filter((s) => s && s.kind === "number");
+        text ||= this.keys.some((key) => byKey.get(key) && byKey.get(key).kind !== "number");
+        if (found.length) {
+          total += found.reduce((n, s) => n + s.total, 0);
+          lines.push({ run, key: this.key, k: 0, s: rankBand(found) });
+        }
+        continue;
+      }
       this.keys.forEach((key, k) => {
         const s = byKey.get(key);
         if (!s) return;
@@ -283,7 +331,6 @@ class Panel {
         sampled: merged.sampled,
       };
     }
-    const view = this.view();
     const smooth = smoother(view.smoothAlgo, view.smoothing);
     this.chart.update(lines, {
       smoothing: smooth ? 1 : 0,
@@ -304,9 +351,14 @@ class Panel {
           : `${fmtCompact(total)} pts`
       : "";
     this.status.title = sampled ? `${sampled} of ${lines.length} series downsampled; the band shows each bucket's min and max. Drag to zoom for full resolution.` : "";
+    if (band && lines.length) {
+      this.status.textContent = `${fmtCompact(total)} pts · ${this.keys.length} ranks: min/mean/max`;
+      this.status.title = "The line is the mean over the ranks at each x, the band their min and max.";
+    }
     this.el.dataset.loaded = String(!this.pending);
     this.el.dataset.points = String(total);
     this.el.dataset.smoothing = smooth ? view.smoothAlgo : "";
+    this.el.dataset.band = band ? "ranks" : "";
   }
 
   /** [lo, hi] the y axis is held to (either null: automatic): the panel's range, else its outlier clip. */
@@ -772,6 +824,8 @@ export class MetricPanels {
       return input;
     };
     const outliers = h("input", { type: "checkbox", name: "outliers", checked: view.outliers, on: { change: () => panel.setOwn({ outliers: outliers.checked || null }) } });
+    const rankBand = h("input", { type: "checkbox", name: "rankBand", checked: view.rankBand, on: { change: () => panel.setOwn({ rankBand: rankBand.checked || null }) } });
+    const ranked = !panel.custom && panel.keys.length > 1;
     const size = h(
       "select",
       { class: "select small", name: "size", on: { change: () => panel.setSize(size.value) } },
@@ -789,6 +843,7 @@ export class MetricPanels {
         h("label", { class: "tool check" }, log, h("span", { text: "Log scale (y)" })),
         h("div", { class: "row gap" }, field("Y min", bound("yMin", own.yMin)), field("Y max", bound("yMax", own.yMax))),
         h("label", { class: "tool check", title: "Scale the y axis to the 1st-99th percentile of the values" }, outliers, h("span", { text: "Ignore outliers" })),
+        ranked ? h("label", { class: "tool check", title: "One line per run: the mean over its ranks, with their min and max as a band" }, rankBand, h("span", { text: "Ranks as a min/mean/max band" })) : null,
         field("Size", size),
       ),
       h(
