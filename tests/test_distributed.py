@@ -284,3 +284,34 @@ def test_a_writers_state_does_not_depend_on_the_order_its_streams_arrive_in() ->
         fold(state, Finish(19.0, "finished"), "main.2")
         assert writers(state)[1]["state"] == "finished"
         assert RunFold.load(state.dump()).writers == state.writers  # kept between batches
+
+
+def test_bad_ranks_are_refused_at_the_call(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rank must be"):
+        trackline.init(project="p", id="r1", rank=-1, dir=tmp_path)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        trackline.init(project="p", id="r1", rank="1", dir=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs the run's id"):
+        trackline.init(project="p", rank=1, dir=tmp_path)
+
+
+def test_another_rank_without_rank_metrics_records_no_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKLINE_HOSTNAME", "node-z")
+    zero = trackline.init(project="p", id="r2", rank=0, dir=tmp_path, mode="offline")
+    zero.log({"loss": 1.0})
+    zero.finish()
+    run = trackline.init(project="p", id="r2", rank=1, dir=tmp_path, mode="offline")
+    assert run.dir == tmp_path / "runs" / "r2" / "ranks" / "1"
+    with pytest.warns(UserWarning, match="rank_metrics=True"):
+        run.log({"loss": 2.0})
+    run.log({"loss": 3.0})  # warned once
+    run.finish()
+    read = trackline.open_run(tmp_path / "runs" / "r2")
+    assert read.history() == [{"_step": 0, "_time": read.history()[0]["_time"], "loss": 1.0}]
+    assert [(w["rank"], w["host"], w["state"]) for w in read.writers] == [
+        (0, "node-z", "finished"),
+        (1, "node-z", "finished"),
+    ]
+    assert [r.id for r in trackline.list_runs(tmp_path)] == ["r2"]  # one run, not two
