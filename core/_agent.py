@@ -248,7 +248,9 @@ class Shipper(Protocol):
     def close(self) -> None: ...
 
 
-def _shipper(run_dir: Path, server: str | None, problems: Problems) -> Shipper | None:
+def _shipper(
+    run_dir: Path, server: str | None, problems: Problems, rank: int | None = None
+) -> Shipper | None:
     if not server:
         return None
     try:
@@ -257,7 +259,7 @@ def _shipper(run_dir: Path, server: str | None, problems: Problems) -> Shipper |
         problems.report("no transport, not shipping", exc)
         return None
     try:
-        shipper: Shipper = Transport(run_dir, server)
+        shipper: Shipper = Transport(run_dir, server, rank=rank)
     except Exception as exc:  # the run is recorded locally regardless
         problems.report("shipper", exc)
         return None
@@ -268,7 +270,14 @@ class Agent:
     """The agent of one run; :meth:`run` returns when the run has ended."""
 
     def __init__(
-        self, run_dir: Path, pid: int, interval: float, git_diff_limit: int, server: str | None
+        self,
+        run_dir: Path,
+        pid: int,
+        interval: float,
+        git_diff_limit: int,
+        server: str | None,
+        rank: int | None = None,
+        host_stats: bool = True,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
@@ -277,10 +286,12 @@ class Agent:
         self.problems = Problems()
         self.training = TrainingProcess(pid)
         self.log = LogFile(run_dir / "system.tlog")
-        self.sampler = Sampler(pid, run_dir, self.problems.report)
+        #: A rank above zero of a distributed run ships its streams as ``<stream>.<rank>``.
+        self.rank = rank
+        self.sampler = Sampler(pid, run_dir, self.problems.report, host=host_stats)
         self.main_log = MainLog(run_dir / "main.tlog", (RunStart, Finish, FileSaved))
         self.live = LiveFiles(run_dir, self.problems.report)
-        self.shipper = _shipper(run_dir, server, self.problems)
+        self.shipper = _shipper(run_dir, server, self.problems, rank)
         #: Whether main.tlog holds a finish record after its last start record.
         self.finished = False
 
@@ -412,11 +423,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--git-diff-limit", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--server", default=None)
+    parser.add_argument("--rank", type=int, default=None)
+    parser.add_argument("--host-stats", type=int, default=1)
     args = parser.parse_args(argv)
     # The agent must never compete with training for the CPU.
     with contextlib.suppress(OSError):
         os.nice(10)
-    Agent(args.run_dir, args.pid, args.interval, args.git_diff_limit, args.server).run()
+    Agent(
+        args.run_dir,
+        args.pid,
+        args.interval,
+        args.git_diff_limit,
+        args.server,
+        args.rank,
+        bool(args.host_stats),
+    ).run()
 
 
 if __name__ == "__main__":

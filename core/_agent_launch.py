@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import _ranks
 from ._settings import Settings, env_flag
 from ._warn import warn_once
 
@@ -64,7 +65,7 @@ def reap() -> None:
             _spawned.discard(pid)
 
 
-def command(run_dir: Path, settings: Settings) -> list[str]:
+def command(run_dir: Path, settings: Settings, rank: int | None = None) -> list[str]:
     argv = [
         sys.executable,
         "-m",
@@ -80,15 +81,17 @@ def command(run_dir: Path, settings: Settings) -> list[str]:
     ]
     if settings.mode == "online" and settings.server:
         argv += ["--server", settings.server]
+    if rank is not None:
+        argv += ["--rank", str(rank), "--host-stats", "1" if _ranks.local_leader(rank) else "0"]
     return argv
 
 
-def start(run_dir: Path, settings: Settings) -> AgentHandle | None:
+def start(run_dir: Path, settings: Settings, rank: int | None = None) -> AgentHandle | None:
     """Start the agent for ``run_dir``; ``None`` (with a warning) if it cannot start."""
     if not env_flag("TRACKLINE_AGENT", True):
         return None
     reap()
-    argv = command(run_dir, settings)
+    argv = command(run_dir, settings, rank)
     read_end = write_end = log = -1
     try:
         read_end, write_end = os.pipe()  # both ends close on exec (PEP 446)

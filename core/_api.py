@@ -12,6 +12,7 @@ from . import _lineage, _settings, _wandb
 from ._config import as_mapping
 from ._literals import Mode, Resume, SavePolicy
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
+from ._ranks import RANKS_DIR, check_rank
 from ._reader import LocalRun
 from ._run import Run, _tags
 
@@ -45,6 +46,8 @@ def init(
     fork_step: int | None = None,
     rewind_to: int | None = None,
     resume_from: str | None = None,
+    rank: int | None = None,
+    rank_metrics: bool = False,
     **wandb_options: Any,
 ) -> Run:
     """Start a run and make it the current one.
@@ -73,6 +76,12 @@ def init(
         rewind_to: with ``id``, continue that run from this step: its rows of later
             steps are kept but hidden (``history(rewound=True)`` shows them), the summary
             is recomputed from the visible rows, steps go on from ``rewind_to + 1``.
+        rank: this process's rank in a distributed job: every rank passes the same ``id``
+            (and ``rank=torch.distributed.get_rank()``). Rank 0 is the run as without
+            ``rank``; another rank writes ``runs/<id>/ranks/<rank>/``, shipped into the
+            same run: its process and host recorded, its system stats as ``rank<k>/...``.
+        rank_metrics: a rank above zero records its ``log`` rows too, as ``rank<k>/<key>``
+            (default: only rank 0's rows are recorded).
 
     W&B's keywords work too: ``entity`` (the owner: ``entity/project``), ``resume=True``
     or ``"auto"`` (``"allow"``), ``settings=trackline.Settings(mode=..., console="off")``,
@@ -83,6 +92,7 @@ def init(
     """
     global _current
     del reinit, allow_val_change  # always so here: see above
+    rank = check_rank(rank)
     project, resume, config, extra = _wandb.init_options(
         project,
         resume,
@@ -118,9 +128,13 @@ def init(
     run_id = id or _settings.env("TRACKLINE_RUN_ID") or new_run_id()
     if not valid_run_id(run_id):
         raise ValueError(f"run id must be 1-64 letters, digits, '-' or '_', not {run_id!r}")
+    if rank and not (id or _settings.env("TRACKLINE_RUN_ID")):
+        raise ValueError(f"rank {rank} needs the run's id: pass id= (the same on every rank)")
     previous: LocalRun | None = None
     if resolved.mode != "disabled":
         run_dir = resolved.runs_dir / run_id
+        if rank:
+            run_dir = run_dir / RANKS_DIR / str(rank)
         exists = (run_dir / "main.tlog").exists()
         if exists and resume in (None, "never"):
             raise ValueError(
@@ -136,7 +150,7 @@ def init(
             raise ValueError(
                 f"run {run_id!r} already exists; a fork is a new run: pass a new id or none"
             )
-        if exists:
+        if exists and not rank:  # another rank's state is rank 0's, not its own log's
             previous = LocalRun(run_dir)
             if rewind is not None:
                 _check_rewind(previous, rewind)
@@ -161,6 +175,8 @@ def init(
         resumed_from=previous,
         fork=None if parent is None or fork is None else (parent, fork[1]),
         rewind_to=rewind if previous is not None else None,
+        rank=rank,
+        rank_metrics=bool(rank_metrics),
     )
     _current = run
     if wandb_options.get("sync_tensorboard"):

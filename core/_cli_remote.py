@@ -19,6 +19,7 @@ from . import _credentials
 from . import _wire_types as wt
 from ._cli_table import console, output_options, print_json
 from ._cli_table import table as plain_table
+from ._ranks import RANKS_DIR
 from ._reader import record_verdict
 from ._settings import base_dir
 from ._transport import STREAMS, Shipper, read_progress
@@ -235,16 +236,21 @@ def run_dirs(paths: Iterable[str]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "main.tlog").exists():
+        if _is_run_dir(path):
             found.append(path)
             continue
         holder = path / "runs" if (path / "runs").is_dir() else path
         if holder.is_dir():
-            found.extend(sorted(p for p in holder.iterdir() if (p / "main.tlog").exists()))
+            found.extend(sorted(p for p in holder.iterdir() if _is_run_dir(p)))
     unique: dict[Path, Path] = {}
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
+
+
+def _is_run_dir(path: Path) -> bool:
+    """A run's directory: its log, or (on a node without rank 0) its other ranks' logs."""
+    return (path / "main.tlog").exists() or bool(rank_dirs(path))
 
 
 @click.command("sync")
@@ -320,11 +326,45 @@ def _sync_one(
     progress: Progress,
     task: object,
 ) -> str | None:
+    for rank, directory in rank_dirs(run_dir):
+        problem = _ship_one(directory, rank, server, key, timeout, progress, task)
+        if problem:
+            return problem if rank is None else f"rank {rank}: {problem}"
+    return None
+
+
+def rank_dirs(run_dir: Path) -> list[tuple[int | None, Path]]:
+    """The run's directory, then those of its other ranks (``ranks/<k>/``), by rank."""
+    found: list[tuple[int | None, Path]] = []
+    if (run_dir / "main.tlog").exists():
+        found.append((None, run_dir))
+    holder = run_dir / RANKS_DIR
+    if holder.is_dir():
+        ranks = sorted(
+            (int(p.name), p)
+            for p in holder.iterdir()
+            if p.name.isdigit() and int(p.name) > 0 and (p / "main.tlog").exists()
+        )
+        found += ranks
+    return found
+
+
+def _ship_one(
+    run_dir: Path,
+    rank: int | None,
+    server: str,
+    key: str | None,
+    timeout: float,
+    progress: Progress,
+    task: object,
+) -> str | None:
     try:
         record_verdict(run_dir)  # a run killed with its agent: the server learns it crashed
     except (OSError, RunLogError) as exc:
         return f"could not record the crashed verdict: {exc}"
-    with Shipper(run_dir, server, key, live=False, backoff_max=5.0, budget=1.0) as shipper:
+    with Shipper(
+        run_dir, server, key, live=False, backoff_max=5.0, budget=1.0, rank=rank
+    ) as shipper:
         last_progress = time.monotonic()
         best = -1
         while True:

@@ -777,6 +777,12 @@ class Run:
         """Steps this run was rewound to, in order."""
         return list(self._detail().rewinds)
 
+    @property
+    def writers(self) -> list[dict[str, Any]]:
+        """A distributed run's writers, rank 0 first (``rank``, ``host``, ``pid``, ``state``,
+        ...), as ``LocalRun.writers``; empty for a run of one process."""
+        return list(self._detail().writers)
+
     def refresh(self) -> Run:
         """Fetch the run again (state, summary, ... as they are now)."""
         self._load(self._api._json(wt.RunDetail, "GET", f"/runs/{_q(self.id)}"))

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ._ranks import fold_rank, split_stream
 from ._summary import Summarizer
 from .records import (
     ConfigUpdate,
@@ -86,6 +87,8 @@ class RunFold:
         self.fork_summary: dict[str, Any] | None = None
         #: Steps of the rewinds, in order; rows are in "epochs" between them (see ``caps``).
         self.rewinds: list[int] = []
+        #: The other writers of a distributed run, by rank (``_ranks.py``); rank 0 is the run.
+        self.writers: dict[str, dict[str, Any]] = {}
 
     @property
     def final(self) -> Finish | None:
@@ -149,6 +152,7 @@ _PLAIN = (
     "fork_step",
     "fork_summary",
     "rewinds",
+    "writers",
 )
 _RECORDS: dict[str, type[msgspec.Struct]] = {
     "main_finish": Finish,
@@ -183,9 +187,17 @@ def final(main: Finish | None, agent: Finish | None, last_start: float) -> Finis
 def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
     """Apply one record of ``stream`` (``"main"`` or ``"system"``) to ``state``; returns it.
 
+    ``"main.<k>"`` and ``"system.<k>"`` are the streams of rank ``k`` of a distributed
+    run: see ``trackline._ranks``.
+
     A bad ``define_metric`` record raises ``ValueError``; any other record that is
     not state leaves ``state`` unchanged.
     """
+    if "." in stream:  # "main.3": a record of another writer of a distributed run
+        base, rank = split_stream(stream)
+        if rank is not None:
+            fold_rank(state, record, base, rank)
+        return state
     kind = type(record)
     if kind is Metrics:
         if stream == "main":

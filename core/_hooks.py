@@ -98,7 +98,9 @@ def _after_fork_in_child() -> None:
 
 
 def hostname() -> str:
-    return socket.gethostname()
+    """This machine's name; ``TRACKLINE_HOSTNAME`` overrides it (a container's random
+    name, or two "nodes" on one machine in a test)."""
+    return os.environ.get("TRACKLINE_HOSTNAME") or socket.gethostname()
 
 
 def username() -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from . import _liveness
 from ._errors import TracklineError
 from ._fold import RunFold, caps, fold, rebuild_summary
+from ._ranks import RANKS_DIR, prefixed, split_stream, writers
 from ._settings import base_dir
 from ._warn import warn_once
 from .records import (
@@ -66,6 +67,14 @@ class LocalRun:
         self._fold = RunFold()
         self._read(main, "main")
         self._read(self.path / "system.tlog", "system")
+        #: The other ranks' directories (``ranks/<k>/``) of a distributed run, by rank.
+        self.rank_dirs: dict[int, Path] = {}
+        for rank, directory in _rank_dirs(self.path):
+            self.rank_dirs[rank] = directory
+            self._read(directory / "main.tlog", f"main.{rank}")
+            self._read(directory / "system.tlog", f"system.{rank}")
+        if self.rank_dirs:
+            self._system.sort(key=lambda sample: sample.time)
         #: A ``crashed`` verdict on a run whose processes are all gone, not yet in its logs.
         self.verdict: Finish | None = None
         if self._fold.state == "running":
@@ -103,6 +112,10 @@ class LocalRun:
     def _read(self, path: Path, stream: str) -> None:
         state = self._fold
         main = stream == "main"
+        base, rank = split_stream(stream)
+        if rank is not None:
+            self._read_rank(path, stream, base, rank)
+            return
         for record in read_records(path):
             if type(record) is Metrics:
                 if main:
@@ -140,6 +153,25 @@ class LocalRun:
             if rewound or not hidden:
                 out.append((record, hidden))
         return out
+
+    def _read_rank(self, path: Path, stream: str, base: str, rank: int) -> None:
+        """Another rank's log: its rows and samples under ``rank<k>/`` keys (as the server
+        stores them), its start and finish as that writer's; nothing else is the run's."""
+        state = self._fold
+        for record in read_records(path):
+            if type(record) is Metrics and base == "main":
+                values = prefixed(record.values, rank)
+                self._rows.append(Metrics(record.step, record.time, values))
+                self._epochs.append(len(state.rewinds))
+            elif type(record) is SystemSample:
+                self._system.append(SystemSample(record.time, prefixed(record.values, rank)))
+            fold(state, record, stream)
+
+    @property
+    def writers(self) -> list[dict[str, Any]]:
+        """The writers of a distributed run (rank 0 first) with their host and state;
+        empty for a run written by one process. See ``trackline._ranks.writers``."""
+        return writers(self._fold)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -339,6 +371,19 @@ def forks_of(runs_dir: str | os.PathLike[str], run_id: str) -> list[str]:
         if start is not None and start.fork_from == run_id:
             found.append(start.run_id)
     return found
+
+
+def _rank_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """The directories of ranks above zero under ``run_dir/ranks/``, by rank."""
+    holder = run_dir / RANKS_DIR
+    if not holder.is_dir():
+        return []
+    found = [
+        (int(p.name), p)
+        for p in holder.iterdir()
+        if p.name.isdigit() and int(p.name) > 0 and (p / "main.tlog").exists()
+    ]
+    return sorted(found, key=lambda item: item[0])
 
 
 def find_run_dir(

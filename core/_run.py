@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _agent_launch, _console, _hooks, _liveness, runlog
+from . import _agent_launch, _console, _hooks, _liveness, _ranks, runlog
 from ._config import Config, encodable
 from ._config import as_mapping as _as_mapping
 from ._errors import TracklineError
@@ -116,8 +116,13 @@ class Run:
         resumed_from: Any = None,
         fork: tuple[Any, int] | None = None,
         rewind_to: int | None = None,
+        rank: int | None = None,
+        rank_metrics: bool = False,
     ) -> None:
         self.id = run_id
+        #: This process's rank in a distributed run (``None``: a standalone run).
+        self.rank = rank
+        self.rank_metrics = rank_metrics
         self.project = settings.project
         self.group = group
         self.job_type = job_type
@@ -143,6 +148,11 @@ class Run:
         self._api: Api | None = None  # made by use_artifact
         self._inert: str | None = "disabled" if settings.mode == "disabled" else None
         self.dir = settings.runs_dir / run_id
+        if rank:  # another writer of a distributed run: a directory of its own
+            self.dir = self.dir / _ranks.RANKS_DIR / str(rank)
+            if not rank_metrics:
+                # An instance attribute, so that the usual log() pays nothing for it.
+                self.log = self._log_not_primary  # type: ignore[method-assign]
         self.config = Config(self._emit_config)
         previous_config: dict[str, Any] = {}
         #: The parent's id and the last step inherited from it, for a fork.
@@ -216,8 +226,9 @@ class Run:
             fork_from=None if resumed else self.fork_from,
             fork_step=None if resumed else self.fork_step,
             fork_summary=None if resumed else self._fork_summary,
+            rank=self.rank,
         )
-        self._agent = _agent_launch.start(self.dir, self._settings)
+        self._agent = _agent_launch.start(self.dir, self._settings, self.rank)
         # Before the start record: a reader must not judge it by a resumed run's old processes.
         _liveness.record(self.dir, None if self._agent is None else self._agent.pid)
         self._buffer_append(start)
@@ -244,7 +255,9 @@ class Run:
             resume="allow",
             project=self.project,
             mode=cast(Mode, self.mode),
-            dir=self.dir.parent.parent,
+            dir=self._settings.runs_dir.parent,
+            rank=self.rank,
+            rank_metrics=self.rank_metrics,
         )
 
     def finish(
@@ -406,6 +419,19 @@ class Run:
                 self._writer.wait_for_room()  # type: ignore[union-attr]
             else:
                 self._writer.wake()  # type: ignore[union-attr]
+
+    def _log_not_primary(
+        self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = True
+    ) -> None:
+        """``log`` of a rank above zero without ``rank_metrics``: rows are not recorded."""
+        if self._inert == "finished":
+            raise RunFinishedError(f"run {self.id} is finished")
+        warn_once(
+            "rank-metrics",
+            f"trackline: rank {self.rank} logs no metrics (rank 0 does); pass "
+            "rank_metrics=True to init() to record every rank's rows as rank<k>/<key>",
+            stacklevel=3,
+        )
 
     def _slow_value(self, key: Any, value: Any, values: dict[str, Any]) -> bool:
         """Validate a new key and coerce a non-trivial value; True if it was deferred."""

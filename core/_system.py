@@ -130,9 +130,11 @@ class Gpus:
     order of ``CUDA_VISIBLE_DEVICES`` where it is set.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self._nvml: Any = None
         self.handles: list[Any] = []
+        if not enabled:  # another rank on this node samples the GPUs
+            return
         try:
             # The deprecated ``pynvml`` package warns on import; that is no news for agent.log.
             with warnings.catch_warnings():
@@ -246,25 +248,30 @@ def _text(value: str | bytes) -> str:
 class Sampler:
     """All collectors together: one call, one flat dict of values."""
 
-    def __init__(self, pid: int, run_dir: Path, on_error: OnError) -> None:
+    def __init__(self, pid: int, run_dir: Path, on_error: OnError, host: bool = True) -> None:
+        """``host=False``: the process tree only (another rank on this node samples the
+        host and its GPUs)."""
         self._on_error = on_error
+        self._host = host
         self._run_dir = run_dir
         self.tree: ProcessTree | None = None
         try:
             self.tree = ProcessTree(pid)
         except psutil.Error as exc:
             on_error("process tree", exc)
-        self.gpus = Gpus()
+        self.gpus = Gpus(enabled=host)
         psutil.cpu_percent(None)  # prime the host's counter too
 
     def sample(self) -> dict[str, float]:
         values: dict[str, float] = {}
         tree = self.tree
-        collectors: list[tuple[str, Callable[[], dict[str, float]]]] = [
-            ("cpu and memory", host_cpu_memory),
-            ("disk", lambda: host_disk(self._run_dir)),
-            ("network", host_network),
-        ]
+        collectors: list[tuple[str, Callable[[], dict[str, float]]]] = []
+        if self._host:
+            collectors += [
+                ("cpu and memory", host_cpu_memory),
+                ("disk", lambda: host_disk(self._run_dir)),
+                ("network", host_network),
+            ]
         if tree is not None:
             collectors.insert(0, ("process tree", tree.sample))
         if self.gpus.handles:

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import _credentials
+from . import _credentials, _ranks
 from . import _wire_types as wt
 from ._names import RUN_ID
 from ._settings import env_float
@@ -92,6 +92,8 @@ class Shipper:
         batch_ms: how long new bytes may wait to fill a batch (``TRACKLINE_UPLOAD_BATCH_MS``, 0).
         heartbeat: seconds between heartbeats (``TRACKLINE_HEARTBEAT_INTERVAL``, 15).
         budget: the most seconds one ``pump`` spends sending.
+        rank: the directory is rank ``rank``'s of a distributed run (``runs/<id>/ranks/<k>``):
+            its logs go to the run's streams ``main.<k>``, ``system.<k>``, ``console.<k>``.
     """
 
     def __init__(
@@ -107,8 +109,12 @@ class Shipper:
         backoff_max: float | None = None,
         budget: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        rank: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
+        #: Stream names on the server, by log file (``main`` -> ``main.3`` for rank 3).
+        self.remote = {s: _ranks.stream_name(s, rank) for s in STREAMS}
+        self.rank = rank
         self.server = _credentials.normalize(server)
         self.api_key = api_key or _credentials.api_key(self.server)
         self.live = live
@@ -294,7 +300,7 @@ class Shipper:
         if response.status_code != 200:
             raise PermanentError(f"HTTP {response.status_code}: {_detail(response)}")
         body = _decoded(response, wt.Offsets)
-        self.committed = {s: body.offsets.get(s, 0) for s in STREAMS}
+        self.committed = {s: body.offsets.get(self.remote[s], 0) for s in STREAMS}
         self._want(body.missing)
 
     def _deleted(self, response: httpx.Response) -> PermanentError:
@@ -304,6 +310,8 @@ class Shipper:
         return PermanentError(message)
 
     def _want(self, missing: list[wt.WantedFile]) -> None:
+        if self.rank:  # the files the run names are rank 0's, in its directory
+            return
         for item in missing:
             if item.path not in self.files_failed:
                 self.wanted[item.path] = item.sha256
@@ -345,7 +353,7 @@ class Shipper:
             headers["x-trackline-live"] = "1"
         response = self._request(
             "POST",
-            f"/runs/{self.run_id}/streams/{stream}",
+            f"/runs/{self.run_id}/streams/{self.remote[stream]}",
             params={"offset": offset},
             content=zlib.compress(data, 1),
             headers=headers,

@@ -249,7 +249,8 @@ class RunDetail(Run, frozen=True):
     """A run in detail (``GET``/``PATCH /runs/{run_id}``): how it started and ended.
 
     ``git`` and ``environment`` are the SDK's records (``trackline.records.GitInfo`` and
-    ``Environment``) as JSON; ``gaps`` the rows the SDK dropped when its disk refused them.
+    ``Environment``) as JSON; ``gaps`` the rows the SDK dropped when its disk refused them;
+    ``writers`` the processes of a distributed run (``init(rank=...)``) and how each ended.
     """
 
     traceback: str | None = None
@@ -262,6 +263,9 @@ class RunDetail(Run, frozen=True):
     environment: dict[str, Any] | None = None
     define_metrics: list[dict[str, Any]] = []
     gaps: list[dict[str, Any]] = []
+    #: A distributed run's writers, rank 0 first: ``rank``, ``host``, ``pid``, ``state``,
+    #: ``start_time``, ``end_time``, ``exit_code``, ``reason`` (empty for one process).
+    writers: list[dict[str, Any]] = []
 
 
 class RunPage(_Wire, frozen=True):

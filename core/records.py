@@ -48,6 +48,8 @@ class RunStart(_Record, tag="start", frozen=True):
     #: The parent's summary state at ``fork_step`` (``Summarizer.dump()``): the fork's
     #: summary goes on from it, so it reads the same where the parent is absent.
     fork_summary: dict[str, Any] | None = None
+    #: The writer's rank in a distributed run (``init(rank=k)``); ``None``: a standalone run.
+    rank: int | None = None
 
 
 class ConfigUpdate(_Record, tag="config", frozen=True):

@@ -28,6 +28,13 @@ a later ``trainer.test()`` reopens the same run. ``finalize`` finishes a run the
 logger started: ``"success"`` -> ``finished``, ``"failed"`` -> ``failed``.
 Pickling (``ddp_spawn``) drops the run; the process that unpickles reopens it, so
 a run this logger started is closed in the pickling process first.
+
+``rank_metrics=True``: every rank logs its metrics into the same run, rank ``k``'s
+rows as ``rank<k>/<key>`` (``trackline.init(rank=...)``), each rank with its own
+run log, agent and system stats. The run id is rank 0's: at the first
+``log_metrics`` (which Lightning calls on every rank at the same steps) it is
+broadcast with ``torch.distributed`` when the ranks were not started with the same
+``version``/``TRACKLINE_RUN_ID``. Hyperparameters and checkpoints stay rank 0's.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class _TracklineLoggerBody:
         save_dir: the trackline directory (default ``TRACKLINE_DIR`` or ``./.trackline``).
         version: the run id (default ``TRACKLINE_RUN_ID`` or a new one).
         run: log to this run; the logger never finishes it.
+        rank_metrics: every rank logs its metrics too, as ``rank<k>/<key>`` (see above).
         **init_kwargs: more ``trackline.init`` arguments (``tags``, ``group``, ...).
     """
 
@@ -99,9 +107,15 @@ class _TracklineLoggerBody:
         save_dir: str | os.PathLike[str] | None = None,
         version: str | None = None,
         run: trackline.Run | None = None,
+        rank_metrics: bool = False,
         **init_kwargs: Any,
     ) -> None:
         super().__init__()
+        self._rank_metrics = rank_metrics
+        #: Whether every rank holds rank 0's run id (given to all, or broadcast).
+        self._id_shared = run is not None or bool(
+            version or init_kwargs.get("id") or os.environ.get("TRACKLINE_RUN_ID")
+        )
         if log_model not in (False, True, "all"):
             raise ValueError(f'log_model must be False, True or "all", not {log_model!r}')
         self._project = project
@@ -125,6 +139,8 @@ class _TracklineLoggerBody:
 
     def _experiment(self) -> trackline.Run:
         """The run: the given one, the current one, or one this logger starts (or reopens)."""
+        rank = _global_rank() if self._rank_metrics else None
+        ranked: dict[str, Any] = {} if rank is None else {"rank": rank, "rank_metrics": True}
         run = self._lease.acquire(
             lambda: trackline.init(
                 project=self._project,
@@ -132,11 +148,25 @@ class _TracklineLoggerBody:
                 dir=self._save_dir,
                 id=self._id,
                 resume="allow",
+                **ranked,
                 **self._init_kwargs,
             )
         )
         self._id = run.id
         return run
+
+    def _share_id(self) -> None:
+        """Rank 0's run id on every rank: a broadcast, called on all ranks at once."""
+        self._id_shared = True
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        if _global_rank() == 0:
+            self._experiment()  # the id is the run's (a given or current run's own)
+        box = [self._id]
+        dist.broadcast_object_list(box, src=0)
+        self._id = str(box[0])
 
     @property
     def name(self) -> str:
@@ -164,8 +194,12 @@ class _TracklineLoggerBody:
             params = vars(params)
         self.experiment.config.update(_plain(params or {}))
 
-    @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if not self._rank_metrics:
+            if _global_rank() != 0:
+                return
+        elif not self._id_shared:
+            self._share_id()
         if self._prefix:
             metrics = {f"{self._prefix}{self.LOGGER_JOIN_CHAR}{k}": v for k, v in metrics.items()}
         self.experiment.log(metrics, step=step)
@@ -179,8 +213,9 @@ class _TracklineLoggerBody:
         elif self._log_model:
             self._checkpoint_callbacks[id(checkpoint_callback)] = checkpoint_callback
 
-    @rank_zero_only
     def finalize(self, status: str) -> None:
+        if not self._rank_metrics and _global_rank() != 0:
+            return
         if self._lease.run is None:
             return  # nothing was logged: no run to end
         if status == "success":
@@ -240,6 +275,11 @@ class _TracklineLoggerBody:
             self._logged[path] = mtime
 
 
+def _global_rank() -> int:
+    """This process's global rank, as Lightning set it (0 outside distributed training)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     """Hyperparameters with classes and functions replaced by their qualified names."""
     out: dict[str, Any] = {}
@@ -257,11 +297,15 @@ if _Logger is not None:
     class TracklineLogger(_TracklineLoggerBody, _Logger):  # type: ignore[misc,valid-type]
         """A ``lightning.pytorch`` ``Logger`` that logs to trackline (see the module docstring)."""
 
-        @property  # type: ignore[misc]
-        @_experiment  # type: ignore[untyped-decorator]
+        @property
         def experiment(self) -> trackline.Run:
-            """The run (on ranks other than 0, Lightning's ``DummyExperiment``)."""
-            return self._experiment()
+            """The run (on ranks other than 0, Lightning's ``DummyExperiment``, unless
+            ``rank_metrics``)."""
+            if self._rank_metrics:
+                return self._experiment()
+            return _zero_only(self)  # type: ignore[no-any-return]
+
+    _zero_only = _experiment(_TracklineLoggerBody._experiment)
 
 
 if _PLLogger is not None:
@@ -269,11 +313,15 @@ if _PLLogger is not None:
     class PLTracklineLogger(_TracklineLoggerBody, _PLLogger):  # type: ignore[misc,valid-type]
         """A ``pytorch_lightning`` ``Logger`` that logs to trackline (see the module docstring)."""
 
-        @property  # type: ignore[misc]
-        @_pl_experiment  # type: ignore[untyped-decorator]
+        @property
         def experiment(self) -> trackline.Run:
-            """The run (on ranks other than 0, pytorch_lightning's ``DummyExperiment``)."""
-            return self._experiment()
+            """The run (on ranks other than 0, pytorch_lightning's ``DummyExperiment``,
+            unless ``rank_metrics``)."""
+            if self._rank_metrics:
+                return self._experiment()
+            return _pl_zero_only(self)  # type: ignore[no-any-return]
+
+    _pl_zero_only = _pl_experiment(_TracklineLoggerBody._experiment)
 
     if _Logger is None:
         TracklineLogger = PLTracklineLogger  # type: ignore[misc]

@@ -37,6 +37,13 @@ the other ``TRACKLINE_*`` variables apply). A run the callback started is finish
 at the end of training; a later ``evaluate()`` or ``predict()`` reopens it (and it
 stays open until ``trackline.finish()`` or exit). In a hyperparameter search each
 trial is a run of its own, named after the trial and grouped by ``args.run_name``.
+
+Only the world process zero logs, unless ``rank_metrics=True``: then every process
+joins the same run (``trackline.init(rank=args.process_index, rank_metrics=True)``),
+its rows stored as ``rank<k>/<key>``, with its own run log, agent and system stats;
+the run id is rank 0's, broadcast with ``torch.distributed`` at ``on_train_begin``
+(which every process calls at once) unless given to all (``id=`` or
+``TRACKLINE_RUN_ID``). Config, summary and checkpoints stay rank 0's.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import trackline
+from trackline._names import new_run_id
 from trackline.integrations._lease import RunLease, checkpoint_artifact_name
 from transformers import TrainerCallback
 
@@ -73,6 +81,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         log_model: ``"checkpoint"``, ``"end"`` or ``False``; default ``TRACKLINE_LOG_MODEL``.
         watch: ``"gradients"``, ``"parameters"``, ``"all"`` or ``None``; default ``TRACKLINE_WATCH``.
         watch_log_freq: optimizer steps between histograms (default ``state.logging_steps``).
+        rank_metrics: every process logs into the run, as ``rank<k>/<key>`` (see above).
         **init_kwargs: passed to ``trackline.init`` when the callback starts a run.
     """
 
@@ -82,6 +91,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         log_model: str | bool | None = None,
         watch: str | None = None,
         watch_log_freq: int | None = None,
+        rank_metrics: bool = False,
         **init_kwargs: Any,
     ) -> None:
         if log_model is None:
@@ -101,6 +111,25 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         self._init_kwargs = init_kwargs
         self._lease = RunLease(run)
         self._watched: Any = None
+        self.rank_metrics = rank_metrics
+        self._id_shared = run is not None or bool(
+            init_kwargs.get("id") or os.environ.get("TRACKLINE_RUN_ID")
+        )
+
+    def _logs_here(self, state: Any) -> bool:
+        return bool(state.is_world_process_zero) or self.rank_metrics
+
+    def _share_id(self, args: Any) -> None:
+        """Rank 0's run id on every process: a broadcast, called by all at once."""
+        self._id_shared = True
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return
+        current = self._lease.run or trackline.current_run()  # only rank 0's counts
+        box = [current.id if current is not None else self._init_kwargs.get("id") or new_run_id()]
+        dist.broadcast_object_list(box, src=0)
+        self._init_kwargs["id"] = str(box[0])
 
     @property
     def run(self) -> trackline.Run | None:
@@ -115,6 +144,8 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
                 kwargs.setdefault("group", args.run_name or None)
             elif args.run_name and args.run_name != args.output_dir:
                 kwargs.setdefault("name", args.run_name)
+            if self.rank_metrics:
+                kwargs.update(rank=int(args.process_index), rank_metrics=True)
             return trackline.init(**kwargs)
 
         return self._lease.acquire(start)
@@ -122,11 +153,15 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
     ) -> None:
-        if not state.is_world_process_zero:
+        if not self._logs_here(state):
             return
+        if self.rank_metrics and not self._id_shared:
+            self._share_id(args)
         if state.is_hyper_param_search and self._lease.owned:
             self._lease.forget()  # a new trial: a new run, not the previous trial's reopened
         run = self._acquire(args, state)
+        if not state.is_world_process_zero:
+            return  # the run's config is rank 0's
         # Flat, as W&B's callback writes it: the model's config, then the arguments.
         config: dict[str, Any] = {}
         model_config = getattr(model, "config", None)
@@ -157,14 +192,14 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        if not state.is_world_process_zero or not logs:
+        if not self._logs_here(state) or not logs:
             return
         run = self._acquire(args, state)
         summary = {k: v for k, v in logs.items() if k in _SUMMARY_ONLY}
         row = _rename({k: v for k, v in logs.items() if k not in _SUMMARY_ONLY})
         if row:
             run.log(row, step=state.global_step)
-        if summary:
+        if summary and state.is_world_process_zero:
             run.summary.update(summary)
 
     def on_predict(
@@ -175,7 +210,7 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
         metrics: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not state.is_world_process_zero or not metrics:
+        if not self._logs_here(state) or not metrics:
             return
         self._acquire(args, state).log(_rename(metrics), step=state.global_step)
 
@@ -204,9 +239,13 @@ class TracklineCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_end(
         self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
     ) -> None:
-        if not state.is_world_process_zero:
+        if not self._logs_here(state):
             return
         run = self._acquire(args, state)
+        if not state.is_world_process_zero:
+            if self._lease.owned:
+                run.finish()
+            return
         if self._watched is not None:
             self._watched.remove()
             self._watched = None

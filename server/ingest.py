@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from trackline import _ranks
 from trackline._console import strip_ansi
 from trackline._fold import fold, rebuild_summary
 from trackline._names import project_problem, valid_run_id
@@ -596,6 +597,8 @@ class Applier:
         self.conn = conn
         self.row = row
         self.stream = stream
+        #: ``main.3``: base stream ``main`` of rank 3 (``None``: the run's own writer).
+        self.base, self.rank = _ranks.split_stream(stream)
         self.user = user
         self.state = runstate.RunState(row)
         self.project_id: int | None = row.project_id
@@ -609,6 +612,9 @@ class Applier:
         self._files: dict[str, dict[str, Any]] = {}
 
     def apply(self, records: Iterable[Any]) -> None:
+        if self.rank is not None:
+            self._apply_rank(records, self.rank)
+            return
         if self.stream == "console":
             self._console = [record for record in records if type(record) is Console]
             self._flush()
@@ -646,8 +652,9 @@ class Applier:
         rebuild_summary(state, lineage.visible_values(self.conn, self.row.id, state.rewinds))
         lineage.freeze(self.conn, self.row.id)
 
-    def _flush_rows(self) -> None:
-        """Write the buffered metric rows as chunks of the current epoch."""
+    def _flush_rows(self, own_rows: bool = True) -> None:
+        """Write the buffered metric rows as chunks of the current epoch (``own_rows``:
+        see ``_flush``)."""
         metrics = self._metrics
         if not len(metrics):
             return
@@ -655,13 +662,42 @@ class Applier:
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
         self.latest_time = max([self.latest_time, *metrics.times[-1:]])
         store = series.SeriesWriter(self.conn, self.row.id, len(self.state.fold.rewinds))
-        store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
+        if own_rows:
+            store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
         columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
         store.ensure("m", [key for key, _, _ in columns])  # new series in one insert
         for key, points, encoded in columns:
             store.append("m", key, points, encoded)
         store.flush()
         self._metrics = Columnizer()
+
+    def _apply_rank(self, records: Iterable[Any], rank: int) -> None:
+        """Records of rank ``rank``'s stream: its rows and samples under ``rank<k>/`` keys,
+        its console lines marked with it, its start and finish as that writer's
+        (``trackline._ranks``); the rest is rank 0's to say."""
+        base = self.base
+        head = _ranks.prefix(rank)
+        for record in records:
+            kind = type(record)
+            if kind is Metrics and base == "main":
+                values = {head + key: value for key, value in record.values.items()}
+                self._metrics.add(record.step, record.time, values)
+            elif kind is SystemSample:
+                values = {head + key: value for key, value in record.values.items()}
+                self._system.add(len(self._system), record.time, values)
+            elif kind is Console and base == "console":
+                lines = [f"[{head[:-1]}] {line}" for line in record.lines]
+                self._console.append(msgspec.structs.replace(record, lines=lines))
+                continue
+            elif kind is RunStart and base == "main":
+                self.latest_time = max(self.latest_time, record.start_time)
+                if self.project_id is None:  # before rank 0's start: the same project
+                    self.project_id = resolve_project(self.conn, record.project, self.user)
+            self.state.apply(record, self.stream)
+        self.latest_time = max(
+            [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
+        )
+        self._flush(own_rows=False)
 
     def _other(self, record: Any, main: bool) -> None:
         kind = type(record)
@@ -780,12 +816,14 @@ class Applier:
         """The files the applied records named."""
         return list(self._files.values())
 
-    def _flush(self) -> None:
+    def _flush(self, own_rows: bool = True) -> None:
+        """Store what was applied. ``own_rows=False``: another rank's rows are not rows of
+        the run's own (``"r"``), whose steps order the history table; its keys are."""
         run_pk = self.row.id
         steps_seen = [h["step"] for h in self._histograms] + [m["step"] for m in self._media]
         if steps_seen and (min(steps_seen) < -STEP_LIMIT or max(steps_seen) > STEP_LIMIT):
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
-        self._flush_rows()
+        self._flush_rows(own_rows)
         store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system
         if len(system):

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from trackline import _ranks
 
 from . import auth, runstate
 from .runstate import unpack
@@ -197,6 +198,9 @@ def run_dict(
                 "environment": meta.get("environment"),
                 "define_metrics": meta.get("define_metrics", []),
                 "gaps": meta.get("gaps", []),
+                "writers": _ranks.writers(runstate.RunState(row).fold)
+                if meta.get("writers")
+                else [],
             }
         )
     return out

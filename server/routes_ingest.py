@@ -26,12 +26,19 @@ from .openapi import ERRORS, UPLOAD_ERRORS, answers, errors
 from .schema import blobs, run_files, runs
 from .wire import Json
 
+#: The run log streams: a writer's three, with ``.<k>`` for rank ``k`` (``trackline._ranks``).
+STREAM_PATTERN = r"^(main|system|console)(\.[1-9][0-9]{0,5})?$"
+
 router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=errors(*ERRORS))
 
 RunId = Annotated[str, PathParam(pattern=RUN_ID, description="The run's id.")]
 Stream = Annotated[
     str,
-    PathParam(pattern="^(main|system|console)$", description="`main`, `system` or `console`."),
+    PathParam(
+        pattern=STREAM_PATTERN,
+        description="`main`, `system` or `console`; `main.<k>` (and so on) for rank `k` of a "
+        "distributed run.",
+    ),
 ]
 Sha256 = Annotated[str, PathParam(pattern="^[0-9a-f]{64}$", description="sha256 of the content.")]
 

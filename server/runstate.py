@@ -33,6 +33,7 @@ _META = (
     "fork_step",
     "fork_summary",
     "rewinds",
+    "writers",
 )
 
 

@@ -279,6 +279,31 @@ def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
     assert [a.metadata["file"] for a in run.artifacts()] == ["epoch=1-step=4.ckpt"]
 
 
+def test_ddp_spawn_with_rank_metrics_logs_every_rank_into_one_run(tmp_path: Path) -> None:
+    package = PACKAGES[0]
+    logger = logger_class(package)(project="ddp", rank_metrics=True)
+    fit = trainer(
+        package,
+        logger,
+        tmp_path,
+        strategy="ddp_spawn",
+        devices=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+    )
+    fit.fit(_DDPModule(), loader(16), loader(16))
+    runs = trackline.list_runs()
+    assert [(r.id, r.state) for r in runs] == [(logger.version, "finished")]
+    run = runs[0]  # rank 1's directory (ranks/1/) read with it
+    assert sorted(run.rank_dirs) == [1]
+    rows = run.history()
+    assert [row["_step"] for row in rows] == [0, 1, 2, 3]
+    assert [row["rank"] for row in rows] == [0.0] * 4
+    assert [row["rank1/rank"] for row in rows] == [1.0] * 4
+    assert [(w["rank"], w["state"]) for w in run.writers] == [(0, "finished"), (1, "finished")]
+    assert run.config == {"hidden": 4}  # rank 0's
+
+
 # Module-level, so that ddp_spawn can pickle it into the worker processes.
 _L = lightning(PACKAGES[0])
 

@@ -170,6 +170,63 @@ def test_only_the_world_process_zero_logs(tmp_path: Path) -> None:
     assert trackline.list_runs() == []
 
 
+DDP_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import trackline
+from trackline.integrations.transformers import TracklineCallback
+from test_transformers import make_trainer
+from pathlib import Path
+
+callback = TracklineCallback(project="hf-ddp", rank_metrics=True)
+trainer = make_trainer(Path({out!r}), [callback], ddp_backend="gloo", eval_strategy="no")
+trainer.train()
+if callback.run is not None and callback.run._agent is not None:
+    import _procs
+    _procs.wait_gone(callback.run._agent.pid, 120)
+"""
+
+
+def test_rank_metrics_on_two_processes_log_into_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two gloo processes (as torchrun starts them): one run, rank 1's rows as rank1/..."""
+    import os
+    import subprocess
+    import sys
+
+    from _server import free_port
+
+    script = tmp_path / "ddp.py"
+    tests = str(Path(__file__).parent)
+    script.write_text(DDP_SCRIPT.format(tests=tests, out=str(tmp_path)))
+    port = str(free_port())
+    children = []
+    for rank in range(2):
+        env = {
+            **os.environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": port,
+            "TRACKLINE_DIR": str(tmp_path / "tl"),
+        }
+        children.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path))
+    try:
+        assert [child.wait(timeout=300) for child in children] == [0, 0]
+    finally:
+        for child in children:
+            child.kill()
+    (run,) = trackline.list_runs(tmp_path / "tl")
+    assert sorted(run.rank_dirs) == [1] and run.state == "finished"
+    rows = [row for row in run.history() if "train/loss" in row]
+    assert [row["_step"] for row in rows] == [2, 4, 6]
+    assert all(row["rank1/train/loss"] == row["train/loss"] for row in rows)  # gathered: equal
+    assert [(w["rank"], w["state"]) for w in run.writers] == [(0, "finished"), (1, "finished")]
+
+
 def test_register_adds_report_to_trackline_and_import_does_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

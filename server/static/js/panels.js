@@ -34,6 +34,61 @@ const SECTION_PAGE = 30;
 const PANEL_PAGE = 24;
 const COLLATOR = new Intl.Collator();
 
+// A distributed run's rank k logs "rank<k>/<key>" (trackline.init(rank=k, rank_metrics=True)).
+const RANK_KEY = /^rank([0-9]+)\/(.+)$/;
+
+/**
+ * The keys of other ranks drawn in the panel of the key they repeat: "rank3/loss" in the
+ * panel of "loss" (one line per rank), when "loss" has a panel. Map(key -> its rank keys).
+ */
+export function rankSiblings(keys) {
+  const present = new Set(keys);
+  const siblings = new Map();
+  for (const key of keys) {
+    const m = RANK_KEY.exec(key);
+    if (!m || !present.has(m[2])) continue;
+    if (!siblings.has(m[2])) siblings.set(m[2], []);
+    siblings.get(m[2]).push([Number(m[1]), key]);
+  }
+  for (const [base, found] of siblings) siblings.set(base, found.sort((a, b) => a[0] - b[0]).map(([, key]) => key));
+  return siblings;
+}
+
+/**
+ * Several ranks' series of one key as one: at each x any of them has, the mean of the
+ * values there, and their min and max as the band (each rank's own band where it was
+ * downsampled).
+ */
+export function rankBand(series) {
+  const at = new Map(); // x -> [sum, n, min, max]
+  for (const s of series) {
+    for (let i = 0; i < s.x.length; i++) {
+      const y = s.y[i];
+      if (y === null || y === undefined || !Number.isFinite(y)) continue;
+      const lo = s.min ? s.min[i] ?? y : y;
+      const hi = s.max ? s.max[i] ?? y : y;
+      const cell = at.get(s.x[i]);
+      if (cell) {
+        cell[0] += y;
+        cell[1] += 1;
+        cell[2] = Math.min(cell[2], lo);
+        cell[3] = Math.max(cell[3], hi);
+      } else at.set(s.x[i], [y, 1, lo, hi]);
+    }
+  }
+  const x = [...at.keys()].sort((a, b) => a - b);
+  const cells = x.map((v) => at.get(v));
+  return {
+    kind: "number",
+    x,
+    y: cells.map((c) => c[0] / c[1]),
+    min: cells.map((c) => c[2]),
+    max: cells.map((c) => c[3]),
+    total: series.reduce((n, s) => n + s.total, 0),
+    sampled: true,
+  };
+}
+
 /** Section of a key: its prefix before the last "/" ("a/b/c" -> "a/b"), or "Charts". */
 export function sectionOf(key) {
   const at = key.lastIndexOf("/");
@@ -89,6 +144,7 @@ class Panel {
       yMin: own.yMin ?? null,
       yMax: own.yMax ?? null,
       outliers: !!own.outliers,
+      rankBand: !!own.rankBand,
     };
   }
 
@@ -218,6 +274,17 @@ class Panel {
     if (this.inView) this.owner.schedule(this);
   }
 
+  /** Other ranks' keys of this panel's key ("rank3/loss" for "loss"): a line each. */
+  setRankKeys(rankKeys) {
+    if (this.custom) return;
+    const keys = [this.key, ...rankKeys];
+    if (keys.length === this.keys.length && keys.every((k, i) => k === this.keys[i])) return;
+    this.keys = keys;
+    this.caches.clear(); // refetched with the new keys
+    this.el.dataset.ranks = String(rankKeys.length);
+    if (this.inView) this.owner.schedule(this);
+  }
+
   draw() {
     if (!this.chart) return;
     const cache = this.cache();
@@ -226,11 +293,23 @@ class Panel {
     let sampled = 0;
     let total = 0;
     let text = false;
-    const many = this.keys.length > 1;
+    const view = this.view();
+    // Other ranks' keys ("rank3/loss"): a line each, or one min/mean/max band per run.
+    const band = !this.custom && this.keys.length > 1 && view.rankBand;
+    const many = this.keys.length > 1 && !band;
     for (const run of this.runs()) {
       // While a zoomed fetch is on its way, show the unzoomed data (uPlot zooms it).
       const byKey = cache.get(run.id) || (this.zoom && full ? full.get(run.id) : undefined);
       if (!byKey) continue;
+      if (band) {
+        const found = this.keys.map((key) => byKey.get(key)).filter((s) => s && s.kind === "number");
+        text ||= this.keys.some((key) => byKey.get(key) && byKey.get(key).kind !== "number");
+        if (found.length) {
+          total += found.reduce((n, s) => n + s.total, 0);
+          lines.push({ run, key: this.key, k: 0, s: rankBand(found) });
+        }
+        continue;
+      }
       this.keys.forEach((key, k) => {
         const s = byKey.get(key);
         if (!s) return;
@@ -268,7 +347,6 @@ class Panel {
         lines.push({ ...line, id: `${line.id}|rewound`, label: `${line.label} (rewound)`, color: withAlpha(run.color, 0.4), dash: [2, 4], x: hidden.x, y: hidden.y, min: hidden.min, max: hidden.max, sampled: hidden.sampled });
       }
     }
-    const view = this.view();
     const smooth = smoother(view.smoothAlgo, view.smoothing);
     this.chart.update(lines, {
       smoothing: smooth ? 1 : 0,
@@ -289,9 +367,14 @@ class Panel {
           : `${fmtCompact(total)} pts`
       : "";
     this.status.title = sampled ? `${sampled} of ${lines.length} series downsampled; the band shows each bucket's min and max. Drag to zoom for full resolution.` : "";
+    if (band && lines.length) {
+      this.status.textContent = `${fmtCompact(total)} pts · ${this.keys.length} ranks: min/mean/max`;
+      this.status.title = "The line is the mean over the ranks at each x, the band their min and max.";
+    }
     this.el.dataset.loaded = String(!this.pending);
     this.el.dataset.points = String(total);
     this.el.dataset.smoothing = smooth ? view.smoothAlgo : "";
+    this.el.dataset.band = band ? "ranks" : "";
   }
 
   /** [lo, hi] the y axis is held to (either null: automatic): the panel's range, else its outlier clip. */
@@ -331,6 +414,8 @@ export class MetricPanels {
     this.stepMetrics = [];
     this.keys = [];
     this.sortedKeys = [];
+    /** @type {Map<string, string[]>} key -> the other ranks' keys drawn in its panel */
+    this.rankKeys = new Map();
     this.searchTexts = new Map(); // panel id -> lower-case text the search looks in
     this.panels = new Map(); // made as they are first put on the page
     this.pending = null; // sections not on the page yet: [[name, ids]]
@@ -544,13 +629,18 @@ export class MetricPanels {
     const same = keys.length === this.keys.length && keys.every((k, i) => k === this.keys[i]);
     if (same) return;
     this.keys = keys;
-    this.sortedKeys = [...keys].sort(COLLATOR.compare);
+    // Other ranks' "rank<k>/<key>" are lines in the panel of <key>, not panels of their own.
+    this.rankKeys = rankSiblings(keys);
+    const folded = new Set([...this.rankKeys.values()].flat());
+    const own = folded.size ? keys.filter((k) => !folded.has(k)) : keys;
+    this.sortedKeys = [...own].sort(COLLATOR.compare);
     this.searchTexts = new Map();
     this.fillXOptions();
-    const known = new Set(keys);
+    const known = new Set(own);
     for (const [id, panel] of this.panels) {
       if (!panel.custom && !known.has(id)) this.dropPanel(id);
     }
+    for (const [id, panel] of this.panels) if (!panel.custom) panel.setRankKeys(this.rankKeys.get(id) || []);
     this.layout();
   }
 
@@ -560,6 +650,7 @@ export class MetricPanels {
     if (!panel) {
       panel = new Panel(this, id);
       this.panels.set(id, panel);
+      panel.setRankKeys(this.rankKeys.get(id) || []);
     }
     return panel;
   }
@@ -662,13 +753,13 @@ export class MetricPanels {
     };
     let sections = [...this.sectioned()];
     if (terms.length) sections = sections.map(([name, ids]) => [name, ids.filter(matches)]).filter(([, ids]) => ids.length);
-    const total = this.keys.length + (this.settings.customPanels || []).length;
+    const total = this.sortedKeys.length + (this.settings.customPanels || []).length;
     this.note.textContent = total ? (sections.length ? "" : "No panel matches the search.") : this.runs.length ? "No metrics logged by these runs yet." : "";
     this.note.hidden = !this.note.textContent;
     this.layoutState = {
       hiddenIds: new Set(this.settings.hiddenPanels || []),
       searching: terms.length > 0,
-      many: this.keys.length > MANY_PANELS,
+      many: this.sortedKeys.length > MANY_PANELS,
       count: sections.length,
     };
     this.el.dataset.sections = String(sections.length);
@@ -857,6 +948,8 @@ export class MetricPanels {
       return input;
     };
     const outliers = h("input", { type: "checkbox", name: "outliers", checked: view.outliers, on: { change: () => panel.setOwn({ outliers: outliers.checked || null }) } });
+    const rankBand = h("input", { type: "checkbox", name: "rankBand", checked: view.rankBand, on: { change: () => panel.setOwn({ rankBand: rankBand.checked || null }) } });
+    const ranked = !panel.custom && panel.keys.length > 1;
     const size = h(
       "select",
       { class: "select small", name: "size", on: { change: () => panel.setSize(size.value) } },
@@ -874,6 +967,7 @@ export class MetricPanels {
         h("label", { class: "tool check" }, log, h("span", { text: "Log scale (y)" })),
         h("div", { class: "row gap" }, field("Y min", bound("yMin", own.yMin)), field("Y max", bound("yMax", own.yMax))),
         h("label", { class: "tool check", title: "Scale the y axis to the 1st-99th percentile of the values" }, outliers, h("span", { text: "Ignore outliers" })),
+        ranked ? h("label", { class: "tool check", title: "One line per run: the mean over its ranks, with their min and max as a band" }, rankBand, h("span", { text: "Ranks as a min/mean/max band" })) : null,
         field("Size", size),
       ),
       h(

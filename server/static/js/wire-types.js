@@ -454,6 +454,7 @@
  * @property {?Object<string, *>} [environment]
  * @property {Array<Object<string, *>>} [define_metrics]
  * @property {Array<Object<string, *>>} [gaps]
+ * @property {Array<Object<string, *>>} [writers]
  */
 
 /**

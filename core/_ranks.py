@@ -1,0 +1,176 @@
+"""One run written by many processes (ranks) and nodes.
+
+Rank 0 of a distributed job is the run's primary writer, exactly as a standalone
+run: ``runs/<id>/`` and the streams ``main``, ``system``, ``console``. A rank
+``k > 0`` writes its own directory ``runs/<id>/ranks/<k>/`` (no file is shared,
+no lock is taken between processes), and its agent ships it as the streams
+``main.<k>``, ``system.<k>`` and ``console.<k>`` of the same run; the server
+applies each stream by its own offsets, so every writer's records arrive exactly
+once.
+
+What a rank ``k > 0`` adds to the run (the fold, ``_fold.py``, asks this module):
+
+* its start and finish records say that writer ``k`` on its host joined and ended;
+  its agent's crash verdict marks that writer crashed. The run's own state, name,
+  config and summary overrides stay rank 0's;
+* its metrics rows (logged with ``rank_metrics=True``) and system samples are stored
+  under keys prefixed ``rank<k>/`` (``rank3/loss``), so every query and chart of
+  the run reads them like any other key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from .records import Finish, Gap, Metrics, RunStart
+
+if TYPE_CHECKING:
+    from ._fold import RunFold
+
+#: Base streams a writer ships; a rank ``k > 0`` ships ``<base>.<k>``.
+BASE_STREAMS = ("main", "system", "console")
+#: A stream name: a base stream, with ``.<rank>`` for a rank above zero.
+STREAM = re.compile(r"^(main|system|console)(?:\.([1-9][0-9]{0,5}))?$")
+#: Ranks are at most this (the stream name must fit the server's 16 characters).
+MAX_RANK = 999_999
+#: The folder, under rank 0's run directory, that holds the other ranks' directories.
+RANKS_DIR = "ranks"
+
+
+def split_stream(stream: str) -> tuple[str, int | None]:
+    """``"main.3"`` -> ``("main", 3)``; ``"main"`` -> ``("main", None)``."""
+    base, dot, rank = stream.partition(".")
+    return base, (int(rank) if dot else None)
+
+
+def stream_name(base: str, rank: int | None) -> str:
+    """The stream a writer of ``rank`` ships ``base`` as (rank 0 and ``None``: ``base``)."""
+    return base if not rank else f"{base}.{rank}"
+
+
+def prefix(rank: int) -> str:
+    """Keys of rank ``rank`` are stored under this prefix: ``rank3/``."""
+    return f"rank{rank}/"
+
+
+def prefixed(values: dict[str, Any], rank: int) -> dict[str, Any]:
+    """``values`` with every key under ``rank<k>/``."""
+    head = prefix(rank)
+    return {head + key: value for key, value in values.items()}
+
+
+def check_rank(rank: Any) -> int | None:
+    """``rank`` as given to ``init``: ``None`` or a whole number 0..MAX_RANK (else raises)."""
+    if rank is None:
+        return None
+    if isinstance(rank, bool) or not isinstance(rank, int):
+        raise TypeError(f"rank must be an int or None, not {type(rank).__name__}")
+    if not 0 <= rank <= MAX_RANK:
+        raise ValueError(f"rank must be 0..{MAX_RANK}, not {rank}")
+    return rank
+
+
+def local_leader(rank: int) -> bool:
+    """Whether this rank samples its host and GPUs: local rank 0 (``LOCAL_RANK``, as
+    torchrun and Lightning set it); without ``LOCAL_RANK``, rank 0 only."""
+    local = os.environ.get("LOCAL_RANK", "").strip()
+    if local.isdigit():
+        return int(local) == 0
+    return rank == 0
+
+
+def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
+    """Apply a record of writer ``rank``'s stream ``base`` (see the module docstring)."""
+    kind = type(record)
+    if kind is Metrics:
+        if base == "main":
+            state.summarizer.add(prefixed(record.values, rank))
+            if record.step > state.last_step:
+                state.last_step = record.step
+        return
+    if kind is RunStart:
+        if base != "main":
+            return
+        writer = _writer(state, rank)
+        writer.update(
+            host=record.host,
+            pid=record.pid,
+            start_time=record.start_time,
+            finish=None,
+        )
+        writer["starts"] = int(writer.get("starts", 0)) + 1
+    elif kind is Finish:
+        writer = _writer(state, rank)
+        entry = {
+            "time": record.time,
+            "state": record.state,
+            "exit_code": record.exit_code,
+            "reason": record.reason,
+        }
+        writer["finish" if base == "main" else "verdict"] = entry
+    elif kind is Gap and base == "main":
+        from ._fold import _gap
+
+        _gap(state.gaps, record)
+
+
+def _writer(state: RunFold, rank: int) -> dict[str, Any]:
+    key = str(rank)  # msgpack and JSON keys: strings
+    writer = state.writers.get(key)
+    if writer is None:
+        writer = state.writers[key] = {
+            "rank": rank,
+            "host": "",
+            "pid": 0,
+            "start_time": None,
+            "starts": 0,
+            "finish": None,
+            "verdict": None,
+        }
+    return writer
+
+
+def writers(state: RunFold) -> list[dict[str, Any]]:
+    """The run's writers, rank 0 first: ``rank``, ``host``, ``pid``, ``state``,
+    ``start_time``, ``end_time``, ``exit_code``, ``reason``.
+
+    A writer's own finish decides its state, else its agent's verdict if it is not
+    older than the writer's start (the fold's rule for the run).
+    """
+    if not state.writers:
+        return []
+    decided = state.final
+    out: list[dict[str, Any]] = [
+        {
+            "rank": 0,
+            "host": state.host,
+            "pid": state.pid,
+            "state": state.state,
+            "start_time": state.last_start or state.start_time,
+            "end_time": None if decided is None else decided.time,
+            "exit_code": None if decided is None else decided.exit_code,
+            "reason": None if decided is None else decided.reason,
+        }
+    ]
+    for key in sorted(state.writers, key=int):
+        writer = state.writers[key]
+        start = writer.get("start_time") or 0.0
+        final = writer.get("finish")
+        verdict = writer.get("verdict")
+        if final is None and verdict is not None and verdict["time"] >= start:
+            final = verdict
+        out.append(
+            {
+                "rank": int(writer["rank"]),
+                "host": writer.get("host", ""),
+                "pid": writer.get("pid", 0),
+                "state": "running" if final is None else final["state"],
+                "start_time": writer.get("start_time"),
+                "end_time": None if final is None else final["time"],
+                "exit_code": None if final is None else final["exit_code"],
+                "reason": None if final is None else final["reason"],
+            }
+        )
+    return out
