@@ -206,6 +206,7 @@ class Run:
             self._settings.max_buffer_bytes,
         )
         self._buffer_append = self._writer.append
+        self._append_row = self._writer.append_row
         self._buffer = self._writer.buffer
         self._media_worker = MediaWorker(self._buffer_append)
         start = RunStart(
@@ -501,8 +502,10 @@ class Run:
 
     def _write_row(self, step: int, values: dict[str, Any], deferred: bool) -> None:
         if values:  # a row of media only (or of dropped values) still takes its step
-            record = Metrics(step, time.time(), values)
-            self._buffer_append(NeedsResolve(record) if deferred else record)
+            if deferred:
+                self._buffer_append(NeedsResolve(Metrics(step, time.time(), values)))
+            else:
+                self._append_row(step, time.time(), values)
             self._summarizer.add(values)
         if step >= self._step:
             self._step = step + 1

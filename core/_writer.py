@@ -29,6 +29,8 @@ import time
 from typing import Any
 from zlib import crc32
 
+import msgspec
+
 from . import runlog
 from ._console import ConsoleLog
 from ._values import Deferred
@@ -112,21 +114,39 @@ class Writer:
             except Exception:  # the writer thread says why, once
                 payload = None
             if payload is not None:
-                data = _pack_frame(len(payload), crc32(payload)) + payload
-                with file.lock:
-                    if not self._held and file.put(data):
-                        self.written += 1
-                        if file.room - file.end < runlog.WINDOW:
-                            self._wake.set()  # into the last mapped window: reserve more
-                        return
-                    self._held += 1
-                    self.buffer.append(data)
-                if self._held == 1:
-                    self._wake.set()  # the first one queued: no room, or the disk refused
+                self._put(payload)
                 return
         with file.lock:
             self._held += 1
             self.buffer.append(item)
+
+    def append_row(self, step: int, when: float, values: dict[str, Any]) -> None:
+        """``append(Metrics(step, when, values))`` for a row of plain values: the training
+        thread's path, encoded straight from the values (the same bytes, no record made)."""
+        if self._file.room:
+            try:
+                payload = _encode_row(("metrics", step, when, values))
+            except Exception:
+                payload = None
+            if payload is not None:
+                self._put(payload)
+                return
+        self.append(Metrics(step, when, values))
+
+    def _put(self, payload: bytes) -> None:
+        """Frame ``payload`` and copy it into the mapped room, or queue the frame."""
+        data = _pack_frame(len(payload), crc32(payload)) + payload
+        file = self._file
+        with file.lock:
+            if not self._held and file.put(data):
+                self.written += 1
+                if file.room - file.end < _WINDOW:
+                    self._wake.set()  # into the last mapped window: reserve more
+                return
+            self._held += 1
+            self.buffer.append(data)
+        if self._held == 1:
+            self._wake.set()  # the first one queued: no room, or the disk refused
 
     def wait_for_room(self, timeout: float = 30.0) -> None:
         """Block the caller until the buffer is below the high-water mark (disk too slow)."""
@@ -318,6 +338,8 @@ class Writer:
 
 
 _pack_frame = runlog.FRAME.pack
+_encode_row = msgspec.msgpack.Encoder().encode
+_WINDOW = runlog.WINDOW
 
 
 class _GapCount:
