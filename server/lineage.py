@@ -24,7 +24,7 @@ from . import auth
 from . import chunks as ch
 from .runstate import unpack
 from .schema import chunks, entities, projects, runs, series
-from .series import SeriesInfo, list_series
+from .series import POINT_COLUMNS, SeriesInfo, list_series
 
 #: Ancestors followed at most (ids could, in principle, form a cycle).
 MAX_DEPTH = 64
@@ -142,17 +142,7 @@ def _chunk_rows(
     """(series id, epoch, points) of these series' chunks, in series and log order."""
     if not series_ids:
         return
-    columns: list[Any] = [
-        chunks.c.series_id,
-        chunks.c.epoch,
-        chunks.c.n,
-        chunks.c.step_min,
-        chunks.c.dtype,
-        chunks.c.dense,
-        chunks.c.steps,
-        chunks.c.vals,
-        chunks.c.flags,
-    ]
+    columns: list[Any] = [chunks.c.series_id, chunks.c.epoch, *POINT_COLUMNS]
     if with_times:
         columns.append(chunks.c.times)
     query = (

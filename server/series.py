@@ -22,9 +22,8 @@ from . import chunks as ch
 from .blockcache import BlockCache
 from .schema import block_times, chunks, series
 
-_CHUNK_COLUMNS = (
-    chunks.c.series_id,
-    chunks.c.seq,
+#: The columns a chunk's points are decoded from (``chunks.decode_row``).
+POINT_COLUMNS = (
     chunks.c.n,
     chunks.c.step_min,
     chunks.c.dtype,
@@ -33,6 +32,16 @@ _CHUNK_COLUMNS = (
     chunks.c.vals,
     chunks.c.flags,
 )
+_CHUNK_COLUMNS = (chunks.c.series_id, chunks.c.seq, *POINT_COLUMNS)
+#: A series row before its first chunk.
+_EMPTY: dict[str, Any] = {
+    "count": 0,
+    "chunks": 0,
+    "last_n": 0,
+    "step_min": None,
+    "step_max": None,
+    "ordered": True,
+}
 
 
 class SeriesWriter:
@@ -77,20 +86,7 @@ class SeriesWriter:
             return
         self.conn.execute(
             series.insert(),
-            [
-                {
-                    "run_pk": self.run_pk,
-                    "kind": kind,
-                    "key": key,
-                    "count": 0,
-                    "chunks": 0,
-                    "last_n": 0,
-                    "step_min": None,
-                    "step_max": None,
-                    "ordered": True,
-                }
-                for key in new
-            ],
+            [{"run_pk": self.run_pk, "kind": kind, "key": key, **_EMPTY} for key in new],
         )
         query = sa.select(series.c.id, series.c.key).where(
             series.c.run_pk == self.run_pk,
@@ -99,15 +95,7 @@ class SeriesWriter:
         )
         for i in range(0, len(new), _IDS_PER_QUERY):
             for series_id, key in self.conn.execute(query, {"keys": new[i : i + _IDS_PER_QUERY]}):
-                known[(kind, key)] = {
-                    "id": series_id,
-                    "count": 0,
-                    "chunks": 0,
-                    "last_n": 0,
-                    "step_min": None,
-                    "step_max": None,
-                    "ordered": True,
-                }
+                known[(kind, key)] = {"id": series_id, **_EMPTY}
 
     def append(
         self, kind: str, key: str, points: ch.Points, encoded: ch.Encoded | None = None

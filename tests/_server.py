@@ -313,11 +313,14 @@ def frames_bytes(records: list[Any]) -> bytes:
     return b"".join(runlog.frame_record(r) for r in records)
 
 
-def ship(run_dir: Path, url: str, key: str = ADMIN_KEY, timeout: float = 30.0) -> None:
-    """Upload a finished run directory to the server, all of it, as its agent would."""
+def ship(
+    run_dir: Path, url: str, key: str = ADMIN_KEY, timeout: float = 30.0, **options: Any
+) -> None:
+    """Upload a finished run directory to the server, all of it, as its agent would
+    (``options`` for the ``Shipper``, e.g. ``rank``)."""
     from trackline._transport import Shipper
 
-    with Shipper(run_dir, url, key, live=False) as shipper:
+    with Shipper(run_dir, url, key, live=False, **options) as shipper:
         deadline = time.monotonic() + timeout
         while not shipper.pump(final=True):
             assert time.monotonic() < deadline, shipper.error

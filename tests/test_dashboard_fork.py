@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _server import ADMIN_KEY, ServerProcess, wait_for
+from _server import ServerProcess, ship
 from test_dashboard import CHROMIUM, Page, browser
 from test_dashboard_charts import chart_state, wait_chart
 
@@ -59,14 +59,11 @@ def write_runs(root: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def fork_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    from trackline._transport import Shipper
-
     root = tmp_path_factory.mktemp("forkdash")
     server = ServerProcess(root / "server").start()
     try:
         for run_dir in write_runs(root):
-            with Shipper(run_dir, server.url, ADMIN_KEY, live=False) as shipper:
-                assert wait_for(lambda s=shipper: s.pump(final=True), timeout=60)
+            ship(run_dir, server.url, timeout=60)
         yield server
     finally:
         server.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _server import ADMIN_KEY, ServerProcess, wait_for
+from _server import ServerProcess, ship
 from test_dashboard import CHROMIUM, Page, browser
 from test_dashboard_charts import chart_state, panel_chart, wait_chart
 
@@ -56,15 +56,11 @@ def write_rank(root: Path, rank: int) -> Path:
 
 @pytest.fixture(scope="module")
 def ranks_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    from trackline._transport import Shipper
-
     root = tmp_path_factory.mktemp("ranks")
     server = ServerProcess(root / "server").start()
     try:
         for rank in range(WORLD):
-            run_dir = write_rank(root, rank)
-            with Shipper(run_dir, server.url, ADMIN_KEY, live=False, rank=rank) as shipper:
-                assert wait_for(lambda s=shipper: s.pump(final=True), timeout=60)
+            ship(write_rank(root, rank), server.url, timeout=60, rank=rank)
         yield server
     finally:
         server.stop()

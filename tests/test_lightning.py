@@ -257,9 +257,10 @@ def test_checkpoints_on_the_server(
         assert (root / best_name).stat().st_size == best.size
 
 
-def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
+def fit_ddp_spawn(tmp_path: Path, **logger_options: Any) -> Any:
+    """A fit on two CPU processes (``ddp_spawn``); returns its logger."""
     package = PACKAGES[0]
-    logger = logger_class(package)(project="ddp", log_model=True)
+    logger = logger_class(package)(project="ddp", **logger_options)
     fit = trainer(
         package,
         logger,
@@ -270,6 +271,11 @@ def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
         limit_val_batches=1,
     )
     fit.fit(_DDPModule(), loader(16), loader(16))
+    return logger
+
+
+def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
+    logger = fit_ddp_spawn(tmp_path, log_model=True)
     runs = trackline.list_runs()
     assert [(r.id, r.state) for r in runs] == [(logger.version, "finished")]
     run = runs[0]
@@ -280,18 +286,7 @@ def test_ddp_spawn_on_two_cpu_processes_yields_one_run(tmp_path: Path) -> None:
 
 
 def test_ddp_spawn_with_rank_metrics_logs_every_rank_into_one_run(tmp_path: Path) -> None:
-    package = PACKAGES[0]
-    logger = logger_class(package)(project="ddp", rank_metrics=True)
-    fit = trainer(
-        package,
-        logger,
-        tmp_path,
-        strategy="ddp_spawn",
-        devices=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-    )
-    fit.fit(_DDPModule(), loader(16), loader(16))
+    logger = fit_ddp_spawn(tmp_path, rank_metrics=True)
     runs = trackline.list_runs()
     assert [(r.id, r.state) for r in runs] == [(logger.version, "finished")]
     run = runs[0]  # rank 1's directory (ranks/1/) read with it
