@@ -183,6 +183,8 @@ def sdk_env(server: ServerProcess, work: Path) -> dict[str, str]:
         TRACKLINE_SYSTEM_INTERVAL="0.2",
         TRACKLINE_UPLOAD_BACKOFF_MAX="0.5",
         TRACKLINE_HEARTBEAT_INTERVAL="1",
+        # An agent whose test server is gone stops trying soon (not after a day).
+        TRACKLINE_UPLOAD_GIVE_UP="60",
         HOME=str(work),
     )
     return env

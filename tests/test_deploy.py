@@ -165,6 +165,7 @@ def test_two_servers_behind_nginx_lose_nothing_while_each_is_killed(
     script.write_text(TRAIN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
     env.update(TRACKLINE_SERVER=url, TRACKLINE_API_KEY=ADMIN_KEY, TRACKLINE_DIR=str(tmp_path))
+    env["TRACKLINE_UPLOAD_GIVE_UP"] = "60"  # agents stop soon once the test is over
     trainers = [
         subprocess.Popen(
             [sys.executable, str(script), str(i), str(STEPS), str(BIG)],

@@ -207,6 +207,7 @@ def test_a_purged_run_still_training_is_not_uploaded_again(lab: Lab, tmp_path: P
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLINE_")}
     env.update(TRACKLINE_SERVER=lab.server.url, TRACKLINE_API_KEY=lab.keys["owner"])
+    env["TRACKLINE_UPLOAD_GIVE_UP"] = "60"  # agents stop soon once the test is over
 
     def sync() -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "trackline", "sync", str(tmp_path / "tl")]
