@@ -27,15 +27,12 @@ import os
 import threading
 import time
 from typing import Any
-from zlib import crc32
-
-import msgspec
 
 from . import runlog
 from ._console import ConsoleLog
 from ._values import Deferred
 from ._warn import warn, warn_once
-from .records import Gap, Histogram, Metrics, Record, decode, encode
+from .records import Gap, Histogram, Metrics, Record, decode, encode, encode_row
 
 #: Above this many buffered records ``log`` waits for the writer (backpressure, not loss).
 HIGH_WATER = 500_000
@@ -125,7 +122,7 @@ class Writer:
         thread's path, encoded straight from the values (the same bytes, no record made)."""
         if self._file.room:
             try:
-                payload = _encode_row(("metrics", step, when, values))
+                payload = encode_row(step, when, values)
             except Exception:
                 payload = None
             if payload is not None:
@@ -135,7 +132,7 @@ class Writer:
 
     def _put(self, payload: bytes) -> None:
         """Frame ``payload`` and copy it into the mapped room, or queue the frame."""
-        data = _pack_frame(len(payload), crc32(payload)) + payload
+        data = runlog.frame(payload)
         file = self._file
         with file.lock:
             if not self._held and file.put(data):
@@ -337,8 +334,6 @@ class Writer:
                 self._file.close()
 
 
-_pack_frame = runlog.FRAME.pack
-_encode_row = msgspec.msgpack.Encoder().encode
 _WINDOW = runlog.WINDOW
 
 

@@ -298,3 +298,10 @@ def test_trimming_waits_for_writers_and_keeps_anything_but_zeros(tmp_path: Path)
     die(log)  # and its lock goes with it
     assert runlog.trim_reserved(path, end)
     assert path.stat().st_size == end and steps(path) == list(range(10))
+
+
+def test_a_row_encoded_from_its_values_is_the_record_s_bytes() -> None:
+    from trackline.records import encode, encode_row
+
+    values: dict[str, float | str] = {"loss": 0.0, "nan": float("nan"), "text": "é"}
+    assert encode_row(7, 1.5, values) == encode(Metrics(7, 1.5, values))
