@@ -131,17 +131,16 @@ class Writer:
         self.append(Metrics(step, when, values))
 
     def _put(self, payload: bytes) -> None:
-        """Frame ``payload`` and copy it into the mapped room, or queue the frame."""
-        data = runlog.frame(payload)
+        """Frame ``payload`` into the mapped room, or queue the frame."""
         file = self._file
         with file.lock:
-            if not self._held and file.put(data):
+            if not self._held and file.put_payload(payload):
                 self.written += 1
                 if file.room - file.end < _WINDOW:
                     self._wake.set()  # into the last mapped window: reserve more
                 return
             self._held += 1
-            self.buffer.append(data)
+            self.buffer.append(runlog.frame(payload))
         if self._held == 1:
             self._wake.set()  # the first one queued: no room, or the disk refused
 

@@ -52,6 +52,10 @@ def frame(payload: bytes) -> bytes:
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+_pack_frame = FRAME.pack_into
+_crc32 = zlib.crc32
+
+
 def frame_record(record: Record) -> bytes:
     return frame(encode(record))
 
@@ -458,6 +462,26 @@ class LogFile:
             self._windows[end >> WINDOW_SHIFT][offset : offset + len(data)] = data
         else:
             self._copy(end, memoryview(data))
+        self.end = new
+        return True
+
+    def put_payload(self, payload: bytes) -> bool:
+        """Frame ``payload`` straight into the mapped room; ``False`` (nothing written) if
+        it does not fit. The payload is copied first and its header last, so that a frame
+        shows (a non-zero length) only once it is whole: a process killed mid-copy leaves
+        zeros, the end of the data, not a torn frame."""
+        end = self.end
+        size = len(payload) + 8
+        new = end + size
+        if new > self.room:
+            return False
+        offset = end & (WINDOW - 1)
+        if offset + size <= WINDOW:
+            window = self._windows[end >> WINDOW_SHIFT]
+            window[offset + 8 : offset + size] = payload
+            _pack_frame(window, offset, size - 8, _crc32(payload))
+        else:
+            self._copy(end, memoryview(frame(payload)))
         self.end = new
         return True
 

@@ -10,6 +10,7 @@ calls when rows must queue (device values, a refused reservation), and a full di
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import subprocess
 import sys
@@ -305,3 +306,48 @@ def test_a_row_encoded_from_its_values_is_the_record_s_bytes() -> None:
 
     values: dict[str, float | str] = {"loss": 0.0, "nan": float("nan"), "text": "é"}
     assert encode_row(7, 1.5, values) == encode(Metrics(7, 1.5, values))
+
+
+def test_put_payload_writes_the_frame_that_put_would_in_and_across_windows(tmp_path: Path) -> None:
+    """``put_payload`` (the training thread's path) frames in place: the same bytes as
+    ``put(frame(payload))``, whether the frame fits its window or spans two."""
+    log = runlog.LogFile(tmp_path / "main.tlog", mapped=True)
+    payloads = []
+    step = 0
+    while log.end < WINDOW + 5000:  # well past the first window's boundary
+        payload = runlog.encode(row(step, pad=977))  # an odd size: some frame spans it
+        assert log.put_payload(payload)
+        payloads.append(payload)
+        step += 1
+    starts = [runlog.HEADER_SIZE + sum(len(p) + 8 for p in payloads[:i]) for i in range(step + 1)]
+    assert any(a < WINDOW < b for a, b in itertools.pairwise(starts))  # one frame spans two
+    assert steps(log.path) == list(range(step))
+    whole = log.path.read_bytes()[runlog.HEADER_SIZE : log.end]
+    assert whole == b"".join(runlog.frame(p) for p in payloads)
+    big = runlog.encode(row(step, pad=3 * WINDOW))
+    assert not log.put_payload(big)  # no room: nothing written, the caller queues it
+    assert log.path.read_bytes()[runlog.HEADER_SIZE : log.end] == whole
+    log.close()
+
+
+def test_a_frame_put_in_place_is_zeros_until_its_header_is_written(tmp_path: Path) -> None:
+    """The payload goes first and the header last: a process killed between the two
+    leaves zeros where the frame would be, which readers take as the end of the data."""
+    log = runlog.LogFile(tmp_path / "main.tlog", mapped=True)
+    assert log.put_payload(runlog.encode(row(0)))
+    payload = runlog.encode(row(1, pad=100))
+    window = log._windows[log.end >> runlog.WINDOW_SHIFT]
+    offset = log.end & (WINDOW - 1)
+    window[offset + 8 : offset + 8 + len(payload)] = payload  # as if killed before the header
+    assert steps(log.path) == [0]
+    reopened_path = log.path
+    die(log)
+    reopened = runlog.LogFile(reopened_path)
+    assert steps(reopened_path) == [0]
+    # Reopened, the half-copied payload is kept aside, as any torn tail is; not read.
+    (aside,) = reopened_path.parent.glob("main.tlog.torn-*")
+    assert aside.read_bytes().rstrip(b"\0")[8:] == payload
+    assert reopened.put_payload(runlog.encode(row(2))) is False  # not mapped: pwrite path
+    reopened.append(row(2))
+    assert steps(reopened_path) == [0, 2]
+    reopened.close()
