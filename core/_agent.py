@@ -142,15 +142,18 @@ class MainLog:
             file.seek(self.offset)
             while data := file.read(self._chunk):
                 end = self.offset
+                at_eof = len(data) < self._chunk
                 for frame in iter_frames(data, self.offset):
                     end = frame.end
                     if isinstance(frame.record, self.kinds):
                         found.append(frame.record)
                 if end == self.offset:  # not one whole frame in this chunk
-                    if len(data) < self._chunk:
+                    if at_eof:
                         break  # the last frame is still being written
                     self._chunk *= 2  # a frame bigger than a chunk
                 self.offset = end
+                if at_eof:
+                    break  # read to the end of the file: what came since waits for next time
                 file.seek(end)
         return found
 

@@ -44,7 +44,7 @@ from ._settings import env_float
 from ._warn import warn_once
 from .artifacts import sha256_file
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, check_header, data_size, iter_frames
+from .runlog import FRAME, HEADER_SIZE, check_header, data_size, iter_frames, scan_frames
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
 STREAMS = ("main", "system", "console")
@@ -629,9 +629,9 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
                     return b""
                 check_header(data)
                 head = HEADER_SIZE
-            end = head
-            for frame in iter_frames(memoryview(data)[head:], offset + head):
-                end = frame.end - offset
+            # Where the whole frames end; they are not decoded (the server decodes them).
+            scan = scan_frames(memoryview(data)[head:])
+            end = head + scan.payloads[-1][1] if scan.payloads else head
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.

@@ -160,7 +160,17 @@ def data_end(view: memoryview) -> int:
     zeros after it is the end of the data, never a torn frame; zeros with a frame after
     them are read as before.
     """
-    return len(view.tobytes().rstrip(b"\0"))
+    end = len(view)
+    while end > 0:  # backwards a block at a time: copy and compare run at memory speed
+        start = max(0, end - len(_ZERO_BLOCK))
+        block = view[start:end].tobytes()
+        if block != (_ZERO_BLOCK if len(block) == len(_ZERO_BLOCK) else bytes(len(block))):
+            return start + len(block.rstrip(b"\0"))
+        end = start
+    return 0
+
+
+_ZERO_BLOCK = bytes(64 * 1024)
 
 
 def data_size(path: str | os.PathLike[str]) -> int:

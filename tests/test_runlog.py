@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trackline
 from trackline import runlog
 from trackline._transport import _read_frames
-from trackline.records import Metrics, RunStart
+from trackline.records import Finish, Metrics, RunStart
 
 
 def write_log(path: Path, count: int) -> bytes:
@@ -150,3 +151,51 @@ def test_reopening_a_log_with_a_zero_tail_cuts_it_and_appends_after_the_data(
     assert runlog.read_records(path)[:-1] == expected
     assert runlog.read_records(path)[-1].values == {"x": 3.0}  # type: ignore[union-attr]
     assert not list(tmp_path.glob("*.torn-*"))  # zeros are not a torn tail worth keeping
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        bytes(10),
+        b"x",
+        b"x" + bytes(200_000),
+        bytes(65_536) + b"x" + bytes(65_535),  # the non-zero byte alone in its block
+        b"y" * 65_536 + bytes(3 * 65_536),  # data ends on a block boundary
+        b"z" * 300_001,
+        b"a\0b" + bytes(7) + b"c" + bytes(131_072),
+    ],
+)
+def test_data_end_is_just_past_the_last_non_zero_byte(data: bytes, tmp_path: Path) -> None:
+    expected = len(data.rstrip(b"\0"))
+    assert runlog.data_end(memoryview(data)) == expected
+    path = tmp_path / "main.tlog"
+    path.write_bytes(data)
+    assert runlog.data_size(path) == expected
+
+
+def test_the_agent_reads_a_mapped_log_once_per_round_while_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following a mapped log that keeps growing, the agent reads to the end of the file
+    once per round: it does not chase the writer through the reserved zeros."""
+    from trackline import _agent
+
+    log = runlog.LogFile(tmp_path / "main.tlog", mapped=True)
+    follow = _agent.MainLog(log.path, (Finish,))
+    reads = 0
+    real_read = _agent.iter_frames
+
+    def counting(data: bytes, start: int = 0) -> Iterator[runlog.Frame]:
+        nonlocal reads
+        reads += 1
+        for step in range(3):  # the writer goes on while the agent reads
+            assert log.put_payload(runlog.encode(Metrics(step, 0.0, {"x": 1.0})))
+        return real_read(data, start)
+
+    monkeypatch.setattr(_agent, "iter_frames", counting)
+    for _ in range(5):
+        follow.new_records()
+    assert reads == 5
+    assert follow.offset == log.end - 3 * len(runlog.frame_record(Metrics(0, 0.0, {"x": 1.0})))
+    log.close()
