@@ -227,6 +227,97 @@ def test_sync_of_a_fork_before_its_parent(
         assert series[0]["x"] == list(range(9))
 
 
+def _far_parent(server: ServerProcess, monkeypatch: pytest.MonkeyPatch, where: Path) -> None:
+    """Run ``far`` logged and synced "on another machine": nothing of it stays local."""
+    parent = trackline.init(
+        project="forks-far", id="far", mode="offline", dir=where, config={"lr": 0.1, "batch": 8}
+    )
+    parent.define_metric("loss", summary="min")
+    parent.define_metric("acc", summary="max")
+    for step in range(10):
+        parent.log({"loss": 100.0 if step == SPIKE else 10.0 - step, "acc": step})
+    parent.finish()
+    _sync(server, monkeypatch, parent.dir)
+    shutil.rmtree(where)
+
+
+def test_a_fork_of_a_run_that_is_only_on_the_server_offline_then_sync(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    fork = trackline.init(fork_from="far", fork_step=5, config={"lr": 0.01}, mode="offline")
+    assert fork.project.endswith("forks-far")  # the parent's project
+    assert fork.config.as_dict() == {"lr": 0.01, "batch": 8}  # the parent's, overridden
+    assert fork.summary["loss"] == 5.0 and fork.summary["acc"] == 5  # its rules, up to 5
+    for i in range(3):
+        fork.log({"loss": 4.0 - i, "acc": 50 + i})
+    fork.finish()
+    local = trackline.open_run(fork.id)
+    with pytest.warns(UserWarning, match=rf"steps after 5.*Api\(\)\.run\('{fork.id}'\)"):
+        assert [r["_step"] for r in local.history()] == [6, 7, 8]
+    assert local.summary == {"loss": 2.0, "acc": 52}
+    assert local.parent() is None and local.fork_from == "far"
+    records = runlog.read_records(Path(fork.dir) / "main.tlog")
+    assert sorted(r.step for r in records if type(r).__name__ == "Metrics") == [6, 7, 8]
+    _sync(shared_server, monkeypatch, fork.dir)
+    with Api() as api:
+        remote = api.run(fork.id)
+        assert losses(remote.history()) == [
+            (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.0), (8, 2.0)
+        ]  # fmt: skip
+        assert remote.summary == local.summary
+        assert remote.fork_from == "far" and fork.id in api.run("far").children
+
+
+def test_a_fork_of_a_run_that_is_only_on_the_server_online(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import psutil
+    from _server import wait_for
+
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    monkeypatch.setenv("TRACKLINE_AGENT", "1")
+    fork = trackline.init(fork_from="far?_step=3", mode="online", id="far-online")
+    assert fork.mode == "online" and fork.config.as_dict() == {"lr": 0.1, "batch": 8}
+    fork.log({"loss": 0.5})
+    fork.finish()
+    assert fork._agent is not None
+    pid = fork._agent.pid
+
+    def agent_gone() -> bool:
+        try:
+            return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(agent_gone, 60, what="the fork's agent to upload and exit")
+    with Api() as api:
+        got = api.run("far-online")
+        assert losses(got.history(keys=["loss"])) == [
+            (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 0.5)
+        ]  # fmt: skip
+        assert got.summary["loss"] == 0.5 and got.summary["acc"] == 3
+
+
+def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    with pytest.raises(ValueError, match=r"fork_step 10 is beyond the last step of run 'far' \(9\)"):
+        trackline.init(fork_from="far", fork_step=10, mode="offline")
+    with pytest.raises(ValueError, match="no run 'nowhere'.*nor on http"):
+        trackline.init(fork_from="nowhere", fork_step=1, mode="offline")
+    with shared_server.client() as admin:
+        stranger = admin.post("/users", json={"name": "stranger-fork"}).json()["api_key"]
+    monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far" is private to the admin
+    with pytest.raises(ValueError, match="no run 'far'.*may not read it"):
+        trackline.init(fork_from="far", fork_step=3, mode="offline")
+    monkeypatch.delenv("TRACKLINE_SERVER")
+    with pytest.raises(ValueError, match="no server is configured"):
+        trackline.init(fork_from="far", fork_step=3, mode="offline")
+    assert not (tmp_path / "tl" / "runs").exists() or not any((tmp_path / "tl" / "runs").iterdir())
+
+
 def test_a_rewound_run_on_the_server(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
