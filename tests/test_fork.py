@@ -303,14 +303,16 @@ def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
-    with pytest.raises(ValueError, match=r"fork_step 10 is beyond the last step of run 'far' \(9\)"):
+    with pytest.raises(
+        ValueError, match=r"fork_step 10 is beyond the last step of run 'far' \(9\)"
+    ):
         trackline.init(fork_from="far", fork_step=10, mode="offline")
-    with pytest.raises(ValueError, match="no run 'nowhere'.*nor on http"):
+    with pytest.raises(ValueError, match=r"no run 'nowhere'.*nor on http"):
         trackline.init(fork_from="nowhere", fork_step=1, mode="offline")
     with shared_server.client() as admin:
         stranger = admin.post("/users", json={"name": "stranger-fork"}).json()["api_key"]
     monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far" is private to the admin
-    with pytest.raises(ValueError, match="no run 'far'.*may not read it"):
+    with pytest.raises(ValueError, match=r"no run 'far'.*may not read it"):
         trackline.init(fork_from="far", fork_step=3, mode="offline")
     monkeypatch.delenv("TRACKLINE_SERVER")
     with pytest.raises(ValueError, match="no server is configured"):
