@@ -286,6 +286,8 @@ class Columns(_Wire, frozen=True):
     times: list[Any]
     values: dict[str, list[Any]]
     kinds: dict[str, str]
+    #: Per row, whether a rewind hid it (only when asked with ``rewound=true``).
+    rewound: list[bool] | None = None
 
 
 class Histogram(_Wire, frozen=True):
@@ -294,6 +296,8 @@ class Histogram(_Wire, frozen=True):
     time: Any
     edges: list[Any]
     counts: list[Any]
+    #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
+    rewound: bool = False
 
 
 class Histograms(_Wire, frozen=True):
@@ -306,6 +310,8 @@ class MediaStep(_Wire, frozen=True):
     time: Any
     kind: str
     items: list[Any]
+    #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
+    rewound: bool = False
 
 
 class MediaList(_Wire, frozen=True):

@@ -344,6 +344,57 @@ def test_a_rewound_run_on_the_server(
         assert hidden[0]["y"] == [100.0, 3.0, 2.0, 1.0]
 
 
+def test_rewinds_hide_media_and_histograms_too_locally_and_on_the_server(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice rewound: media, ``watch``'s histograms and metric rows above each rewind step
+    are hidden in local reads and on the server alike, and come back only when asked."""
+    run = trackline.init(project="forks-media", id="m-run", mode="offline")
+    for step in range(6):
+        run.log({"loss": 10.0 - step, "page": trackline.Html(f"<b>{step}</b>")})
+        run._log_histogram("w", [0.0, 1.0], [float(step)], step=step)
+    run.finish()
+    _sync(shared_server, monkeypatch, run.dir)  # the first epoch is on the server already
+    for rewind_to, new_step_values in ((3, [-1.0, -2.0]), (1, [-9.0])):
+        again = trackline.init(id="m-run", rewind_to=rewind_to, mode="offline")
+        for value in new_step_values:
+            again._log_histogram("w", [0.0, 1.0], [value])  # at the next log's step
+            again.log({"loss": value, "page": trackline.Html(f"<i>{value}</i>")})
+        again.finish()
+    _sync(shared_server, monkeypatch, run.dir)
+    local = trackline.open_run("m-run")
+    assert local.rewinds == [3, 1]
+    assert losses(local.history()) == [(0, 10.0), (1, 9.0), (2, -9.0)]
+    assert local.summary == {"loss": -9.0}
+    assert [(m.step, m.kind) for m in local.media()] == [(0, "html"), (1, "html"), (2, "html")]
+    assert [(h.step, h.counts) for h in local.histograms()] == [(0, [0.0]), (1, [1.0]), (2, [-9.0])]
+    assert len(local.media(rewound=True)) == 6 + 2 + 1
+    everything = local.history(rewound=True)
+    assert [(r["_step"], r["loss"]) for r in everything if r.get("_rewound")] == [
+        (2, 8.0),
+        (3, 7.0),
+        (4, -1.0),
+        (5, -2.0),
+    ]  # fmt: skip  (steps 4, 5: hidden rows of both epochs merged, the later wins)
+    with Api() as api:
+        remote = api.run("m-run")
+        assert remote.history() == local.history()
+        assert remote.history(rewound=True) == everything
+        assert remote.summary == local.summary
+        assert [m["step"] for m in remote.media()] == [0, 1, 2]
+        assert [(h["step"], h["counts"]) for h in remote.histograms()] == [
+            (0, [0.0]), (1, [1.0]), (2, [-9.0])
+        ]  # fmt: skip
+        shown = remote.media(rewound=True)
+        assert len(shown) == 9 and sum(bool(m.get("rewound")) for m in shown) == 6
+        hidden = [h["step"] for h in remote.histograms(rewound=True) if h.get("rewound")]
+        assert sorted(hidden) == [2, 3, 4, 4, 5, 5]  # epoch 0 above 1, epoch 1 above 1
+    with shared_server.client() as client:
+        csv = client.get("/runs/m-run/history", params={"rewound": "true", "format": "csv"})
+        assert csv.status_code == 200 and "_rewound" in csv.text.splitlines()[0]
+        assert client.get("/runs/m-run/history", params={"rewound": "maybe"}).status_code == 422
+
+
 def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -385,7 +436,7 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
 # -- schema and hostile input -------------------------------------------------------------
 
 
-def test_a_version_12_database_gets_the_lineage_columns(database_url: str) -> None:
+def test_a_version_12_database_gets_the_lineage_columns_of_13_and_14(database_url: str) -> None:
     import sqlalchemy as sa
     from trackline.server import migrations, schema
     from trackline.server.db import Database
@@ -399,18 +450,21 @@ def test_a_version_12_database_gets_the_lineage_columns(database_url: str) -> No
                 ("runs", "parent_run_id"),
                 ("runs", "fork_step"),
                 ("chunks", "epoch"),
+                ("histograms", "epoch"),
+                ("media", "epoch"),
             ):
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
             conn.execute(sa.update(schema.schema_version).values(version=12))
-        assert db.migrate() == schema.SCHEMA_VERSION == 13
+        assert db.migrate() == schema.SCHEMA_VERSION == 14
         with db.read() as conn:
             inspector = sa.inspect(conn)
             assert {"parent_run_id", "fork_step"} <= {
                 c["name"] for c in inspector.get_columns("runs")
             }
-            assert "epoch" in {c["name"] for c in inspector.get_columns("chunks")}
+            for table in ("chunks", "histograms", "media"):
+                assert "epoch" in {c["name"] for c in inspector.get_columns(table)}
             assert "ix_runs_parent" in {i["name"] for i in inspector.get_indexes("runs")}
-            assert migrations.current_version(conn) == 13
+            assert migrations.current_version(conn) == 14
     finally:
         db.dispose()
 

@@ -80,6 +80,7 @@
  * @property {Array<*>} times
  * @property {Object<string, Array<*>>} values
  * @property {Object<string, string>} kinds
+ * @property {?Array<boolean>} [rewound]
  */
 
 /**
@@ -153,6 +154,7 @@
  * @property {*} time
  * @property {Array<*>} edges
  * @property {Array<*>} counts
+ * @property {boolean} [rewound]
  */
 
 /**
@@ -222,6 +224,7 @@
  * @property {*} time
  * @property {string} kind
  * @property {Array<*>} items
+ * @property {boolean} [rewound]
  */
 
 /**
