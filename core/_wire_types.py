@@ -719,6 +719,7 @@ ALL: tuple[type[_Wire], ...] = (
     RunDetail,
     RunChild,
     RunPage,
+    Writers,
     Columns,
     Histograms,
     MediaList,

@@ -227,10 +227,12 @@ def test_sync_of_a_fork_before_its_parent(
         assert series[0]["x"] == list(range(9))
 
 
-def _far_parent(server: ServerProcess, monkeypatch: pytest.MonkeyPatch, where: Path) -> None:
-    """Run ``far`` logged and synced "on another machine": nothing of it stays local."""
+def _far_parent(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch, where: Path, run_id: str
+) -> None:
+    """Run ``run_id`` logged and synced "on another machine": nothing of it stays local."""
     parent = trackline.init(
-        project="forks-far", id="far", mode="offline", dir=where, config={"lr": 0.1, "batch": 8}
+        project="forks-far", id=run_id, mode="offline", dir=where, config={"lr": 0.1, "batch": 8}
     )
     parent.define_metric("loss", summary="min")
     parent.define_metric("acc", summary="max")
@@ -244,7 +246,7 @@ def _far_parent(server: ServerProcess, monkeypatch: pytest.MonkeyPatch, where: P
 def test_a_fork_of_a_run_that_is_only_on_the_server_offline_then_sync(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far")
     fork = trackline.init(fork_from="far", fork_step=5, config={"lr": 0.01}, mode="offline")
     assert fork.project.endswith("forks-far")  # the parent's project
     assert fork.config.as_dict() == {"lr": 0.01, "batch": 8}  # the parent's, overridden
@@ -275,9 +277,9 @@ def test_a_fork_of_a_run_that_is_only_on_the_server_online(
     import psutil
     from _server import wait_for
 
-    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far-2")
     monkeypatch.setenv("TRACKLINE_AGENT", "1")
-    fork = trackline.init(fork_from="far?_step=3", mode="online", id="far-online")
+    fork = trackline.init(fork_from="far-2?_step=3", mode="online", id="far-online")
     assert fork.mode == "online" and fork.config.as_dict() == {"lr": 0.1, "batch": 8}
     fork.log({"loss": 0.5})
     fork.finish()
@@ -302,21 +304,21 @@ def test_a_fork_of_a_run_that_is_only_on_the_server_online(
 def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine")
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far-3")
     with pytest.raises(
-        ValueError, match=r"fork_step 10 is beyond the last step of run 'far' \(9\)"
+        ValueError, match=r"fork_step 10 is beyond the last step of run 'far-3' \(9\)"
     ):
-        trackline.init(fork_from="far", fork_step=10, mode="offline")
+        trackline.init(fork_from="far-3", fork_step=10, mode="offline")
     with pytest.raises(ValueError, match=r"no run 'nowhere'.*nor on http"):
         trackline.init(fork_from="nowhere", fork_step=1, mode="offline")
     with shared_server.client() as admin:
         stranger = admin.post("/users", json={"name": "stranger-fork"}).json()["api_key"]
-    monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far" is private to the admin
-    with pytest.raises(ValueError, match=r"no run 'far'.*may not read it"):
-        trackline.init(fork_from="far", fork_step=3, mode="offline")
+    monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far-3" is private to the admin
+    with pytest.raises(ValueError, match=r"no run 'far-3'.*may not read it"):
+        trackline.init(fork_from="far-3", fork_step=3, mode="offline")
     monkeypatch.delenv("TRACKLINE_SERVER")
     with pytest.raises(ValueError, match="no server is configured"):
-        trackline.init(fork_from="far", fork_step=3, mode="offline")
+        trackline.init(fork_from="far-3", fork_step=3, mode="offline")
     assert not (tmp_path / "tl" / "runs").exists() or not any((tmp_path / "tl" / "runs").iterdir())
 
 

@@ -688,4 +688,26 @@
  * @property {?string} sha256
  */
 
+/**
+ * One process that writes a run (``GET /runs/{run_id}/writers``): rank 0 is the run's
+ * @typedef {Object} Writer
+ * @property {number} rank
+ * @property {string} host
+ * @property {string} state
+ * @property {?number} [pid]
+ * @property {?number} [start_time]
+ * @property {?number} [last_time]
+ * @property {?number} [end_time]
+ * @property {?number} [exit_code]
+ * @property {?string} [reason]
+ * @property {number} [rows]
+ * @property {Object<string, number>} [streams]
+ */
+
+/**
+ * A run's writers, rank 0 first (one for a run of one process).
+ * @typedef {Object} Writers
+ * @property {Array<Writer>} writers
+ */
+
 export {};
