@@ -12,7 +12,7 @@ fork of it). A parent uploaded after its fork is found by id when it arrives.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,19 +288,22 @@ def with_hidden(
     )
 
 
-def unhidden(run: Any, logged: Sequence[Any], rewound: bool) -> list[tuple[Any, bool]]:
-    """Rows of ``histograms`` or ``media`` (with ``step`` and ``epoch``) of run row ``run``,
-    each with whether a rewind hid it: the visible ones, and with ``rewound`` the hidden
-    ones too (``_fold.caps``, as for the metric chunks)."""
-    rewinds = rewinds_of(run)
-    if not rewinds:
-        return [(row, False) for row in logged]
-    top = caps(rewinds)
-    out = []
-    for row in logged:
-        hidden = row.step > top[min(int(row.epoch), len(top) - 1)]
-        if rewound or not hidden:
-            out.append((row, hidden))
+def logged_rows(
+    conn: sa.Connection, views: list[View], table: sa.Table, key: str | None, rewound: bool
+) -> list[tuple[Any, bool]]:
+    """Rows of ``histograms`` or ``media`` over a lineage (``views_of``): the ancestors'
+    up to the fork step (visible ones only, by reference), then the run's own in the order
+    they arrived, each with whether a rewind hid it (hidden ones only with ``rewound``)."""
+    out: list[tuple[Any, bool]] = []
+    for view in reversed(views):  # the farthest ancestor first
+        select = sa.select(table).where(table.c.run_pk == view.pk)
+        if key is not None:
+            select = select.where(table.c.key == key)
+        own = view is views[0]
+        for row in conn.execute(select.order_by(table.c.id)):
+            hidden = row.step > view.cap(int(row.epoch))
+            if not hidden or (own and rewound):
+                out.append((row, hidden))
     return out
 
 

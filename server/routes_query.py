@@ -411,14 +411,13 @@ def _rows_of_run(
     key: str | None,
     rewound: bool,
 ) -> list[tuple[Any, bool]]:
-    """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived,
-    each with whether a rewind hid it (hidden ones only with ``rewound``)."""
+    """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived
+    (a fork's parent's up to the fork step first), each with whether a rewind hid it
+    (hidden ones only with ``rewound``)."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        select = sa.select(table).where(table.c.run_pk == row.id)
-        if key is not None:
-            select = select.where(table.c.key == key)
-        return lineage.unhidden(row, conn.execute(select.order_by(table.c.id)).all(), rewound)
+        views = lineage.views_of(conn, row, lineage.reader(user))
+        return lineage.logged_rows(conn, views, table, key, rewound)
 
 
 @router.get(

@@ -31,12 +31,17 @@ def no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
 SPIKE = 6  # the parent's loss spikes at this step
 
 
-def parent_run(run_id: str = "parent", project: str = "forks", steps: int = 10) -> trackline.Run:
-    """Steps 0..steps-1: loss 10 - step, but 100 at SPIKE; acc = step."""
+def parent_run(
+    run_id: str = "parent", project: str = "forks", steps: int = 10, watched: bool = False
+) -> trackline.Run:
+    """Steps 0..steps-1: loss 10 - step, but 100 at SPIKE; acc = step; with ``watched``,
+    a histogram ``w`` (as ``trackline.watch`` logs it) at every step."""
     run = trackline.init(project=project, id=run_id, mode="offline", config={"lr": 0.1, "batch": 8})
     run.define_metric("loss", summary="min")
     run.define_metric("acc", summary="max")
     for step in range(steps):
+        if watched:
+            run._log_histogram("w", [0.0, 1.0], [float(step)], step=step)
         run.log({"loss": 100.0 if step == SPIKE else 10.0 - step, "acc": step})
     run.finish()
     return run
@@ -50,12 +55,14 @@ def losses(rows: list[dict]) -> list[tuple[int, float | None]]:
 
 
 def test_a_fork_reads_its_parent_by_reference_then_its_own_rows() -> None:
-    parent = parent_run()
+    parent = parent_run(watched=True)
     fork = trackline.init(fork_from="parent", fork_step=5, config={"lr": 0.01}, mode="offline")
     assert fork.project == "forks"  # the parent's project by default
     assert fork.config.as_dict() == {"lr": 0.01, "batch": 8}  # overridden, the rest inherited
     assert fork.summary["loss"] == 5.0  # the inherited rows' min, as define_metric says
     for i in range(3):
+        if i == 1:
+            fork._log_histogram("w", [0.0, 1.0], [-1.0])  # at step 7
         fork.log({"loss": 4.0 - i, "acc": 50 + i})
     fork.finish()
     local = trackline.open_run(fork.id)
@@ -64,6 +71,8 @@ def test_a_fork_reads_its_parent_by_reference_then_its_own_rows() -> None:
         (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.0), (8, 2.0)
     ]  # fmt: skip
     assert [r["_step"] for r in local.history(inherited=False)] == [6, 7, 8]
+    assert [h.step for h in local.histograms()] == [0, 1, 2, 3, 4, 5, 7]  # by reference too
+    assert [h.step for h in local.histograms(inherited=False)] == [7]
     assert local.summary == {"loss": 2.0, "acc": 52}
     assert local.config == {"lr": 0.01, "batch": 8}
     assert trackline.open_run("parent").children() == [fork.id]
@@ -404,10 +413,11 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
         alice = admin.post("/users", json={"name": "alice-fork"}).json()["api_key"]
         bob = admin.post("/users", json={"name": "bob-fork"}).json()["api_key"]
     monkeypatch.setenv("TRACKLINE_SERVER", shared_server.url)
-    parent = parent_run("secret-parent", project="alice-fork/private")
+    parent = parent_run("secret-parent", project="alice-fork/private", watched=True)
     fork = trackline.init(
         fork_from="secret-parent", fork_step=5, project="bob-fork/open", mode="offline", id="pub"
     )
+    fork._log_histogram("w", [0.0, 1.0], [0.5])
     fork.log({"loss": 0.5})
     fork.finish()
     for key, run in ((alice, parent), (bob, fork)):
@@ -426,8 +436,12 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
             "/metrics/series", json={"runs": ["pub"], "keys": ["loss", "acc"], "samples": 10}
         ).json()["series"]
         assert [(s["key"], s["x"]) for s in series] == [("loss", [6])]
+        watched = client.get("/runs/pub/histograms").json()["histograms"]
+        assert [h["step"] for h in watched] == [6]  # nor of its histograms
     with shared_server.client(alice) as client:  # alice may read both
         assert client.get("/runs/pub/history").json()["steps"] == list(range(7))
+        watched = client.get("/runs/pub/histograms").json()["histograms"]
+        assert [h["step"] for h in watched] == list(range(7))
         assert client.get("/runs/pub").json()["fork_from"] == "secret-parent"
         assert [c["id"] for c in client.get("/runs/secret-parent").json()["children"]] == ["pub"]
     with shared_server.client(bob) as client:
