@@ -269,8 +269,10 @@ class RunDetail(Run, frozen=True):
 
 
 class Writer(_Wire, frozen=True):
-    """One process that writes a run (``GET /runs/{run_id}/writers``): rank 0 is the run's
-    own process, a rank ``k`` above it the ``init(rank=k)`` of a distributed run.
+    """One process that writes a run, as ``GET /runs/{run_id}/writers`` lists them.
+
+    Rank 0 is the run's own process, a rank ``k`` above it the ``init(rank=k)`` of a
+    distributed run.
 
     ``start_time`` and ``last_time`` are when it was first and last heard of (its records'
     own times: start, rows, system samples, finish); ``state`` ``running`` until its

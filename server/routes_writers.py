@@ -51,6 +51,9 @@ def writers_of(conn: sa.Connection, row: Any, now: float, timeout: float) -> lis
     openapi_extra=OPTIONAL_AUTH,
 )
 def run_writers(run_id: RunId, ctx: Ctx, user: MaybeUser) -> Json:
+    """Rank 0 (the run's own process) first, then every other rank that wrote to it: host,
+    pid, state (a rank killed without a finish is ``crashed`` by its agent's verdict),
+    first and last time heard of, metrics rows, and the bytes of each of its streams."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
         found = writers_of(conn, row, time.time(), ctx.config.heartbeat_timeout)

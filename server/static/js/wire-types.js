@@ -689,7 +689,7 @@
  */
 
 /**
- * One process that writes a run (``GET /runs/{run_id}/writers``): rank 0 is the run's
+ * One process that writes a run, as ``GET /runs/{run_id}/writers`` lists them.
  * @typedef {Object} Writer
  * @property {number} rank
  * @property {string} host
