@@ -70,9 +70,10 @@ def init(
         console: record what the process prints (stdout, stderr); default on, unless
             ``TRACKLINE_CONSOLE=off``.
         fork_from, fork_step: start a new run that branches from run ``fork_from`` (in
-            this runs directory) after its step ``fork_step``: its history is the
-            parent's up to that step (by reference, not copied), its config the parent's
-            (``config`` overrides keys), its steps go on from ``fork_step + 1``.
+            this runs directory, else read once from the configured server, also in
+            offline mode) after its step ``fork_step``: its history is the parent's up to
+            that step (by reference, not copied), its config the parent's (``config``
+            overrides keys), its steps go on from ``fork_step + 1``.
         rewind_to: with ``id``, continue that run from this step: its rows of later
             steps are kept but hidden (``history(rewound=True)`` shows them), the summary
             is recomputed from the visible rows, steps go on from ``rewind_to + 1``.
@@ -154,9 +155,9 @@ def init(
             previous = LocalRun(run_dir)
             if rewind is not None:
                 _check_rewind(previous, rewind)
-    parent: LocalRun | None = None
+    parent: LocalRun | _lineage.RemoteParent | None = None
     if fork is not None and resolved.mode != "disabled":
-        parent = _fork_parent(resolved.runs_dir, *fork)
+        parent = _fork_parent(resolved, *fork)
         if project is None:
             resolved = _settings.resolve(parent.project, mode, dir, console)
             check_project(resolved.project)
@@ -190,13 +191,23 @@ def init(
     return run
 
 
-def _fork_parent(runs_dir: Path, parent_id: str, step: int) -> LocalRun:
-    """The run to fork, read from this runs directory; ``ValueError`` if it cannot be."""
+def _fork_parent(
+    settings: _settings.Settings, parent_id: str, step: int
+) -> LocalRun | _lineage.RemoteParent:
+    """The run to fork: from this runs directory, else from the configured server (a
+    parent logged on another machine); ``ValueError`` if it is in neither."""
+    runs_dir = settings.runs_dir
     path = runs_dir / parent_id
     if not (path / "main.tlog").exists():
+        remote = _lineage.remote_parent(settings.server, parent_id, step)
+        if remote is not None:
+            return remote
+        where = f"nor on {settings.server} (or your API key may not read it)"
+        if not settings.server:
+            where = "and no server is configured to read it from (TRACKLINE_SERVER)"
         raise ValueError(
-            f"fork_from: no run {parent_id!r} in {runs_dir} (a parent is forked from its "
-            "local run log: run the fork where the parent ran, or copy its run directory)"
+            f"fork_from: no run {parent_id!r} in {runs_dir}, {where}; a parent is read from "
+            "its local run log or from the server it was synced to"
         )
     parent = LocalRun(path)
     if step > parent.last_step:

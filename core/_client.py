@@ -649,6 +649,20 @@ def _plains(values: list[T]) -> list[dict[str, Any]]:
     return out
 
 
+def _params(key: str | None, rewound: bool) -> dict[str, str]:
+    params = {"key": key} if key is not None else {}
+    return {**params, "rewound": "true"} if rewound else params
+
+
+def _marked(values: list[wt.Histogram] | list[wt.MediaStep]) -> list[dict[str, Any]]:
+    """Entries as plain dicts, ``rewound`` only on those a rewind hid."""
+    out: list[dict[str, Any]] = msgspec.to_builtins(values)
+    for entry in out:
+        if not entry["rewound"]:
+            del entry["rewound"]
+    return out
+
+
 def _mismatch(response: httpx.Response, exc: wt.WireError) -> ApiError:
     """The ``ApiError`` for an answer that is not what the endpoint's wire type says."""
     where = f"{response.request.method} {response.request.url.path}"
@@ -799,20 +813,30 @@ class Run:
         return self
 
     def history(
-        self, keys: list[str] | None = None, samples: int | None = None, pandas: bool = False
+        self,
+        keys: list[str] | None = None,
+        samples: int | None = None,
+        pandas: bool = False,
+        rewound: bool = False,
     ) -> Any:
         """Rows ordered by step (``_step``, ``_time`` and the logged keys), like ``LocalRun.history``.
 
-        With ``samples``, that many rows picked evenly; full resolution without.
+        With ``samples``, that many rows picked evenly; full resolution without. Rows a
+        rewind hid come back only with ``rewound=True``, each marked ``"_rewound": True``.
         """
         params: dict[str, Any] = {}
         if keys is not None:
             params["keys"] = keys
         if samples is not None:
             params["samples"] = samples
+        if rewound:
+            params["rewound"] = "true"
         url = f"/runs/{_q(self.id)}/history"
         columns = self._api._json(wt.Columns, "GET", url, params=params)
         rows = _rows(columns)
+        for row, hidden in zip(rows, columns.rewound or [], strict=False):
+            if hidden:
+                row["_rewound"] = True
         if pandas:
             import pandas as pd
 
@@ -844,15 +868,19 @@ class Run:
                     file.write(chunk)
         return target
 
-    def histograms(self, key: str | None = None) -> list[dict[str, Any]]:
-        params = {"key": key} if key is not None else {}
+    def histograms(self, key: str | None = None, rewound: bool = False) -> list[dict[str, Any]]:
+        """Histograms in the order logged (optionally of one key); those a rewind hid only
+        with ``rewound=True``, each marked ``"rewound": True``."""
         url = f"/runs/{_q(self.id)}/histograms"
-        return _plains(self._api._json(wt.Histograms, "GET", url, params=params).histograms)
+        got = self._api._json(wt.Histograms, "GET", url, params=_params(key, rewound))
+        return _marked(got.histograms)
 
-    def media(self, key: str | None = None) -> list[dict[str, Any]]:
-        params = {"key": key} if key is not None else {}
+    def media(self, key: str | None = None, rewound: bool = False) -> list[dict[str, Any]]:
+        """Media in the order logged (optionally of one key); those a rewind hid only with
+        ``rewound=True``, each marked ``"rewound": True``."""
         url = f"/runs/{_q(self.id)}/media"
-        return _plains(self._api._json(wt.MediaList, "GET", url, params=params).media)
+        got = self._api._json(wt.MediaList, "GET", url, params=_params(key, rewound))
+        return _marked(got.media)
 
     def files(self) -> list[dict[str, Any]]:
         """The run's files: ``path`` (in the run directory), ``sha256``, ``size``, ``uploaded``."""

@@ -89,6 +89,10 @@ class RunFold:
         self.rewinds: list[int] = []
         #: The other writers of a distributed run, by rank (``_ranks.py``); rank 0 is the run.
         self.writers: dict[str, dict[str, Any]] = {}
+        #: Metrics rows of the run's own writer (rank 0), rewound ones too, and the time of
+        #: its latest start, row or finish (``_ranks.writers``: when it was last heard of).
+        self.rows = 0
+        self.last_time = 0.0
 
     @property
     def final(self) -> Finish | None:
@@ -153,6 +157,8 @@ _PLAIN = (
     "fork_summary",
     "rewinds",
     "writers",
+    "rows",
+    "last_time",
 )
 _RECORDS: dict[str, type[msgspec.Struct]] = {
     "main_finish": Finish,
@@ -204,11 +210,15 @@ def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
             state.summarizer.add(record.values)
             if record.step > state.last_step:
                 state.last_step = record.step
+            state.rows += 1
+            if record.time > state.last_time:
+                state.last_time = record.time
     elif kind is Finish:
         if stream == "main":
             state.main_finish = record
         else:
             state.agent_finish = record
+        state.last_time = max(state.last_time, record.time)
     elif stream != "main":
         if kind is GitInfo:
             state.git = record
@@ -264,6 +274,7 @@ def rebuild_summary(state: RunFold, rows: Iterable[Mapping[str, Any]]) -> None:
 
 def _start(state: RunFold, record: RunStart) -> None:
     state.starts += 1
+    state.last_time = max(state.last_time, record.start_time)
     state.id = record.run_id
     state.name = record.name
     state.project = record.project

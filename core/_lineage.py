@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._fold import from_dict
 from ._names import valid_run_id
+from .records import DefineMetric
 
 _WANDB_FORM = re.compile(r"^(?P<id>[^?]+)\?_step=(?P<step>-?\d+)$")
 
@@ -78,3 +80,63 @@ def rewind_args(
     if step is not None and step != wandb_step:
         raise ValueError(f"resume_from says step {wandb_step} but rewind_to is {step}")
     return ref, wandb_step
+
+
+class RemoteParent:
+    """A run to fork that is on the server but not in the local runs directory: what a
+    fork takes of its parent (config, ``define_metric`` rules, rows up to the fork step
+    for the summary), read once through ``trackline.Api``. The fork's own run log still
+    holds none of the parent's rows: the server reads them by reference."""
+
+    def __init__(
+        self,
+        run_id: str,
+        project: str,
+        config: dict[str, Any],
+        define_metrics: list[DefineMetric],
+        last_step: int,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        self.id = run_id
+        self.project = project
+        self.config = config
+        self.define_metrics = define_metrics
+        self.last_step = last_step
+        self._rows = rows
+
+    def history(self) -> list[dict[str, Any]]:
+        """The parent's visible rows up to the fork step (inherited ones included)."""
+        return list(self._rows)
+
+
+def remote_parent(server: str | None, parent_id: str, step: int) -> RemoteParent | None:
+    """Run ``parent_id`` read from ``server`` (``None`` when no server is configured, or
+    when it has no such run the caller's key may read: both answer as missing).
+
+    ``ValueError`` when the server cannot be reached or the step is beyond the parent's
+    last step: a fork cannot start without its parent's config and summary.
+    """
+    if not server:
+        return None
+    import httpx  # only when a fork needs the server: ``import trackline`` stays light
+
+    from ._client import Api, ApiError
+    from ._wire_types import WireError
+
+    try:
+        with Api(server, timeout=30.0) as api:
+            run = api.run(parent_id)
+            if step > run.last_step:
+                raise ValueError(
+                    f"fork_step {step} is beyond the last step of run {parent_id!r} "
+                    f"({run.last_step}) on {server}"
+                )
+            rules = [from_dict(DefineMetric, d) for d in run._detail().define_metrics]
+            rows = [row for row in run.history() if row["_step"] <= step]
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise ValueError(f"fork_from: {server} refused to give run {parent_id!r}: {exc}") from None
+    except (httpx.HTTPError, WireError) as exc:
+        raise ValueError(f"fork_from: cannot read run {parent_id!r} from {server}: {exc}") from None
+    return RemoteParent(parent_id, run.project or "", run.config, rules, run.last_step, rows)

@@ -24,7 +24,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from .records import Finish, Gap, Metrics, RunStart
+from .records import Finish, Gap, Metrics, RunStart, SystemSample
 
 if TYPE_CHECKING:
     from ._fold import RunFold
@@ -89,6 +89,12 @@ def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
             state.summarizer.add(prefixed(record.values, rank))
             if record.step > state.last_step:
                 state.last_step = record.step
+            writer = _writer(state, rank)
+            writer["rows"] = int(writer.get("rows", 0)) + 1
+            _seen(writer, record.time)
+        return
+    if kind is SystemSample:
+        _seen(_writer(state, rank), record.time)
         return
     if kind is RunStart:
         if base != "main":
@@ -101,6 +107,7 @@ def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
             finish=None,
         )
         writer["starts"] = int(writer.get("starts", 0)) + 1
+        _seen(writer, record.start_time)
     elif kind is Finish:
         writer = _writer(state, rank)
         entry = {
@@ -110,10 +117,17 @@ def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
             "reason": record.reason,
         }
         writer["finish" if base == "main" else "verdict"] = entry
+        _seen(writer, record.time)
     elif kind is Gap and base == "main":
         from ._fold import _gap
 
         _gap(state.gaps, record)
+
+
+def _seen(writer: dict[str, Any], when: float) -> None:
+    """The writer was heard of at ``when`` (a record's own time)."""
+    if when > float(writer.get("last_time") or 0.0):
+        writer["last_time"] = when
 
 
 def _writer(state: RunFold, rank: int) -> dict[str, Any]:
@@ -128,18 +142,23 @@ def _writer(state: RunFold, rank: int) -> dict[str, Any]:
             "starts": 0,
             "finish": None,
             "verdict": None,
+            "rows": 0,
+            "last_time": None,
         }
     return writer
 
 
-def writers(state: RunFold) -> list[dict[str, Any]]:
+def writers(state: RunFold, alone: bool = False) -> list[dict[str, Any]]:
     """The run's writers, rank 0 first: ``rank``, ``host``, ``pid``, ``state``,
-    ``start_time``, ``end_time``, ``exit_code``, ``reason``.
+    ``start_time``, ``end_time``, ``exit_code``, ``reason``, ``rows`` (metrics rows its
+    main stream logged) and ``last_time`` (the time of its latest record: start, row,
+    system sample of a rank above 0, finish or verdict).
 
     A writer's own finish decides its state, else its agent's verdict if it is not
-    older than the writer's start (the fold's rule for the run).
+    older than the writer's start (the fold's rule for the run). A run of one process
+    has none, unless ``alone``: then its one writer.
     """
-    if not state.writers:
+    if not state.writers and not alone:
         return []
     decided = state.final
     out: list[dict[str, Any]] = [
@@ -152,6 +171,8 @@ def writers(state: RunFold) -> list[dict[str, Any]]:
             "end_time": None if decided is None else decided.time,
             "exit_code": None if decided is None else decided.exit_code,
             "reason": None if decided is None else decided.reason,
+            "rows": state.rows,
+            "last_time": state.last_time or None,
         }
     ]
     for key in sorted(state.writers, key=int):
@@ -171,6 +192,8 @@ def writers(state: RunFold) -> list[dict[str, Any]]:
                 "end_time": None if final is None else final["time"],
                 "exit_code": None if final is None else final["exit_code"],
                 "reason": None if final is None else final["reason"],
+                "rows": int(writer.get("rows", 0)),
+                "last_time": writer.get("last_time"),
             }
         )
     return out

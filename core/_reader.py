@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _liveness
 from ._errors import TracklineError
@@ -28,6 +28,8 @@ from .records import (
     SystemSample,
 )
 from .runlog import LogFile, decode_log, read_records
+
+R = TypeVar("R", Histogram, MediaRecord)
 
 #: Forks of forks are followed this deep at most (a guard against a cycle of ids).
 MAX_LINEAGE = 64
@@ -58,8 +60,9 @@ class LocalRun:
         self._rows: list[Metrics] = []
         #: Per row of ``_rows``: how many rewinds came before it in the log (its epoch).
         self._epochs: list[int] = []
-        self._histograms: list[Histogram] = []
-        self._media: list[MediaRecord] = []
+        #: Histograms and media, each with its epoch (as ``_epochs``).
+        self._histograms: list[tuple[Histogram, int]] = []
+        self._media: list[tuple[MediaRecord, int]] = []
         self._system: list[SystemSample] = []
         self._artifacts: list[ArtifactLogged] = []
         self._used: list[ArtifactUsed] = []
@@ -124,9 +127,9 @@ class LocalRun:
             elif type(record) is SystemSample:
                 self._system.append(record)
             elif type(record) is Histogram:
-                self._histograms.append(record)
+                self._histograms.append((record, len(state.rewinds)))
             elif type(record) is MediaRecord:
-                self._media.append(record)
+                self._media.append((record, len(state.rewinds)))
             elif type(record) is FileSaved:
                 # The agent's copy of a live file counts unless the run copied it again later.
                 known = self.files.get(record.path)
@@ -264,12 +267,7 @@ class LocalRun:
     def _inherited(self, keys: list[str] | None, depth: int = 0) -> list[dict[str, Any]]:
         parent = self.parent() if depth < MAX_LINEAGE else None
         if parent is None:
-            warn_once(
-                f"fork-parent:{self.id}",
-                f"trackline: run {self.id} is a fork of {self.fork_from} at step "
-                f"{self.fork_step}, which is not in {self.path.parent}; its history here "
-                "has only the fork's own rows (sync or copy the parent there to read them)",
-            )
+            self._parent_missing()
             return []
         limit = self.fork_step if self.fork_step is not None else -1
         rows = parent.history(keys, inherited=False)
@@ -278,13 +276,54 @@ class LocalRun:
             rows = _merge_by_step(rows)
         return [row for row in rows if row["_step"] <= limit]
 
-    def histograms(self, key: str | None = None) -> list[Histogram]:
-        """Histogram records, in the order logged (optionally of one key)."""
-        return [h for h in self._histograms if key is None or h.key == key]
+    def _inherited_logged(self, which: str, key: str | None, depth: int = 0) -> list[Any]:
+        """A fork's parent's ``histograms`` or ``media`` up to the fork step (by reference)."""
+        if self.fork_from is None:
+            return []
+        parent = self.parent() if depth < MAX_LINEAGE else None
+        if parent is None:
+            self._parent_missing()
+            return []
+        limit = self.fork_step if self.fork_step is not None else -1
+        records: list[Any] = getattr(parent, which)(key, inherited=False)
+        records = parent._inherited_logged(which, key, depth + 1) + records
+        return [record for record in records if record.step <= limit]
 
-    def media(self, key: str | None = None) -> list[MediaRecord]:
-        """Media records (images, audio, tables...), in the order logged (optionally of one key)."""
-        return [m for m in self._media if key is None or m.key == key]
+    def _parent_missing(self) -> None:
+        warn_once(
+            f"fork-parent:{self.id}",
+            f"trackline: run {self.id} is a fork of {self.fork_from} at step "
+            f"{self.fork_step}, which is not in {self.path.parent}; its history here "
+            f"has only the fork's own rows (steps after {self.fork_step}). The "
+            f"inherited rows are read by reference: once the fork is synced, "
+            f"trackline.Api().run({self.id!r}).history() has them all; or copy the "
+            f"parent's run directory into {self.path.parent}",
+        )
+
+    def histograms(
+        self, key: str | None = None, rewound: bool = False, inherited: bool = True
+    ) -> list[Histogram]:
+        """Histogram records, in the order logged (optionally of one key). Those of steps
+        a later rewind hid come back only with ``rewound=True``; a fork's begin with its
+        parent's up to the fork step (``inherited=False``: its own only), as ``history``."""
+        own = [h for h in self._unhidden(self._histograms, rewound) if key in (None, h.key)]
+        return self._inherited_logged("histograms", key) + own if inherited else own
+
+    def media(
+        self, key: str | None = None, rewound: bool = False, inherited: bool = True
+    ) -> list[MediaRecord]:
+        """Media records (images, audio, tables...), in the order logged (optionally of one
+        key); those a later rewind hid only with ``rewound=True``; a fork's begin with its
+        parent's up to the fork step, as ``histograms``. A parent's media files stay in
+        the parent's directory."""
+        own = [m for m in self._unhidden(self._media, rewound) if key in (None, m.key)]
+        return self._inherited_logged("media", key) + own if inherited else own
+
+    def _unhidden(self, logged: list[tuple[R, int]], rewound: bool) -> list[R]:
+        if rewound or not self._fold.rewinds:
+            return [record for record, _ in logged]
+        top = caps(self._fold.rewinds)
+        return [record for record, epoch in logged if record.step <= top[epoch]]
 
     def artifacts(self, name: str | None = None) -> list[ArtifactLogged]:
         """Artifact versions the run logged, in order (optionally of one name).

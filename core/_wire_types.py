@@ -268,6 +268,38 @@ class RunDetail(Run, frozen=True):
     writers: list[dict[str, Any]] = []
 
 
+class Writer(_Wire, frozen=True):
+    """One process that writes a run, as ``GET /runs/{run_id}/writers`` lists them.
+
+    Rank 0 is the run's own process, a rank ``k`` above it the ``init(rank=k)`` of a
+    distributed run.
+
+    ``start_time`` and ``last_time`` are when it was first and last heard of (its records'
+    own times: start, rows, system samples, finish); ``state`` ``running`` until its
+    finish record or its agent's verdict (``crashed``, ``killed``) says otherwise;
+    ``rows`` the metrics rows it logged; ``streams`` the bytes of each of its run log
+    streams (``main``, ``system``, ``console``) the server holds.
+    """
+
+    rank: int
+    host: str
+    state: str
+    pid: int | None = None
+    start_time: float | None = None
+    last_time: float | None = None
+    end_time: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    rows: int = 0
+    streams: dict[str, int] = {}
+
+
+class Writers(_Wire, frozen=True):
+    """A run's writers, rank 0 first (one for a run of one process)."""
+
+    writers: list[Writer]
+
+
 class RunPage(_Wire, frozen=True):
     """A page of a project's runs; ``groups`` when the query asked to group them."""
 
@@ -286,6 +318,8 @@ class Columns(_Wire, frozen=True):
     times: list[Any]
     values: dict[str, list[Any]]
     kinds: dict[str, str]
+    #: Per row, whether a rewind hid it (only when asked with ``rewound=true``).
+    rewound: list[bool] | None = None
 
 
 class Histogram(_Wire, frozen=True):
@@ -294,6 +328,8 @@ class Histogram(_Wire, frozen=True):
     time: Any
     edges: list[Any]
     counts: list[Any]
+    #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
+    rewound: bool = False
 
 
 class Histograms(_Wire, frozen=True):
@@ -306,6 +342,8 @@ class MediaStep(_Wire, frozen=True):
     time: Any
     kind: str
     items: list[Any]
+    #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
+    rewound: bool = False
 
 
 class MediaList(_Wire, frozen=True):
@@ -683,6 +721,7 @@ ALL: tuple[type[_Wire], ...] = (
     RunDetail,
     RunChild,
     RunPage,
+    Writers,
     Columns,
     Histograms,
     MediaList,

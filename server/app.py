@@ -38,6 +38,7 @@ from . import (
     routes_uploads,
     routes_users,
     routes_views,
+    routes_writers,
     trash,
 )
 from .blockcache import BlockCache
@@ -99,6 +100,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_users.router)
     app.include_router(routes_query.router)
+    app.include_router(routes_writers.router)
     app.include_router(routes_projects.router)
     app.include_router(routes_teams.router)
     app.include_router(routes_artifacts.router)

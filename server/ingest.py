@@ -721,6 +721,7 @@ class Applier:
                     "step": record.step,
                     "time": record.time,
                     "data": runstate.pack([record.edges, record.counts]),
+                    "epoch": len(self.state.fold.rewinds),
                 }
             )
         elif kind is MediaRecord and main:
@@ -771,6 +772,7 @@ class Applier:
                 "time": record.time,
                 "kind": clean(record.kind, 64),
                 "items": runstate.pack(items),
+                "epoch": len(self.state.fold.rewinds),
             }
         )
 

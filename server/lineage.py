@@ -229,6 +229,84 @@ def read(
     return Read(out_infos, visible, hidden, inherited)
 
 
+@dataclass
+class Hidden:
+    """The rows a rewind hid, merged per step (the last hidden value of a key wins, as
+    ``LocalRun.history(rewound=True)`` merges them): ``steps`` ascending, their latest
+    ``times``, and per key a value or ``None`` per row."""
+
+    steps: list[int]
+    times: list[float]
+    values: dict[str, list[Any]]
+
+
+def hidden_rows(conn: sa.Connection, views: list[View], keys: list[str] | None) -> Hidden:
+    """The run's own metric rows that its rewinds hid (``views`` from ``views_of``)."""
+    got = read(conn, views, ("m",), keys, rewound=True)
+    per_key: dict[str, ch.Points] = {}
+    for info in got.infos:
+        points = got.hidden.get(info.id)
+        if points is not None and len(points):
+            per_key[info.key] = ch.latest_per_step(points, False)
+    if not per_key:
+        return Hidden([], [], {})
+    steps = np.unique(np.concatenate([p.steps for p in per_key.values()]))
+    times = np.full(len(steps), -np.inf)
+    values: dict[str, list[Any]] = {}
+    for key, points in per_key.items():
+        where = np.searchsorted(steps, points.steps)
+        np.maximum.at(times, where, points.times)
+        column: list[Any] = [None] * len(steps)
+        for target, value in zip(where.tolist(), points.python_values(), strict=True):
+            column[target] = value
+        values[key] = column
+    return Hidden(steps.tolist(), times.tolist(), values)
+
+
+def with_hidden(
+    steps: list[int], times: list[float], values: dict[str, list[Any]], hidden: Hidden
+) -> tuple[list[int], list[float], dict[str, list[Any]], list[bool]]:
+    """Visible rows (as columns) and hidden ones in one step order, a visible row before
+    a hidden one of the same step; with per row whether it is hidden."""
+    marked = [(step, 0, i) for i, step in enumerate(steps)]
+    marked += [(step, 1, i) for i, step in enumerate(hidden.steps)]
+    marked.sort()
+    keys = list(dict.fromkeys([*values, *hidden.values]))
+    out_values: dict[str, list[Any]] = {key: [] for key in keys}
+    out_times: list[float] = []
+    for _, is_hidden, i in marked:
+        source = hidden.values if is_hidden else values
+        out_times.append(hidden.times[i] if is_hidden else times[i])
+        for key in keys:
+            column = source.get(key)
+            out_values[key].append(None if column is None else column[i])
+    return (
+        [step for step, _, _ in marked],
+        out_times,
+        out_values,
+        [bool(is_hidden) for _, is_hidden, _ in marked],
+    )
+
+
+def logged_rows(
+    conn: sa.Connection, views: list[View], table: sa.Table, key: str | None, rewound: bool
+) -> list[tuple[Any, bool]]:
+    """Rows of ``histograms`` or ``media`` over a lineage (``views_of``): the ancestors'
+    up to the fork step (visible ones only, by reference), then the run's own in the order
+    they arrived, each with whether a rewind hid it (hidden ones only with ``rewound``)."""
+    out: list[tuple[Any, bool]] = []
+    for view in reversed(views):  # the farthest ancestor first
+        select = sa.select(table).where(table.c.run_pk == view.pk)
+        if key is not None:
+            select = select.where(table.c.key == key)
+        own = view is views[0]
+        for row in conn.execute(select.order_by(table.c.id)):
+            hidden = row.step > view.cap(int(row.epoch))
+            if not hidden or (own and rewound):
+                out.append((row, hidden))
+    return out
+
+
 def visible_values(
     conn: sa.Connection, run_pk: int, rewinds: list[int]
 ) -> Iterator[dict[str, Any]]:

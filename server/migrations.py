@@ -120,6 +120,17 @@ def _fork_and_rewind(conn: sa.Connection) -> None:
         conn.execute(sa.text("ALTER TABLE chunks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0"))
 
 
+def _rewound_histograms_and_media(conn: sa.Connection) -> None:
+    """Version 14 (rewinds hide histograms and media): ``histograms.epoch`` and
+    ``media.epoch`` (0 for every existing row: rows logged before this version are not
+    hidden by a rewind they preceded, as before)."""
+    for table in ("histograms", "media"):
+        if "epoch" not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+            conn.execute(
+                sa.text(f"ALTER TABLE {table} ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+            )
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -133,6 +144,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (11, _uploads),
     (12, _block_times),
     (13, _fork_and_rewind),
+    (14, _rewound_histograms_and_media),
 ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -321,6 +320,14 @@ async def run_history(
     keys: Annotated[list[str] | None, Query(description="Only these keys.")] = None,
     samples: Annotated[int | None, Query(ge=1, le=history.MAX_SAMPLES)] = None,
     format: Format = "json",
+    rewound: Annotated[
+        bool,
+        Query(
+            description="Also the rows a rewind hid (all of them, whatever ``samples``), "
+            "after the visible row of the same step; ``rewound`` (JSON) or the ``_rewound`` "
+            "column (CSV, Parquet) says which."
+        ),
+    ] = False,
 ) -> Response:
     """Columns: ``steps``, ``times`` and per key a value or ``null`` per row (``format=json``),
     or the same rows as CSV or Parquet. ``samples`` picks that many rows evenly."""
@@ -330,9 +337,28 @@ async def run_history(
             row, _ = load_run(conn, run_id, user)
             views = lineage.views_of(conn, row, lineage.reader(user))
             columns = history.history(conn, row.id, keys, samples, views=views)
-        return _export(columns, format, f"{run_id}-history")
+            if not rewound:
+                return _export(columns, format, f"{run_id}-history")
+            hidden = lineage.hidden_rows(conn, views, keys)
+        steps, times, values, flags = lineage.with_hidden(
+            columns.steps, columns.times, columns.values, hidden
+        )
+        kinds = dict(columns.kinds)
+        for key in values.keys() - kinds.keys():  # a key only rewound rows have
+            kinds[key] = _kind_of([v for v in values[key] if v is not None])
+        if format == "json":
+            merged = history.Columns(steps, times, values, kinds)
+            return Json({**merged.json(), "rewound": flags}, sanitized=True)
+        merged = history.Columns(steps, times, {**values, "_rewound": flags}, kinds)
+        return _export(merged, format, f"{run_id}-history")
 
     return await run_in_threadpool(work)
+
+
+def _kind_of(values: list[Any]) -> str:
+    if all(type(v) in (int, float) for v in values):
+        return "number"
+    return "text" if all(isinstance(v, str) for v in values) else "mixed"
 
 
 @router.get(
@@ -352,6 +378,9 @@ async def run_system(run_id: RunId, ctx: Ctx, user: MaybeUser, format: Format = 
     return await run_in_threadpool(work)
 
 
+REWOUND_ROWS = "Also the rows a rewind hid, each marked rewound."
+
+
 @router.get(
     "/runs/{run_id}/histograms",
     summary="A run's histograms",
@@ -364,24 +393,31 @@ def run_histograms(
     ctx: Ctx,
     user: MaybeUser,
     key: Annotated[str | None, Query(max_length=1024)] = None,
+    rewound: Annotated[bool, Query(description=REWOUND_ROWS)] = False,
 ) -> Json:
     out = []
-    for h in _rows_of_run(ctx, run_id, user, histograms, key):
+    for h, hidden in _rows_of_run(ctx, run_id, user, histograms, key, rewound):
         edges, counts = unpack(h.data)
-        out.append({"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts})
+        entry = {"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts}
+        out.append({**entry, "rewound": True} if hidden else entry)
     return Json({"histograms": out})
 
 
 def _rows_of_run(
-    ctx: Context, run_id: str, user: auth.User | None, table: sa.Table, key: str | None
-) -> Sequence[Any]:
-    """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived."""
+    ctx: Context,
+    run_id: str,
+    user: auth.User | None,
+    table: sa.Table,
+    key: str | None,
+    rewound: bool,
+) -> list[tuple[Any, bool]]:
+    """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived
+    (a fork's parent's up to the fork step first), each with whether a rewind hid it
+    (hidden ones only with ``rewound``)."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
-        select = sa.select(table).where(table.c.run_pk == row.id)
-        if key is not None:
-            select = select.where(table.c.key == key)
-        return conn.execute(select.order_by(table.c.id)).all()
+        views = lineage.views_of(conn, row, lineage.reader(user))
+        return lineage.logged_rows(conn, views, table, key, rewound)
 
 
 @router.get(
@@ -395,11 +431,13 @@ def run_media(
     ctx: Ctx,
     user: MaybeUser,
     key: Annotated[str | None, Query(max_length=1024)] = None,
+    rewound: Annotated[bool, Query(description=REWOUND_ROWS)] = False,
 ) -> Json:
-    out = [
-        {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind, "items": unpack(m.items)}
-        for m in _rows_of_run(ctx, run_id, user, media, key)
-    ]
+    out = []
+    for m, hidden in _rows_of_run(ctx, run_id, user, media, key, rewound):
+        entry = {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind}
+        entry["items"] = unpack(m.items)
+        out.append({**entry, "rewound": True} if hidden else entry)
     return Json({"media": out})
 
 

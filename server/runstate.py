@@ -34,6 +34,8 @@ _META = (
     "fork_summary",
     "rewinds",
     "writers",
+    "rows",
+    "last_time",
 )
 
 

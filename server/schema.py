@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 metadata = sa.MetaData()
 
@@ -211,6 +211,9 @@ histograms = sa.Table(
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("time", _float, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),  # msgpack [edges, counts]
+    # Rewinds before it in the run's log, as chunks.epoch: a later rewind to step N hides
+    # it when its step is above N (schema version 14).
+    sa.Column("epoch", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 sa.Index("ix_histograms_run_key", histograms.c.run_pk, histograms.c.key)
 
@@ -224,6 +227,8 @@ media = sa.Table(
     sa.Column("time", _float, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("items", sa.LargeBinary, nullable=False),  # msgpack list of dicts
+    # As histograms.epoch (schema version 14).
+    sa.Column("epoch", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 sa.Index("ix_media_run_key", media.c.run_pk, media.c.key)
 

@@ -3,6 +3,7 @@ line whose inherited part is drawn apart, and rewound rows one click away."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ pytestmark = [
 def write_runs(root: Path) -> list[Path]:
     """``parent`` (steps 0-29, a spike at 20), ``fork`` of it after step 15 (16-29), and
     ``rewound`` (0-29, rewound to 10, then 11-19 again)."""
-    from trackline.records import Finish, Metrics, Rewind, RunStart
+    from trackline.records import Finish, Histogram, Metrics, Rewind, RunStart
     from trackline.runlog import LogFile
 
     def loss(step: int) -> float:
@@ -47,10 +48,13 @@ def write_runs(root: Path) -> list[Path]:
         for step in steps:
             value = 1.0 - step * 0.01 if run_id == "fork" else loss(step)
             log.append(Metrics(step, 1000.0 + step, {"loss": value}))
-        if run_id == "rewound":
+        if run_id == "rewound":  # with trackline.watch's histograms, hidden the same way
+            for step in steps:
+                log.append(Histogram(step, 1000.0 + step, "w", [0.0, 1.0, 2.0], [step, 1.0]))
             log.append(Rewind(step=10, time=1040.0))
             for step in range(11, 20):
                 log.append(Metrics(step, 1040.0 + step, {"loss": 2.0}))
+                log.append(Histogram(step, 1040.0 + step, "w", [0.0, 1.0, 2.0], [1.0, step]))
         log.append(Finish(time=1100.0, state="finished"))
         log.close()
         dirs.append(run_dir)
@@ -123,3 +127,23 @@ def test_rewound_rows_are_hidden_with_a_one_click_toggle(page: Page) -> None:
     hidden = p.evaluate("(s) => document.querySelector(s).chart.drawn[1].x", CHART)
     assert hidden == list(range(11, 30))
     page.shot("rewound-chart")
+
+
+def test_the_rewound_toggle_covers_media_and_histograms(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    p = page.goto(f"/p/{PROJECT}/r/rewound?tab=Media")
+    shown = p.locator('.panel[data-key="w"]')
+    expect(shown).to_have_count(1)
+    expect(p.locator('.panel[data-rewound="true"]')).to_have_count(0)
+    # 0-10, then the new 11-19: the newest shown step is 19, of 20 steps.
+    expect(shown.locator(".step-slider")).to_have_attribute("data-step", "19")
+    expect(shown.locator(".step-value")).to_contain_text("(20/20)")
+    p.locator(".rewound-toggle input").check()
+    hidden = p.locator('.panel[data-key="w (rewound)"]')
+    expect(hidden).to_have_attribute("data-rewound", "true")
+    expect(hidden).to_have_class(re.compile(r"\brewound-panel\b"))
+    expect(hidden.locator(".step-value")).to_contain_text("(19/19)")  # the old 11-29
+    expect(hidden.locator(".step-slider")).to_have_attribute("data-step", "29")
+    expect(p.locator('.panel[data-key="w"] .step-slider')).to_have_attribute("data-step", "19")
+    page.shot("rewound-media")

@@ -1,11 +1,14 @@
-"""A distributed run in the browser: ``rank<k>/<key>`` drawn in the panel of ``<key>``.
+"""A distributed run in the browser: ``rank<k>/<key>`` drawn in the panel of ``<key>``,
+and the run page's list of its writers, where the rank that died stands out.
 
 The run's four writers are written as run logs (rank 0's directory and ``ranks/<k>/``)
-and shipped by the real transport, as their agents would.
+and shipped by the real transport, as their agents would. Rank 3 (on ``node-1``) dies
+without a finish record; its agent's verdict says so in its system stream.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +31,11 @@ pytestmark = [
 ]
 
 
+DEAD = 3  # the rank that dies
+
+
 def write_rank(root: Path, rank: int) -> Path:
-    from trackline.records import Finish, Metrics, RunStart
+    from trackline.records import Finish, Metrics, RunStart, SystemSample
     from trackline.runlog import LogFile
 
     run_dir = root / "ddp0001" / ("" if rank == 0 else f"ranks/{rank}")
@@ -43,14 +49,22 @@ def write_rank(root: Path, rank: int) -> Path:
             name="four-ranks",
             start_time=start + rank,
             host=f"node-{rank // 2}",
+            pid=4000 + rank,
             rank=rank,
         )
     )
     for step in range(30):
         loss = 2.0 / (step + 1) + 0.1 * rank
         log.append(Metrics(step, start + step, {"loss": loss, "lr": 0.1}))
-    log.append(Finish(time=start + 40, state="finished"))
+    if rank != DEAD:
+        log.append(Finish(time=start + 40, state="finished"))
     log.close()
+    if rank == DEAD:  # its agent: samples until the process is gone, then the verdict
+        system = LogFile(run_dir / "system.tlog")
+        system.append(SystemSample(start + 31, {"cpu_percent": 99.0}))
+        reason = "no finish record; the process ended (SIGKILL?)"
+        system.append(Finish(time=start + 32, state="crashed", reason=reason))
+        system.close()
     return run_dir
 
 
@@ -121,3 +135,44 @@ def test_ranks_as_a_min_mean_max_band(page: Page) -> None:
     p.locator('input[name="rankBand"]').uncheck()
     p.get_by_role("button", name="Close").click()
     expect(loss).to_have_attribute("data-band", "")
+
+
+def test_the_writers_endpoint_says_which_rank_died(ranks_server: ServerProcess) -> None:
+    with ranks_server.client() as client:
+        writers = client.get("/runs/ddp0001/writers").json()["writers"]
+    assert [(w["rank"], w["host"], w["pid"], w["state"]) for w in writers] == [
+        (0, "node-0", 4000, "finished"),
+        (1, "node-0", 4001, "finished"),
+        (2, "node-1", 4002, "finished"),
+        (3, "node-1", 4003, "crashed"),
+    ]
+    assert [w["rows"] for w in writers] == [30] * WORLD
+    assert [w["start_time"] for w in writers] == [1000.0, 1001.0, 1002.0, 1003.0]
+    assert [w["last_time"] for w in writers] == [1040.0, 1040.0, 1040.0, 1032.0]
+    dead = writers[DEAD]
+    assert dead["end_time"] == 1032.0 and "no finish record" in dead["reason"]
+    assert set(dead["streams"]) == {"main", "system"} and all(dead["streams"].values())
+    assert set(writers[0]["streams"]) == {"main"}
+
+
+def test_the_run_page_lists_the_writers_and_the_dead_rank(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    p = page.goto(f"/p/{PROJECT}/r/ddp0001")
+    card = p.locator(".writers-card")
+    expect(card).to_have_attribute("data-loaded", "true")
+    expect(card.locator(".writers-head")).to_contain_text(
+        "4 writers on 2 hosts: 1 crashed, 3 finished · times after the first start"
+    )
+    rows = card.locator("tr.writer-row")
+    expect(rows).to_have_count(WORLD)
+    dead = card.locator(f'tr.writer-row[data-rank="{DEAD}"]')
+    expect(dead).to_have_class(re.compile(r"\bwriter-bad\b"))
+    cells = dead.locator("td").all_inner_texts()
+    assert cells[:4] == ["3", "node-1", "4003", "crashed"]
+    assert cells[4:7] == ["+3s", "+32s", "30"]  # started 3 s after rank 0, heard of until 32 s
+    expect(card.locator(".writer-bad")).to_have_count(1)
+    notice = card.locator(f'.writer-notice[data-rank="{DEAD}"]')
+    expect(notice).to_contain_text("Rank 3 on node-1 crashed at +32s")
+    expect(notice).to_contain_text("no finish record")
+    page.shot("ranks-writers")

@@ -280,10 +280,14 @@ def test_a_writers_state_does_not_depend_on_the_order_its_streams_arrive_in() ->
         assert (zero["rank"], zero["host"], zero["state"]) == (0, "a", "running")
         assert (two["rank"], two["host"], two["pid"], two["state"]) == (2, "b", 7, "crashed")
         assert two["reason"] == "pid 7 gone"
+        # Rows logged and when each was last heard of (a record's own time).
+        assert (zero["rows"], zero["last_time"]) == (1, 11.0)
+        assert (two["rows"], two["last_time"]) == (1, 20.0)
         # Its own finish wins over the verdict.
         fold(state, Finish(19.0, "finished"), "main.2")
         assert writers(state)[1]["state"] == "finished"
-        assert RunFold.load(state.dump()).writers == state.writers  # kept between batches
+        again = RunFold.load(state.dump())  # kept between batches
+        assert again.writers == state.writers and writers(again) == writers(state)
 
 
 def test_bad_ranks_are_refused_at_the_call(tmp_path: Path) -> None:

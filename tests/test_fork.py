@@ -31,12 +31,17 @@ def no_agent(monkeypatch: pytest.MonkeyPatch) -> None:
 SPIKE = 6  # the parent's loss spikes at this step
 
 
-def parent_run(run_id: str = "parent", project: str = "forks", steps: int = 10) -> trackline.Run:
-    """Steps 0..steps-1: loss 10 - step, but 100 at SPIKE; acc = step."""
+def parent_run(
+    run_id: str = "parent", project: str = "forks", steps: int = 10, watched: bool = False
+) -> trackline.Run:
+    """Steps 0..steps-1: loss 10 - step, but 100 at SPIKE; acc = step; with ``watched``,
+    a histogram ``w`` (as ``trackline.watch`` logs it) at every step."""
     run = trackline.init(project=project, id=run_id, mode="offline", config={"lr": 0.1, "batch": 8})
     run.define_metric("loss", summary="min")
     run.define_metric("acc", summary="max")
     for step in range(steps):
+        if watched:
+            run._log_histogram("w", [0.0, 1.0], [float(step)], step=step)
         run.log({"loss": 100.0 if step == SPIKE else 10.0 - step, "acc": step})
     run.finish()
     return run
@@ -50,12 +55,14 @@ def losses(rows: list[dict]) -> list[tuple[int, float | None]]:
 
 
 def test_a_fork_reads_its_parent_by_reference_then_its_own_rows() -> None:
-    parent = parent_run()
+    parent = parent_run(watched=True)
     fork = trackline.init(fork_from="parent", fork_step=5, config={"lr": 0.01}, mode="offline")
     assert fork.project == "forks"  # the parent's project by default
     assert fork.config.as_dict() == {"lr": 0.01, "batch": 8}  # overridden, the rest inherited
     assert fork.summary["loss"] == 5.0  # the inherited rows' min, as define_metric says
     for i in range(3):
+        if i == 1:
+            fork._log_histogram("w", [0.0, 1.0], [-1.0])  # at step 7
         fork.log({"loss": 4.0 - i, "acc": 50 + i})
     fork.finish()
     local = trackline.open_run(fork.id)
@@ -64,6 +71,8 @@ def test_a_fork_reads_its_parent_by_reference_then_its_own_rows() -> None:
         (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.0), (8, 2.0)
     ]  # fmt: skip
     assert [r["_step"] for r in local.history(inherited=False)] == [6, 7, 8]
+    assert [h.step for h in local.histograms()] == [0, 1, 2, 3, 4, 5, 7]  # by reference too
+    assert [h.step for h in local.histograms(inherited=False)] == [7]
     assert local.summary == {"loss": 2.0, "acc": 52}
     assert local.config == {"lr": 0.01, "batch": 8}
     assert trackline.open_run("parent").children() == [fork.id]
@@ -227,6 +236,101 @@ def test_sync_of_a_fork_before_its_parent(
         assert series[0]["x"] == list(range(9))
 
 
+def _far_parent(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch, where: Path, run_id: str
+) -> None:
+    """Run ``run_id`` logged and synced "on another machine": nothing of it stays local."""
+    parent = trackline.init(
+        project="forks-far", id=run_id, mode="offline", dir=where, config={"lr": 0.1, "batch": 8}
+    )
+    parent.define_metric("loss", summary="min")
+    parent.define_metric("acc", summary="max")
+    for step in range(10):
+        parent.log({"loss": 100.0 if step == SPIKE else 10.0 - step, "acc": step})
+    parent.finish()
+    _sync(server, monkeypatch, parent.dir)
+    shutil.rmtree(where)
+
+
+def test_a_fork_of_a_run_that_is_only_on_the_server_offline_then_sync(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far")
+    fork = trackline.init(fork_from="far", fork_step=5, config={"lr": 0.01}, mode="offline")
+    assert fork.project.endswith("forks-far")  # the parent's project
+    assert fork.config.as_dict() == {"lr": 0.01, "batch": 8}  # the parent's, overridden
+    assert fork.summary["loss"] == 5.0 and fork.summary["acc"] == 5  # its rules, up to 5
+    for i in range(3):
+        fork.log({"loss": 4.0 - i, "acc": 50 + i})
+    fork.finish()
+    local = trackline.open_run(fork.id)
+    with pytest.warns(UserWarning, match=rf"steps after 5.*Api\(\)\.run\('{fork.id}'\)"):
+        assert [r["_step"] for r in local.history()] == [6, 7, 8]
+    assert local.summary == {"loss": 2.0, "acc": 52}
+    assert local.parent() is None and local.fork_from == "far"
+    records = runlog.read_records(Path(fork.dir) / "main.tlog")
+    assert sorted(r.step for r in records if type(r).__name__ == "Metrics") == [6, 7, 8]
+    _sync(shared_server, monkeypatch, fork.dir)
+    with Api() as api:
+        remote = api.run(fork.id)
+        assert losses(remote.history()) == [
+            (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.0), (8, 2.0)
+        ]  # fmt: skip
+        assert remote.summary == local.summary
+        assert remote.fork_from == "far" and fork.id in api.run("far").children
+
+
+def test_a_fork_of_a_run_that_is_only_on_the_server_online(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import psutil
+    from _server import wait_for
+
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far-2")
+    monkeypatch.setenv("TRACKLINE_AGENT", "1")
+    fork = trackline.init(fork_from="far-2?_step=3", mode="online", id="far-online")
+    assert fork.mode == "online" and fork.config.as_dict() == {"lr": 0.1, "batch": 8}
+    fork.log({"loss": 0.5})
+    fork.finish()
+    assert fork._agent is not None
+    pid = fork._agent.pid
+
+    def agent_gone() -> bool:
+        try:
+            return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(agent_gone, 60, what="the fork's agent to upload and exit")
+    with Api() as api:
+        got = api.run("far-online")
+        assert losses(got.history(keys=["loss"])) == [
+            (0, 10.0), (1, 9.0), (2, 8.0), (3, 7.0), (4, 0.5)
+        ]  # fmt: skip
+        assert got.summary["loss"] == 0.5 and got.summary["acc"] == 3
+
+
+def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _far_parent(shared_server, monkeypatch, tmp_path / "other-machine", "far-3")
+    with pytest.raises(
+        ValueError, match=r"fork_step 10 is beyond the last step of run 'far-3' \(9\)"
+    ):
+        trackline.init(fork_from="far-3", fork_step=10, mode="offline")
+    with pytest.raises(ValueError, match=r"no run 'nowhere'.*nor on http"):
+        trackline.init(fork_from="nowhere", fork_step=1, mode="offline")
+    with shared_server.client() as admin:
+        stranger = admin.post("/users", json={"name": "stranger-fork"}).json()["api_key"]
+    monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far-3" is private to the admin
+    with pytest.raises(ValueError, match=r"no run 'far-3'.*may not read it"):
+        trackline.init(fork_from="far-3", fork_step=3, mode="offline")
+    monkeypatch.delenv("TRACKLINE_SERVER")
+    with pytest.raises(ValueError, match="no server is configured"):
+        trackline.init(fork_from="far-3", fork_step=3, mode="offline")
+    assert not (tmp_path / "tl" / "runs").exists() or not any((tmp_path / "tl" / "runs").iterdir())
+
+
 def test_a_rewound_run_on_the_server(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +355,57 @@ def test_a_rewound_run_on_the_server(
         assert hidden[0]["y"] == [100.0, 3.0, 2.0, 1.0]
 
 
+def test_rewinds_hide_media_and_histograms_too_locally_and_on_the_server(
+    shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice rewound: media, ``watch``'s histograms and metric rows above each rewind step
+    are hidden in local reads and on the server alike, and come back only when asked."""
+    run = trackline.init(project="forks-media", id="m-run", mode="offline")
+    for step in range(6):
+        run.log({"loss": 10.0 - step, "page": trackline.Html(f"<b>{step}</b>")})
+        run._log_histogram("w", [0.0, 1.0], [float(step)], step=step)
+    run.finish()
+    _sync(shared_server, monkeypatch, run.dir)  # the first epoch is on the server already
+    for rewind_to, new_step_values in ((3, [-1.0, -2.0]), (1, [-9.0])):
+        again = trackline.init(id="m-run", rewind_to=rewind_to, mode="offline")
+        for value in new_step_values:
+            again._log_histogram("w", [0.0, 1.0], [value])  # at the next log's step
+            again.log({"loss": value, "page": trackline.Html(f"<i>{value}</i>")})
+        again.finish()
+    _sync(shared_server, monkeypatch, run.dir)
+    local = trackline.open_run("m-run")
+    assert local.rewinds == [3, 1]
+    assert losses(local.history()) == [(0, 10.0), (1, 9.0), (2, -9.0)]
+    assert local.summary == {"loss": -9.0}
+    assert [(m.step, m.kind) for m in local.media()] == [(0, "html"), (1, "html"), (2, "html")]
+    assert [(h.step, h.counts) for h in local.histograms()] == [(0, [0.0]), (1, [1.0]), (2, [-9.0])]
+    assert len(local.media(rewound=True)) == 6 + 2 + 1
+    everything = local.history(rewound=True)
+    assert [(r["_step"], r["loss"]) for r in everything if r.get("_rewound")] == [
+        (2, 8.0),
+        (3, 7.0),
+        (4, -1.0),
+        (5, -2.0),
+    ]  # fmt: skip  (steps 4, 5: hidden rows of both epochs merged, the later wins)
+    with Api() as api:
+        remote = api.run("m-run")
+        assert remote.history() == local.history()
+        assert remote.history(rewound=True) == everything
+        assert remote.summary == local.summary
+        assert [m["step"] for m in remote.media()] == [0, 1, 2]
+        assert [(h["step"], h["counts"]) for h in remote.histograms()] == [
+            (0, [0.0]), (1, [1.0]), (2, [-9.0])
+        ]  # fmt: skip
+        shown = remote.media(rewound=True)
+        assert len(shown) == 9 and sum(bool(m.get("rewound")) for m in shown) == 6
+        hidden = [h["step"] for h in remote.histograms(rewound=True) if h.get("rewound")]
+        assert sorted(hidden) == [2, 3, 4, 4, 5, 5]  # epoch 0 above 1, epoch 1 above 1
+    with shared_server.client() as client:
+        csv = client.get("/runs/m-run/history", params={"rewound": "true", "format": "csv"})
+        assert csv.status_code == 200 and "_rewound" in csv.text.splitlines()[0]
+        assert client.get("/runs/m-run/history", params={"rewound": "maybe"}).status_code == 422
+
+
 def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
     shared_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,10 +413,11 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
         alice = admin.post("/users", json={"name": "alice-fork"}).json()["api_key"]
         bob = admin.post("/users", json={"name": "bob-fork"}).json()["api_key"]
     monkeypatch.setenv("TRACKLINE_SERVER", shared_server.url)
-    parent = parent_run("secret-parent", project="alice-fork/private")
+    parent = parent_run("secret-parent", project="alice-fork/private", watched=True)
     fork = trackline.init(
         fork_from="secret-parent", fork_step=5, project="bob-fork/open", mode="offline", id="pub"
     )
+    fork._log_histogram("w", [0.0, 1.0], [0.5])
     fork.log({"loss": 0.5})
     fork.finish()
     for key, run in ((alice, parent), (bob, fork)):
@@ -280,8 +436,12 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
             "/metrics/series", json={"runs": ["pub"], "keys": ["loss", "acc"], "samples": 10}
         ).json()["series"]
         assert [(s["key"], s["x"]) for s in series] == [("loss", [6])]
+        watched = client.get("/runs/pub/histograms").json()["histograms"]
+        assert [h["step"] for h in watched] == [6]  # nor of its histograms
     with shared_server.client(alice) as client:  # alice may read both
         assert client.get("/runs/pub/history").json()["steps"] == list(range(7))
+        watched = client.get("/runs/pub/histograms").json()["histograms"]
+        assert [h["step"] for h in watched] == list(range(7))
         assert client.get("/runs/pub").json()["fork_from"] == "secret-parent"
         assert [c["id"] for c in client.get("/runs/secret-parent").json()["children"]] == ["pub"]
     with shared_server.client(bob) as client:
@@ -292,7 +452,7 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
 # -- schema and hostile input -------------------------------------------------------------
 
 
-def test_a_version_12_database_gets_the_lineage_columns(database_url: str) -> None:
+def test_a_version_12_database_gets_the_lineage_columns_of_13_and_14(database_url: str) -> None:
     import sqlalchemy as sa
     from trackline.server import migrations, schema
     from trackline.server.db import Database
@@ -306,18 +466,21 @@ def test_a_version_12_database_gets_the_lineage_columns(database_url: str) -> No
                 ("runs", "parent_run_id"),
                 ("runs", "fork_step"),
                 ("chunks", "epoch"),
+                ("histograms", "epoch"),
+                ("media", "epoch"),
             ):
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
             conn.execute(sa.update(schema.schema_version).values(version=12))
-        assert db.migrate() == schema.SCHEMA_VERSION == 13
+        assert db.migrate() == schema.SCHEMA_VERSION == 14
         with db.read() as conn:
             inspector = sa.inspect(conn)
             assert {"parent_run_id", "fork_step"} <= {
                 c["name"] for c in inspector.get_columns("runs")
             }
-            assert "epoch" in {c["name"] for c in inspector.get_columns("chunks")}
+            for table in ("chunks", "histograms", "media"):
+                assert "epoch" in {c["name"] for c in inspector.get_columns(table)}
             assert "ix_runs_parent" in {i["name"] for i in inspector.get_indexes("runs")}
-            assert migrations.current_version(conn) == 13
+            assert migrations.current_version(conn) == 14
     finally:
         db.dispose()
 

@@ -174,6 +174,12 @@ export const api = {
   /** A run in detail: the list fields plus argv, git, environment, traceback, pid, starts. */
   run: (runId) => request("GET", `/runs/${seg(runId)}`),
 
+  /**
+   * The processes that write a run, rank 0 first: [{rank, host, pid, state, start_time,
+   * last_time, end_time, exit_code, reason, rows, streams: {main, system, console}}].
+   */
+  writers: async (runId, signal) => (await request("GET", `/runs/${seg(runId)}/writers`, { signal })).writers,
+
   /** Change name, tags or notes; returns the run in detail. */
   patchRun: (runId, changes) => request("PATCH", `/runs/${seg(runId)}`, { body: changes }),
 
@@ -285,12 +291,17 @@ export const api = {
    * A run's media records, oldest first: [{key, step, time, kind, items}]. kind: "image",
    * "histogram", "table", "audio", "video", ...; items: descriptions (core/media.py), each
    * with path and sha256 (a file of the run) except a histogram's ({counts, edges}).
+   * Records a rewind hid come only with rewound, marked rewound: true.
    */
-  media: async (runId, key, signal) => (await request("GET", `/runs/${seg(runId)}/media`, { query: { key }, signal })).media,
+  media: async (runId, key, signal, rewound = false) =>
+    (await request("GET", `/runs/${seg(runId)}/media`, { query: { key, rewound: rewound ? "true" : undefined }, signal })).media,
 
-  /** Histograms logged by trackline.watch: [{key, step, time, edges, counts}]. */
-  async histograms(runId, key, signal) {
-    const out = (await request("GET", `/runs/${seg(runId)}/histograms`, { query: { key }, signal })).histograms;
+  /**
+   * Histograms logged by trackline.watch: [{key, step, time, edges, counts}]. With
+   * rewound (as media), also those a rewind hid, marked rewound: true.
+   */
+  async histograms(runId, key, signal, rewound = false) {
+    const out = (await request("GET", `/runs/${seg(runId)}/histograms`, { query: { key, rewound: rewound ? "true" : undefined }, signal })).histograms;
     for (const hist of out) {
       numbers(hist.edges);
       numbers(hist.counts);

@@ -111,15 +111,25 @@ export class BlobUrls {
   }
 }
 
-/** Records by key: Map key -> {kind, entries: [{step, time, items}]} (steps sorted). */
+/** Where a key's records that a rewind hid are grouped: a panel of their own. */
+export function rewoundKey(key) {
+  return `${key} (rewound)`;
+}
+
+/**
+ * Records by key: Map key -> {kind, entries: [{step, time, items}], rewound} (steps
+ * sorted). Records a rewind hid (rewound: true) go to a group of their own,
+ * rewoundKey(key), as a chart draws them as a line of their own.
+ */
 export function groupMedia(records, watched) {
   const keys = new Map();
-  const entry = (key, kind) => {
-    if (!keys.has(key)) keys.set(key, { kind, entries: [] });
-    return keys.get(key);
+  const entry = (key, kind, rewound) => {
+    const name = rewound ? rewoundKey(key) : key;
+    if (!keys.has(name)) keys.set(name, { kind, entries: [], rewound: !!rewound });
+    return keys.get(name);
   };
   for (const r of records) {
-    const group = entry(r.key, r.kind);
+    const group = entry(r.key, r.kind, r.rewound);
     if (group.kind !== r.kind) continue; // a key logged as two kinds: the first wins
     if (r.kind === "histogram") {
       const item = (r.items || []).find((i) => Array.isArray(i.counts) && Array.isArray(i.edges));
@@ -127,7 +137,7 @@ export function groupMedia(records, watched) {
     } else group.entries.push({ step: r.step, time: r.time, items: r.items || [] });
   }
   for (const w of watched) {
-    const group = entry(w.key, "histogram");
+    const group = entry(w.key, "histogram", w.rewound);
     if (group.kind === "histogram") group.entries.push({ step: w.step, time: w.time, counts: w.counts, edges: w.edges, watched: true });
   }
   for (const group of keys.values()) {
@@ -147,9 +157,11 @@ const SECTIONS = [
 ];
 
 export class MediaPanels {
-  constructor(host, runId) {
+  /** rewound: also the media a rewind hid, in faint panels of their own. */
+  constructor(host, runId, { rewound = false } = {}) {
     this.host = host;
     this.runId = runId;
+    this.rewound = rewound;
     this.blobs = new BlobUrls(runId);
     this.panels = new Map(); // key -> panel
     this.controller = new AbortController();
@@ -160,7 +172,10 @@ export class MediaPanels {
 
   async fetch() {
     const signal = this.controller.signal;
-    const [records, watched] = await Promise.all([api.media(this.runId, undefined, signal), api.histograms(this.runId, undefined, signal)]);
+    const [records, watched] = await Promise.all([
+      api.media(this.runId, undefined, signal, this.rewound),
+      api.histograms(this.runId, undefined, signal, this.rewound),
+    ]);
     return groupMedia(records, watched);
   }
 
@@ -208,6 +223,16 @@ export class MediaPanels {
   }
 
   panel(key, group) {
+    const panel = this.makePanel(key, group);
+    if (group.rewound) {
+      panel.el.classList.add("rewound-panel");
+      panel.el.dataset.rewound = "true";
+      panel.el.title = "Logged before a rewind, which hid it";
+    }
+    return panel;
+  }
+
+  makePanel(key, group) {
     if (group.kind === "histogram") {
       const watched = group.entries.some((e) => e.watched);
       return new HistogramPanel(key, group.entries, { note: watched ? "from trackline.watch" : "" });

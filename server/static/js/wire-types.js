@@ -80,6 +80,7 @@
  * @property {Array<*>} times
  * @property {Object<string, Array<*>>} values
  * @property {Object<string, string>} kinds
+ * @property {?Array<boolean>} [rewound]
  */
 
 /**
@@ -153,6 +154,7 @@
  * @property {*} time
  * @property {Array<*>} edges
  * @property {Array<*>} counts
+ * @property {boolean} [rewound]
  */
 
 /**
@@ -222,6 +224,7 @@
  * @property {*} time
  * @property {string} kind
  * @property {Array<*>} items
+ * @property {boolean} [rewound]
  */
 
 /**
@@ -683,6 +686,28 @@
  * @typedef {Object} WantedFile
  * @property {string} path
  * @property {?string} sha256
+ */
+
+/**
+ * One process that writes a run, as ``GET /runs/{run_id}/writers`` lists them.
+ * @typedef {Object} Writer
+ * @property {number} rank
+ * @property {string} host
+ * @property {string} state
+ * @property {?number} [pid]
+ * @property {?number} [start_time]
+ * @property {?number} [last_time]
+ * @property {?number} [end_time]
+ * @property {?number} [exit_code]
+ * @property {?string} [reason]
+ * @property {number} [rows]
+ * @property {Object<string, number>} [streams]
+ */
+
+/**
+ * A run's writers, rank 0 first (one for a run of one process).
+ * @typedef {Object} Writers
+ * @property {Array<Writer>} writers
  */
 
 export {};

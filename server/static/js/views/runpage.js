@@ -12,6 +12,7 @@ import { MetricPanels } from "../panels.js";
 import { go, links, replace } from "../router.js";
 import { loadPrefs, savePrefs, flatten } from "../store.js";
 import { SystemPanels } from "../system.js";
+import { WritersCard } from "../writers.js";
 import { assignColors, runColor } from "../util/colors.js";
 import { h, icon, ICONS, mount, debounce } from "../util/dom.js";
 import { fmtBytes, fmtDate, fmtDuration, fmtNumber, fmtValue } from "../util/format.js";
@@ -35,6 +36,7 @@ export function runView(el, route) {
   let system = null;
   let media = null;
   let logs = null;
+  let writers = null;
   let showRewound = false;
   const ui = {};
 
@@ -164,30 +166,23 @@ export function runView(el, route) {
     system?.destroy();
     media?.destroy();
     logs?.destroy();
+    writers?.destroy();
     panels = null;
     system = null;
     media = null;
     logs = null;
+    writers = null;
     if (tab === "Overview") mount(ui.body, overview());
     else if (tab === "Charts") {
       const host = h("div", { class: "metric-panels" });
-      // A rewound run: the rows the rewind hid, one click away (faint and dotted).
-      const toggle = (run.rewinds || []).length
-        ? h(
-            "label",
-            { class: "rewound-toggle" },
-            h("input", { type: "checkbox", checked: showRewound, on: { change: (e) => { showRewound = e.target.checked; renderTab(); } } }),
-            " Show rewound rows",
-          )
-        : null;
-      mount(ui.body, h("div", { class: "charts-pane single" }, toggle, host));
+      mount(ui.body, h("div", { class: "charts-pane single" }, rewoundToggle(), host));
       panels = new MetricPanels(host, { settings: prefs, onSettings: save, root: null, rewound: showRewound });
       panels.setRuns([asLine()]);
       api.metricKeys([run.id]).then((found) => alive && panels && panels.setKeys(found.keys));
     } else if (tab === "Media") {
       const host = h("div", { class: "media-body" });
-      mount(ui.body, host);
-      media = new MediaPanels(host, run.id);
+      mount(ui.body, rewoundToggle(), host);
+      media = new MediaPanels(host, run.id, { rewound: showRewound });
     } else if (tab === "System") {
       const host = h("div", { class: "system-body" });
       mount(ui.body, host);
@@ -199,6 +194,17 @@ export function runView(el, route) {
       logs = new LogsView(host, run.id, { isRunning: () => run.state === "running" });
     } else if (tab === "Artifacts") mount(ui.body, runArtifactsTab(run.id));
     else mount(ui.body, filesTab());
+  }
+
+  /** A rewound run: what the rewinds hid (rows, media, histograms), one click away. */
+  function rewoundToggle() {
+    if (!(run.rewinds || []).length) return null;
+    return h(
+      "label",
+      { class: "rewound-toggle" },
+      h("input", { type: "checkbox", checked: showRewound, on: { change: (e) => { showRewound = e.target.checked; renderTab(); } } }),
+      " Show rewound rows",
+    );
   }
 
   function asLine() {
@@ -297,7 +303,7 @@ export function runView(el, route) {
       { class: "card family-card" },
       h("h2", { text: "Lineage" }),
       tree,
-      rewinds.length ? h("p", { class: "rewinds muted", text: `Rewound to step ${rewinds.map((s) => fmtNumber(s)).join(", then ")}: the rows logged after it before the rewind are hidden in charts (Show rewound rows on the Charts tab).` }) : null,
+      rewinds.length ? h("p", { class: "rewinds muted", text: `Rewound to step ${rewinds.map((s) => fmtNumber(s)).join(", then ")}: the rows logged after it before the rewind are hidden in charts and media (Show rewound rows on the Charts and Media tabs).` }) : null,
     );
   }
 
@@ -314,7 +320,9 @@ export function runView(el, route) {
       summaryCard(),
       exportsCard(),
     );
-    return h("div", { class: "overview" }, left, right);
+    // A run of several processes (ranks): which wrote what, and which of them died.
+    if ((run.writers || []).length > 1) writers = new WritersCard(run.id);
+    return [writers ? writers.el : null, h("div", { class: "overview" }, left, right)];
   }
 
   function notesCard() {
@@ -467,6 +475,7 @@ export function runView(el, route) {
           // Only the parts that change while a run runs; notes, config search and diff stay.
           ui.body.querySelector(".info-card")?.replaceWith(infoCard());
           ui.body.querySelector(".summary-card")?.replaceWith(summaryCard());
+          if (wasRunning) writers?.refresh();
         }
         if (panels && wasRunning) {
           panels.refreshLive([run.id]);
@@ -495,6 +504,7 @@ export function runView(el, route) {
       system?.destroy();
       media?.destroy();
       logs?.destroy();
+      writers?.destroy();
     },
   };
 }
