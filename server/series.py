@@ -19,6 +19,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from . import chunks as ch
+from . import chunkwrite
 from .blockcache import BlockCache
 from .schema import block_times, chunks, series
 
@@ -174,80 +175,39 @@ class SeriesWriter:
 
     def _apply_merges(self) -> None:
         """Merge the points waiting for stored last chunks: read them in one query."""
-        wanted = list(self._merges)
-        key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
-        for i in range(0, len(wanted), _IDS_PER_QUERY // 2):
-            part = wanted[i : i + _IDS_PER_QUERY // 2]
-            for row in self.conn.execute(sa.select(chunks).where(key.in_(part))):
-                previous = _decode_row(row._mapping, with_times=True)
-                merged = ch.concat([previous, *self._merges[(row.series_id, row.seq)]])
-                encoded = ch.encode(merged)
-                self._updates.append({"b_id": row.id, **encoded.row()})
-                self._times[(row.series_id, row.seq)] = encoded.block_times
+        for row in chunkwrite.read_chunks(self.conn, list(self._merges)):
+            previous = _decode_row(row, with_times=True)
+            merged = ch.concat([previous, *self._merges[(row["series_id"], row["seq"])]])
+            encoded = ch.encode(merged)
+            self._updates.append(
+                {
+                    "id": row["id"],
+                    "series_id": row["series_id"],
+                    "seq": row["seq"],
+                    "epoch": row["epoch"],
+                    **encoded.row(),
+                }
+            )
+            self._times[(row["series_id"], row["seq"])] = encoded.block_times
         self._merges = {}
 
     def flush(self) -> None:
+        """Write what was appended: one statement per table (``chunkwrite``)."""
         if self._merges:
             self._apply_merges()
-        if self._inserts:
-            self.conn.execute(chunks.insert(), self._inserts)
+        chunkwrite.insert_chunks(self.conn, self._inserts)
+        chunkwrite.replace_chunks(self.conn, self._updates)
         if self._times:
-            self._write_block_times()
-        if self._updates:
-            columns = [c for c in self._updates[0] if c != "b_id"]
-            self.conn.execute(
-                chunks.update()
-                .where(chunks.c.id == sa.bindparam("b_id"))
-                .values({c: sa.bindparam(c) for c in columns}),
-                self._updates,
+            # The block times of the chunks written (none for a chunk without blocks);
+            # those of a chunk rewritten by a merge replace its old ones.
+            chunkwrite.replace_block_times(
+                self.conn,
+                [key for key in self._times if key not in self._fresh],
+                [(s, q, times) for (s, q), times in self._times.items() if times],
             )
-        if self._dirty:
-            self.conn.execute(
-                series.update()
-                .where(series.c.id == sa.bindparam("b_id"))
-                .values(
-                    count=sa.bindparam("b_count"),
-                    chunks=sa.bindparam("b_chunks"),
-                    last_n=sa.bindparam("b_last_n"),
-                    step_min=sa.bindparam("b_step_min"),
-                    step_max=sa.bindparam("b_step_max"),
-                    ordered=sa.bindparam("b_ordered"),
-                ),
-                [
-                    {
-                        "b_id": i["id"],
-                        "b_count": i["count"],
-                        "b_chunks": i["chunks"],
-                        "b_last_n": i["last_n"],
-                        "b_step_min": i["step_min"],
-                        "b_step_max": i["step_max"],
-                        "b_ordered": i["ordered"],
-                    }
-                    for i in self._dirty.values()
-                ],
-            )
+        chunkwrite.update_series(self.conn, list(self._dirty.values()))
         self._inserts, self._updates, self._dirty = [], [], {}
         self._times, self._fresh = {}, set()
-
-    def _write_block_times(self) -> None:
-        """Write the block times of the chunks written (none for a chunk without blocks);
-        those of a chunk rewritten by a merge replace its old ones."""
-        keys = [{"b_series": s, "b_seq": q} for s, q in self._times if (s, q) not in self._fresh]
-        if keys:
-            self.conn.execute(
-                block_times.delete().where(
-                    block_times.c.series_id == sa.bindparam("b_series"),
-                    block_times.c.seq == sa.bindparam("b_seq"),
-                ),
-                keys,
-            )
-        rows = [
-            {"series_id": s, "seq": q, "times": times}
-            for (s, q), times in self._times.items()
-            if times
-        ]
-        if rows:
-            self.conn.execute(block_times.insert(), rows)
 
 
 def _decode_row(row: Any, with_times: bool) -> ch.Points:

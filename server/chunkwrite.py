@@ -1,0 +1,179 @@
+"""The statements that store an ingest batch's chunks: one per table and flush.
+
+``series.SeriesWriter`` gathers a batch's chunk rows, rewritten chunks, block times
+and series counters; these functions write each kind at once. On SQLite that is an
+``executemany`` (its loop runs in C). On PostgreSQL (psycopg 3) an ``executemany`` is
+a statement per row with its parameters bound one by one: a wide row (thousands of
+keys) made tens of thousands of them per request. There new rows go in through one
+binary ``COPY``, and updates, deletes and lookups of many rows are one statement over
+``unnest`` of arrays (a ``(series_id, seq) IN (...)`` of thousands of pairs took the
+planner seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from .schema import block_times, chunks, series
+
+#: The chunk columns a batch writes, in ``COPY`` order, with their PostgreSQL types.
+_CHUNK_TYPES = {
+    "series_id": "int4",
+    "seq": "int4",
+    "epoch": "int4",
+    "n": "int4",
+    "step_min": "int8",
+    "step_max": "int8",
+    "v_min": "float8",
+    "v_max": "float8",
+    "dtype": "text",
+    "dense": "bool",
+    "sorted": "bool",
+    "blocks": "bytea",
+    "steps": "bytea",
+    "vals": "bytea",
+    "flags": "bytea",
+    "times": "bytea",
+}
+#: The series counters a batch moves.
+_SERIES_COLUMNS = ("count", "chunks", "last_n", "step_min", "step_max", "ordered")
+_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool")
+#: Rows per statement where SQLite binds every value as a parameter (at most 32,766).
+_SQLITE_PAIRS = 5_000
+
+
+def _driver(conn: sa.Connection) -> Any:
+    """The psycopg connection under ``conn``, or ``None`` on any other driver."""
+    if conn.dialect.driver != "psycopg":
+        return None
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """New chunk rows (dicts with every ``_CHUNK_TYPES`` column)."""
+    if not rows:
+        return
+    driver = _driver(conn)
+    if driver is None:
+        conn.execute(chunks.insert(), rows)
+        return
+    names = list(_CHUNK_TYPES)
+    statement = f"COPY chunks ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(list(_CHUNK_TYPES.values()))
+        write = copy.write_row
+        for row in rows:
+            write([row[name] for name in names])
+
+
+def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[Mapping[str, Any]]:
+    """The stored chunks (every column) of these (series id, seq) pairs, in no order."""
+    driver = _driver(conn)
+    if driver is None:
+        key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
+        for i in range(0, len(wanted), _SQLITE_PAIRS):
+            for row in conn.execute(sa.select(chunks).where(key.in_(wanted[i : i + _SQLITE_PAIRS]))):
+                yield row._mapping
+        return
+    if not wanted:
+        return
+    # Binary results: bytea arrives as the bytes, not as hex text decoded here.
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(
+            "SELECT c.* FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
+            "ON c.series_id = w.s AND c.seq = w.q",
+            [[s for s, _ in wanted], [q for _, q in wanted]],
+        )
+        names = [column.name for column in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
+
+
+def replace_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Rewrite stored chunks: ``rows`` hold the chunk's ``id`` and all its new columns.
+
+    On PostgreSQL the old rows are deleted and the new ones copied in (an update writes
+    a new row version all the same); the chunk then has a new id, which readers only
+    use to cache its blocks (``blockcache``), never to find it.
+    """
+    if not rows:
+        return
+    driver = _driver(conn)
+    if driver is None:
+        columns = [c for c in rows[0] if c not in ("id", "series_id", "seq", "epoch")]
+        conn.execute(
+            chunks.update()
+            .where(chunks.c.id == sa.bindparam("b_id"))
+            .values({c: sa.bindparam(c) for c in columns}),
+            [{"b_id": row["id"], **{c: row[c] for c in columns}} for row in rows],
+        )
+        return
+    with driver.cursor() as cursor:
+        cursor.execute("DELETE FROM chunks WHERE id = ANY(%s::int4[])", [[r["id"] for r in rows]])
+    insert_chunks(conn, rows)
+
+
+def replace_block_times(
+    conn: sa.Connection, stale: list[tuple[int, int]], rows: list[tuple[int, int, bytes]]
+) -> None:
+    """Delete the block times of the ``stale`` (series id, seq) chunks, then insert ``rows``
+    of (series id, seq, times)."""
+    driver = _driver(conn)
+    if driver is None:
+        if stale:
+            conn.execute(
+                block_times.delete().where(
+                    block_times.c.series_id == sa.bindparam("b_series"),
+                    block_times.c.seq == sa.bindparam("b_seq"),
+                ),
+                [{"b_series": s, "b_seq": q} for s, q in stale],
+            )
+        if rows:
+            conn.execute(
+                block_times.insert(), [{"series_id": s, "seq": q, "times": t} for s, q, t in rows]
+            )
+        return
+    with driver.cursor() as cursor:
+        if stale:
+            cursor.execute(
+                "DELETE FROM block_times b USING unnest(%s::int4[], %s::int4[]) AS w(s, q) "
+                "WHERE b.series_id = w.s AND b.seq = w.q",
+                [[s for s, _ in stale], [q for _, q in stale]],
+            )
+        if rows:
+            with cursor.copy(
+                "COPY block_times (series_id, seq, times) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int4", "int4", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+
+
+def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
+    """Store the counters (``_SERIES_COLUMNS``) of these series rows (dicts with ``id``)."""
+    if not infos:
+        return
+    driver = _driver(conn)
+    if driver is None:
+        conn.execute(
+            series.update()
+            .where(series.c.id == sa.bindparam("b_id"))
+            .values({c: sa.bindparam(f"b_{c}") for c in _SERIES_COLUMNS}),
+            [{"b_id": i["id"], **{f"b_{c}": i[c] for c in _SERIES_COLUMNS}} for i in infos],
+        )
+        return
+    arrays = [[i["id"] for i in infos]] + [[i[c] for i in infos] for c in _SERIES_COLUMNS]
+    unnest = ", ".join(f"%s::{t}[]" for t in ("int4", *_SERIES_TYPES))
+    assigned = ", ".join(f'"{c}" = v."{c}"' for c in _SERIES_COLUMNS)
+    names = ", ".join(f'"{c}"' for c in ("id", *_SERIES_COLUMNS))
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE series SET {assigned} FROM unnest({unnest}) AS v({names}) "
+            "WHERE series.id = v.id",
+            arrays,
+        )
