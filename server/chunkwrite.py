@@ -12,7 +12,7 @@ planner seconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,15 @@ _CHUNK_TYPES = {
 #: The series counters a batch moves.
 _SERIES_COLUMNS = ("count", "chunks", "last_n", "step_min", "step_max", "ordered")
 _SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool")
+#: A series row before its first chunk.
+EMPTY_SERIES: dict[str, Any] = {
+    "count": 0,
+    "chunks": 0,
+    "last_n": 0,
+    "step_min": None,
+    "step_max": None,
+    "ordered": True,
+}
 #: Rows per statement where SQLite binds every value as a parameter (at most 32,766).
 _SQLITE_PAIRS = 5_000
 
@@ -52,6 +61,34 @@ def _driver(conn: sa.Connection) -> Any:
     driver = conn.connection.driver_connection
     assert driver is not None
     return driver
+
+
+def insert_series(
+    conn: sa.Connection, run_pk: int, kind: str, keys: list[str]
+) -> Iterator[tuple[int, str]]:
+    """Create the (empty) series of ``keys``, none of which exists yet: (id, key) of each."""
+    driver = _driver(conn)
+    if driver is None:
+        conn.execute(
+            series.insert(),
+            [{"run_pk": run_pk, "kind": kind, "key": key, **EMPTY_SERIES} for key in keys],
+        )
+        query = sa.select(series.c.id, series.c.key).where(
+            series.c.run_pk == run_pk,
+            series.c.kind == kind,
+            series.c.key.in_(sa.bindparam("keys", expanding=True)),
+        )
+        for i in range(0, len(keys), _SQLITE_PAIRS):
+            for series_id, key in conn.execute(query, {"keys": keys[i : i + _SQLITE_PAIRS]}):
+                yield int(series_id), str(key)
+        return
+    with driver.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO series (run_pk, kind, key, "count", chunks, last_n, ordered) '
+            "SELECT %s, %s, k, 0, 0, 0, true FROM unnest(%s::text[]) AS k RETURNING id, key",
+            [run_pk, kind, _text_array(keys)],
+        )
+        yield from cursor.fetchall()
 
 
 def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -71,14 +108,16 @@ def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
             write([row[name] for name in names])
 
 
-def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[Mapping[str, Any]]:
+def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
     """The stored chunks (every column) of these (series id, seq) pairs, in no order."""
     driver = _driver(conn)
     if driver is None:
         key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
         for i in range(0, len(wanted), _SQLITE_PAIRS):
-            for row in conn.execute(sa.select(chunks).where(key.in_(wanted[i : i + _SQLITE_PAIRS]))):
-                yield row._mapping
+            for row in conn.execute(
+                sa.select(chunks).where(key.in_(wanted[i : i + _SQLITE_PAIRS]))
+            ):
+                yield dict(row._mapping)
         return
     if not wanted:
         return
@@ -87,7 +126,7 @@ def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[
         cursor.execute(
             "SELECT c.* FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
             "ON c.series_id = w.s AND c.seq = w.q",
-            [[s for s, _ in wanted], [q for _, q in wanted]],
+            [_array([s for s, _ in wanted]), _array([q for _, q in wanted])],
         )
         names = [column.name for column in cursor.description]
         for values in cursor:
@@ -114,7 +153,9 @@ def replace_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         )
         return
     with driver.cursor() as cursor:
-        cursor.execute("DELETE FROM chunks WHERE id = ANY(%s::int4[])", [[r["id"] for r in rows]])
+        cursor.execute(
+            "DELETE FROM chunks WHERE id = ANY(%s::int4[])", [_array([r["id"] for r in rows])]
+        )
     insert_chunks(conn, rows)
 
 
@@ -143,7 +184,7 @@ def replace_block_times(
             cursor.execute(
                 "DELETE FROM block_times b USING unnest(%s::int4[], %s::int4[]) AS w(s, q) "
                 "WHERE b.series_id = w.s AND b.seq = w.q",
-                [[s for s, _ in stale], [q for _, q in stale]],
+                [_array([s for s, _ in stale]), _array([q for _, q in stale])],
             )
         if rows:
             with cursor.copy(
@@ -167,7 +208,8 @@ def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
             [{"b_id": i["id"], **{f"b_{c}": i[c] for c in _SERIES_COLUMNS}} for i in infos],
         )
         return
-    arrays = [[i["id"] for i in infos]] + [[i[c] for i in infos] for c in _SERIES_COLUMNS]
+    arrays = [_array([i["id"] for i in infos])]
+    arrays += [_array([i[c] for i in infos]) for c in _SERIES_COLUMNS]
     unnest = ", ".join(f"%s::{t}[]" for t in ("int4", *_SERIES_TYPES))
     assigned = ", ".join(f'"{c}" = v."{c}"' for c in _SERIES_COLUMNS)
     names = ", ".join(f'"{c}"' for c in ("id", *_SERIES_COLUMNS))
@@ -177,3 +219,26 @@ def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
             "WHERE series.id = v.id",
             arrays,
         )
+
+
+# Arrays are sent as PostgreSQL array literals: the server parses them in C, where psycopg
+# dumps a list element by element in Python (half a second for a wide row's counters).
+
+
+def _array(values: list[Any]) -> str:
+    """The array literal of ints, bools and ``None`` (NULL)."""
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    return str(int(value))
+
+
+def _text_array(values: list[str]) -> str:
+    """The array literal of strings (each quoted: any character but NUL may appear)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"

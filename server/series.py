@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,15 +34,6 @@ POINT_COLUMNS = (
     chunks.c.flags,
 )
 _CHUNK_COLUMNS = (chunks.c.series_id, chunks.c.seq, *POINT_COLUMNS)
-#: A series row before its first chunk.
-_EMPTY: dict[str, Any] = {
-    "count": 0,
-    "chunks": 0,
-    "last_n": 0,
-    "step_min": None,
-    "step_max": None,
-    "ordered": True,
-}
 
 
 class SeriesWriter:
@@ -85,18 +76,8 @@ class SeriesWriter:
         new = [key for key in dict.fromkeys(keys) if (kind, key) not in known]
         if not new:
             return
-        self.conn.execute(
-            series.insert(),
-            [{"run_pk": self.run_pk, "kind": kind, "key": key, **_EMPTY} for key in new],
-        )
-        query = sa.select(series.c.id, series.c.key).where(
-            series.c.run_pk == self.run_pk,
-            series.c.kind == kind,
-            series.c.key.in_(sa.bindparam("keys", expanding=True)),
-        )
-        for i in range(0, len(new), _IDS_PER_QUERY):
-            for series_id, key in self.conn.execute(query, {"keys": new[i : i + _IDS_PER_QUERY]}):
-                known[(kind, key)] = {"id": series_id, **_EMPTY}
+        for series_id, key in chunkwrite.insert_series(self.conn, self.run_pk, kind, new):
+            known[(kind, key)] = {"id": series_id, **chunkwrite.EMPTY_SERIES}
 
     def append(
         self, kind: str, key: str, points: ch.Points, encoded: ch.Encoded | None = None
@@ -174,22 +155,57 @@ class SeriesWriter:
         self._merges.setdefault((info["id"], seq), []).append(points)
 
     def _apply_merges(self) -> None:
-        """Merge the points waiting for stored last chunks: read them in one query."""
+        """Merge the points waiting for stored last chunks: read them in one query.
+
+        The chunks of a wide row's keys (thousands of float series with the same steps
+        and times, stored and new) are merged as one matrix (``chunks.encode_columns``)
+        instead of one ``encode`` each.
+        """
+        groups: dict[tuple[Any, ...], list[tuple[dict[str, Any], ch.Points]]] = {}
         for row in chunkwrite.read_chunks(self.conn, list(self._merges)):
+            news = self._merges[(row["series_id"], row["seq"])]
+            new = news[0]
+            if row["dtype"] == "f" and len(news) == 1 and _plain_floats(new):
+                shape = (row["n"], row["step_min"], row["dense"], bytes(row["steps"]))
+                key = (*shape, bytes(row["times"]), id(new.steps), id(new.times))
+                groups.setdefault(key, []).append((row, new))
+                continue
             previous = _decode_row(row, with_times=True)
-            merged = ch.concat([previous, *self._merges[(row["series_id"], row["seq"])]])
-            encoded = ch.encode(merged)
-            self._updates.append(
-                {
-                    "id": row["id"],
-                    "series_id": row["series_id"],
-                    "seq": row["seq"],
-                    "epoch": row["epoch"],
-                    **encoded.row(),
-                }
+            self._rewritten(row, ch.encode(ch.concat([previous, *news])))
+        for members in groups.values():
+            if len(members) == 1:
+                row, new = members[0]
+                previous = _decode_row(row, with_times=True)
+                self._rewritten(row, ch.encode(ch.concat([previous, new])))
+                continue
+            first, new = members[0]
+            stored = _decode_row(first, with_times=True)
+            matrix = np.empty((len(members), len(stored) + len(new)), np.float64)
+            matrix[:, : len(stored)] = [
+                np.frombuffer(row["vals"], np.float64) for row, _ in members
+            ]
+            matrix[:, len(stored) :] = [points.values for _, points in members]
+            encoded = ch.encode_columns(
+                np.concatenate([stored.steps, new.steps]),
+                np.concatenate([stored.times, new.times]),
+                matrix,
             )
-            self._times[(row["series_id"], row["seq"])] = encoded.block_times
+            for (row, _), packed in zip(members, encoded, strict=True):
+                self._rewritten(row, packed)
         self._merges = {}
+
+    def _rewritten(self, row: Mapping[str, Any], encoded: ch.Encoded) -> None:
+        """``row``, a stored chunk, is to be replaced by ``encoded``."""
+        self._updates.append(
+            {
+                "id": row["id"],
+                "series_id": row["series_id"],
+                "seq": row["seq"],
+                "epoch": row["epoch"],
+                **encoded.row(),
+            }
+        )
+        self._times[(row["series_id"], row["seq"])] = encoded.block_times
 
     def flush(self) -> None:
         """Write what was appended: one statement per table (``chunkwrite``)."""
@@ -208,6 +224,11 @@ class SeriesWriter:
         chunkwrite.update_series(self.conn, list(self._dirty.values()))
         self._inserts, self._updates, self._dirty = [], [], {}
         self._times, self._fresh = {}, set()
+
+
+def _plain_floats(points: ch.Points) -> bool:
+    """Whether these points are floats only (a chunk of dtype ``f``)."""
+    return points.values is not None and points.ints is None and points.int_values is None
 
 
 def _decode_row(row: Any, with_times: bool) -> ch.Points:
