@@ -12,12 +12,13 @@ planner seconds).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import chunks, series
+from .schema import series
 
 #: The chunk columns a batch writes, in ``COPY`` order, with their PostgreSQL types.
 _CHUNK_TYPES = {
@@ -125,12 +126,17 @@ def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[
     """The stored chunks (every column) of these (series id, seq) pairs, in no order."""
     driver = _driver(conn)
     if driver is None:
-        key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
         for i in range(0, len(wanted), _SQLITE_PAIRS):
-            for row in conn.execute(
-                sa.select(chunks).where(key.in_(wanted[i : i + _SQLITE_PAIRS]))
-            ):
-                yield dict(row._mapping)
+            part = wanted[i : i + _SQLITE_PAIRS]
+            pairs = ", ".join(["(?, ?)"] * len(part))
+            result = conn.exec_driver_sql(
+                f"SELECT c.* FROM (VALUES {pairs}) AS w JOIN chunks c "
+                "ON c.series_id = w.column1 AND c.seq = w.column2",
+                tuple(itertools.chain.from_iterable(part)),
+            )
+            names = list(result.keys())
+            for values in result.fetchall():
+                yield dict(zip(names, values, strict=True))
         return
     if not wanted:
         return
