@@ -2,12 +2,12 @@
 
 ``series.SeriesWriter`` gathers a batch's chunk rows, rewritten chunks, block times
 and series counters; these functions write each kind at once. On SQLite that is an
-``executemany`` straight on sqlite3 (its loop runs in C). On PostgreSQL (psycopg 3) an ``executemany`` is
-a statement per row with its parameters bound one by one: a wide row (thousands of
-keys) made tens of thousands of them per request. There new rows go in through one
-binary ``COPY``, and updates, deletes and lookups of many rows are one statement over
-``unnest`` of arrays (a ``(series_id, seq) IN (...)`` of thousands of pairs took the
-planner seconds).
+``executemany`` straight on sqlite3 (its loop runs in C). On PostgreSQL (psycopg 3)
+an ``executemany`` is a statement per row with its parameters bound one by one: a
+wide row (thousands of keys) made tens of thousands of them per request. There new
+rows go in through one binary ``COPY``, and updates, deletes and lookups of many rows
+are one statement over ``unnest`` of arrays (a ``(series_id, seq) IN (...)`` of
+thousands of pairs took the planner seconds).
 """
 
 from __future__ import annotations
