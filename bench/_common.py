@@ -135,6 +135,8 @@ def rss_bytes(pid: int | None = None) -> int:
         with open(f"/proc/{pid or 'self'}/statm") as file:
             return int(file.read().split()[1]) * _PAGE
     except OSError:
+        if os.path.isdir("/proc"):
+            raise  # Linux: the process has exited
         import psutil  # not Linux: accept psutil's own footprint
 
         return int(psutil.Process(pid).memory_info().rss)

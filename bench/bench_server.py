@@ -1166,9 +1166,16 @@ def _version(module: str) -> str:
 
 
 def measure_all(
-    results: Results, size: Size, work: Path, postgres: Postgres | None, wide_only: bool = False
+    results: Results,
+    size: Size,
+    work: Path,
+    postgres: Postgres | None,
+    wide_only: bool = False,
+    ingest_only: bool = False,
 ) -> list[ServerProcess]:
-    """Every section, in order; the trackline servers it started (stopped by the caller)."""
+    """Every section, in order; the trackline servers it started (stopped by the caller).
+
+    ``ingest_only``: trackline's ingest (10-key and wide rows) and nothing else."""
     backends: list[tuple[str, ServerProcess]] = [
         ("sqlite", ServerProcess(work / "trackline-sqlite"))
     ]
@@ -1186,10 +1193,11 @@ def measure_all(
     for name, server in backends:
         wide = partial(measure_trackline_wide, server=server, size=size, work=work / f"wide-{name}")
         guarded(results, f"wide_{name}", wide)
-    if wide_only:
+    if wide_only or ingest_only:
         for _, server in backends:
             server.stop()
-        mlflow_wide(results, size, work, postgres)
+        if not ingest_only:
+            mlflow_wide(results, size, work, postgres)
         return [server for _, server in backends]
     for name, server in backends:
         work_dir = work / f"runs-latency-{name}"
@@ -1260,6 +1268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--wide-only", action="store_true", help="only the wide-row ingest cases (both tools)"
     )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="only trackline's ingest cases (10-key and wide rows), no MLflow, no queries",
+    )
     parser.add_argument("--wide-points", type=int, help="points per wide run (default 4,000,000)")
     args = parser.parse_args(argv)
     size = Size.quick() if args.quick else Size()
@@ -1272,7 +1285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     postgres, pg_problem = start_postgres(args.no_postgres)
     servers: list[ServerProcess] = []
     try:
-        servers = measure_all(results, size, work, postgres, args.wide_only)
+        servers = measure_all(results, size, work, postgres, args.wide_only, args.ingest_only)
     finally:
         for server in servers:
             with contextlib.suppress(Exception):

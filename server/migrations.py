@@ -131,6 +131,15 @@ def _rewound_histograms_and_media(conn: sa.Connection) -> None:
             )
 
 
+def _points_lz4(conn: sa.Connection) -> None:
+    """Version 15 (ingest speed on PostgreSQL): chunk points and block times written from
+    now on are compressed with lz4 instead of pglz (``schema.POINTS_LZ4``); nothing
+    stored is rewritten, and readers read both alike. Nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        for ddl in schema.POINTS_LZ4:
+            conn.execute(ddl)
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -145,6 +154,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (12, _block_times),
     (13, _fork_and_rewind),
     (14, _rewound_histograms_and_media),
+    (15, _points_lz4),
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from . import chunks as ch
+from . import chunkwrite
 from .blockcache import BlockCache
 from .schema import block_times, chunks, series
 
@@ -33,15 +34,6 @@ POINT_COLUMNS = (
     chunks.c.flags,
 )
 _CHUNK_COLUMNS = (chunks.c.series_id, chunks.c.seq, *POINT_COLUMNS)
-#: A series row before its first chunk.
-_EMPTY: dict[str, Any] = {
-    "count": 0,
-    "chunks": 0,
-    "last_n": 0,
-    "step_min": None,
-    "step_max": None,
-    "ordered": True,
-}
 
 
 class SeriesWriter:
@@ -84,18 +76,8 @@ class SeriesWriter:
         new = [key for key in dict.fromkeys(keys) if (kind, key) not in known]
         if not new:
             return
-        self.conn.execute(
-            series.insert(),
-            [{"run_pk": self.run_pk, "kind": kind, "key": key, **_EMPTY} for key in new],
-        )
-        query = sa.select(series.c.id, series.c.key).where(
-            series.c.run_pk == self.run_pk,
-            series.c.kind == kind,
-            series.c.key.in_(sa.bindparam("keys", expanding=True)),
-        )
-        for i in range(0, len(new), _IDS_PER_QUERY):
-            for series_id, key in self.conn.execute(query, {"keys": new[i : i + _IDS_PER_QUERY]}):
-                known[(kind, key)] = {"id": series_id, **_EMPTY}
+        for series_id, key in chunkwrite.insert_series(self.conn, self.run_pk, kind, new):
+            known[(kind, key)] = {"id": series_id, **chunkwrite.EMPTY_SERIES}
 
     def append(
         self, kind: str, key: str, points: ch.Points, encoded: ch.Encoded | None = None
@@ -173,81 +155,80 @@ class SeriesWriter:
         self._merges.setdefault((info["id"], seq), []).append(points)
 
     def _apply_merges(self) -> None:
-        """Merge the points waiting for stored last chunks: read them in one query."""
-        wanted = list(self._merges)
-        key = sa.tuple_(chunks.c.series_id, chunks.c.seq)
-        for i in range(0, len(wanted), _IDS_PER_QUERY // 2):
-            part = wanted[i : i + _IDS_PER_QUERY // 2]
-            for row in self.conn.execute(sa.select(chunks).where(key.in_(part))):
-                previous = _decode_row(row._mapping, with_times=True)
-                merged = ch.concat([previous, *self._merges[(row.series_id, row.seq)]])
-                encoded = ch.encode(merged)
-                self._updates.append({"b_id": row.id, **encoded.row()})
-                self._times[(row.series_id, row.seq)] = encoded.block_times
+        """Merge the points waiting for stored last chunks: read them in one query.
+
+        The chunks of a wide row's keys (thousands of float series with the same steps
+        and times, stored and new) are merged as one matrix (``chunks.encode_columns``)
+        instead of one ``encode`` each.
+        """
+        groups: dict[tuple[Any, ...], list[tuple[dict[str, Any], ch.Points]]] = {}
+        for row in chunkwrite.read_chunks(self.conn, list(self._merges)):
+            news = self._merges[(row["series_id"], row["seq"])]
+            new = news[0]
+            if row["dtype"] == "f" and len(news) == 1 and _plain_floats(new):
+                shape = (row["n"], row["step_min"], row["dense"], bytes(row["steps"]))
+                key = (*shape, bytes(row["times"]), id(new.steps), id(new.times))
+                groups.setdefault(key, []).append((row, new))
+                continue
+            previous = _decode_row(row, with_times=True)
+            self._rewritten(row, ch.encode(ch.concat([previous, *news])))
+        for members in groups.values():
+            if len(members) == 1:
+                row, new = members[0]
+                previous = _decode_row(row, with_times=True)
+                self._rewritten(row, ch.encode(ch.concat([previous, new])))
+                continue
+            first, new = members[0]
+            stored = _decode_row(first, with_times=True)
+            matrix = np.empty((len(members), len(stored) + len(new)), np.float64)
+            matrix[:, : len(stored)] = [
+                np.frombuffer(row["vals"], np.float64) for row, _ in members
+            ]
+            matrix[:, len(stored) :] = [points.values for _, points in members]
+            encoded = ch.encode_columns(
+                np.concatenate([stored.steps, new.steps]),
+                np.concatenate([stored.times, new.times]),
+                matrix,
+            )
+            for (row, _), packed in zip(members, encoded, strict=True):
+                self._rewritten(row, packed)
         self._merges = {}
 
+    def _rewritten(self, row: Mapping[str, Any], encoded: ch.Encoded) -> None:
+        """``row``, a stored chunk, is to be replaced by ``encoded``."""
+        self._updates.append(
+            {
+                "id": row["id"],
+                "series_id": row["series_id"],
+                "seq": row["seq"],
+                "epoch": row["epoch"],
+                **encoded.row(),
+            }
+        )
+        self._times[(row["series_id"], row["seq"])] = encoded.block_times
+
     def flush(self) -> None:
+        """Write what was appended: one statement per table (``chunkwrite``)."""
         if self._merges:
             self._apply_merges()
-        if self._inserts:
-            self.conn.execute(chunks.insert(), self._inserts)
+        chunkwrite.insert_chunks(self.conn, self._inserts)
+        chunkwrite.replace_chunks(self.conn, self._updates)
         if self._times:
-            self._write_block_times()
-        if self._updates:
-            columns = [c for c in self._updates[0] if c != "b_id"]
-            self.conn.execute(
-                chunks.update()
-                .where(chunks.c.id == sa.bindparam("b_id"))
-                .values({c: sa.bindparam(c) for c in columns}),
-                self._updates,
+            # The block times of the chunks written (none for a chunk without blocks);
+            # those of a chunk rewritten by a merge replace its old ones.
+            chunkwrite.replace_block_times(
+                self.conn,
+                [key for key in self._times if key not in self._fresh],
+                [(s, q, times) for (s, q), times in self._times.items() if times],
             )
-        if self._dirty:
-            self.conn.execute(
-                series.update()
-                .where(series.c.id == sa.bindparam("b_id"))
-                .values(
-                    count=sa.bindparam("b_count"),
-                    chunks=sa.bindparam("b_chunks"),
-                    last_n=sa.bindparam("b_last_n"),
-                    step_min=sa.bindparam("b_step_min"),
-                    step_max=sa.bindparam("b_step_max"),
-                    ordered=sa.bindparam("b_ordered"),
-                ),
-                [
-                    {
-                        "b_id": i["id"],
-                        "b_count": i["count"],
-                        "b_chunks": i["chunks"],
-                        "b_last_n": i["last_n"],
-                        "b_step_min": i["step_min"],
-                        "b_step_max": i["step_max"],
-                        "b_ordered": i["ordered"],
-                    }
-                    for i in self._dirty.values()
-                ],
-            )
+        chunkwrite.update_series(self.conn, list(self._dirty.values()))
         self._inserts, self._updates, self._dirty = [], [], {}
         self._times, self._fresh = {}, set()
 
-    def _write_block_times(self) -> None:
-        """Write the block times of the chunks written (none for a chunk without blocks);
-        those of a chunk rewritten by a merge replace its old ones."""
-        keys = [{"b_series": s, "b_seq": q} for s, q in self._times if (s, q) not in self._fresh]
-        if keys:
-            self.conn.execute(
-                block_times.delete().where(
-                    block_times.c.series_id == sa.bindparam("b_series"),
-                    block_times.c.seq == sa.bindparam("b_seq"),
-                ),
-                keys,
-            )
-        rows = [
-            {"series_id": s, "seq": q, "times": times}
-            for (s, q), times in self._times.items()
-            if times
-        ]
-        if rows:
-            self.conn.execute(block_times.insert(), rows)
+
+def _plain_floats(points: ch.Points) -> bool:
+    """Whether these points are floats only (a chunk of dtype ``f``)."""
+    return points.values is not None and points.ints is None and points.int_values is None
 
 
 def _decode_row(row: Any, with_times: bool) -> ch.Points:

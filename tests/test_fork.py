@@ -471,7 +471,7 @@ def test_a_version_12_database_gets_the_lineage_columns_of_13_and_14(database_ur
             ):
                 conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
             conn.execute(sa.update(schema.schema_version).values(version=12))
-        assert db.migrate() == schema.SCHEMA_VERSION == 14
+        assert db.migrate() == schema.SCHEMA_VERSION
         with db.read() as conn:
             inspector = sa.inspect(conn)
             assert {"parent_run_id", "fork_step"} <= {
@@ -480,7 +480,7 @@ def test_a_version_12_database_gets_the_lineage_columns_of_13_and_14(database_ur
             for table in ("chunks", "histograms", "media"):
                 assert "epoch" in {c["name"] for c in inspector.get_columns(table)}
             assert "ix_runs_parent" in {i["name"] for i in inspector.get_indexes("runs")}
-            assert migrations.current_version(conn) == 14
+            assert migrations.current_version(conn) == schema.SCHEMA_VERSION
     finally:
         db.dispose()
 

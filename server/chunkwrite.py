@@ -1,0 +1,252 @@
+"""The statements that store an ingest batch's chunks: one per table and flush.
+
+``series.SeriesWriter`` gathers a batch's chunk rows, rewritten chunks, block times
+and series counters; these functions write each kind at once. On SQLite that is an
+``executemany`` straight on sqlite3 (its loop runs in C). On PostgreSQL (psycopg 3)
+an ``executemany`` is a statement per row with its parameters bound one by one: a
+wide row (thousands of keys) made tens of thousands of them per request. There new
+rows go in through one binary ``COPY``, and updates, deletes and lookups of many rows
+are one statement over ``unnest`` of arrays (a ``(series_id, seq) IN (...)`` of
+thousands of pairs took the planner seconds).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from .schema import series
+
+#: The chunk columns a batch writes, in ``COPY`` order, with their PostgreSQL types.
+_CHUNK_TYPES = {
+    "series_id": "int4",
+    "seq": "int4",
+    "epoch": "int4",
+    "n": "int4",
+    "step_min": "int8",
+    "step_max": "int8",
+    "v_min": "float8",
+    "v_max": "float8",
+    "dtype": "text",
+    "dense": "bool",
+    "sorted": "bool",
+    "blocks": "bytea",
+    "steps": "bytea",
+    "vals": "bytea",
+    "flags": "bytea",
+    "times": "bytea",
+}
+#: The series counters a batch moves.
+_SERIES_COLUMNS = ("count", "chunks", "last_n", "step_min", "step_max", "ordered")
+_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool")
+#: A series row before its first chunk.
+EMPTY_SERIES: dict[str, Any] = {
+    "count": 0,
+    "chunks": 0,
+    "last_n": 0,
+    "step_min": None,
+    "step_max": None,
+    "ordered": True,
+}
+#: Rows per statement where SQLite binds every value as a parameter (at most 32,766).
+_SQLITE_PAIRS = 5_000
+
+
+def _driver(conn: sa.Connection) -> Any:
+    """The psycopg connection under ``conn``, or ``None`` on SQLite."""
+    if conn.dialect.driver != "psycopg":
+        return None
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def _sqlite_many(conn: sa.Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``executemany`` straight on sqlite3: SQLAlchemy's own binds each row's parameters
+    in Python first (a tenth of a wide row's ingest)."""
+    if rows:
+        assert conn.dialect.name == "sqlite", conn.dialect.name
+        conn.exec_driver_sql(statement, list(rows))
+
+
+def insert_series(
+    conn: sa.Connection, run_pk: int, kind: str, keys: list[str]
+) -> Iterator[tuple[int, str]]:
+    """Create the (empty) series of ``keys``, none of which exists yet: (id, key) of each."""
+    driver = _driver(conn)
+    if driver is None:
+        conn.execute(
+            series.insert(),
+            [{"run_pk": run_pk, "kind": kind, "key": key, **EMPTY_SERIES} for key in keys],
+        )
+        query = sa.select(series.c.id, series.c.key).where(
+            series.c.run_pk == run_pk,
+            series.c.kind == kind,
+            series.c.key.in_(sa.bindparam("keys", expanding=True)),
+        )
+        for i in range(0, len(keys), _SQLITE_PAIRS):
+            for series_id, key in conn.execute(query, {"keys": keys[i : i + _SQLITE_PAIRS]}):
+                yield int(series_id), str(key)
+        return
+    with driver.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO series (run_pk, kind, key, "count", chunks, last_n, ordered) '
+            "SELECT %s, %s, k, 0, 0, 0, true FROM unnest(%s::text[]) AS k RETURNING id, key",
+            [run_pk, kind, _text_array(keys)],
+        )
+        yield from cursor.fetchall()
+
+
+def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """New chunk rows (dicts with every ``_CHUNK_TYPES`` column)."""
+    if not rows:
+        return
+    names = list(_CHUNK_TYPES)
+    driver = _driver(conn)
+    if driver is None:
+        marks = ", ".join("?" * len(names))
+        _sqlite_many(
+            conn,
+            f"INSERT INTO chunks ({', '.join(names)}) VALUES ({marks})",
+            [tuple(row[name] for name in names) for row in rows],
+        )
+        return
+    statement = f"COPY chunks ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(list(_CHUNK_TYPES.values()))
+        write = copy.write_row
+        for row in rows:
+            write([row[name] for name in names])
+
+
+def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    """The stored chunks (every column) of these (series id, seq) pairs, in no order."""
+    driver = _driver(conn)
+    if driver is None:
+        for i in range(0, len(wanted), _SQLITE_PAIRS):
+            part = wanted[i : i + _SQLITE_PAIRS]
+            pairs = ", ".join(["(?, ?)"] * len(part))
+            result = conn.exec_driver_sql(
+                f"SELECT c.* FROM (VALUES {pairs}) AS w JOIN chunks c "
+                "ON c.series_id = w.column1 AND c.seq = w.column2",
+                tuple(itertools.chain.from_iterable(part)),
+            )
+            names = list(result.keys())
+            for values in result.fetchall():
+                yield dict(zip(names, values, strict=True))
+        return
+    if not wanted:
+        return
+    # Binary results: bytea arrives as the bytes, not as hex text decoded here.
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(
+            "SELECT c.* FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
+            "ON c.series_id = w.s AND c.seq = w.q",
+            [_array([s for s, _ in wanted]), _array([q for _, q in wanted])],
+        )
+        names = [column.name for column in cursor.description]
+        for values in cursor:
+            yield dict(zip(names, values, strict=True))
+
+
+def replace_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Rewrite stored chunks: ``rows`` hold the chunk's ``id`` and all its new columns.
+
+    On PostgreSQL the old rows are deleted and the new ones copied in (an update writes
+    a new row version all the same); the chunk then has a new id, which readers only
+    use to cache its blocks (``blockcache``), never to find it.
+    """
+    if not rows:
+        return
+    driver = _driver(conn)
+    if driver is None:
+        columns = [c for c in _CHUNK_TYPES if c not in ("series_id", "seq", "epoch")]
+        _sqlite_many(
+            conn,
+            f"UPDATE chunks SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            [(*(row[c] for c in columns), row["id"]) for row in rows],
+        )
+        return
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM chunks WHERE id = ANY(%s::int4[])", [_array([r["id"] for r in rows])]
+        )
+    insert_chunks(conn, rows)
+
+
+def replace_block_times(
+    conn: sa.Connection, stale: list[tuple[int, int]], rows: list[tuple[int, int, bytes]]
+) -> None:
+    """Delete the block times of the ``stale`` (series id, seq) chunks, then insert ``rows``
+    of (series id, seq, times)."""
+    driver = _driver(conn)
+    if driver is None:
+        _sqlite_many(conn, "DELETE FROM block_times WHERE series_id = ? AND seq = ?", stale)
+        _sqlite_many(conn, "INSERT INTO block_times (series_id, seq, times) VALUES (?, ?, ?)", rows)
+        return
+    with driver.cursor() as cursor:
+        if stale:
+            cursor.execute(
+                "DELETE FROM block_times b USING unnest(%s::int4[], %s::int4[]) AS w(s, q) "
+                "WHERE b.series_id = w.s AND b.seq = w.q",
+                [_array([s for s, _ in stale]), _array([q for _, q in stale])],
+            )
+        if rows:
+            with cursor.copy(
+                "COPY block_times (series_id, seq, times) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int4", "int4", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+
+
+def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
+    """Store the counters (``_SERIES_COLUMNS``) of these series rows (dicts with ``id``)."""
+    if not infos:
+        return
+    driver = _driver(conn)
+    if driver is None:
+        assigned = ", ".join(f'"{c}" = ?' for c in _SERIES_COLUMNS)
+        _sqlite_many(
+            conn,
+            f"UPDATE series SET {assigned} WHERE id = ?",
+            [(*(i[c] for c in _SERIES_COLUMNS), i["id"]) for i in infos],
+        )
+        return
+    arrays = [_array([i["id"] for i in infos])]
+    arrays += [_array([i[c] for i in infos]) for c in _SERIES_COLUMNS]
+    unnest = ", ".join(f"%s::{t}[]" for t in ("int4", *_SERIES_TYPES))
+    assigned = ", ".join(f'"{c}" = v."{c}"' for c in _SERIES_COLUMNS)
+    names = ", ".join(f'"{c}"' for c in ("id", *_SERIES_COLUMNS))
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE series SET {assigned} FROM unnest({unnest}) AS v({names}) "
+            "WHERE series.id = v.id",
+            arrays,
+        )
+
+
+# Arrays are sent as PostgreSQL array literals: the server parses them in C, where psycopg
+# dumps a list element by element in Python (half a second for a wide row's counters).
+
+
+def _array(values: list[Any]) -> str:
+    """The array literal of ints, bools and ``None`` (NULL)."""
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
+def _element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    return str(int(value))
+
+
+def _text_array(values: list[str]) -> str:
+    """The array literal of strings (each quoted: any character but NUL may appear)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
