@@ -407,11 +407,11 @@ def _series_from_blocks(summarized: Blocks, samples: int) -> dict[int, Sampled]:
         for start, stop in summarized.spans.values()
     ]
     starts = np.concatenate(firsts)
-    offsets = [start for start, _ in summarized.spans.values()]
     blocks = summarized.array
     means, lows, highs, counts = _reduce_blocks(blocks, starts)
     xs = blocks["first"][starts]
-    totals = np.add.reduceat(blocks["n"].astype(np.int64), offsets).tolist()
+    bucket_offsets = np.cumsum([0] + [len(f) for f in firsts[:-1]])
+    totals = np.add.reduceat(counts.astype(np.int64), bucket_offsets).tolist()
     out: dict[int, Sampled] = {}
     at = 0
     for series_id, first, total in zip(summarized.spans, firsts, totals, strict=True):

@@ -368,23 +368,14 @@ def read_blocks(
     (written before schema 12).
     """
     listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
-    found: dict[int, bytes] = {}
-    missing = []
-    for chunk_id, _, n, step_max, _ in listed:
-        cached = None if cache is None else cache.get(chunk_id, (n, step_max))
-        if cached is None:
-            missing.append(chunk_id)
-        else:
-            found[chunk_id] = cached
+    versions = {chunk_id: (n, step_max) for chunk_id, _, n, step_max, _ in listed}
+    found = {} if cache is None else cache.get_many(versions)
+    missing = [chunk_id for chunk_id in versions if chunk_id not in found]
     if missing:
-        fetched = {chunk_id: blob for chunk_id, blob in _block_blobs(conn, missing)}
-        for chunk_id, _, n, step_max, _ in listed:
-            blob = fetched.get(chunk_id)
-            if blob is not None:
-                blob = bytes(blob)
-                found[chunk_id] = blob
-                if cache is not None:
-                    cache.put(chunk_id, (n, step_max), blob)
+        fetched = {chunk_id: bytes(blob) for chunk_id, blob in _block_blobs(conn, missing)}
+        found.update(fetched)
+        if cache is not None:
+            cache.put_many((i, versions[i], blob) for i, blob in fetched.items())
     bounds = _block_times(conn, [i.id for i in infos]) if with_times and infos else {}
     pieces: list[bytes] = []
     time_pieces: list[bytes] = []
@@ -465,7 +456,10 @@ def _block_blobs(conn: sa.Connection, chunk_ids: list[int]) -> Iterable[Any]:
         )
     driver = conn.connection.driver_connection
     assert driver is not None
+    # The ids as one array literal: psycopg's dumping of a list of 7,000 ints (a type check
+    # per element) took 18 ms of a chart's 100 ms fetch.
+    ids = "{" + ",".join(map(str, sorted(chunk_ids))) + "}"
     with driver.cursor(binary=True) as cursor:
-        cursor.execute("SELECT id, blocks FROM chunks WHERE id = ANY(%s)", [chunk_ids])
+        cursor.execute("SELECT id, blocks FROM chunks WHERE id = ANY(%s::bigint[])", [ids])
         rows: list[Any] = cursor.fetchall()
     return rows
