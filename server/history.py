@@ -345,11 +345,13 @@ def _cache_key(info: SeriesInfo, axis: str, samples: int) -> tuple[int, str, int
 
 
 def _version(info: SeriesInfo, runs: dict[int, RunRef]) -> tuple[Any, ...]:
-    """The series row's state (``samplecache.py``): any new point changes ``count``."""
+    """The series row's state (``samplecache.py``): any new point changes ``count``; the
+    run's id and start time tell a run apart from a later one given the same row ids."""
     run = runs[info.run_pk]
     return (
         info.run_pk,
         run.run_id,
+        run.start_time,
         info.key,
         info.count,
         info.step_min,

@@ -5,15 +5,19 @@ do not change between two polls: reducing 50 M points' block summaries to
 1,000 buckets per series each time is the query's main cost once the summaries
 are cached (``blockcache.py``). So the buckets of a series made from its block
 summaries are kept here, under the series row's state as read in the query's
-own transaction: ``(run_pk, run id, key, count, step_min, step_max, ordered)``.
-Every write to a series raises its ``count`` (points are only appended), so an
-entry is used only while the series still holds exactly the points it was made
-from. Forks and rewound runs are read over their lineage and never come here.
+own transaction: ``(run_pk, run id, run start time, key, count, step_min,
+step_max, ordered)``. Every write to a series raises its ``count`` (points are
+only appended), so an entry is used only while the series still holds exactly
+the points it was made from. Forks and rewound runs are read over their lineage
+and never come here.
 
 Who may read is decided before: a series id only reaches the cache for a run
 the caller may read, and an entry holds nothing but that series's buckets.
-Deleting runs clears it (SQLite may hand their ids to new rows). Bounded by
-bytes (``TRACKLINE_SAMPLE_CACHE_MB``, default 64); least recently used out first.
+Deleting runs clears it (SQLite may hand their ids to new rows); in another
+worker process, which is not told, the run's id and start time in the version
+tell a new run on reused ids apart (a purged run's id cannot be uploaded again).
+Bounded by bytes (``TRACKLINE_SAMPLE_CACHE_MB``, default 64, per process); least
+recently used out first.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ series is not strictly increasing in step, keeps the latest point per step.
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -445,7 +446,19 @@ def _block_blobs(conn: sa.Connection, chunk_ids: list[int]) -> Iterable[Any]:
     arrives as the bytes themselves instead of hex text that both ends encode and
     decode, which takes the fetch of a chart's worth of summaries from ~190 to ~120 ms.
     """
-    if conn.dialect.driver != "psycopg":  # in slices: SQLite takes at most 32,766 parameters
+    if conn.dialect.name == "sqlite":
+        # The ids as one JSON array: binding 7,000 parameters (compiled by SQLAlchemy one
+        # by one) took 15 ms of a chart's 140 ms read; the rows as plain tuples.
+        in_json = sa.text(
+            "SELECT id, blocks FROM chunks WHERE id IN (SELECT value FROM json_each(:ids))"
+        )
+        found: list[Any] = []
+        for i in range(0, len(chunk_ids), _IDS_PER_QUERY):
+            part = json.dumps(chunk_ids[i : i + _IDS_PER_QUERY])
+            result = conn.execute(in_json, {"ids": part})
+            found.extend(result.cursor.fetchall() if result.cursor is not None else [])
+        return found
+    if conn.dialect.driver != "psycopg":
         return itertools.chain.from_iterable(
             conn.execute(
                 sa.select(chunks.c.id, chunks.c.blocks).where(
