@@ -2,6 +2,7 @@
 
     python bench/bench_server.py            # full run, 5-6 minutes on 2 cores
     python bench/bench_server.py --quick    # smoke run, ~40 s, numbers not meaningful
+    python bench/bench_server.py --query-only   # only (c)'s 50 M-point query, both databases
 
 Measured in one run, each on SQLite and on PostgreSQL (a throwaway cluster, when
 Debian's binaries are in /usr/lib/postgresql/15/bin):
@@ -65,6 +66,8 @@ from _server import (  # noqa: E402 - tests/ is put on the path just above
     postgres_available,
 )
 
+#: What the dashboard asks its series in (``server/series_wire.py``).
+BINARY_ANSWER = {"accept": "application/x-trackline-series"}
 #: The keys of the query data set (5, as in the issue).
 QUERY_KEYS = ("train/loss", "train/accuracy", "train/lr", "train/grad_norm", "perf/step_time")
 #: Distinct synthetic curves; runs cycle through them (the server's work does not depend on values).
@@ -96,7 +99,7 @@ class Size:
     query_steps: int = 100_000
     samples: int = 1_000
     query_repeats: int = 7
-    #: Queries right after a server restart (its block-summary cache empty).
+    #: Queries right after a server restart (its caches empty), JSON and binary answers each.
     cold_repeats: int = 3
     #: Seed the 50 M-point set on PostgreSQL too (as many points again through PostgreSQL).
     query_on_postgres: bool = True
@@ -546,8 +549,7 @@ def measure_trackline_query(
                 return response.content
 
             def http_binary() -> bytes:  # the dashboard's answer: float64 arrays
-                headers = {"accept": "application/x-trackline-series"}
-                response = client.post("/metrics/series", json=body, headers=headers)
+                response = client.post("/metrics/series", json=body, headers=BINARY_ANSWER)
                 response.raise_for_status()
                 return response.content
 
@@ -576,15 +578,22 @@ def measure_trackline_query(
                 response_bytes=len(content),
                 buckets=max(len(e["x"]) for e in found),
             )
-            cold = []
-            for _ in range(size.cold_repeats):  # a server just started: no block cached
-                server.stop()
-                server.start()
-                with server.client() as fresh:
-                    started = time.perf_counter()
-                    fresh.post("/metrics/series", json=body).raise_for_status()
-                    cold.append(time.perf_counter() - started)
-            section.update(http_cold_s=cold, http_cold_median_s=median(cold))
+            cold, cold_binary = [], []
+            for _ in range(size.cold_repeats):  # a server just started: nothing cached
+                for answers, headers in ((cold, {}), (cold_binary, BINARY_ANSWER)):
+                    server.stop()
+                    server.start()
+                    with server.client() as fresh:
+                        started = time.perf_counter()
+                        response = fresh.post("/metrics/series", json=body, headers=headers)
+                        response.raise_for_status()
+                        answers.append(time.perf_counter() - started)
+            section.update(
+                http_cold_s=cold,
+                http_cold_median_s=median(cold),
+                http_cold_binary_s=cold_binary,
+                http_cold_binary_median_s=median(cold_binary),
+            )
             _, api_times, _ = timed(
                 lambda: api.series(ids, keys, samples=size.samples), max(1, size.query_repeats // 2)
             )
@@ -998,7 +1007,13 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
         what="history query ≤ 300 ms on SQLite",
     )
     row(
-        "    repeated: block summaries cached, median (ms)",
+        "    server just started, the dashboard's binary answer, median (ms)",
+        ("query_sqlite", "http_cold_binary_median_s"),
+        None,
+        "ms",
+    )
+    row(
+        "    repeated: caches warm (block summaries, buckets), median (ms)",
         ("query_sqlite", "http_median_s"),
         None,
         "ms",
@@ -1053,7 +1068,13 @@ def table(results: Results, size: Size, postgres: str | None) -> tuple[list[list
     if pg_missing or not size.query_on_postgres:
         rows[-1][2] = pg_missing or "not measured"
     row(
-        "        repeated: block summaries cached, median (ms)",
+        "        server just started, the dashboard's binary answer, median (ms)",
+        ("query_postgres", "http_cold_binary_median_s"),
+        None,
+        "ms",
+    )
+    row(
+        "        repeated: caches warm (block summaries, buckets), median (ms)",
         ("query_postgres", "http_median_s"),
         None,
         "ms",
@@ -1137,8 +1158,10 @@ def notes(results: Results, size: Size, load: tuple[float, float]) -> list[str]:
         "MLflow: log_metric (synchronous) then get_metric_history polled.",
         f"(c) POST /api/v1/metrics/series (runs x keys, samples={size.samples}, x=step), the "
         f"whole HTTP request with the body read: median of {size.cold_repeats} each right after "
-        "a server restart (its block-summary cache empty; the target is judged on these), and "
-        f"median of {size.query_repeats} repeats after a first one (blocks cached); a series of more than {size.samples:,} x 64 points comes back as at most "
+        "a server restart (its caches empty; the target is judged on these, JSON answers; "
+        "the binary ones after restarts of their own), and "
+        f"median of {size.query_repeats} repeats after a first one (block summaries and buckets "
+        "cached: server/samplecache.py); a series of more than {size.samples:,} x 64 points comes back as at most "
         f"{size.samples:,} buckets of whole 64-point blocks, a shorter one bucketed from its "
         f"points ({query.get('buckets', '?')} buckets per series here), each with mean, min and "
         "max. The big set is "
@@ -1172,6 +1195,7 @@ def measure_all(
     postgres: Postgres | None,
     wide_only: bool = False,
     ingest_only: bool = False,
+    query_only: bool = False,
 ) -> list[ServerProcess]:
     """Every section, in order; the trackline servers it started (stopped by the caller).
 
@@ -1184,6 +1208,14 @@ def measure_all(
         backends.append(("postgres", ServerProcess(work / "trackline-pg", database_url=url)))
     for name, server in backends:
         guarded(results, f"start_{name}", partial(_start, server=server))
+    if query_only:
+        for name, server in backends:
+            query = partial(
+                measure_trackline_query, server=server, size=size, big=True, small=False
+            )
+            guarded(results, f"query_{name}", query)
+            server.stop()
+        return [server for _, server in backends]
     for name, server in backends:
         if wide_only:
             break
@@ -1274,6 +1306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only trackline's ingest cases (10-key and wide rows), no MLflow, no queries",
     )
     parser.add_argument("--wide-points", type=int, help="points per wide run (default 4,000,000)")
+    parser.add_argument(
+        "--query-only",
+        action="store_true",
+        help="only the 50 M-point history query (c), on SQLite and PostgreSQL",
+    )
     args = parser.parse_args(argv)
     size = Size.quick() if args.quick else Size()
     if args.wide_points:
@@ -1285,7 +1322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     postgres, pg_problem = start_postgres(args.no_postgres)
     servers: list[ServerProcess] = []
     try:
-        servers = measure_all(results, size, work, postgres, args.wide_only, args.ingest_only)
+        servers = measure_all(
+            results, size, work, postgres, args.wide_only, args.ingest_only, args.query_only
+        )
     finally:
         for server in servers:
             with contextlib.suppress(Exception):

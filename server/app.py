@@ -48,6 +48,7 @@ from .deps import ApiError, Context
 from .files import open_store
 from .limits import Limits
 from .live import Cursors
+from .samplecache import SampleCache
 from .wire import Json, sanitize
 
 STATIC = Path(__file__).parent / "static"
@@ -96,6 +97,7 @@ def create_app(config: ServerConfig, announce: bool = True) -> FastAPI:
         BlockCache.for_database(db.is_sqlite),
         Limits(config.max_ingest, config.max_queries, config.max_waiters),
         Cursors(db),
+        SampleCache.from_environment(),
     )
     app.include_router(routes_ingest.router)
     app.include_router(routes_users.router)
@@ -144,6 +146,7 @@ def _purge_trash(ctx: Context) -> None:
     with ctx.db.write() as conn:
         purged = trash.purge(conn)
     if purged:
+        ctx.forget_deleted()  # SQLite may hand the deleted rows' ids to new ones
         log.info("purged %d runs from the trash", purged)
     dropped = routes_uploads.drop_expired(ctx)
     if dropped:

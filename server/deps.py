@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,6 +14,7 @@ from .config import ServerConfig
 from .db import Database
 from .files import FileStore
 from .live import Cursors
+from .samplecache import SampleCache
 
 if TYPE_CHECKING:
     from .limits import Limits
@@ -29,6 +30,12 @@ class Context:
     blocks: BlockCache  # a cache, checked on every read
     limits: Limits
     cursors: Cursors  # of the change feeds (live.py)
+    sampled: SampleCache = field(default_factory=SampleCache)  # a cache, checked on every read
+
+    def forget_deleted(self) -> None:
+        """Clear the read caches after rows were deleted (SQLite may reuse their ids)."""
+        self.blocks.clear()
+        self.sampled.clear()
 
 
 class ApiError(Exception):

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from . import chunks as ch
 from . import lineage
 from .blockcache import BlockCache
+from .samplecache import SampleCache, Sampled, owned
 from .series import Blocks, SeriesInfo, list_series, read_blocks, read_points
 from .wire import sanitize
 
@@ -203,19 +204,20 @@ def sample(
     cache: BlockCache | None = None,
     views: dict[int, list[lineage.View]] | None = None,
     rewound: bool = False,
+    sampled: SampleCache | None = None,
 ) -> list[dict[str, Any]]:
     """Downsampled series for every (run, key) that has points; see the module docstring.
 
     ``views`` (per run pk, ``lineage.views_of``): a fork's series begin with its parent's
     points up to the fork step (the entry then says ``fork_step``), a rewound run's hide
     the rewound points; with ``rewound``, those come as entries of their own marked
-    ``"rewound": true``.
+    ``"rewound": true``. ``sampled``: the buckets of series made from their block
+    summaries, kept for the next query (``samplecache.py``).
     """
     special = {pk: v for pk, v in (views or {}).items() if pk in {r.pk for r in runs}}
     special = {pk: v for pk, v in special.items() if not lineage.plain(v)}
-    out = _sample_plain(
-        conn, [r for r in runs if r.pk not in special], keys, samples, x_axis, x_range, cache
-    )
+    plain = [r for r in runs if r.pk not in special]
+    out = _sample_plain(conn, plain, keys, samples, x_axis, x_range, cache, sampled)
     for pk, run_views in special.items():
         run = next(r for r in runs if r.pk == pk)
         out += _sample_lineage(conn, run, run_views, keys, samples, x_axis, x_range, rewound)
@@ -264,6 +266,7 @@ def _sample_plain(
     x_axis: str,
     x_range: tuple[float | None, float | None],
     cache: BlockCache | None,
+    sampled: SampleCache | None = None,
 ) -> list[dict[str, Any]]:
     by_pk = {r.pk: r for r in runs}
     infos = list_series(conn, list(by_pk), ("m",), keys)
@@ -273,12 +276,8 @@ def _sample_plain(
     # Long, ordered series over steps or time: the precomputed block summaries are enough.
     whole = x_range == (None, None) and x_axis in X_AXES
     long = [i for i in infos if whole and i.ordered and i.count > samples * ch.BLOCK]
-    summarized = read_blocks(conn, long, cache, with_times=with_times)
-    if with_times:
-        from_blocks = _series_over_time(summarized, infos, by_pk, samples, x_axis)
-    else:
-        from_blocks = _series_from_blocks(summarized, infos, by_pk, samples)
-    rest = [i for i in infos if i.id not in from_blocks]
+    bucketed = _bucketed(conn, long, by_pk, samples, with_times, cache, sampled)
+    rest = [i for i in infos if i.id not in bucketed]
     points = read_points(conn, rest, with_times=with_times, step_range=step_range)
     x_points: dict[int, ch.Points] = {}
     if metric_x:
@@ -288,14 +287,98 @@ def _sample_plain(
     out = []
     for info in infos:
         run = by_pk[info.run_pk]
-        if info.id in from_blocks:
-            out.append(from_blocks[info.id])
+        done = bucketed.get(info.id)
+        if done is not None:
+            out.append(_from_buckets(done, info, run, x_axis))
             continue
         p = points[info.id]
         entry = _series(p, info, run, x_axis, x_points.get(info.run_pk), samples, x_range)
         if entry is not None:
             out.append(entry)
     return out
+
+
+def _bucketed(
+    conn: sa.Connection,
+    infos: list[SeriesInfo],
+    runs: dict[int, RunRef],
+    samples: int,
+    with_times: bool,
+    cache: BlockCache | None,
+    sampled: SampleCache | None,
+) -> dict[int, Sampled]:
+    """The buckets of the series that their block summaries give, by series id: from
+    ``sampled`` where it holds them at the series's present state, else made from the
+    summaries (and kept there). A series they cannot give is left out."""
+    axis = "time" if with_times else "step"
+    out: dict[int, Sampled] = {}
+    todo = []
+    for info in infos:
+        hit = (
+            None
+            if sampled is None
+            else sampled.get(_cache_key(info, axis, samples), _version(info, runs))
+        )
+        if hit is None:
+            todo.append(info)
+        elif hit.arrays is not None:
+            out[info.id] = hit
+    if not todo:
+        return out
+    summarized = read_blocks(conn, todo, cache, with_times=with_times)
+    if with_times:
+        made = _series_over_time(summarized, samples)
+    else:
+        made = _series_from_blocks(summarized, samples)
+    for info in todo:
+        found = made.get(info.id)
+        if found is not None:
+            out[info.id] = found
+        if sampled is not None:
+            kept = found or Sampled(0, None)  # None: read its points, not its blocks again
+            sampled.put(_cache_key(info, axis, samples), _version(info, runs), kept)
+    return out
+
+
+def _cache_key(info: SeriesInfo, axis: str, samples: int) -> tuple[int, str, int]:
+    return (info.id, axis, samples)
+
+
+def _version(info: SeriesInfo, runs: dict[int, RunRef]) -> tuple[Any, ...]:
+    """The series row's state (``samplecache.py``): any new point changes ``count``; the
+    run's id and start time tell a run apart from a later one given the same row ids."""
+    run = runs[info.run_pk]
+    return (
+        info.run_pk,
+        run.run_id,
+        run.start_time,
+        info.key,
+        info.count,
+        info.step_min,
+        info.step_max,
+        info.ordered,
+    )
+
+
+def _from_buckets(done: Sampled, info: SeriesInfo, run: RunRef, x_axis: str) -> dict[str, Any]:
+    """The answer's entry of a series bucketed from its blocks (arrays shared, read-only)."""
+    assert done.arrays is not None
+    x, y, lows, highs, counts = done.arrays
+    if x_axis == "relative":  # buckets over wall time; the first one starts at the first point
+        x = x - (run.start_time if run.start_time is not None else float(x[0]))
+    return {
+        "run": run.run_id,
+        "key": info.key,
+        "x_axis": x_axis,
+        "kind": "number",
+        "total": done.total,
+        "sampled": True,
+        "x": x,
+        "y": y,
+        "min": lows,
+        "max": highs,
+        "count": counts,
+    }
 
 
 def _reduce_blocks(
@@ -313,14 +396,11 @@ def _reduce_blocks(
     return means, lows, highs, np.add.reduceat(blocks["n"], starts)
 
 
-def _series_from_blocks(
-    summarized: Blocks, infos: list[SeriesInfo], runs: dict[int, RunRef], samples: int
-) -> dict[int, dict[str, Any]]:
+def _series_from_blocks(summarized: Blocks, samples: int) -> dict[int, Sampled]:
     """Buckets of whole blocks: exact min, max and mean of their points, no point read.
 
     All series are bucketed in one pass over the blocks of all: each series's
-    buckets start at its own first block, so no bucket spans two series. The
-    arrays stay numpy arrays (views), which ``wire.Json`` writes directly.
+    buckets start at its own first block, so no bucket spans two series.
     """
     if not summarized.spans:
         return {}
@@ -329,49 +409,30 @@ def _series_from_blocks(
         for start, stop in summarized.spans.values()
     ]
     starts = np.concatenate(firsts)
-    offsets = [start for start, _ in summarized.spans.values()]
     blocks = summarized.array
     means, lows, highs, counts = _reduce_blocks(blocks, starts)
     xs = blocks["first"][starts]
-    totals = np.add.reduceat(blocks["n"].astype(np.int64), offsets).tolist()
-    info_of = {info.id: info for info in infos}
-    out: dict[int, dict[str, Any]] = {}
+    bucket_offsets = np.cumsum([0] + [len(f) for f in firsts[:-1]])
+    totals = np.add.reduceat(counts.astype(np.int64), bucket_offsets).tolist()
+    out: dict[int, Sampled] = {}
     at = 0
     for series_id, first, total in zip(summarized.spans, firsts, totals, strict=True):
-        info = info_of[series_id]
         cut = slice(at, at + len(first))
         at += len(first)
-        out[series_id] = {
-            "run": runs[info.run_pk].run_id,
-            "key": info.key,
-            "x_axis": "step",
-            "kind": "number",
-            "total": int(total),
-            "sampled": True,
-            "x": xs[cut],
-            "y": means[cut],
-            "min": lows[cut],
-            "max": highs[cut],
-            "count": counts[cut],
-        }
+        arrays = (xs[cut], means[cut], lows[cut], highs[cut], counts[cut])
+        out[series_id] = Sampled(int(total), tuple(owned(a) for a in arrays))
     return out
 
 
-def _series_over_time(
-    summarized: Blocks,
-    infos: list[SeriesInfo],
-    runs: dict[int, RunRef],
-    samples: int,
-    x_axis: str,
-) -> dict[int, dict[str, Any]]:
-    """Buckets of whole blocks over wall time (or time since the run's start), from the
-    blocks' time bounds: equal widths of time, each bucket from its first block's first
-    point. A series whose times go back (a clock set back) is left to its points."""
+def _series_over_time(summarized: Blocks, samples: int) -> dict[int, Sampled]:
+    """Buckets of whole blocks over wall time, from the blocks' time bounds: equal widths
+    of time, each bucket from its first block's first point (x: that point's time). A
+    series whose times go back (a clock set back) is left to its points."""
     times = summarized.times
     if times is None or not summarized.spans:
         return {}
     firsts, lasts = times[:, 0], times[:, 1]
-    chosen: list[tuple[int, int, npt.NDArray[np.intp], float]] = []
+    chosen: list[tuple[int, int, npt.NDArray[np.intp]]] = []
     for series_id, (start, stop) in summarized.spans.items():
         t_first, t_last = firsts[start:stop], lasts[start:stop]
         if not ((np.diff(t_first) >= 0).all() and (t_first[1:] >= t_last[:-1]).all()):
@@ -380,14 +441,14 @@ def _series_over_time(
         width = (hi - lo) / samples or 1.0
         bucket = np.minimum(((t_first - lo) / width).astype(np.int64), samples - 1)
         starts = start + np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-        chosen.append((series_id, stop, starts, lo))
+        chosen.append((series_id, stop, starts))
     if not chosen:
         return {}
     # Each series's buckets, then its end (a bucket thrown away), so that no bucket runs
     # into the blocks of a series left out.
     blocks = summarized.array
     pieces, marks = [], []
-    for _, stop, own, _ in chosen:
+    for _, stop, own in chosen:
         pieces.append(own)
         marks.append(np.ones(len(own), np.bool_))
         if stop < len(blocks):
@@ -397,30 +458,13 @@ def _series_over_time(
     means, lows, highs, counts = _reduce_blocks(blocks, starts)
     xs = firsts[np.minimum(starts, len(blocks) - 1)]
     means, lows, highs, counts, xs = (a[kept] for a in (means, lows, highs, counts, xs))
-    info_of = {info.id: info for info in infos}
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, Sampled] = {}
     at = 0
-    for series_id, _stop, own, lo in chosen:
-        info = info_of[series_id]
-        run = runs[info.run_pk]
+    for series_id, _stop, own in chosen:
         cut = slice(at, at + len(own))
         at += len(own)
-        x = xs[cut]
-        if x_axis == "relative":
-            x = x - (run.start_time if run.start_time is not None else lo)
-        out[series_id] = {
-            "run": run.run_id,
-            "key": info.key,
-            "x_axis": x_axis,
-            "kind": "number",
-            "total": int(counts[cut].sum()),
-            "sampled": True,
-            "x": x,
-            "y": means[cut],
-            "min": lows[cut],
-            "max": highs[cut],
-            "count": counts[cut],
-        }
+        arrays = (xs[cut], means[cut], lows[cut], highs[cut], counts[cut])
+        out[series_id] = Sampled(int(counts[cut].sum()), tuple(owned(a) for a in arrays))
     return out
 
 

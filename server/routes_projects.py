@@ -220,5 +220,5 @@ def delete_project(
         if confirm != path:
             raise ApiError(422, f"to delete {path}, send confirm={path}")
         deleted = delete_project_rows(conn, row.id)
-    ctx.blocks.clear()  # SQLite may hand the deleted chunks' ids to new ones
+    ctx.forget_deleted()  # SQLite may hand the deleted rows' ids to new ones
     return Json(wt.ProjectDeleted(deleted=path, runs=deleted))

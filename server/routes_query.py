@@ -572,9 +572,41 @@ def _lineal(row: Any) -> bool:
 
 
 def _runs(conn: sa.Connection, run_ids: list[str], user: auth.User | None) -> list[Any]:
+    """The run rows, in order (duplicates once), if the caller may read every one: the
+    first it may not read answers as ``load_run`` would. Two statements, not three per
+    run: a chart of 100 runs spent half its time here."""
     if len(run_ids) > MAX_RUNS:
         raise ApiError(400, f"at most {MAX_RUNS} runs per request")
-    return [load_run(conn, run_id, user)[0] for run_id in dict.fromkeys(run_ids)]
+    wanted = list(dict.fromkeys(run_ids))
+    found = {
+        row.run_id: row
+        for row in conn.execute(sa.select(runs).where(runs.c.run_id.in_(wanted)))
+        if row.deleted_at is None
+    }
+    project_ids = {row.project_id for row in found.values() if row.project_id is not None}
+    owners = dict(
+        conn.execute(
+            sa.select(projects.c.id, projects.c.entity_id)
+            .where(projects.c.id.in_(project_ids))
+            .where(projects.c.public.is_(False))
+        ).all()
+        if project_ids
+        else []
+    )
+    out = []
+    for run_id in wanted:
+        row = found.get(run_id)
+        if row is None:
+            raise not_found(user, f"no run {run_id}")
+        if row.project_id is None:
+            if user is None or (user.id != row.creator_id and not user.is_admin):
+                raise not_found(user, f"no run {run_id}")
+        elif row.project_id in owners and (
+            user is None or not user.can_write(owners[row.project_id])
+        ):
+            raise not_found(user, f"no run {run_id}")
+        out.append(row)
+    return out
 
 
 class KeysQuery(BaseModel):
@@ -691,6 +723,7 @@ async def metric_series(
                 ctx.blocks,
                 views=views,
                 rewound=body.rewound,
+                sampled=ctx.sampled,
             )
         if series_wire.wants_binary(accept):
             answer = memoryview(series_wire.encode(found))  # sent without a copy

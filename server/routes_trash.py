@@ -40,7 +40,8 @@ class RunIds(BaseModel):
 def delete_run(run_id: RunId, ctx: Ctx, user: User) -> Json:
     """Restorable for 30 days (``POST /runs/{run_id}/restore``), then purged."""
     with ctx.db.write() as conn:
-        trash.purge(conn)
+        if trash.purge(conn):
+            ctx.forget_deleted()
         row, _ = load_run(conn, run_id, user, write=True)
         now = time.time()
         trash.trash(conn, [row.id], user.id, now)
@@ -55,7 +56,8 @@ def delete_run(run_id: RunId, ctx: Ctx, user: User) -> Json:
 def delete_runs(entity: Entity, project: ProjectName, body: RunIds, ctx: Ctx, user: User) -> Json:
     """Runs of the project among ``runs`` (others, and runs already in the trash, are left)."""
     with ctx.db.write() as conn:
-        trash.purge(conn)
+        if trash.purge(conn):
+            ctx.forget_deleted()
         row = writable_project(conn, entity, project, user, "delete runs")
         found = conn.execute(
             sa.select(runs.c.id, runs.c.run_id).where(
@@ -76,7 +78,8 @@ def delete_runs(entity: Entity, project: ProjectName, body: RunIds, ctx: Ctx, us
 )
 def list_trash(entity: Entity, project: ProjectName, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        trash.purge(conn)
+        if trash.purge(conn):
+            ctx.forget_deleted()
         row = writable_project(conn, entity, project, user, "delete runs")
         found = trash.trashed(conn, row.id)
         names = dict(
@@ -107,7 +110,8 @@ def list_trash(entity: Entity, project: ProjectName, ctx: Ctx, user: User) -> Js
 )
 def restore_run(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
-        trash.purge(conn)
+        if trash.purge(conn):
+            ctx.forget_deleted()
         row, _ = load_run(conn, run_id, user, write=True, trashed=True)
         trash.restore(conn, row.id)
     return Json(wt.Restored(restored=run_id))
@@ -123,5 +127,5 @@ def purge_run(run_id: RunId, ctx: Ctx, user: User) -> Json:
     with ctx.db.write() as conn:
         row, _ = load_run(conn, run_id, user, write=True, trashed=True)
         trash.purge(conn, run_pks=[row.id])
-    ctx.blocks.clear()  # SQLite may hand the deleted chunks' ids to new ones
+    ctx.forget_deleted()  # SQLite may hand the deleted rows' ids to new ones
     return Json(wt.Deleted(deleted=run_id))

@@ -9,6 +9,7 @@ series is not strictly increasing in step, keeps the latest point per step.
 from __future__ import annotations
 
 import itertools
+import json
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -349,23 +350,14 @@ def read_blocks(
     (written before schema 12).
     """
     listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
-    found: dict[int, bytes] = {}
-    missing = []
-    for chunk_id, _, n, step_max, _ in listed:
-        cached = None if cache is None else cache.get(chunk_id, (n, step_max))
-        if cached is None:
-            missing.append(chunk_id)
-        else:
-            found[chunk_id] = cached
+    versions = {chunk_id: (n, step_max) for chunk_id, _, n, step_max, _ in listed}
+    found = {} if cache is None else cache.get_many(versions)
+    missing = [chunk_id for chunk_id in versions if chunk_id not in found]
     if missing:
-        fetched = {chunk_id: blob for chunk_id, blob in _block_blobs(conn, missing)}
-        for chunk_id, _, n, step_max, _ in listed:
-            blob = fetched.get(chunk_id)
-            if blob is not None:
-                blob = bytes(blob)
-                found[chunk_id] = blob
-                if cache is not None:
-                    cache.put(chunk_id, (n, step_max), blob)
+        fetched = {chunk_id: bytes(blob) for chunk_id, blob in _block_blobs(conn, missing)}
+        found.update(fetched)
+        if cache is not None:
+            cache.put_many((i, versions[i], blob) for i, blob in fetched.items())
     bounds = _block_times(conn, [i.id for i in infos]) if with_times and infos else {}
     pieces: list[bytes] = []
     time_pieces: list[bytes] = []
@@ -435,7 +427,19 @@ def _block_blobs(conn: sa.Connection, chunk_ids: list[int]) -> Iterable[Any]:
     arrives as the bytes themselves instead of hex text that both ends encode and
     decode, which takes the fetch of a chart's worth of summaries from ~190 to ~120 ms.
     """
-    if conn.dialect.driver != "psycopg":  # in slices: SQLite takes at most 32,766 parameters
+    if conn.dialect.name == "sqlite":
+        # The ids as one JSON array: binding 7,000 parameters (compiled by SQLAlchemy one
+        # by one) took 15 ms of a chart's 140 ms read; the rows as plain tuples.
+        in_json = sa.text(
+            "SELECT id, blocks FROM chunks WHERE id IN (SELECT value FROM json_each(:ids))"
+        )
+        found: list[Any] = []
+        for i in range(0, len(chunk_ids), _IDS_PER_QUERY):
+            part = json.dumps(chunk_ids[i : i + _IDS_PER_QUERY])
+            result = conn.execute(in_json, {"ids": part})
+            found.extend(result.cursor.fetchall() if result.cursor is not None else [])
+        return found
+    if conn.dialect.driver != "psycopg":
         return itertools.chain.from_iterable(
             conn.execute(
                 sa.select(chunks.c.id, chunks.c.blocks).where(
@@ -446,7 +450,10 @@ def _block_blobs(conn: sa.Connection, chunk_ids: list[int]) -> Iterable[Any]:
         )
     driver = conn.connection.driver_connection
     assert driver is not None
+    # The ids as one array literal: psycopg's dumping of a list of 7,000 ints (a type check
+    # per element) took 18 ms of a chart's 100 ms fetch.
+    ids = "{" + ",".join(map(str, sorted(chunk_ids))) + "}"
     with driver.cursor(binary=True) as cursor:
-        cursor.execute("SELECT id, blocks FROM chunks WHERE id = ANY(%s)", [chunk_ids])
+        cursor.execute("SELECT id, blocks FROM chunks WHERE id = ANY(%s::bigint[])", [ids])
         rows: list[Any] = cursor.fetchall()
     return rows
