@@ -316,6 +316,16 @@ def _cpu_s(proc: Any) -> float:
     return float(times.user + times.system)
 
 
+def wait_for_runs(client: Any, run_ids: Sequence[str], timeout: float = 120.0) -> None:
+    """Until the server knows every run (its agent's first upload creates it)."""
+    deadline = time.monotonic() + timeout
+    for run_id in dict.fromkeys(run_ids):
+        while client.get(f"/runs/{run_id}").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} not on the server after {timeout:.0f}s")
+            time.sleep(0.1)
+
+
 def points_by_key(client: Any, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """run id -> key -> points the server holds (one ``POST /metrics/keys`` per run)."""
     out: dict[str, dict[str, int]] = {}
@@ -424,6 +434,7 @@ def measure(scenario: Scenario, server: Any, api_key: str, work: Path, tag: str)
         stored_keys = {k for w in writers for k in w.keys}
         expected_points = sum(w.rows * len(w.keys) for w in writers)
         with server.client(api_key) as client, trackline.Api(server.url, api_key) as api:
+            wait_for_runs(client, run_ids)
             go_at = go(writers)
             end_at = go_at + scenario.seconds
             probe = FreshnessProbe(api, writers, end_at)

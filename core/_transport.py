@@ -39,12 +39,13 @@ import httpx
 
 from . import _credentials, _ranks
 from . import _wire_types as wt
+from ._logtail import data_size, whole_frames
 from ._names import RUN_ID
 from ._settings import env_float
 from ._warn import warn_once
 from .artifacts import sha256_file
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, check_header, data_size, iter_frames
+from .runlog import FRAME, HEADER_SIZE, check_header, iter_frames
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
 STREAMS = ("main", "system", "console")
@@ -331,7 +332,9 @@ class Shipper:
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             data = _read_frames(path, offset, self.batch_bytes) if size > offset else b""
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
-                self.sizes[stream] = max(offset + len(data), data_size(path))
+                # A batch short of full took every whole frame there is: the data ends there.
+                full = len(data) >= self.batch_bytes
+                self.sizes[stream] = data_size(path) if full else offset + len(data)
             if not data:
                 self.caught_up[stream] = True
                 self._waiting_since.pop(stream, None)
@@ -343,6 +346,11 @@ class Shipper:
                     return
             self._waiting_since.pop(stream, None)
             self._post(stream, offset, data, live=self.live and not final)
+            if not final and len(data) < self.batch_bytes:
+                # Live: what the run logs meanwhile goes with the next pump (a second later),
+                # not in a request of its own every few milliseconds: a writer logging flat
+                # out would otherwise keep its agent and the server busy with tiny batches.
+                return
             if time.monotonic() - started > self.budget:
                 return
 
@@ -629,9 +637,8 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
                     return b""
                 check_header(data)
                 head = HEADER_SIZE
-            end = head
-            for frame in iter_frames(memoryview(data)[head:], offset + head):
-                end = frame.end - offset
+            # Frame boundaries only: the records are not decoded (the server does that).
+            end = head + whole_frames(data[head:] if head else data)[1]
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.
