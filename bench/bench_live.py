@@ -273,6 +273,10 @@ def stop_writers(writers: Sequence[Writer]) -> None:
             writer.process.kill()
         with contextlib.suppress(Exception):
             writer.process.wait(10)
+        for pipe in (writer.process.stdin, writer.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         if writer.stamps is not None:
             writer.stamps.close()
             writer.stamps = None
@@ -360,6 +364,9 @@ class FreshnessProbe(threading.Thread):
         self.writers = writers
         self.until = until
         self.samples: list[float] = []
+        #: (writer, seconds since the probe started, freshness) of each sample.
+        self.by_writer: list[tuple[int, float, float]] = []
+        self.started = time.time()
         self.lost = 0
         self.error: str | None = None
 
@@ -376,6 +383,7 @@ class FreshnessProbe(threading.Thread):
                     self.lost += 1
                 else:
                     self.samples.append(sample)
+                    self.by_writer.append((writer.index, round(tick - self.started, 3), sample))
                 # A random phase: the agents ship once a second, so a probe every second
                 # exactly would see the same moment of their cycle every time.
                 time.sleep(max(0.0, tick + phase.uniform(0.5, 1.5) - time.time()))
@@ -493,6 +501,7 @@ def measure(scenario: Scenario, server: Any, api_key: str, work: Path, tag: str)
         "exactly_once": not wrong,
         "wrong": wrong[:5],
         "freshness_samples": fresh,
+        "freshness_by_writer": probe.by_writer,
         "freshness_median_s": median(fresh),
         "freshness_p95_s": percentile(fresh, 95),
         "freshness_max_s": fresh[-1] if fresh else float("nan"),
@@ -606,6 +615,10 @@ def measure_mlflow(scenario: Scenario, work: Path) -> dict[str, Any]:
                 if process.poll() is None:
                     process.kill()
                 process.wait(10)
+                for pipe in (process.stdin, process.stdout):
+                    if pipe is not None:
+                        with contextlib.suppress(OSError):
+                            pipe.close()
     points = sum(r["rows"] for r in results) * scenario.keys
     elapsed = max(r["elapsed_s"] for r in results)
     return {
