@@ -39,7 +39,7 @@ import httpx
 
 from . import _credentials, _ranks
 from . import _wire_types as wt
-from ._logtail import data_size, whole_frames
+from ._logtail import data_size, whole_frames, zero_tail
 from ._names import RUN_ID
 from ._settings import env_float
 from ._warn import warn_once
@@ -330,11 +330,12 @@ class Shipper:
             if offset > size:  # the server says more than the file has: ask it again
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
-            data = _read_frames(path, offset, self.batch_bytes) if size > offset else b""
+            data, more = (
+                _read_batch(path, offset, self.batch_bytes) if size > offset else (b"", False)
+            )
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
-                # A batch short of full took every whole frame there is: the data ends there.
-                full = len(data) >= self.batch_bytes
-                self.sizes[stream] = data_size(path) if full else offset + len(data)
+                # A batch the limit did not cut took every whole frame there is.
+                self.sizes[stream] = data_size(path) if more else offset + len(data)
             if not data:
                 self.caught_up[stream] = True
                 self._waiting_since.pop(stream, None)
@@ -346,7 +347,7 @@ class Shipper:
                     return
             self._waiting_since.pop(stream, None)
             self._post(stream, offset, data, live=self.live and not final)
-            if not final and len(data) < self.batch_bytes:
+            if not final and not more:
                 # Live: what the run logs meanwhile goes with the next pump (a second later),
                 # not in a request of its own every few milliseconds: a writer logging flat
                 # out would otherwise keep its agent and the server busy with tiny batches.
@@ -626,6 +627,11 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     Bad bytes between frames (``runlog.Resync``) travel with them; the server skips them by
     the same rule.
     """
+    return _read_batch(path, offset, limit)[0]
+
+
+def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
+    """``_read_frames``, and whether the limit cut it: more data follows the batch."""
     want = max(limit, HEADER_SIZE + FRAME.size)
     with open(path, "rb") as file:
         while True:
@@ -634,7 +640,7 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
             head = 0
             if offset == 0:
                 if len(data) < HEADER_SIZE:
-                    return b""
+                    return b"", False
                 check_header(data)
                 head = HEADER_SIZE
             # Frame boundaries only: the records are not decoded (the server does that).
@@ -643,9 +649,10 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.
             want *= 2
+    more = len(data) == want and zero_tail(data) > end
     if end == 0:
-        return b""
-    return data[:end]
+        return b"", more
+    return data[:end], more
 
 
 def read_progress(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
