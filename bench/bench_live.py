@@ -204,7 +204,8 @@ def start_writers(
         TRACKLINE_SERVER=server_url,
         TRACKLINE_API_KEY=api_key,
         TRACKLINE_DIR=str(work / "runs"),
-        TRACKLINE_UPLOAD_GIVE_UP="60",  # a failed bench leaves no agent retrying for a day
+        # A failed bench leaves no agent retrying for a day; longer than the drain's wait.
+        TRACKLINE_UPLOAD_GIVE_UP="300",
         TRACKLINE_CONSOLE="off",
     )
     writers: list[Writer] = []
@@ -500,6 +501,8 @@ def measure(scenario: Scenario, server: Any, api_key: str, work: Path, tag: str)
         "points_on_server": sum(sum(v.values()) for v in by_key.values()),
         "exactly_once": not wrong,
         "wrong": wrong[:5],
+        "diagnosis": diagnose(work) if wrong else [],
+        "server_errors": server_errors(server) if wrong else [],
         "freshness_samples": fresh,
         "freshness_by_writer": probe.by_writer,
         "freshness_median_s": median(fresh),
@@ -518,6 +521,29 @@ def measure(scenario: Scenario, server: Any, api_key: str, work: Path, tag: str)
         "log_mean_us": median([r["log_mean_us"] for r in results]),
         "finish_s_max": max(r["finish_s"] for r in results),
     }
+
+
+def diagnose(work: Path) -> list[dict[str, Any]]:
+    """For a run that did not arrive whole: each unfinished upload's state and agent log."""
+    found = []
+    for progress in sorted((work / "runs").rglob("upload.json")):
+        state = json.loads(progress.read_text())
+        if state.get("done") and not state.get("error"):
+            continue
+        agent_log = progress.parent / "agent.log"
+        tail = agent_log.read_text(errors="replace")[-2000:] if agent_log.exists() else ""
+        found.append({"dir": str(progress.parent), "upload": state, "agent_log": tail})
+    return found
+
+
+def server_errors(server: Any) -> list[str]:
+    """The server log's lines about refused or failed requests (the last 20)."""
+    try:
+        text = server.log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    marks = ('" 4', '" 5', "Traceback", "Error")
+    return [line for line in text.splitlines() if any(m in line for m in marks)][-20:]
 
 
 # -- MLflow beside it ---------------------------------------------------------------------------

@@ -161,6 +161,8 @@ class Shipper:
         self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
         self._progress_written: str = ""
         self._failed_at = 0.0
+        #: A stream was refused while the run was live: the end of the run tries it once more.
+        self._failed_live = False
         self._verified = False
 
     # -- the loop's entry point ----------------------------------------------------------
@@ -222,10 +224,15 @@ class Shipper:
 
     def _pump(self, final: bool) -> bool:
         started = time.monotonic()
-        if self.failed and not final and started - self._failed_at > RETRY_REFUSED:
-            # A live run may get a valid key or project later: try again now and then.
+        if self.failed and (
+            (not final and started - self._failed_at > RETRY_REFUSED)
+            or (final and self._failed_live)
+        ):
+            # A live run may get a valid key or project later: try again now and then, and
+            # once more when the run has ended (it may end before RETRY_REFUSED has passed).
             self.failed.clear()
             self.committed = None
+            self._failed_live = False
         try:
             if self.run_id is None:
                 self.run_id = self._find_run_id()
@@ -236,6 +243,7 @@ class Shipper:
             for stream in STREAMS:
                 self.failed.setdefault(stream, str(exc))
             self._failed_at = started
+            self._failed_live = not final
             return self.done
         assert self.committed is not None
         for stream in STREAMS:
@@ -247,6 +255,7 @@ class Shipper:
                 self.failed[stream] = str(exc)
                 self.error = f"{stream}: {exc}"
                 self._failed_at = started
+                self._failed_live = not final
         self._upload_files(started)
         if self.live and not final:
             self._heartbeat()

@@ -299,3 +299,18 @@ def test_progress_of_a_mapped_log_counts_its_data_not_its_zeros(
         assert shipped == total
     log.close()
     assert len(server_rows(shared_server, "mapped1")) == 500
+
+
+def test_a_stream_refused_while_live_is_tried_again_when_the_run_ends(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    # Refused during the run (a key fixed meanwhile, say); the run ends sooner than
+    # RETRY_REFUSED: the final pumps try once more instead of leaving the data behind.
+    run_dir = new_run(tmp_path, "refused1", rows(3))
+    with Shipper(run_dir, shared_server.url, "tl_wrong") as shipper:
+        shipper.pump()
+        assert set(shipper.failed) == {"main", "system", "console"}
+        shipper._client.headers["authorization"] = f"Bearer {ADMIN_KEY}"
+        pump_until_done(shipper)
+        assert not shipper.failed
+    assert len(server_rows(shared_server, "refused1")) == 3
