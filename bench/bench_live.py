@@ -502,6 +502,7 @@ def measure(scenario: Scenario, server: Any, api_key: str, work: Path, tag: str)
         "exactly_once": not wrong,
         "wrong": wrong[:5],
         "diagnosis": diagnose(work) if wrong else [],
+        "local_logs": local_logs(server, api_key, work) if wrong else [],
         "server_errors": server_errors(server) if wrong else [],
         "freshness_samples": fresh,
         "freshness_by_writer": probe.by_writer,
@@ -534,6 +535,34 @@ def diagnose(work: Path) -> list[dict[str, Any]]:
         tail = agent_log.read_text(errors="replace")[-2000:] if agent_log.exists() else ""
         found.append({"dir": str(progress.parent), "upload": state, "agent_log": tail})
     return found
+
+
+def local_logs(server: Any, api_key: str, work: Path) -> list[dict[str, Any]]:
+    """Each writer's run log on disk beside what the server committed of it: whether rows
+    missing on the server were ever written, or written and not shipped."""
+    from trackline import runlog
+    from trackline.records import Finish, Metrics, RunStart
+
+    out = []
+    with server.client(api_key) as client:
+        for path in sorted((work / "runs").rglob("main.tlog")):
+            frames = runlog.read_log(path)
+            start = next((f.record for f in frames if type(f.record) is RunStart), None)
+            rank = getattr(start, "rank", None)
+            run_id = getattr(start, "run_id", "")
+            offsets = client.get(f"/runs/{run_id}/streams").json().get("offsets", {})
+            stream = f"main.{rank}" if rank else "main"
+            out.append(
+                {
+                    "dir": str(path.parent),
+                    "rows": sum(type(f.record) is Metrics for f in frames),
+                    "finish": any(type(f.record) is Finish for f in frames),
+                    "data_end": frames[-1].end if frames else 0,
+                    "file_size": path.stat().st_size,
+                    "committed": offsets.get(stream),
+                }
+            )
+    return out
 
 
 def server_errors(server: Any) -> list[str]:
