@@ -29,12 +29,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
 import psutil
 
 from . import _environment, _gitinfo
 from ._system import OnError, Sampler
-from .records import FileSaved, Finish, Record, RunStart, SystemSample
-from .runlog import HEADER_SIZE, LogFile, check_header, iter_frames, trim_reserved
+from .records import FileSaved, Finish, Record, RunStart, SystemSample, decode
+from .runlog import (
+    FRAME,
+    HEADER_SIZE,
+    MAX_FRAME,
+    LogFile,
+    check_header,
+    data_end,
+    scan_frames,
+    trim_reserved,
+)
 
 #: The longest the loop sleeps: how late a dead training process may be noticed.
 WAKE = 0.5
@@ -123,7 +133,7 @@ class MainLog:
         self.path = path
         self.kinds = kinds
         self.offset = 0
-        self._chunk = 8 * 1024 * 1024
+        self._chunk = 1024 * 1024
 
     def new_records(self) -> list[Record]:
         """The new records of the wanted kinds."""
@@ -141,21 +151,38 @@ class MainLog:
                 self.offset = HEADER_SIZE
             file.seek(self.offset)
             while data := file.read(self._chunk):
-                end = self.offset
-                at_eof = len(data) < self._chunk
-                for frame in iter_frames(data, self.offset):
-                    end = frame.end
-                    if isinstance(frame.record, self.kinds):
-                        found.append(frame.record)
-                if end == self.offset:  # not one whole frame in this chunk
-                    if at_eof:
-                        break  # the last frame is still being written
+                payloads = scan_frames(memoryview(data)).payloads
+                end = payloads[-1][1] if payloads else 0
+                for begin, stop in payloads:
+                    try:
+                        record = decode(data[begin:stop])
+                    except msgspec.DecodeError:  # a newer record type: not one of ours
+                        continue
+                    if isinstance(record, self.kinds):
+                        found.append(record)
+                if end == 0:  # not one whole frame in this chunk
+                    if len(data) < self._chunk or not _needs_more(data):
+                        break  # the last frame is still being written, or only zeros follow
                     self._chunk *= 2  # a frame bigger than a chunk
-                self.offset = end
-                if at_eof:
-                    break  # read to the end of the file: what came since waits for next time
-                file.seek(end)
+                self.offset += end
+                if end and end < len(data) and not data_end(memoryview(data)[end:]):
+                    # Only zeros after the last whole frame: a mapped log's reserved room.
+                    # What the writer adds there meanwhile waits for the next round.
+                    break
+                file.seek(self.offset)
         return found
+
+
+def _needs_more(data: bytes) -> bool:
+    """Whether a chunk without one whole frame may hold one if read further: its first
+    frame is longer than the chunk, or its bytes (bad ones) go on to its end. Not when
+    a frame is still being written before a mapped log's zeros."""
+    if len(data) < FRAME.size:
+        return True
+    length = FRAME.unpack_from(data)[0]
+    if 0 < length <= MAX_FRAME and FRAME.size + length > len(data):
+        return True
+    return data_end(memoryview(data)) == len(data)
 
 
 class LiveFiles:

@@ -44,7 +44,7 @@ from ._settings import env_float
 from ._warn import warn_once
 from .artifacts import sha256_file
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, check_header, data_size, iter_frames, scan_frames
+from .runlog import FRAME, HEADER_SIZE, check_header, data_end, data_size, iter_frames, scan_frames
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
 STREAMS = ("main", "system", "console")
@@ -160,6 +160,8 @@ class Shipper:
         self._hashes: dict[str, tuple[tuple[int, int], str]] = {}
         self._progress_written: str = ""
         self._failed_at = 0.0
+        #: A stream was refused while the run was live: the end of the run tries it once more.
+        self._failed_live = False
         self._verified = False
 
     # -- the loop's entry point ----------------------------------------------------------
@@ -221,10 +223,15 @@ class Shipper:
 
     def _pump(self, final: bool) -> bool:
         started = time.monotonic()
-        if self.failed and not final and started - self._failed_at > RETRY_REFUSED:
-            # A live run may get a valid key or project later: try again now and then.
+        if self.failed and (
+            (not final and started - self._failed_at > RETRY_REFUSED)
+            or (final and self._failed_live)
+        ):
+            # A live run may get a valid key or project later: try again now and then, and
+            # once more when the run has ended (it may end before RETRY_REFUSED has passed).
             self.failed.clear()
             self.committed = None
+            self._failed_live = False
         try:
             if self.run_id is None:
                 self.run_id = self._find_run_id()
@@ -235,6 +242,7 @@ class Shipper:
             for stream in STREAMS:
                 self.failed.setdefault(stream, str(exc))
             self._failed_at = started
+            self._failed_live = not final
             return self.done
         assert self.committed is not None
         for stream in STREAMS:
@@ -246,6 +254,7 @@ class Shipper:
                 self.failed[stream] = str(exc)
                 self.error = f"{stream}: {exc}"
                 self._failed_at = started
+                self._failed_live = not final
         self._upload_files(started)
         if self.live and not final:
             self._heartbeat()
@@ -329,9 +338,12 @@ class Shipper:
             if offset > size:  # the server says more than the file has: ask it again
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
-            data = _read_frames(path, offset, self.batch_bytes) if size > offset else b""
+            data, more = (
+                _read_batch(path, offset, self.batch_bytes) if size > offset else (b"", False)
+            )
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
-                self.sizes[stream] = max(offset + len(data), data_size(path))
+                # A batch the limit did not cut took every whole frame there is.
+                self.sizes[stream] = data_size(path) if more else offset + len(data)
             if not data:
                 self.caught_up[stream] = True
                 self._waiting_since.pop(stream, None)
@@ -343,6 +355,11 @@ class Shipper:
                     return
             self._waiting_since.pop(stream, None)
             self._post(stream, offset, data, live=self.live and not final)
+            if not final and not more:
+                # Live: what the run logs meanwhile goes with the next pump (a second later),
+                # not in a request of its own every few milliseconds: a writer logging flat
+                # out would otherwise keep its agent and the server busy with tiny batches.
+                return
             if time.monotonic() - started > self.budget:
                 return
 
@@ -618,6 +635,11 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     Bad bytes between frames (``runlog.Resync``) travel with them; the server skips them by
     the same rule.
     """
+    return _read_batch(path, offset, limit)[0]
+
+
+def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
+    """``_read_frames``, and whether the limit cut it: more data follows the batch."""
     want = max(limit, HEADER_SIZE + FRAME.size)
     with open(path, "rb") as file:
         while True:
@@ -626,19 +648,20 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
             head = 0
             if offset == 0:
                 if len(data) < HEADER_SIZE:
-                    return b""
+                    return b"", False
                 check_header(data)
                 head = HEADER_SIZE
-            # Where the whole frames end; they are not decoded (the server decodes them).
-            scan = scan_frames(memoryview(data)[head:])
-            end = head + scan.payloads[-1][1] if scan.payloads else head
+            # Frame boundaries only: the records are not decoded (the server does that).
+            payloads = scan_frames(memoryview(data)[head:]).payloads
+            end = head + (payloads[-1][1] if payloads else 0)
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.
             want *= 2
+    more = len(data) == want and data_end(memoryview(data)) > end
     if end == 0:
-        return b""
-    return data[:end]
+        return b"", more
+    return data[:end], more
 
 
 def read_progress(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

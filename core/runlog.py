@@ -184,7 +184,7 @@ def data_size(path: str | os.PathLike[str]) -> int:
             while size > 0:
                 start = max(0, size - (256 << 10))
                 file.seek(start)
-                kept = len(file.read(size - start).rstrip(b"\0"))
+                kept = data_end(memoryview(file.read(size - start)))
                 if kept:
                     return start + kept
                 size = start

@@ -281,6 +281,29 @@ def test_main_log_is_followed_frame_by_frame(tmp_path: Path) -> None:
     assert follow.new_records() == [saved, Finish(2.0, "finished")]
 
 
+def test_main_log_of_a_mapped_log_reads_past_no_zeros(tmp_path: Path) -> None:
+    # The training process's log is mapped: the file goes on in reserved zeros. Following
+    # it reads up to them and no further (the chunk once doubled on zeros to the file's end).
+    path = tmp_path / "main.tlog"
+    log = runlog.LogFile(path, mapped=True)
+    assert path.stat().st_size > 2 * 1024 * 1024  # the reservation
+    follow = _agent.MainLog(path, (FileSaved, Finish))
+    follow._chunk = chunk = 1 << 16  # far less than the zeros ahead
+    saved = FileSaved("a.txt", "live", 1, "0" * 64, 1.0, "/tmp/a.txt")
+    for step in range(3000):
+        assert log.put(runlog.frame_record(Metrics(step, 1.0, {"x": 12.5, "y": 0.0})))
+    assert log.put(runlog.frame_record(saved))
+    assert follow.new_records() == [saved]
+    assert follow.new_records() == []
+    assert follow.offset == log.end and follow._chunk == chunk
+    finish = runlog.frame_record(Finish(2.0, "finished"))
+    log._copy(log.end, memoryview(finish[:9]))  # a frame being copied: seen, not taken
+    assert follow.new_records() == [] and follow._chunk == chunk
+    assert log.put(finish)
+    assert follow.new_records() == [Finish(2.0, "finished")]
+    log.close()
+
+
 class FakeNvml:
     """Just enough of pynvml to check device selection and readings without a GPU."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -184,16 +183,16 @@ def test_the_agent_reads_a_mapped_log_once_per_round_while_it_grows(
     log = runlog.LogFile(tmp_path / "main.tlog", mapped=True)
     follow = _agent.MainLog(log.path, (Finish,))
     reads = 0
-    real_read = _agent.iter_frames
+    real_scan = _agent.scan_frames
 
-    def counting(data: bytes, start: int = 0) -> Iterator[runlog.Frame]:
+    def counting(view: memoryview) -> runlog.Scan:
         nonlocal reads
         reads += 1
         for step in range(3):  # the writer goes on while the agent reads
             assert log.put_payload(runlog.encode(Metrics(step, 0.0, {"x": 1.0})))
-        return real_read(data, start)
+        return real_scan(view)
 
-    monkeypatch.setattr(_agent, "iter_frames", counting)
+    monkeypatch.setattr(_agent, "scan_frames", counting)
     for _ in range(5):
         follow.new_records()
     assert reads == 5

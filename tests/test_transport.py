@@ -236,3 +236,81 @@ def test_progress_file(shared_server: ServerProcess, tmp_path: Path) -> None:
     state = json.loads((run_dir / "upload.json").read_text())
     assert state["done"] is True and state["server"] == shared_server.url
     assert state["committed"]["main"] == total and state["error"] is None
+
+
+class Logging(Counting):
+    """A transport during whose requests the run goes on logging: a row per stream POST."""
+
+    def __init__(self, log: LogFile, step: int) -> None:
+        super().__init__()
+        self.log, self.step = log, step
+        self.logging = True
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if self.logging and request.method == "POST" and "/streams/" in request.url.path:
+            self.log.append(Metrics(self.step, 1.0, {"v": float(self.step), "w": self.step}))
+            self.step += 1
+        return response
+
+
+def posts(transport: Counting) -> int:
+    return sum(
+        1 for method, path, _ in transport.requests if method == "POST" and "/streams/" in path
+    )
+
+
+def test_a_live_pump_ships_what_is_there_once_and_a_backlog_in_full_batches(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    run_dir = new_run(tmp_path, "live1", rows(2000))
+    log = LogFile(run_dir / "main.tlog")
+    transport = Logging(log, 2000)
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, batch_kb=8, transport=transport) as shipper:
+        # A backlog bigger than a batch: full batches one after the other in the same pump,
+        # then the short rest once; rows logged meanwhile wait for the next pump.
+        shipper.pump()
+        backlog = posts(transport)
+        assert backlog > 5
+        assert shipper.committed is not None and shipper.committed["main"] < log.end
+        shipper.pump()
+        assert posts(transport) == backlog + 1  # a row or so: one request, not one per row
+        transport.logging = False
+        log.close()
+        pump_until_done(shipper)
+    got = server_rows(shared_server, "live1")
+    assert [r["_step"] for r in got] == list(range(transport.step))
+
+
+def test_progress_of_a_mapped_log_counts_its_data_not_its_zeros(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "mapped1"
+    run_dir.mkdir()
+    log = LogFile(run_dir / "main.tlog", mapped=True)
+    for record in [RunStart("mapped1", "ship", "mapped1", 1.0), *rows(500)]:
+        assert log.put(runlog.frame_record(record))
+    assert (run_dir / "main.tlog").stat().st_size > log.end  # reserved zeros
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY) as shipper:
+        pump_until_done(shipper, final=False)
+        assert shipper.committed is not None and shipper.committed["main"] == log.end
+        assert shipper.sizes["main"] == log.end
+        shipped, total = shipper.progress()
+        assert shipped == total
+    log.close()
+    assert len(server_rows(shared_server, "mapped1")) == 500
+
+
+def test_a_stream_refused_while_live_is_tried_again_when_the_run_ends(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    # Refused during the run (a key fixed meanwhile, say); the run ends sooner than
+    # RETRY_REFUSED: the final pumps try once more instead of leaving the data behind.
+    run_dir = new_run(tmp_path, "refused1", rows(3))
+    with Shipper(run_dir, shared_server.url, "tl_wrong") as shipper:
+        shipper.pump()
+        assert set(shipper.failed) == {"main", "system", "console"}
+        shipper._client.headers["authorization"] = f"Bearer {ADMIN_KEY}"
+        pump_until_done(shipper)
+        assert not shipper.failed
+    assert len(server_rows(shared_server, "refused1")) == 3
