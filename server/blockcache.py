@@ -12,9 +12,8 @@ state another process needs. Bounded by bytes; least recently used out first.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Iterable
+
+from .lru import VersionedLRU
 
 #: Default budget; ``TRACKLINE_BLOCK_CACHE_MB`` overrides it (0: no cache). On SQLite too:
 #: reading the blobs from the OS page cache took a third of the 50 M-point chart query.
@@ -23,59 +22,11 @@ DEFAULT_MB = 256
 Version = tuple[int, int]  # (n, step_max) of the chunk the blocks were read from
 
 
-class BlockCache:
+class BlockCache(VersionedLRU[int, bytes]):
     """``chunk id -> (version, blocks)``, at most ``max_bytes`` of blocks."""
 
     def __init__(self, max_bytes: int = 0) -> None:
-        self.max_bytes = max(0, max_bytes)
-        self._entries: OrderedDict[int, tuple[Version, bytes]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, chunk_id: int, version: Version) -> bytes | None:
-        """The blocks of this chunk if cached at exactly this version."""
-        with self._lock:
-            entry = self._entries.get(chunk_id)
-            if entry is None or entry[0] != version:
-                return None
-            self._entries.move_to_end(chunk_id)
-            return entry[1]
-
-    def get_many(self, versions: dict[int, Version]) -> dict[int, bytes]:
-        """``get`` of many chunks (``chunk id -> version``) under one lock: the cached ones."""
-        out: dict[int, bytes] = {}
-        with self._lock:
-            entries = self._entries
-            for chunk_id, version in versions.items():
-                entry = entries.get(chunk_id)
-                if entry is not None and entry[0] == version:
-                    entries.move_to_end(chunk_id)
-                    out[chunk_id] = entry[1]
-        return out
-
-    def put(self, chunk_id: int, version: Version, blocks: bytes) -> None:
-        self.put_many([(chunk_id, version, blocks)])
-
-    def put_many(self, items: Iterable[tuple[int, Version, bytes]]) -> None:
-        """``put`` of many ``(chunk id, version, blocks)`` under one lock."""
-        with self._lock:
-            for chunk_id, version, blocks in items:
-                if len(blocks) > self.max_bytes:
-                    continue
-                old = self._entries.pop(chunk_id, None)
-                if old is not None:
-                    self._bytes -= len(old[1])
-                self._entries[chunk_id] = (version, blocks)
-                self._bytes += len(blocks)
-            while self._bytes > self.max_bytes:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self._bytes -= len(evicted)
-
-    def clear(self) -> None:
-        """Forget every entry (after chunks were deleted: SQLite may reuse their ids)."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+        super().__init__(max_bytes, len)
 
     @classmethod
     def for_database(cls, is_sqlite: bool) -> BlockCache:
@@ -83,8 +34,3 @@ class BlockCache:
         configured = os.environ.get("TRACKLINE_BLOCK_CACHE_MB")
         mb = float(configured) if configured else DEFAULT_MB
         return cls(int(mb * 2**20))
-
-    @property
-    def size(self) -> int:
-        """Bytes of blocks held."""
-        return self._bytes

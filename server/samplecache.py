@@ -23,13 +23,13 @@ recently used out first.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .lru import VersionedLRU
 
 DEFAULT_MB = 64
 #: The bytes an entry costs beyond its arrays (the key, the tuple, the objects).
@@ -54,46 +54,17 @@ class Sampled:
         return _OVERHEAD + sum(a.nbytes for a in self.arrays or ())
 
 
-class SampleCache:
+class SampleCache(VersionedLRU[Key, Sampled]):
     """``(series id, axis, samples) -> (version, Sampled)``, at most ``max_bytes``."""
 
     def __init__(self, max_bytes: int = 0) -> None:
-        self.max_bytes = max(0, max_bytes)
-        self._entries: OrderedDict[Key, tuple[Version, Sampled]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: Key, version: Version) -> Sampled | None:
-        """The buckets cached for ``key`` if made at exactly ``version``."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] != version:
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
+        super().__init__(max_bytes, _nbytes)
 
     def put(self, key: Key, version: Version, sampled: Sampled) -> None:
         """Keep ``sampled`` (its arrays made read-only: answers share them)."""
-        size = sampled.nbytes
-        if size > self.max_bytes:
-            return
         for array in sampled.arrays or ():
             array.setflags(write=False)
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1].nbytes
-            self._entries[key] = (version, sampled)
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self._bytes -= evicted.nbytes
-
-    def clear(self) -> None:
-        """Forget every entry (after runs were deleted: SQLite may reuse their ids)."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+        super().put(key, version, sampled)
 
     @classmethod
     def from_environment(cls) -> SampleCache:
@@ -102,13 +73,9 @@ class SampleCache:
         mb = float(configured) if configured else DEFAULT_MB
         return cls(int(mb * 2**20))
 
-    @property
-    def size(self) -> int:
-        """Bytes held."""
-        return self._bytes
 
-    def __len__(self) -> int:
-        return len(self._entries)
+def _nbytes(sampled: Sampled) -> int:
+    return sampled.nbytes
 
 
 def owned(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
