@@ -331,11 +331,22 @@ def wait_for_runs(client: Any, run_ids: Sequence[str], timeout: float = 120.0) -
             time.sleep(0.1)
 
 
+def post_read(client: Any, path: str, body: dict[str, Any]) -> Any:
+    """``client.post`` of a query, once more after a dropped connection: the server closes
+    a keep-alive connection idle for 5 s, and a request sent on it as it closes is reset."""
+    import httpx
+
+    try:
+        return client.post(path, json=body)
+    except httpx.TransportError:
+        return client.post(path, json=body)
+
+
 def points_by_key(client: Any, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
     """run id -> key -> points the server holds (one ``POST /metrics/keys`` per run)."""
     out: dict[str, dict[str, int]] = {}
     for run_id in dict.fromkeys(run_ids):
-        response = client.post("/metrics/keys", json={"runs": [run_id]})
+        response = post_read(client, "/metrics/keys", {"runs": [run_id]})
         response.raise_for_status()
         out[run_id] = {k: int(v) for k, v in response.json()["points"].items()}
     return out
@@ -343,7 +354,7 @@ def points_by_key(client: Any, run_ids: Sequence[str]) -> dict[str, dict[str, in
 
 def points_total(client: Any, run_ids: Sequence[str], keys: set[str]) -> int:
     """Points of ``keys`` the server holds for ``run_ids``, in one request."""
-    response = client.post("/metrics/keys", json={"runs": list(dict.fromkeys(run_ids))})
+    response = post_read(client, "/metrics/keys", {"runs": list(dict.fromkeys(run_ids))})
     response.raise_for_status()
     return sum(int(v) for k, v in response.json()["points"].items() if k in keys)
 
