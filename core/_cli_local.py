@@ -295,7 +295,8 @@ def _show(local: LocalRun, width: int, patterns: tuple[str, ...]) -> Group:
         git = local.git
         parts.append(
             Text(
-                f"git: {git.commit} on {git.branch} ({git.remote}){' dirty' if git.dirty else ''}"
+                f"git: {git.commit} on {git.branch}{f' ({git.remote})' if git.remote else ''}"
+                f"{' dirty' if git.dirty else ''}"
                 + (f", diff in {git.diff_file}" if git.diff_file else "")
             )
         )
