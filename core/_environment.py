@@ -28,11 +28,32 @@ def packages() -> dict[str, str]:
     """Installed distributions and their versions, as the interpreter would import them."""
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         # The first of two copies on sys.path is the one that imports: keep it.
         if name and name not in found:
-            found[name] = dist.version
+            found[name] = version
     return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str]:
+    """A distribution's ``Name`` and ``Version`` from the head of its metadata file.
+
+    ``dist.metadata`` parses the whole file as an e-mail message: for a few hundred
+    packages that was half a second of the agent's CPU, taken from training while it starts.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name: str | None = None
+    version: str | None = None
+    for line in text.splitlines():
+        if not line:
+            break  # the end of the headers
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+        if name and version:
+            return name, version
+    return dist.metadata["Name"], dist.version  # an unusual file: the full parser
 
 
 def capture(pid: int, gpus: list[str], gpu_driver: str | None) -> Environment:

@@ -421,3 +421,18 @@ def test_agent_gives_up_uploading_to_a_server_that_never_comes(
     )
     assert "gave up uploading" in (run.dir / "agent.log").read_text()
     assert trackline.open_run(run.dir).history()[0]["a"] == 1.0  # still on disk for sync
+
+
+def test_packages_read_from_metadata_heads_match_the_full_parser() -> None:
+    """``packages()`` reads only the head of each METADATA file (the full e-mail parser
+    cost the agent half a second at start): the same names and versions as the parser."""
+    import importlib.metadata
+
+    from trackline import _environment
+
+    parsed: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name not in parsed:
+            parsed[name] = dist.version
+    assert _environment.packages() == dict(sorted(parsed.items(), key=lambda i: i[0].lower()))
