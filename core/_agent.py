@@ -151,8 +151,8 @@ class MainLog:
                 self.offset = HEADER_SIZE
             file.seek(self.offset)
             while data := file.read(self._chunk):
-                payloads = scan_frames(memoryview(data)).payloads
-                end = payloads[-1][1] if payloads else 0
+                scan = scan_frames(memoryview(data))
+                payloads, end = scan.payloads, scan.end
                 for begin, stop in payloads:
                     try:
                         record = decode(data[begin:stop])

@@ -652,8 +652,7 @@ def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
                 check_header(data)
                 head = HEADER_SIZE
             # Frame boundaries only: the records are not decoded (the server does that).
-            payloads = scan_frames(memoryview(data)[head:]).payloads
-            end = head + (payloads[-1][1] if payloads else 0)
+            end = head + scan_frames(memoryview(data)[head:]).end
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.

@@ -151,6 +151,11 @@ class Scan(NamedTuple):
     partial: int  # bytes the frame at ``pos`` needs in all, when it has not fully arrived
     bad: bool  # bad bytes at ``pos`` with no valid frame after them (a torn tail)
 
+    @property
+    def end(self) -> int:
+        """Just past the last whole, valid frame (0: none): what a reader may take."""
+        return self.payloads[-1][1] if self.payloads else 0
+
 
 def data_end(view: memoryview) -> int:
     """Offset just past the last non-zero byte of ``view``: where its zero tail begins.

@@ -26,8 +26,8 @@ def zero_tail(data: bytes) -> int:
 
 
 def whole_frames(data: bytes) -> tuple[list[tuple[int, int]], int]:
-    payloads = runlog.scan_frames(memoryview(data)).payloads
-    return payloads, payloads[-1][1] if payloads else 0
+    scan = runlog.scan_frames(memoryview(data))
+    return scan.payloads, scan.end
 
 
 def test_zero_tail_over_block_boundaries() -> None:
