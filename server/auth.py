@@ -44,6 +44,23 @@ class User:
         return self.is_admin or entity_id == self.id or entity_id in self.team_admin
 
 
+def may_read_project(user: User | None, project: Any) -> bool:
+    """Who reads a project (a row with ``public`` and ``entity_id``): anyone if it is
+    public, else its owner's writers. Everything the caller may not read answers as a
+    missing thing would."""
+    return bool(project.public) or (user is not None and user.can_write(project.entity_id))
+
+
+def may_read_run(user: User | None, run: Any, project: Any | None) -> bool:
+    """Who reads a run row: the readers of its ``project`` (its row), or, for a run that
+    names no project yet (``project`` ``None``), its creator and admins. The one rule
+    of every read of runs (``routes_query.load_run``, series queries, lineage)."""
+    if run.project_id is None:
+        return user is not None and (user.id == run.creator_id or user.is_admin)
+    assert project is not None, "a run in a project is read by its project's rule"
+    return may_read_project(user, project)
+
+
 def valid_name(name: str) -> bool:
     return bool(valid_entity(name))
 

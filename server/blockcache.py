@@ -2,10 +2,12 @@
 
 Charts ask for the same series again and again (every open dashboard polls its
 runs), and on PostgreSQL moving the block summaries is most of a chart query's
-time. A chunk's blocks change only when points are merged into it, which raises
-its ``n``, so an entry is used only while the chunk row read in the same
-transaction still has the entry's ``(id, n, step_max)``: a hit is never stale,
-and a server process that never saw a chunk simply reads it. Nothing here is
+time. A chunk row is never changed, only deleted when compacted with others (and
+SQLite may give its id to a new row), so an entry is used only while the chunk row
+read in the same transaction still has the entry's ``(id, series_id, seq, n,
+step_max)``: a new chunk never has all of a deleted one's (a compacted chunk takes
+a seq no stored chunk of its series had, or is bigger than any it replaces), a hit
+is never stale, and a server process that never saw a chunk simply reads it. Nothing here is
 state another process needs. Bounded by bytes; least recently used out first.
 """
 
@@ -19,7 +21,8 @@ from .lru import VersionedLRU
 #: reading the blobs from the OS page cache took a third of the 50 M-point chart query.
 DEFAULT_MB = 256
 
-Version = tuple[int, int]  # (n, step_max) of the chunk the blocks were read from
+#: (series_id, seq, n, step_max) of the chunk the blocks were read from
+Version = tuple[int, int, int, int]
 
 
 class BlockCache(VersionedLRU[int, bytes]):

@@ -18,13 +18,17 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-#: A new batch is merged into the previous chunk while that one is smaller than this,
-#: so a slowly logged metric still ends up in chunks, not in a row per point.
+#: Small chunks at the end of a series are compacted into one once they hold this many
+#: points (or number ``TAIL_CHUNKS``), so a slowly logged metric still ends up in chunks
+#: of about this size, not in a row per point (``series.SeriesWriter``).
 MERGE_BELOW = 2048
-#: ... but only a batch smaller than this: a bigger one is a good chunk of its own, and
-#: rewriting the stored chunk for it would cost more than it saves (a wide row, thousands
-#: of keys, brings one batch per key with each ingest request).
+#: A batch this big or bigger is a good chunk of its own, never compacted: compacting a
+#: wide row's batches (thousands of keys, hundreds of points each per ingest request)
+#: would cost more than it saves. A smaller one joins the series' tail of small chunks.
 MERGE_BATCH_BELOW = 256
+#: A series' tail of small chunks is compacted when it has this many: each point is
+#: rewritten a few times at most, and a reader finds at most this many small chunks.
+TAIL_CHUNKS = 8
 #: The most points in one chunk.
 CHUNK_MAX = 65_536
 #: Points per block of the precomputed summary that downsampling reads instead of the points.

@@ -1,6 +1,6 @@
 """The statements that store an ingest batch's chunks: one per table and flush.
 
-``series.SeriesWriter`` gathers a batch's chunk rows, rewritten chunks, block times
+``series.SeriesWriter`` gathers a batch's chunk rows, compacted chunks, block times
 and series counters; these functions write each kind at once. On SQLite that is an
 ``executemany`` straight on sqlite3 (its loop runs in C). On PostgreSQL (psycopg 3)
 an ``executemany`` is a statement per row with its parameters bound one by one: a
@@ -40,8 +40,18 @@ _CHUNK_TYPES = {
     "times": "bytea",
 }
 #: The series counters a batch moves.
-_SERIES_COLUMNS = ("count", "chunks", "last_n", "step_min", "step_max", "ordered")
-_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool")
+_SERIES_COLUMNS = (
+    "count",
+    "chunks",
+    "last_n",
+    "step_min",
+    "step_max",
+    "ordered",
+    "tail",
+    "tail_seq",
+    "tail_n",
+)
+_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool", "int4", "int4", "int4")
 #: A series row before its first chunk.
 EMPTY_SERIES: dict[str, Any] = {
     "count": 0,
@@ -50,6 +60,9 @@ EMPTY_SERIES: dict[str, Any] = {
     "step_min": None,
     "step_max": None,
     "ordered": True,
+    "tail": 0,
+    "tail_seq": 0,
+    "tail_n": 0,
 }
 #: Rows per statement where SQLite binds every value as a parameter (at most 32,766).
 _SQLITE_PAIRS = 5_000
@@ -93,8 +106,10 @@ def insert_series(
         return
     with driver.cursor() as cursor:
         cursor.execute(
-            'INSERT INTO series (run_pk, kind, key, "count", chunks, last_n, ordered) '
-            "SELECT %s, %s, k, 0, 0, 0, true FROM unnest(%s::text[]) AS k RETURNING id, key",
+            'INSERT INTO series (run_pk, kind, key, "count", chunks, last_n, ordered, '
+            "tail, tail_seq, tail_n) "
+            "SELECT %s, %s, k, 0, 0, 0, true, 0, 0, 0 FROM unnest(%s::text[]) AS k "
+            "RETURNING id, key",
             [run_pk, kind, _text_array(keys)],
         )
         yield from cursor.fetchall()
@@ -122,8 +137,9 @@ def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
             write([row[name] for name in names])
 
 
-def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    """The stored chunks (every column) of these (series id, seq) pairs, in no order."""
+def read_tails(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    """The stored chunks (every column) of these (series id, first seq) pairs from that
+    seq on: the series' tails of small chunks (``series.SeriesWriter``), in no order."""
     driver = _driver(conn)
     if driver is None:
         for i in range(0, len(wanted), _SQLITE_PAIRS):
@@ -131,7 +147,7 @@ def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[
             pairs = ", ".join(["(?, ?)"] * len(part))
             result = conn.exec_driver_sql(
                 f"SELECT c.* FROM (VALUES {pairs}) AS w JOIN chunks c "
-                "ON c.series_id = w.column1 AND c.seq = w.column2",
+                "ON c.series_id = w.column1 AND c.seq >= w.column2",
                 tuple(itertools.chain.from_iterable(part)),
             )
             names = list(result.keys())
@@ -144,7 +160,7 @@ def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[
     with driver.cursor(binary=True) as cursor:
         cursor.execute(
             "SELECT c.* FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
-            "ON c.series_id = w.s AND c.seq = w.q",
+            "ON c.series_id = w.s AND c.seq >= w.q",
             [_array([s for s, _ in wanted]), _array([q for _, q in wanted])],
         )
         names = [column.name for column in cursor.description]
@@ -152,29 +168,18 @@ def read_chunks(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[
             yield dict(zip(names, values, strict=True))
 
 
-def replace_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Rewrite stored chunks: ``rows`` hold the chunk's ``id`` and all its new columns.
-
-    On PostgreSQL the old rows are deleted and the new ones copied in (an update writes
-    a new row version all the same); the chunk then has a new id, which readers only
-    use to cache its blocks (``blockcache``), never to find it.
-    """
-    if not rows:
+def delete_chunks(conn: sa.Connection, ids: list[int]) -> None:
+    """Delete these chunk rows (compacted into a new one). Chunk ids are used only to
+    cache a chunk's blocks, under a version that a new chunk never shares
+    (``series.read_blocks``)."""
+    if not ids:
         return
     driver = _driver(conn)
     if driver is None:
-        columns = [c for c in _CHUNK_TYPES if c not in ("series_id", "seq", "epoch")]
-        _sqlite_many(
-            conn,
-            f"UPDATE chunks SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
-            [(*(row[c] for c in columns), row["id"]) for row in rows],
-        )
+        _sqlite_many(conn, "DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
         return
     with driver.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM chunks WHERE id = ANY(%s::int4[])", [_array([r["id"] for r in rows])]
-        )
-    insert_chunks(conn, rows)
+        cursor.execute("DELETE FROM chunks WHERE id = ANY(%s::int4[])", [_array(ids)])
 
 
 def replace_block_times(

@@ -58,19 +58,19 @@ def plain(views: list[View]) -> bool:
 
 
 def reader(user: auth.User | None) -> MayRead:
-    """Whether ``user`` may read a run row: the rule of ``routes_query.load_run``."""
+    """Whether ``user`` may read a run row (``auth.may_read_run``; not one in the trash)."""
 
     def may_read(row: Any, conn: sa.Connection) -> bool:
         if row.deleted_at is not None:
             return False
-        if row.project_id is None:
-            return user is not None and (user.id == row.creator_id or user.is_admin)
-        project = conn.execute(
-            sa.select(projects.c.public, projects.c.entity_id).where(
-                projects.c.id == row.project_id
-            )
-        ).one()
-        return bool(project.public) or (user is not None and user.can_write(project.entity_id))
+        project = None
+        if row.project_id is not None:
+            project = conn.execute(
+                sa.select(projects.c.public, projects.c.entity_id).where(
+                    projects.c.id == row.project_id
+                )
+            ).one()
+        return auth.may_read_run(user, row, project)
 
     return may_read
 
@@ -326,9 +326,8 @@ def visible_values(
 
 
 def freeze(conn: sa.Connection, run_pk: int) -> None:
-    """Start new chunks after a rewind: points of a new epoch never merge into an old chunk."""
+    """End the tails after a rewind: points of a new epoch are never compacted with an
+    old epoch's chunk."""
     conn.execute(
-        series.update()
-        .where(series.c.run_pk == run_pk, series.c.last_n < ch.MERGE_BELOW)
-        .values(last_n=ch.MERGE_BELOW)
+        series.update().where(series.c.run_pk == run_pk, series.c.tail > 0).values(tail=0, tail_n=0)
     )

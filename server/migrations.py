@@ -20,6 +20,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from . import schema
+from .chunks import MERGE_BELOW
 
 #: Arbitrary key of the PostgreSQL advisory lock held while migrating.
 _PG_LOCK = 7_141_592
@@ -140,6 +141,24 @@ def _points_lz4(conn: sa.Connection) -> None:
             conn.execute(ddl)
 
 
+def _series_tails(conn: sa.Connection) -> None:
+    """Version 16 (ingest compacts small chunks instead of merging each batch into the
+    last chunk): ``series.tail``, ``tail_seq``, ``tail_n``. A series whose last chunk
+    took merges (fewer than ``MERGE_BELOW`` points) has it as a tail of one."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("series")}
+    for name in ("tail", "tail_seq", "tail_n"):
+        if name not in have:
+            conn.execute(
+                sa.text(f"ALTER TABLE series ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            )
+    series = schema.series
+    conn.execute(
+        series.update()
+        .where(series.c.chunks > 0, series.c.last_n < MERGE_BELOW)
+        .values(tail=1, tail_seq=series.c.chunks - 1, tail_n=series.c.last_n)
+    )
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -155,6 +174,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (13, _fork_and_rewind),
     (14, _rewound_histograms_and_media),
     (15, _points_lz4),
+    (16, _series_tails),
 ]
 
 

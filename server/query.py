@@ -85,8 +85,7 @@ def project_by_id(conn: sa.Connection, project_id: int) -> Any:
     ).one()
 
 
-def can_read(user: auth.User | None, project: Any) -> bool:
-    return bool(project.public) or (user is not None and user.can_write(project.entity_id))
+can_read = auth.may_read_project
 
 
 def visible_projects(conn: sa.Connection, user: auth.User | None) -> list[dict[str, Any]]:

@@ -82,7 +82,7 @@ def load_run(
     if row is None or (row.deleted_at is not None) != trashed:
         raise not_found(user, f"no run {run_id}")
     if row.project_id is None:
-        if user is None or (user.id != row.creator_id and not user.is_admin):
+        if not auth.may_read_run(user, row, None):
             raise not_found(user, f"no run {run_id}")
         return row, None
     project = conn.execute(
@@ -90,13 +90,13 @@ def load_run(
             projects.c.id == row.project_id
         )
     ).one()
+    if not auth.may_read_run(user, row, project):
+        raise not_found(user, f"no run {run_id}")
     entity = conn.execute(
         sa.select(entities.c.name).where(entities.c.id == project.entity_id)
     ).scalar_one()
     path = f"{entity}/{project.name}"
     allowed = user is not None and user.can_write(project.entity_id)
-    if not allowed and not project.public:
-        raise not_found(user, f"no run {run_id}")
     if not allowed and write:
         if user is None:
             raise not_found(user, f"no run {run_id}")
@@ -584,26 +584,22 @@ def _runs(conn: sa.Connection, run_ids: list[str], user: auth.User | None) -> li
         if row.deleted_at is None
     }
     project_ids = {row.project_id for row in found.values() if row.project_id is not None}
-    owners = dict(
-        conn.execute(
-            sa.select(projects.c.id, projects.c.entity_id)
-            .where(projects.c.id.in_(project_ids))
-            .where(projects.c.public.is_(False))
-        ).all()
-        if project_ids
-        else []
-    )
+    project_rows = {
+        project.id: project
+        for project in (
+            conn.execute(
+                sa.select(projects.c.id, projects.c.public, projects.c.entity_id).where(
+                    projects.c.id.in_(project_ids)
+                )
+            )
+            if project_ids
+            else []
+        )
+    }
     out = []
     for run_id in wanted:
         row = found.get(run_id)
-        if row is None:
-            raise not_found(user, f"no run {run_id}")
-        if row.project_id is None:
-            if user is None or (user.id != row.creator_id and not user.is_admin):
-                raise not_found(user, f"no run {run_id}")
-        elif row.project_id in owners and (
-            user is None or not user.can_write(owners[row.project_id])
-        ):
+        if row is None or not auth.may_read_run(user, row, project_rows.get(row.project_id)):
             raise not_found(user, f"no run {run_id}")
         out.append(row)
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 metadata = sa.MetaData()
 
@@ -133,12 +133,19 @@ series = sa.Table(
     sa.Column("kind", sa.String(1), nullable=False),
     sa.Column("key", sa.Text, nullable=False),
     sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    # The next chunk's seq: chunks written so far (compacting leaves gaps in the seqs).
     sa.Column("chunks", sa.Integer, nullable=False, default=0),
+    # Points in the last chunk.
     sa.Column("last_n", sa.Integer, nullable=False, default=0),
     sa.Column("step_min", sa.BigInteger, nullable=True),
     sa.Column("step_max", sa.BigInteger, nullable=True),
     # True while every chunk holds strictly increasing steps above the previous chunk's.
     sa.Column("ordered", sa.Boolean, nullable=False, default=True),
+    # The tail (version 16): the trailing small chunks, from seq ``tail_seq`` on, to be
+    # compacted into one (``series.SeriesWriter``): how many, and their points.
+    sa.Column("tail", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("tail_seq", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("tail_n", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("run_pk", "kind", "key", name="uq_series_run_kind_key"),
 )
 

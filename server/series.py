@@ -1,9 +1,10 @@
 """Columnar series in the database: appending ingest batches, reading points back.
 
-A batch of points of one series becomes one chunk row, or is merged into the
-series' last chunk while that one is small (so slowly logged metrics do not
-make a row per point). Reading concatenates chunks in order and, where the
-series is not strictly increasing in step, keeps the latest point per step.
+A batch of points of one series becomes one chunk row; the small chunks at the
+end of a series are compacted into one now and then (``SeriesWriter``), so
+slowly logged metrics do not make a row per point. Reading concatenates chunks
+in seq order (seqs may have gaps) and, where the series is not strictly
+increasing in step, keeps the latest point per step.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,18 @@ _CHUNK_COLUMNS = (chunks.c.series_id, chunks.c.seq, *POINT_COLUMNS)
 
 
 class SeriesWriter:
-    """Buffers the chunk writes of one ingest batch of one run."""
+    """Buffers the chunk writes of one ingest batch of one run.
+
+    Each batch of a series becomes a chunk of its own: nothing stored is read back to
+    take it. A batch smaller than ``chunks.MERGE_BATCH_BELOW`` (a slowly logged metric,
+    a live run's second of points, a wide row's few dozen points per key and request)
+    joins the series' *tail*: its trailing small chunks. At ``flush``, a tail of
+    ``chunks.TAIL_CHUNKS`` chunks, or of ``chunks.MERGE_BELOW`` points, is compacted
+    into one chunk, so each point is rewritten a few times at most (merging every
+    batch into the last chunk rewrote it once per batch: ~50 times for a wide row's
+    key, ~200 times for a live run's), and a reader finds at most that many small
+    chunks at the end of a series.
+    """
 
     def __init__(self, conn: sa.Connection, run_pk: int, epoch: int = 0) -> None:
         self.conn = conn
@@ -47,20 +59,22 @@ class SeriesWriter:
         self.epoch = epoch
         self._known: dict[tuple[str, str], dict[str, Any]] | None = None
         self._inserts: list[dict[str, Any]] = []
-        self._updates: list[dict[str, Any]] = []
+        #: (series id, seq) -> the points of a small chunk inserted in this batch, kept
+        #: for a compaction of its tail.
+        self._small: dict[tuple[int, int], ch.Points] = {}
         #: (series id, seq) -> the block times of a chunk written in this batch
         self._times: dict[tuple[int, int], bytes] = {}
         self._dirty: dict[int, dict[str, Any]] = {}
-        #: (series id, seq) of a stored last chunk -> points to merge into it at ``flush``:
-        #: one query reads all those chunks (a wide row touches thousands of series).
-        self._merges: dict[tuple[int, int], list[ch.Points]] = {}
-        #: (series id, seq) of the chunks inserted in this batch: no block times to replace.
-        self._fresh: set[tuple[int, int]] = set()
 
     def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
         if self._known is None:
-            rows = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
-            self._known = {(r.kind, r.key): dict(r._mapping) for r in rows}
+            # Plain tuples from the driver's cursor: a wide run has tens of thousands of
+            # series, and SQLAlchemy's rows took a tenth of its ingest.
+            result = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
+            names = list(result.keys())
+            rows = result.cursor.fetchall() if result.cursor is not None else []
+            kind, key = names.index("kind"), names.index("key")
+            self._known = {(r[kind], r[key]): dict(zip(names, r, strict=True)) for r in rows}
         return self._known
 
     def count(self, kind: str, key: str) -> int:
@@ -84,7 +98,7 @@ class SeriesWriter:
         self, kind: str, key: str, points: ch.Points, encoded: ch.Encoded | None = None
     ) -> None:
         """Add a batch of points to a series; ``encoded``: the batch already packed as one
-        chunk (``chunks.encode_columns``), used when it becomes a chunk of its own."""
+        chunk (``chunks.encode_columns``)."""
         if not len(points):
             return
         known = self._series()
@@ -95,141 +109,167 @@ class SeriesWriter:
         if encoded is not None:
             first = int(points.steps[0])
             low, high, increasing = encoded.step_min, encoded.step_max, encoded.sorted
+            pairs = [(points, encoded)]
         else:
             steps = points.steps
             first, low, high = int(steps[0]), int(steps.min()), int(steps.max())
             increasing = bool(len(steps) < 2 or (np.diff(steps) > 0).all())
-        ordered = bool(
+            pairs = [(piece, ch.encode(piece)) for piece in ch.split(points)]
+        small = len(points) < ch.MERGE_BATCH_BELOW
+        for piece, packed in pairs:
+            seq = self._insert(info["id"], info["chunks"], packed)
+            info["chunks"] += 1
+            if small:
+                self._small[(info["id"], seq)] = piece
+        if small:
+            if not info["tail"]:
+                info["tail_seq"] = info["chunks"] - 1
+            info["tail"] += 1
+            info["tail_n"] += len(points)
+        else:  # a good chunk of its own ends the tail; the small chunks before it stay
+            info["tail"] = info["tail_n"] = 0
+        info["last_n"] = len(pairs[-1][0])
+        info["ordered"] = bool(
             info["ordered"]
             and increasing
             and (info["step_max"] is None or first > info["step_max"])
         )
-        last_n = int(info["last_n"])
-        if (
-            info["chunks"]
-            and last_n < ch.MERGE_BELOW
-            and len(points) < ch.MERGE_BATCH_BELOW
-            and last_n + len(points) <= ch.CHUNK_MAX
-        ):
-            self._merge_into_last(info, points)
-            info["last_n"] = last_n + len(points)
-        else:
-            if encoded is not None:
-                pairs = [(points, encoded)]
-            else:
-                pairs = [(piece, ch.encode(piece)) for piece in ch.split(points)]
-            for _, packed in pairs:
-                self._inserts.append(
-                    {
-                        "series_id": info["id"],
-                        "seq": info["chunks"],
-                        "epoch": self.epoch,
-                        **packed.row(),
-                    }
-                )
-                self._times[(info["id"], info["chunks"])] = packed.block_times
-                self._fresh.add((info["id"], info["chunks"]))
-                info["chunks"] += 1
-            info["last_n"] = len(pairs[-1][0])
         info["count"] += len(points)
         info["step_min"] = low if info["step_min"] is None else min(low, info["step_min"])
         info["step_max"] = high if info["step_max"] is None else max(high, info["step_max"])
-        info["ordered"] = ordered
         self._dirty[info["id"]] = info
 
-    def _merge_into_last(self, info: dict[str, Any], points: ch.Points) -> None:
-        seq = info["chunks"] - 1
-        pending = next(
-            (
-                row
-                for row in reversed(self._inserts)
-                if row["series_id"] == info["id"] and row["seq"] == seq
-            ),
-            None,
+    def _insert(self, series_id: int, seq: int, packed: ch.Encoded) -> int:
+        self._inserts.append(
+            {"series_id": series_id, "seq": seq, "epoch": self.epoch, **packed.row()}
         )
-        if pending is not None:  # merged again within this batch
-            previous = _decode_row(pending, with_times=True)
-            encoded = ch.encode(ch.concat([previous, points]))
-            pending.update(encoded.row())
-            self._times[(info["id"], seq)] = encoded.block_times
-            return
-        self._merges.setdefault((info["id"], seq), []).append(points)
+        if packed.block_times:
+            self._times[(series_id, seq)] = packed.block_times
+        return seq
 
-    def _apply_merges(self) -> None:
-        """Merge the points waiting for stored last chunks: read them in one query.
+    def _compact(self) -> tuple[list[int], list[tuple[int, int]]]:
+        """Compact the tails that are due into one chunk each, at the tail's last seq
+        (seqs are ordered, not contiguous).
 
-        The chunks of a wide row's keys (thousands of float series with the same steps
-        and times, stored and new) are merged as one matrix (``chunks.encode_columns``)
-        instead of one ``encode`` each.
+        Returns the ids of the stored chunks it replaces and their (series id, seq).
+        The stored part of every due tail is read in one query; the tails of a wide
+        row's keys (float series with the same steps and times) are encoded as one
+        matrix (``chunks.encode_columns``).
         """
-        groups: dict[tuple[Any, ...], list[tuple[dict[str, Any], ch.Points]]] = {}
-        for row in chunkwrite.read_chunks(self.conn, list(self._merges)):
-            news = self._merges[(row["series_id"], row["seq"])]
-            new = news[0]
-            if row["dtype"] == "f" and len(news) == 1 and _plain_floats(new):
-                shape = (row["n"], row["step_min"], row["dense"], bytes(row["steps"]))
-                key = (*shape, bytes(row["times"]), id(new.steps), id(new.times))
-                groups.setdefault(key, []).append((row, new))
+        due = {
+            info["id"]: info
+            for info in self._dirty.values()
+            if info["tail"] >= 2
+            and (info["tail"] >= ch.TAIL_CHUNKS or info["tail_n"] >= ch.MERGE_BELOW)
+        }
+        if not due:
+            return [], []
+        #: series id -> (seq, a stored chunk row or the points of a chunk of this batch)
+        parts: dict[int, list[tuple[int, dict[str, Any] | ch.Points]]] = {s: [] for s in due}
+        replaced: list[int] = []
+        stale: list[tuple[int, int]] = []
+        wanted = [(series_id, info["tail_seq"]) for series_id, info in due.items()]
+        for row in chunkwrite.read_tails(self.conn, wanted):
+            parts[row["series_id"]].append((row["seq"], row))
+            replaced.append(row["id"])
+            stale.append((row["series_id"], row["seq"]))
+        # The batch's own chunks of these tails (the last of each among them).
+        kept = []
+        for row in self._inserts:
+            info = due.get(row["series_id"])
+            if info is None or row["seq"] < info["tail_seq"]:
+                kept.append(row)
                 continue
-            previous = _decode_row(row, with_times=True)
-            self._rewritten(row, ch.encode(ch.concat([previous, *news])))
+            key = (row["series_id"], row["seq"])
+            parts[row["series_id"]].append((row["seq"], self._small.pop(key)))
+            self._times.pop(key, None)
+        self._inserts = kept
+        groups: dict[tuple[Any, ...], list[tuple[int, list[Any]]]] = {}
+        for series_id, found in parts.items():
+            ordered = [part for _, part in sorted(found, key=_seq)]
+            shape = _float_shape(ordered)
+            if shape is None:
+                merged = ch.concat([_points(part) for part in ordered])
+                self._compacted(due[series_id], [(p, ch.encode(p)) for p in ch.split(merged)])
+            else:
+                groups.setdefault(shape, []).append((series_id, ordered))
         for members in groups.values():
-            if len(members) == 1:
-                row, new = members[0]
-                previous = _decode_row(row, with_times=True)
-                self._rewritten(row, ch.encode(ch.concat([previous, new])))
-                continue
-            first, new = members[0]
-            stored = _decode_row(first, with_times=True)
-            matrix = np.empty((len(members), len(stored) + len(new)), np.float64)
-            matrix[:, : len(stored)] = [
-                np.frombuffer(row["vals"], np.float64) for row, _ in members
-            ]
-            matrix[:, len(stored) :] = [points.values for _, points in members]
-            encoded = ch.encode_columns(
-                np.concatenate([stored.steps, new.steps]),
-                np.concatenate([stored.times, new.times]),
-                matrix,
-            )
-            for (row, _), packed in zip(members, encoded, strict=True):
-                self._rewritten(row, packed)
-        self._merges = {}
+            first = [_points(part) for part in members[0][1]]
+            steps = np.concatenate([p.steps for p in first])
+            times = np.concatenate([p.times for p in first])
+            matrix = np.empty((len(members), len(steps)), np.float64)
+            for j, (_, ordered) in enumerate(members):
+                matrix[j] = np.concatenate([_float_values(part) for part in ordered])
+            encoded = ch.encode_columns(steps, times, matrix)
+            for (series_id, _), packed, values in zip(members, encoded, matrix, strict=True):
+                merged = ch.Points(steps, times, values, None, None)
+                self._compacted(due[series_id], [(merged, packed)])
+        return replaced, stale
 
-    def _rewritten(self, row: Mapping[str, Any], encoded: ch.Encoded) -> None:
-        """``row``, a stored chunk, is to be replaced by ``encoded``."""
-        self._updates.append(
-            {
-                "id": row["id"],
-                "series_id": row["series_id"],
-                "seq": row["seq"],
-                "epoch": row["epoch"],
-                **encoded.row(),
-            }
-        )
-        self._times[(row["series_id"], row["seq"])] = encoded.block_times
+    def _compacted(self, info: dict[str, Any], pieces: list[tuple[ch.Points, ch.Encoded]]) -> None:
+        """Insert a compacted tail's chunks at the last seqs of the tail; set the tail."""
+        for at, (_, packed) in enumerate(pieces, start=info["chunks"] - len(pieces)):
+            self._insert(info["id"], at, packed)
+        last = len(pieces[-1][0])
+        info["last_n"] = last
+        if last < ch.MERGE_BELOW:
+            info["tail"], info["tail_seq"], info["tail_n"] = 1, info["chunks"] - 1, last
+        else:
+            info["tail"] = info["tail_n"] = 0
 
     def flush(self) -> None:
         """Write what was appended: one statement per table (``chunkwrite``)."""
-        if self._merges:
-            self._apply_merges()
+        replaced, stale = self._compact()
+        chunkwrite.delete_chunks(self.conn, replaced)
         chunkwrite.insert_chunks(self.conn, self._inserts)
-        chunkwrite.replace_chunks(self.conn, self._updates)
-        if self._times:
-            # The block times of the chunks written (none for a chunk without blocks);
-            # those of a chunk rewritten by a merge replace its old ones.
-            chunkwrite.replace_block_times(
-                self.conn,
-                [key for key in self._times if key not in self._fresh],
-                [(s, q, times) for (s, q), times in self._times.items() if times],
-            )
+        chunkwrite.replace_block_times(
+            self.conn, stale, [(s, q, times) for (s, q), times in self._times.items()]
+        )
         chunkwrite.update_series(self.conn, list(self._dirty.values()))
-        self._inserts, self._updates, self._dirty = [], [], {}
-        self._times, self._fresh = {}, set()
+        self._inserts, self._dirty, self._times, self._small = [], {}, {}, {}
 
 
-def _plain_floats(points: ch.Points) -> bool:
-    """Whether these points are floats only (a chunk of dtype ``f``)."""
-    return points.values is not None and points.ints is None and points.int_values is None
+_seq = operator.itemgetter(0)
+
+
+def _points(part: dict[str, Any] | ch.Points) -> ch.Points:
+    """The points of a tail's part: a stored chunk row, or points of this batch."""
+    return part if isinstance(part, ch.Points) else _decode_row(part, with_times=True)
+
+
+def _float_values(part: dict[str, Any] | ch.Points) -> Any:
+    if isinstance(part, ch.Points):
+        return part.values
+    return np.frombuffer(part["vals"], np.float64)
+
+
+def _float_shape(parts: list[dict[str, Any] | ch.Points]) -> tuple[Any, ...] | None:
+    """What a tail of float points shares with the tails of other keys of the same wide
+    rows (their steps and times, part by part), or ``None`` if it is not all floats or
+    too long for one chunk. A part of this batch is known by its arrays: a wide row's
+    keys share them (``columnize``)."""
+    shape: list[Any] = []
+    total = 0
+    for part in parts:
+        if isinstance(part, ch.Points):
+            if part.values is None or part.ints is not None or part.int_values is not None:
+                return None
+            shape.append((id(part.steps), id(part.times)))
+            total += len(part)
+        else:
+            if part["dtype"] != "f":
+                return None
+            shape.append(
+                (
+                    part["n"],
+                    part["step_min"],
+                    part["dense"],
+                    bytes(part["steps"]),
+                    bytes(part["times"]),
+                )
+            )
+            total += part["n"]
+    return tuple(shape) if total <= ch.CHUNK_MAX else None
 
 
 def _decode_row(row: Any, with_times: bool) -> ch.Points:
@@ -350,7 +390,7 @@ def read_blocks(
     (written before schema 12).
     """
     listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
-    versions = {chunk_id: (n, step_max) for chunk_id, _, n, step_max, _ in listed}
+    versions = {row[0]: (row[1], row[4], row[2], row[3]) for row in listed}  # blockcache
     found = {} if cache is None else cache.get_many(versions)
     missing = [chunk_id for chunk_id in versions if chunk_id not in found]
     if missing:

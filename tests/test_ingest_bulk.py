@@ -1,10 +1,10 @@
 """The batch writes of ingest (``server/chunkwrite.py``), on SQLite and on PostgreSQL.
 
-A batch's chunks, rewritten chunks, block times and series counters go to the
-database in one statement per table (COPY and ``unnest`` on PostgreSQL); wide rows
-merged into stored chunks are encoded as one matrix. These tests ship wide rows in
-ranges small enough to be merged, with odd values and odd key names, a key first
-seen mid-run and a rewind, and compare what the server answers with the records.
+A batch's chunks, compacted chunks, block times and series counters go to the
+database in one statement per table (COPY and ``unnest`` on PostgreSQL). These
+tests ship wide rows in ranges small enough to make each key's batch a small chunk
+that is compacted later, with odd values and odd key names, a key first seen
+mid-run and a rewind, and compare what the server answers with the records.
 """
 
 from __future__ import annotations
@@ -66,9 +66,11 @@ def value(step: int, j: int) -> float:
     return step + j / 7
 
 
-def test_wide_rows_merged_in_small_ranges_read_back_exactly(app_client: Any) -> None:
-    """Ranges of a few rows of many keys: every range after the first merges into each
-    key's stored last chunk (the matrix path); a key first seen mid-run starts late;
+def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
+    app_client: Any,
+) -> None:
+    """Ranges of a few rows of many keys: each range makes a small chunk per key; the
+    eighth is compacted with the seven before it; a key first seen mid-run starts late;
     the stored chunks are those ``chunks.encode`` writes for the same points."""
     keys = [f"layer{j // 40:02d}/k{j % 40}" for j in range(400)] + ODD_KEYS
     late = "late/key"
@@ -81,7 +83,8 @@ def test_wide_rows_merged_in_small_ranges_read_back_exactly(app_client: Any) -> 
     data = log_bytes(records)
     view = memoryview(data)[runlog.HEADER_SIZE :]
     ends = [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
-    cuts = [0, ends[10], ends[11], ends[24], ends[30], ends[45], len(data)]
+    # Ranges of steps 0-9, 10, 11-23, 24-29, then 5 steps at a time: 10 ranges.
+    cuts = [0, ends[10], ends[11], ends[24], *(ends[i] for i in range(30, 60, 5)), len(data)]
     ship(app_client, "bulk", data, cuts)
 
     wanted = [*keys[:3], *ODD_KEYS, late]
@@ -108,12 +111,21 @@ def test_wide_rows_merged_in_small_ranges_read_back_exactly(app_client: Any) -> 
             r.key: r
             for r in conn.execute(sa.select(schema.series).where(schema.series.c.key.in_(keys)))
         }
-    assert all(info.chunks == 1 and info.last_n == 60 for info in infos.values())
-    by_key = {row.key: row for row in stored}
-    assert len(stored) == 3  # one chunk each: every small range merged into it
-    for key, first in ((keys[5], 0), (ODD_KEYS[0], 0), (late, 25)):
+    # Every key: the 8th range's small chunk and the 7 before it compacted into one chunk
+    # (steps 0-49) at seq 7, then 50-54 and 55-59 at seqs 8 and 9, a tail of three; the late
+    # key: 25-29 ... 55-59, 7 small chunks, not yet compacted.
+    assert all(
+        (info.chunks, info.tail, info.tail_seq, info.tail_n, info.last_n) == (10, 3, 7, 60, 5)
+        for info in infos.values()
+    )
+    by_key: dict[str, list[Any]] = {}
+    for row in stored:
+        by_key.setdefault(row.key, []).append(row)
+    assert [r.seq for r in by_key[keys[5]]] == [7, 8, 9] == [r.seq for r in by_key[ODD_KEYS[0]]]
+    assert [r.seq for r in by_key[late]] == list(range(7))
+    for key, first, last in ((keys[5], 0, 50), (ODD_KEYS[0], 0, 50), (late, 25, 30)):
         j = [*keys, late].index(key)
-        steps = np.arange(first, 60, dtype=np.int64)
+        steps = np.arange(first, last, dtype=np.int64)
         points = chunks.Points(
             steps,
             1000.0 + steps.astype(np.float64),
@@ -122,7 +134,7 @@ def test_wide_rows_merged_in_small_ranges_read_back_exactly(app_client: Any) -> 
             None,
         )
         expected = chunks.encode(points)
-        row = by_key[key]
+        row = by_key[key][0]
         assert bytes(row.vals) == expected.vals and bytes(row.blocks) == expected.blocks
         assert bytes(row.times) == expected.times and row.n == expected.n
     with db.read() as conn:
@@ -130,9 +142,11 @@ def test_wide_rows_merged_in_small_ranges_read_back_exactly(app_client: Any) -> 
             sa.select(schema.block_times.c.times)
             .join(schema.series, schema.series.c.id == schema.block_times.c.series_id)
             .where(schema.series.c.key == keys[5])
+            .order_by(schema.block_times.c.seq)
         ).scalars()
         assert [bytes(b) for b in bounds] == [
-            chunks.block_time_bounds(1000.0 + np.arange(60, dtype=np.float64)).tobytes()
+            chunks.block_time_bounds(1000.0 + np.arange(lo, hi, dtype=np.float64)).tobytes()
+            for lo, hi in ((0, 50), (50, 55), (55, 60))
         ]
 
 
@@ -173,12 +187,14 @@ def test_a_rewind_between_small_ranges_of_wide_rows(app_client: Any) -> None:
             .where(schema.series.c.key == keys[0])
             .order_by(schema.chunks.c.seq)
         ).all()
-    assert [tuple(e) for e in epochs] == [(0, 20), (1, 6)]
+    # Never compacted across the rewind: the old epoch's chunk is not in the new tail.
+    assert [tuple(e) for e in epochs] == [(0, 20), (1, 4), (1, 2)]
 
 
 def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) -> None:
-    """``SeriesWriter`` directly: 5,000 new series in one flush, then a flush that merges
-    into all of them and one that appends to a few; the counters stored are right."""
+    """``SeriesWriter`` directly: 5,000 new series in one flush, flushes of small batches
+    to all of them and to a few, until every tail is compacted in one flush (one read of
+    5,000 tails); the counters and points stored are right."""
     db = Database(database_url)
     try:
         db.migrate()
@@ -187,16 +203,38 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) ->
             user = auth.User(admin, "admin", True, frozenset(), frozenset())
             run_pk = ingest.get_or_create_run(conn, "many", user).id
         keys = [f"k{j}" for j in range(5000)] + ODD_KEYS
+        some = keys[::1000]
         index = {key: j for j, key in enumerate(keys)}
-        for start, n, some in ((0, 30, keys), (30, 30, keys), (60, 5, keys[::1000])):
+        batches = [(0, 30, keys), (30, 30, keys), (60, 5, some)]
+        batches += [(65 + 10 * i, 10, keys) for i in range(7)]
+        for flush, (start, n, these) in enumerate(batches):
             steps = np.arange(start, start + n, dtype=np.int64)
             with db.write() as conn:
                 store = series.SeriesWriter(conn, run_pk)
-                store.ensure("m", some)
-                for key in some:
-                    values = np.full(n, float(index[key]))
+                store.ensure("m", these)
+                for key in these:
+                    values = np.full(n, float(index[key])) + steps
                     store.append("m", key, chunks.Points(steps, steps * 1.0, values, None, None))
                 store.flush()
+            if flush == 2:
+                with db.read() as conn:
+                    after = {
+                        r.key: (r.count, r.chunks, r.tail, r.tail_n, r.step_max, r.ordered)
+                        for r in conn.execute(
+                            sa.select(schema.series).where(schema.series.c.run_pk == run_pk)
+                        )
+                    }
+                assert set(after) == set(keys)
+                for key in keys:
+                    extra = 5 if key in some else 0
+                    assert after[key] == (
+                        60 + extra,
+                        2 + extra // 5,
+                        2 + extra // 5,
+                        60 + extra,
+                        59 + extra,
+                        True,
+                    ), key
         with db.read() as conn:
             rows = {
                 r.key: r
@@ -204,23 +242,30 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) ->
                     sa.select(schema.series).where(schema.series.c.run_pk == run_pk)
                 )
             }
-        assert set(rows) == set(keys)
+            seqs: dict[int, list[int]] = {}
+            for series_id, seq in conn.execute(
+                sa.select(schema.chunks.c.series_id, schema.chunks.c.seq).order_by(
+                    schema.chunks.c.seq
+                )
+            ):
+                seqs.setdefault(series_id, []).append(seq)
         for key in keys:
-            extra = 5 if key in keys[::1000] else 0
             row = rows[key]
-            assert (row.count, row.chunks, row.step_min, row.step_max, row.ordered) == (
-                60 + extra,
-                1,
-                0,
-                59 + extra,
-                True,
-            ), key
+            if key in some:  # 3 small chunks, then 5 more: compacted at seq 7; 2 since
+                want = (135, 10, 3, 7, 20 + 115, [7, 8, 9])
+            else:  # 2 small chunks, then 6 more: compacted at seq 7; 1 since
+                want = (130, 9, 2, 7, 10 + 120, [7, 8])
+            got = (row.count, row.chunks, row.tail, row.tail_seq, row.tail_n, seqs[row.id])
+            assert got == want, key
         with db.read() as conn:
             infos = series.list_series(conn, [run_pk], ("m",), [keys[1000], ODD_KEYS[1]])
             points = series.read_points(conn, infos)
         by_key = {i.key: points[i.id] for i in infos}
-        assert by_key[keys[1000]].values.tolist() == [1000.0] * 65  # type: ignore[union-attr]
-        assert len(by_key[ODD_KEYS[1]]) == 60
+        steps = np.arange(135)
+        assert by_key[keys[1000]].values.tolist() == (steps + 1000.0).tolist()  # type: ignore[union-attr]
+        steps = np.concatenate([np.arange(60), np.arange(65, 135)])
+        assert by_key[ODD_KEYS[1]].steps.tolist() == steps.tolist()
+        assert by_key[ODD_KEYS[1]].values.tolist() == (steps + 5001.0).tolist()  # type: ignore[union-attr]
     finally:
         db.dispose()
 
@@ -253,5 +298,98 @@ def test_postgres_compresses_new_chunks_with_lz4(database_url: str) -> None:
         with db.read() as conn:
             assert {r[1] for r in conn.execute(query, {"t": "chunks"})} == {"l"}
             assert {r[1] for r in conn.execute(query, {"t": "block_times"})} == {"l"}
+    finally:
+        db.dispose()
+
+
+def _writer_run(db: Database, name: str) -> int:
+    with db.write() as conn:
+        admin = auth.create_entity(conn, f"admin-{name}", "user", is_admin=True)
+        user = auth.User(admin, f"admin-{name}", True, frozenset(), frozenset())
+        return int(ingest.get_or_create_run(conn, name, user).id)
+
+
+def _append(db: Database, run_pk: int, key: str, steps: np.ndarray) -> None:
+    with db.write() as conn:
+        store = series.SeriesWriter(conn, run_pk)
+        points = chunks.Points(steps, steps * 0.5, steps * 2.0, None, None)
+        store.append("m", key, points)
+        store.flush()
+
+
+def test_a_slowly_logged_series_ends_in_full_chunks_and_a_short_tail(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """600 batches of 5 points (a live run's key, or a slow metric): every chunk but the
+    tail's holds at least ``MERGE_BELOW`` points, the tail is shorter than ``TAIL_CHUNKS``,
+    and each point was encoded far fewer times than merging every batch into the last
+    chunk did (which encoded the growing chunk once per batch: ~200 times per point)."""
+    encoded = [0]
+    real = chunks.encode
+
+    def counting(points: chunks.Points) -> chunks.Encoded:
+        encoded[0] += len(points)
+        return real(points)
+
+    monkeypatch.setattr(chunks, "encode", counting)
+    db = Database(database_url)
+    try:
+        db.migrate()
+        run_pk = _writer_run(db, "slow")
+        for start in range(0, 3000, 5):
+            _append(db, run_pk, "x", np.arange(start, start + 5, dtype=np.int64))
+        with db.read() as conn:
+            row = conn.execute(sa.select(schema.series).where(schema.series.c.key == "x")).one()
+            stored = conn.execute(
+                sa.select(schema.chunks.c.seq, schema.chunks.c.n)
+                .where(schema.chunks.c.series_id == row.id)
+                .order_by(schema.chunks.c.seq)
+            ).all()
+            [info] = series.list_series(conn, [run_pk], ("m",))
+            points = series.read_points(conn, [info])[info.id]
+        assert sum(n for _, n in stored) == 3000 == row.count
+        tail = [n for seq, n in stored if row.tail and seq >= row.tail_seq]
+        assert len(tail) == row.tail < chunks.TAIL_CHUNKS and sum(tail) == row.tail_n
+        assert all(n >= chunks.MERGE_BELOW for _, n in stored[: len(stored) - len(tail)])
+        assert len(stored) - len(tail) == 1
+        assert points.steps.tolist() == list(range(3000))
+        assert points.values.tolist() == [2.0 * s for s in range(3000)]  # type: ignore[union-attr]
+        assert points.times.tolist() == [0.5 * s for s in range(3000)]
+        assert encoded[0] < 40 * 3000
+    finally:
+        db.dispose()
+
+
+def test_version_15_series_keep_their_small_last_chunk_as_a_tail(database_url: str) -> None:
+    """Version 16 (tails): a series whose last chunk took merges before has it as a tail of
+    one, compacted with the next small batches; one with a full last chunk has none."""
+    db = Database(database_url)
+    try:
+        db.migrate()
+        run_pk = _writer_run(db, "old")
+        _append(db, run_pk, "small", np.arange(0, 100, dtype=np.int64))
+        _append(db, run_pk, "full", np.arange(0, 3000, dtype=np.int64))
+        with db.write() as conn:  # as version 15 left them (it had no tail columns)
+            conn.execute(sa.update(schema.series).values(tail=0, tail_seq=0, tail_n=0))
+            conn.execute(sa.update(schema.schema_version).values(version=15))
+        assert db.migrate() == schema.SCHEMA_VERSION
+        with db.read() as conn:
+            tails = {
+                r.key: (r.tail, r.tail_seq, r.tail_n)
+                for r in conn.execute(sa.select(schema.series))
+            }
+        assert tails == {"small": (1, 0, 100), "full": (0, 0, 0)}
+        for start in range(100, 135, 5):  # 7 more small chunks: a tail of 8, compacted
+            _append(db, run_pk, "small", np.arange(start, start + 5, dtype=np.int64))
+        with db.read() as conn:
+            [info] = series.list_series(conn, [run_pk], ("m",), ["small"])
+            stored = conn.execute(
+                sa.select(schema.chunks.c.seq, schema.chunks.c.n).where(
+                    schema.chunks.c.series_id == info.id
+                )
+            ).all()
+            points = series.read_points(conn, [info])[info.id]
+        assert [tuple(r) for r in stored] == [(7, 135)]
+        assert points.steps.tolist() == list(range(135))
     finally:
         db.dispose()
