@@ -53,6 +53,13 @@ _RUN_ID = re.compile(RUN_ID)
 #: Statuses worth retrying: the server is busy, restarting or behind a proxy that is.
 _TRANSIENT = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 1 << 20
+#: Shipping after the fact, a request's log bytes grow until they compress to about this
+#: many, up to ``SYNC_GROW_TO`` (the server's default limits: 64 MiB compressed, 512 MiB
+#: decompressed; it decodes a range a body at a time, so its memory does not grow too) ...
+SYNC_COMPRESSED = 24 << 20
+SYNC_GROW_TO = 128 << 20
+#: ... and a grown request that compresses to more than this is cut back to the usual size.
+SYNC_COMPRESSED_MAX = 48 << 20
 #: Artifact files in a run directory, each named by its sha256 (see ``trackline.artifacts``).
 ARTIFACT_BLOBS = "artifacts/blobs"
 #: How long a live run waits before it retries a request the server refused (401, 403, ...).
@@ -119,9 +126,14 @@ class Shipper:
         self.api_key = api_key or _credentials.api_key(self.server)
         self.live = live
         self.batch_bytes = int(1024 * (batch_kb or _knob("TRACKLINE_UPLOAD_BATCH_KB", 4096)))
+        #: Log bytes a request may grow to where they compress well (``_batch_limit``).
+        self.grow_to = self.batch_bytes
         if not live and batch_kb is None:
             sync_kb = _knob("TRACKLINE_SYNC_BATCH_KB", 32768)
             self.batch_bytes = max(self.batch_bytes, int(1024 * min(sync_kb, 60 * 1024)))
+            self.grow_to = max(self.batch_bytes, SYNC_GROW_TO)
+        #: Log bytes per compressed byte of the last request.
+        self._ratio = 1.0
         self.batch_seconds = (
             batch_ms if batch_ms is not None else _knob("TRACKLINE_UPLOAD_BATCH_MS", 0)
         ) / 1000
@@ -339,7 +351,7 @@ class Shipper:
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             data, more = (
-                _read_batch(path, offset, self.batch_bytes) if size > offset else (b"", False)
+                _read_batch(path, offset, self._batch_limit()) if size > offset else (b"", False)
             )
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
                 # A batch the limit did not cut took every whole frame there is.
@@ -363,18 +375,36 @@ class Shipper:
             if time.monotonic() - started > self.budget:
                 return
 
+    def _batch_limit(self) -> int:
+        """Log bytes to read for the next request: ``batch_bytes``, or, shipping after the
+        fact, as many as compress to about ``SYNC_COMPRESSED`` at the last request's
+        ratio, up to ``grow_to``. Rows of thousands of keys compress ~6x (their key names
+        repeat): a 32 MiB request held ~40 rows of 20,000 keys, and the server's writes
+        per key and request were most of their ingest."""
+        return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * self._ratio)))
+
     def _post(self, stream: str, offset: int, data: bytes, live: bool) -> None:
         assert self.committed is not None
         headers = {"content-encoding": "deflate", "content-type": "application/octet-stream"}
         if live:
             headers["x-trackline-live"] = "1"
+        packed = zlib.compress(data, 1)
+        self._ratio = len(data) / max(1, len(packed))
+        if len(packed) > SYNC_COMPRESSED_MAX and len(data) > self.batch_bytes:
+            # Grown on a better ratio than these bytes have: send fewer of them.
+            data = data[: _frames_end(data, offset, self.batch_bytes)]
+            packed = zlib.compress(data, 1)
         response = self._request(
             "POST",
             f"/runs/{self.run_id}/streams/{self.remote[stream]}",
             params={"offset": offset},
-            content=zlib.compress(data, 1),
+            content=packed,
             headers=headers,
         )
+        if response.status_code == 413 and len(data) > self.batch_bytes:
+            # A server or proxy with a smaller limit: requests of ``batch_bytes`` from now on.
+            self.grow_to = self.batch_bytes
+            raise _Transient(f"{stream}: {_detail(response)}; sending smaller requests")
         if response.status_code == 200:
             body = _decoded(response, wt.Appended)
             self.committed[stream] = body.committed
@@ -636,6 +666,14 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     the same rule.
     """
     return _read_batch(path, offset, limit)[0]
+
+
+def _frames_end(data: bytes, offset: int, limit: int) -> int:
+    """The end in ``data`` (read from file offset ``offset``) of its whole frames within
+    the first ``limit`` bytes (at least one frame)."""
+    head = HEADER_SIZE if offset == 0 else 0
+    end = head + scan_frames(memoryview(data)[head:limit]).end
+    return end if end > head else head + scan_frames(memoryview(data)[head:]).end
 
 
 def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:

@@ -14,18 +14,39 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import chunks as ch
 
 
 class _Shape:
-    __slots__ = ("index", "steps", "times", "values")
+    __slots__ = ("blocks", "index", "steps", "times", "values")
 
     def __init__(self) -> None:
         self.index: list[int] = []
         self.steps: list[int] = []
         self.times: list[float] = []
         self.values: list[tuple[Any, ...]] = []
+        #: The first rows' values as float matrices (row by row), made by ``compact``.
+        self.blocks: list[npt.NDArray[np.float64]] = []
+
+    def float_matrix(self) -> npt.NDArray[np.float64] | None:
+        """Every row's values as one matrix (rows x keys) if all are floats, else ``None``."""
+        if self.values and not _all_floats(self.values):
+            return None
+        if self.values or not self.blocks:
+            self.blocks.append(np.array(self.values, dtype=np.float64))
+            self.values = []
+        if len(self.blocks) > 1:
+            self.blocks = [np.concatenate(self.blocks)]
+        return self.blocks[0]
+
+    def python_rows(self) -> list[tuple[Any, ...]]:
+        """Every row's values as Python objects (a shape whose later rows are not floats)."""
+        earlier = [tuple(row) for block in self.blocks for row in block.tolist()]
+        self.blocks = []
+        self.values = earlier + self.values
+        return self.values
 
 
 class Columnizer:
@@ -35,6 +56,8 @@ class Columnizer:
         self._shapes: dict[tuple[str, ...], _Shape] = {}
         self.steps: list[int] = []
         self.times: list[float] = []
+        #: Points (values) added.
+        self.points = 0
 
     def add(self, step: int, time: float, values: dict[str, Any]) -> None:
         position = len(self.steps)
@@ -42,6 +65,7 @@ class Columnizer:
         self.times.append(time)
         if not values:
             return
+        self.points += len(values)
         keys = tuple(values)
         shape = self._shapes.get(keys)
         if shape is None:
@@ -54,6 +78,13 @@ class Columnizer:
     def __len__(self) -> int:
         return len(self.steps)
 
+    def compact(self) -> None:
+        """Hold the float values of wide rows added so far as matrices (8 bytes a point,
+        not a Python float and a pointer): what a range's bodies carry to its end."""
+        for keys, shape in self._shapes.items():
+            if len(keys) > 1 and shape.values:
+                shape.float_matrix()
+
     def columns(self) -> Iterator[tuple[str, ch.Points, ch.Encoded | None]]:
         """Each key with its points in log order, and its chunk when already encoded.
 
@@ -64,16 +95,17 @@ class Columnizer:
         parts: dict[str, list[tuple[list[int], ch.Points, ch.Encoded | None]]] = {}
         for keys, shape in self._shapes.items():
             rows = len(shape.steps)
-            if len(keys) > 1 and rows <= ch.CHUNK_MAX and _all_floats(shape.values):
+            by_rows = shape.float_matrix() if len(keys) > 1 and rows <= ch.CHUNK_MAX else None
+            if by_rows is not None:
                 steps = ch.i64(shape.steps)
                 times = ch.f64(shape.times)
-                matrix = np.ascontiguousarray(np.array(shape.values, dtype=np.float64).T)
+                matrix = np.ascontiguousarray(by_rows.T)
                 encoded = ch.encode_columns(steps, times, matrix)
                 for j, key in enumerate(keys):
                     points = ch.Points(steps, times, matrix[j], None, None)
                     parts.setdefault(key, []).append((shape.index, points, encoded[j]))
                 continue
-            transposed = list(zip(*shape.values, strict=True))
+            transposed = list(zip(*shape.python_rows(), strict=True))
             for key, column in zip(keys, transposed, strict=True):
                 points = ch.from_lists(shape.steps, shape.times, list(column))
                 parts.setdefault(key, []).append((shape.index, points, None))

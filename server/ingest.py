@@ -96,6 +96,8 @@ class Result:
     committed: int
     applied: int = 0
     missing: list[dict[str, Any]] = field(default_factory=list)
+    #: Metric rows applied but not yet written as chunks (``ingest(carry=True)``).
+    rows: Columnizer | None = None
 
 
 @dataclass
@@ -118,6 +120,12 @@ BATCH = 1024 * 1024
 #: merged into its stored chunk again and again.
 ROWS_PER_BATCH = 512
 BATCH_MAX = 48 * 1024 * 1024
+#: Metric points of a range's bodies kept (as float arrays) to be written as chunks
+#: together, up to this many (and fewer than half a chunk of rows, so that each key's
+#: points are still encoded as one matrix): each key's batch is then as long as the
+#: range allows (a sync request of 20,000-key rows holds ~190 of them, a body ~70), and
+#: the writes per key and batch, most of a wide row's ingest, are paid once per range.
+CARRY_POINTS = 8_000_000
 #: Bytes of bodies beyond ``BATCH`` that all uploads of this process may hold at once. A
 #: decoded wide row takes about five times its bytes, so this bounds what a key holder
 #: sending many wide uploads at once can make the server hold; past it, an upload
@@ -195,6 +203,7 @@ def _decode(pieces: Iterable[bytes], offset: int, batch: int, held: list[int]) -
         need = max(batch, wanted)
         if body.records:
             yield body
+        del body  # the next body is decoded without this one's records held
     if header:
         if not buffer:
             yield Body([], [], 0)
@@ -432,8 +441,14 @@ def ingest(
     body: Body,
     user: auth.User,
     live: bool,
+    rows: Columnizer | None = None,
+    carry: bool = False,
 ) -> Result:
-    """Apply decoded frames in the caller's transaction; see the module docstring."""
+    """Apply decoded frames in the caller's transaction; see the module docstring.
+
+    ``rows``: metric rows of the range's earlier bodies, not yet written; with ``carry``,
+    this body's are kept with them (``Result.rows``) for ``write_rows`` or the next body,
+    unless they reach ``CARRY_POINTS``."""
     row = get_or_create_run(conn, run_id, user)
     committed_row = conn.execute(
         sa.select(streams.c.committed)
@@ -446,15 +461,16 @@ def ingest(
             409, f"gap: this stream is committed up to {committed}", expected=committed
         )
     if body.end <= committed:
-        return Result(committed)  # a retry of what is already applied
+        return Result(committed, rows=rows)  # a retry of what is already applied
     first = bisect.bisect_left(body.starts, committed)
     if committed != offset and (first == len(body.starts) or body.starts[first] != committed):
         raise IngestError(
             409, f"offset {committed} is not a frame boundary of this body", expected=committed
         )
     fresh = body.records[first:]
-    applier = Applier(conn, row, stream, user)
+    applier = Applier(conn, row, stream, user, rows, carry)
     applier.apply(fresh)
+    carried = applier.carried()
     now = time.time()
     seen = max(applier.latest_time, now if live else 0.0, row.last_seen)
     conn.execute(
@@ -472,7 +488,7 @@ def ingest(
         )
     named = row.project_id is None and applier.project_id is not None
     if not (applier.touched_files or named):
-        return Result(body.end, len(fresh))
+        return Result(body.end, len(fresh), rows=carried)
     # The writer vouches for content it uploaded: what its records name now, and, once the
     # start record names the project, what the run named before.
     shas = [f["sha256"] for f in applier.files()]
@@ -483,7 +499,16 @@ def ingest(
     entity = possession.run_entity(conn, applier.project_id, row.creator_id)
     possession.claim(conn, entity, user, shas)
     run = conn.execute(sa.select(runs).where(runs.c.id == row.id)).one()
-    return Result(body.end, len(fresh), missing_files(conn, run))
+    return Result(body.end, len(fresh), missing_files(conn, run), carried)
+
+
+def write_rows(
+    conn: sa.Connection, run_id: str, stream: str, user: auth.User, rows: Columnizer
+) -> None:
+    """Write metric rows a range carried to its end (``ingest(carry=True)``) as chunks,
+    of the run's current epoch: a rewind in the range wrote the rows before it."""
+    row = get_or_create_run(conn, run_id, user)
+    Applier(conn, row, stream, user, rows).write_rows()
 
 
 def ingest_stream(
@@ -498,20 +523,26 @@ def ingest_stream(
 ) -> Result:
     """``ingest`` each body of a byte range in turn, in the caller's one transaction.
 
-    The bodies are applied as they are decoded, so memory is bounded by one body; an
-    error in a later one rolls the whole range back with the transaction. With a
+    The bodies are applied as they are decoded, so memory is bounded by one body and the
+    metric rows carried as float arrays (``CARRY_POINTS``); an error in a later one
+    rolls the whole range back with the transaction. With a
     ``quota``, a range that leaves the run's entity storing more bytes than that is
     refused (507).
     """
     result = Result(offset)
     missing: list[dict[str, Any]] = []
     start = offset
+    rows = None
     for body in bodies:
-        step = ingest(conn, run_id, stream, start, body, user, live)
+        step = ingest(conn, run_id, stream, start, body, user, live, rows, carry=True)
         start = body.end
+        rows = step.rows
         result.committed = step.committed
         result.applied += step.applied
         missing = step.missing or missing
+        del body  # the next body is decoded without this one's records held
+    if rows is not None:
+        write_rows(conn, run_id, stream, user, rows)
     result.missing = missing
     if quota is not None and result.applied:
         check_quota(conn, run_id, quota)
@@ -593,8 +624,18 @@ def storage_used(conn: sa.Connection, entity_id: int) -> int:
 class Applier:
     """Applies records of one stream of one run: the run's state plus columnar buffers."""
 
-    def __init__(self, conn: sa.Connection, row: Any, stream: str, user: auth.User) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        row: Any,
+        stream: str,
+        user: auth.User,
+        rows: Columnizer | None = None,
+        carry: bool = False,
+    ) -> None:
         self.conn = conn
+        #: Keep the metric rows for a later body of the range (``ingest``).
+        self.carry = carry
         self.row = row
         self.stream = stream
         #: ``main.3``: base stream ``main`` of rank 3 (``None``: the run's own writer).
@@ -604,7 +645,7 @@ class Applier:
         self.project_id: int | None = row.project_id
         self.latest_time = 0.0
         self.touched_files = False
-        self._metrics = Columnizer()
+        self._metrics = rows if rows is not None else Columnizer()
         self._system = Columnizer()
         self._histograms: list[dict[str, Any]] = []
         self._media: list[dict[str, Any]] = []
@@ -670,6 +711,17 @@ class Applier:
             store.append("m", key, points, encoded)
         store.flush()
         self._metrics = Columnizer()
+
+    def carried(self) -> Columnizer | None:
+        """The metric rows kept for a later body (as float arrays where they can be)."""
+        if not len(self._metrics):
+            return None
+        self._metrics.compact()
+        return self._metrics
+
+    def write_rows(self) -> None:
+        """Write the metric rows held as chunks (those a range carried to its end)."""
+        self._flush_rows(own_rows=self.rank is None)
 
     def _apply_rank(self, records: Iterable[Any], rank: int) -> None:
         """Records of rank ``rank``'s stream: its rows and samples under ``rank<k>/`` keys,
@@ -825,7 +877,9 @@ class Applier:
         steps_seen = [h["step"] for h in self._histograms] + [m["step"] for m in self._media]
         if steps_seen and (min(steps_seen) < -STEP_LIMIT or max(steps_seen) > STEP_LIMIT):
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
-        self._flush_rows(own_rows)
+        held = self._metrics
+        if not self.carry or held.points >= CARRY_POINTS or len(held) >= chunks.CHUNK_MAX // 2:
+            self._flush_rows(own_rows)
         store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system
         if len(system):

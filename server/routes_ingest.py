@@ -8,6 +8,7 @@ import itertools
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,14 +135,15 @@ async def post_stream(
             try:
                 batches = ingest.decode_stream(pieces, offset)
                 # Decoded before the write lock is taken: all of a small range, as most are.
-                first = next(batches)
+                # Handed on in a list it leaves, so that it is not held while the next decodes.
+                first = [next(batches)]
                 with ctx.db.write() as conn:
                     return ingest.ingest_stream(
                         conn,
                         run_id,
                         stream,
                         offset,
-                        itertools.chain([first], batches),
+                        itertools.chain(_taken(first), batches),
                         user,
                         live,
                         config.quota_bytes,
@@ -153,6 +155,12 @@ async def post_stream(
     return Json(
         wt.Appended(committed=result.committed, applied=result.applied, missing=result.missing)
     )
+
+
+def _taken(items: list[Any]) -> Iterator[Any]:
+    """The items of ``items``, each removed from it as it is handed out."""
+    while items:
+        yield items.pop(0)
 
 
 @router.post(

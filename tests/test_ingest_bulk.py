@@ -393,3 +393,92 @@ def test_version_15_series_keep_their_small_last_chunk_as_a_tail(database_url: s
         assert points.steps.tolist() == list(range(135))
     finally:
         db.dispose()
+
+
+def test_a_range_of_many_bodies_is_written_once_per_key(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range decoded as many bodies carries its metric rows to its end (as float
+    matrices): one chunk per key, not one per body; a rewind inside the range writes the
+    rows before it in their epoch; a wide shape that turns out to hold an int later
+    falls back to Python values exactly; a retry overlapping the range applies nothing."""
+    decoded = []
+    real = ingest.decode_stream
+
+    def small_bodies(pieces: Any, offset: int) -> Any:
+        small = (piece[i : i + 1024] for piece in pieces for i in range(0, len(piece), 1024))
+        for body in real(small, offset, batch=4096):
+            decoded.append(len(body.records))
+            yield body
+
+    monkeypatch.setattr(ingest, "decode_stream", small_bodies)
+    monkeypatch.setattr(ingest, "ROWS_PER_BATCH", 4)
+    keys = [f"layer{j // 10}/k{j % 10}" for j in range(120)]
+    records: list[Record] = [RunStart(run_id="carry", project="p", name="n", start_time=1.0)]
+    records += [Metrics(s, 10.0 + s, {k: s + j / 8 for j, k in enumerate(keys)}) for s in range(40)]
+    records[31] = Metrics(30, 40.0, {k: (7 if j == 5 else 30 + j / 8) for j, k in enumerate(keys)})
+    records.append(Rewind(step=35, time=60.0))
+    records += [
+        Metrics(s, 70.0 + s, {k: -s - j / 8 for j, k in enumerate(keys)}) for s in range(36, 46)
+    ]
+    data = log_bytes(records)
+    ship(app_client, "carry", data, [0, len(data)])
+    assert len([n for n in decoded if n]) > 10  # many bodies, applied as they are decoded
+
+    got = history(app_client, "carry", keys[4:7])
+    want = [
+        {"_step": r.step, "_time": r.time, **{k: r.values[k] for k in keys[4:7]}}
+        for r in records[1:]
+        if isinstance(r, Metrics) and (r.step <= 35 or r.time >= 70.0)
+    ]
+    assert canon(got) == canon(want)
+    assert type(got[30][keys[5]]) is int and got[30][keys[5]] == 7
+    db: Database = app_client.app.state.ctx.db
+    with db.read() as conn:
+        stored = conn.execute(
+            sa.select(schema.chunks.c.epoch, schema.chunks.c.n)
+            .join(schema.series, schema.series.c.id == schema.chunks.c.series_id)
+            .where(schema.series.c.key.in_([keys[5], keys[6]]))
+            .order_by(schema.series.c.key, schema.chunks.c.seq)
+        ).all()
+    assert [tuple(r) for r in stored] == [(0, 40), (1, 10)] * 2
+    # Again, from the middle of the range: the committed part is skipped, nothing twice.
+    middle = frame_end_after(data, 20)
+    assert post_log(app_client, "carry", data[middle:], middle).json()["applied"] == 0
+    counts = app_client.post("/api/v1/metrics/keys", json={"runs": ["carry"]}).json()["points"]
+    assert counts[keys[0]] == 50
+
+
+def frame_end_after(data: bytes, frames: int) -> int:
+    view = memoryview(data)[runlog.HEADER_SIZE :]
+    return [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)][frames]
+
+
+def test_columns_of_compacted_rows_equal_those_of_rows_kept_as_they_came() -> None:
+    """``Columnizer.compact`` (what a range carries between bodies) changes nothing that
+    ``columns`` gives: float matrices, a shape with an int and a text later, a key in two
+    shapes, a one-key shape."""
+    from trackline.server.columnize import Columnizer
+
+    rows: list[tuple[int, float, dict[str, Any]]] = []
+    for s in range(30):
+        rows.append((s, 1.0 + s, {"a": s / 3, "b": -s / 7, "c": 1e300}))
+        if s % 7 == 0:
+            rows.append((s, 1.5 + s, {"a": float(s), "only": 2.5}))
+    rows.append((30, 31.0, {"a": 1, "b": "text", "c": math.nan}))
+    rows.append((31, 32.0, {"a": 0.5, "b": 0.25, "c": -math.inf}))
+    plain, carried = Columnizer(), Columnizer()
+    for i, (step, time, values) in enumerate(rows):
+        plain.add(step, time, values)
+        carried.add(step, time, values)
+        if i % 6 == 5:
+            carried.compact()
+    assert carried.points == plain.points == sum(len(v) for _, _, v in rows)
+
+    def as_lists(columnizer: Columnizer) -> dict[str, Any]:
+        return {
+            key: (points.steps.tolist(), points.times.tolist(), canon(points.python_values()))
+            for key, points, _ in columnizer.columns()
+        }
+
+    assert as_lists(carried) == as_lists(plain)

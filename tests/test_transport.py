@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +316,78 @@ def test_a_stream_refused_while_live_is_tried_again_when_the_run_ends(
         pump_until_done(shipper)
         assert not shipper.failed
     assert len(server_rows(shared_server, "refused1")) == 3
+
+
+class Inflating(httpx.HTTPTransport):
+    """Remembers each log upload's log bytes; answers 413 past ``refuse_above`` of them
+    (a proxy with a smaller limit than the server's)."""
+
+    def __init__(self, refuse_above: int | None = None) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+        self.refused = 0
+        self.refuse_above = refuse_above
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and "/streams/" in request.url.path:
+            size = len(zlib.decompress(request.read()))
+            if self.refuse_above is not None and size > self.refuse_above:
+                self.refused += 1
+                return httpx.Response(413, json={"detail": "request entity too large"})
+            self.sizes.append(size)
+        return super().handle_request(request)
+
+
+def wide_then_noisy() -> list[Record]:
+    """Rows whose key names repeat (they compress well), then rows that do not."""
+    keys = [f"layer{j:03d}/block/grad_norm" for j in range(60)]
+    out: list[Record] = [Metrics(s, 1.0 + s, {k: float(s) for k in keys}) for s in range(300)]
+    noise = random.Random(7)
+    for s in range(300, 500):
+        out.append(Metrics(s, 1.0 + s, {f"n{j}": noise.random() for j in range(60)}))
+    return out
+
+
+@pytest.fixture
+def small_sync_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sync sizes scaled down 4,096 times: 8 KiB requests that may grow to 32 KiB of
+    log when they compress to 6 KiB, cut back when one compresses to more than 12 KiB."""
+    monkeypatch.setenv("TRACKLINE_UPLOAD_BATCH_KB", "8")
+    monkeypatch.setenv("TRACKLINE_SYNC_BATCH_KB", "8")
+    monkeypatch.setattr(_transport, "SYNC_COMPRESSED", 6 << 10)
+    monkeypatch.setattr(_transport, "SYNC_GROW_TO", 32 << 10)
+    monkeypatch.setattr(_transport, "SYNC_COMPRESSED_MAX", 12 << 10)
+
+
+@pytest.mark.usefixtures("small_sync_limits")
+def test_shipping_after_the_fact_grows_requests_as_far_as_they_compress(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    records = wide_then_noisy()
+    run_dir = new_run(tmp_path, "grow1", records)
+    transport = Inflating()
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False, transport=transport) as ship:
+        pump_until_done(ship)
+    sizes = transport.sizes
+    assert sizes[0] <= 8 << 10  # the first at the usual size: no ratio seen yet
+    assert max(sizes) > 24 << 10  # the repeated key names compress ~20x: grown to the cap
+    assert max(sizes) <= (32 << 10) + 2048  # the cap, plus at most the frame it ends in
+    assert sizes[-1] <= 8 << 10  # the noisy rows: cut back, then at the usual size
+    got = server_rows(shared_server, "grow1")
+    assert [r["_step"] for r in got] == list(range(500))
+    assert got[499] == {"_step": 499, "_time": 500.0, **records[-1].values}  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("small_sync_limits")
+def test_a_proxy_refusing_grown_requests_gets_the_usual_size(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    run_dir = new_run(tmp_path, "grow2", wide_then_noisy())
+    transport = Inflating(refuse_above=10 << 10)
+    with Shipper(
+        run_dir, shared_server.url, ADMIN_KEY, live=False, transport=transport, backoff_max=0.05
+    ) as ship:
+        pump_until_done(ship)
+    assert transport.refused == 1  # once: then it stays at the usual size
+    assert all(size <= 10 << 10 for size in transport.sizes)
+    assert [r["_step"] for r in server_rows(shared_server, "grow2")] == list(range(500))
