@@ -142,7 +142,7 @@ def init(
                 f"run {run_id!r} already exists in {resolved.runs_dir}; pass resume='allow' to continue it"
             )
         if not exists and rewind is not None:
-            raise ValueError(f"rewind_to: no run {run_id!r} in {resolved.runs_dir} to rewind")
+            raise ValueError(_no_run_to_rewind(resolved, run_id, rewind))
         if not exists and resume == "must":
             raise ValueError(
                 f"run {run_id!r} does not exist in {resolved.runs_dir}, and resume='must'"
@@ -215,6 +215,24 @@ def _fork_parent(
             f"fork_step {step} is beyond the last step of run {parent_id!r} ({parent.last_step})"
         )
     return parent
+
+
+def _no_run_to_rewind(settings: _settings.Settings, run_id: str, step: int) -> str:
+    """Why a rewind of a run not in this runs directory cannot start, and what can: a run
+    the server has is forked from it (its run log is on the machine that logged it)."""
+    message = f"rewind_to: no run {run_id!r} in {settings.runs_dir} to rewind"
+    try:
+        on_server = _lineage.remote_parent(settings.server, run_id, step) is not None
+    except ValueError:
+        on_server = False  # not reachable, or the step is past its end: say the plain thing
+    if not on_server:
+        return message
+    return (
+        f"{message}: it is on {settings.server}, logged on another machine, and a rewind "
+        "continues the run's own log there. Copy its directory here, or fork it: "
+        f"trackline.init(fork_from={run_id!r}, fork_step={step}) starts a new run with its "
+        "history up to that step, read from the server"
+    )
 
 
 def _check_rewind(previous: LocalRun, step: int) -> None:

@@ -655,11 +655,14 @@ def _params(key: str | None, rewound: bool) -> dict[str, str]:
 
 
 def _marked(values: list[wt.Histogram] | list[wt.MediaStep]) -> list[dict[str, Any]]:
-    """Entries as plain dicts, ``rewound`` only on those a rewind hid."""
+    """Entries as plain dicts, ``rewound`` only on those a rewind hid, ``inherited_from``
+    only on a fork's entries of its parent (or farther ancestors)."""
     out: list[dict[str, Any]] = msgspec.to_builtins(values)
     for entry in out:
         if not entry["rewound"]:
             del entry["rewound"]
+        if entry.get("inherited_from") is None:
+            entry.pop("inherited_from", None)
     return out
 
 

@@ -132,8 +132,8 @@ class Shipper:
             sync_kb = _knob("TRACKLINE_SYNC_BATCH_KB", 32768)
             self.batch_bytes = max(self.batch_bytes, int(1024 * min(sync_kb, 60 * 1024)))
             self.grow_to = max(self.batch_bytes, SYNC_GROW_TO)
-        #: Log bytes per compressed byte of the last request.
-        self._ratio = 1.0
+        #: Log bytes per compressed byte of the last request (``None``: none yet).
+        self._ratio: float | None = None
         self.batch_seconds = (
             batch_ms if batch_ms is not None else _knob("TRACKLINE_UPLOAD_BATCH_MS", 0)
         ) / 1000
@@ -350,9 +350,14 @@ class Shipper:
             if offset > size:  # the server says more than the file has: ask it again
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
-            data, more = (
-                _read_batch(path, offset, self._batch_limit()) if size > offset else (b"", False)
-            )
+            limit = self._batch_limit()
+            data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
+            if more and self._ratio is None and self.grow_to > limit:
+                # The first request of a backlog: measure how its bytes compress, and read
+                # as many as that allows (one compression more, once).
+                self._ratio = len(data) / max(1, len(zlib.compress(data, 1)))
+                if self._batch_limit() > limit:
+                    data, more = _read_batch(path, offset, self._batch_limit())
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
                 # A batch the limit did not cut took every whole frame there is.
                 self.sizes[stream] = data_size(path) if more else offset + len(data)
@@ -381,7 +386,8 @@ class Shipper:
         ratio, up to ``grow_to``. Rows of thousands of keys compress ~6x (their key names
         repeat): a 32 MiB request held ~40 rows of 20,000 keys, and the server's writes
         per key and request were most of their ingest."""
-        return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * self._ratio)))
+        ratio = 1.0 if self._ratio is None else self._ratio
+        return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * ratio)))
 
     def _post(self, stream: str, offset: int, data: bytes, live: bool) -> None:
         assert self.committed is not None

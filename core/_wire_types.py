@@ -330,6 +330,9 @@ class Histogram(_Wire, frozen=True):
     counts: list[Any]
     #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
     rewound: bool = False
+    #: The ancestor (a fork's parent, or its parent...) it is inherited from; ``None``: the
+    #: run's own.
+    inherited_from: str | None = None
 
 
 class Histograms(_Wire, frozen=True):
@@ -344,6 +347,8 @@ class MediaStep(_Wire, frozen=True):
     items: list[Any]
     #: Hidden by a rewind (such entries come only when asked with ``rewound=true``).
     rewound: bool = False
+    #: The ancestor it is inherited from (see ``Histogram``); ``None``: the run's own.
+    inherited_from: str | None = None
 
 
 class MediaList(_Wire, frozen=True):

@@ -290,20 +290,22 @@ def with_hidden(
 
 def logged_rows(
     conn: sa.Connection, views: list[View], table: sa.Table, key: str | None, rewound: bool
-) -> list[tuple[Any, bool]]:
+) -> list[tuple[Any, bool, str | None]]:
     """Rows of ``histograms`` or ``media`` over a lineage (``views_of``): the ancestors'
     up to the fork step (visible ones only, by reference), then the run's own in the order
-    they arrived, each with whether a rewind hid it (hidden ones only with ``rewound``)."""
-    out: list[tuple[Any, bool]] = []
+    they arrived, each with whether a rewind hid it (hidden ones only with ``rewound``)
+    and the id of the ancestor it is inherited from (``None``: the run's own)."""
+    out: list[tuple[Any, bool, str | None]] = []
     for view in reversed(views):  # the farthest ancestor first
         select = sa.select(table).where(table.c.run_pk == view.pk)
         if key is not None:
             select = select.where(table.c.key == key)
         own = view is views[0]
+        source = None if own else view.run_id
         for row in conn.execute(select.order_by(table.c.id)):
             hidden = row.step > view.cap(int(row.epoch))
             if not hidden or (own and rewound):
-                out.append((row, hidden))
+                out.append((row, hidden, source))
     return out
 
 

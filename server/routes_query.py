@@ -396,11 +396,21 @@ def run_histograms(
     rewound: Annotated[bool, Query(description=REWOUND_ROWS)] = False,
 ) -> Json:
     out = []
-    for h, hidden in _rows_of_run(ctx, run_id, user, histograms, key, rewound):
+    for h, hidden, source in _rows_of_run(ctx, run_id, user, histograms, key, rewound):
         edges, counts = unpack(h.data)
         entry = {"key": h.key, "step": h.step, "time": h.time, "edges": edges, "counts": counts}
-        out.append({**entry, "rewound": True} if hidden else entry)
+        out.append(_marked(entry, hidden, source))
     return Json({"histograms": out})
+
+
+def _marked(entry: dict[str, Any], hidden: bool, source: str | None) -> dict[str, Any]:
+    """``entry`` with ``rewound`` if a rewind hid it, ``inherited_from`` if it is an
+    ancestor's (the fields are left out otherwise, as their defaults)."""
+    if hidden:
+        entry["rewound"] = True
+    if source is not None:
+        entry["inherited_from"] = source
+    return entry
 
 
 def _rows_of_run(
@@ -410,10 +420,10 @@ def _rows_of_run(
     table: sa.Table,
     key: str | None,
     rewound: bool,
-) -> list[tuple[Any, bool]]:
+) -> list[tuple[Any, bool, str | None]]:
     """A run's rows of ``table`` (those of one ``key``, or all) in the order they arrived
     (a fork's parent's up to the fork step first), each with whether a rewind hid it
-    (hidden ones only with ``rewound``)."""
+    (hidden ones only with ``rewound``) and the ancestor it is inherited from, if any."""
     with ctx.db.read() as conn:
         row, _ = load_run(conn, run_id, user)
         views = lineage.views_of(conn, row, lineage.reader(user))
@@ -434,10 +444,10 @@ def run_media(
     rewound: Annotated[bool, Query(description=REWOUND_ROWS)] = False,
 ) -> Json:
     out = []
-    for m, hidden in _rows_of_run(ctx, run_id, user, media, key, rewound):
+    for m, hidden, source in _rows_of_run(ctx, run_id, user, media, key, rewound):
         entry = {"key": m.key, "step": m.step, "time": m.time, "kind": m.kind}
         entry["items"] = unpack(m.items)
-        out.append({**entry, "rewound": True} if hidden else entry)
+        out.append(_marked(entry, hidden, source))
     return Json({"media": out})
 
 

@@ -28,7 +28,7 @@ pytestmark = [
 
 def write_runs(root: Path) -> list[Path]:
     """``parent`` (steps 0-29, a spike at 20), ``fork`` of it after step 15 (16-29), and
-    ``rewound`` (0-29, rewound to 10, then 11-19 again)."""
+    ``rewound`` (0-29, rewound to 10, then 11-19 again); each with a histogram per step."""
     from trackline.records import Finish, Histogram, Metrics, Rewind, RunStart
     from trackline.runlog import LogFile
 
@@ -48,6 +48,9 @@ def write_runs(root: Path) -> list[Path]:
         for step in steps:
             value = 1.0 - step * 0.01 if run_id == "fork" else loss(step)
             log.append(Metrics(step, 1000.0 + step, {"loss": value}))
+        if run_id != "rewound":  # the fork's histograms begin with its parent's 0-15
+            for step in steps:
+                log.append(Histogram(step, 1000.0 + step, "w", [0.0, 1.0, 2.0], [step, 2.0]))
         if run_id == "rewound":  # with trackline.watch's histograms, hidden the same way
             for step in steps:
                 log.append(Histogram(step, 1000.0 + step, "w", [0.0, 1.0, 2.0], [step, 1.0]))
@@ -147,3 +150,17 @@ def test_the_rewound_toggle_covers_media_and_histograms(page: Page) -> None:
     expect(hidden.locator(".step-slider")).to_have_attribute("data-step", "29")
     expect(p.locator('.panel[data-key="w"] .step-slider')).to_have_attribute("data-step", "19")
     page.shot("rewound-media")
+
+
+def test_a_forks_histograms_say_which_steps_are_its_parents(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    p = page.goto(f"/p/{PROJECT}/r/fork?tab=Media")
+    panel = p.locator('.panel[data-key="w"]')
+    expect(panel).to_have_count(1)
+    expect(panel.locator(".step-value")).to_contain_text("(30/30)")  # 0-15 inherited, 16-29
+    expect(panel).to_have_attribute("data-inherited", "inherited from parent up to step 15")
+    expect(panel.locator(".panel-status")).to_contain_text("inherited from parent up to step 15")
+    page.shot("fork-histograms-inherited")
+    parent = page.goto(f"/p/{PROJECT}/r/parent?tab=Media").locator('.panel[data-key="w"]')
+    expect(parent).to_have_attribute("data-inherited", "")

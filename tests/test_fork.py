@@ -325,9 +325,17 @@ def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
     monkeypatch.setenv("TRACKLINE_API_KEY", stranger)  # "far-3" is private to the admin
     with pytest.raises(ValueError, match=r"no run 'far-3'.*may not read it"):
         trackline.init(fork_from="far-3", fork_step=3, mode="offline")
+    with pytest.raises(ValueError, match=r"no run 'far-3' in .* to rewind$"):
+        trackline.init(id="far-3", rewind_to=3, mode="offline")  # nor may it know it is there
+    monkeypatch.setenv("TRACKLINE_API_KEY", ADMIN_KEY)
+    # A rewind of a run logged elsewhere: it continues that run's own log, which is not here.
+    with pytest.raises(ValueError, match=r"it is on http.*fork_from='far-3', fork_step=3"):
+        trackline.init(id="far-3", rewind_to=3, mode="offline")
     monkeypatch.delenv("TRACKLINE_SERVER")
     with pytest.raises(ValueError, match="no server is configured"):
         trackline.init(fork_from="far-3", fork_step=3, mode="offline")
+    with pytest.raises(ValueError, match=r"no run 'far-3' in .* to rewind$"):
+        trackline.init(id="far-3", rewind_to=3, mode="offline")
     assert not (tmp_path / "tl" / "runs").exists() or not any((tmp_path / "tl" / "runs").iterdir())
 
 
@@ -438,10 +446,13 @@ def test_a_fork_of_a_private_run_shows_nothing_of_it_to_a_stranger(
         assert [(s["key"], s["x"]) for s in series] == [("loss", [6])]
         watched = client.get("/runs/pub/histograms").json()["histograms"]
         assert [h["step"] for h in watched] == [6]  # nor of its histograms
+        assert "inherited_from" not in watched[0]  # nor its name
     with shared_server.client(alice) as client:  # alice may read both
         assert client.get("/runs/pub/history").json()["steps"] == list(range(7))
         watched = client.get("/runs/pub/histograms").json()["histograms"]
         assert [h["step"] for h in watched] == list(range(7))
+        # Each says whose it is: the parent's up to the fork step, then the fork's own.
+        assert [h.get("inherited_from") for h in watched] == ["secret-parent"] * 6 + [None]
         assert client.get("/runs/pub").json()["fork_from"] == "secret-parent"
         assert [c["id"] for c in client.get("/runs/secret-parent").json()["children"]] == ["pub"]
     with shared_server.client(bob) as client:

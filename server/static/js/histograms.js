@@ -101,6 +101,14 @@ function ticks(lo, hi, n) {
   return out;
 }
 
+/** "inherited from RUN up to step N" for entries a fork took from its ancestors, or "". */
+export function inheritedNote(entries) {
+  const inherited = entries.filter((e) => e.from);
+  if (!inherited.length) return "";
+  const from = [...new Set(inherited.map((e) => e.from))].join(", ");
+  return `inherited from ${from} up to step ${inherited[inherited.length - 1].step}`;
+}
+
 export class HistogramPanel {
   /** entries: [{step, edges, counts}] sorted by step. */
   constructor(key, entries, { note = "" } = {}) {
@@ -170,7 +178,9 @@ export class HistogramPanel {
   prepare() {
     [this.lo, this.hi] = valueRange(this.entries);
     const bins = this.entries.length ? this.entries[this.entries.length - 1].counts.length : 0;
-    this.status.textContent = `${this.entries.length} step${this.entries.length === 1 ? "" : "s"} · ${bins} bin${bins === 1 ? "" : "s"}`;
+    const inherited = inheritedNote(this.entries);
+    this.status.textContent = `${this.entries.length} step${this.entries.length === 1 ? "" : "s"} · ${bins} bin${bins === 1 ? "" : "s"}${inherited ? ` · ${inherited}` : ""}`;
+    this.el.dataset.inherited = inherited;
   }
 
   layout() {
@@ -258,6 +268,20 @@ export class HistogramPanel {
     });
     ctx.textAlign = "right";
     ctx.fillText("step", L.x0 - 6, L.y0 + L.hgt + 5);
+
+    // a fork's entries of its parent's: a dashed line after the last of them
+    const inherited = this.entries.findLastIndex((e) => e.from);
+    if (inherited >= 0 && inherited < n - 1) {
+      const edge = Math.round(L.x0 + ((inherited + 1) / n) * L.w) + 0.5;
+      ctx.save();
+      ctx.strokeStyle = "#111827";
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(edge, L.y0);
+      ctx.lineTo(edge, L.y0 + L.hgt);
+      ctx.stroke();
+      ctx.restore();
+    }
 
     // the chosen step: a marker on the map and its distribution beside it
     const index = this.slider.index;

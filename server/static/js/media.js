@@ -117,9 +117,10 @@ export function rewoundKey(key) {
 }
 
 /**
- * Records by key: Map key -> {kind, entries: [{step, time, items}], rewound} (steps
- * sorted). Records a rewind hid (rewound: true) go to a group of their own,
- * rewoundKey(key), as a chart draws them as a line of their own.
+ * Records by key: Map key -> {kind, entries: [{step, time, items, from}], rewound} (steps
+ * sorted; from: the ancestor a fork inherited the entry from, or null). Records a rewind
+ * hid (rewound: true) go to a group of their own, rewoundKey(key), as a chart draws them
+ * as a line of their own.
  */
 export function groupMedia(records, watched) {
   const keys = new Map();
@@ -133,12 +134,12 @@ export function groupMedia(records, watched) {
     if (group.kind !== r.kind) continue; // a key logged as two kinds: the first wins
     if (r.kind === "histogram") {
       const item = (r.items || []).find((i) => Array.isArray(i.counts) && Array.isArray(i.edges));
-      if (item) group.entries.push({ step: r.step, time: r.time, counts: item.counts.map(Number), edges: item.edges.map(Number) });
-    } else group.entries.push({ step: r.step, time: r.time, items: r.items || [] });
+      if (item) group.entries.push({ step: r.step, time: r.time, counts: item.counts.map(Number), edges: item.edges.map(Number), from: r.inherited_from || null });
+    } else group.entries.push({ step: r.step, time: r.time, items: r.items || [], from: r.inherited_from || null });
   }
   for (const w of watched) {
     const group = entry(w.key, "histogram", w.rewound);
-    if (group.kind === "histogram") group.entries.push({ step: w.step, time: w.time, counts: w.counts, edges: w.edges, watched: true });
+    if (group.kind === "histogram") group.entries.push({ step: w.step, time: w.time, counts: w.counts, edges: w.edges, watched: true, from: w.inherited_from || null });
   }
   for (const group of keys.values()) {
     group.entries.sort((a, b) => a.step - b.step || a.time - b.time);
@@ -304,7 +305,10 @@ class ItemsPanel {
     this.el.dataset.loaded = "false";
     if (!entry) return mount(this.grid, h("p", { class: "muted small", text: "Nothing logged." }));
     const items = entry.items;
-    this.status.textContent = `${items.length} ${this.kind === "audio" ? "clip" : this.kind === "video" ? "video" : "image"}${items.length === 1 ? "" : "s"}`;
+    const count = `${items.length} ${this.kind === "audio" ? "clip" : this.kind === "video" ? "video" : "image"}${items.length === 1 ? "" : "s"}`;
+    // A fork's entry of its parent's: said at the step it is shown for.
+    this.status.textContent = entry.from ? `${count} · from ${entry.from}` : count;
+    this.el.dataset.inherited = entry.from || "";
     const pending = [];
     mount(
       this.grid,

@@ -155,6 +155,7 @@
  * @property {Array<*>} edges
  * @property {Array<*>} counts
  * @property {boolean} [rewound]
+ * @property {?string} [inherited_from]
  */
 
 /**
@@ -225,6 +226,7 @@
  * @property {string} kind
  * @property {Array<*>} items
  * @property {boolean} [rewound]
+ * @property {?string} [inherited_from]
  */
 
 /**
