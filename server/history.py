@@ -177,6 +177,8 @@ def history_parquet(columns: Columns) -> bytes:
                 arrays[key] = pa.array(
                     [None if v is None else float(v) for v in values], pa.float64()
                 )
+        elif kind == "boolean":
+            arrays[key] = pa.array(values, pa.bool_())
         else:
             arrays[key] = pa.array([None if v is None else str(v) for v in values], pa.string())
     sink = io.BytesIO()

@@ -349,7 +349,9 @@ async def run_history(
         if format == "json":
             merged = history.Columns(steps, times, values, kinds)
             return Json({**merged.json(), "rewound": flags}, sanitized=True)
-        merged = history.Columns(steps, times, {**values, "_rewound": flags}, kinds)
+        merged = history.Columns(
+            steps, times, {**values, "_rewound": flags}, {**kinds, "_rewound": "boolean"}
+        )
         return _export(merged, format, f"{run_id}-history")
 
     return await run_in_threadpool(work)

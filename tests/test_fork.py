@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
@@ -361,6 +362,15 @@ def test_a_rewound_run_on_the_server(
         hidden = [s for s in both if s.get("rewound")]
         assert len(both) == 2 and hidden[0]["x"] == [6, 7, 8, 9]
         assert hidden[0]["y"] == [100.0, 3.0, 2.0, 1.0]
+        # The export marks the rewound rows in a boolean column.
+        import pyarrow.parquet as pq
+
+        answer = client.get("/runs/r-run/history?format=parquet&rewound=true")
+        table = pq.read_table(io.BytesIO(answer.content)).to_pydict()
+        assert table["_step"] == [0, 1, 2, 3, 4, 5, 6, 6, 7, 8, 9]
+        assert table["_rewound"] == [False] * 7 + [True] * 4
+        csv_rows = client.get("/runs/r-run/history?format=csv&rewound=true").text.splitlines()
+        assert csv_rows[0].startswith("_step,_time,") and csv_rows[-1].endswith(",True")
 
 
 def test_rewinds_hide_media_and_histograms_too_locally_and_on_the_server(
