@@ -44,7 +44,16 @@ from ._settings import env_float
 from ._warn import warn_once
 from .artifacts import sha256_file
 from .records import RunStart
-from .runlog import FRAME, HEADER_SIZE, check_header, data_end, data_size, iter_frames, scan_frames
+from .runlog import (
+    FRAME,
+    HEADER_SIZE,
+    MAX_FRAME,
+    check_header,
+    data_end,
+    data_size,
+    iter_frames,
+    scan_frames,
+)
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
 STREAMS = ("main", "system", "console")
@@ -174,6 +183,10 @@ class Shipper:
         self._failed_at = 0.0
         #: A stream was refused while the run was live: the end of the run tries it once more.
         self._failed_live = False
+        #: Per stream, the digest of its log's header and first frame (``_log_head``).
+        self._heads: dict[str, str] = {}
+        #: Streams the server had more of than the file, after asking again (``_ship_stream``).
+        self._past_end: set[str] = set()
         self._verified = False
 
     # -- the loop's entry point ----------------------------------------------------------
@@ -347,9 +360,19 @@ class Shipper:
                 size = 0
             self.sizes[stream] = size
             offset = self.committed[stream]
-            if offset > size:  # the server says more than the file has: ask it again
+            if offset > size:
+                if stream in self._past_end:  # asked again: it is so
+                    raise PermanentError(
+                        f"the server has {offset:,} bytes of {stream} of run {self.run_id}, "
+                        f"more than this run log's {size:,}: the run was begun by another "
+                        "run log (continued on another machine, or its id used twice), so "
+                        "nothing of this one is uploaded. Copy the run's directory from the "
+                        "machine that logged it to continue it, or log under a new id"
+                    )
+                self._past_end.add(stream)  # the server may have lost a write lock: ask again
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
+            self._past_end.discard(stream)
             limit = self._batch_limit()
             data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
             if more and self._ratio is None and self.grow_to > limit:
@@ -400,10 +423,14 @@ class Shipper:
             # Grown on a better ratio than these bytes have: send fewer of them.
             data = data[: _frames_end(data, offset, self.batch_bytes)]
             packed = zlib.compress(data, 1)
+        params: dict[str, Any] = {"offset": offset}
+        head = self._heads.get(stream) or _log_head(self.run_dir / f"{stream}.tlog")
+        if head is not None:  # the server refuses a range of another log than it began with
+            self._heads[stream] = params["head"] = head
         response = self._request(
             "POST",
             f"/runs/{self.run_id}/streams/{self.remote[stream]}",
-            params={"offset": offset},
+            params=params,
             content=packed,
             headers=headers,
         )
@@ -672,6 +699,25 @@ def _read_frames(path: Path, offset: int, limit: int) -> bytes:
     the same rule.
     """
     return _read_batch(path, offset, limit)[0]
+
+
+def _log_head(path: Path) -> str | None:
+    """A digest of a run log's header and first frame (its run start: run id, time, host,
+    pid), which tell one log from another; ``None`` until that frame is whole."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(HEADER_SIZE + FRAME.size)
+            if len(head) < HEADER_SIZE + FRAME.size:
+                return None
+            length = FRAME.unpack_from(head, HEADER_SIZE)[0]
+            if not 0 < length <= MAX_FRAME:
+                return None
+            frame = file.read(length)
+    except OSError:
+        return None
+    if len(frame) < length:
+        return None
+    return hashlib.sha256(head + frame).hexdigest()[:32]
 
 
 def _frames_end(data: bytes, offset: int, limit: int) -> int:

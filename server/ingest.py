@@ -443,18 +443,33 @@ def ingest(
     live: bool,
     rows: Columnizer | None = None,
     carry: bool = False,
+    head: str | None = None,
 ) -> Result:
     """Apply decoded frames in the caller's transaction; see the module docstring.
+
+    ``head``: the digest of the writer's log's beginning (``trackline._transport``); a
+    stream begun by another log is refused (409), as its offsets mean other bytes.
 
     ``rows``: metric rows of the range's earlier bodies, not yet written; with ``carry``,
     this body's are kept with them (``Result.rows``) for ``write_rows`` or the next body,
     unless they reach ``CARRY_POINTS``."""
     row = get_or_create_run(conn, run_id, user)
     committed_row = conn.execute(
-        sa.select(streams.c.committed)
+        sa.select(streams.c.committed, streams.c.head)
         .where(streams.c.run_pk == row.id, streams.c.name == stream)
         .with_for_update()
     ).first()
+    known = None if committed_row is None else committed_row.head
+    if None not in (head, known) and head != known:
+        raise IngestError(
+            409,
+            f"stream {stream} of run {run_id} was begun by another run log (a run "
+            "continued on another machine, or a run id used twice): its offsets are "
+            "other bytes, so nothing of this one is applied. Copy the run's directory "
+            "from the machine that logged it to continue it, or log this one under a "
+            "new id (fork_from= keeps the history up to a step)",
+            other_log=True,
+        )
     committed = 0 if committed_row is None else int(committed_row.committed)
     if offset > committed:
         raise IngestError(
@@ -479,7 +494,9 @@ def ingest(
         .values(updated_at=now, last_seen=seen, **applier.columns())
     )
     if committed_row is None:
-        conn.execute(streams.insert().values(run_pk=row.id, name=stream, committed=body.end))
+        conn.execute(
+            streams.insert().values(run_pk=row.id, name=stream, committed=body.end, head=head)
+        )
     else:
         conn.execute(
             streams.update()
@@ -520,6 +537,7 @@ def ingest_stream(
     user: auth.User,
     live: bool,
     quota: int | None = None,
+    head: str | None = None,
 ) -> Result:
     """``ingest`` each body of a byte range in turn, in the caller's one transaction.
 
@@ -534,7 +552,7 @@ def ingest_stream(
     start = offset
     rows = None
     for body in bodies:
-        step = ingest(conn, run_id, stream, start, body, user, live, rows, carry=True)
+        step = ingest(conn, run_id, stream, start, body, user, live, rows, True, head)
         start = body.end
         rows = step.rows
         result.committed = step.committed

@@ -159,6 +159,13 @@ def _series_tails(conn: sa.Connection) -> None:
     )
 
 
+def _stream_heads(conn: sa.Connection) -> None:
+    """Version 17 (a range of another run log under the same run is refused):
+    ``streams.head``, null for the streams begun before (not checked)."""
+    if "head" not in {c["name"] for c in sa.inspect(conn).get_columns("streams")}:
+        conn.execute(sa.text("ALTER TABLE streams ADD COLUMN head VARCHAR(64)"))
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -175,6 +182,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (14, _rewound_histograms_and_media),
     (15, _points_lz4),
     (16, _series_tails),
+    (17, _stream_heads),
 ]
 
 

@@ -113,6 +113,14 @@ async def post_stream(
     offset: Annotated[
         int, Query(ge=0, le=2**62, description="File offset of the body's first byte.")
     ],
+    head: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9a-f]{16,64}$",
+            description="A digest of the log's header and first frame: a range of another "
+            "log than the one that began the stream is refused (409).",
+        ),
+    ] = None,
 ) -> Json:
     """Bytes ``[offset, offset + len)`` of the run's ``{stream}.tlog`` (gzip or deflate).
 
@@ -147,6 +155,7 @@ async def post_stream(
                         user,
                         live,
                         config.quota_bytes,
+                        head,
                     )
             except ingest.IngestError as exc:
                 raise _http(exc) from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 metadata = sa.MetaData()
 
@@ -121,6 +121,10 @@ streams = sa.Table(
     sa.Column("run_pk", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("name", sa.String(16), primary_key=True),
     sa.Column("committed", sa.BigInteger, nullable=False, default=0),
+    # What the writer's log begins with (version 17): a digest of its header and first
+    # frame, sent with each range; a range of another log under the same name is refused.
+    # Null for streams begun before, or by a client that does not send it.
+    sa.Column("head", sa.String(64), nullable=True),
 )
 
 #: kind: "m" metric, "r" metric rows (one point per Metrics record), "s" system

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -482,3 +483,37 @@ def test_columns_of_compacted_rows_equal_those_of_rows_kept_as_they_came() -> No
         }
 
     assert as_lists(carried) == as_lists(plain)
+
+
+def test_a_range_of_another_log_is_refused_by_its_head(app_client: Any) -> None:
+    """Version 17: a stream remembers the head its first range came with; a range sent
+    with another head is refused (409, nothing applied); ranges without one (older
+    clients) and streams begun without one are not checked."""
+    records: list[Record] = [RunStart(run_id="heads", project="p", name="n", start_time=1.0)]
+    records += [Metrics(s, 1.0 + s, {"v": float(s)}) for s in range(10)]
+    data = log_bytes(records)
+    cut = frame_end_after(data, 5)
+    mine, other = "ab" * 16, "cd" * 16
+
+    def post(lo: int, hi: int, **params: str) -> Any:
+        return app_client.post(
+            "/api/v1/runs/heads/streams/main",
+            params={"offset": lo, **params},
+            content=zlib.compress(data[lo:hi]),
+            headers={"content-encoding": "deflate"},
+        )
+
+    assert post(0, cut, head=mine).status_code == 200
+    refused = post(cut, len(data), head=other)
+    assert refused.status_code == 409 and refused.json()["other_log"] is True
+    assert "begun by another run log" in refused.json()["detail"]
+    assert post(0, cut, head=other).status_code == 409  # a retry of it too
+    assert post(cut, len(data), head="xyz").status_code == 422  # not a digest
+    assert post(cut, len(data), head=mine).json()["committed"] == len(data)
+    assert post(0, len(data)).json()["applied"] == 0  # no head: an older client, unchecked
+    counts = app_client.post("/api/v1/metrics/keys", json={"runs": ["heads"]}).json()["points"]
+    assert counts == {"v": 10}
+    db: Database = app_client.app.state.ctx.db
+    with db.write() as conn:  # as a stream begun before version 17 (or without a head)
+        conn.execute(sa.update(schema.streams).values(head=None))
+    assert post(0, len(data), head=other).json()["applied"] == 0  # not checked

@@ -392,3 +392,35 @@ def test_a_proxy_refusing_grown_requests_gets_the_usual_size(
     assert transport.refused == 1  # once: then it stays at the usual size
     assert all(size <= 10 << 10 for size in transport.sizes)
     assert [r["_step"] for r in server_rows(shared_server, "grow2")] == list(range(500))
+
+
+def test_another_log_under_the_same_run_id_is_refused_with_a_clear_error(
+    shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A run log begun on one machine and another under the same id (a run "continued"
+    elsewhere, or an id used twice): the server's offsets mean the first log's bytes, so
+    the second is refused, shorter (the server has more than it) or longer (its bytes
+    at that offset are another log's), and the first stays as it was."""
+    first = new_run(tmp_path / "a", "twice", rows(300))
+    with Shipper(first, shared_server.url, ADMIN_KEY, live=False) as ship:
+        pump_until_done(ship)
+    before = server_rows(shared_server, "twice")
+    for n in (20, 3000):  # shorter than what the server has, then longer
+        other = tmp_path / f"b{n}" / "twice"
+        other.mkdir(parents=True)
+        log = LogFile(other / "main.tlog")  # begun at another time, as another process's run
+        begun = RunStart("twice", "ship", "twice", 2.0)
+        log.write(runlog.frame_record(r) for r in [begun, *rows(n, start=1000)])
+        log.close()
+        with Shipper(other, shared_server.url, ADMIN_KEY, live=False, backoff_max=0.05) as ship:
+            deadline = time.monotonic() + 30
+            while not ship.pump(final=True) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert ship.failed.get("main"), n
+            assert "begun by another run log" in ship.failed["main"], ship.failed
+    assert server_rows(shared_server, "twice") == before
+    # The same log again (a restarted agent, a copied run directory): as before, nothing twice.
+    with Shipper(first, shared_server.url, ADMIN_KEY, live=False) as ship:
+        pump_until_done(ship)
+        assert not ship.failed
+    assert server_rows(shared_server, "twice") == before
