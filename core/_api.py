@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import _lineage, _settings, _wandb
+from . import _lineage, _settings, _wandb, _warn
 from ._config import as_mapping
 from ._literals import Mode, Resume, SavePolicy
 from ._names import check_project, new_run_id, new_run_name, valid_run_id
@@ -143,6 +143,25 @@ def init(
             )
         if not exists and rewind is not None:
             raise ValueError(_no_run_to_rewind(resolved, run_id, rewind))
+        elsewhere = (
+            not exists
+            and not rank
+            and rewind is None
+            and resume in ("allow", "must")
+            and _lineage.on_server(resolved.server, run_id)
+        )
+        if (
+            elsewhere
+        ):  # logged on another machine: its log, whose offsets the server keeps, is there
+            why = (
+                f"run {run_id!r} is on {resolved.server} but not in {resolved.runs_dir}: it was "
+                "logged on another machine, and a run continues its own run log, so a new "
+                "one under this id cannot be uploaded to it. Copy the run's directory here, "
+                f"or fork it: trackline.init(fork_from={run_id!r}, fork_step=N)"
+            )
+            if resume == "must":
+                raise ValueError(why)
+            _warn.warn(f"trackline: {why}; this run is kept here only")
         if not exists and resume == "must":
             raise ValueError(
                 f"run {run_id!r} does not exist in {resolved.runs_dir}, and resume='must'"

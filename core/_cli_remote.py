@@ -12,8 +12,10 @@ from typing import Any
 import click
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import _credentials
 from . import _wire_types as wt
@@ -406,14 +408,16 @@ def status_command(directory: str | None, wide: bool, as_json: bool) -> None:
         table = plain_table(
             "id", "uploaded", *(f"{s}.tlog" for s in STREAMS), "files", "server", "problem"
         )
-    else:  # at terminal width: the problem gets what is left, cut
+    else:  # at terminal width: the problem gets what is left, cut (in full below the table)
         table = Table(box=None, pad_edge=False)
         for column in ("id", "uploaded", "bytes", "files"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("problem", no_wrap=True, overflow="ellipsis", ratio=1)
+            table.add_column(column, no_wrap=True, min_width=len(column))
+        table.add_column("problem", no_wrap=True, overflow="ellipsis")
     for row in rows:
         sent, size = row["sent"], row["size"]
-        if row["uploaded"] is None:
+        if row["refused"]:
+            share = "[red]refused[/]"
+        elif row["uploaded"] is None:
             share = "[yellow]never[/]"
         elif row["uploaded"] >= 1:
             share = "[green]100%[/]"
@@ -434,7 +438,24 @@ def status_command(directory: str | None, wide: bool, as_json: bool) -> None:
         else:
             total = f"{_bytes(sum(sent.values()))}/{_bytes(sum(size.values()))}"
             table.add_row(row["id"], share, total, files, row["error"] or "")
+    if not wide:  # the first columns whole; the problem gets the rest of the line, cut
+        widths = _widths(table)
+        for shown, width in zip(table.columns, widths, strict=False):
+            shown.min_width = width
+        table.columns[-1].max_width = max(10, out.width - sum(widths) - 2 * len(widths))
     out.print(table)
+    if not wide:  # what was cut, whole: an explanation is no use with its end cut off
+        for row in rows:
+            if row["error"] and len(row["error"]) > 40:
+                out.print(f"[bold]{row['id']}[/]: {escape(row['error'])}", soft_wrap=False)
+
+
+def _widths(table: Table) -> list[int]:
+    """The width of each column's widest cell, but the last column's (cut to fit)."""
+    return [
+        max([len(str(column.header)), *(Text.from_markup(str(c)).cell_len for c in column.cells)])
+        for column in table.columns[:-1]
+    ]
 
 
 def _upload_status(run_dir: Path) -> dict[str, Any]:
@@ -462,6 +483,8 @@ def _upload_status(run_dir: Path) -> dict[str, Any]:
         "uploading": state.get("uploading") or {},
         "server": state.get("server"),
         "error": state.get("error"),
+        #: Streams the server refused for good (this log is not uploaded as it stands).
+        "refused": sorted(state.get("failed") or {}),
     }
 
 

@@ -140,3 +140,21 @@ def remote_parent(server: str | None, parent_id: str, step: int) -> RemoteParent
     except (httpx.HTTPError, WireError) as exc:
         raise ValueError(f"fork_from: cannot read run {parent_id!r} from {server}: {exc}") from None
     return RemoteParent(parent_id, run.project or "", run.config, rules, run.last_step, rows)
+
+
+def on_server(server: str | None, run_id: str) -> bool:
+    """Whether ``server`` has run ``run_id`` that the caller's key may read (``False`` when
+    no server is configured, it cannot be reached, or it answers as for a missing run)."""
+    if not server:
+        return False
+    import httpx  # only when asked: ``import trackline`` stays light
+
+    from ._client import Api, ApiError
+    from ._wire_types import WireError
+
+    try:
+        with Api(server, timeout=5.0) as api:
+            api.run(run_id)
+    except (ApiError, httpx.HTTPError, WireError):
+        return False
+    return True

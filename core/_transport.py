@@ -363,11 +363,11 @@ class Shipper:
             if offset > size:
                 if stream in self._past_end:  # asked again: it is so
                     raise PermanentError(
-                        f"the server has {offset:,} bytes of {stream} of run {self.run_id}, "
-                        f"more than this run log's {size:,}: the run was begun by another "
-                        "run log (continued on another machine, or its id used twice), so "
-                        "nothing of this one is uploaded. Copy the run's directory from the "
-                        "machine that logged it to continue it, or log under a new id"
+                        f"the server holds {offset:,} bytes of run {self.run_id}'s {stream} "
+                        f"log, more than this one has ({size:,}): the run was begun by "
+                        "another run log (on another machine, or its id was used twice), so "
+                        "nothing of this one is uploaded. To continue that run, copy its "
+                        "directory from the machine that logged it; else log under a new id"
                     )
                 self._past_end.add(stream)  # the server may have lost a write lock: ask again
                 self.committed = None

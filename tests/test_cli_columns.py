@@ -132,6 +132,25 @@ def test_status_fits_80_columns_with_the_problem_cut(runs: list[trackline.Run]) 
     assert rows[runs[1].id]["uploaded"] is None
     assert rows[runs[0].id]["uploaded"] == 0 and rows[runs[0].id]["server"] == url
     assert "Connect" in rows[runs[0].id]["error"]
+    # Cut in the table, whole below it: its last words too.
+    words = " ".join(after.output.split())
+    assert " ".join(rows[runs[0].id]["error"].split()[-3:]) in words
+
+
+def test_status_says_refused_and_why_in_full(runs: list[trackline.Run]) -> None:
+    """A stream the server refused for good: "refused", not the 100 % of its bytes, and
+    the whole explanation (what the shipper wrote to upload.json)."""
+    why = "the run was begun by another run log " + "and so on " * 12 + "log under a new id"
+    state = {"committed": {"main": 10**6}, "failed": {"main": why}, "error": f"main: {why}"}
+    (Path(runs[0].dir) / "upload.json").write_text(json.dumps(state))
+    shown = invoke("status")
+    assert shown.exit_code == 0, shown.output
+    assert_fits(shown.output)
+    line = next(line for line in shown.output.splitlines() if runs[0].id in line)
+    assert "refused" in line and "100%" not in line
+    assert "log under a new id" in " ".join(shown.output.split())
+    rows = {row["id"]: row for row in json.loads(invoke("status", "--json").output)}
+    assert rows[runs[0].id]["refused"] == ["main"]
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from trackline import runlog
 from trackline._cli import main as cli
 from trackline._client import Api
+from trackline._warn import TracklineWarning
 from trackline.records import Rewind, RunStart
 
 
@@ -332,6 +333,13 @@ def test_bad_forks_of_a_run_on_the_server_are_clear_errors(
     # A rewind of a run logged elsewhere: it continues that run's own log, which is not here.
     with pytest.raises(ValueError, match=r"it is on http.*fork_from='far-3', fork_step=3"):
         trackline.init(id="far-3", rewind_to=3, mode="offline")
+    # Resumed here: its log is not, so a new one under its id could never be uploaded.
+    with pytest.raises(ValueError, match=r"'far-3' is on http.*logged on another machine"):
+        trackline.init(id="far-3", resume="must", mode="offline")
+    with pytest.warns(TracklineWarning, match=r"'far-3' is on http.*kept here only"):
+        kept = trackline.init(id="far-3", resume="allow", mode="offline")
+    kept.finish()
+    shutil.rmtree(kept.dir)
     monkeypatch.delenv("TRACKLINE_SERVER")
     with pytest.raises(ValueError, match="no server is configured"):
         trackline.init(fork_from="far-3", fork_step=3, mode="offline")
