@@ -78,12 +78,16 @@ class Columnizer:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def compact(self) -> None:
+    def compact(self) -> int:
         """Hold the float values of wide rows added so far as matrices (8 bytes a point,
-        not a Python float and a pointer): what a range's bodies carry to its end."""
+        not a Python float and a pointer): what a range's bodies carry to its end.
+        Returns how many values are still Python objects (ints, text, one-key rows)."""
+        loose = 0
         for keys, shape in self._shapes.items():
             if len(keys) > 1 and shape.values:
                 shape.float_matrix()
+            loose += len(keys) * len(shape.values)
+        return loose
 
     def columns(self) -> Iterator[tuple[str, ch.Points, ch.Encoded | None]]:
         """Each key with its points in log order, and its chunk when already encoded.

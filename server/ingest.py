@@ -126,6 +126,8 @@ BATCH_MAX = 48 * 1024 * 1024
 #: range allows (a sync request of 20,000-key rows holds ~190 of them, a body ~70), and
 #: the writes per key and batch, most of a wide row's ingest, are paid once per range.
 CARRY_POINTS = 8_000_000
+#: ... and of them at most this many still Python objects (ints, text: ~40 bytes each).
+CARRY_LOOSE = 1_000_000
 #: Bytes of bodies beyond ``BATCH`` that all uploads of this process may hold at once. A
 #: decoded wide row takes about five times its bytes, so this bounds what a key holder
 #: sending many wide uploads at once can make the server hold; past it, an upload
@@ -731,11 +733,8 @@ class Applier:
         self._metrics = Columnizer()
 
     def carried(self) -> Columnizer | None:
-        """The metric rows kept for a later body (as float arrays where they can be)."""
-        if not len(self._metrics):
-            return None
-        self._metrics.compact()
-        return self._metrics
+        """The metric rows kept for a later body (compacted by ``_flush``)."""
+        return self._metrics if len(self._metrics) else None
 
     def write_rows(self) -> None:
         """Write the metric rows held as chunks (those a range carried to its end)."""
@@ -896,7 +895,12 @@ class Applier:
         if steps_seen and (min(steps_seen) < -STEP_LIMIT or max(steps_seen) > STEP_LIMIT):
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
         held = self._metrics
-        if not self.carry or held.points >= CARRY_POINTS or len(held) >= chunks.CHUNK_MAX // 2:
+        if (
+            not self.carry
+            or held.points >= CARRY_POINTS
+            or len(held) >= chunks.CHUNK_MAX // 2
+            or held.compact() >= CARRY_LOOSE
+        ):
             self._flush_rows(own_rows)
         store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system

@@ -517,3 +517,42 @@ def test_a_range_of_another_log_is_refused_by_its_head(app_client: Any) -> None:
     with db.write() as conn:  # as a stream begun before version 17 (or without a head)
         conn.execute(sa.update(schema.streams).values(head=None))
     assert post(0, len(data), head=other).json()["applied"] == 0  # not checked
+
+
+def test_rows_of_ints_are_written_before_they_hold_too_much(
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values that stay Python objects between bodies (ints here) are bounded apart
+    (``CARRY_LOOSE``): past it, a body's rows are written, and everything reads back."""
+    real = ingest.decode_stream
+
+    def small_bodies(pieces: Any, offset: int) -> Any:
+        small = (piece[i : i + 512] for piece in pieces for i in range(0, len(piece), 512))
+        yield from real(small, offset, batch=1024)
+
+    monkeypatch.setattr(ingest, "decode_stream", small_bodies)
+    monkeypatch.setattr(ingest, "ROWS_PER_BATCH", 2)
+    monkeypatch.setattr(ingest, "CARRY_LOOSE", 200)
+    written: list[int] = []
+    flush_rows = ingest.Applier._flush_rows
+
+    def counted(self: Any, own_rows: bool = True) -> None:
+        written.append(len(self._metrics))
+        flush_rows(self, own_rows)
+
+    monkeypatch.setattr(ingest.Applier, "_flush_rows", counted)
+    keys = [f"count/{j}" for j in range(50)]
+    records: list[Record] = [RunStart(run_id="ints", project="p", name="n", start_time=1.0)]
+    records += [
+        Metrics(s, 1.0 + s, {k: s * 100 + j for j, k in enumerate(keys)}) for s in range(30)
+    ]
+    data = log_bytes(records)
+    ship(app_client, "ints", data, [0, len(data)])
+    got = history(app_client, "ints", keys[:3])
+    assert [[r[k] for k in keys[:3]] for r in got] == [
+        [s * 100 + j for j in range(3)] for s in range(30)
+    ]
+    assert all(type(r[keys[0]]) is int for r in got)
+    parts = [n for n in written if n]
+    assert sum(parts) == 30 and len(parts) > 2  # written in parts of >= 4 rows (200 / 50)
+    assert all(n >= 4 for n in parts[:-1])
