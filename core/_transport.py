@@ -376,9 +376,10 @@ class Shipper:
             limit = self._batch_limit()
             data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
             if more and self._ratio is None and self.grow_to > limit:
-                # The first request of a backlog: measure how its bytes compress, and read
-                # as many as that allows (one compression more, once).
-                self._ratio = len(data) / max(1, len(zlib.compress(data, 1)))
+                # The first request of a backlog: measure how its bytes compress (their first
+                # 4 MiB), and read as many as that allows.
+                sample = data[: 4 << 20]
+                self._ratio = len(sample) / max(1, len(zlib.compress(sample, 1)))
                 if self._batch_limit() > limit:
                     data, more = _read_batch(path, offset, self._batch_limit())
             if size > offset + len(data):  # a mapped log's reserved zeros are not data

@@ -25,6 +25,8 @@ PIECE = 256 * 1024
 SPOOL_MEMORY = 1024 * 1024
 #: Deflate's largest ratio is about 1032:1; a body that cannot pass the limit needs no pre-check.
 _MAX_RATIO = 1032
+#: A body whose start inflates this many times over or more is checked whole before decoding.
+SUSPECT_RATIO = 32
 
 
 def _too_large(limit: int, what: str = "body") -> ApiError:
@@ -117,11 +119,25 @@ def inflate(pieces: Iterable[bytes], encoding: str, limit: int) -> Iterator[byte
 def check_inflated_size(file: IO[bytes], encoding: str, limit: int) -> None:
     """Refuse (413) a compressed body that inflates past ``limit``, before anything is decoded.
 
-    Skipped where the body is too small to get there. Leaves ``file`` at its start.
+    Skipped where the body is too small to get there, and where its first ``PIECE`` inflates
+    less than ``SUSPECT_RATIO`` times over (run logs deflate 2-10x, a bomb ~1000x): that pass
+    inflated every large upload twice, and decoding refuses past ``limit`` all the same, so a
+    bomb that starts like a run log costs what the largest allowed body does. Leaves ``file``
+    at its start.
     """
     size = file.seek(0, 2)
     file.seek(0)
     if not check_encoding(encoding) or size * _MAX_RATIO <= limit:
+        return
+    head = file.read(PIECE)
+    file.seek(0)
+    inflater = zlib.decompressobj(47)
+    try:
+        start = inflater.decompress(head, PIECE)  # at most a piece out, whatever the ratio
+    except zlib.error:
+        return  # not valid data: decoding says so (400)
+    used = len(head) - len(inflater.unconsumed_tail)
+    if len(start) < used * SUSPECT_RATIO:
         return
     for _ in inflate(read_pieces(file), encoding, limit):
         pass

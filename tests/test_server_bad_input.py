@@ -325,3 +325,43 @@ def test_fuzz_every_operation(tmp_path: Path) -> None:
         rows = _rows(wt.decode(client.get(f"/api/v1/runs/{RUN}/history").content, wt.Columns))
         assert [r["x"] for r in rows[:20]] == [float(s) for s in range(20)]
     restarted.state.ctx.db.dispose()
+
+
+def test_the_bomb_pre_check_inflates_whole_only_what_starts_like_a_bomb(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``bodies.check_inflated_size``: a body that starts at a bomb's ratio is inflated whole
+    and refused (413) before decoding; one that starts like a run log is not inflated twice,
+    and if it turns into a bomb later, decoding's own inflate refuses it past the limit."""
+    import io
+    import os
+    import zlib
+
+    from trackline.server import bodies
+    from trackline.server.deps import ApiError
+
+    limit = 8 << 20
+    passes: list[int] = []
+    real = bodies.inflate
+
+    def counted(*args: Any) -> Any:
+        passes.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(bodies, "inflate", counted)
+    zeros = zlib.compress(bytes(64 << 20), 9)
+    with pytest.raises(ApiError) as refused:
+        bodies.check_inflated_size(io.BytesIO(zeros), "deflate", limit)
+    assert refused.value.status == 413 and passes == [1]
+
+    passes.clear()
+    logish = os.urandom(1 << 20).hex().encode()  # ~2x, as run logs deflate 2-10x
+    packer = zlib.compressobj(1)
+    sneaky = packer.compress(logish) + packer.compress(bytes(64 << 20)) + packer.flush()
+    body = io.BytesIO(sneaky)
+    bodies.check_inflated_size(body, "deflate", limit)  # starts like a log: no whole pass
+    assert passes == [] and body.tell() == 0
+    with pytest.raises(ApiError) as late:
+        for _ in real(bodies.read_pieces(body), "deflate", limit):
+            pass
+    assert late.value.status == 413
