@@ -38,7 +38,16 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks against W&B, MLflow and TensorBoard, measured in the same run (`-- --quick`)."""
     session.install(TORCH, *CONSTRAINTS, "-e", ".[dev,bench]")
-    for script in ("core", "media", "server", "live", "integrations", "artifacts", "dashboard"):
+    for script in (
+        "core",
+        "media",
+        "server",
+        "live",
+        "wide",
+        "integrations",
+        "artifacts",
+        "dashboard",
+    ):
         session.run("python", f"bench/bench_{script}.py", *session.posargs)
 
 
