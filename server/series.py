@@ -68,13 +68,8 @@ class SeriesWriter:
 
     def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
         if self._known is None:
-            # Plain tuples from the driver's cursor: a wide run has tens of thousands of
-            # series, and SQLAlchemy's rows took a tenth of its ingest.
-            result = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
-            names = list(result.keys())
-            rows = result.cursor.fetchall() if result.cursor is not None else []
-            kind, key = names.index("kind"), names.index("key")
-            self._known = {(r[kind], r[key]): dict(zip(names, r, strict=True)) for r in rows}
+            rows = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
+            self._known = {(r.kind, r.key): dict(r._mapping) for r in rows}
         return self._known
 
     def count(self, kind: str, key: str) -> int:
