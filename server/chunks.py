@@ -246,7 +246,9 @@ def encode(points: Points) -> Encoded:
             vals = values.tobytes()
         finite = values[~np.isnan(values)]
         if len(finite):
-            v_min, v_max = float(finite.min()), float(finite.max())
+            # ``+ 0.0``: -0.0 becomes 0.0, so that the sign of a zero bound does not
+            # depend on the order a reduction visits 0.0 and -0.0 (``encode_columns``).
+            v_min, v_max = float(finite.min()) + 0.0, float(finite.max()) + 0.0
             # JSON-safe bounds in the table: infinities are clamped for the index only.
             v_min = v_min if math.isfinite(v_min) else math.copysign(1e308, v_min)
             v_max = v_max if math.isfinite(v_max) else math.copysign(1e308, v_max)
@@ -288,8 +290,8 @@ def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array)
     dense = bool(is_sorted and step_max - step_min == n - 1)
     step_bytes = b"" if dense else steps.tobytes()
     time_bytes = times.astype(np.float64).tobytes()
-    lows = np.fmin.reduce(matrix, axis=1)
-    highs = np.fmax.reduce(matrix, axis=1)
+    lows = np.fmin.reduce(matrix, axis=1) + 0.0  # -0.0 as 0.0, as in ``encode``
+    highs = np.fmax.reduce(matrix, axis=1) + 0.0
     # JSON-safe bounds, as ``encode`` clamps them: infinities only.
     lows_clamped, highs_clamped = _clamp_infinities(lows), _clamp_infinities(highs)
     missing: list[bool] = np.isnan(lows).tolist()
@@ -301,8 +303,8 @@ def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array)
         table = np.empty((width, len(starts)), dtype=BLOCK_DTYPE)
         table["first"] = steps[starts]
         table["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
-        table["min"] = np.fmin.reduceat(matrix, starts, axis=1)
-        table["max"] = np.fmax.reduceat(matrix, starts, axis=1)
+        table["min"] = np.fmin.reduceat(matrix, starts, axis=1) + 0.0
+        table["max"] = np.fmax.reduceat(matrix, starts, axis=1) + 0.0
         nan = np.isnan(matrix)
         with np.errstate(invalid="ignore", over="ignore"):  # as in block_summary
             table["sum"] = np.add.reduceat(np.where(nan, 0.0, matrix), starts, axis=1)
@@ -361,8 +363,9 @@ def block_summary(steps: Int64Array, values: Float64Array) -> npt.NDArray[Any]:
     blocks = np.empty(len(starts), dtype=BLOCK_DTYPE)
     blocks["first"] = steps[starts]
     blocks["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
-    blocks["min"] = np.fmin.reduceat(values, starts)
-    blocks["max"] = np.fmax.reduceat(values, starts)
+    # ``+ 0.0``: -0.0 as 0.0, whatever order the reduction took (see ``encode``).
+    blocks["min"] = np.fmin.reduceat(values, starts) + 0.0
+    blocks["max"] = np.fmax.reduceat(values, starts) + 0.0
     nan = np.isnan(values)
     with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: NaN; overflow: inf
         blocks["sum"] = np.add.reduceat(np.where(nan, 0.0, values), starts)
