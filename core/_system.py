@@ -127,13 +127,16 @@ class Gpus:
     """The GPUs this run may use, through NVML; none where there is no NVIDIA driver.
 
     ``gpu/{i}`` numbers the devices as CUDA does in the training process: the
-    order of ``CUDA_VISIBLE_DEVICES`` where it is set.
+    order of ``CUDA_VISIBLE_DEVICES`` where it is set. ``own_only``: only what this
+    process tree holds on each device (``proc_memory_bytes``, for the devices it
+    uses), for a rank whose node's devices another rank samples whole.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, own_only: bool = False) -> None:
         self._nvml: Any = None
+        self._own_only = own_only
         self.handles: list[Any] = []
-        if not enabled:  # another rank on this node samples the GPUs
+        if not enabled:
             return
         try:
             # The deprecated ``pynvml`` package warns on import; that is no news for agent.log.
@@ -153,10 +156,12 @@ class Gpus:
             self.close()
 
     def names(self) -> list[str]:
+        if self._own_only:  # the node's sampling rank records the devices
+            return []
         return [_text(self._nvml.nvmlDeviceGetName(h)) for h in self.handles]
 
     def driver(self) -> str | None:
-        if self._nvml is None:
+        if self._nvml is None or self._own_only:
             return None
         return _text(self._nvml.nvmlSystemGetDriverVersion())
 
@@ -167,6 +172,11 @@ class Gpus:
         """
         values: dict[str, float] = {}
         for i, handle in enumerate(self.handles):
+            if self._own_only:
+                held = _process_memory(self._nvml, handle, pids)
+                if held:  # a device this rank does not use adds no key
+                    values[f"gpu/{i}/proc_memory_bytes"] = held
+                continue
             for name, value in _device_values(self._nvml, handle, pids).items():
                 values[f"gpu/{i}/{name}"] = value
         return values
@@ -249,8 +259,8 @@ class Sampler:
     """All collectors together: one call, one flat dict of values."""
 
     def __init__(self, pid: int, run_dir: Path, on_error: OnError, host: bool = True) -> None:
-        """``host=False``: the process tree only (another rank on this node samples the
-        host and its GPUs)."""
+        """``host=False``: the process tree only, with the GPU memory it holds (another
+        rank on this node samples the host and its GPUs whole)."""
         self._on_error = on_error
         self._host = host
         self._run_dir = run_dir
@@ -259,7 +269,7 @@ class Sampler:
             self.tree = ProcessTree(pid)
         except psutil.Error as exc:
             on_error("process tree", exc)
-        self.gpus = Gpus(enabled=host)
+        self.gpus = Gpus(own_only=not host)
         psutil.cpu_percent(None)  # prime the host's counter too
 
     def sample(self) -> dict[str, float]:

@@ -3,12 +3,14 @@
 The training thread only does what is cheap and safe: a CPU scalar becomes a
 Python number at once (a later in-place update of the tensor must not change
 what was logged). A CUDA tensor is cloned on its device (queued, no host
-sync) and turned into a number later, on the writer thread.
+sync) and turned into a number later, on the writer thread (on the stream the
+clone was queued on).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,15 +20,25 @@ _ARRAY_MODULES = ("numpy", "torch", "tensorflow", "jax", "jaxlib", "keras")
 
 
 class Deferred:
-    """A device tensor whose value is read on the writer thread."""
+    """A device tensor whose value is read on the writer thread.
 
-    __slots__ = ("tensor",)
+    ``stream``: the CUDA stream the copy was queued on. The read is queued on it too:
+    the writer thread's own (default) stream is not ordered after a side stream's
+    work, so a read there could see the copy before it is made.
+    """
 
-    def __init__(self, tensor: Any) -> None:
+    __slots__ = ("stream", "tensor")
+
+    def __init__(self, tensor: Any, stream: Any = None) -> None:
         self.tensor = tensor
+        self.stream = stream
 
     def resolve(self) -> float | int:
-        value = self.tensor.item()
+        if self.stream is None:
+            value = self.tensor.item()
+        else:
+            with sys.modules["torch"].cuda.stream(self.stream):
+                value = self.tensor.item()
         return (
             value
             if isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -73,8 +85,12 @@ def _array_scalar(value: Any, module: str) -> float | int | Deferred:
     if module == "torch":
         if value.numel() != 1:
             raise Unsupported(f"tensor of shape {tuple(value.shape)}")
-        if value.device.type != "cpu":
-            return Deferred(value.detach().clone())
+        device = value.device
+        if device.type != "cpu":
+            stream = None
+            if device.type == "cuda":  # torch is imported: the value is its tensor
+                stream = sys.modules["torch"].cuda.current_stream(device)
+            return Deferred(value.detach().clone(), stream)
         return _plain(value.item())
     if module == "numpy":
         if size != 1:

@@ -385,6 +385,22 @@ def test_gpu_readings_skip_what_the_device_cannot_tell() -> None:
     assert values["proc_memory_bytes"] == 1500  # 10 counted once, 12 unknown, 99 not ours
 
 
+def test_a_rank_samples_only_the_gpu_memory_its_processes_hold() -> None:
+    """A rank whose node's GPUs another rank samples whole reports, per device it uses,
+    what its own processes hold there (W&B's per-process GPU memory); no device names."""
+    gpus = _system.Gpus(enabled=False, own_only=True)
+    gpus._nvml, gpus.handles = FakeNvml(["GPU-a", "GPU-b"]), [0, 1]
+    assert gpus.sample({10, 11}) == {
+        "gpu/0/proc_memory_bytes": 1500,
+        "gpu/1/proc_memory_bytes": 1500,
+    }
+    assert gpus.sample({12, 13}) == {}  # memory unknown or nothing held: no key
+    assert gpus.names() == [] and gpus.driver() is None
+    whole = _system.Gpus(enabled=False)
+    whole._nvml, whole.handles = gpus._nvml, [0]
+    assert set(whole.sample({10})) > {"gpu/0/proc_memory_bytes", "gpu/0/util_percent"}
+
+
 @pytest.mark.skipif(not nvml_present(), reason="no NVIDIA GPU here")
 def test_gpu_stats_with_a_real_gpu(tmp_path: Path) -> None:
     sampler = _system.Sampler(os.getpid(), tmp_path, lambda what, exc: pytest.fail(what))
