@@ -38,6 +38,28 @@ for label, value in (("float", 0.5), ("cpu tensor", cpu), ("cuda tensor", x)):
 run.finish()
 rows = trackline.open_run(run.dir).history()
 print("rows", len(rows), "all 0.5:", all(r["v"] == 0.5 for r in rows))
+# Why the read is queued on the value's stream: a thread reading on its default stream.
+import threading
+side = torch.cuda.Stream()
+for on_stream in (False, True):
+    wrong = 0
+    for trial in range(5):
+        with torch.cuda.stream(side):
+            a = torch.ones((8192, 8192), device="cuda")
+            for _ in range(12):
+                a = (a @ a) / 8192
+            copy = (a.mean() + trial).clone()
+        seen = []
+        def read():
+            if on_stream:
+                with torch.cuda.stream(side):
+                    seen.append(copy.item())
+            else:
+                seen.append(copy.item())
+        reader = threading.Thread(target=read); reader.start(); reader.join()
+        wrong += seen[0] != 1.0 + trial
+        torch.cuda.synchronize()
+    print(f"read from another thread, on the side stream={on_stream}: {wrong} of 5 wrong")
 PY
 
 timeout 240 python3 -m pytest -q -W default -p no:cacheprovider -rs tests/test_gpu.py \
