@@ -30,7 +30,7 @@ from typing import Any
 
 from . import runlog
 from ._console import ConsoleLog
-from ._values import Deferred
+from ._values import Deferred, resolve_many
 from ._warn import warn, warn_once
 from .records import Gap, Histogram, Metrics, Record, decode, encode, encode_row
 
@@ -67,6 +67,29 @@ class NeedsResolve:
         return self.record
 
 
+def _take(buffer: collections.deque[Any], most: int) -> list[Any]:
+    """Up to ``most`` items from the left of ``buffer`` (another thread appends on the right)."""
+    items = []
+    popleft = buffer.popleft
+    for _ in range(most):
+        try:
+            items.append(popleft())
+        except IndexError:
+            break
+    return items
+
+
+def _resolve_together(items: list[Any]) -> None:
+    """Read the device values of the rows among ``items`` at once (see ``resolve_many``)."""
+    deferred: list[Deferred] = []
+    for item in items:
+        if type(item) is NeedsResolve:
+            values: dict[str, Any] = item.record.values
+            deferred += [value for value in values.values() if type(value) is Deferred]
+    if len(deferred) > 1:
+        resolve_many(deferred)
+
+
 class Writer:
     """Owns the run log file of one run; one consumer thread."""
 
@@ -88,6 +111,7 @@ class Writer:
         self._stopping = False
         #: Encoded frames the disk has not taken yet, oldest first, and their size.
         self._unwritten: list[bytes] = []
+        self._taken = 0
         self._unwritten_bytes = 0
         self._max_buffer = max_buffer
         self._gap: _GapCount | None = None
@@ -163,7 +187,7 @@ class Writer:
     def flush(self, timeout: float = 10.0) -> bool:
         """Write everything buffered so far; ``False`` if that took longer than ``timeout``."""
         target = len(self.buffer)
-        if target == 0 and not self._unwritten:
+        if target == 0 and not self._taken and not self._unwritten:
             return True
         done = threading.Event()
         self.buffer.append(_Marker(done))
@@ -184,7 +208,7 @@ class Writer:
     @property
     def all_written(self) -> bool:
         """Whether every record so far reached the file (after ``close``: the final one too)."""
-        return not self.buffer and not self._unwritten and self._gap is None
+        return not self.buffer and not self._taken and not self._unwritten and self._gap is None
 
     def _loop(self) -> None:
         while True:
@@ -208,37 +232,42 @@ class Writer:
         if console is not None:
             console.drain()
         while True:
-            try:
-                item = buffer.popleft()
-            except IndexError:
+            items = _take(buffer, _BATCH)
+            #: Taken from the buffer, not yet among the unwritten frames (``flush``).
+            self._taken = len(items)
+            if not items:
                 break
-            if type(item) is bytes:  # framed by ``append``
-                data = item
-            elif type(item) is _Marker:
-                markers.append(item)
-                continue
-            elif type(item) is _ConsoleEnd:
-                if console is not None:
-                    console.drain(final=True)
-                continue
-            else:
-                if type(item) is NeedsResolve:
-                    item = item.resolve()
-                try:
-                    data = encode(item)  # type: ignore[arg-type]
-                except Exception as exc:
-                    warn_once(f"encode:{type(item).__name__}", f"could not encode a record: {exc}")
-                    with self._file.lock:
-                        self._held -= 1
+            _resolve_together(items)
+            for item in items:
+                if type(item) is bytes:  # framed by ``append``
+                    data = item
+                elif type(item) is _Marker:
+                    markers.append(item)
                     continue
-            frames.append(data)
-            added += len(data)
-            count += 1
-            if count >= _BATCH:
-                self._unwritten_bytes += added + _OVERHEAD * count
-                added = count = 0
-                self._write()
-                frames = self._unwritten
+                elif type(item) is _ConsoleEnd:
+                    if console is not None:
+                        console.drain(final=True)
+                    continue
+                else:
+                    if type(item) is NeedsResolve:
+                        item = item.resolve()
+                    try:
+                        data = encode(item)  # type: ignore[arg-type]
+                    except Exception as exc:
+                        warn_once(
+                            f"encode:{type(item).__name__}", f"could not encode a record: {exc}"
+                        )
+                        with self._file.lock:
+                            self._held -= 1
+                        continue
+                frames.append(data)
+                added += len(data)
+                count += 1
+                if count >= _BATCH:
+                    self._unwritten_bytes += added + _OVERHEAD * count
+                    added = count = 0
+                    self._write()
+                    frames = self._unwritten
         self._unwritten_bytes += added + _OVERHEAD * count
         self._write()
         for marker in markers:

@@ -38,9 +38,20 @@ def test_values_logged_on_a_side_stream_are_read_once_computed() -> None:
             run.log({"mean": mean, "half": mean.to(torch.bfloat16)}, step=step)
             mean.add_(1000.0)  # a later in-place change is not what was logged
     torch.cuda.synchronize()
+    # A burst of rows of CUDA values on the default stream: read a batch at a time.
+    for step in range(3, 3003):
+        loss = torch.tensor(step / 4, device="cuda")
+        count = torch.tensor(step, device="cuda", dtype=torch.int64)
+        run.log({"mean": loss, "half": loss.to(torch.bfloat16), "count": count}, step=step)
     run.finish()
     rows = trackline.open_run(run.dir).history()
-    assert [(row["mean"], row["half"]) for row in rows] == [(1.0 + s, 1.0 + s) for s in range(3)]
+    assert [(row["mean"], row["half"]) for row in rows[:3]] == [
+        (1.0 + s, 1.0 + s) for s in range(3)
+    ]
+    burst = rows[3:]
+    assert [(row["mean"], row["count"]) for row in burst] == [(s / 4, s) for s in range(3, 3003)]
+    assert all(row["half"] == float(torch.tensor(row["mean"]).to(torch.bfloat16)) for row in burst)
+    assert all(type(row["count"]) is int for row in burst)
 
 
 RANK_SCRIPT = """

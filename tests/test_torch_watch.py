@@ -252,3 +252,40 @@ def test_cuda_histograms_on_the_device_without_sync_between_logs() -> None:
     assert on_gpu is not None and on_cpu is not None
     assert on_gpu[0] == pytest.approx(on_cpu[0])
     assert sum(on_gpu[1]) == 1000 and on_gpu[1] == pytest.approx(on_cpu[1], abs=1)
+
+
+def test_device_values_are_read_together_as_each_alone() -> None:
+    """``resolve_many`` reads a batch's device values with one copy per dtype; what
+    each gets is what its own ``item()`` gives (here on CPU tensors, the same code)."""
+    from trackline._values import Deferred, resolve_many
+
+    tensors = [
+        torch.tensor(1.5),
+        torch.tensor([[2.25]]),
+        torch.tensor(3.0, dtype=torch.bfloat16),
+        torch.tensor(2**40 + 1, dtype=torch.int64),
+        torch.tensor(True),
+        torch.tensor(float("nan")),
+        torch.tensor([7], dtype=torch.int32),
+        torch.tensor(-0.5, dtype=torch.float16),
+        torch.tensor(4.0, dtype=torch.bfloat16),
+    ]
+    together = [Deferred(t) for t in tensors]
+    resolve_many(together)
+    # float32 and bfloat16 were read in a copy each; a dtype alone is left to item()
+    read = [d.read is not None for d in together]
+    assert read == [True, True, True, False, False, True, False, False, True]
+    alone = [Deferred(t).resolve() for t in tensors]
+    got = [d.resolve() for d in together]
+    assert [repr(v) for v in got] == [repr(v) for v in alone]
+    assert [type(v) for v in got] == [type(v) for v in alone]
+    assert got[3] == 2**40 + 1 and got[4] == 1.0
+
+
+def test_a_burst_of_tensor_rows_is_logged_exactly() -> None:
+    run = trackline.init(project="values")
+    for step in range(3000):
+        run.log({"a": torch.tensor(step / 4), "b": torch.tensor(step, dtype=torch.int64)})
+    run.finish()
+    rows = trackline.open_run(run.dir).history()
+    assert [(r["a"], r["b"]) for r in rows] == [(s / 4, s) for s in range(3000)]
