@@ -726,7 +726,9 @@ class Applier:
         if own_rows:
             store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
         columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
-        store.ensure("m", [key for key, _, _ in columns])  # new series in one insert
+        keys = [key for key, _, _ in columns]
+        store.read([("r", ""), *(("m", key) for key in keys)])  # one query
+        store.ensure("m", keys)  # new series in one insert
         for key, points, encoded in columns:
             store.append("m", key, points, encoded)
         store.flush()
@@ -905,12 +907,15 @@ class Applier:
         store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system
         if len(system):
+            columns = [(clean(key, 1024) or "", points) for key, points, _ in system.columns()]
+            store.read([("S", ""), *(("s", key) for key, _ in columns)])  # one query
+            store.ensure("s", [key for key, _ in columns])
             base = store.count("S", "")
             rows = chunks.rows_points([base + i for i in range(len(system))], system.times)
             store.append("S", "", rows)
-            for key, points, _ in system.columns():
+            for key, points in columns:
                 points.steps = points.steps + base  # not pre-encoded: the steps change
-                store.append("s", clean(key, 1024) or "", points)
+                store.append("s", key, points)
         store.flush()
         if self._histograms:
             self.conn.execute(

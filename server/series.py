@@ -36,6 +36,9 @@ POINT_COLUMNS = (
     chunks.c.flags,
 )
 _CHUNK_COLUMNS = (chunks.c.series_id, chunks.c.seq, *POINT_COLUMNS)
+#: A batch writing this many series or more reads the run's every series (a wide row),
+#: fewer are read by key.
+READ_ALL_FROM = 500
 
 
 class SeriesWriter:
@@ -57,7 +60,8 @@ class SeriesWriter:
         self.run_pk = run_pk
         #: The run's rewinds so far: the chunks written belong to that epoch (``lineage.py``).
         self.epoch = epoch
-        self._known: dict[tuple[str, str], dict[str, Any]] | None = None
+        #: The series rows read so far: (kind, key) -> row, or None where there is none.
+        self._known: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._inserts: list[dict[str, Any]] = []
         #: (series id, seq) -> the points of a small chunk inserted in this batch, kept
         #: for a compaction of its tail.
@@ -66,14 +70,28 @@ class SeriesWriter:
         self._times: dict[tuple[int, int], bytes] = {}
         self._dirty: dict[int, dict[str, Any]] = {}
 
-    def _series(self) -> dict[tuple[str, str], dict[str, Any]]:
-        if self._known is None:
-            rows = self.conn.execute(sa.select(series).where(series.c.run_pk == self.run_pk))
-            self._known = {(r.kind, r.key): dict(r._mapping) for r in rows}
-        return self._known
+    def read(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """Read the rows of the series ``wanted`` (kind, key) not read yet, in a query.
+
+        A batch reads only the series it writes: a run of 16 ranks has thousands of
+        series, and each rank's request touches its own hundred. Many keys (a wide
+        row) are read with the run's every series, in one statement.
+        """
+        known = self._known
+        missing = [pair for pair in dict.fromkeys(wanted) if pair not in known]
+        if not missing:
+            return
+        query = sa.select(series).where(series.c.run_pk == self.run_pk)
+        if len(missing) < READ_ALL_FROM:
+            query = query.where(series.c.key.in_({key for _, key in missing}))
+        for row in self.conn.execute(query):
+            known.setdefault((row.kind, row.key), dict(row._mapping))  # this batch's own kept
+        for pair in missing:
+            known.setdefault(pair, None)
 
     def count(self, kind: str, key: str) -> int:
-        found = self._series().get((kind, key))
+        self.read([(kind, key)])
+        found = self._known[(kind, key)]
         return 0 if found is None else int(found["count"])
 
     def ensure(self, kind: str, keys: Iterable[str]) -> None:
@@ -82,8 +100,11 @@ class SeriesWriter:
         ``append`` creates a missing series itself; a wide row (thousands of new keys)
         calls this first, so that they cost one insert instead of one each.
         """
-        known = self._series()
-        new = [key for key in dict.fromkeys(keys) if (kind, key) not in known]
+        keys_once = list(dict.fromkeys(keys))
+        wanted = [(kind, key) for key in keys_once]
+        self.read(wanted)
+        known = self._known
+        new = [key for pair, key in zip(wanted, keys_once, strict=True) if known[pair] is None]
         if not new:
             return
         for series_id, key in chunkwrite.insert_series(self.conn, self.run_pk, kind, new):
@@ -96,11 +117,12 @@ class SeriesWriter:
         chunk (``chunks.encode_columns``)."""
         if not len(points):
             return
-        known = self._series()
+        known = self._known
         info = known.get((kind, key))
         if info is None:
             self.ensure(kind, [key])
             info = known[(kind, key)]
+            assert info is not None
         if encoded is not None:
             first = int(points.steps[0])
             low, high, increasing = encoded.step_min, encoded.step_max, encoded.sorted
