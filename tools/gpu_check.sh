@@ -5,8 +5,9 @@
 # fastapi, starlette, pydantic, pydantic_core, annotated-types, typing-inspection, uvicorn,
 # httptools, SQLAlchemy, greenlet, orjson, typing_extensions); trackline itself is put together from the tree, as
 # pyproject.toml maps it. Everything it prints goes to $OUT too.
-#   1. what the machine is; 2. run.log of CUDA values, cost per call;
-#   3. the tests that need CUDA or NVML; 4. bench_live: 16 writers, 1 M points/s.
+#   1. what the machine is; 2. run.log of CUDA values, cost per call (``cost``);
+#   3. the tests that need CUDA or NVML (``tests``); 4. bench_live: 16 writers, 1 M
+#   points/s (``live``). Arguments name the steps to run (all by default).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
@@ -20,8 +21,9 @@ export PYTHONPATH=/tmp/pkg:/tmp/site PYTHONUNBUFFERED=1
     nvidia-smi -L; nproc; free -g | head -2; ls /usr/lib/postgresql 2>&1
     python3 -c "import torch, trackline, trackline.server.app; print('torch', torch.__version__, 'gpus', torch.cuda.device_count())"
 } 2>&1 | tee "$OUT/info.txt"
+steps=" ${*:-cost tests live} "
 
-python3 - <<'PY' 2>&1 | tee "$OUT/log_cost.txt"
+[[ $steps == *" cost "* ]] && python3 - <<'PY' 2>&1 | tee "$OUT/log_cost.txt"
 import os, tempfile, time
 os.environ["TRACKLINE_DIR"] = tempfile.mkdtemp()
 import torch, trackline
@@ -38,6 +40,24 @@ for label, value in (("float", 0.5), ("cpu tensor", cpu), ("cuda tensor", x)):
 run.finish()
 rows = trackline.open_run(run.dir).history()
 print("rows", len(rows), "all 0.5:", all(r["v"] == 0.5 for r in rows))
+# What a CUDA value's log() is made of, each alone.
+from trackline import _values
+def per_call(fn, n=20000):
+    for _ in range(1000):
+        fn()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) / n * 1e6
+dev = x.device
+for label, fn in (
+    ("x.device", lambda: x.device),
+    ("current_stream(device)", lambda: torch.cuda.current_stream(dev)),
+    ("x.detach().clone()", lambda: x.detach().clone()),
+    ("to_scalar(x)", lambda: _values.to_scalar(x)),
+):
+    print(f"{label}: {per_call(fn):.2f} us")
+torch.cuda.synchronize()
 # Why the read is queued on the value's stream: a thread reading on its default stream.
 import threading
 side = torch.cuda.Stream()
@@ -62,9 +82,9 @@ for on_stream in (False, True):
     print(f"read from another thread, on the side stream={on_stream}: {wrong} of 5 wrong")
 PY
 
-timeout 240 python3 -m pytest -q -W default -p no:cacheprovider -rs tests/test_gpu.py \
+[[ $steps == *" tests "* ]] && timeout 240 python3 -m pytest -q -W default -p no:cacheprovider -rs tests/test_gpu.py \
     tests/test_torch_watch.py tests/test_agent.py::test_gpu_stats_with_a_real_gpu \
     tests/test_agent.py::test_finished_run_has_samples_and_environment 2>&1 | tee "$OUT/tests.txt"
 
-timeout 330 python3 bench/bench_live.py --writers 16 --rate 1000000 --seconds 30 \
+[[ $steps == *" live "* ]] && timeout 330 python3 bench/bench_live.py --writers 16 --rate 1000000 --seconds 30 \
     --backends sqlite --no-mlflow --json "$OUT/live.json" 2>&1 | tee "$OUT/live.txt"
