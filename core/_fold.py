@@ -190,6 +190,16 @@ def final(main: Finish | None, agent: Finish | None, last_start: float) -> Finis
     return None
 
 
+def count_row(state: RunFold, step: int, time: float) -> None:
+    """A row of the run's own writer at ``step`` and ``time``: what it adds to the state
+    besides its values (``fold``; the server folds wide rows' values itself)."""
+    if step > state.last_step:
+        state.last_step = step
+    state.rows += 1
+    if time > state.last_time:
+        state.last_time = time
+
+
 def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
     """Apply one record of ``stream`` (``"main"`` or ``"system"``) to ``state``; returns it.
 
@@ -208,11 +218,7 @@ def fold(state: RunFold, record: Any, stream: str = "main") -> RunFold:
     if kind is Metrics:
         if stream == "main":
             state.summarizer.add(record.values)
-            if record.step > state.last_step:
-                state.last_step = record.step
-            state.rows += 1
-            if record.time > state.last_time:
-                state.last_time = record.time
+            count_row(state, record.step, record.time)
     elif kind is Finish:
         if stream == "main":
             state.main_finish = record

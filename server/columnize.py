@@ -58,6 +58,8 @@ class Columnizer:
         self.times: list[float] = []
         #: Points (values) added.
         self.points = 0
+        #: The keys of the last wide row and their shape (``add_wide``).
+        self._last_wide: tuple[tuple[str, ...], _Shape] | None = None
 
     def add(self, step: int, time: float, values: dict[str, Any]) -> None:
         position = len(self.steps)
@@ -74,6 +76,29 @@ class Columnizer:
         shape.steps.append(step)
         shape.times.append(time)
         shape.values.append(tuple(values.values()))
+
+    def add_wide(
+        self, step: int, time: float, keys: tuple[str, ...], values: npt.NDArray[np.float64]
+    ) -> None:
+        """``add`` of a row of float ``values`` (one per key): kept as a matrix row, with
+        no Python object per value. Rows of one layout share their ``keys`` tuple."""
+        position = len(self.steps)
+        self.steps.append(step)
+        self.times.append(time)
+        self.points += len(keys)
+        last = self._last_wide
+        if last is not None and last[0] is keys:
+            shape = last[1]
+        else:
+            shape = self._shapes.setdefault(keys, _Shape())
+            self._last_wide = (keys, shape)
+        shape.index.append(position)
+        shape.steps.append(step)
+        shape.times.append(time)
+        if shape.values:  # later rows than the matrices': they stay rows, in order
+            shape.values.append(tuple(values.tolist()))
+        else:
+            shape.blocks.append(values.reshape(1, -1))
 
     def __len__(self) -> int:
         return len(self.steps)

@@ -16,7 +16,7 @@ import posixpath
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from trackline import _ranks
 from trackline._console import strip_ansi
-from trackline._fold import fold, rebuild_summary
+from trackline._fold import RunFold, count_row, fold, rebuild_summary
 from trackline._names import project_problem, valid_run_id
 from trackline.records import (
     ArtifactLogged,
@@ -50,7 +50,18 @@ from trackline.runlog import (
     scan_frames,
 )
 
-from . import artifacts, auth, chunks, files, lineage, possession, runstate, series, trash
+from . import (
+    artifacts,
+    auth,
+    chunks,
+    files,
+    lineage,
+    possession,
+    runstate,
+    series,
+    trash,
+    widerows,
+)
 from .columnize import Columnizer
 from .schema import (
     blob_owners,
@@ -62,6 +73,7 @@ from .schema import (
     runs,
     streams,
 )
+from .widerows import WideRow
 
 #: ``console``: the lines the run printed (``console.tlog``), only ``Console`` records.
 STREAMS = ("main", "system", "console")
@@ -185,6 +197,7 @@ def _decode(pieces: Iterable[bytes], offset: int, batch: int, held: list[int]) -
     sized = False  # whether the batch was sized from a frame's length yet
     small = batch
     need = HEADER_SIZE if header else batch  # bytes to gather before decoding
+    decode = widerows.Decoder(_decoder.decode)  # a wide row's layout holds across bodies
     for piece in pieces:
         buffer += piece
         if header and len(buffer) >= HEADER_SIZE:
@@ -197,7 +210,7 @@ def _decode(pieces: Iterable[bytes], offset: int, batch: int, held: list[int]) -
             need = max(need, batch)
         if header or len(buffer) < need:
             continue
-        body, used, wanted = _frames(bytes(buffer), base)
+        body, used, wanted = _frames(bytes(buffer), base, decode)
         del buffer[:used]
         base += used
         if body.records:  # frames further on are sized like these (a run start is small)
@@ -213,7 +226,7 @@ def _decode(pieces: Iterable[bytes], offset: int, batch: int, held: list[int]) -
         _check_header(bytes(buffer[:HEADER_SIZE]))
         del buffer[:HEADER_SIZE]
         base = HEADER_SIZE
-    body, used, _ = _frames(bytes(buffer), base, final=True)
+    body, used, _ = _frames(bytes(buffer), base, decode, final=True)
     if used != len(buffer):
         raise IngestError(
             400,
@@ -247,8 +260,11 @@ def _check_header(data: bytes) -> None:
         raise IngestError(400, f"bad run log header: {exc}") from None
 
 
-def _frames(data: bytes, base: int, final: bool = False) -> tuple[Body, int, int]:
-    """The whole frames at the start of ``data`` (at file offset ``base``).
+def _frames(
+    data: bytes, base: int, decode_one: Callable[[memoryview], Any], final: bool = False
+) -> tuple[Body, int, int]:
+    """The whole frames at the start of ``data`` (at file offset ``base``), decoded
+    with ``decode_one`` (records, and ``widerows.WideRow`` for wide float rows).
 
     Returns them, the bytes they take, and how many bytes (from the first one not taken)
     are needed before more can be said: the rest of a frame that is only partly there, or
@@ -260,7 +276,6 @@ def _frames(data: bytes, base: int, final: bool = False) -> tuple[Body, int, int
     view = memoryview(data)
     size = len(view)
     scan = scan_frames(view, wait_for_partial=not final)
-    decode_one = _decoder.decode
     records: list[Any] = []
     starts: list[int] = []
     pos, wanted, corrupt = scan.pos, scan.partial, False
@@ -641,6 +656,24 @@ def storage_used(conn: sa.Connection, entity_id: int) -> int:
     return int(log_bytes) + int(file_bytes)
 
 
+def _fold_wide(state: RunFold, row: WideRow, pending: WideRow | None) -> WideRow | None:
+    """``fold`` of a wide row of the run's own writer. Its values reach the summary's
+    last values when the next row of another layout, or another record, comes
+    (``_take_values``): only the last row of a run of rows counts there. Returns the
+    row still pending."""
+    count_row(state, row.step, row.time)
+    if state.summarizer.has_rules:  # min, max, mean...: every row counts
+        state.summarizer.add(row.as_dict())
+        return None
+    if pending is not None and pending.keys is not row.keys:
+        _take_values(state, pending)
+    return row
+
+
+def _take_values(state: RunFold, row: WideRow) -> None:
+    state.summarizer.add(row.as_dict())
+
+
 class Applier:
     """Applies records of one stream of one run: the run's state plus columnar buffers."""
 
@@ -682,10 +715,21 @@ class Applier:
             return
         main = self.stream == "main"
         add_row = self._metrics.add
+        add_wide = self._metrics.add_wide
         add_sample = self._system.add
         run = self.state.fold
+        #: The last wide row whose values the summary has not taken yet.
+        last_wide: WideRow | None = None
         for record in records:
             kind = type(record)
+            if kind is WideRow:
+                if main:
+                    add_wide(record.step, record.time, record.keys, record.values)
+                    last_wide = _fold_wide(run, record, last_wide)
+                continue
+            if last_wide is not None:  # before anything else that may read or change it
+                _take_values(run, last_wide)
+                last_wide = None
             if kind is Metrics:
                 if main:
                     add_row(record.step, record.time, record.values)
@@ -694,9 +738,11 @@ class Applier:
                 add_sample(len(self._system), record.time, record.values)
             elif kind is Rewind and main:
                 self._rewind(record)
-                add_row = self._metrics.add
+                add_row, add_wide = self._metrics.add, self._metrics.add_wide
             else:
                 self._other(record, main)
+        if last_wide is not None:
+            _take_values(run, last_wide)
         self.latest_time = max(
             [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
         )
@@ -748,9 +794,17 @@ class Applier:
         (``trackline._ranks``); the rest is rank 0's to say."""
         base = self.base
         head = _ranks.prefix(rank)
+        wide: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # keys, prefixed
         for record in records:
             kind = type(record)
-            if kind is Metrics and base == "main":
+            if kind is WideRow:
+                if base != "main":
+                    continue
+                if wide is None or wide[0] is not record.keys:
+                    wide = (record.keys, tuple(head + key for key in record.keys))
+                self._metrics.add_wide(record.step, record.time, wide[1], record.values)
+                record = Metrics(record.step, record.time, record.as_dict())  # for the fold
+            elif kind is Metrics and base == "main":
                 values = {head + key: value for key, value in record.values.items()}
                 self._metrics.add(record.step, record.time, values)
             elif kind is SystemSample:
