@@ -84,8 +84,11 @@ class SeriesWriter:
         query = sa.select(series).where(series.c.run_pk == self.run_pk)
         if len(missing) < READ_ALL_FROM:
             query = query.where(series.c.key.in_({key for _, key in missing}))
-        for row in self.conn.execute(query):
-            known.setdefault((row.kind, row.key), dict(row._mapping))  # this batch's own kept
+        result = self.conn.execute(query)
+        names = list(result.keys())
+        kind_at, key_at = names.index("kind"), names.index("key")
+        for row in result:  # this batch's own rows are kept
+            known.setdefault((row[kind_at], row[key_at]), dict(zip(names, row, strict=True)))
         for pair in missing:
             known.setdefault(pair, None)
 
