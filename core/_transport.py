@@ -143,6 +143,10 @@ class Shipper:
             self.grow_to = max(self.batch_bytes, SYNC_GROW_TO)
         #: Log bytes per compressed byte of the last request (``None``: none yet).
         self._ratio: float | None = None
+        #: Shipping after the fact: the next range, read and deflated while the server
+        #: applies this one (``_prefetch``): per stream, (offset, limit) and its future.
+        self._next: dict[str, tuple[tuple[int, int], Future[_Batch]]] = {}
+        self._reader: ThreadPoolExecutor | None = None
         self.batch_seconds = (
             batch_ms if batch_ms is not None else _knob("TRACKLINE_UPLOAD_BATCH_MS", 0)
         ) / 1000
@@ -215,6 +219,10 @@ class Shipper:
             self._write_progress()
         with contextlib.suppress(Exception):
             self._client.close()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
+            self._next = {}
 
     def __enter__(self) -> Shipper:
         return self
@@ -374,7 +382,12 @@ class Shipper:
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             self._past_end.discard(stream)
             limit = self._batch_limit()
-            data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
+            packed: bytes | None = None
+            prefetched = self._prefetched(stream, offset, limit)
+            if prefetched is not None:
+                data, more, packed = prefetched
+            else:
+                data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
             if more and self._ratio is None and self.grow_to > limit:
                 # The first request of a backlog: measure how its bytes compress (their first
                 # 4 MiB), and read as many as that allows.
@@ -395,7 +408,7 @@ class Shipper:
                 if time.monotonic() - first_seen < self.batch_seconds:
                     return
             self._waiting_since.pop(stream, None)
-            self._post(stream, offset, data, live=self.live and not final)
+            self._post(stream, offset, data, self.live and not final, packed, more)
             if not final and not more:
                 # Live: what the run logs meanwhile goes with the next pump (a second later),
                 # not in a request of its own every few milliseconds: a writer logging flat
@@ -413,17 +426,52 @@ class Shipper:
         ratio = 1.0 if self._ratio is None else self._ratio
         return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * ratio)))
 
-    def _post(self, stream: str, offset: int, data: bytes, live: bool) -> None:
+    def _prefetched(self, stream: str, offset: int, limit: int) -> _Batch | None:
+        """The range at ``offset`` if ``_prefetch`` read it with this ``limit``."""
+        ahead = self._next.pop(stream, None)
+        if ahead is None:
+            return None
+        key, future = ahead
+        if key != (offset, limit):  # the server answered otherwise: not needed
+            future.cancel()
+            return None
+        return future.result()
+
+    def _prefetch(self, stream: str, offset: int) -> None:
+        """Read and deflate the range at ``offset`` in a thread, while this request is
+        applied: shipping after the fact, the client's deflate and the server's apply
+        would otherwise take turns (zlib lets go of the GIL)."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="trackline-read")
+        limit = self._batch_limit()
+        path = self.run_dir / f"{stream}.tlog"
+        future = self._reader.submit(_packed_batch, path, offset, limit)
+        self._next[stream] = ((offset, limit), future)
+
+    def _post(
+        self,
+        stream: str,
+        offset: int,
+        data: bytes,
+        live: bool,
+        packed: bytes | None = None,
+        more: bool = False,
+    ) -> None:
+        """Send ``data`` (``packed``: deflated already); ``more``: the log goes on past it."""
         assert self.committed is not None
         headers = {"content-encoding": "deflate", "content-type": "application/octet-stream"}
         if live:
             headers["x-trackline-live"] = "1"
-        packed = zlib.compress(data, 1)
+        if packed is None:
+            packed = zlib.compress(data, 1)
         self._ratio = len(data) / max(1, len(packed))
         if len(packed) > SYNC_COMPRESSED_MAX and len(data) > self.batch_bytes:
             # Grown on a better ratio than these bytes have: send fewer of them.
             data = data[: _frames_end(data, offset, self.batch_bytes)]
             packed = zlib.compress(data, 1)
+            more = True
+        if more and not self.live:
+            self._prefetch(stream, offset + len(data))
         params: dict[str, Any] = {"offset": offset}
         head = self._heads.get(stream) or _log_head(self.run_dir / f"{stream}.tlog")
         if head is not None:  # the server refuses a range of another log than it began with
@@ -727,6 +775,15 @@ def _frames_end(data: bytes, offset: int, limit: int) -> int:
     head = HEADER_SIZE if offset == 0 else 0
     end = head + scan_frames(memoryview(data)[head:limit]).end
     return end if end > head else head + scan_frames(memoryview(data)[head:]).end
+
+
+#: A range read for a request: its bytes, whether the log goes on, the bytes deflated.
+_Batch = tuple[bytes, bool, bytes]
+
+
+def _packed_batch(path: Path, offset: int, limit: int) -> _Batch:
+    data, more = _read_batch(path, offset, limit)
+    return data, more, zlib.compress(data, 1)
 
 
 def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import time
@@ -424,3 +425,76 @@ def test_another_log_under_the_same_run_id_is_refused_with_a_clear_error(
         pump_until_done(ship)
         assert not ship.failed
     assert server_rows(shared_server, "twice") == before
+
+
+class Overtaken(httpx.HTTPTransport):
+    """Log uploads, their offsets and the committed offset each answer gives; after the
+    second one, another uploader (a second agent of the run) ships ``ahead`` bytes
+    more of the log first, so the next range this shipper read ahead is not wanted."""
+
+    def __init__(self, run_dir: Path, server: str, ahead: int) -> None:
+        super().__init__()
+        self.run_dir, self.server, self.ahead = run_dir, server, ahead
+        self.posts: list[tuple[int, int]] = []  # (offset, committed after)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "POST" and "/streams/main" in request.url.path:
+            response.read()
+            committed = response.json().get("committed", -1)
+            self.posts.append((int(request.url.params["offset"]), committed))
+            if len(self.posts) == 2:
+                data = (self.run_dir / "main.tlog").read_bytes()
+                ends = [
+                    f.end
+                    for f in runlog.iter_frames(
+                        memoryview(data)[runlog.HEADER_SIZE :], runlog.HEADER_SIZE
+                    )
+                ]
+                end = next(e for e in ends if e >= committed + self.ahead)
+                with httpx.Client(base_url=f"{self.server}/api/v1") as other:
+                    answer = other.post(
+                        f"/runs/{request.url.path.split('/')[4]}/streams/main",
+                        params={"offset": committed},
+                        content=zlib.compress(data[committed:end]),
+                        headers={
+                            "authorization": f"Bearer {ADMIN_KEY}",
+                            "content-encoding": "deflate",
+                        },
+                    )
+                    assert answer.status_code == 200, answer.text
+        return response
+
+
+@pytest.mark.usefixtures("small_sync_limits")
+def test_a_range_read_ahead_is_dropped_when_the_server_moved_on(
+    shared_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shipping after the fact reads and deflates the next range while the server
+    applies this one; when the server's answer moves the offset elsewhere (another
+    uploader got there first), what was read ahead is dropped: every range sent starts
+    at the server's committed offset, and every row arrives once."""
+    read_ahead: list[int] = []
+    packed_batch = _transport._packed_batch
+
+    def counted(path: Path, offset: int, limit: int) -> Any:
+        read_ahead.append(offset)
+        return packed_batch(path, offset, limit)
+
+    monkeypatch.setattr(_transport, "_packed_batch", counted)
+    records = [
+        Metrics(s, 1.0 + s, {f"n{j}": random.Random(s * 100 + j).random() for j in range(40)})
+        for s in range(600)
+    ]
+    run_dir = new_run(tmp_path, "ahead1", records)
+    transport = Overtaken(run_dir, shared_server.url, ahead=20_000)
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False, transport=transport) as ship:
+        pump_until_done(ship)
+    posts = transport.posts
+    assert len(posts) > 5 and len(read_ahead) >= len(posts) - 2
+    assert set(read_ahead) - {offset for offset, _ in posts}  # read ahead, then dropped
+    for (_, committed), (offset, _) in itertools.pairwise(posts):
+        assert offset == committed  # never a range the server did not ask for next
+    assert posts[-1][1] == (run_dir / "main.tlog").stat().st_size
+    got = server_rows(shared_server, "ahead1")
+    assert [r["_step"] for r in got] == list(range(600))
