@@ -307,6 +307,29 @@ def log_bytes(records: list[Any]) -> bytes:
     return bytes(runlog.header_bytes() + b"".join(runlog.frame_record(r) for r in records))
 
 
+def canon(value: Any) -> Any:
+    """A value with its types made explicit, NaN equal to NaN, for exact comparison."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, float):
+        return ("f", repr(value))
+    if isinstance(value, int):
+        return ("i", value)
+    if isinstance(value, dict):
+        return {k: canon(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canon(v) for v in value]
+    return value
+
+
+def frame_ends(data: bytes) -> list[int]:
+    """Where each frame of a whole run log (``log_bytes``) ends."""
+    from trackline import runlog
+
+    view = memoryview(data)[runlog.HEADER_SIZE :]
+    return [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
+
+
 def frames_bytes(records: list[Any]) -> bytes:
     from trackline import runlog
 

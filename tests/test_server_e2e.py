@@ -8,7 +8,6 @@ once; two server processes sharing one database and one file store.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import threading
@@ -25,6 +24,7 @@ from _server import (  # noqa: F401 - fixtures
     FlakyProxy,
     Postgres,
     ServerProcess,
+    canon,
     fixture_postgres,
     fixture_server,
     wait_for,
@@ -39,20 +39,6 @@ from trackline.records import Finish, Metrics, RunStart, SystemSample
 from trackline.runlog import LogFile
 
 pytestmark = pytest.mark.slow
-
-
-def canon(value: Any) -> Any:
-    if isinstance(value, float):
-        return ("f", "nan" if math.isnan(value) else repr(value))
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, int):
-        return ("i", value)
-    if isinstance(value, dict):
-        return {k: canon(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [canon(v) for v in value]
-    return value
 
 
 def logged_points(run_dir: Path) -> dict[str, int]:

@@ -20,9 +20,11 @@ import sqlalchemy as sa
 import trackline
 from _server import (  # noqa: F401 - fixtures
     ADMIN_KEY,
+    canon,
     fixture_app_client,
     fixture_database_url,
     fixture_postgres,
+    frame_ends,
     frames_bytes,
     log_bytes,
     post_log,
@@ -46,21 +48,6 @@ from trackline.records import (
 )
 from trackline.server import chunks, migrations, schema
 from trackline.server.db import Database
-
-
-def canon(value: Any) -> Any:
-    """A value with its types made explicit, NaN equal to NaN, for exact comparison."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, float):
-        return ("f", repr(value))
-    if isinstance(value, int):
-        return ("i", value)
-    if isinstance(value, dict):
-        return {k: canon(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [canon(v) for v in value]
-    return value
 
 
 def server_view(client: Any, run_id: str) -> Any:
@@ -101,11 +88,6 @@ def local_view(run_dir: Path) -> Any:
             "exit_code": local.exit_code,
         }
     )
-
-
-def frame_ends(data: bytes) -> list[int]:
-    view = memoryview(data)[runlog.HEADER_SIZE :]
-    return [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
 
 
 def write_run(run_dir: Path, main: list[Record], system: list[Record] = ()) -> None:  # type: ignore[assignment]

@@ -7,36 +7,22 @@ import itertools
 from typing import Any
 
 from _server import (  # noqa: F401 - fixtures
+    canon,
     fixture_app_client,
     fixture_database_url,
     fixture_postgres,
+    frame_ends,
     log_bytes,
     post_log,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from trackline import _wire_types as wt
-from trackline import runlog
 from trackline._client import _rows
 from trackline._fold import RunFold, fold
 from trackline.records import DefineMetric, Metrics, Record, RunStart, decode, encode
 from trackline.server import widerows
 from trackline.server.widerows import WideRow
-
-
-def canon(value: Any) -> Any:
-    """Types explicit, NaN equal to NaN, -0.0 apart from 0.0."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, float):
-        return ("f", repr(value))
-    if isinstance(value, int):
-        return ("i", value)
-    if isinstance(value, dict):
-        return {k: canon(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [canon(v) for v in value]
-    return value
 
 
 def as_record(decoded: Any) -> Any:
@@ -110,11 +96,6 @@ def reference_summary(records: list[Record]) -> dict[str, Any]:
     for record in records:
         fold(state, record)
     return state.summarizer.values()
-
-
-def frame_ends(data: bytes) -> list[int]:
-    view = memoryview(data)[runlog.HEADER_SIZE :]
-    return [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
 
 
 def test_summary_history_and_ranks_of_wide_rows_mixed_with_others(app_client: Any) -> None:
