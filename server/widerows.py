@@ -63,7 +63,7 @@ class WideRow:
 
 def _head(payload: memoryview) -> tuple[int, float, int] | None:
     """Step, time and the offset of the values' map of a wide metrics row, or ``None``."""
-    if payload[:9] != _HEAD:
+    if payload[:9] != _HEAD or len(payload) < 24:  # the shortest head and a map16 header
         return None
     marker = payload[9]
     if marker < 0x80:
@@ -73,6 +73,8 @@ def _head(payload: memoryview) -> tuple[int, float, int] | None:
     else:
         form = _INT.get(marker)
         if form is None:
+            return None
+        if len(payload) < 10 + form.size:
             return None
         step, at = form.unpack_from(payload, 10)[0], 10 + form.size
     if len(payload) < at + 12 or payload[at] != 0xCB:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import msgspec
+import pytest
 from _server import (  # noqa: F401 - fixtures
     canon,
     fixture_app_client,
@@ -83,6 +85,12 @@ def test_rows_that_look_alike_but_are_not_are_decoded_as_records() -> None:
         and again.keys == tuple(keys)
         and again.values.tolist() == [1.5] * 300
     )
+    # hostile or cut payloads that begin like a row: msgspec's own error, as before
+    for cut in (9, 10, 11, 15, 20, 24, 30):
+        with pytest.raises(msgspec.DecodeError):
+            decoder(memoryview(encode(Metrics(2**40, 1.0, {k: 0.5 for k in keys}))[:cut]))
+    with pytest.raises(msgspec.DecodeError):
+        decoder(memoryview(b"\x94\xa7metrics\xcf\x00"))
     # a time that is not a float, a map that is not the last thing: records
     assert type(decoder(memoryview(encode(Metrics(5, 5, {k: 0.5 for k in keys}))))) is Metrics
 
