@@ -39,11 +39,8 @@ class Deferred:
     def resolve(self) -> float | int:
         value = self.read
         if value is None:
-            if self.stream is None:
+            with _on_stream(self.stream):
                 value = self.tensor.item()
-            else:
-                with sys.modules["torch"].cuda.stream(self.stream):
-                    value = self.tensor.item()
         return (
             value
             if isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -67,12 +64,19 @@ def resolve_many(values: list[Deferred]) -> None:
             continue
         torch = sys.modules["torch"]
         try:
-            with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            with _on_stream(stream):
                 read = torch.stack([v.tensor.reshape(()) for v in group]).tolist()
         except Exception:  # resolve() then reads each one and reports what fails
             continue
         for value, number in zip(group, read, strict=True):
             value.read = number
+
+
+def _on_stream(stream: Any) -> contextlib.AbstractContextManager[Any]:
+    """Work queued on the CUDA ``stream`` (``None``: the thread's current one)."""
+    if stream is None:
+        return contextlib.nullcontext()
+    return sys.modules["torch"].cuda.stream(stream)  # type: ignore[no-any-return]
 
 
 class Unsupported(Exception):

@@ -111,6 +111,7 @@ class Writer:
         self._stopping = False
         #: Encoded frames the disk has not taken yet, oldest first, and their size.
         self._unwritten: list[bytes] = []
+        #: Items taken from the buffer and not yet among the unwritten frames (``flush``).
         self._taken = 0
         self._unwritten_bytes = 0
         self._max_buffer = max_buffer
@@ -233,7 +234,6 @@ class Writer:
             console.drain()
         while True:
             items = _take(buffer, _BATCH)
-            #: Taken from the buffer, not yet among the unwritten frames (``flush``).
             self._taken = len(items)
             if not items:
                 break

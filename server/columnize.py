@@ -62,19 +62,15 @@ class Columnizer:
         self._last_wide: tuple[tuple[str, ...], _Shape] | None = None
 
     def add(self, step: int, time: float, values: dict[str, Any]) -> None:
-        position = len(self.steps)
-        self.steps.append(step)
-        self.times.append(time)
         if not values:
+            self.steps.append(step)
+            self.times.append(time)
             return
-        self.points += len(values)
         keys = tuple(values)
         shape = self._shapes.get(keys)
         if shape is None:
             shape = self._shapes[keys] = _Shape()
-        shape.index.append(position)
-        shape.steps.append(step)
-        shape.times.append(time)
+        self._join(shape, step, time, len(keys))
         shape.values.append(tuple(values.values()))
 
     def add_wide(
@@ -82,23 +78,26 @@ class Columnizer:
     ) -> None:
         """``add`` of a row of float ``values`` (one per key): kept as a matrix row, with
         no Python object per value. Rows of one layout share their ``keys`` tuple."""
-        position = len(self.steps)
-        self.steps.append(step)
-        self.times.append(time)
-        self.points += len(keys)
         last = self._last_wide
         if last is not None and last[0] is keys:
             shape = last[1]
         else:
             shape = self._shapes.setdefault(keys, _Shape())
             self._last_wide = (keys, shape)
-        shape.index.append(position)
-        shape.steps.append(step)
-        shape.times.append(time)
+        self._join(shape, step, time, len(keys))
         if shape.values:  # later rows than the matrices': they stay rows, in order
             shape.values.append(tuple(values.tolist()))
         else:
             shape.blocks.append(values.reshape(1, -1))
+
+    def _join(self, shape: _Shape, step: int, time: float, width: int) -> None:
+        """A row of ``width`` values at ``step`` joins ``shape`` (its values added after)."""
+        shape.index.append(len(self.steps))
+        self.steps.append(step)
+        self.times.append(time)
+        shape.steps.append(step)
+        shape.times.append(time)
+        self.points += width
 
     def __len__(self) -> int:
         return len(self.steps)

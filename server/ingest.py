@@ -663,7 +663,7 @@ def _fold_wide(state: RunFold, row: WideRow, pending: WideRow | None) -> WideRow
     row still pending."""
     count_row(state, row.step, row.time)
     if state.summarizer.has_rules:  # min, max, mean...: every row counts
-        state.summarizer.add(row.as_dict())
+        _take_values(state, row)
         return None
     if pending is not None and pending.keys is not row.keys:
         _take_values(state, pending)

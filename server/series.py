@@ -104,10 +104,9 @@ class SeriesWriter:
         calls this first, so that they cost one insert instead of one each.
         """
         keys_once = list(dict.fromkeys(keys))
-        wanted = [(kind, key) for key in keys_once]
-        self.read(wanted)
+        self.read([(kind, key) for key in keys_once])
         known = self._known
-        new = [key for pair, key in zip(wanted, keys_once, strict=True) if known[pair] is None]
+        new = [key for key in keys_once if known[(kind, key)] is None]
         if not new:
             return
         for series_id, key in chunkwrite.insert_series(self.conn, self.run_pk, kind, new):

@@ -74,8 +74,6 @@ def _head(payload: memoryview) -> tuple[int, float, int] | None:
         form = _INT.get(marker)
         if form is None:
             return None
-        if len(payload) < 10 + form.size:
-            return None
         step, at = form.unpack_from(payload, 10)[0], 10 + form.size
     if len(payload) < at + 12 or payload[at] != 0xCB:
         return None
@@ -104,8 +102,10 @@ class _Template:
         """The template of ``record`` (decoded from ``payload``, its map at ``at``), or
         ``None`` if not every value is a float64."""
         data = bytes(payload[at:])
-        count = _U16.unpack_from(data, 1)[0] if data[0] == 0xDE else _U32.unpack_from(data, 1)[0]
-        pos = 3 if data[0] == 0xDE else 5
+        if data[0] == 0xDE:
+            count, pos = _U16.unpack_from(data, 1)[0], 3
+        else:
+            count, pos = _U32.unpack_from(data, 1)[0], 5
         places = []
         end = len(data)
         for _ in range(count):
