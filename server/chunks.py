@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import array
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,71 +272,148 @@ def encode(points: Points) -> Encoded:
     )
 
 
-def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array) -> list[Encoded]:
+@dataclass
+class EncodedColumns:
+    """Chunks of series that share their steps and times (a wide row's keys): what they
+    share, once, and per series its bounds, block summary and values. ``of`` makes one
+    chunk (``encode``) a group of one, so a batch's chunks are written one way."""
+
+    n: int
+    step_min: int
+    step_max: int
+    dtype: str
+    dense: bool
+    sorted: bool
+    steps: bytes
+    flags: bytes
+    times: bytes
+    block_times: bytes
+    v_min: list[float | None]
+    v_max: list[float | None]
+    blocks: list[bytes]
+    vals: list[bytes]
+
+    @classmethod
+    def of(cls, one: Encoded) -> EncodedColumns:
+        return cls(
+            one.n,
+            one.step_min,
+            one.step_max,
+            one.dtype,
+            one.dense,
+            one.sorted,
+            one.steps,
+            one.flags,
+            one.times,
+            one.block_times,
+            [one.v_min],
+            [one.v_max],
+            [one.blocks],
+            [one.vals],
+        )
+
+    def __len__(self) -> int:
+        return len(self.vals)
+
+    def __getitem__(self, j: int) -> Encoded:
+        return Encoded(
+            self.n,
+            self.step_min,
+            self.step_max,
+            self.v_min[j],
+            self.v_max[j],
+            self.dtype,
+            self.dense,
+            self.sorted,
+            self.blocks[j],
+            self.steps,
+            self.vals[j],
+            self.flags,
+            self.times,
+            self.block_times,
+        )
+
+    def __iter__(self) -> Iterator[Encoded]:
+        return (self[j] for j in range(len(self)))
+
+    def only(self, keep: list[int]) -> None:
+        """Keep the chunks at these positions only."""
+        self.v_min = [self.v_min[j] for j in keep]
+        self.v_max = [self.v_max[j] for j in keep]
+        self.blocks = [self.blocks[j] for j in keep]
+        self.vals = [self.vals[j] for j in keep]
+
+
+def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array) -> EncodedColumns:
     """``encode`` of many float series that share their steps and times, at once.
 
     ``matrix`` holds one series per row (``matrix[j]`` the values of series ``j`` at
     ``steps``). What depends only on the steps and times is computed once, the rest
-    (bounds, block summaries) for all rows in a few numpy calls: a wide metrics row
-    (thousands of keys) costs microseconds per key instead of one ``encode`` each.
-    The chunks are byte for byte those ``encode`` writes (dtype ``f``).
+    (bounds, block summaries) for all rows in a few numpy calls, and each series'
+    bytes are slices of one buffer: a wide metrics row (thousands of keys) costs well
+    under a microsecond per key, with no Python object per chunk. ``result[j]`` is
+    byte for byte the chunk ``encode`` writes (dtype ``f``).
     """
     n = len(steps)
     width = matrix.shape[0]
-    if not width:
-        return []
-    step_min = int(steps.min())
-    step_max = int(steps.max())
+    step_min = int(steps.min()) if n else 0
+    step_max = int(steps.max()) if n else 0
     is_sorted = bool(n < 2 or (np.diff(steps) > 0).all())
     dense = bool(is_sorted and step_max - step_min == n - 1)
     step_bytes = b"" if dense else steps.tobytes()
     time_bytes = times.astype(np.float64).tobytes()
-    lows = np.fmin.reduce(matrix, axis=1) + 0.0  # -0.0 as 0.0, as in ``encode``
-    highs = np.fmax.reduce(matrix, axis=1) + 0.0
-    # JSON-safe bounds, as ``encode`` clamps them: infinities only.
-    lows_clamped, highs_clamped = _clamp_infinities(lows), _clamp_infinities(highs)
-    missing: list[bool] = np.isnan(lows).tolist()
-    low_list, high_list = lows_clamped.tolist(), highs_clamped.tolist()
-    blocks: list[bytes]
+    blocks: list[bytes] = [b""] * width
     bounds = b""
-    if is_sorted:
-        starts = np.arange(0, n, BLOCK)
-        table = np.empty((width, len(starts)), dtype=BLOCK_DTYPE)
-        table["first"] = steps[starts]
-        table["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
-        table["min"] = np.fmin.reduceat(matrix, starts, axis=1) + 0.0
-        table["max"] = np.fmax.reduceat(matrix, starts, axis=1) + 0.0
-        nan = np.isnan(matrix)
-        with np.errstate(invalid="ignore", over="ignore"):  # as in block_summary
-            table["sum"] = np.add.reduceat(np.where(nan, 0.0, matrix), starts, axis=1)
-        table["finite"] = np.add.reduceat((~nan).astype(np.int32), starts, axis=1)
-        table["n"] = np.diff(np.append(starts, n))
-        blocks = [row.tobytes() for row in table]
-        bounds = block_time_bounds(times).tobytes()
-    else:
-        blocks = [b""] * width
-    out = []
-    for j in range(width):
-        none = missing[j]
-        out.append(
-            Encoded(
-                n=n,
-                step_min=step_min,
-                step_max=step_max,
-                v_min=None if none else low_list[j],
-                v_max=None if none else high_list[j],
-                dtype="f",
-                dense=dense,
-                sorted=is_sorted,
-                blocks=blocks[j],
-                block_times=bounds,
-                steps=step_bytes,
-                vals=matrix[j].tobytes(),
-                flags=b"",
-                times=time_bytes,
-            )
-        )
-    return out
+    lows: list[float | None] = []
+    highs: list[float | None] = []
+    if width:
+        low_array = np.fmin.reduce(matrix, axis=1) + 0.0  # -0.0 as 0.0, as in ``encode``
+        high_array = np.fmax.reduce(matrix, axis=1) + 0.0
+        # JSON-safe bounds, as ``encode`` clamps them: infinities only.
+        lows = _clamp_infinities(low_array).tolist()
+        highs = _clamp_infinities(high_array).tolist()
+        missing = np.isnan(low_array)
+        if missing.any():
+            for j in np.flatnonzero(missing).tolist():
+                lows[j] = highs[j] = None
+        if is_sorted:
+            starts = np.arange(0, n, BLOCK)
+            table = np.empty((width, len(starts)), dtype=BLOCK_DTYPE)
+            table["first"] = steps[starts]
+            table["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
+            table["min"] = np.fmin.reduceat(matrix, starts, axis=1) + 0.0
+            table["max"] = np.fmax.reduceat(matrix, starts, axis=1) + 0.0
+            nan = np.isnan(matrix)
+            with np.errstate(invalid="ignore", over="ignore"):  # as in block_summary
+                table["sum"] = np.add.reduceat(np.where(nan, 0.0, matrix), starts, axis=1)
+            table["finite"] = np.add.reduceat((~nan).astype(np.int32), starts, axis=1)
+            table["n"] = np.diff(np.append(starts, n))
+            blocks = _slices(table.tobytes(), width)
+            bounds = block_time_bounds(times).tobytes()
+    return EncodedColumns(
+        n=n,
+        step_min=step_min,
+        step_max=step_max,
+        dtype="f",
+        dense=dense,
+        sorted=is_sorted,
+        steps=step_bytes,
+        flags=b"",
+        times=time_bytes,
+        block_times=bounds,
+        v_min=lows,
+        v_max=highs,
+        blocks=blocks,
+        vals=_slices(np.ascontiguousarray(matrix, dtype=np.float64).tobytes(), width),
+    )
+
+
+def _slices(data: bytes, parts: int) -> list[bytes]:
+    """``data`` cut into ``parts`` equal pieces."""
+    if not parts:
+        return []
+    size = len(data) // parts
+    return [data[i : i + size] for i in range(0, len(data), size)] if size else [b""] * parts
 
 
 def _clamp_infinities(values: Float64Array) -> Float64Array:

@@ -1,6 +1,6 @@
 """The statements that store an ingest batch's chunks: one per table and flush.
 
-``series.SeriesWriter`` gathers a batch's chunk rows, compacted chunks, block times
+``serieswrite.SeriesWriter`` gathers a batch's chunk rows, compacted chunks, block times
 and series counters; these functions write each kind at once. On SQLite that is an
 ``executemany`` straight on sqlite3 (its loop runs in C). On PostgreSQL (psycopg 3)
 an ``executemany`` is a statement per row with its parameters bound one by one: a
@@ -13,8 +13,8 @@ thousands of pairs took the planner seconds).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -39,6 +39,7 @@ _CHUNK_TYPES = {
     "flags": "bytea",
     "times": "bytea",
 }
+CHUNK_COLUMNS = tuple(_CHUNK_TYPES)
 #: The series counters a batch moves.
 _SERIES_COLUMNS = (
     "count",
@@ -77,12 +78,12 @@ def _driver(conn: sa.Connection) -> Any:
     return driver
 
 
-def _sqlite_many(conn: sa.Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _sqlite_many(conn: sa.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """``executemany`` straight on sqlite3: SQLAlchemy's own binds each row's parameters
     in Python first (a tenth of a wide row's ingest)."""
     if rows:
         assert conn.dialect.name == "sqlite", conn.dialect.name
-        conn.exec_driver_sql(statement, list(rows))
+        conn.exec_driver_sql(statement, rows)
 
 
 def insert_series(
@@ -91,9 +92,13 @@ def insert_series(
     """Create the (empty) series of ``keys``, none of which exists yet: (id, key) of each."""
     driver = _driver(conn)
     if driver is None:
-        conn.execute(
-            series.insert(),
-            [{"run_pk": run_pk, "kind": kind, "key": key, **EMPTY_SERIES} for key in keys],
+        empty = tuple(EMPTY_SERIES.values())
+        names = ", ".join(f'"{name}"' for name in ("run_pk", "kind", "key", *EMPTY_SERIES))
+        marks = ", ".join("?" * (3 + len(empty)))
+        _sqlite_many(
+            conn,
+            f"INSERT INTO series ({names}) VALUES ({marks})",
+            [(run_pk, kind, key, *empty) for key in keys],
         )
         query = sa.select(series.c.id, series.c.key).where(
             series.c.run_pk == run_pk,
@@ -115,57 +120,67 @@ def insert_series(
         yield from cursor.fetchall()
 
 
-def insert_chunks(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """New chunk rows (dicts with every ``_CHUNK_TYPES`` column)."""
-    if not rows:
-        return
-    names = list(_CHUNK_TYPES)
+def insert_chunks(conn: sa.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """New chunk rows: tuples of the ``CHUNK_COLUMNS``, in that order."""
     driver = _driver(conn)
     if driver is None:
-        marks = ", ".join("?" * len(names))
+        marks = ", ".join("?" * len(CHUNK_COLUMNS))
         _sqlite_many(
-            conn,
-            f"INSERT INTO chunks ({', '.join(names)}) VALUES ({marks})",
-            [tuple(row[name] for name in names) for row in rows],
+            conn, f"INSERT INTO chunks ({', '.join(CHUNK_COLUMNS)}) VALUES ({marks})", list(rows)
         )
         return
-    statement = f"COPY chunks ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
+    statement = f"COPY chunks ({', '.join(CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types(list(_CHUNK_TYPES.values()))
         write = copy.write_row
         for row in rows:
-            write([row[name] for name in names])
+            write(row)
 
 
-def read_tails(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    """The stored chunks (every column) of these (series id, first seq) pairs from that
-    seq on: the series' tails of small chunks (``series.SeriesWriter``), in no order."""
+class StoredChunk(NamedTuple):
+    """A stored chunk, as ``read_tails`` reads it."""
+
+    id: int
+    series_id: int
+    seq: int
+    n: int
+    step_min: int
+    dtype: str
+    dense: bool
+    steps: bytes
+    vals: bytes
+    flags: bytes
+    times: bytes
+
+
+_STORED = ", ".join(f"c.{name}" for name in StoredChunk._fields)
+
+
+def read_tails(conn: sa.Connection, wanted: list[tuple[int, int]]) -> Iterator[StoredChunk]:
+    """The stored chunks of these (series id, first seq) pairs from that seq on: the
+    series' tails of small chunks (``serieswrite.SeriesWriter``), in no order."""
     driver = _driver(conn)
     if driver is None:
         for i in range(0, len(wanted), _SQLITE_PAIRS):
             part = wanted[i : i + _SQLITE_PAIRS]
             pairs = ", ".join(["(?, ?)"] * len(part))
             result = conn.exec_driver_sql(
-                f"SELECT c.* FROM (VALUES {pairs}) AS w JOIN chunks c "
+                f"SELECT {_STORED} FROM (VALUES {pairs}) AS w JOIN chunks c "
                 "ON c.series_id = w.column1 AND c.seq >= w.column2",
                 tuple(itertools.chain.from_iterable(part)),
             )
-            names = list(result.keys())
-            for values in result.fetchall():
-                yield dict(zip(names, values, strict=True))
+            yield from map(StoredChunk._make, result.fetchall())
         return
     if not wanted:
         return
     # Binary results: bytea arrives as the bytes, not as hex text decoded here.
     with driver.cursor(binary=True) as cursor:
         cursor.execute(
-            "SELECT c.* FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
+            f"SELECT {_STORED} FROM chunks c JOIN unnest(%s::int4[], %s::int4[]) AS w(s, q) "
             "ON c.series_id = w.s AND c.seq >= w.q",
             [_array([s for s, _ in wanted]), _array([q for _, q in wanted])],
         )
-        names = [column.name for column in cursor.description]
-        for values in cursor:
-            yield dict(zip(names, values, strict=True))
+        yield from map(StoredChunk._make, cursor)
 
 
 def delete_chunks(conn: sa.Connection, ids: list[int]) -> None:

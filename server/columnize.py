@@ -10,8 +10,7 @@ depends on.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -113,37 +112,70 @@ class Columnizer:
             loose += len(keys) * len(shape.values)
         return loose
 
-    def columns(self) -> Iterator[tuple[str, ch.Points, ch.Encoded | None]]:
-        """Each key with its points in log order, and its chunk when already encoded.
+    def columns(self) -> tuple[list[Matrix], list[tuple[str, ch.Points]]]:
+        """The rows' points per key, in log order: as matrices, and key by key.
 
         A group of rows of the same keys whose values are all floats (the usual wide
-        row: thousands of per-layer metrics) becomes one matrix: its keys' chunks are
-        encoded together (``chunks.encode_columns``) instead of one by one.
+        row: thousands of per-layer metrics) is one ``Matrix`` of its keys' points, which
+        are encoded and written together (``serieswrite.SeriesWriter.append_matrix``).
+        The rest, and a key that is also in rows of another shape, comes key by key.
         """
-        parts: dict[str, list[tuple[list[int], ch.Points, ch.Encoded | None]]] = {}
-        for keys, shape in self._shapes.items():
+        matrices: list[Matrix] = []
+        parts: dict[str, list[tuple[list[int], ch.Points]]] = {}
+        shapes = self._shapes
+        shared = _shared_keys(shapes) if len(shapes) > 1 else set()
+        for keys, shape in shapes.items():
             rows = len(shape.steps)
             by_rows = shape.float_matrix() if len(keys) > 1 and rows <= ch.CHUNK_MAX else None
             if by_rows is not None:
                 steps = ch.i64(shape.steps)
                 times = ch.f64(shape.times)
                 matrix = np.ascontiguousarray(by_rows.T)
-                encoded = ch.encode_columns(steps, times, matrix)
+                own = [j for j, key in enumerate(keys) if key not in shared] if shared else None
+                if own is None or len(own) == len(keys):
+                    matrices.append(Matrix(keys, steps, times, matrix))
+                    continue
+                if own:
+                    mine = tuple(keys[j] for j in own)
+                    matrices.append(Matrix(mine, steps, times, matrix[own]))
                 for j, key in enumerate(keys):
-                    points = ch.Points(steps, times, matrix[j], None, None)
-                    parts.setdefault(key, []).append((shape.index, points, encoded[j]))
+                    if key in shared:
+                        points = ch.Points(steps, times, matrix[j], None, None)
+                        parts.setdefault(key, []).append((shape.index, points))
                 continue
             transposed = list(zip(*shape.python_rows(), strict=True))
             for key, column in zip(keys, transposed, strict=True):
                 points = ch.from_lists(shape.steps, shape.times, list(column))
-                parts.setdefault(key, []).append((shape.index, points, None))
+                parts.setdefault(key, []).append((shape.index, points))
+        singles = []
         for key, pieces in parts.items():
             if len(pieces) == 1:
-                yield key, pieces[0][1], pieces[0][2]
+                singles.append((key, pieces[0][1]))
                 continue
-            index = np.concatenate([np.asarray(i, dtype=np.int64) for i, _, _ in pieces])
-            merged = ch.concat([p for _, p, _ in pieces])
-            yield key, merged.take(np.argsort(index, kind="stable")), None
+            index = np.concatenate([np.asarray(i, dtype=np.int64) for i, _ in pieces])
+            merged = ch.concat([p for _, p in pieces])
+            singles.append((key, merged.take(np.argsort(index, kind="stable"))))
+        return matrices, singles
+
+
+class Matrix(NamedTuple):
+    """Float points of several keys at the same steps and times: ``values[j]`` are those
+    of ``keys[j]``."""
+
+    keys: tuple[str, ...]
+    steps: ch.Int64Array
+    times: ch.Float64Array
+    values: npt.NDArray[np.float64]
+
+
+def _shared_keys(shapes: dict[tuple[str, ...], _Shape]) -> set[str]:
+    """The keys in rows of more than one shape."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for keys in shapes:
+        shared.update(seen.intersection(keys))
+        seen.update(keys)
+    return shared
 
 
 def _all_floats(rows: list[tuple[Any, ...]]) -> bool:

@@ -11,6 +11,7 @@ from the offsets, not from the client.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import posixpath
 import re
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlalchemy as sa
@@ -58,11 +59,10 @@ from . import (
     lineage,
     possession,
     runstate,
-    series,
     trash,
     widerows,
 )
-from .columnize import Columnizer
+from .columnize import Columnizer, Matrix
 from .schema import (
     blob_owners,
     console_lines,
@@ -73,6 +73,7 @@ from .schema import (
     runs,
     streams,
 )
+from .serieswrite import SeriesWriter
 from .widerows import WideRow
 
 #: ``console``: the lines the run printed (``console.tlog``), only ``Console`` records.
@@ -308,6 +309,44 @@ def clean(text: str | None, limit: int = _TEXT_MAX) -> str | None:
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     return text[:limit]
+
+
+class _Keyed(NamedTuple):
+    """Rows' points per key (``Columnizer.columns``), keys cleaned for the database."""
+
+    matrices: list[Matrix]
+    singles: list[tuple[str, chunks.Points]]
+
+    @classmethod
+    def of(cls, rows: Columnizer) -> _Keyed:
+        matrices, singles = rows.columns()
+        return cls(
+            [m._replace(keys=_clean_keys(m.keys)) for m in matrices],
+            [(clean(key, 1024) or "", points) for key, points in singles],
+        )
+
+    def series(self, kind: str) -> list[tuple[str, str]]:
+        """The (kind, key) of each series written."""
+        keys = itertools.chain(*(m.keys for m in self.matrices), (k for k, _ in self.singles))
+        return [(kind, key) for key in keys]
+
+    def append(self, store: SeriesWriter, kind: str, shift: int = 0) -> None:
+        """Append the points to the series of their keys, their steps moved by ``shift``:
+        a wide row's keys as one matrix, the rest key by key."""
+        store.ensure(kind, [key for _, key in self.series(kind)])  # new series in one insert
+        for m in self.matrices:
+            store.append_matrix(kind, m.keys, m.steps + shift, m.times, m.values)
+        for key, points in self.singles:
+            if shift:
+                points.steps = points.steps + shift
+            store.append(kind, key, points)
+
+
+def _clean_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """``clean`` of metric keys (the same tuple where none needs it: almost always)."""
+    if all(len(key) <= 1024 and "\x00" not in key for key in keys):
+        return keys
+    return tuple(clean(key, 1024) or "" for key in keys)
 
 
 def safe_path(path: str) -> str | None:
@@ -768,15 +807,12 @@ class Applier:
         if min(metrics.steps) < -STEP_LIMIT or max(metrics.steps) > STEP_LIMIT:
             raise IngestError(422, f"steps must be within +-{STEP_LIMIT}")
         self.latest_time = max([self.latest_time, *metrics.times[-1:]])
-        store = series.SeriesWriter(self.conn, self.row.id, len(self.state.fold.rewinds))
+        store = SeriesWriter(self.conn, self.row.id, len(self.state.fold.rewinds))
+        keyed = _Keyed.of(metrics)
+        store.read([("r", ""), *keyed.series("m")])  # one query
         if own_rows:
             store.append("r", "", chunks.rows_points(metrics.steps, metrics.times))
-        columns = [(clean(key, 1024) or "", p, e) for key, p, e in metrics.columns()]
-        keys = [key for key, _, _ in columns]
-        store.read([("r", ""), *(("m", key) for key in keys)])  # one query
-        store.ensure("m", keys)  # new series in one insert
-        for key, points, encoded in columns:
-            store.append("m", key, points, encoded)
+        keyed.append(store, "m")
         store.flush()
         self._metrics = Columnizer()
 
@@ -958,18 +994,15 @@ class Applier:
             or held.compact() >= CARRY_LOOSE
         ):
             self._flush_rows(own_rows)
-        store = series.SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
+        store = SeriesWriter(self.conn, run_pk, len(self.state.fold.rewinds))
         system = self._system
         if len(system):
-            columns = [(clean(key, 1024) or "", points) for key, points, _ in system.columns()]
-            store.read([("S", ""), *(("s", key) for key, _ in columns)])  # one query
-            store.ensure("s", [key for key, _ in columns])
-            base = store.count("S", "")
+            keyed = _Keyed.of(system)
+            store.read([("S", ""), *keyed.series("s")])  # one query
+            base = store.count("S", "")  # a system series' steps count its samples
             rows = chunks.rows_points([base + i for i in range(len(system))], system.times)
             store.append("S", "", rows)
-            for key, points in columns:
-                points.steps = points.steps + base  # not pre-encoded: the steps change
-                store.append("s", key, points)
+            keyed.append(store, "s", base)
         store.flush()
         if self._histograms:
             self.conn.execute(

@@ -29,7 +29,7 @@ from trackline import _wire_types as wt
 from trackline import runlog
 from trackline._client import _rows
 from trackline.records import Metrics, Record, Rewind, RunStart
-from trackline.server import auth, chunks, ingest, schema, series
+from trackline.server import auth, chunks, ingest, schema, series, serieswrite
 from trackline.server.db import Database
 
 #: Key names a text array literal must quote right, beside ordinary ones.
@@ -211,7 +211,7 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) ->
         for flush, (start, n, these) in enumerate(batches):
             steps = np.arange(start, start + n, dtype=np.int64)
             with db.write() as conn:
-                store = series.SeriesWriter(conn, run_pk)
+                store = serieswrite.SeriesWriter(conn, run_pk)
                 store.ensure("m", these)
                 for key in these:
                     values = np.full(n, float(index[key])) + steps
@@ -312,7 +312,7 @@ def _writer_run(db: Database, name: str) -> int:
 
 def _append(db: Database, run_pk: int, key: str, steps: np.ndarray) -> None:
     with db.write() as conn:
-        store = series.SeriesWriter(conn, run_pk)
+        store = serieswrite.SeriesWriter(conn, run_pk)
         points = chunks.Points(steps, steps * 0.5, steps * 2.0, None, None)
         store.append("m", key, points)
         store.flush()
@@ -477,10 +477,16 @@ def test_columns_of_compacted_rows_equal_those_of_rows_kept_as_they_came() -> No
     assert carried.points == plain.points == sum(len(v) for _, _, v in rows)
 
     def as_lists(columnizer: Columnizer) -> dict[str, Any]:
-        return {
+        matrices, singles = columnizer.columns()
+        out = {
             key: (points.steps.tolist(), points.times.tolist(), canon(points.python_values()))
-            for key, points, _ in columnizer.columns()
+            for key, points in singles
         }
+        for m in matrices:
+            for key, values in zip(m.keys, m.values, strict=True):
+                assert key not in out
+                out[key] = (m.steps.tolist(), m.times.tolist(), canon(values.tolist()))
+        return out
 
     assert as_lists(carried) == as_lists(plain)
 
