@@ -48,6 +48,7 @@ from .runlog import (
     FRAME,
     HEADER_SIZE,
     MAX_FRAME,
+    Scan,
     check_header,
     data_end,
     data_size,
@@ -69,6 +70,8 @@ SYNC_COMPRESSED = 24 << 20
 SYNC_GROW_TO = 128 << 20
 #: ... and a grown request that compresses to more than this is cut back to the usual size.
 SYNC_COMPRESSED_MAX = 48 << 20
+#: The log bytes whose ratio sizes the first request of a backlog.
+SAMPLE = 4 << 20
 #: Artifact files in a run directory, each named by its sha256 (see ``trackline.artifacts``).
 ARTIFACT_BLOBS = "artifacts/blobs"
 #: How long a live run waits before it retries a request the server refused (401, 403, ...).
@@ -141,10 +144,12 @@ class Shipper:
             sync_kb = _knob("TRACKLINE_SYNC_BATCH_KB", 32768)
             self.batch_bytes = max(self.batch_bytes, int(1024 * min(sync_kb, 60 * 1024)))
             self.grow_to = max(self.batch_bytes, SYNC_GROW_TO)
-        #: Log bytes per compressed byte of the last request (``None``: none yet).
-        self._ratio: float | None = None
+        #: Per stream, log bytes per compressed byte of its last request (none yet: absent).
+        #: Per stream: a system stream's ratio in between changed the main stream's limit,
+        #: and its range read ahead (``_prefetch``) was thrown away.
+        self._ratios: dict[str, float] = {}
         #: Shipping after the fact: the next range, read and deflated while the server
-        #: applies this one (``_prefetch``): per stream, (offset, limit) and its future.
+        #: applies this one (``_prefetch``): per stream, (offset, grow_to) and its future.
         self._next: dict[str, tuple[tuple[int, int], Future[_Batch]]] = {}
         self._reader: ThreadPoolExecutor | None = None
         self.batch_seconds = (
@@ -381,20 +386,24 @@ class Shipper:
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             self._past_end.discard(stream)
-            limit = self._batch_limit()
+            limit = self._batch_limit(stream)
             packed: bytes | None = None
-            prefetched = self._prefetched(stream, offset, limit)
+            prefetched = self._prefetched(stream, offset)
+            # The first request of a backlog: read a sample, measure how it compresses,
+            # and read as many bytes as that allows.
+            sampling = stream not in self._ratios and self.grow_to > limit
             if prefetched is not None:
                 data, more, packed = prefetched
+            elif size > offset:
+                first = min(limit, SAMPLE) if sampling else limit
+                data, more = _read_batch(path, offset, first)
             else:
-                data, more = _read_batch(path, offset, limit) if size > offset else (b"", False)
-            if more and self._ratio is None and self.grow_to > limit:
-                # The first request of a backlog: measure how its bytes compress (their first
-                # 4 MiB), and read as many as that allows.
-                sample = data[: 4 << 20]
-                self._ratio = len(sample) / max(1, len(zlib.compress(sample, 1)))
-                if self._batch_limit() > limit:
-                    data, more = _read_batch(path, offset, self._batch_limit())
+                data, more = b"", False
+            if more and sampling:
+                sample = data[:SAMPLE]
+                self._ratios[stream] = len(sample) / max(1, len(zlib.compress(sample, 1)))
+                if self._batch_limit(stream) > first:
+                    data, more = _read_batch(path, offset, self._batch_limit(stream))
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
                 # A batch the limit did not cut took every whole frame there is.
                 self.sizes[stream] = data_size(path) if more else offset + len(data)
@@ -417,22 +426,27 @@ class Shipper:
             if time.monotonic() - started > self.budget:
                 return
 
-    def _batch_limit(self) -> int:
+    def _batch_limit(self, stream: str) -> int:
         """Log bytes to read for the next request: ``batch_bytes``, or, shipping after the
         fact, as many as compress to about ``SYNC_COMPRESSED`` at the last request's
         ratio, up to ``grow_to``. Rows of thousands of keys compress ~6x (their key names
         repeat): a 32 MiB request held ~40 rows of 20,000 keys, and the server's writes
         per key and request were most of their ingest."""
-        ratio = 1.0 if self._ratio is None else self._ratio
+        ratio = self._ratios.get(stream, 1.0)
         return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * ratio)))
 
-    def _prefetched(self, stream: str, offset: int, limit: int) -> _Batch | None:
-        """The range at ``offset`` if ``_prefetch`` read it with this ``limit``."""
+    def _prefetched(self, stream: str, offset: int) -> _Batch | None:
+        """The range at ``offset`` if ``_prefetch`` read it, and requests may still be
+        as large as they were then. Its size is as good as the one the ratio of the
+        request since gives (when that moved the limit by a few bytes, the range was
+        thrown away and read again, nearly every time)."""
         ahead = self._next.pop(stream, None)
         if ahead is None:
             return None
         key, future = ahead
-        if key != (offset, limit):  # the server answered otherwise: not needed
+        # Another offset: the server answered otherwise. Another ``grow_to``: it refused
+        # a request that large (413).
+        if key != (offset, self.grow_to):
             future.cancel()
             return None
         return future.result()
@@ -443,10 +457,10 @@ class Shipper:
         would otherwise take turns (zlib lets go of the GIL)."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="trackline-read")
-        limit = self._batch_limit()
+        limit = self._batch_limit(stream)
         path = self.run_dir / f"{stream}.tlog"
         future = self._reader.submit(_packed_batch, path, offset, limit)
-        self._next[stream] = ((offset, limit), future)
+        self._next[stream] = ((offset, self.grow_to), future)
 
     def _post(
         self,
@@ -464,7 +478,7 @@ class Shipper:
             headers["x-trackline-live"] = "1"
         if packed is None:
             packed = zlib.compress(data, 1)
-        self._ratio = len(data) / max(1, len(packed))
+        self._ratios[stream] = len(data) / max(1, len(packed))
         if len(packed) > SYNC_COMPRESSED_MAX and len(data) > self.batch_bytes:
             # Grown on a better ratio than these bytes have: send fewer of them.
             data = data[: _frames_end(data, offset, self.batch_bytes)]
@@ -773,8 +787,21 @@ def _frames_end(data: bytes, offset: int, limit: int) -> int:
     """The end in ``data`` (read from file offset ``offset``) of its whole frames within
     the first ``limit`` bytes (at least one frame)."""
     head = HEADER_SIZE if offset == 0 else 0
-    end = head + scan_frames(memoryview(data)[head:limit]).end
+    end = head + _cut_frames(memoryview(data)[head:limit]).end
     return end if end > head else head + scan_frames(memoryview(data)[head:]).end
+
+
+def _cut_frames(view: memoryview) -> Scan:
+    """``scan_frames`` of a window the log goes on past, whose last frame is likely cut.
+
+    The cut frame ends the scan (``wait_for_partial``): scanned as bad bytes, it had
+    every later offset of the window tried as a frame start, a tenth of a second for
+    the cut half of a 700 KB row (and a record holding a log's bytes could pass for
+    frames). Where the window's first frame does not fit in it, the usual rule applies:
+    bad bytes are skipped, and the caller reads a larger window for a big frame.
+    """
+    scan = scan_frames(view, wait_for_partial=True)
+    return scan if scan.payloads else scan_frames(view)
 
 
 #: A range read for a request: its bytes, whether the log goes on, the bytes deflated.
@@ -800,7 +827,8 @@ def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
                 check_header(data)
                 head = HEADER_SIZE
             # Frame boundaries only: the records are not decoded (the server does that).
-            end = head + scan_frames(memoryview(data)[head:]).end
+            view = memoryview(data)[head:]
+            end = head + (_cut_frames(view) if len(data) == want else scan_frames(view)).end
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.

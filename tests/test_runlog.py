@@ -198,3 +198,25 @@ def test_the_agent_reads_a_mapped_log_once_per_round_while_it_grows(
     assert reads == 5
     assert follow.offset == log.end - 3 * len(runlog.frame_record(Metrics(0, 0.0, {"x": 1.0})))
     log.close()
+
+
+def test_a_batch_cut_inside_a_frame_ends_at_the_frame_before_it(tmp_path: Path) -> None:
+    """The shipper's window cuts the last frame it reaches. That frame ends the batch,
+    even when its payload holds bytes that pass for a frame: scanned as bad bytes, the
+    cut frame had every later offset tried as a frame start, and the look-alike inside
+    it was taken for a real frame (a range ending inside one). Bad bytes at a window's
+    start are still skipped to the frames after them."""
+    path = tmp_path / "main.tlog"
+    inner = runlog.frame(b"a look-alike frame")
+    frames = [runlog.frame(b"first" * 20), runlog.frame(b"<" + inner + b">" * 5000)]
+    frames.append(runlog.frame(b"last" * 20))
+    data = runlog.header_bytes() + b"".join(frames)
+    path.write_bytes(data)
+    big = runlog.HEADER_SIZE + len(frames[0])  # where the frame holding ``inner`` starts
+    at = data.index(inner, big)
+    for limit in (at + len(inner) + 10, at + len(inner) + 4000):  # windows cutting it
+        assert _read_frames(path, 0, limit) == data[:big]
+    # A torn frame at the window's start: skipped to the frames after it, as before.
+    torn = data[: big + len(frames[1]) - 3] + frames[2]
+    path.write_bytes(torn)
+    assert _read_frames(path, big, 1 << 16) == torn[big:]

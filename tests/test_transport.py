@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import random
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -18,7 +19,15 @@ from trackline import _transport, runlog
 from trackline import _wire_types as wt
 from trackline._client import Api
 from trackline._transport import Shipper, read_progress
-from trackline.records import FileSaved, Finish, MediaRecord, Metrics, Record, RunStart
+from trackline.records import (
+    FileSaved,
+    Finish,
+    MediaRecord,
+    Metrics,
+    Record,
+    RunStart,
+    SystemSample,
+)
 from trackline.runlog import LogFile
 
 
@@ -498,3 +507,37 @@ def test_a_range_read_ahead_is_dropped_when_the_server_moved_on(
     assert posts[-1][1] == (run_dir / "main.tlog").stat().st_size
     got = server_rows(shared_server, "ahead1")
     assert [r["_step"] for r in got] == list(range(600))
+
+
+@pytest.mark.usefixtures("small_sync_limits")
+def test_a_range_read_ahead_is_used_when_another_stream_is_shipped_in_between(
+    shared_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shipping after the fact with a short budget, the shipper goes from the main stream
+    to the system stream and back. The main stream's next range, read ahead while its
+    last request was applied, is the one sent next: the system stream's requests do not
+    change how much of the main stream the next request takes (each stream sizes its
+    requests by its own compression ratio; a shared one threw every read-ahead away)."""
+    direct: list[tuple[str, int]] = []
+    read_batch = _transport._read_batch
+
+    def counted(path: Path, offset: int, limit: int) -> Any:
+        if not threading.current_thread().name.startswith("trackline-read"):
+            direct.append((path.name, offset))  # not read ahead
+        return read_batch(path, offset, limit)
+
+    monkeypatch.setattr(_transport, "_read_batch", counted)
+    records = [
+        Metrics(s, 1.0 + s, {f"n{j}": random.Random(s * 100 + j).random() for j in range(40)})
+        for s in range(400)
+    ]
+    run_dir = new_run(tmp_path, "ahead2", records)
+    system = LogFile(run_dir / "system.tlog")
+    system.write(runlog.frame_record(SystemSample(1.0 + i, {"cpu": 1.0 * i})) for i in range(300))
+    system.close()
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False, budget=0.0) as ship:
+        pump_until_done(ship)
+    main = [offset for name, offset in direct if name == "main.tlog"]
+    assert set(main) == {0}  # the first range's sample and its read; the rest read ahead
+    assert len([name for name, _ in direct if name == "system.tlog"]) >= 2
+    assert [r["_step"] for r in server_rows(shared_server, "ahead2")] == list(range(400))
