@@ -426,7 +426,8 @@ def block_time_bounds(times: Float64Array) -> Float64Array:
 def block_summary(steps: Int64Array, values: Float64Array) -> npt.NDArray[Any]:
     """Per block of ``BLOCK`` points: first and last step, min, max, sum and count of non-NaN
     values, and the number of points. NaN is left out, infinities are kept."""
-    return block_table(steps, values.reshape(1, -1))[0]
+    table: npt.NDArray[Any] = block_table(steps, values.reshape(1, -1))[0]
+    return table
 
 
 def block_table(steps: Int64Array, matrix: Float64Array) -> npt.NDArray[Any]:
@@ -441,8 +442,8 @@ def block_table(steps: Int64Array, matrix: Float64Array) -> npt.NDArray[Any]:
     width = matrix.shape[0]
     count = -(-n // BLOCK)
     starts = np.arange(0, n, BLOCK)
-    if n == count * BLOCK:
-        cube = matrix.reshape(width, count, BLOCK)
+    if n == count * BLOCK or count == 1:  # whole blocks, or one (a short batch's)
+        cube = matrix.reshape(width, count, -1)
     else:
         padded = np.full((width, count * BLOCK), np.nan)
         padded[:, :n] = matrix
@@ -456,7 +457,7 @@ def block_table(steps: Int64Array, matrix: Float64Array) -> npt.NDArray[Any]:
     nan = np.isnan(cube)
     with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: NaN; overflow: inf
         table["sum"] = np.where(nan, 0.0, cube).sum(axis=2)
-    table["finite"] = BLOCK - nan.sum(axis=2, dtype=np.int32)  # the padding is NaN too
+    table["finite"] = cube.shape[2] - nan.sum(axis=2, dtype=np.int32)  # padding is NaN too
     table["n"] = np.diff(np.append(starts, n))
     return table
 

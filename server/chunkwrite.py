@@ -13,6 +13,7 @@ thousands of pairs took the planner seconds).
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -230,11 +231,8 @@ def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
     driver = _driver(conn)
     if driver is None:
         assigned = ", ".join(f'"{c}" = ?' for c in _SERIES_COLUMNS)
-        _sqlite_many(
-            conn,
-            f"UPDATE series SET {assigned} WHERE id = ?",
-            [(*(i[c] for c in _SERIES_COLUMNS), i["id"]) for i in infos],
-        )
+        values = operator.itemgetter(*_SERIES_COLUMNS, "id")
+        _sqlite_many(conn, f"UPDATE series SET {assigned} WHERE id = ?", list(map(values, infos)))
         return
     arrays = [_array([i["id"] for i in infos])]
     arrays += [_array([i[c] for i in infos]) for c in _SERIES_COLUMNS]

@@ -137,7 +137,7 @@ class SeriesWriter:
         result = self.conn.execute(query)
         names = list(result.keys())
         kind_at, key_at = names.index("kind"), names.index("key")
-        for row in result:  # this batch's own rows are kept
+        for row in result.fetchall():  # this batch's own rows are kept
             known.setdefault((row[kind_at], row[key_at]), dict(zip(names, row, strict=True)))
         for pair in missing:
             known.setdefault(pair, None)
