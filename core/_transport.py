@@ -39,6 +39,7 @@ import httpx
 
 from . import _credentials, _ranks
 from . import _wire_types as wt
+from ._deflate import deflate
 from ._names import RUN_ID
 from ._settings import env_float
 from ._warn import warn_once
@@ -476,13 +477,16 @@ class Shipper:
         headers = {"content-encoding": "deflate", "content-type": "application/octet-stream"}
         if live:
             headers["x-trackline-live"] = "1"
+        # Not read ahead (a backlog's first range): the server waits for it, so after the
+        # fact it is deflated on every core. A live agent keeps to one thread.
+        pack = (lambda d: zlib.compress(d, 1)) if self.live else deflate
         if packed is None:
-            packed = zlib.compress(data, 1)
+            packed = pack(data)
         self._ratios[stream] = len(data) / max(1, len(packed))
         if len(packed) > SYNC_COMPRESSED_MAX and len(data) > self.batch_bytes:
             # Grown on a better ratio than these bytes have: send fewer of them.
             data = data[: _frames_end(data, offset, self.batch_bytes)]
-            packed = zlib.compress(data, 1)
+            packed = pack(data)
             more = True
         if more and not self.live:
             self._prefetch(stream, offset + len(data))
