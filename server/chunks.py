@@ -433,31 +433,37 @@ def block_summary(steps: Int64Array, values: Float64Array) -> npt.NDArray[Any]:
 def block_table(steps: Int64Array, matrix: Float64Array) -> npt.NDArray[Any]:
     """``block_summary`` of each row of ``matrix`` (series at the same ``steps``), at once.
 
-    The points are laid out as (series, block, point in block), the last block padded
-    with NaN, and reduced along the last axis: at C speed however many series there are
-    (``reduceat`` along rows was a fifth of a wide row's ingest), and a series' sums are
-    the same whether it is reduced alone or with others (the same loop adds them).
+    The whole blocks are a strided view (series, block, point in block), reduced along
+    its last axis, and the last, shorter block along the rows: at C speed however many
+    series there are (``reduceat`` along rows was a fifth of a wide row's ingest), with
+    no copy of the points but where NaN must be left out of a sum, and a series' sums
+    are the same whether it is reduced alone or with others (the same loops add them).
     """
     n = len(steps)
+    matrix = np.ascontiguousarray(matrix, dtype=np.float64)
     width = matrix.shape[0]
-    count = -(-n // BLOCK)
+    whole, rest = divmod(n, BLOCK)
+    row_stride, item = matrix.strides
+    cube = np.lib.stride_tricks.as_strided(
+        matrix, (width, whole, BLOCK), (row_stride, BLOCK * item, item), writeable=False
+    )
+    parts = [cube, matrix[:, whole * BLOCK :].reshape(width, 1, rest)] if rest else [cube]
     starts = np.arange(0, n, BLOCK)
-    if n == count * BLOCK or count == 1:  # whole blocks, or one (a short batch's)
-        cube = matrix.reshape(width, count, -1)
-    else:
-        padded = np.full((width, count * BLOCK), np.nan)
-        padded[:, :n] = matrix
-        cube = padded.reshape(width, count, BLOCK)
-    table = np.empty((width, count), dtype=BLOCK_DTYPE)
+    table = np.empty((width, len(starts)), dtype=BLOCK_DTYPE)
     table["first"] = steps[starts]
     table["last"] = steps[np.minimum(starts + BLOCK, n) - 1]
     # ``+ 0.0``: -0.0 as 0.0, whatever order the reduction took (see ``encode``).
-    table["min"] = np.fmin.reduce(cube, axis=2) + 0.0
-    table["max"] = np.fmax.reduce(cube, axis=2) + 0.0
-    nan = np.isnan(cube)
+    table["min"] = np.concatenate([np.fmin.reduce(p, axis=2) for p in parts], axis=1) + 0.0
+    table["max"] = np.concatenate([np.fmax.reduce(p, axis=2) for p in parts], axis=1) + 0.0
+    sums, finite = [], []
     with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf: NaN; overflow: inf
-        table["sum"] = np.where(nan, 0.0, cube).sum(axis=2)
-    table["finite"] = cube.shape[2] - nan.sum(axis=2, dtype=np.int32)  # padding is NaN too
+        for part in parts:
+            nan = np.isnan(part)
+            counts = nan.sum(axis=2, dtype=np.int32)
+            sums.append(np.where(nan, 0.0, part).sum(axis=2) if counts.any() else part.sum(axis=2))
+            finite.append(part.shape[2] - counts)
+    table["sum"] = np.concatenate(sums, axis=1)
+    table["finite"] = np.concatenate(finite, axis=1)
     table["n"] = np.diff(np.append(starts, n))
     return table
 
