@@ -387,7 +387,7 @@ class Shipper:
                 self.committed = None
                 raise _Transient(f"{stream}: committed offset {offset} is past the end of the file")
             self._past_end.discard(stream)
-            limit = self._batch_limit(stream)
+            limit = self._batch_limit(stream, size - offset)
             packed: bytes | None = None
             prefetched = self._prefetched(stream, offset)
             # The first request of a backlog: read a sample, measure how it compresses,
@@ -403,8 +403,9 @@ class Shipper:
             if more and sampling:
                 sample = data[:SAMPLE]
                 self._ratios[stream] = len(sample) / max(1, len(zlib.compress(sample, 1)))
-                if self._batch_limit(stream) > first:
-                    data, more = _read_batch(path, offset, self._batch_limit(stream))
+                grown = self._batch_limit(stream, size - offset)
+                if grown > first:
+                    data, more = _read_batch(path, offset, grown)
             if size > offset + len(data):  # a mapped log's reserved zeros are not data
                 # A batch the limit did not cut took every whole frame there is.
                 self.sizes[stream] = data_size(path) if more else offset + len(data)
@@ -427,14 +428,21 @@ class Shipper:
             if time.monotonic() - started > self.budget:
                 return
 
-    def _batch_limit(self, stream: str) -> int:
+    def _batch_limit(self, stream: str, left: int = 0) -> int:
         """Log bytes to read for the next request: ``batch_bytes``, or, shipping after the
         fact, as many as compress to about ``SYNC_COMPRESSED`` at the last request's
-        ratio, up to ``grow_to``. Rows of thousands of keys compress ~6x (their key names
+        ratio, up to ``grow_to``, and the rest of the log (``left`` bytes) when that is
+        under a quarter more. Rows of thousands of keys compress ~6x (their key names
         repeat): a 32 MiB request held ~40 rows of 20,000 keys, and the server's writes
         per key and request were most of their ingest."""
         ratio = self._ratios.get(stream, 1.0)
-        return max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * ratio)))
+        limit = max(self.batch_bytes, min(self.grow_to, int(SYNC_COMPRESSED * ratio)))
+        if not self.live and limit < left <= limit + limit // 4:
+            # What ``left`` there is past this range is short: it goes along. On its own it
+            # cost the server its writes per key again (a 20,000-key run's last 8 MiB took
+            # a fifth of its ingest).
+            return left
+        return limit
 
     def _prefetched(self, stream: str, offset: int) -> _Batch | None:
         """The range at ``offset`` if ``_prefetch`` read it, and requests may still be
@@ -458,7 +466,7 @@ class Shipper:
         would otherwise take turns (zlib lets go of the GIL)."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(1, thread_name_prefix="trackline-read")
-        limit = self._batch_limit(stream)
+        limit = self._batch_limit(stream, self.sizes[stream] - offset)
         path = self.run_dir / f"{stream}.tlog"
         future = self._reader.submit(_packed_batch, path, offset, limit)
         self._next[stream] = ((offset, self.grow_to), future)

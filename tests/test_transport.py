@@ -390,6 +390,26 @@ def test_shipping_after_the_fact_grows_requests_as_far_as_they_compress(
 
 
 @pytest.mark.usefixtures("small_sync_limits")
+@pytest.mark.parametrize(("rows", "requests"), [(18, 1), (24, 2)])
+def test_a_short_rest_of_a_backlog_goes_with_the_range_before_it(
+    shared_server: ServerProcess, tmp_path: Path, rows: int, requests: int
+) -> None:
+    """Shipping after the fact, what is left past a grown range goes along when it is
+    under a quarter of the range (a request of its own costs the server its writes per
+    key again): 18 wide rows (37 KB of log) are one request, 24 (50 KB) are two."""
+    keys = [f"layer{j:03d}/block/grad_norm" for j in range(60)]
+    records: list[Record] = [Metrics(s, 1.0 + s, {k: float(s) for k in keys}) for s in range(rows)]
+    run_dir = new_run(tmp_path, f"rest{rows}", records)
+    logged = (run_dir / "main.tlog").stat().st_size
+    assert (32 << 10) < logged <= (40 << 10) if requests == 1 else logged > (40 << 10)
+    transport = Inflating()
+    with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False, transport=transport) as ship:
+        pump_until_done(ship)
+    assert len(transport.sizes) == requests and sum(transport.sizes) == logged
+    assert [r["_step"] for r in server_rows(shared_server, f"rest{rows}")] == list(range(rows))
+
+
+@pytest.mark.usefixtures("small_sync_limits")
 def test_a_proxy_refusing_grown_requests_gets_the_usual_size(
     shared_server: ServerProcess, tmp_path: Path
 ) -> None:
