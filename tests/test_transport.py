@@ -358,6 +358,14 @@ def wide_then_noisy() -> list[Record]:
     return out
 
 
+def noisy_rows(n: int) -> list[Record]:
+    """Rows of 40 random floats: they compress little, so requests stay near the usual size."""
+    return [
+        Metrics(s, 1.0 + s, {f"n{j}": random.Random(s * 100 + j).random() for j in range(40)})
+        for s in range(n)
+    ]
+
+
 @pytest.fixture
 def small_sync_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sync sizes scaled down 4,096 times: 8 KiB requests that may grow to 32 KiB of
@@ -511,11 +519,7 @@ def test_a_range_read_ahead_is_dropped_when_the_server_moved_on(
         return packed_batch(path, offset, limit)
 
     monkeypatch.setattr(_transport, "_packed_batch", counted)
-    records = [
-        Metrics(s, 1.0 + s, {f"n{j}": random.Random(s * 100 + j).random() for j in range(40)})
-        for s in range(600)
-    ]
-    run_dir = new_run(tmp_path, "ahead1", records)
+    run_dir = new_run(tmp_path, "ahead1", noisy_rows(600))
     transport = Overtaken(run_dir, shared_server.url, ahead=20_000)
     with Shipper(run_dir, shared_server.url, ADMIN_KEY, live=False, transport=transport) as ship:
         pump_until_done(ship)
@@ -547,11 +551,7 @@ def test_a_range_read_ahead_is_used_when_another_stream_is_shipped_in_between(
         return read_batch(path, offset, limit)
 
     monkeypatch.setattr(_transport, "_read_batch", counted)
-    records = [
-        Metrics(s, 1.0 + s, {f"n{j}": random.Random(s * 100 + j).random() for j in range(40)})
-        for s in range(400)
-    ]
-    run_dir = new_run(tmp_path, "ahead2", records)
+    run_dir = new_run(tmp_path, "ahead2", noisy_rows(400))
     system = LogFile(run_dir / "system.tlog")
     system.write(runlog.frame_record(SystemSample(1.0 + i, {"cpu": 1.0 * i})) for i in range(300))
     system.close()
