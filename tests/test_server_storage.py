@@ -401,6 +401,35 @@ def test_wide_rows_are_stored_exactly(app_client: Any) -> None:
     assert per_series == 4
 
 
+def test_wide_rows_with_hostile_key_names_are_stored_and_read(app_client: Any) -> None:
+    """A wide row's keys go in as one group; keys that the database cannot hold as they
+    are (a NUL, longer than 1,024 characters) are cleaned, and two keys of one row that
+    clean to the same name are one series, the later key's value winning at each step,
+    as for any step logged twice. Nothing is refused and nothing else is lost."""
+    nul, twin = "a\x00", "a\ufffd"  # ``twin`` is what ``nul`` cleans to
+    long_a, long_b = "x" * 1100 + "a", "x" * 1100 + "b"  # both cut to the same 1,024
+    plain = [f"k{j}" for j in range(40)]
+    records: list[Record] = [start("hostile")]
+    for step in range(30):
+        values = {nul: 1.0 * step, twin: 2.0 * step, long_a: 3.0 * step, long_b: 4.0 * step}
+        values.update({k: step + j / 8 for j, k in enumerate(plain)})
+        records.append(Metrics(step, 1000.0 + step, values))
+    data = log_bytes(records)
+    assert post_log(app_client, "hostile", data, 0).status_code == 200
+    counts = app_client.post("/api/v1/metrics/keys", json={"runs": ["hostile"]}).json()["points"]
+    # Points logged (both of each step of the twins, as for a step logged twice); a read
+    # gives one per step.
+    assert counts[twin] == counts["x" * 1024] == 60 and counts["k39"] == 30
+    assert nul not in counts and long_a not in counts
+    answer = app_client.get(
+        "/api/v1/runs/hostile/history", params={"keys": [twin, "x" * 1024, "k0", "k39"]}
+    )
+    rows = _rows(wt.decode(answer.content, wt.Columns))
+    assert [r[twin] for r in rows] == [2.0 * s for s in range(30)]
+    assert [r["x" * 1024] for r in rows] == [4.0 * s for s in range(30)]
+    assert [r["k39"] for r in rows] == [s + 39 / 8 for s in range(30)]
+
+
 def test_latest_per_step_keeps_the_last_value() -> None:
     points = chunks.from_lists(
         [5, 3, 5, 1, 3], [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0]
