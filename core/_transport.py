@@ -392,7 +392,7 @@ class Shipper:
             prefetched = self._prefetched(stream, offset)
             # The first request of a backlog: read a sample, measure how it compresses,
             # and read as many bytes as that allows.
-            sampling = stream not in self._ratios and self.grow_to > limit
+            sampling = prefetched is None and stream not in self._ratios and self.grow_to > limit
             if prefetched is not None:
                 data, more, packed = prefetched
             elif size > offset:
@@ -487,14 +487,14 @@ class Shipper:
             headers["x-trackline-live"] = "1"
         # Not read ahead (a backlog's first range): the server waits for it, so after the
         # fact it is deflated on every core. A live agent keeps to one thread.
-        pack = (lambda d: zlib.compress(d, 1)) if self.live else deflate
+        threads = 1 if self.live else None
         if packed is None:
-            packed = pack(data)
+            packed = deflate(data, threads)
         self._ratios[stream] = len(data) / max(1, len(packed))
         if len(packed) > SYNC_COMPRESSED_MAX and len(data) > self.batch_bytes:
             # Grown on a better ratio than these bytes have: send fewer of them.
             data = data[: _frames_end(data, offset, self.batch_bytes)]
-            packed = pack(data)
+            packed = deflate(data, threads)
             more = True
         if more and not self.live:
             self._prefetch(stream, offset + len(data))

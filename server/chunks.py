@@ -356,8 +356,8 @@ def encode_columns(steps: Int64Array, times: Float64Array, matrix: Float64Array)
     """
     n = len(steps)
     width = matrix.shape[0]
-    step_min = int(steps.min()) if n else 0
-    step_max = int(steps.max()) if n else 0
+    step_min = int(steps.min())
+    step_max = int(steps.max())
     is_sorted = bool(n < 2 or (np.diff(steps) > 0).all())
     dense = bool(is_sorted and step_max - step_min == n - 1)
     step_bytes = b"" if dense else steps.tobytes()
@@ -403,7 +403,7 @@ def _slices(data: bytes, parts: int) -> list[bytes]:
     if not parts:
         return []
     size = len(data) // parts
-    return [data[i : i + size] for i in range(0, len(data), size)] if size else [b""] * parts
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def _clamp_infinities(values: Float64Array) -> Float64Array:

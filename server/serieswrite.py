@@ -182,7 +182,7 @@ class SeriesWriter:
                 )
             )
             info["chunks"] += 1
-        self._count(info, len(points), len(pieces[-1]), first, low, high, increasing)
+        self._count(info, len(points), len(pieces[-1]), first, low, high, increasing, small)
 
     def append_matrix(
         self,
@@ -233,11 +233,10 @@ class SeriesWriter:
         low: int,
         high: int,
         increasing: bool,
-        small: bool | None = None,
+        small: bool,
     ) -> None:
-        """Move a series' counters by a batch of ``n`` points (chunks already counted)."""
-        if small is None:
-            small = n < ch.MERGE_BATCH_BELOW
+        """Move a series' counters by a batch of ``n`` points (chunks already counted;
+        ``small``: it joins the tail)."""
         if small:
             if not info["tail"]:
                 info["tail_seq"] = info["chunks"] - 1
