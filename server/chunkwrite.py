@@ -198,30 +198,21 @@ def delete_chunks(conn: sa.Connection, ids: list[int]) -> None:
         cursor.execute("DELETE FROM chunks WHERE id = ANY(%s::int4[])", [_array(ids)])
 
 
-def replace_block_times(
-    conn: sa.Connection, stale: list[tuple[int, int]], rows: list[tuple[int, int, bytes]]
-) -> None:
-    """Delete the block times of the ``stale`` (series id, seq) chunks, then insert ``rows``
-    of (series id, seq, times)."""
+def insert_block_times(conn: sa.Connection, rows: list[tuple[int, int, bytes]]) -> None:
+    """New block-times rows: (series id, seq, times)."""
+    if not rows:
+        return
     driver = _driver(conn)
     if driver is None:
-        _sqlite_many(conn, "DELETE FROM block_times WHERE series_id = ? AND seq = ?", stale)
         _sqlite_many(conn, "INSERT INTO block_times (series_id, seq, times) VALUES (?, ?, ?)", rows)
         return
-    with driver.cursor() as cursor:
-        if stale:
-            cursor.execute(
-                "DELETE FROM block_times b USING unnest(%s::int4[], %s::int4[]) AS w(s, q) "
-                "WHERE b.series_id = w.s AND b.seq = w.q",
-                [_array([s for s, _ in stale]), _array([q for _, q in stale])],
-            )
-        if rows:
-            with cursor.copy(
-                "COPY block_times (series_id, seq, times) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(["int4", "int4", "bytea"])
-                for row in rows:
-                    copy.write_row(row)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy("COPY block_times (series_id, seq, times) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["int4", "int4", "bytea"])
+        for row in rows:
+            copy.write_row(row)
 
 
 def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:

@@ -174,6 +174,18 @@ def _chunks_inline(conn: sa.Connection) -> None:
         conn.execute(schema.CHUNKS_INLINE)
 
 
+def _untimed_tails(conn: sa.Connection) -> None:
+    """Version 19 (a live wide row writes no block-times row per key and request): the
+    chunks of a series' tail have no block times (``serieswrite._Group``); the rows of
+    those stored before are deleted (readers take them from the points)."""
+    conn.execute(
+        sa.text(
+            "DELETE FROM block_times WHERE EXISTS (SELECT 1 FROM series s "
+            "WHERE s.id = block_times.series_id AND s.tail > 0 AND block_times.seq >= s.tail_seq)"
+        )
+    )
+
+
 #: (version reached, function); version 1 is the initial schema, created from schema.py.
 MIGRATIONS: list[tuple[int, Migration]] = [
     (2, _artifact_tables),
@@ -192,6 +204,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (16, _series_tails),
     (17, _stream_heads),
     (18, _chunks_inline),
+    (19, _untimed_tails),
 ]
 
 

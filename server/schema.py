@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 #: The version a database created from these tables is at.
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 metadata = sa.MetaData()
 
@@ -184,9 +184,6 @@ chunks = sa.Table(
     sa.UniqueConstraint("series_id", "seq", name="uq_chunks_series_seq"),
 )
 
-#: Per chunk with block summaries: the time of each block's first and last point
-#: (float64 pairs), so that charts over wall time read these instead of the points.
-#: Written since schema 12; a chunk without a row (ingested before) reads its points.
 #: Runs deleted for good: an agent still holding one is told so (410) instead of
 #: uploading it again as a new run. Since schema 12.
 purged_runs = sa.Table(
@@ -197,6 +194,11 @@ purged_runs = sa.Table(
     sa.Column("purged_at", sa.Float, nullable=False),
 )
 
+#: Per chunk with block summaries: the time of each block's first and last point
+#: (float64 pairs), so that charts over wall time read these instead of the points.
+#: Written since schema 12, and since 19 not for the chunks of a series' tail (small,
+#: soon compacted: ``serieswrite._Group``); a chunk without a row has its block times
+#: taken from its points' times (``series.read_blocks``).
 block_times = sa.Table(
     "block_times",
     metadata,

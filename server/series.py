@@ -149,8 +149,9 @@ def read_blocks(
 
     The chunks are listed first (small rows); only blobs ``cache`` does not hold at
     the listed version are fetched. A series with a chunk that has none (text,
-    unsorted) is left out; ``with_times``, also one with a chunk without block times
-    (written before schema 12).
+    unsorted) is left out. ``with_times``: the block times stored, and those of chunks
+    stored without (a series' tail, small chunks soon compacted; chunks written before
+    schema 12) from their points' times.
     """
     listed = _chunk_list(conn, [i.id for i in infos]) if infos else []
     versions = {row[0]: (row[1], row[4], row[2], row[3]) for row in listed}  # blockcache
@@ -162,6 +163,9 @@ def read_blocks(
         if cache is not None:
             cache.put_many((i, versions[i], blob) for i, blob in fetched.items())
     bounds = _block_times(conn, [i.id for i in infos]) if with_times and infos else {}
+    if with_times:
+        untimed = [row[0] for row in listed if (row[1], row[4]) not in bounds and found.get(row[0])]
+        bounds.update(_bounds_from_points(conn, untimed))
     pieces: list[bytes] = []
     time_pieces: list[bytes] = []
     spans: dict[int, tuple[int, int]] = {}
@@ -198,6 +202,21 @@ def _block_times(conn: sa.Connection, series_ids: list[int]) -> dict[tuple[int, 
             query, {"ids": series_ids[i : i + _IDS_PER_QUERY]}
         ):
             out[(series_id, seq)] = bytes(times)
+    return out
+
+
+def _bounds_from_points(conn: sa.Connection, chunk_ids: list[int]) -> dict[tuple[int, int], bytes]:
+    """(series id, seq) -> the block times of these chunks, from their points' times."""
+    query = sa.select(chunks.c.series_id, chunks.c.seq, chunks.c.times).where(
+        chunks.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+    out: dict[tuple[int, int], bytes] = {}
+    for i in range(0, len(chunk_ids), _IDS_PER_QUERY):
+        for series_id, seq, times in conn.execute(
+            query, {"ids": chunk_ids[i : i + _IDS_PER_QUERY]}
+        ):
+            points_times = np.frombuffer(times, dtype=np.float64)
+            out[(series_id, seq)] = ch.block_time_bounds(points_times).tobytes()
     return out
 
 

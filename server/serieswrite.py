@@ -33,9 +33,15 @@ class _Group:
     """New chunks of one batch that share their steps, times and encoding: a wide row's
     keys, one chunk each, or a single chunk. ``points`` keeps the points of small ones,
     which a compaction in the same batch takes back: a list (one ``Points`` per chunk),
-    or the (steps, times, matrix) the chunks' values are rows of."""
+    or the (steps, times, matrix) the chunks' values are rows of.
 
-    __slots__ = ("encoded", "ids", "points", "seqs")
+    ``timed``: whether the chunks' block times are stored. A chunk that joins its series'
+    tail has none: it is small and soon compacted, and readers take its times from its
+    points (``series.read_blocks``), so a live wide row writes no block-times row per key
+    and request, nor deletes it at compaction.
+    """
+
+    __slots__ = ("encoded", "ids", "points", "seqs", "timed")
 
     def __init__(
         self,
@@ -43,11 +49,13 @@ class _Group:
         seqs: list[int],
         encoded: ch.EncodedColumns,
         points: list[ch.Points] | tuple[Any, Any, npt.NDArray[np.float64]] | None,
+        tail: bool,
     ) -> None:
         self.ids = ids
         self.seqs = seqs
         self.encoded = encoded
         self.points = points
+        self.timed = not tail and bool(encoded.block_times)
 
     def piece(self, j: int) -> ch.Points:
         """The points of chunk ``j`` (a small one: see ``points``)."""
@@ -179,6 +187,7 @@ class SeriesWriter:
                     [info["chunks"]],
                     ch.EncodedColumns.of(ch.encode(piece)),
                     [piece] if small else None,
+                    small,
                 )
             )
             info["chunks"] += 1
@@ -213,7 +222,9 @@ class SeriesWriter:
             seqs.append(info["chunks"])
             info["chunks"] += 1
             count(info, n, n, first, low, high, encoded.sorted, small)
-        self._groups.append(_Group(ids, seqs, encoded, (steps, times, matrix) if small else None))
+        self._groups.append(
+            _Group(ids, seqs, encoded, (steps, times, matrix) if small else None, small)
+        )
 
     def _info(self, kind: str, key: str) -> dict[str, Any]:
         """The row of a series, created if it does not exist yet."""
@@ -255,12 +266,12 @@ class SeriesWriter:
         info["step_max"] = high if step_max is None or high > step_max else step_max
         self._dirty[info["id"]] = info
 
-    def _compact(self) -> tuple[list[int], list[tuple[int, int]]]:
+    def _compact(self) -> list[int]:
         """Compact the tails that are due into one chunk each, at the tail's last seq
         (seqs are ordered, not contiguous).
 
-        Returns the ids of the stored chunks it replaces and their (series id, seq).
-        The stored part of every due tail is read in one query; the tails of a wide
+        Returns the ids of the stored chunks it replaces (a tail's chunks have no block
+        times to delete: see ``_Group.timed``). The stored part of every due tail is read in one query; the tails of a wide
         row's keys (float series with the same steps and times) are encoded as one
         matrix (``chunks.encode_columns``).
         """
@@ -271,16 +282,14 @@ class SeriesWriter:
             and (info["tail"] >= ch.TAIL_CHUNKS or info["tail_n"] >= ch.MERGE_BELOW)
         }
         if not due:
-            return [], []
+            return []
         #: series id -> (seq, a stored chunk or the points of a chunk of this batch)
         parts: dict[int, list[tuple[int, StoredChunk | ch.Points]]] = {s: [] for s in due}
         replaced: list[int] = []
-        stale: list[tuple[int, int]] = []
         wanted = [(series_id, info["tail_seq"]) for series_id, info in due.items()]
         for stored in chunkwrite.read_tails(self.conn, wanted):
             parts[stored.series_id].append((stored.seq, stored))
             replaced.append(stored.id)
-            stale.append((stored.series_id, stored.seq))
         # The batch's own chunks of these tails: they are compacted, not inserted.
         for group in self._groups:
             keep = []
@@ -310,7 +319,7 @@ class SeriesWriter:
             matrix = np.frombuffer(values, np.float64).reshape(len(members), len(steps))
             piece = ch.Points(steps, times, matrix[0], None, None)
             self._compacted([due[series_id] for series_id, _ in members], [piece], matrix)
-        return replaced, stale
+        return replaced
 
     def _compacted(
         self,
@@ -320,7 +329,8 @@ class SeriesWriter:
     ) -> None:
         """Insert compacted tails' chunks at the last seqs of their tails; set the tails.
         One series' ``pieces``, or, with a ``matrix``, those of several series that share
-        the steps and times of the one piece (``matrix[j]`` the values of ``infos[j]``)."""
+        the steps and times of the one piece (``matrix[j]`` the values of ``infos[j]``).
+        A last piece under ``chunks.MERGE_BELOW`` points stays the tail."""
         last = len(pieces[-1])
         for at, piece in enumerate(pieces, start=-len(pieces)):
             encoded = (
@@ -329,7 +339,8 @@ class SeriesWriter:
                 else ch.EncodedColumns.of(ch.encode(piece))
             )
             seqs = [info["chunks"] + at for info in infos]
-            self._groups.append(_Group([info["id"] for info in infos], seqs, encoded, None))
+            tail = at == -1 and last < ch.MERGE_BELOW
+            self._groups.append(_Group([info["id"] for info in infos], seqs, encoded, None, tail))
         for info in infos:
             info["last_n"] = last
             if last < ch.MERGE_BELOW:
@@ -339,7 +350,7 @@ class SeriesWriter:
 
     def flush(self) -> None:
         """Write what was appended: one statement per table (``chunkwrite``)."""
-        replaced, stale = self._compact()
+        replaced = self._compact()
         groups, epoch = self._groups, self.epoch
         chunkwrite.delete_chunks(self.conn, replaced)
         chunkwrite.insert_chunks(
@@ -348,9 +359,9 @@ class SeriesWriter:
         times = [
             zip(group.ids, group.seqs, itertools.repeat(group.encoded.block_times))
             for group in groups
-            if group.encoded.block_times
+            if group.timed
         ]
-        chunkwrite.replace_block_times(self.conn, stale, list(itertools.chain(*times)))
+        chunkwrite.insert_block_times(self.conn, list(itertools.chain(*times)))
         chunkwrite.update_series(self.conn, list(self._dirty.values()))
         self._groups, self._dirty = [], {}
 

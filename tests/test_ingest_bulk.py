@@ -139,16 +139,18 @@ def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
         assert bytes(row.vals) == expected.vals and bytes(row.blocks) == expected.blocks
         assert bytes(row.times) == expected.times and row.n == expected.n
     with db.read() as conn:
-        bounds = conn.execute(
-            sa.select(schema.block_times.c.times)
-            .join(schema.series, schema.series.c.id == schema.block_times.c.series_id)
-            .where(schema.series.c.key == keys[5])
-            .order_by(schema.block_times.c.seq)
-        ).scalars()
-        assert [bytes(b) for b in bounds] == [
-            chunks.block_time_bounds(1000.0 + np.arange(lo, hi, dtype=np.float64)).tobytes()
-            for lo, hi in ((0, 50), (50, 55), (55, 60))
-        ]
+        # Every chunk is in its key's tail: none has a block-times row, and the reader takes
+        # the times of each chunk's blocks from its points.
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(schema.block_times)).scalar() == 0
+        )
+        [info] = series.list_series(conn, [infos[keys[5]].run_pk], ("m",), [keys[5]])
+        blocks = series.read_blocks(conn, [info], with_times=True)
+    assert blocks.times is not None and blocks.spans == {info.id: (0, 3)}
+    assert blocks.times.tobytes() == b"".join(
+        chunks.block_time_bounds(1000.0 + np.arange(lo, hi, dtype=np.float64)).tobytes()
+        for lo, hi in ((0, 50), (50, 55), (55, 60))
+    )
 
 
 def test_a_rewind_between_small_ranges_of_wide_rows(app_client: Any) -> None:
@@ -562,6 +564,97 @@ def test_rows_of_ints_are_written_before_they_hold_too_much(
     parts = [n for n in written if n]
     assert sum(parts) == 30 and len(parts) > 2  # written in parts of >= 4 rows (200 / 50)
     assert all(n >= 4 for n in parts[:-1])
+
+
+def _times_of_blocks(db: Database, run_pk: int, key: str) -> tuple[list[int], bytes, bytes]:
+    """The seqs of a series' chunks with block-times rows; the times ``read_blocks`` gives;
+    those its points give, chunk by chunk."""
+    with db.read() as conn:
+        [info] = series.list_series(conn, [run_pk], ("m",), [key])
+        stored = conn.execute(
+            sa.select(schema.block_times.c.seq)
+            .where(schema.block_times.c.series_id == info.id)
+            .order_by(schema.block_times.c.seq)
+        ).scalars()
+        blocks = series.read_blocks(conn, [info], with_times=True)
+        times = conn.execute(
+            sa.select(schema.chunks.c.times)
+            .where(schema.chunks.c.series_id == info.id)
+            .order_by(schema.chunks.c.seq)
+        ).scalars()
+        expected = b"".join(
+            chunks.block_time_bounds(np.frombuffer(t, dtype=np.float64)).tobytes() for t in times
+        )
+    assert blocks.times is not None and blocks.spans == {info.id: (0, len(blocks.array))}
+    return list(stored), blocks.times.tobytes(), expected
+
+
+def test_a_tails_chunks_store_no_block_times(database_url: str) -> None:
+    """Version 19: a chunk of its own stores its block times; one that joins the tail does
+    not, nor a compacted tail still under ``MERGE_BELOW``; one compacted past it does. The
+    times a chart over wall time reads are the points' either way."""
+    db = Database(database_url)
+    try:
+        db.migrate()
+        run_pk = _writer_run(db, "times")
+        _append(db, run_pk, "x", np.arange(0, 3000, dtype=np.int64))  # a chunk of its own
+        for start in range(3000, 3000 + 8 * 255, 255):  # 8 small ones: compacted, 2,040
+            _append(db, run_pk, "x", np.arange(start, start + 255, dtype=np.int64))
+        timed, read, expected = _times_of_blocks(db, run_pk, "x")
+        assert timed == [0] and read == expected and len(read) == 16 * (47 + 32)
+        _append(db, run_pk, "x", np.arange(5040, 5295, dtype=np.int64))  # compacted: 2,295
+        timed, read, expected = _times_of_blocks(db, run_pk, "x")
+        assert timed == [0, 9] and read == expected
+        with db.read() as conn:
+            row = conn.execute(sa.select(schema.series).where(schema.series.c.key == "x")).one()
+        assert (row.chunks, row.tail, row.count) == (10, 0, 5295)
+    finally:
+        db.dispose()
+
+
+def test_version_18_tails_lose_their_block_times(database_url: str) -> None:
+    """The migration to 19 deletes the block times a version-18 server stored for chunks
+    now in a tail (so compacting them stores the new chunk's without a clash), and keeps
+    the others; charts over wall time read the same times before and after."""
+    db = Database(database_url)
+    try:
+        db.migrate()
+        run_pk = _writer_run(db, "v18")
+        _append(db, run_pk, "x", np.arange(0, 3000, dtype=np.int64))
+        for start in range(3000, 3000 + 8 * 255, 255):
+            _append(db, run_pk, "x", np.arange(start, start + 255, dtype=np.int64))
+        _, before, _ = _times_of_blocks(db, run_pk, "x")
+        with db.write() as conn:  # as version 18 left them: block times for every chunk
+            [info] = series.list_series(conn, [run_pk], ("m",), ["x"])
+            tail = conn.execute(
+                sa.select(schema.chunks.c.seq, schema.chunks.c.times).where(
+                    schema.chunks.c.series_id == info.id, schema.chunks.c.seq > 0
+                )
+            ).all()
+            assert [seq for seq, _ in tail] == [8]
+            conn.execute(
+                schema.block_times.insert(),
+                [
+                    {
+                        "series_id": info.id,
+                        "seq": seq,
+                        "times": chunks.block_time_bounds(
+                            np.frombuffer(times, dtype=np.float64)
+                        ).tobytes(),
+                    }
+                    for seq, times in tail
+                ],
+            )
+            conn.execute(sa.update(schema.schema_version).values(version=18))
+        assert _times_of_blocks(db, run_pk, "x")[0] == [0, 8]
+        assert db.migrate() == schema.SCHEMA_VERSION
+        timed, after, _ = _times_of_blocks(db, run_pk, "x")
+        assert timed == [0] and after == before
+        _append(db, run_pk, "x", np.arange(5040, 5295, dtype=np.int64))  # compacted at seq 9
+        timed, read, expected = _times_of_blocks(db, run_pk, "x")
+        assert timed == [0, 9] and read == expected
+    finally:
+        db.dispose()
 
 
 def test_chunk_rows_up_to_a_page_stay_in_the_table(database_url: str) -> None:
