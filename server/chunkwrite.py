@@ -52,8 +52,11 @@ _SERIES_COLUMNS = (
     "tail",
     "tail_seq",
     "tail_n",
+    "fresh",
+    "fresh_seq",
+    "fresh_n",
 )
-_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool", "int4", "int4", "int4")
+_SERIES_TYPES = ("int8", "int4", "int4", "int8", "int8", "bool", *("int4",) * 6)
 #: A series row before its first chunk.
 EMPTY_SERIES: dict[str, Any] = {
     "count": 0,
@@ -65,6 +68,9 @@ EMPTY_SERIES: dict[str, Any] = {
     "tail": 0,
     "tail_seq": 0,
     "tail_n": 0,
+    "fresh": 0,
+    "fresh_seq": 0,
+    "fresh_n": 0,
 }
 #: Rows per statement where SQLite binds every value as a parameter (at most 32,766).
 _SQLITE_PAIRS = 5_000
@@ -113,8 +119,8 @@ def insert_series(
     with driver.cursor() as cursor:
         cursor.execute(
             'INSERT INTO series (run_pk, kind, key, "count", chunks, last_n, ordered, '
-            "tail, tail_seq, tail_n) "
-            "SELECT %s, %s, k, 0, 0, 0, true, 0, 0, 0 FROM unnest(%s::text[]) AS k "
+            "tail, tail_seq, tail_n, fresh, fresh_seq, fresh_n) "
+            "SELECT %s, %s, k, 0, 0, 0, true, 0, 0, 0, 0, 0, 0 FROM unnest(%s::text[]) AS k "
             "RETURNING id, key",
             [run_pk, kind, _text_array(keys)],
         )

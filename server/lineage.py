@@ -331,5 +331,7 @@ def freeze(conn: sa.Connection, run_pk: int) -> None:
     """End the tails after a rewind: points of a new epoch are never compacted with an
     old epoch's chunk."""
     conn.execute(
-        series.update().where(series.c.run_pk == run_pk, series.c.tail > 0).values(tail=0, tail_n=0)
+        series.update()
+        .where(series.c.run_pk == run_pk, series.c.tail > 0)
+        .values(tail=0, tail_n=0, fresh=0, fresh_n=0)
     )

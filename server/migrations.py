@@ -174,10 +174,23 @@ def _chunks_inline(conn: sa.Connection) -> None:
         conn.execute(schema.CHUNKS_INLINE)
 
 
-def _untimed_tails(conn: sa.Connection) -> None:
-    """Version 19 (a live wide row writes no block-times row per key and request): the
-    chunks of a series' tail have no block times (``serieswrite._Group``); the rows of
+def _two_level_tails(conn: sa.Connection) -> None:
+    """Version 19 (a live wide row's ingest: ``serieswrite._due``). A tail's fresh
+    chunks, ``series.fresh``, ``fresh_seq``, ``fresh_n``: a tail stored before is all
+    fresh. The chunks of a tail have no block times (``serieswrite._Group``): the rows of
     those stored before are deleted (readers take them from the points)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("series")}
+    for name in ("fresh", "fresh_seq", "fresh_n"):
+        if name not in have:
+            conn.execute(
+                sa.text(f"ALTER TABLE series ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            )
+    series = schema.series
+    conn.execute(
+        series.update()
+        .where(series.c.tail > 0)
+        .values(fresh=series.c.tail, fresh_seq=series.c.tail_seq, fresh_n=series.c.tail_n)
+    )
     conn.execute(
         sa.text(
             "DELETE FROM block_times WHERE EXISTS (SELECT 1 FROM series s "
@@ -204,7 +217,7 @@ MIGRATIONS: list[tuple[int, Migration]] = [
     (16, _series_tails),
     (17, _stream_heads),
     (18, _chunks_inline),
-    (19, _untimed_tails),
+    (19, _two_level_tails),
 ]
 
 

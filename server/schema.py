@@ -150,6 +150,11 @@ series = sa.Table(
     sa.Column("tail", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("tail_seq", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("tail_n", sa.Integer, nullable=False, default=0, server_default="0"),
+    # The tail's fresh chunks (version 19): its last, uncompacted ones, from ``fresh_seq``
+    # on; the tail's chunks before them were compacted from fresh ones (``serieswrite._due``).
+    sa.Column("fresh", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("fresh_seq", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("fresh_n", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.UniqueConstraint("run_pk", "kind", "key", name="uq_series_run_kind_key"),
 )
 

@@ -251,10 +251,14 @@ class SeriesWriter:
         if small:
             if not info["tail"]:
                 info["tail_seq"] = info["chunks"] - 1
+            if not info["fresh"]:
+                info["fresh_seq"] = info["chunks"] - 1
             info["tail"] += 1
             info["tail_n"] += n
+            info["fresh"] += 1
+            info["fresh_n"] += n
         else:  # a good chunk of its own ends the tail; the small chunks before it stay
-            info["tail"] = info["tail_n"] = 0
+            info["tail"] = info["tail_n"] = info["fresh"] = info["fresh_n"] = 0
         info["last_n"] = last_n
         step_max = info["step_max"]
         info["ordered"] = bool(
@@ -267,26 +271,25 @@ class SeriesWriter:
         self._dirty[info["id"]] = info
 
     def _compact(self) -> list[int]:
-        """Compact the tails that are due into one chunk each, at the tail's last seq
-        (seqs are ordered, not contiguous).
+        """Compact the tails that are due (``_due``), each into one chunk at the last seq
+        of the part compacted (seqs are ordered, not contiguous).
 
         Returns the ids of the stored chunks it replaces (a tail's chunks have no block
-        times to delete: see ``_Group.timed``). The stored part of every due tail is read in one query; the tails of a wide
-        row's keys (float series with the same steps and times) are encoded as one
-        matrix (``chunks.encode_columns``).
+        times to delete: see ``_Group.timed``). The stored parts are read in one query;
+        those of a wide row's keys (float series with the same steps and times) are
+        encoded as one matrix (``chunks.encode_columns``).
         """
-        due = {
-            info["id"]: info
-            for info in self._dirty.values()
-            if info["tail"] >= 2
-            and (info["tail"] >= ch.TAIL_CHUNKS or info["tail_n"] >= ch.MERGE_BELOW)
-        }
+        due: dict[int, tuple[dict[str, Any], int]] = {}
+        for info in self._dirty.values():
+            start = _due(info)
+            if start is not None:
+                due[info["id"]] = (info, start)
         if not due:
             return []
         #: series id -> (seq, a stored chunk or the points of a chunk of this batch)
         parts: dict[int, list[tuple[int, StoredChunk | ch.Points]]] = {s: [] for s in due}
         replaced: list[int] = []
-        wanted = [(series_id, info["tail_seq"]) for series_id, info in due.items()]
+        wanted = [(series_id, start) for series_id, (_, start) in due.items()]
         for stored in chunkwrite.read_tails(self.conn, wanted):
             parts[stored.series_id].append((stored.seq, stored))
             replaced.append(stored.id)
@@ -294,8 +297,8 @@ class SeriesWriter:
         for group in self._groups:
             keep = []
             for j, (series_id, seq) in enumerate(zip(group.ids, group.seqs, strict=True)):
-                info = due.get(series_id)
-                if info is None or seq < info["tail_seq"]:
+                compacted = due.get(series_id)
+                if compacted is None or seq < compacted[1]:
                     keep.append(j)
                 else:
                     parts[series_id].append((seq, group.piece(j)))
@@ -323,14 +326,16 @@ class SeriesWriter:
 
     def _compacted(
         self,
-        infos: list[dict[str, Any]],
+        due: list[tuple[dict[str, Any], int]],
         pieces: list[ch.Points],
         matrix: npt.NDArray[np.float64] | None = None,
     ) -> None:
-        """Insert compacted tails' chunks at the last seqs of their tails; set the tails.
-        One series' ``pieces``, or, with a ``matrix``, those of several series that share
-        the steps and times of the one piece (``matrix[j]`` the values of ``infos[j]``).
-        A last piece under ``chunks.MERGE_BELOW`` points stays the tail."""
+        """Insert compacted parts of tails (from ``start``: ``_due``) as chunks at their
+        last seqs; set the tails. One series' ``pieces``, or, with a ``matrix``, those of
+        several series that share the steps and times of the one piece (``matrix[j]`` the
+        values of ``due[j]``'s series). A last piece under ``chunks.MERGE_BELOW`` points
+        stays in the tail: the whole tail compacted, it is the tail; its fresh chunks, it
+        takes their place in the tail."""
         last = len(pieces[-1])
         for at, piece in enumerate(pieces, start=-len(pieces)):
             encoded = (
@@ -338,15 +343,19 @@ class SeriesWriter:
                 if matrix is not None
                 else ch.EncodedColumns.of(ch.encode(piece))
             )
-            seqs = [info["chunks"] + at for info in infos]
+            seqs = [info["chunks"] + at for info, _ in due]
             tail = at == -1 and last < ch.MERGE_BELOW
-            self._groups.append(_Group([info["id"] for info in infos], seqs, encoded, None, tail))
-        for info in infos:
+            ids = [info["id"] for info, _ in due]
+            self._groups.append(_Group(ids, seqs, encoded, None, tail))
+        for info, start in due:
             info["last_n"] = last
-            if last < ch.MERGE_BELOW:
+            if start != info["tail_seq"]:  # the fresh part: the tail keeps its points
+                info["tail"] -= info["fresh"] - 1
+            elif last < ch.MERGE_BELOW:
                 info["tail"], info["tail_seq"], info["tail_n"] = 1, info["chunks"] - 1, last
             else:
                 info["tail"] = info["tail_n"] = 0
+            info["fresh"] = info["fresh_n"] = 0
 
     def flush(self) -> None:
         """Write what was appended: one statement per table (``chunkwrite``)."""
@@ -367,6 +376,31 @@ class SeriesWriter:
 
 
 _seq = operator.itemgetter(0)
+
+
+def _due(info: dict[str, Any]) -> int | None:
+    """The first seq of the part of a series' tail to compact now, or ``None``.
+
+    A tail has two levels: its *fresh* chunks (batches under ``MERGE_BATCH_BELOW``
+    points) at the end, and before them chunks compacted from fresh ones. The fresh
+    chunks are compacted on the series' turn, every ``TAIL_CHUNKS - 1`` chunks at a
+    phase set by its id, and at ``TAIL_CHUNKS`` in any case; the whole tail once it
+    holds ``TAIL_CHUNKS`` compacted chunks, or ``MERGE_BELOW`` points on its turn (twice
+    that in any case). So a point is rewritten a few times (compacting the whole tail
+    each time rewrote a live wide row's point ~15 times), a reader finds at most
+    ``2 * TAIL_CHUNKS`` chunks in a tail, and a wide row's keys take turns: each request
+    compacts a seventh of them, where all at once made every seventh request take
+    several times the others' time.
+    """
+    tail, fresh, points = info["tail"], info["fresh"], info["tail_n"]
+    turn = (info["chunks"] + info["id"]) % (ch.TAIL_CHUNKS - 1) == 0
+    if tail >= 2 and (
+        tail - fresh >= ch.TAIL_CHUNKS or points >= (1 if turn else 2) * ch.MERGE_BELOW
+    ):
+        return int(info["tail_seq"])
+    if fresh >= 2 and (turn or fresh >= ch.TAIL_CHUNKS):
+        return int(info["fresh_seq"])
+    return None
 
 
 def _points(part: StoredChunk | ch.Points) -> ch.Points:

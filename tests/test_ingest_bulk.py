@@ -29,7 +29,7 @@ from trackline import _wire_types as wt
 from trackline import runlog
 from trackline._client import _rows
 from trackline.records import Metrics, Record, Rewind, RunStart
-from trackline.server import auth, chunks, ingest, schema, series, serieswrite
+from trackline.server import auth, chunks, chunkwrite, ingest, schema, series, serieswrite
 from trackline.server.db import Database
 
 #: Key names a text array literal must quote right, beside ordinary ones.
@@ -68,11 +68,12 @@ def value(step: int, j: int) -> float:
 
 
 def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
-    app_client: Any,
+    app_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ranges of a few rows of many keys: each range makes a small chunk per key; the
-    eighth is compacted with the seven before it; a key first seen mid-run starts late;
-    the stored chunks are those ``chunks.encode`` writes for the same points."""
+    """Ranges of a few rows of many keys: each range makes a small chunk per key; the keys
+    take turns compacting them (no request compacts more than a few of the 7 in 7 keys);
+    a key first seen mid-run starts late; every key's tail is what its counters say; the
+    stored chunks are those ``chunks.encode`` writes for the same points."""
     keys = [f"layer{j // 40:02d}/k{j % 40}" for j in range(400)] + ODD_KEYS
     late = "late/key"
     records: list[Record] = [RunStart(run_id="bulk", project="p", name="n", start_time=1.0)]
@@ -84,9 +85,18 @@ def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
     data = log_bytes(records)
     view = memoryview(data)[runlog.HEADER_SIZE :]
     ends = [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
+    compacted: list[int] = []  # per flush that compacts: how many series
+    read_tails = chunkwrite.read_tails
+
+    def counting(conn: Any, wanted: list[tuple[int, int]]) -> Any:
+        compacted.append(len(wanted))
+        return read_tails(conn, wanted)
+
+    monkeypatch.setattr(chunkwrite, "read_tails", counting)
     # Ranges of steps 0-9, 10, 11-23, 24-29, then 5 steps at a time: 10 ranges.
     cuts = [0, ends[10], ends[11], ends[24], *(ends[i] for i in range(30, 60, 5)), len(data)]
     ship(app_client, "bulk", data, cuts)
+    assert sum(compacted) > len(keys) and max(compacted) < len(keys) / 4
 
     wanted = [*keys[:3], *ODD_KEYS, late]
     got = history(app_client, "bulk", wanted)
@@ -102,54 +112,46 @@ def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
 
     db: Database = app_client.app.state.ctx.db
     with db.read() as conn:
-        stored = conn.execute(
-            sa.select(schema.series.c.key, schema.chunks)
-            .join(schema.chunks, schema.chunks.c.series_id == schema.series.c.id)
-            .where(schema.series.c.key.in_([keys[5], ODD_KEYS[0], late]))
-            .order_by(schema.series.c.key, schema.chunks.c.seq)
-        ).all()
-        infos = {
-            r.key: r
-            for r in conn.execute(sa.select(schema.series).where(schema.series.c.key.in_(keys)))
-        }
-    # Every key: the 8th range's small chunk and the 7 before it compacted into one chunk
-    # (steps 0-49) at seq 7, then 50-54 and 55-59 at seqs 8 and 9, a tail of three; the late
-    # key: 25-29 ... 55-59, 7 small chunks, not yet compacted.
-    assert all(
-        (info.chunks, info.tail, info.tail_seq, info.tail_n, info.last_n) == (10, 3, 7, 60, 5)
-        for info in infos.values()
-    )
-    by_key: dict[str, list[Any]] = {}
-    for row in stored:
-        by_key.setdefault(row.key, []).append(row)
-    assert [r.seq for r in by_key[keys[5]]] == [7, 8, 9] == [r.seq for r in by_key[ODD_KEYS[0]]]
-    assert [r.seq for r in by_key[late]] == list(range(7))
-    for key, first, last in ((keys[5], 0, 50), (ODD_KEYS[0], 0, 50), (late, 25, 30)):
+        infos = {r.key: r for r in conn.execute(sa.select(schema.series))}
+        stored: dict[int, list[Any]] = {}
+        for row in conn.execute(sa.select(schema.chunks).order_by(schema.chunks.c.seq)):
+            stored.setdefault(row.series_id, []).append(row)
+        timed = conn.execute(sa.select(sa.func.count()).select_from(schema.block_times)).scalar()
+    assert timed == 0  # every chunk is in its key's tail: no block times stored
+    for key in [*keys, late]:
+        info, rows = infos[key], stored[infos[key].id]
+        first = 25 if key == late else 0
+        assert info.chunks == (7 if key == late else 10) and info.tail == len(rows)
+        assert info.tail_seq == rows[0].seq and info.tail_n == sum(r.n for r in rows) == 60 - first
+        fresh = [r for r in rows if r.seq >= info.fresh_seq] if info.fresh else []
+        assert len(fresh) == info.fresh and sum(r.n for r in fresh) == info.fresh_n
+        assert len(rows) - len(fresh) < chunks.TAIL_CHUNKS and len(fresh) < chunks.TAIL_CHUNKS
+        assert [r.step_min for r in rows] == sorted(r.step_min for r in rows)
+        assert rows[0].step_min == first and rows[-1].step_max == 59
+        if key not in wanted[2:] and key != keys[5]:
+            continue
         j = [*keys, late].index(key)
-        steps = np.arange(first, last, dtype=np.int64)
-        points = chunks.Points(
-            steps,
-            1000.0 + steps.astype(np.float64),
-            np.array([float(s) if key == late else value(s, j) for s in steps]),
-            None,
-            None,
-        )
-        expected = chunks.encode(points)
-        row = by_key[key][0]
-        assert bytes(row.vals) == expected.vals and bytes(row.blocks) == expected.blocks
-        assert bytes(row.times) == expected.times and row.n == expected.n
+        for row in rows:
+            steps = np.arange(row.step_min, row.step_max + 1, dtype=np.int64)
+            points = chunks.Points(
+                steps,
+                1000.0 + steps.astype(np.float64),
+                np.array([float(s) if key == late else value(s, j) for s in steps]),
+                None,
+                None,
+            )
+            expected = chunks.encode(points)
+            assert bytes(row.vals) == expected.vals and bytes(row.blocks) == expected.blocks
+            assert bytes(row.times) == expected.times and row.n == expected.n
+    # Keys took turns: their tails differ.
+    assert len({(infos[k].tail, infos[k].fresh) for k in keys}) > 3
     with db.read() as conn:
-        # Every chunk is in its key's tail: none has a block-times row, and the reader takes
-        # the times of each chunk's blocks from its points.
-        assert (
-            conn.execute(sa.select(sa.func.count()).select_from(schema.block_times)).scalar() == 0
-        )
         [info] = series.list_series(conn, [infos[keys[5]].run_pk], ("m",), [keys[5]])
         blocks = series.read_blocks(conn, [info], with_times=True)
-    assert blocks.times is not None and blocks.spans == {info.id: (0, 3)}
+    assert blocks.times is not None and blocks.spans == {info.id: (0, len(stored[info.id]))}
     assert blocks.times.tobytes() == b"".join(
-        chunks.block_time_bounds(1000.0 + np.arange(lo, hi, dtype=np.float64)).tobytes()
-        for lo, hi in ((0, 50), (50, 55), (55, 60))
+        chunks.block_time_bounds(1000.0 + np.arange(r.step_min, r.step_max + 1.0)).tobytes()
+        for r in stored[info.id]
     )
 
 
@@ -194,10 +196,56 @@ def test_a_rewind_between_small_ranges_of_wide_rows(app_client: Any) -> None:
     assert [tuple(e) for e in epochs] == [(0, 20), (1, 4), (1, 2)]
 
 
-def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) -> None:
+def assert_tails(db: Database, run_pk: int) -> dict[str, Any]:
+    """Every series of the run agrees with its chunks: its counters, its tail of at most
+    ``TAIL_CHUNKS`` compacted and as many fresh chunks, none of them with block times,
+    fresh ones under ``MERGE_BATCH_BELOW`` points, compacted ones under ``MERGE_BELOW``.
+    Returns the series rows by key."""
+    with db.read() as conn:
+        rows = {
+            r.key: r
+            for r in conn.execute(sa.select(schema.series).where(schema.series.c.run_pk == run_pk))
+        }
+        stored: dict[int, list[Any]] = {}
+        for row in conn.execute(
+            sa.select(schema.chunks.c.series_id, schema.chunks.c.seq, schema.chunks.c.n)
+            .join(schema.series, schema.series.c.id == schema.chunks.c.series_id)
+            .where(schema.series.c.run_pk == run_pk)
+            .order_by(schema.chunks.c.seq)
+        ):
+            stored.setdefault(row.series_id, []).append(row)
+        timed = set(
+            conn.execute(sa.select(schema.block_times.c.series_id, schema.block_times.c.seq))
+        )
+    for key, info in rows.items():
+        chunk_rows = stored.get(info.id, [])
+        assert sum(r.n for r in chunk_rows) == info.count, key
+        assert chunk_rows[-1].seq == info.chunks - 1 and info.last_n == chunk_rows[-1].n, key
+        tail = [r for r in chunk_rows if r.seq >= info.tail_seq] if info.tail else []
+        fresh = [r for r in tail if r.seq >= info.fresh_seq] if info.fresh else []
+        assert (len(tail), sum(r.n for r in tail)) == (info.tail, info.tail_n), key
+        assert (len(fresh), sum(r.n for r in fresh)) == (info.fresh, info.fresh_n), key
+        assert all(r.n < chunks.MERGE_BATCH_BELOW for r in fresh), key
+        assert all(r.n < chunks.MERGE_BELOW for r in tail[: len(tail) - len(fresh)]), key
+        assert len(tail) - len(fresh) < chunks.TAIL_CHUNKS > len(fresh), key
+        assert not timed & {(info.id, r.seq) for r in tail}, key
+    return rows
+
+
+def test_series_writer_with_thousands_of_keys_in_one_flush(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``SeriesWriter`` directly: 5,000 new series in one flush, flushes of small batches
-    to all of them and to a few, until every tail is compacted in one flush (one read of
-    5,000 tails); the counters and points stored are right."""
+    to all of them and to a few; the keys take turns compacting their tails (a seventh of
+    them per flush, give or take); the counters and points stored are right."""
+    compacted: list[int] = []
+    read_tails = chunkwrite.read_tails
+
+    def counting(conn: Any, wanted: list[tuple[int, int]]) -> Any:
+        compacted.append(len(wanted))
+        return read_tails(conn, wanted)
+
+    monkeypatch.setattr(chunkwrite, "read_tails", counting)
     db = Database(database_url)
     try:
         db.migrate()
@@ -209,7 +257,7 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) ->
         some = keys[::1000]
         index = {key: j for j, key in enumerate(keys)}
         batches = [(0, 30, keys), (30, 30, keys), (60, 5, some)]
-        batches += [(65 + 10 * i, 10, keys) for i in range(7)]
+        batches += [(65 + 10 * i, 10, keys) for i in range(14)]
         for flush, (start, n, these) in enumerate(batches):
             steps = np.arange(start, start + n, dtype=np.int64)
             with db.write() as conn:
@@ -219,54 +267,19 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(database_url: str) ->
                     values = np.full(n, float(index[key])) + steps
                     store.append("m", key, chunks.Points(steps, steps * 1.0, values, None, None))
                 store.flush()
-            if flush == 2:
-                with db.read() as conn:
-                    after = {
-                        r.key: (r.count, r.chunks, r.tail, r.tail_n, r.step_max, r.ordered)
-                        for r in conn.execute(
-                            sa.select(schema.series).where(schema.series.c.run_pk == run_pk)
-                        )
-                    }
-                assert set(after) == set(keys)
-                for key in keys:
-                    extra = 5 if key in some else 0
-                    assert after[key] == (
-                        60 + extra,
-                        2 + extra // 5,
-                        2 + extra // 5,
-                        60 + extra,
-                        59 + extra,
-                        True,
-                    ), key
-        with db.read() as conn:
-            rows = {
-                r.key: r
-                for r in conn.execute(
-                    sa.select(schema.series).where(schema.series.c.run_pk == run_pk)
-                )
-            }
-            seqs: dict[int, list[int]] = {}
-            for series_id, seq in conn.execute(
-                sa.select(schema.chunks.c.series_id, schema.chunks.c.seq).order_by(
-                    schema.chunks.c.seq
-                )
-            ):
-                seqs.setdefault(series_id, []).append(seq)
-        for key in keys:
-            row = rows[key]
-            if key in some:  # 3 small chunks, then 5 more: compacted at seq 7; 2 since
-                want = (135, 10, 3, 7, 20 + 115, [7, 8, 9])
-            else:  # 2 small chunks, then 6 more: compacted at seq 7; 1 since
-                want = (130, 9, 2, 7, 10 + 120, [7, 8])
-            got = (row.count, row.chunks, row.tail, row.tail_seq, row.tail_n, seqs[row.id])
-            assert got == want, key
+            if flush % 4 == 1:
+                assert_tails(db, run_pk)
+        assert len(compacted) >= 14 and max(compacted) < len(keys) / 4
+        assert sum(compacted) > 2 * len(keys)  # every key compacted twice at least
+        rows = assert_tails(db, run_pk)
+        assert all(rows[k].count == (205 if k in some else 200) for k in keys)
         with db.read() as conn:
             infos = series.list_series(conn, [run_pk], ("m",), [keys[1000], ODD_KEYS[1]])
             points = series.read_points(conn, infos)
         by_key = {i.key: points[i.id] for i in infos}
-        steps = np.arange(135)
+        steps = np.arange(205)
         assert by_key[keys[1000]].values.tolist() == (steps + 1000.0).tolist()  # type: ignore[union-attr]
-        steps = np.concatenate([np.arange(60), np.arange(65, 135)])
+        steps = np.concatenate([np.arange(60), np.arange(65, 205)])
         assert by_key[ODD_KEYS[1]].steps.tolist() == steps.tolist()
         assert by_key[ODD_KEYS[1]].values.tolist() == (steps + 5001.0).tolist()  # type: ignore[union-attr]
     finally:
@@ -324,8 +337,8 @@ def test_a_slowly_logged_series_ends_in_full_chunks_and_a_short_tail(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """600 batches of 5 points (a live run's key, or a slow metric): every chunk but the
-    tail's holds at least ``MERGE_BELOW`` points, the tail is shorter than ``TAIL_CHUNKS``,
-    and each point was encoded far fewer times than merging every batch into the last
+    tail's holds at least ``MERGE_BELOW`` points, the tail is shorter than twice
+    ``TAIL_CHUNKS``, and each point was encoded far fewer times than merging every batch into the last
     chunk did (which encoded the growing chunk once per batch: ~200 times per point)."""
     encoded = [0]
     real = chunks.encode
@@ -352,7 +365,8 @@ def test_a_slowly_logged_series_ends_in_full_chunks_and_a_short_tail(
             points = series.read_points(conn, [info])[info.id]
         assert sum(n for _, n in stored) == 3000 == row.count
         tail = [n for seq, n in stored if row.tail and seq >= row.tail_seq]
-        assert len(tail) == row.tail < chunks.TAIL_CHUNKS and sum(tail) == row.tail_n
+        assert len(tail) == row.tail < 2 * chunks.TAIL_CHUNKS and sum(tail) == row.tail_n
+        assert_tails(db, run_pk)
         assert all(n >= chunks.MERGE_BELOW for _, n in stored[: len(stored) - len(tail)])
         assert len(stored) - len(tail) == 1
         assert points.steps.tolist() == list(range(3000))
@@ -382,7 +396,7 @@ def test_version_15_series_keep_their_small_last_chunk_as_a_tail(database_url: s
                 for r in conn.execute(sa.select(schema.series))
             }
         assert tails == {"small": (1, 0, 100), "full": (0, 0, 0)}
-        for start in range(100, 135, 5):  # 7 more small chunks: a tail of 8, compacted
+        for start in range(100, 135, 5):  # 7 more small chunks: compacted with it
             _append(db, run_pk, "small", np.arange(start, start + 5, dtype=np.int64))
         with db.read() as conn:
             [info] = series.list_series(conn, [run_pk], ("m",), ["small"])
@@ -392,7 +406,8 @@ def test_version_15_series_keep_their_small_last_chunk_as_a_tail(database_url: s
                 )
             ).all()
             points = series.read_points(conn, [info])[info.id]
-        assert [tuple(r) for r in stored] == [(7, 135)]
+        assert stored[0].seq > 0 and stored[0].n > 100 and sum(r.n for r in stored) == 135
+        assert_tails(db, run_pk)
         assert points.steps.tolist() == list(range(135))
     finally:
         db.dispose()
@@ -589,39 +604,47 @@ def _times_of_blocks(db: Database, run_pk: int, key: str) -> tuple[list[int], by
     return list(stored), blocks.times.tobytes(), expected
 
 
+def _small_until_the_tail_leaves(db: Database, run_pk: int, start: int) -> int:
+    """Batches of 255 points (small) until the tail is compacted past ``MERGE_BELOW`` into a
+    chunk of its own; checks the stored times on the way. Returns the next step."""
+    for _ in range(20):
+        _append(db, run_pk, "x", np.arange(start, start + 255, dtype=np.int64))
+        start += 255
+        _, read, expected = _times_of_blocks(db, run_pk, "x")
+        assert read == expected
+        if not assert_tails(db, run_pk)["x"].tail:
+            return start
+    raise AssertionError("the tail was never compacted past MERGE_BELOW")
+
+
 def test_a_tails_chunks_store_no_block_times(database_url: str) -> None:
-    """Version 19: a chunk of its own stores its block times; one that joins the tail does
-    not, nor a compacted tail still under ``MERGE_BELOW``; one compacted past it does. The
-    times a chart over wall time reads are the points' either way."""
+    """Version 19: a chunk of its own stores its block times; those of a tail (fresh or
+    compacted) do not, until the tail is compacted past ``MERGE_BELOW`` into a chunk of
+    its own. The times a chart over wall time reads are the points' either way."""
     db = Database(database_url)
     try:
         db.migrate()
         run_pk = _writer_run(db, "times")
         _append(db, run_pk, "x", np.arange(0, 3000, dtype=np.int64))  # a chunk of its own
-        for start in range(3000, 3000 + 8 * 255, 255):  # 8 small ones: compacted, 2,040
-            _append(db, run_pk, "x", np.arange(start, start + 255, dtype=np.int64))
+        assert _times_of_blocks(db, run_pk, "x")[0] == [0]
+        end = _small_until_the_tail_leaves(db, run_pk, 3000)
+        row = assert_tails(db, run_pk)["x"]
         timed, read, expected = _times_of_blocks(db, run_pk, "x")
-        assert timed == [0] and read == expected and len(read) == 16 * (47 + 32)
-        _append(db, run_pk, "x", np.arange(5040, 5295, dtype=np.int64))  # compacted: 2,295
-        timed, read, expected = _times_of_blocks(db, run_pk, "x")
-        assert timed == [0, 9] and read == expected
-        with db.read() as conn:
-            row = conn.execute(sa.select(schema.series).where(schema.series.c.key == "x")).one()
-        assert (row.chunks, row.tail, row.count) == (10, 0, 5295)
+        assert timed == [0, row.chunks - 1] and read == expected and row.count == end
     finally:
         db.dispose()
 
 
 def test_version_18_tails_lose_their_block_times(database_url: str) -> None:
-    """The migration to 19 deletes the block times a version-18 server stored for chunks
-    now in a tail (so compacting them stores the new chunk's without a clash), and keeps
-    the others; charts over wall time read the same times before and after."""
+    """The migration to 19 makes a tail stored before all fresh, deletes the block times a
+    version-18 server stored for its chunks (so compacting them stores the new chunk's
+    without a clash) and keeps the others; charts over wall time read the same times."""
     db = Database(database_url)
     try:
         db.migrate()
         run_pk = _writer_run(db, "v18")
         _append(db, run_pk, "x", np.arange(0, 3000, dtype=np.int64))
-        for start in range(3000, 3000 + 8 * 255, 255):
+        for start in range(3000, 3000 + 4 * 255, 255):
             _append(db, run_pk, "x", np.arange(start, start + 255, dtype=np.int64))
         _, before, _ = _times_of_blocks(db, run_pk, "x")
         with db.write() as conn:  # as version 18 left them: block times for every chunk
@@ -631,28 +654,21 @@ def test_version_18_tails_lose_their_block_times(database_url: str) -> None:
                     schema.chunks.c.series_id == info.id, schema.chunks.c.seq > 0
                 )
             ).all()
-            assert [seq for seq, _ in tail] == [8]
-            conn.execute(
-                schema.block_times.insert(),
-                [
-                    {
-                        "series_id": info.id,
-                        "seq": seq,
-                        "times": chunks.block_time_bounds(
-                            np.frombuffer(times, dtype=np.float64)
-                        ).tobytes(),
-                    }
-                    for seq, times in tail
-                ],
-            )
+            times = [np.frombuffer(t, dtype=np.float64) for _, t in tail]
+            rows = [
+                {"series_id": info.id, "seq": seq, "times": chunks.block_time_bounds(t).tobytes()}
+                for (seq, _), t in zip(tail, times, strict=True)
+            ]
+            conn.execute(schema.block_times.insert(), rows)
+            for column in ("fresh", "fresh_seq", "fresh_n"):
+                conn.exec_driver_sql(f"ALTER TABLE series DROP COLUMN {column}")
             conn.execute(sa.update(schema.schema_version).values(version=18))
-        assert _times_of_blocks(db, run_pk, "x")[0] == [0, 8]
         assert db.migrate() == schema.SCHEMA_VERSION
+        row = assert_tails(db, run_pk)["x"]
+        assert (row.fresh, row.fresh_seq, row.fresh_n) == (row.tail, row.tail_seq, row.tail_n)
         timed, after, _ = _times_of_blocks(db, run_pk, "x")
-        assert timed == [0] and after == before
-        _append(db, run_pk, "x", np.arange(5040, 5295, dtype=np.int64))  # compacted at seq 9
-        timed, read, expected = _times_of_blocks(db, run_pk, "x")
-        assert timed == [0, 9] and read == expected
+        assert timed == [0] and after == before and row.tail == len(tail) >= 2
+        _small_until_the_tail_leaves(db, run_pk, 3000 + 4 * 255)
     finally:
         db.dispose()
 

@@ -259,9 +259,9 @@ def test_small_batches_are_compacted_into_chunks(app_client: Any) -> None:
     db: Database = app_client.app.state.ctx.db
     with db.read() as conn:
         count = conn.execute(sa.select(sa.func.count()).select_from(schema.chunks)).scalar_one()
-    # Per series ("a", "b" and the rows): 8 one-point chunks compacted, then 7 more at a
-    # time into that chunk (197 points), and 3 one-point chunks since.
-    assert count == 3 * 4
+    # Per series ("a", "b" and the rows): its one-point chunks compacted 7 at a time, and
+    # those compacted again 8 at a time: fewer than 8 of each kind at the end.
+    assert 3 * 2 <= count <= 3 * (2 * chunks.TAIL_CHUNKS - 2)
     rows = _rows(wt.decode(app_client.get("/api/v1/runs/slow/history").content, wt.Columns))
     assert [(r["_step"], r["a"], r["b"]) for r in rows] == [(s, float(s), s) for s in range(200)]
 
@@ -396,9 +396,10 @@ def test_wide_rows_are_stored_exactly(app_client: Any) -> None:
             .where(schema.series.c.key == keys[-1])
         ).scalar_one()
     # The first range (148 points of this key) and the two one-row ranges: a tail of three
-    # small chunks; the last range, decoded as bodies of 512 and 36 rows, one chunk (the
-    # first body's rows are carried to the range's end).
-    assert per_series == 4
+    # small chunks (some compacted into one if the key's turn came: ``serieswrite._due``);
+    # the last range, decoded as bodies of 512 and 36 rows, one chunk (the first body's
+    # rows are carried to the range's end).
+    assert 2 <= per_series <= 4
 
 
 def test_wide_rows_with_hostile_key_names_are_stored_and_read(app_client: Any) -> None:
