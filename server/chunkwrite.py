@@ -250,12 +250,14 @@ def update_series(conn: sa.Connection, infos: list[dict[str, Any]]) -> None:
 
 def _array(values: list[Any]) -> str:
     """The array literal of ints, bools and ``None`` (NULL)."""
-    return "{" + ",".join(map(_element, values)) + "}"
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else _element(v) for v in values) + "}"
+    if values and isinstance(values[0], bool):
+        return "{" + ",".join(["f", "t"][v] for v in values) + "}"
+    return "{" + ",".join(map(str, values)) + "}"  # ints: str() in C
 
 
 def _element(value: Any) -> str:
-    if value is None:
-        return "NULL"
     if value is True or value is False:
         return "t" if value else "f"
     return str(int(value))

@@ -178,7 +178,11 @@ def _two_level_tails(conn: sa.Connection) -> None:
     """Version 19 (a live wide row's ingest: ``serieswrite._due``). A tail's fresh
     chunks, ``series.fresh``, ``fresh_seq``, ``fresh_n``: a tail stored before is all
     fresh. The chunks of a tail have no block times (``serieswrite._Group``): the rows of
-    those stored before are deleted (readers take them from the points)."""
+    those stored before are deleted (readers take them from the points). On PostgreSQL,
+    series pages keep room for updates (``schema.SERIES_ROOM``): the pages written from
+    now on (a row on a full page stored before moves to one on its next update)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(schema.SERIES_ROOM)
     have = {c["name"] for c in sa.inspect(conn).get_columns("series")}
     for name in ("fresh", "fresh_seq", "fresh_n"):
         if name not in have:

@@ -638,8 +638,11 @@ def test_a_tails_chunks_store_no_block_times(database_url: str) -> None:
 def test_version_18_tails_lose_their_block_times(database_url: str) -> None:
     """The migration to 19 makes a tail stored before all fresh, deletes the block times a
     version-18 server stored for its chunks (so compacting them stores the new chunk's
-    without a clash) and keeps the others; charts over wall time read the same times."""
+    without a clash) and keeps the others; charts over wall time read the same times.
+    PostgreSQL: series pages keep room for HOT updates, fresh and migrated."""
     db = Database(database_url)
+    postgres = db.engine.dialect.name == "postgresql"
+    options = "SELECT reloptions FROM pg_class WHERE relname = 'series'"
     try:
         db.migrate()
         run_pk = _writer_run(db, "v18")
@@ -662,8 +665,14 @@ def test_version_18_tails_lose_their_block_times(database_url: str) -> None:
             conn.execute(schema.block_times.insert(), rows)
             for column in ("fresh", "fresh_seq", "fresh_n"):
                 conn.exec_driver_sql(f"ALTER TABLE series DROP COLUMN {column}")
+            if postgres:
+                assert conn.exec_driver_sql(options).scalar() == ["fillfactor=50"]
+                conn.exec_driver_sql("ALTER TABLE series RESET (fillfactor)")
             conn.execute(sa.update(schema.schema_version).values(version=18))
         assert db.migrate() == schema.SCHEMA_VERSION
+        if postgres:
+            with db.read() as conn:
+                assert conn.exec_driver_sql(options).scalar() == ["fillfactor=50"]
         row = assert_tails(db, run_pk)["x"]
         assert (row.fresh, row.fresh_seq, row.fresh_n) == (row.tail, row.tail_seq, row.tail_n)
         timed, after, _ = _times_of_blocks(db, run_pk, "x")
@@ -698,5 +707,28 @@ def test_chunk_rows_up_to_a_page_stay_in_the_table(database_url: str) -> None:
             points = series.read_points(conn, infos)
         for info in infos:
             assert points[info.id].values.tolist() == [2.0 * s for s in range(300)]  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+
+
+def test_array_literals_round_trip(database_url: str) -> None:
+    """The array literals ``update_series`` sends: ints (int8 range, negative), NULLs among
+    them, bools; PostgreSQL reads back what was meant."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL array literals")
+    cases = [
+        ([0, -5, 2**40, 7], "int8"),
+        ([None, 3, None], "int8"),
+        ([True, False, True], "bool"),
+        ([False], "bool"),
+        ([], "int4"),
+    ]
+    db = Database(database_url)
+    try:
+        with db.read() as conn:
+            for values, kind in cases:
+                literal = chunkwrite._array(values)
+                got = conn.exec_driver_sql(f"SELECT CAST(%(a)s AS {kind}[])", {"a": literal})
+                assert got.scalar() == values, (values, literal)
     finally:
         db.dispose()
