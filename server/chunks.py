@@ -27,8 +27,9 @@ MERGE_BELOW = 2048
 #: wide row's batches (thousands of keys, hundreds of points each per ingest request)
 #: would cost more than it saves. A smaller one joins the series' tail of small chunks.
 MERGE_BATCH_BELOW = 256
-#: A series' tail of small chunks is compacted when it has this many: each point is
-#: rewritten a few times at most, and a reader finds at most this many small chunks.
+#: A series' tail of small chunks is compacted when it has this many fresh ones, or this
+#: many compacted from them (``serieswrite._due``): each point is rewritten a few times at
+#: most, and a reader finds at most twice this many small chunks.
 TAIL_CHUNKS = 8
 #: The most points in one chunk.
 CHUNK_MAX = 65_536

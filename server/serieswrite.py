@@ -108,12 +108,11 @@ class SeriesWriter:
     Each batch of a series becomes a chunk of its own: nothing stored is read back to
     take it. A batch smaller than ``chunks.MERGE_BATCH_BELOW`` (a slowly logged metric,
     a live run's second of points, a wide row's few dozen points per key and request)
-    joins the series' *tail*: its trailing small chunks. At ``flush``, a tail of
-    ``chunks.TAIL_CHUNKS`` chunks, or of ``chunks.MERGE_BELOW`` points, is compacted
-    into one chunk, so each point is rewritten a few times at most (merging every
-    batch into the last chunk rewrote it once per batch: ~50 times for a wide row's
-    key, ~200 times for a live run's), and a reader finds at most that many small
-    chunks at the end of a series.
+    joins the series' *tail*: its trailing small chunks. At ``flush``, the tails that
+    are due are compacted, in two levels (``_due``), so each point is rewritten a few
+    times at most (merging every batch into the last chunk rewrote it once per batch:
+    ~50 times for a wide row's key, ~200 times for a live run's), and a reader finds a
+    few small chunks at most at the end of a series.
     """
 
     def __init__(self, conn: sa.Connection, run_pk: int, epoch: int = 0) -> None:
