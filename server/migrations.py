@@ -141,16 +141,21 @@ def _points_lz4(conn: sa.Connection) -> None:
             conn.execute(ddl)
 
 
+def _add_counters(conn: sa.Connection, table: str, names: tuple[str, ...]) -> None:
+    """Add these integer columns (0 in every row) where the table lacks them."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for name in names:
+        if name not in have:
+            conn.execute(
+                sa.text(f"ALTER TABLE {table} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+            )
+
+
 def _series_tails(conn: sa.Connection) -> None:
     """Version 16 (ingest compacts small chunks instead of merging each batch into the
     last chunk): ``series.tail``, ``tail_seq``, ``tail_n``. A series whose last chunk
     took merges (fewer than ``MERGE_BELOW`` points) has it as a tail of one."""
-    have = {c["name"] for c in sa.inspect(conn).get_columns("series")}
-    for name in ("tail", "tail_seq", "tail_n"):
-        if name not in have:
-            conn.execute(
-                sa.text(f"ALTER TABLE series ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
-            )
+    _add_counters(conn, "series", ("tail", "tail_seq", "tail_n"))
     series = schema.series
     conn.execute(
         series.update()
@@ -183,12 +188,7 @@ def _two_level_tails(conn: sa.Connection) -> None:
     now on (a row on a full page stored before moves to one on its next update)."""
     if conn.dialect.name == "postgresql":
         conn.execute(schema.SERIES_ROOM)
-    have = {c["name"] for c in sa.inspect(conn).get_columns("series")}
-    for name in ("fresh", "fresh_seq", "fresh_n"):
-        if name not in have:
-            conn.execute(
-                sa.text(f"ALTER TABLE series ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
-            )
+    _add_counters(conn, "series", ("fresh", "fresh_seq", "fresh_n"))
     series = schema.series
     conn.execute(
         series.update()

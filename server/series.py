@@ -196,13 +196,7 @@ def _block_times(conn: sa.Connection, series_ids: list[int]) -> dict[tuple[int, 
     query = sa.select(block_times.c.series_id, block_times.c.seq, block_times.c.times).where(
         block_times.c.series_id.in_(sa.bindparam("ids", expanding=True))
     )
-    out: dict[tuple[int, int], bytes] = {}
-    for i in range(0, len(series_ids), _IDS_PER_QUERY):
-        for series_id, seq, times in conn.execute(
-            query, {"ids": series_ids[i : i + _IDS_PER_QUERY]}
-        ):
-            out[(series_id, seq)] = bytes(times)
-    return out
+    return {(sid, seq): bytes(times) for sid, seq, times in _in_parts(conn, query, series_ids)}
 
 
 def _bounds_from_points(conn: sa.Connection, chunk_ids: list[int]) -> dict[tuple[int, int], bytes]:
@@ -210,14 +204,16 @@ def _bounds_from_points(conn: sa.Connection, chunk_ids: list[int]) -> dict[tuple
     query = sa.select(chunks.c.series_id, chunks.c.seq, chunks.c.times).where(
         chunks.c.id.in_(sa.bindparam("ids", expanding=True))
     )
-    out: dict[tuple[int, int], bytes] = {}
-    for i in range(0, len(chunk_ids), _IDS_PER_QUERY):
-        for series_id, seq, times in conn.execute(
-            query, {"ids": chunk_ids[i : i + _IDS_PER_QUERY]}
-        ):
-            points_times = np.frombuffer(times, dtype=np.float64)
-            out[(series_id, seq)] = ch.block_time_bounds(points_times).tobytes()
-    return out
+    return {
+        (sid, seq): ch.block_time_bounds(np.frombuffer(times, dtype=np.float64)).tobytes()
+        for sid, seq, times in _in_parts(conn, query, chunk_ids)
+    }
+
+
+def _in_parts(conn: sa.Connection, query: Any, ids: list[int]) -> Iterable[Any]:
+    """The rows of ``query`` (with an expanding ``ids`` parameter) for these ids."""
+    for i in range(0, len(ids), _IDS_PER_QUERY):
+        yield from conn.execute(query, {"ids": ids[i : i + _IDS_PER_QUERY]})
 
 
 _IDS_PER_QUERY = 10_000
