@@ -732,3 +732,33 @@ def test_array_literals_round_trip(database_url: str) -> None:
                 assert got.scalar() == values, (values, literal)
     finally:
         db.dispose()
+
+
+def test_a_batch_reads_only_the_series_it_writes(database_url: str) -> None:
+    """``SeriesWriter.read`` looks up the series of a batch by key, however many (a rank's
+    2,000 per-layer keys among the run's 4,000), of every kind asked, hostile names
+    included, and no other key of the run."""
+    db = Database(database_url)
+    try:
+        db.migrate()
+        run_pk = _writer_run(db, "read")
+        ranks = [[f"rank{k}/layer{j // 50:03d}/w{j % 50}" for j in range(2000)] for k in (1, 2)]
+        ranks[0] += [f"rank1/{key}" for key in ODD_KEYS] + ODD_KEYS
+        with db.write() as conn:
+            store = serieswrite.SeriesWriter(conn, run_pk)
+            for keys in ranks:
+                store.ensure("m", keys)
+            store.ensure("s", ranks[0][:3])
+            store.flush()
+        with db.read() as conn:
+            store = serieswrite.SeriesWriter(conn, run_pk)
+            wanted = [("m", key) for key in ranks[0]] + [("s", ranks[0][0]), ("s", "none")]
+            store.read(wanted)
+            known = store._known
+        # The kinds and keys asked, combined: other rank's series are not read.
+        assert set(wanted) <= set(known) and {key for _, key in known} == {*ranks[0], "none"}
+        assert all(known[pair] is not None for pair in wanted[:-1]) and known[("s", "none")] is None
+        assert {info["key"] for info in known.values() if info} == set(ranks[0])
+        assert all(info["run_pk"] == run_pk for info in known.values() if info)
+    finally:
+        db.dispose()
