@@ -135,7 +135,7 @@ class SeriesWriter:
         if not missing:
             return
         kinds = sorted({kind for kind, _ in missing})
-        keys = list({key: None for _, key in missing})
+        keys = list(dict.fromkeys(key for _, key in missing))
         names, rows = chunkwrite.read_series(self.conn, self.run_pk, kinds, keys)
         kind_at, key_at = names.index("kind"), names.index("key")
         for row in rows:  # this batch's own rows are kept

@@ -67,6 +67,19 @@ def value(step: int, j: int) -> float:
     return step + j / 7
 
 
+def count_compactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that each flush that compacts tails appends to: how many series it compacts."""
+    compacted: list[int] = []
+    read_tails = chunkwrite.read_tails
+
+    def counting(conn: Any, wanted: list[tuple[int, int]]) -> Any:
+        compacted.append(len(wanted))
+        return read_tails(conn, wanted)
+
+    monkeypatch.setattr(chunkwrite, "read_tails", counting)
+    return compacted
+
+
 def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
     app_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -85,14 +98,7 @@ def test_wide_rows_in_small_ranges_are_compacted_and_read_back_exactly(
     data = log_bytes(records)
     view = memoryview(data)[runlog.HEADER_SIZE :]
     ends = [f.end for f in runlog.iter_frames(view, runlog.HEADER_SIZE)]
-    compacted: list[int] = []  # per flush that compacts: how many series
-    read_tails = chunkwrite.read_tails
-
-    def counting(conn: Any, wanted: list[tuple[int, int]]) -> Any:
-        compacted.append(len(wanted))
-        return read_tails(conn, wanted)
-
-    monkeypatch.setattr(chunkwrite, "read_tails", counting)
+    compacted = count_compactions(monkeypatch)
     # Ranges of steps 0-9, 10, 11-23, 24-29, then 5 steps at a time: 10 ranges.
     cuts = [0, ends[10], ends[11], ends[24], *(ends[i] for i in range(30, 60, 5)), len(data)]
     ship(app_client, "bulk", data, cuts)
@@ -238,14 +244,7 @@ def test_series_writer_with_thousands_of_keys_in_one_flush(
     """``SeriesWriter`` directly: 5,000 new series in one flush, flushes of small batches
     to all of them and to a few; the keys take turns compacting their tails (a seventh of
     them per flush, give or take); the counters and points stored are right."""
-    compacted: list[int] = []
-    read_tails = chunkwrite.read_tails
-
-    def counting(conn: Any, wanted: list[tuple[int, int]]) -> Any:
-        compacted.append(len(wanted))
-        return read_tails(conn, wanted)
-
-    monkeypatch.setattr(chunkwrite, "read_tails", counting)
+    compacted = count_compactions(monkeypatch)
     db = Database(database_url)
     try:
         db.migrate()
