@@ -61,6 +61,31 @@ def prefixed(values: dict[str, Any], rank: int) -> dict[str, Any]:
     return {head + key: value for key, value in values.items()}
 
 
+class Prefixer:
+    """``prefixed`` for one rank's many rows: each key's stored name is made once and
+    reused (a rank's rows repeat their keys), which also spares hashing new strings."""
+
+    #: Names kept at most; past it the cache starts again (keys that never repeat).
+    LIMIT = 100_000
+
+    def __init__(self, rank: int) -> None:
+        self.head = prefix(rank)
+        self._names: dict[str, str] = {}
+
+    def __call__(self, values: dict[str, Any]) -> dict[str, Any]:
+        names = self._names
+        try:
+            return {names[key]: value for key, value in values.items()}
+        except KeyError:
+            if len(names) > self.LIMIT:
+                names.clear()
+            head = self.head
+            for key in values:
+                if key not in names:
+                    names[key] = head + key
+            return {names[key]: value for key, value in values.items()}
+
+
 def check_rank(rank: Any) -> int | None:
     """``rank`` as given to ``init``: ``None`` or a whole number 0..MAX_RANK (else raises)."""
     if rank is None:
@@ -86,12 +111,7 @@ def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
     kind = type(record)
     if kind is Metrics:
         if base == "main":
-            state.summarizer.add(prefixed(record.values, rank))
-            if record.step > state.last_step:
-                state.last_step = record.step
-            writer = _writer(state, rank)
-            writer["rows"] = int(writer.get("rows", 0)) + 1
-            _seen(writer, record.time)
+            fold_rank_row(state, rank, record.step, record.time, prefixed(record.values, rank))
         return
     if kind is SystemSample:
         _seen(_writer(state, rank), record.time)
@@ -122,6 +142,25 @@ def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:
         from ._fold import _gap
 
         _gap(state.gaps, record)
+
+
+def fold_rank_row(
+    state: RunFold, rank: int, step: int, time: float, values: dict[str, Any]
+) -> None:
+    """``fold_rank`` of a metrics row of writer ``rank`` whose ``values`` are prefixed
+    already (``Prefixer``)."""
+    state.summarizer.add(values)
+    count_rank_row(state, rank, step, time)
+
+
+def count_rank_row(state: RunFold, rank: int, step: int, time: float) -> None:
+    """A metrics row of writer ``rank`` at ``step``, logged at ``time``, besides its values
+    (``fold_rank``; the server adds a rank's values to the summary itself)."""
+    if step > state.last_step:
+        state.last_step = step
+    writer = _writer(state, rank)
+    writer["rows"] = int(writer.get("rows", 0)) + 1
+    _seen(writer, time)
 
 
 def _seen(writer: dict[str, Any], when: float) -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from . import _liveness
 from ._errors import TracklineError
 from ._fold import RunFold, caps, fold, rebuild_summary
-from ._ranks import RANKS_DIR, prefixed, split_stream, writers
+from ._ranks import RANKS_DIR, Prefixer, fold_rank_row, split_stream, writers
 from ._settings import base_dir
 from ._warn import warn_once
 from .records import (
@@ -161,13 +161,16 @@ class LocalRun:
         """Another rank's log: its rows and samples under ``rank<k>/`` keys (as the server
         stores them), its start and finish as that writer's; nothing else is the run's."""
         state = self._fold
+        prefixed = Prefixer(rank)
         for record in read_records(path):
             if type(record) is Metrics and base == "main":
-                values = prefixed(record.values, rank)
+                values = prefixed(record.values)
                 self._rows.append(Metrics(record.step, record.time, values))
                 self._epochs.append(len(state.rewinds))
-            elif type(record) is SystemSample:
-                self._system.append(SystemSample(record.time, prefixed(record.values, rank)))
+                fold_rank_row(state, rank, record.step, record.time, values)
+                continue
+            if type(record) is SystemSample:
+                self._system.append(SystemSample(record.time, prefixed(record.values)))
             fold(state, record, stream)
 
     @property

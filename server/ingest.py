@@ -713,6 +713,11 @@ def _take_values(state: RunFold, row: WideRow) -> None:
     state.summarizer.add(row.as_dict())
 
 
+def _take_rank_values(state: RunFold, keys: tuple[str, ...], row: WideRow) -> None:
+    """``_take_values`` of a rank's wide row, whose keys are stored as ``keys``."""
+    state.summarizer.add(dict(zip(keys, row.values.tolist(), strict=True)))
+
+
 class Applier:
     """Applies records of one stream of one run: the run's state plus columnar buffers."""
 
@@ -829,32 +834,50 @@ class Applier:
         its console lines marked with it, its start and finish as that writer's
         (``trackline._ranks``); the rest is rank 0's to say."""
         base = self.base
-        head = _ranks.prefix(rank)
+        main = base == "main"
+        prefixed = _ranks.Prefixer(rank)
+        run = self.state.fold
         wide: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # keys, prefixed
+        #: The last wide row (prefixed keys, row) whose values the summary has not taken.
+        last_wide: tuple[tuple[str, ...], WideRow] | None = None
         for record in records:
             kind = type(record)
             if kind is WideRow:
-                if base != "main":
+                if not main:
                     continue
                 if wide is None or wide[0] is not record.keys:
-                    wide = (record.keys, tuple(head + key for key in record.keys))
+                    wide = (record.keys, tuple(prefixed.head + key for key in record.keys))
                 self._metrics.add_wide(record.step, record.time, wide[1], record.values)
-                record = Metrics(record.step, record.time, record.as_dict())  # for the fold
-            elif kind is Metrics and base == "main":
-                values = {head + key: value for key, value in record.values.items()}
-                self._metrics.add(record.step, record.time, values)
-            elif kind is SystemSample:
-                values = {head + key: value for key, value in record.values.items()}
-                self._system.add(len(self._system), record.time, values)
+                _ranks.count_rank_row(run, rank, record.step, record.time)
+                if last_wide is not None and last_wide[0] is not wide[1]:
+                    _take_rank_values(run, *last_wide)
+                last_wide = (wide[1], record)
+                if run.summarizer.has_rules:  # min, max, mean...: every row counts
+                    _take_rank_values(run, *last_wide)
+                    last_wide = None
+                continue
+            if last_wide is not None:  # before anything else that may read or change it
+                _take_rank_values(run, *last_wide)
+                last_wide = None
+            if kind is Metrics:
+                if main:
+                    values = prefixed(record.values)
+                    self._metrics.add(record.step, record.time, values)
+                    _ranks.fold_rank_row(run, rank, record.step, record.time, values)
+                continue
+            if kind is SystemSample:
+                self._system.add(len(self._system), record.time, prefixed(record.values))
             elif kind is Console and base == "console":
-                lines = [f"[{head[:-1]}] {line}" for line in record.lines]
+                lines = [f"[{prefixed.head[:-1]}] {line}" for line in record.lines]
                 self._console.append(msgspec.structs.replace(record, lines=lines))
                 continue
-            elif kind is RunStart and base == "main":
+            elif kind is RunStart and main:
                 self.latest_time = max(self.latest_time, record.start_time)
                 if self.project_id is None:  # before rank 0's start: the same project
                     self.project_id = resolve_project(self.conn, record.project, self.user)
             self.state.apply(record, self.stream)
+        if last_wide is not None:
+            _take_rank_values(run, *last_wide)
         self.latest_time = max(
             [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
         )

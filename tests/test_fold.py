@@ -180,3 +180,23 @@ def test_any_interleaving_of_both_streams_reads_the_same_locally_and_on_the_serv
     assert local["state"] == open_run(run_dir).state
     ship(app_client, run_id, run_dir, order)
     assert server_view(app_client, run_id) == local
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(st.text(max_size=12), st.integers(), max_size=8), max_size=12),
+    rank=st.integers(1, 999_999),
+)
+def test_a_prefixer_gives_what_prefixed_gives(rows: list[dict[str, int]], rank: int) -> None:
+    """``Prefixer`` (a rank's key names, made once) equals ``prefixed``, in order, also
+    past its cache's limit (where it starts again)."""
+    from trackline import _ranks
+
+    class Small(_ranks.Prefixer):
+        LIMIT = 5
+
+    prefixer = Small(rank)
+    for row in rows:
+        got = prefixer(row)
+        assert list(got.items()) == list(_ranks.prefixed(row, rank).items())
+    assert len(prefixer._names) <= 5 + 8

@@ -164,3 +164,46 @@ def test_summary_history_and_ranks_of_wide_rows_mixed_with_others(app_client: An
     assert got[f"rank1/{a[5]}"] == 78.0 and got[a[5]] == want[a[5]]
     counts = app_client.post("/api/v1/metrics/keys", json={"runs": ["mix"]}).json()["points"]
     assert counts[f"rank1/{a[299]}"] == 40 and counts[a[299]] == 60 - 9
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_a_ranks_wide_and_narrow_rows_fold_as_one_record_at_a_time(
+    app_client: Any, rule: bool
+) -> None:
+    """A rank's wide rows of two layouts with narrow rows on the same keys between them,
+    with and without a rule (min) on one of its keys, sent in cut ranges: the run's summary
+    and the rank's row count are what the record-by-record fold of its stream gives (the
+    server prefixes a rank's keys once per name and takes only the last of a run of wide
+    rows into the summary when no rule needs every row)."""
+    run_id = f"rank-rule-{rule}"
+    a = [f"a/{j:03d}" for j in range(300)]
+    b = [f"b/{j:03d}" for j in range(280)] + a[:20]
+    own: list[Record] = [RunStart(run_id=run_id, project="p", name="n", start_time=1.0)]
+    if rule:
+        own.append(DefineMetric(f"rank1/{a[1]}", "min"))
+    own.append(Metrics(0, 2.0, {"loss": 0.5}))
+    rank: list[Record] = [RunStart(run_id=run_id, project="p", name="n", start_time=1.5)]
+    for step in range(60):
+        if step % 11 == 5:
+            rank.append(Metrics(step, 10.0 + step, {a[0]: -1.0 * step, "narrow": step}))
+        keys = b if step % 7 == 3 else a
+        values = {k: float((step - 25) ** 2 + j) for j, k in enumerate(keys)}
+        rank.append(Metrics(step, 10.0 + step, values))
+    assert post_log(app_client, run_id, log_bytes(own)).status_code == 200
+    data = log_bytes(rank)
+    ends = frame_ends(data)
+    for lo, hi in itertools.pairwise([0, ends[20], ends[21], ends[45], len(data)]):
+        assert post_log(app_client, run_id, data[lo:hi], lo, stream="main.1").status_code == 200
+
+    state = RunFold()
+    for record in own:
+        fold(state, record)
+    for record in rank:
+        fold(state, record, "main.1")
+    want = state.summarizer.values()
+    assert want[f"rank1/{a[1]}"] == (1.0 if rule else 34 * 34 + 281.0)  # step 59: layout b
+    assert want["rank1/narrow"] == 49 and want["loss"] == 0.5
+    answer = app_client.get(f"/api/v1/runs/{run_id}").json()
+    assert canon(answer["summary"]) == canon(want)
+    writer = next(w for w in answer["writers"] if w["rank"] == 1)
+    assert writer["rows"] == state.writers["1"]["rows"] == len(rank) - 1
