@@ -60,7 +60,7 @@ log = logging.getLogger("trackline.server")
 
 def prepare(config: ServerConfig) -> tuple[Database, str | None]:
     """Migrate the database and create the admin on first start (the key it made, if any)."""
-    db = Database(config.database_url)
+    db = Database(config.database_url, background_checkpoints=True)
     db.migrate()
     with db.write() as conn:
         created = auth.bootstrap(conn, config.admin_key)
@@ -128,7 +128,8 @@ PURGE_EVERY_S = 3600.0
 
 @contextlib.asynccontextmanager
 async def _housekeeping(app: FastAPI) -> AsyncIterator[None]:
-    """Purge the trash and drop expired uploads now and every ``PURGE_EVERY_S``."""
+    """Purge the trash and drop expired uploads now and every ``PURGE_EVERY_S``; checkpoint
+    SQLite's WAL on a thread of its own (``checkpoint.py``)."""
 
     async def loop() -> None:
         while True:
@@ -139,10 +140,13 @@ async def _housekeeping(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.sleep(PURGE_EVERY_S)
 
     task = asyncio.create_task(loop())
+    checkpointer = app.state.ctx.db.checkpoint_in_background()
     try:
         yield
     finally:
         task.cancel()
+        if checkpointer is not None:
+            checkpointer.stop()
 
 
 def _purge_trash(ctx: Context) -> None:
