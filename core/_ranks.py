@@ -72,6 +72,15 @@ class Prefixer:
         self.head = prefix(rank)
         self._names: dict[str, str] = {}
 
+    def name(self, key: str) -> str:
+        """One key's stored name."""
+        name = self._names.get(key)
+        if name is None:
+            if len(self._names) > self.LIMIT:
+                self._names.clear()
+            name = self._names[key] = self.head + key
+        return name
+
     def __call__(self, values: dict[str, Any]) -> dict[str, Any]:
         names = self._names
         try:

@@ -838,6 +838,7 @@ class Applier:
         prefixed = _ranks.Prefixer(rank)
         run = self.state.fold
         wide: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # keys, prefixed
+        layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # every layout's, prefixed
         #: The last wide row (prefixed keys, row) whose values the summary has not taken.
         last_wide: tuple[tuple[str, ...], WideRow] | None = None
         for record in records:
@@ -846,7 +847,10 @@ class Applier:
                 if not main:
                     continue
                 if wide is None or wide[0] is not record.keys:
-                    wide = (record.keys, tuple(prefixed.head + key for key in record.keys))
+                    keys = layouts.get(record.keys)
+                    if keys is None:
+                        keys = layouts[record.keys] = tuple(map(prefixed.name, record.keys))
+                    wide = (record.keys, keys)
                 self._metrics.add_wide(record.step, record.time, wide[1], record.values)
                 _ranks.count_rank_row(run, rank, record.step, record.time)
                 if last_wide is not None and last_wide[0] is not wide[1]:

@@ -9,9 +9,9 @@ Such rows are byte for byte the same but for their step, time and the eight byte
 each value. The first one of a layout is decoded as usual and becomes a template: its
 map with the value bytes zeroed, and where each value lies. A later row matches it if
 its map, with the same bytes zeroed, is the template's exactly; its values are then
-read at those places in one numpy gather, as a float64 vector (``WideRow``). Anything
-else (another layout, an int or text among the values, a narrow row) is decoded as a
-record, as before.
+read at those places in one numpy gather, as a float64 vector (``WideRow``). The last
+few layouts are kept, for rows that alternate between them. Anything else (the first
+row of a layout, an int or text among the values, a narrow row) is decoded as a record.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import numpy.typing as npt
 from trackline.records import Metrics
 
 #: Rows of fewer keys are decoded as records: a template would not pay.
-WIDE_FROM = 256
+WIDE_FROM = 64
+#: Layouts kept as templates at most.
+TEMPLATES = 8
 
 _HEAD = b"\x94\xa7metrics"  # a tagged array of 4: "metrics", step, time, values
 _INT = {
@@ -148,29 +150,33 @@ class _Template:
 
 class Decoder:
     """Decodes frames' payloads: wide float rows as ``WideRow``, the rest with ``decode``
-    (msgspec's record decoder). Keeps the last wide layout seen as its template."""
+    (msgspec's record decoder). Keeps the last ``TEMPLATES`` wide layouts seen as
+    templates, so that rows alternating between a few layouts (a step's training keys,
+    then its validation keys) each match theirs."""
 
     def __init__(self, decode: Callable[[memoryview], Any], wide_from: int = WIDE_FROM) -> None:
         self._decode = decode
         self._wide_from = wide_from
-        self._template: _Template | None = None
+        self._templates: list[_Template] = []  # the newest first
 
     def __call__(self, payload: memoryview) -> Any:
         head = _head(payload)
         if head is None:
             return self._decode(payload)
         step, time, at = head
-        template = self._template
-        if template is not None:
-            values = template.values(payload, at)
-            if values is not None:
-                return WideRow(step, time, template.keys, values)
+        size = len(payload) - at
+        for template in self._templates:
+            if template.size == size:
+                values = template.values(payload, at)
+                if values is not None:
+                    return WideRow(step, time, template.keys, values)
         record = self._decode(payload)
         if type(record) is not Metrics or len(record.values) < self._wide_from:
             return record
-        template = _Template.of(payload, at, record)
-        if template is None:
+        made = _Template.of(payload, at, record)
+        if made is None:
             return record
-        self._template = template
-        values = np.fromiter(record.values.values(), dtype=np.float64, count=len(template.keys))
-        return WideRow(record.step, record.time, template.keys, values)
+        self._templates.insert(0, made)
+        del self._templates[TEMPLATES:]
+        values = np.fromiter(record.values.values(), dtype=np.float64, count=len(made.keys))
+        return WideRow(record.step, record.time, made.keys, values)

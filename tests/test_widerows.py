@@ -207,3 +207,27 @@ def test_a_ranks_wide_and_narrow_rows_fold_as_one_record_at_a_time(
     assert canon(answer["summary"]) == canon(want)
     writer = next(w for w in answer["writers"] if w["rank"] == 1)
     assert writer["rows"] == state.writers["1"]["rows"] == len(rank) - 1
+
+
+def test_rows_alternating_between_layouts_keep_a_template_each() -> None:
+    """Rows that alternate between layouts (training keys, then validation keys) are read
+    through their own templates once each has been seen, up to ``TEMPLATES`` layouts;
+    past that, rows are decoded as records, with the same values."""
+    calls = []
+
+    def counted(payload: memoryview) -> Any:
+        calls.append(1)
+        return decode(payload)
+
+    def layout(n: int) -> list[str]:
+        return [f"l{n}/{j}" for j in range(20)]  # all the same size: the bytes tell them apart
+
+    for count in (2, widerows.TEMPLATES, widerows.TEMPLATES + 1):
+        decoder = widerows.Decoder(counted, wide_from=16)
+        calls.clear()
+        for step in range(5 * count):
+            keys = layout(step % count)
+            record = Metrics(step, 1.0 * step, {k: step + j / 4 for j, k in enumerate(keys)})
+            got = decoder(memoryview(encode(record)))
+            assert type(got) is WideRow and got.as_dict() == record.values
+        assert len(calls) == (count if count <= widerows.TEMPLATES else 5 * count)
