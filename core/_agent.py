@@ -427,6 +427,9 @@ class Agent:
         # that the run stays on disk for `trackline sync`, and the agent stops trying.
         deadline = time.monotonic() + _give_up_after()
         while True:
+            if not self.run_dir.is_dir():  # deleted: nothing is left to upload
+                self.problems.say("the run's directory is gone; stopped uploading it")
+                break
             try:
                 if shipper.pump(final=True):
                     break

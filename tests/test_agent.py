@@ -439,6 +439,36 @@ def test_agent_gives_up_uploading_to_a_server_that_never_comes(
     assert trackline.open_run(run.dir).history()[0]["a"] == 1.0  # still on disk for sync
 
 
+def test_agent_stops_uploading_a_run_whose_directory_was_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run deleted (``rm -rf``) while its agent waits for the server to come back: there
+    is nothing left to upload, so the agent stops instead of retrying for a day."""
+    import shutil
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TRACKLINE_SERVER", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TRACKLINE_API_KEY", "tl_nobody_home")
+    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", "600")
+    run = trackline.init(project="p")
+    assert run._agent is not None
+    run.log({"a": 1.0})
+    run.finish()
+    agent = psutil.Process(run._agent.pid)
+    time.sleep(1.0)
+    assert agent.is_running() and agent.status() != "zombie"  # still trying
+    shutil.rmtree(run.dir)
+    deadline = time.monotonic() + 30
+    while agent.is_running() and agent.status() != "zombie" and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(agent.pid, os.WNOHANG)
+        time.sleep(0.1)
+    assert not agent.is_running() or agent.status() == "zombie"
+
+
 def test_packages_read_from_metadata_heads_match_the_full_parser() -> None:
     """``packages()`` reads only the head of each METADATA file (the full e-mail parser
     cost the agent half a second at start): the same names and versions as the parser."""
