@@ -872,10 +872,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    out = None
     try:
         out = run_all(args, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        lost = out is not None and any(not r["exactly_once"] for r in out["trackline"])
+        if lost:  # the run logs, the server's database and logs: to tell where rows went
+            print(f"not every point arrived exactly once: kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(table(out))
     if args.json:
         write_json(args.json, out)

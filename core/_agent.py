@@ -39,10 +39,12 @@ from .runlog import (
     FRAME,
     HEADER_SIZE,
     MAX_FRAME,
+    MAX_REREADS,
     LogFile,
     check_header,
     data_end,
     scan_frames,
+    torn,
     trim_reserved,
 )
 
@@ -150,9 +152,14 @@ class MainLog:
                 check_header(header)
                 self.offset = HEADER_SIZE
             file.seek(self.offset)
+            rereads = 0
             while data := file.read(self._chunk):
                 scan = scan_frames(memoryview(data))
                 payloads, end = scan.payloads, scan.end
+                if rereads < MAX_REREADS and torn(file, self.offset, data, end, scan):
+                    rereads += 1  # a frame read as it was written: read it again, whole
+                    file.seek(self.offset)
+                    continue
                 for begin, stop in payloads:
                     try:
                         record = decode(data[begin:stop])

@@ -49,12 +49,14 @@ from .runlog import (
     FRAME,
     HEADER_SIZE,
     MAX_FRAME,
+    MAX_REREADS,
     Scan,
     check_header,
     data_end,
     data_size,
     iter_frames,
     scan_frames,
+    torn,
 )
 
 #: ``console.tlog`` last: a server too old to take it refuses that stream alone.
@@ -828,6 +830,7 @@ def _packed_batch(path: Path, offset: int, limit: int) -> _Batch:
 def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
     """``_read_frames``, and whether the limit cut it: more data follows the batch."""
     want = max(limit, HEADER_SIZE + FRAME.size)
+    rereads = 0
     with open(path, "rb") as file:
         while True:
             file.seek(offset)
@@ -840,7 +843,11 @@ def _read_batch(path: Path, offset: int, limit: int) -> tuple[bytes, bool]:
                 head = HEADER_SIZE
             # Frame boundaries only: the records are not decoded (the server does that).
             view = memoryview(data)[head:]
-            end = head + (_cut_frames(view) if len(data) == want else scan_frames(view)).end
+            scan = _cut_frames(view) if len(data) == want else scan_frames(view)
+            end = head + scan.end
+            if rereads < MAX_REREADS and torn(file, offset, data, end, scan):
+                rereads += 1  # shipped, the server would skip a frame the writer was writing
+                continue
             if end > head or len(data) < want:
                 break
             # Not one whole frame in the batch: a frame bigger than it, or bad bytes before one.

@@ -25,7 +25,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import msgspec
 
@@ -155,6 +155,39 @@ class Scan(NamedTuple):
     def end(self) -> int:
         """Just past the last whole, valid frame (0: none): what a reader may take."""
         return self.payloads[-1][1] if self.payloads else 0
+
+    @property
+    def skipped(self) -> bool:
+        """Whether bad bytes were skipped before or between the whole frames (``Resync``)."""
+        head = FRAME.size
+        last = 0
+        for begin, end in self.payloads:
+            if begin - head != last:
+                return True
+            last = end
+        return False
+
+
+#: How many times a reader reads a torn range again (``torn``) before it takes the range
+#: as it is: the writer is past a frame within microseconds, so once is usually enough.
+MAX_REREADS = 100
+
+
+def torn(file: BinaryIO, offset: int, data: bytes, end: int, scan: Scan) -> bool:
+    """Whether ``data``, read at ``offset`` of a log its writer may be appending to, was
+    torn up to ``end`` (where ``scan`` of it took frames up to).
+
+    A read copies the file page by page: descheduled after a page the writer had not
+    filled yet, it reads on into pages the writer filled meanwhile, so a frame with a
+    hole of zeros comes back with whole frames after it, and ``Resync`` would skip that
+    frame for good. So where the scan skipped bad bytes, the same bytes are read again:
+    if they differ, the read was torn (read it again); if not, the bad bytes are really
+    there (a crash's torn frame) and are skipped, as every reader does.
+    """
+    if not scan.skipped:
+        return False
+    file.seek(offset)
+    return file.read(end) != data[:end]
 
 
 def data_end(view: memoryview) -> int:
