@@ -412,9 +412,8 @@ def test_gpu_stats_with_a_real_gpu(tmp_path: Path) -> None:
         sampler.close()
 
 
-def test_agent_gives_up_uploading_to_a_server_that_never_comes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _nobody_home(monkeypatch: pytest.MonkeyPatch, give_up_s: int) -> None:
+    """Runs log to a server that is not there, their agents trying for ``give_up_s``."""
     import socket
 
     with socket.socket() as probe:  # a port nothing listens on
@@ -422,19 +421,31 @@ def test_agent_gives_up_uploading_to_a_server_that_never_comes(
         port = probe.getsockname()[1]
     monkeypatch.setenv("TRACKLINE_SERVER", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("TRACKLINE_API_KEY", "tl_nobody_home")
-    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", "1")
+    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", str(give_up_s))
+
+
+def _gone(pid: int, within_s: float = 30.0) -> bool:
+    """Whether process ``pid`` (a child) exits within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).status() == "zombie":
+                return True
+        time.sleep(0.1)
+    return not psutil.pid_exists(pid)
+
+
+def test_agent_gives_up_uploading_to_a_server_that_never_comes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _nobody_home(monkeypatch, give_up_s=1)
     run = trackline.init(project="p")
     assert run.mode == "online" and run._agent is not None
     run.log({"a": 1.0})
     run.finish()
-    deadline = time.monotonic() + 30
-    while psutil.pid_exists(run._agent.pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(run._agent.pid, os.WNOHANG)
-        time.sleep(0.1)
-    assert (
-        not psutil.pid_exists(run._agent.pid) or psutil.Process(run._agent.pid).status() == "zombie"
-    )
+    assert _gone(run._agent.pid)
     assert "gave up uploading" in (run.dir / "agent.log").read_text()
     assert trackline.open_run(run.dir).history()[0]["a"] == 1.0  # still on disk for sync
 
@@ -445,28 +456,15 @@ def test_agent_stops_uploading_a_run_whose_directory_was_removed(
     """A run deleted (``rm -rf``) while its agent waits for the server to come back: there
     is nothing left to upload, so the agent stops instead of retrying for a day."""
     import shutil
-    import socket
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("TRACKLINE_SERVER", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("TRACKLINE_API_KEY", "tl_nobody_home")
-    monkeypatch.setenv("TRACKLINE_UPLOAD_GIVE_UP", "600")
+    _nobody_home(monkeypatch, give_up_s=600)
     run = trackline.init(project="p")
     assert run._agent is not None
     run.log({"a": 1.0})
     run.finish()
-    agent = psutil.Process(run._agent.pid)
-    time.sleep(1.0)
-    assert agent.is_running() and agent.status() != "zombie"  # still trying
+    assert not _gone(run._agent.pid, within_s=1.0)  # still trying
     shutil.rmtree(run.dir)
-    deadline = time.monotonic() + 30
-    while agent.is_running() and agent.status() != "zombie" and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(agent.pid, os.WNOHANG)
-        time.sleep(0.1)
-    assert not agent.is_running() or agent.status() == "zombie"
+    assert _gone(run._agent.pid)
 
 
 def test_packages_read_from_metadata_heads_match_the_full_parser() -> None:
