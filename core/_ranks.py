@@ -86,13 +86,8 @@ class Prefixer:
         try:
             return {names[key]: value for key, value in values.items()}
         except KeyError:
-            if len(names) > self.LIMIT:
-                names.clear()
-            head = self.head
-            for key in values:
-                if key not in names:
-                    names[key] = head + key
-            return {names[key]: value for key, value in values.items()}
+            name = self.name
+            return {name(key): value for key, value in values.items()}
 
 
 def check_rank(rank: Any) -> int | None:

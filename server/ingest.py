@@ -695,26 +695,24 @@ def storage_used(conn: sa.Connection, entity_id: int) -> int:
     return int(log_bytes) + int(file_bytes)
 
 
-def _fold_wide(state: RunFold, row: WideRow, pending: WideRow | None) -> WideRow | None:
-    """``fold`` of a wide row of the run's own writer. Its values reach the summary's
-    last values when the next row of another layout, or another record, comes
-    (``_take_values``): only the last row of a run of rows counts there. Returns the
-    row still pending."""
-    count_row(state, row.step, row.time)
+#: A wide row whose values the summary has not taken yet, with the keys it is stored under.
+Pending = tuple[tuple[str, ...], WideRow] | None
+
+
+def _pend_wide(state: RunFold, keys: tuple[str, ...], row: WideRow, pending: Pending) -> Pending:
+    """The summary's part of folding a wide row stored under ``keys``. Its values reach the
+    summary's last values when the next row of another layout, or another record, comes
+    (``_take_values``): only the last row of a run of rows counts there. Returns the row
+    still pending."""
     if state.summarizer.has_rules:  # min, max, mean...: every row counts
-        _take_values(state, row)
+        _take_values(state, keys, row)
         return None
-    if pending is not None and pending.keys is not row.keys:
-        _take_values(state, pending)
-    return row
+    if pending is not None and pending[0] is not keys:
+        _take_values(state, *pending)
+    return (keys, row)
 
 
-def _take_values(state: RunFold, row: WideRow) -> None:
-    state.summarizer.add(row.as_dict())
-
-
-def _take_rank_values(state: RunFold, keys: tuple[str, ...], row: WideRow) -> None:
-    """``_take_values`` of a rank's wide row, whose keys are stored as ``keys``."""
+def _take_values(state: RunFold, keys: tuple[str, ...], row: WideRow) -> None:
     state.summarizer.add(dict(zip(keys, row.values.tolist(), strict=True)))
 
 
@@ -762,17 +760,17 @@ class Applier:
         add_wide = self._metrics.add_wide
         add_sample = self._system.add
         run = self.state.fold
-        #: The last wide row whose values the summary has not taken yet.
-        last_wide: WideRow | None = None
+        last_wide: Pending = None
         for record in records:
             kind = type(record)
             if kind is WideRow:
                 if main:
                     add_wide(record.step, record.time, record.keys, record.values)
-                    last_wide = _fold_wide(run, record, last_wide)
+                    count_row(run, record.step, record.time)
+                    last_wide = _pend_wide(run, record.keys, record, last_wide)
                 continue
             if last_wide is not None:  # before anything else that may read or change it
-                _take_values(run, last_wide)
+                _take_values(run, *last_wide)
                 last_wide = None
             if kind is Metrics:
                 if main:
@@ -786,7 +784,7 @@ class Applier:
             else:
                 self._other(record, main)
         if last_wide is not None:
-            _take_values(run, last_wide)
+            _take_values(run, *last_wide)
         self.latest_time = max(
             [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
         )
@@ -839,8 +837,7 @@ class Applier:
         run = self.state.fold
         wide: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # keys, prefixed
         layouts: dict[tuple[str, ...], tuple[str, ...]] = {}  # every layout's, prefixed
-        #: The last wide row (prefixed keys, row) whose values the summary has not taken.
-        last_wide: tuple[tuple[str, ...], WideRow] | None = None
+        last_wide: Pending = None
         for record in records:
             kind = type(record)
             if kind is WideRow:
@@ -853,15 +850,10 @@ class Applier:
                     wide = (record.keys, keys)
                 self._metrics.add_wide(record.step, record.time, wide[1], record.values)
                 _ranks.count_rank_row(run, rank, record.step, record.time)
-                if last_wide is not None and last_wide[0] is not wide[1]:
-                    _take_rank_values(run, *last_wide)
-                last_wide = (wide[1], record)
-                if run.summarizer.has_rules:  # min, max, mean...: every row counts
-                    _take_rank_values(run, *last_wide)
-                    last_wide = None
+                last_wide = _pend_wide(run, wide[1], record, last_wide)
                 continue
             if last_wide is not None:  # before anything else that may read or change it
-                _take_rank_values(run, *last_wide)
+                _take_values(run, *last_wide)
                 last_wide = None
             if kind is Metrics:
                 if main:
@@ -881,7 +873,7 @@ class Applier:
                     self.project_id = resolve_project(self.conn, record.project, self.user)
             self.state.apply(record, self.stream)
         if last_wide is not None:
-            _take_rank_values(run, *last_wide)
+            _take_values(run, *last_wide)
         self.latest_time = max(
             [self.latest_time, *self._metrics.times[-1:], *self._system.times[-1:]]
         )
