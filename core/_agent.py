@@ -315,6 +315,7 @@ class Agent:
         server: str | None,
         rank: int | None = None,
         host_stats: bool = True,
+        gpus_whole: bool | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
@@ -325,7 +326,9 @@ class Agent:
         self.log = LogFile(run_dir / "system.tlog")
         #: A rank above zero of a distributed run ships its streams as ``<stream>.<rank>``.
         self.rank = rank
-        self.sampler = Sampler(pid, run_dir, self.problems.report, host=host_stats)
+        self.sampler = Sampler(
+            pid, run_dir, self.problems.report, host=host_stats, gpus_whole=gpus_whole
+        )
         self.main_log = MainLog(run_dir / "main.tlog", (RunStart, Finish, FileSaved))
         self.live = LiveFiles(run_dir, self.problems.report)
         self.shipper = _shipper(run_dir, server, self.problems, rank)
@@ -465,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", default=None)
     parser.add_argument("--rank", type=int, default=None)
     parser.add_argument("--host-stats", type=int, default=1)
+    # Without it, GPUs are sampled whole with the host (--host-stats) and only then.
+    parser.add_argument("--gpu-stats", choices=("whole", "own"), default=None)
     args = parser.parse_args(argv)
     # The agent must never compete with training for the CPU.
     with contextlib.suppress(OSError):
@@ -477,6 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         args.server,
         args.rank,
         bool(args.host_stats),
+        None if args.gpu_stats is None else args.gpu_stats == "whole",
     ).run()
 
 

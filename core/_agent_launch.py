@@ -82,7 +82,9 @@ def command(run_dir: Path, settings: Settings, rank: int | None = None) -> list[
     if settings.mode == "online" and settings.server:
         argv += ["--server", settings.server]
     if rank is not None:
-        argv += ["--rank", str(rank), "--host-stats", "1" if _ranks.local_leader(rank) else "0"]
+        leader = _ranks.local_leader(rank)
+        argv += ["--rank", str(rank), "--host-stats", "1" if leader else "0"]
+        argv += ["--gpu-stats", "whole" if leader or _ranks.devices_split(rank) else "own"]
     return argv
 
 

@@ -101,13 +101,70 @@ def check_rank(rank: Any) -> int | None:
     return rank
 
 
+#: What launchers other than torchrun set in each process they start, as pairs of
+#: (its global rank, its rank on its node): SLURM's ``srun``, Open MPI, MPICH and Intel
+#: MPI (Hydra), MVAPICH2, IBM's ``jsrun``.
+LAUNCHER_RANKS = (
+    ("SLURM_PROCID", "SLURM_LOCALID"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"),
+    ("PMI_RANK", "MPI_LOCALRANKID"),
+    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_RANK"),
+    ("JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_RANK"),
+)
+#: The same launchers' (global rank, processes on this node) pairs; torchrun's
+#: ``LOCAL_WORLD_SIZE`` comes first.
+LAUNCHER_SIZES = (
+    ("SLURM_PROCID", "SLURM_NTASKS_PER_NODE"),
+    ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"),
+    ("PMI_RANK", "MPI_LOCALNRANKS"),
+    ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_LOCAL_SIZE"),
+    ("JSM_NAMESPACE_RANK", "JSM_NAMESPACE_LOCAL_SIZE"),
+)
+
+
 def local_leader(rank: int) -> bool:
-    """Whether this rank samples its host and GPUs: local rank 0 (``LOCAL_RANK``, as
-    torchrun and Lightning set it); without ``LOCAL_RANK``, rank 0 only."""
-    local = os.environ.get("LOCAL_RANK", "").strip()
-    if local.isdigit():
-        return int(local) == 0
-    return rank == 0
+    """Whether this rank samples its host and GPUs: its node's first process.
+
+    ``LOCAL_RANK`` says so where it is set (torchrun, Lightning, accelerate). Else a
+    launcher's local rank (``SLURM_LOCALID`` under ``srun``, an MPI's), if that
+    launcher started this very process: its global rank is ``rank`` (the children a
+    process spawns inherit its variables, not its rank). Else rank 0 only.
+    """
+    local = _env_int("LOCAL_RANK")
+    if local is not None:
+        return local == 0
+    local = _launcher_value(LAUNCHER_RANKS, rank)
+    return local == 0 if local is not None else rank == 0
+
+
+def devices_split(rank: int) -> bool:
+    """Whether this node's GPUs are split among its ranks, so that its leader cannot
+    see them all: this rank sees fewer devices (``CUDA_VISIBLE_DEVICES``, as ``srun
+    --gpus-per-task`` or a wrapper exporting ``CUDA_VISIBLE_DEVICES=$LOCAL_RANK`` set
+    it) than there are ranks on the node. Then each rank samples its own devices whole;
+    where every rank sees them all, the leader does (``local_leader``)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return False
+    ranks_here = _env_int("LOCAL_WORLD_SIZE")
+    if ranks_here is None:
+        ranks_here = _launcher_value(LAUNCHER_SIZES, rank)
+    seen = len([entry for entry in visible.split(",") if entry.strip()])
+    return ranks_here is not None and seen < ranks_here
+
+
+def _launcher_value(pairs: tuple[tuple[str, str], ...], rank: int) -> int | None:
+    for rank_name, value_name in pairs:
+        if _env_int(rank_name) == rank:
+            value = _env_int(value_name)
+            if value is not None:
+                return value
+    return None
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def fold_rank(state: RunFold, record: Any, base: str, rank: int) -> None:

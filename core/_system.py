@@ -258,9 +258,18 @@ def _text(value: str | bytes) -> str:
 class Sampler:
     """All collectors together: one call, one flat dict of values."""
 
-    def __init__(self, pid: int, run_dir: Path, on_error: OnError, host: bool = True) -> None:
+    def __init__(
+        self,
+        pid: int,
+        run_dir: Path,
+        on_error: OnError,
+        host: bool = True,
+        gpus_whole: bool | None = None,
+    ) -> None:
         """``host=False``: the process tree only, with the GPU memory it holds (another
-        rank on this node samples the host and its GPUs whole)."""
+        rank on this node samples the host and its GPUs whole). ``gpus_whole``: sample the
+        devices this process sees whole even so (a node whose devices are split among its
+        ranks, ``_ranks.devices_split``); by default, with the host."""
         self._on_error = on_error
         self._host = host
         self._run_dir = run_dir
@@ -269,7 +278,7 @@ class Sampler:
             self.tree = ProcessTree(pid)
         except psutil.Error as exc:
             on_error("process tree", exc)
-        self.gpus = Gpus(own_only=not host)
+        self.gpus = Gpus(own_only=not (host if gpus_whole is None else gpus_whole))
         psutil.cpu_percent(None)  # prime the host's counter too
 
     def sample(self) -> dict[str, float]:

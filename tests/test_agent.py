@@ -18,7 +18,7 @@ import psutil
 import pytest
 import trackline
 from _procs import Leftovers, wait_gone
-from trackline import _agent, _system, runlog
+from trackline import _agent, _agent_launch, _ranks, _settings, _system, runlog
 from trackline.records import FileSaved, Finish, Metrics
 
 DEADLINE = 20.0
@@ -399,6 +399,111 @@ def test_a_rank_samples_only_the_gpu_memory_its_processes_hold() -> None:
     whole = _system.Gpus(enabled=False)
     whole._nvml, whole.handles = gpus._nvml, [0]
     assert set(whole.sample({10})) > {"gpu/0/proc_memory_bytes", "gpu/0/util_percent"}
+
+
+#: Every variable ``_ranks`` reads to place a rank on its node.
+NODE_VARIABLES = (
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "CUDA_VISIBLE_DEVICES",
+    *{name for pair in _ranks.LAUNCHER_RANKS + _ranks.LAUNCHER_SIZES for name in pair},
+)
+SRUN_NODE2_TASK0 = {"SLURM_PROCID": "4", "SLURM_LOCALID": "0", "SLURM_NTASKS_PER_NODE": "4"}
+
+
+@pytest.mark.parametrize(
+    ("env", "rank", "leader"),
+    [
+        ({}, 0, True),
+        ({}, 4, False),  # no launcher says where it runs: rank 0 only
+        ({"LOCAL_RANK": "0"}, 4, True),  # torchrun: a node's first process
+        ({"LOCAL_RANK": "2"}, 0, False),
+        (SRUN_NODE2_TASK0, 4, True),  # srun without torchrun: the second node's first task
+        ({"SLURM_PROCID": "5", "SLURM_LOCALID": "1"}, 5, False),
+        # a process srun started as task 0 spawned ranks 0-3: its variables, not their rank
+        ({"SLURM_PROCID": "0", "SLURM_LOCALID": "0"}, 3, False),
+        ({**SRUN_NODE2_TASK0, "LOCAL_RANK": "1"}, 4, False),  # torchrun under srun
+        ({"OMPI_COMM_WORLD_RANK": "8", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}, 8, True),
+        ({"PMI_RANK": "9", "MPI_LOCALRANKID": "1"}, 9, False),
+        ({"SLURM_PROCID": "x", "SLURM_LOCALID": "0"}, 4, False),  # not a number: not said
+    ],
+)
+def test_each_node_has_one_leader_whatever_the_launcher(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], rank: int, leader: bool
+) -> None:
+    """The rank that samples a node's host and GPUs: its first process, as torchrun,
+    srun or an MPI launcher number them; a node without one would go unsampled."""
+    for name in NODE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _ranks.local_leader(rank) is leader
+
+
+@pytest.mark.parametrize(
+    ("env", "rank", "split"),
+    [
+        ({"LOCAL_WORLD_SIZE": "4"}, 1, False),  # every rank sees every device
+        ({"LOCAL_WORLD_SIZE": "4", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}, 1, False),
+        ({"LOCAL_WORLD_SIZE": "4", "CUDA_VISIBLE_DEVICES": "1"}, 1, True),  # one each
+        ({"LOCAL_WORLD_SIZE": "4", "CUDA_VISIBLE_DEVICES": "2,3"}, 1, True),  # two each
+        ({**SRUN_NODE2_TASK0, "SLURM_PROCID": "5", "CUDA_VISIBLE_DEVICES": "1"}, 5, True),
+        ({**SRUN_NODE2_TASK0, "CUDA_VISIBLE_DEVICES": "0"}, 7, False),  # not srun's task
+        ({"CUDA_VISIBLE_DEVICES": "1"}, 1, False),  # no launcher says how many share it
+        ({"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_LOCAL_SIZE": "8",
+          "CUDA_VISIBLE_DEVICES": "GPU-5d1c"}, 3, True),
+    ],
+)  # fmt: skip
+def test_gpus_split_among_a_nodes_ranks_are_sampled_by_each(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], rank: int, split: bool
+) -> None:
+    """Where each rank sees only its own devices (``srun --gpus-per-task``, or a wrapper
+    exporting ``CUDA_VISIBLE_DEVICES=$LOCAL_RANK``), the node's leader cannot sample the
+    others' devices: each rank samples its own whole, and says so to its agent."""
+    for name in NODE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _ranks.devices_split(rank) is split
+    argv = _agent_launch.command(Path("run"), _settings.resolve(mode="offline"), rank)
+    assert argv[argv.index("--host-stats") + 1] == "0"
+    assert argv[argv.index("--gpu-stats") + 1] == ("whole" if split else "own")
+
+
+def test_an_agent_samples_its_gpus_as_its_launcher_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--gpu-stats``: a rank that is not its node's leader samples its devices whole
+    where they are its own (``whole``), else only the memory it holds there (``own``);
+    without it, the devices go with the host's stats."""
+    nvml = FakeNvml(["GPU-a"])
+    fake = SimpleNamespace(
+        **{name: getattr(nvml, name) for name in dir(nvml) if name.startswith(("nvml", "NVML"))}
+    )
+    fake.nvmlInit = fake.nvmlShutdown = lambda: None
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    keys: dict[tuple[str, str | None], set[str]] = {}
+    for host, gpus in [("0", "whole"), ("0", "own"), ("0", None), ("1", None)]:
+        argv = ["--run-dir", str(tmp_path), "--pid", str(os.getpid()), "--host-stats", host]
+        argv += ["--gpu-stats", gpus] if gpus else []
+        agent = _agent_args_agent(monkeypatch, argv)
+        keys[(host, gpus)] = {k for k in agent.sampler.gpus.sample({10}) if k.startswith("gpu/")}
+        agent.sampler.close()
+        agent.log.close()
+    whole = {f"gpu/0/{name}" for name in ("util_percent", "temperature_c", "proc_memory_bytes")}
+    assert keys[("0", "whole")] >= whole and keys[("1", None)] >= whole
+    assert keys[("0", "own")] == keys[("0", None)] == {"gpu/0/proc_memory_bytes"}
+
+
+def _agent_args_agent(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> _agent.Agent:
+    """The agent ``python -m trackline._agent ARGV`` makes, not run."""
+    made: list[_agent.Agent] = []
+    monkeypatch.setattr(_agent.Agent, "run", lambda self: made.append(self))
+    monkeypatch.setattr(os, "nice", lambda increment: 0)  # this test process stays as it is
+    _agent.main(argv)
+    return made[0]
 
 
 @pytest.mark.skipif(not nvml_present(), reason="no NVIDIA GPU here")
