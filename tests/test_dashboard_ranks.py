@@ -59,12 +59,22 @@ def write_rank(root: Path, rank: int) -> Path:
     if rank != DEAD:
         log.append(Finish(time=start + 40, state="finished"))
     log.close()
-    if rank == DEAD:  # its agent: samples until the process is gone, then the verdict
-        system = LogFile(run_dir / "system.tlog")
-        system.append(SystemSample(start + 31, {"cpu_percent": 99.0}))
+    # Its agent: its process; its node's host and two GPUs where it is the node's first
+    # process (ranks 0 and 2), else the memory it holds on the GPU it uses.
+    system = LogFile(run_dir / "system.tlog")
+    for second in range(0, 31, 10):
+        sample = {"proc/cpu_percent": 50.0 + rank}
+        if rank % 2 == 0:
+            sample |= {"host/cpu_percent": 80.0, "gpu/0/util_percent": 90.0 + rank}
+            sample |= {"gpu/1/util_percent": 70.0 + rank}
+        else:
+            sample |= {"gpu/1/proc_memory_bytes": 2.0**30}
+        system.append(SystemSample(start + rank + second * 0.9, sample))
+    if rank == DEAD:  # samples until the process is gone, then the verdict
+        system.append(SystemSample(start + 31, {"proc/cpu_percent": 99.0}))
         reason = "no finish record; the process ended (SIGKILL?)"
         system.append(Finish(time=start + 32, state="crashed", reason=reason))
-        system.close()
+    system.close()
     return run_dir
 
 
@@ -152,7 +162,7 @@ def test_the_writers_endpoint_says_which_rank_died(ranks_server: ServerProcess) 
     dead = writers[DEAD]
     assert dead["end_time"] == 1032.0 and "no finish record" in dead["reason"]
     assert set(dead["streams"]) == {"main", "system"} and all(dead["streams"].values())
-    assert set(writers[0]["streams"]) == {"main"}
+    assert set(writers[0]["streams"]) == {"main", "system"}
 
 
 def test_the_run_page_lists_the_writers_and_the_dead_rank(page: Page) -> None:
@@ -176,3 +186,38 @@ def test_the_run_page_lists_the_writers_and_the_dead_rank(page: Page) -> None:
     expect(notice).to_contain_text("Rank 3 on node-1 crashed at +32s")
     expect(notice).to_contain_text("no finish record")
     page.shot("ranks-writers")
+
+
+def test_every_writers_system_stats_share_the_charts_of_their_kind(page: Page) -> None:
+    """The System tab of a distributed run: each node's GPUs in "GPU utilisation %"
+    (sampled by its first rank), each rank's process in "Process CPU %", a line per writer
+    named by its host and rank (the run's name goes without saying), in a colour of its
+    own; no chart per rank."""
+    from playwright.sync_api import expect
+
+    p = page.goto(f"/p/{PROJECT}/r/ddp0001?tab=System")
+    gpus = '.panel[data-system="GPU utilisation %"] .panel-chart'
+    cpu = '.panel[data-system="Process CPU %"] .panel-chart'
+    for selector in (gpus, cpu):
+        wait_chart(p, selector)
+    expect(p.locator('.panel[data-system^="rank"]')).to_have_count(0)
+    shown = chart_state(p, gpus)["series"]
+    assert [s["label"] for s in shown] == [
+        "node-0 rank 0 · GPU 0",
+        "node-0 rank 0 · GPU 1",
+        "node-1 rank 2 · GPU 0",
+        "node-1 rank 2 · GPU 1",
+    ]
+    colors = p.evaluate("(s) => document.querySelector(s).chart.drawn.map((l) => l.color)", gpus)
+    assert len(set(colors)) == 4
+    processes = chart_state(p, cpu)["series"]
+    assert [s["label"] for s in processes] == [
+        f"node-{rank // 2} rank {rank}" for rank in range(WORLD)
+    ]
+    memory = '.panel[data-system="GPU memory of this run"] .panel-chart'
+    wait_chart(p, memory)
+    assert [s["label"] for s in chart_state(p, memory)["series"]] == [
+        "node-0 rank 1 · GPU 1",
+        "node-1 rank 3 · GPU 1",
+    ]
+    page.shot("ranks-system")

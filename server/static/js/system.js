@@ -24,12 +24,33 @@ const GROUPS = [
   { title: "GPU memory of this run", re: /^gpu\/(\d+)\/proc_memory_bytes$/, unit: "bytes" },
 ];
 
+// A distributed run's rank k samples under "rank<k>/": its process, and its node's host
+// and GPUs where it is that node's first process (or the GPUs are split among the ranks).
+const RANK_KEY = /^rank([0-9]+)\/(.+)$/;
+
+/** The chart a key goes in, the GPU it is of, and the rank that sampled it: "rank2/gpu/1/util_percent"
+ * is rank 2's GPU 1, drawn with every writer's GPUs in "GPU utilisation %". */
 function groupFor(key) {
+  const ranked = key.match(RANK_KEY);
+  const rank = ranked ? Number(ranked[1]) : 0;
+  const base = ranked ? ranked[2] : key;
   for (const g of GROUPS) {
-    const m = key.match(g.re);
-    if (m) return { group: g, gpu: m[1] };
+    const m = base.match(g.re);
+    if (m) return { group: g, gpu: m[1], rank };
   }
-  return { group: { title: key, re: null, unit: keyUnit(key) }, gpu: undefined };
+  return { group: { title: base, re: null, unit: keyUnit(base) }, gpu: undefined, rank };
+}
+
+/** A line's name: the run's (unless it is the one run of several writers shown), the writer's
+ * host and rank (a run of several writers), the GPU. */
+function lineLabel(run, rank, gpu, ranked, alone) {
+  const parts = ranked && alone ? [] : [run.name];
+  if (ranked) {
+    const host = (run.writers || []).find((w) => w.rank === rank)?.host;
+    parts.push(host ? `${host} rank ${rank}` : `rank ${rank}`);
+  }
+  if (gpu !== undefined) parts.push(`GPU ${gpu}`);
+  return parts.join(" · ");
 }
 
 const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
@@ -87,9 +108,10 @@ export class SystemPanels {
       if (!cols || !cols.times?.length) continue;
       const origin = run.start_time ?? cols.times[0];
       const x = cols.times.map((t) => t - origin);
+      const ranked = Object.keys(cols.values).some((key) => RANK_KEY.test(key));
       for (const [key, values] of Object.entries(cols.values)) {
         if (cols.kinds?.[key] !== "number") continue;
-        const { group, gpu } = groupFor(key);
+        const { group, gpu, rank } = groupFor(key);
         if (!byTitle.has(group.title)) byTitle.set(group.title, { group, lines: [] });
         const xs = [];
         const ys = [];
@@ -99,10 +121,19 @@ export class SystemPanels {
             ys.push(v);
           }
         });
-        const label = gpu !== undefined ? `${run.name} · GPU ${gpu}` : run.name;
-        // One run: a colour per GPU; several runs: the run's colour.
-        const color = gpu !== undefined && this.runs.length === 1 ? GPU_COLORS[Number(gpu) % GPU_COLORS.length] : run.color;
-        byTitle.get(group.title).lines.push({ id: `${run.id}:${key}`, label, color, x: xs, y: ys });
+        const label = lineLabel(run, rank, gpu, ranked, this.runs.length === 1);
+        // One run: a colour per GPU (per writer and GPU where there are several writers);
+        // several runs: the run's colour.
+        const color = gpu !== undefined && this.runs.length === 1 && !ranked ? GPU_COLORS[Number(gpu) % GPU_COLORS.length] : run.color;
+        const rankOrder = [this.runs.indexOf(run), rank, gpu === undefined ? -1 : Number(gpu)];
+        byTitle.get(group.title).lines.push({ id: `${run.id}:${key}`, label, color, x: xs, y: ys, order: rankOrder });
+      }
+    }
+    for (const { lines } of byTitle.values()) {
+      lines.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1] || a.order[2] - b.order[2]);
+      // One run of several writers: a colour per line, else its writers' lines would look alike.
+      if (this.runs.length === 1 && lines.length > 1 && lines.some((l) => l.order[1] > 0)) {
+        lines.forEach((line, i) => (line.color = GPU_COLORS[i % GPU_COLORS.length]));
       }
     }
     const order = (title) => {

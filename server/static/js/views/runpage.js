@@ -208,7 +208,7 @@ export function runView(el, route) {
   }
 
   function asLine() {
-    return { id: run.id, name: run.name || run.id, color: runColor(run.id, project), state: run.state, start_time: run.start_time, step_metrics: run.step_metrics };
+    return { id: run.id, name: run.name || run.id, color: runColor(run.id, project), state: run.state, start_time: run.start_time, step_metrics: run.step_metrics, writers: run.writers };
   }
 
   // -- overview ---------------------------------------------------------------------------
