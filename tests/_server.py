@@ -207,7 +207,11 @@ class MotoS3:
 
 
 class Postgres:
-    """A throwaway PostgreSQL cluster (initdb + pg_ctl as the ``postgres`` user)."""
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl as the ``postgres`` user).
+
+    It syncs nothing to disk (``fsync=off``, ``synchronous_commit=off``): it is thrown
+    away. ``TRACKLINE_TEST_PG_DURABLE=1`` keeps PostgreSQL's defaults, each commit
+    flushed (the benches' figures "with PostgreSQL's durable defaults")."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="trackline-pg-"))
@@ -230,9 +234,10 @@ class Postgres:
             f"{PGBIN}/initdb -D {data} -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync"
         )
         options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=300 -c synchronous_commit=off"
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
         )
+        if os.environ.get("TRACKLINE_TEST_PG_DURABLE") != "1":
+            options += " -c fsync=off -c synchronous_commit=off"
         self._run(
             f'{PGBIN}/pg_ctl -D {data} -l {self.root}/server.log -w -t 60 -o "{options}" start'
         )
