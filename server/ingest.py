@@ -111,6 +111,9 @@ class Result:
     missing: list[dict[str, Any]] = field(default_factory=list)
     #: Metric rows applied but not yet written as chunks (``ingest(carry=True)``).
     rows: Columnizer | None = None
+    #: What applied this body, holding ``rows`` (``Applier.write_rows``); ``None`` when
+    #: nothing of it was new.
+    writer: Applier | None = None
 
 
 @dataclass
@@ -507,8 +510,8 @@ def ingest(
     stream begun by another log is refused (409), as its offsets mean other bytes.
 
     ``rows``: metric rows of the range's earlier bodies, not yet written; with ``carry``,
-    this body's are kept with them (``Result.rows``) for ``write_rows`` or the next body,
-    unless they reach ``CARRY_POINTS``."""
+    this body's are kept with them (``Result.rows``) for ``Result.writer.write_rows`` or
+    the next body, unless they reach ``CARRY_POINTS``."""
     row = get_or_create_run(conn, run_id, user)
     committed_row = conn.execute(
         sa.select(streams.c.committed, streams.c.head)
@@ -561,7 +564,7 @@ def ingest(
         )
     named = row.project_id is None and applier.project_id is not None
     if not (applier.touched_files or named):
-        return Result(body.end, len(fresh), rows=carried)
+        return Result(body.end, len(fresh), rows=carried, writer=applier)
     # The writer vouches for content it uploaded: what its records name now, and, once the
     # start record names the project, what the run named before.
     shas = [f["sha256"] for f in applier.files()]
@@ -572,16 +575,7 @@ def ingest(
     entity = possession.run_entity(conn, applier.project_id, row.creator_id)
     possession.claim(conn, entity, user, shas)
     run = conn.execute(sa.select(runs).where(runs.c.id == row.id)).one()
-    return Result(body.end, len(fresh), missing_files(conn, run), carried)
-
-
-def write_rows(
-    conn: sa.Connection, run_id: str, stream: str, user: auth.User, rows: Columnizer
-) -> None:
-    """Write metric rows a range carried to its end (``ingest(carry=True)``) as chunks,
-    of the run's current epoch: a rewind in the range wrote the rows before it."""
-    row = get_or_create_run(conn, run_id, user)
-    Applier(conn, row, stream, user, rows).write_rows()
+    return Result(body.end, len(fresh), missing_files(conn, run), carried, applier)
 
 
 def ingest_stream(
@@ -607,16 +601,24 @@ def ingest_stream(
     missing: list[dict[str, Any]] = []
     start = offset
     rows = None
-    for body in bodies:
+    writer: Applier | None = None
+    for number, body in enumerate(bodies):
+        if number and body.end == start:
+            continue  # the range's last body, empty: nothing to look up the run for
         step = ingest(conn, run_id, stream, start, body, user, live, rows, True, head)
         start = body.end
         rows = step.rows
+        writer = step.writer or writer
         result.committed = step.committed
         result.applied += step.applied
         missing = step.missing or missing
         del body  # the next body is decoded without this one's records held
     if rows is not None:
-        write_rows(conn, run_id, stream, user, rows)
+        # The rows a range carried to its end, written as chunks of the run's current
+        # epoch (a rewind in the range wrote the rows before it), by what applied the
+        # last of them: the run is not read again for them.
+        assert writer is not None
+        writer.write_rows()
     result.missing = missing
     if quota is not None and result.applied:
         check_quota(conn, run_id, quota)
