@@ -67,6 +67,8 @@ def write_rank(root: Path, rank: int) -> Path:
         if rank % 2 == 0:
             sample |= {"host/cpu_percent": 80.0, "gpu/0/util_percent": 90.0 + rank}
             sample |= {"gpu/1/util_percent": 70.0 + rank}
+            if rank == 0:  # power only on node-0: one writer's two GPUs alone in a chart
+                sample |= {"gpu/0/power_watts": 300.0, "gpu/1/power_watts": 250.0}
         else:
             sample |= {"gpu/1/proc_memory_bytes": 2.0**30}
         system.append(SystemSample(start + rank + second * 0.9, sample))
@@ -214,6 +216,14 @@ def test_every_writers_system_stats_share_the_charts_of_their_kind(page: Page) -
     assert [s["label"] for s in processes] == [
         f"node-{rank // 2} rank {rank}" for rank in range(WORLD)
     ]
+    power = '.panel[data-system="GPU power (W)"] .panel-chart'
+    wait_chart(p, power)
+    assert [s["label"] for s in chart_state(p, power)["series"]] == [
+        "node-0 rank 0 · GPU 0",
+        "node-0 rank 0 · GPU 1",
+    ]
+    colors = p.evaluate("(s) => document.querySelector(s).chart.drawn.map((l) => l.color)", power)
+    assert len(set(colors)) == 2
     memory = '.panel[data-system="GPU memory of this run"] .panel-chart'
     wait_chart(p, memory)
     assert [s["label"] for s in chart_state(p, memory)["series"]] == [

@@ -126,13 +126,15 @@ export class SystemPanels {
         // several runs: the run's colour.
         const color = gpu !== undefined && this.runs.length === 1 && !ranked ? GPU_COLORS[Number(gpu) % GPU_COLORS.length] : run.color;
         const rankOrder = [this.runs.indexOf(run), rank, gpu === undefined ? -1 : Number(gpu)];
-        byTitle.get(group.title).lines.push({ id: `${run.id}:${key}`, label, color, x: xs, y: ys, order: rankOrder });
+        // One run of several writers: a colour per line (below), else its writers' lines,
+        // or one writer's GPUs, would look alike.
+        const perLine = this.runs.length === 1 && ranked;
+        byTitle.get(group.title).lines.push({ id: `${run.id}:${key}`, label, color, x: xs, y: ys, order: rankOrder, perLine });
       }
     }
     for (const { lines } of byTitle.values()) {
       lines.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1] || a.order[2] - b.order[2]);
-      // One run of several writers: a colour per line, else its writers' lines would look alike.
-      if (this.runs.length === 1 && lines.length > 1 && lines.some((l) => l.order[1] > 0)) {
+      if (lines.length > 1 && lines[0].perLine) {
         lines.forEach((line, i) => (line.color = GPU_COLORS[i % GPU_COLORS.length]));
       }
     }
