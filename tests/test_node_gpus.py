@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _procs import Leftovers, wait_gone
+from test_agent import NODE_VARIABLES
 from trackline import runlog
 from trackline.records import SystemSample
 
@@ -129,8 +130,6 @@ print(run._agent.pid if run._agent else 0, flush=True)
 
 #: rank -> (host, local rank): two ranks per "node".
 NODES = {0: ("node-a", 0), 1: ("node-a", 1), 2: ("node-b", 0), 3: ("node-b", 1)}
-LAUNCHER_VARIABLES = ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES", "SLURM_PROCID")
-LAUNCHER_VARIABLES += ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "OMPI_COMM_WORLD_RANK")
 
 
 def launch(rank: int, how: str, split: bool) -> dict[str, str]:
@@ -154,7 +153,7 @@ def run_ranks(tmp_path: Path, leftovers: Leftovers, how: str, split: bool) -> di
     children = []
     for rank in range(4):
         host, local = NODES[rank]
-        env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
+        env = {k: v for k, v in os.environ.items() if k not in NODE_VARIABLES}
         env.pop("TRACKLINE_SERVER", None)
         env |= launch(rank, how, split)
         env |= {
